@@ -1,0 +1,329 @@
+//! `network.conf`: one `service network IF` section per interface.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{IfName, Ipv4Net, Loc, Spanned, TableId};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub interfaces: Vec<Interface>,
+}
+
+impl NetworkConfig {
+    pub fn interface(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.name.as_str() == name)
+    }
+
+    /// The bond that enslaves `name`, if any.
+    pub fn bond_of(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| {
+            i.bond()
+                .is_some_and(|b| b.slaves.iter().any(|s| s.as_str() == name))
+        })
+    }
+
+    /// Every table id that some route fills.
+    pub fn route_tables(&self) -> impl Iterator<Item = TableId> + '_ {
+        self.interfaces
+            .iter()
+            .flat_map(|i| &i.routes)
+            .filter_map(|r| r.table.as_ref().map(|t| t.value))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Interface {
+    pub name: Spanned<IfName>,
+    pub kind: LinkKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// `auto on|off`: bring the link up on apply. Unset means on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Spanned<Ipv4Net>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+impl Interface {
+    pub fn new(name: Spanned<IfName>) -> Self {
+        Self {
+            name,
+            kind: LinkKind::Ethernet,
+            mtu: None,
+            auto: None,
+            addresses: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    pub fn bond(&self) -> Option<&Bond> {
+        match &self.kind {
+            LinkKind::Bonding(bond) => Some(bond),
+            _ => None,
+        }
+    }
+
+    pub fn vlan(&self) -> Option<&Vlan> {
+        match &self.kind {
+            LinkKind::Vlan(vlan) => Some(vlan),
+            _ => None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.auto.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum LinkKind {
+    Ethernet,
+    Bonding(Bond),
+    Vlan(Vlan),
+}
+
+impl LinkKind {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Self::Ethernet => "ethernet",
+            Self::Bonding(_) => "bonding",
+            Self::Vlan(_) => "vlan",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Bond {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<BondMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miimon: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updelay: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downdelay: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<Spanned<IfName>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmit_hash_policy: Option<XmitHashPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacp_rate: Option<LacpRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slaves: Vec<Spanned<IfName>>,
+    /// Where the first bonding-specific line sits, for diagnostics.
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+impl Bond {
+    /// The reference's default mode.
+    pub const DEFAULT_MODE: BondMode = BondMode::ActiveBackup;
+    /// The reference's default up and down delays, in milliseconds.
+    pub const DEFAULT_DELAY_MS: u32 = 1000;
+    /// Link monitoring interval when none is written. The reference leaves it
+    /// unstated; without MII monitoring the bond never notices a dead slave and
+    /// the delays above mean nothing, so we monitor every 100 ms.
+    pub const DEFAULT_MIIMON_MS: u32 = 100;
+
+    pub fn mode(&self) -> BondMode {
+        self.mode.unwrap_or(Self::DEFAULT_MODE)
+    }
+
+    pub fn miimon(&self) -> u32 {
+        self.miimon.unwrap_or(Self::DEFAULT_MIIMON_MS)
+    }
+
+    pub fn updelay(&self) -> u32 {
+        self.updelay.unwrap_or(Self::DEFAULT_DELAY_MS)
+    }
+
+    pub fn downdelay(&self) -> u32 {
+        self.downdelay.unwrap_or(Self::DEFAULT_DELAY_MS)
+    }
+}
+
+/// The seven Linux bonding modes, numbered as the kernel numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BondMode {
+    #[serde(rename = "balance-rr")]
+    BalanceRr,
+    #[serde(rename = "active-backup")]
+    ActiveBackup,
+    #[serde(rename = "balance-xor")]
+    BalanceXor,
+    #[serde(rename = "broadcast")]
+    Broadcast,
+    #[serde(rename = "802.3ad")]
+    Lacp,
+    #[serde(rename = "balance-tlb")]
+    BalanceTlb,
+    #[serde(rename = "balance-alb")]
+    BalanceAlb,
+}
+
+impl BondMode {
+    pub const ALL: [Self; 7] = [
+        Self::BalanceRr,
+        Self::ActiveBackup,
+        Self::BalanceXor,
+        Self::Broadcast,
+        Self::Lacp,
+        Self::BalanceTlb,
+        Self::BalanceAlb,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::BalanceRr => "balance-rr",
+            Self::ActiveBackup => "active-backup",
+            Self::BalanceXor => "balance-xor",
+            Self::Broadcast => "broadcast",
+            Self::Lacp => "802.3ad",
+            Self::BalanceTlb => "balance-tlb",
+            Self::BalanceAlb => "balance-alb",
+        }
+    }
+
+    /// The kernel's mode number (`mode=N`).
+    pub fn number(self) -> u8 {
+        Self::ALL.iter().position(|&m| m == self).unwrap_or(0) as u8
+    }
+
+    pub fn from_keyword(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.keyword() == text)
+            .or_else(|| {
+                text.parse::<usize>()
+                    .ok()
+                    .and_then(|n| Self::ALL.get(n).copied())
+            })
+    }
+
+    /// Only these modes have a primary slave.
+    pub fn uses_primary(self) -> bool {
+        matches!(
+            self,
+            Self::ActiveBackup | Self::BalanceTlb | Self::BalanceAlb
+        )
+    }
+
+    /// Only these modes pick a slave by hashing.
+    pub fn uses_xmit_hash(self) -> bool {
+        matches!(self, Self::BalanceXor | Self::Lacp | Self::BalanceTlb)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum XmitHashPolicy {
+    #[serde(rename = "layer2")]
+    Layer2,
+    #[serde(rename = "layer3+4")]
+    Layer34,
+    #[serde(rename = "layer2+3")]
+    Layer23,
+    #[serde(rename = "encap2+3")]
+    Encap23,
+    #[serde(rename = "encap3+4")]
+    Encap34,
+    #[serde(rename = "vlan+srcmac")]
+    VlanSrcMac,
+}
+
+impl XmitHashPolicy {
+    /// In the kernel's numbering (`xmit_hash_policy=N`).
+    pub const ALL: [Self; 6] = [
+        Self::Layer2,
+        Self::Layer34,
+        Self::Layer23,
+        Self::Encap23,
+        Self::Encap34,
+        Self::VlanSrcMac,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Layer2 => "layer2",
+            Self::Layer34 => "layer3+4",
+            Self::Layer23 => "layer2+3",
+            Self::Encap23 => "encap2+3",
+            Self::Encap34 => "encap3+4",
+            Self::VlanSrcMac => "vlan+srcmac",
+        }
+    }
+
+    pub fn from_keyword(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.keyword() == text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LacpRate {
+    Slow,
+    Fast,
+}
+
+impl LacpRate {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Slow => "slow",
+            Self::Fast => "fast",
+        }
+    }
+
+    pub fn from_keyword(text: &str) -> Option<Self> {
+        match text {
+            "slow" | "0" => Some(Self::Slow),
+            "fast" | "1" => Some(Self::Fast),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vlan {
+    pub id: Spanned<u16>,
+    pub parent: Spanned<IfName>,
+}
+
+impl Vlan {
+    pub const ID_RANGE: std::ops::RangeInclusive<u16> = 1..=4094;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: RouteDestination,
+    pub gateway: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Spanned<TableId>>,
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteDestination {
+    Default,
+    #[serde(untagged)]
+    Net(Ipv4Net),
+}
+
+impl RouteDestination {
+    pub fn net(self) -> Ipv4Net {
+        match self {
+            Self::Default => Ipv4Net {
+                addr: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+            Self::Net(net) => net,
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Splits a file into lines of whitespace-separated tokens, each with its location.
+//!
+//! Comments (`#` to the end of the line), CRLF line ends and tabs are accepted.
+//! Bytes that are not UTF-8 text, and control characters, are reported and their
+//! line skipped, so a binary file yields a handful of clear errors and no panic.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use crate::config::diagnostic::{Problem, Sink, did_you_mean};
+use crate::config::model::types::{Ipv4Net, Loc, Port, mask_to_prefix};
+
+/// After this many unreadable lines the rest of the file is not worth reporting.
+const MAX_ENCODING_ERRORS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub text: &'a str,
+    pub loc: Loc,
+}
+
+#[derive(Debug)]
+pub struct Line<'a> {
+    pub tokens: Vec<Token<'a>>,
+}
+
+pub fn lex<'a>(source: &'a [u8], sink: &mut Sink) -> Vec<Line<'a>> {
+    let mut lines = Vec::new();
+    let mut encoding_errors = 0;
+    for (index, raw) in source.split(|&b| b == b'\n').enumerate() {
+        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or("");
+                let col = column_after(valid);
+                sink.error(
+                    Loc::new(number, col),
+                    format!(
+                        "invalid UTF-8 (byte 0x{:02x}); configuration files are UTF-8 text",
+                        raw[e.valid_up_to()]
+                    ),
+                );
+                encoding_errors += 1;
+                if encoding_errors == MAX_ENCODING_ERRORS {
+                    sink.error(
+                        Loc::new(number, 1),
+                        "too many unreadable lines; is this a text file?",
+                    );
+                    break;
+                }
+                continue;
+            }
+        };
+        let code = text.split_once('#').map_or(text, |(code, _)| code);
+        if let Some((offset, c)) = code
+            .char_indices()
+            .find(|&(_, c)| c.is_control() && c != '\t')
+        {
+            sink.error(
+                Loc::new(number, column_after(&code[..offset])),
+                format!("unexpected control character U+{:04X}", u32::from(c)),
+            );
+            encoding_errors += 1;
+            if encoding_errors == MAX_ENCODING_ERRORS {
+                sink.error(
+                    Loc::new(number, 1),
+                    "too many unreadable lines; is this a text file?",
+                );
+                break;
+            }
+            continue;
+        }
+        let tokens = tokenize(code, number);
+        if !tokens.is_empty() {
+            lines.push(Line { tokens });
+        }
+    }
+    lines
+}
+
+fn column_after(prefix: &str) -> u32 {
+    u32::try_from(prefix.chars().count() + 1).unwrap_or(u32::MAX)
+}
+
+fn tokenize(code: &str, line: u32) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let mut start: Option<(usize, u32)> = None;
+    let mut col = 0u32;
+    for (offset, c) in code.char_indices() {
+        col += 1;
+        if c.is_whitespace() {
+            if let Some((begin, begin_col)) = start.take() {
+                tokens.push(Token {
+                    text: &code[begin..offset],
+                    loc: Loc::new(line, begin_col),
+                });
+            }
+        } else if start.is_none() {
+            start = Some((offset, col));
+        }
+    }
+    if let Some((begin, begin_col)) = start {
+        tokens.push(Token {
+            text: &code[begin..],
+            loc: Loc::new(line, begin_col),
+        });
+    }
+    tokens
+}
+
+/// Walks the tokens of one statement.
+pub struct Cursor<'l, 'a> {
+    tokens: &'l [Token<'a>],
+    next: usize,
+}
+
+impl<'l, 'a> Cursor<'l, 'a> {
+    pub fn new(tokens: &'l [Token<'a>]) -> Self {
+        Self { tokens, next: 0 }
+    }
+
+    pub fn peek(&self) -> Option<Token<'a>> {
+        self.tokens.get(self.next).copied()
+    }
+
+    pub fn next_token(&mut self) -> Option<Token<'a>> {
+        let token = self.peek();
+        self.next += usize::from(token.is_some());
+        token
+    }
+
+    /// Where a missing value would have been: just past the last token read.
+    pub fn end_loc(&self) -> Loc {
+        match self.next.checked_sub(1).and_then(|i| self.tokens.get(i)) {
+            Some(last) => Loc::new(
+                last.loc.line,
+                last.loc.col + u32::try_from(last.text.chars().count()).unwrap_or(0) + 1,
+            ),
+            None => self.tokens.first().map_or(Loc::default(), |t| t.loc),
+        }
+    }
+
+    /// The next token, or an error saying what `after` needs.
+    pub fn value(&mut self, after: &str, what: &str) -> Result<Token<'a>, Problem> {
+        let loc = self.end_loc();
+        self.next_token()
+            .ok_or_else(|| Problem::new(loc, format!("`{after}` needs {what}")))
+    }
+
+    pub fn eat(&mut self, word: &str) -> bool {
+        let found = self.peek().is_some_and(|t| t.text == word);
+        self.next += usize::from(found);
+        found
+    }
+
+    /// Fails on anything left over after a complete statement.
+    pub fn finish(&mut self, statement: &str) -> Result<(), Problem> {
+        match self.peek() {
+            None => Ok(()),
+            Some(extra) => Err(Problem::new(
+                extra.loc,
+                format!("unexpected `{}` after `{statement}`", extra.text),
+            )),
+        }
+    }
+}
+
+/// An unknown word, with the closest known one as a hint.
+pub fn unknown(token: Token<'_>, what: &str, known: &[&str]) -> Problem {
+    Problem::new(token.loc, format!("unknown {what} `{}`", token.text))
+        .with_hint(did_you_mean(token.text, known.iter().copied()))
+}
+
+pub fn number<T: FromStr>(token: Token<'_>, what: &str) -> Result<T, Problem> {
+    token
+        .text
+        .parse()
+        .map_err(|_| Problem::new(token.loc, format!("`{}` is not a valid {what}", token.text)))
+}
+
+/// An unsigned number within `range`, named `what` in errors.
+pub fn number_in(
+    token: Token<'_>,
+    what: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, Problem> {
+    let value: u32 = number(token, what)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Problem::new(
+            token.loc,
+            format!(
+                "{what} {value} is out of range {}-{}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+pub fn ipv4(token: Token<'_>) -> Result<Ipv4Addr, Problem> {
+    ipv4_at(token.text, token.loc)
+}
+
+fn ipv4_at(text: &str, loc: Loc) -> Result<Ipv4Addr, Problem> {
+    text.parse().map_err(|_| {
+        let message = if text.contains(':') && text.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("`{text}` is an IPv6 address; only IPv4 is supported")
+        } else {
+            format!("`{text}` is not an IPv4 address")
+        };
+        Problem::new(loc, message)
+    })
+}
+
+/// A dotted netmask such as `255.255.255.0`, as a prefix length.
+pub fn netmask(text: &str, loc: Loc) -> Result<u8, Problem> {
+    let mask =
+        ipv4_at(text, loc).map_err(|_| Problem::new(loc, format!("`{text}` is not a netmask")))?;
+    mask_to_prefix(mask).ok_or_else(|| {
+        Problem::new(
+            loc,
+            format!("netmask `{text}` is not contiguous (its one bits must come first)"),
+        )
+    })
+}
+
+/// `A.B.C.D/PREFIX` or `A.B.C.D/DOTTED.MASK`; a bare address only when `bare_is_host`.
+pub fn ipv4_net(token: Token<'_>, bare_is_host: bool) -> Result<Ipv4Net, Problem> {
+    let Some((addr, mask)) = token.text.split_once('/') else {
+        if bare_is_host {
+            return ipv4(token).map(Ipv4Net::host);
+        }
+        return Err(Problem::new(
+            token.loc,
+            format!("`{}` needs a prefix length or netmask", token.text),
+        )
+        .with_hint(Some(format!(
+            "write `{}/24` or `{}/32`",
+            token.text, token.text
+        ))));
+    };
+    let addr = ipv4_at(addr, token.loc)?;
+    let mask_loc = Loc::new(
+        token.loc.line,
+        token.loc.col + u32::try_from(token.text.find('/').unwrap_or(0) + 1).unwrap_or(0),
+    );
+    let prefix = if mask.contains('.') {
+        netmask(mask, mask_loc)?
+    } else {
+        match mask.parse::<u8>() {
+            Ok(prefix) if prefix <= 32 => prefix,
+            _ => {
+                return Err(Problem::new(
+                    mask_loc,
+                    format!("`{mask}` is not a prefix length 0-32 or a netmask"),
+                ));
+            }
+        }
+    };
+    Ok(Ipv4Net { addr, prefix })
+}
+
+pub fn port(text: &str, loc: Loc) -> Result<Port, Problem> {
+    text.parse::<u16>()
+        .ok()
+        .and_then(Port::new)
+        .ok_or_else(|| Problem::new(loc, format!("`{text}` is not a port 1-65535")))
+}
+
+/// `IP[:PORT]`; a port of 0 means "any port", the same as none.
+pub fn ipv4_and_port(token: Token<'_>) -> Result<(Ipv4Addr, Option<Port>), Problem> {
+    match token.text.rsplit_once(':') {
+        Some((addr, port_text)) if !addr.contains(':') => {
+            let addr = ipv4_at(addr, token.loc)?;
+            let port_loc = Loc::new(
+                token.loc.line,
+                token.loc.col
+                    + u32::try_from(token.text.chars().count() - port_text.chars().count())
+                        .unwrap_or(0),
+            );
+            if port_text == "0" {
+                return Ok((addr, None));
+            }
+            Ok((addr, Some(port(port_text, port_loc)?)))
+        }
+        _ => Ok((ipv4(token)?, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diagnostic::ConfigFile;
+
+    fn texts(source: &str) -> Vec<Vec<(String, u32, u32)>> {
+        let mut sink = Sink::new(ConfigFile::Lvs);
+        lex(source.as_bytes(), &mut sink)
+            .into_iter()
+            .map(|l| {
+                l.tokens
+                    .iter()
+                    .map(|t| (t.text.to_owned(), t.loc.line, t.loc.col))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokens_carry_line_and_column_across_tabs_crlf_and_comments() {
+        let lines =
+            texts("# header\r\n\tdirector web  10.0.0.1:80 # trailing\r\n\n  server a 1.2.3.4");
+        assert_eq!(
+            lines,
+            vec![
+                vec![
+                    ("director".into(), 2, 2),
+                    ("web".into(), 2, 11),
+                    ("10.0.0.1:80".into(), 2, 16)
+                ],
+                vec![
+                    ("server".into(), 4, 3),
+                    ("a".into(), 4, 10),
+                    ("1.2.3.4".into(), 4, 12)
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_at_its_column() {
+        let mut sink = Sink::new(ConfigFile::Flows);
+        let lines = lex(b"flow a permit\nflow b\xff deny\n", &mut sink);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            sink.diagnostics[0].to_string(),
+            "flows.conf:2:7: error: invalid UTF-8 (byte 0xff); configuration files are UTF-8 text"
+        );
+    }
+
+    #[test]
+    fn binary_input_stops_after_a_few_errors() {
+        let mut sink = Sink::new(ConfigFile::Network);
+        let binary: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
+        lex(&binary, &mut sink);
+        assert!(sink.diagnostics.len() <= MAX_ENCODING_ERRORS + 1);
+        assert!(sink.diagnostics.iter().all(|d| d.is_error()));
+    }
+}

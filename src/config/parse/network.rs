@@ -1,0 +1,333 @@
+//! Parser for `network.conf`.
+
+use crate::config::diagnostic::{ConfigFile, Diagnostic, Problem, Sink};
+use crate::config::model::network::{
+    Bond, BondMode, Interface, LacpRate, LinkKind, NetworkConfig, Route, RouteDestination, Vlan,
+    XmitHashPolicy,
+};
+use crate::config::model::types::{IfName, Loc, Spanned, TableId};
+
+use super::lexer::{Cursor, Token, ipv4, ipv4_net, lex, number, number_in, unknown};
+use super::{Seen, name};
+
+const STATEMENTS: &[&str] = &[
+    "service", "type", "bonding", "slave", "vlan", "mtu", "auto", "ip",
+];
+const TYPES: &[&str] = &["ethernet", "bonding", "vlan"];
+const BONDING_OPTIONS: &[&str] = &[
+    "mode",
+    "miimon",
+    "updelay",
+    "downdelay",
+    "primary",
+    "xmit-hash-policy",
+    "lacp-rate",
+];
+
+pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
+    let mut sink = Sink::new(ConfigFile::Network);
+    let mut config = NetworkConfig::default();
+    let mut section: Option<Section> = None;
+    for line in lex(source, &mut sink) {
+        let mut cursor = Cursor::new(&line.tokens);
+        let Some(keyword) = cursor.next_token() else {
+            continue;
+        };
+        if keyword.text == "service" {
+            if let Some(done) = section.take() {
+                config.interfaces.extend(done.finish(&mut sink));
+            }
+            match start_section(&mut cursor) {
+                Ok(name) => section = Some(Section::new(name)),
+                Err(problem) => sink.report(problem),
+            }
+            continue;
+        }
+        let Some(current) = section.as_mut() else {
+            let problem = if STATEMENTS.contains(&keyword.text) {
+                Problem::new(keyword.loc, format!("`{}` outside a section", keyword.text))
+                    .with_hint(Some("start one with `service network NAME`".to_owned()))
+            } else {
+                unknown(keyword, "keyword", STATEMENTS)
+            };
+            sink.report(problem);
+            continue;
+        };
+        if let Err(problem) = current.statement(keyword, &mut cursor) {
+            sink.report(problem);
+        }
+    }
+    if let Some(done) = section.take() {
+        config.interfaces.extend(done.finish(&mut sink));
+    }
+    (config, sink.diagnostics)
+}
+
+fn start_section(cursor: &mut Cursor<'_, '_>) -> Result<Spanned<IfName>, Problem> {
+    let kind = cursor.value("service", "`network` and an interface name")?;
+    if kind.text != "network" {
+        return Err(Problem::new(
+            kind.loc,
+            format!(
+                "unknown service `{}`; network.conf holds `service network NAME` sections",
+                kind.text
+            ),
+        ));
+    }
+    let interface = name::<IfName>(cursor.value("service network", "an interface name")?)?;
+    cursor.finish("service network NAME")?;
+    Ok(interface)
+}
+
+/// One interface section as it is read; statements may come in any order.
+struct Section {
+    interface: Interface,
+    kind: Option<Spanned<&'static str>>,
+    bond: Bond,
+    bond_seen: Option<Loc>,
+    vlan_id: Option<Spanned<u16>>,
+    vlan_parent: Option<Spanned<IfName>>,
+    vlan_seen: Option<Loc>,
+    seen: Seen,
+}
+
+impl Section {
+    fn new(name: Spanned<IfName>) -> Self {
+        Self {
+            interface: Interface::new(name),
+            kind: None,
+            bond: Bond::default(),
+            bond_seen: None,
+            vlan_id: None,
+            vlan_parent: None,
+            vlan_seen: None,
+            seen: Seen::default(),
+        }
+    }
+
+    fn statement(
+        &mut self,
+        keyword: Token<'_>,
+        cursor: &mut Cursor<'_, '_>,
+    ) -> Result<(), Problem> {
+        match keyword.text {
+            "type" => {
+                let value = cursor.value("type", "ethernet, bonding or vlan")?;
+                let kind = TYPES
+                    .iter()
+                    .find(|&&t| t == value.text)
+                    .ok_or_else(|| unknown(value, "interface type", TYPES))?;
+                self.seen.once("type", keyword)?;
+                self.kind = Some(Spanned::new(kind, value.loc));
+            }
+            "bonding" => self.bonding(cursor)?,
+            "slave" | "slaves" => {
+                let mut any = false;
+                while let Some(token) = cursor.next_token() {
+                    self.bond.slaves.push(name::<IfName>(token)?);
+                    any = true;
+                }
+                if !any {
+                    return Err(Problem::new(
+                        cursor.end_loc(),
+                        "`slave` needs one or more interface names",
+                    ));
+                }
+                self.bond_seen.get_or_insert(keyword.loc);
+            }
+            "vlan" => self.vlan(keyword, cursor)?,
+            "mtu" => {
+                let mtu = number_in(cursor.value("mtu", "a size in bytes")?, "MTU", 68..=65535)?;
+                self.seen.once("mtu", keyword)?;
+                self.interface.mtu = Some(mtu);
+            }
+            "auto" => {
+                let value = cursor.value("auto", "on or off")?;
+                let on = match value.text {
+                    "on" | "yes" => true,
+                    "off" | "no" => false,
+                    _ => return Err(unknown(value, "value for `auto`", &["on", "off"])),
+                };
+                self.seen.once("auto", keyword)?;
+                self.interface.auto = Some(on);
+            }
+            "ip" => self.ip(cursor)?,
+            _ => return Err(unknown(keyword, "keyword", STATEMENTS)),
+        }
+        cursor.finish(keyword.text)
+    }
+
+    fn bonding(&mut self, cursor: &mut Cursor<'_, '_>) -> Result<(), Problem> {
+        let option = cursor.value("bonding", "an option (mode, miimon, primary, …)")?;
+        let needs = match option.text {
+            "mode" => "a bonding mode",
+            "miimon" => "an interval in ms",
+            "updelay" | "downdelay" => "a delay in ms",
+            "primary" => "a slave interface",
+            "xmit-hash-policy" => "a transmit hash policy",
+            "lacp-rate" => "slow or fast",
+            _ => return Err(unknown(option, "bonding option", BONDING_OPTIONS)),
+        };
+        let token = cursor.value(&format!("bonding {}", option.text), needs)?;
+        let milliseconds = |token| number_in(token, "delay", 0..=i32::MAX as u32);
+        match option.text {
+            "mode" => {
+                let mode = BondMode::from_keyword(token.text).ok_or_else(|| {
+                    unknown(token, "bonding mode", &BondMode::ALL.map(BondMode::keyword))
+                })?;
+                self.bond.mode = Some(mode);
+            }
+            "miimon" => self.bond.miimon = Some(milliseconds(token)?),
+            "updelay" => self.bond.updelay = Some(milliseconds(token)?),
+            "downdelay" => self.bond.downdelay = Some(milliseconds(token)?),
+            "primary" => self.bond.primary = Some(name::<IfName>(token)?),
+            "xmit-hash-policy" => {
+                let policy = XmitHashPolicy::from_keyword(token.text).ok_or_else(|| {
+                    unknown(
+                        token,
+                        "transmit hash policy",
+                        &XmitHashPolicy::ALL.map(XmitHashPolicy::keyword),
+                    )
+                })?;
+                self.bond.xmit_hash_policy = Some(policy);
+            }
+            _ => {
+                let rate = LacpRate::from_keyword(token.text)
+                    .ok_or_else(|| unknown(token, "LACP rate", &["slow", "fast"]))?;
+                self.bond.lacp_rate = Some(rate);
+            }
+        }
+        self.seen
+            .once_named(&format!("bonding {}", option.text), option.loc)?;
+        self.bond_seen.get_or_insert(option.loc);
+        Ok(())
+    }
+
+    fn vlan(&mut self, keyword: Token<'_>, cursor: &mut Cursor<'_, '_>) -> Result<(), Problem> {
+        let mut id = None;
+        let mut parent = None;
+        while let Some(word) = cursor.next_token() {
+            match word.text {
+                "id" => {
+                    let token = cursor.value("vlan id", "a VLAN id 1-4094")?;
+                    let value = number_in(token, "VLAN id", 1..=4094)?;
+                    id = Some(Spanned::new(value as u16, token.loc));
+                }
+                "parent" => {
+                    parent = Some(name::<IfName>(
+                        cursor.value("vlan parent", "an interface name")?,
+                    )?)
+                }
+                _ => return Err(unknown(word, "vlan option", &["id", "parent"])),
+            }
+        }
+        if id.is_none() && parent.is_none() {
+            return Err(Problem::new(
+                cursor.end_loc(),
+                "`vlan` needs `id N parent IF`",
+            ));
+        }
+        self.seen.once("vlan", keyword)?;
+        self.vlan_id = id;
+        self.vlan_parent = parent;
+        self.vlan_seen = Some(keyword.loc);
+        Ok(())
+    }
+
+    fn ip(&mut self, cursor: &mut Cursor<'_, '_>) -> Result<(), Problem> {
+        let what = cursor.value("ip", "`address` or `route`")?;
+        match what.text {
+            "address" => {
+                let token = cursor.value("ip address", "an address such as 192.168.0.10/24")?;
+                let net = ipv4_net(token, false)?;
+                self.interface.addresses.push(Spanned::new(net, token.loc));
+            }
+            "route" => {
+                let dest_token =
+                    cursor.value("ip route", "a destination (`default` or NET/PREFIX)")?;
+                let destination = if dest_token.text == "default" {
+                    RouteDestination::Default
+                } else {
+                    RouteDestination::Net(ipv4_net(dest_token, true)?)
+                };
+                let gateway = ipv4(cursor.value("ip route DEST", "a gateway address")?)?;
+                let table = if cursor.eat("table") {
+                    let token = cursor.value("table", "a routing table id")?;
+                    let id = TableId::new(number(token, "routing table id")?)
+                        .map_err(|message| Problem::new(token.loc, message))?;
+                    Some(Spanned::new(id, token.loc))
+                } else {
+                    None
+                };
+                self.interface.routes.push(Route {
+                    destination,
+                    gateway,
+                    table,
+                    loc: dest_token.loc,
+                });
+            }
+            _ => return Err(unknown(what, "`ip` statement", &["address", "route"])),
+        }
+        Ok(())
+    }
+
+    /// Settles the interface's kind once the whole section has been read.
+    fn finish(self, sink: &mut Sink) -> Option<Interface> {
+        let Self {
+            mut interface,
+            kind,
+            mut bond,
+            bond_seen,
+            vlan_id,
+            vlan_parent,
+            vlan_seen,
+            ..
+        } = self;
+        let kind_word = kind.as_ref().map_or("ethernet", |k| k.value);
+        if let Some(loc) = bond_seen
+            && kind_word != "bonding"
+        {
+            sink.error_hint(
+                loc,
+                format!(
+                    "bonding settings on `{}`, which is not a bond",
+                    interface.name.value
+                ),
+                Some("add `type bonding` to the section".to_owned()),
+            );
+        }
+        if let Some(loc) = vlan_seen
+            && kind_word != "vlan"
+        {
+            sink.error_hint(
+                loc,
+                format!("`vlan` on `{}`, which is not a VLAN", interface.name.value),
+                Some("add `type vlan` to the section".to_owned()),
+            );
+        }
+        interface.kind = match kind_word {
+            "bonding" => {
+                bond.loc = kind.map_or(interface.name.loc, |k| k.loc);
+                LinkKind::Bonding(bond)
+            }
+            "vlan" => match (vlan_id, vlan_parent) {
+                (Some(id), Some(parent)) => LinkKind::Vlan(Vlan { id, parent }),
+                _ => {
+                    let loc = vlan_seen
+                        .or(kind.map(|k| k.loc))
+                        .unwrap_or(interface.name.loc);
+                    sink.error(
+                        loc,
+                        format!(
+                            "VLAN `{}` needs `vlan id N parent IF`",
+                            interface.name.value
+                        ),
+                    );
+                    return None;
+                }
+            },
+            _ => LinkKind::Ethernet,
+        };
+        Some(interface)
+    }
+}

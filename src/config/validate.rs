@@ -1,0 +1,650 @@
+//! Meaning checks over a parsed configuration: what the parser cannot see from one
+//! line — names that must exist in another file, duplicates, settings that the
+//! kernel would refuse or silently ignore.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
+use super::model::Config;
+use super::model::flows::{Condition, Direction, Flow, Policy, Rule, RuleAction};
+use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
+use super::model::network::{Interface, LinkKind, NetworkConfig};
+use super::model::types::{Loc, Protocol, TableId};
+
+pub fn validate(config: &Config) -> Vec<Diagnostic> {
+    let mut network = Sink::new(ConfigFile::Network);
+    let mut flows = Sink::new(ConfigFile::Flows);
+    let mut lvs = Sink::new(ConfigFile::Lvs);
+    check_network(&config.network, &mut network);
+    check_flows(config, &mut flows);
+    check_lvs(config, &mut lvs);
+    let mut all = network.diagnostics;
+    all.extend(flows.diagnostics);
+    all.extend(lvs.diagnostics);
+    all
+}
+
+/// Remembers the first place each key was seen.
+struct FirstSeen<K>(HashMap<K, Loc>);
+
+impl<K: std::hash::Hash + Eq> FirstSeen<K> {
+    fn new() -> Self {
+        Self(HashMap::new())
+    }
+
+    /// The line of an earlier sighting of `key`, recording this one if it is the first.
+    fn earlier(&mut self, key: K, loc: Loc) -> Option<u32> {
+        match self.0.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().line),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(loc);
+                None
+            }
+        }
+    }
+}
+
+fn check_network(network: &NetworkConfig, sink: &mut Sink) {
+    let mut names = FirstSeen::new();
+    for interface in &network.interfaces {
+        if let Some(line) = names.earlier(interface.name.as_str(), interface.name.loc) {
+            sink.error(
+                interface.name.loc,
+                format!(
+                    "interface `{}` is already defined on line {line}",
+                    interface.name.value
+                ),
+            );
+        }
+    }
+    let mut enslaved = FirstSeen::new();
+    let mut vlans = FirstSeen::new();
+    for interface in &network.interfaces {
+        match &interface.kind {
+            LinkKind::Ethernet => {}
+            LinkKind::Bonding(_) => check_bond(network, interface, &mut enslaved, sink),
+            LinkKind::Vlan(vlan) => {
+                let parent = vlan.parent.as_str();
+                if parent == interface.name.as_str() {
+                    sink.error(
+                        vlan.parent.loc,
+                        format!("VLAN `{parent}` cannot be its own parent"),
+                    );
+                } else if network.interface(parent).is_none() {
+                    sink.error_hint(
+                        vlan.parent.loc,
+                        format!("VLAN parent `{parent}` is not defined in network.conf"),
+                        Some(format!("add `service network {parent}`")),
+                    );
+                } else if let Some(bond) = network.bond_of(parent) {
+                    sink.error_hint(
+                        vlan.parent.loc,
+                        format!("VLAN parent `{parent}` is a slave of `{}`", bond.name.value),
+                        Some(format!("put the VLAN on `{}`", bond.name.value)),
+                    );
+                }
+                if let Some(line) = vlans.earlier((parent, vlan.id.value), vlan.id.loc) {
+                    sink.error(
+                        vlan.id.loc,
+                        format!(
+                            "VLAN {} on `{parent}` is already defined on line {line}",
+                            vlan.id.value
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    check_addresses_and_routes(network, sink);
+}
+
+fn check_bond<'a>(
+    network: &'a NetworkConfig,
+    bond_interface: &'a Interface,
+    enslaved: &mut FirstSeen<&'a str>,
+    sink: &mut Sink,
+) {
+    let Some(bond) = bond_interface.bond() else {
+        return;
+    };
+    let bond_name = bond_interface.name.as_str();
+    if bond.slaves.is_empty() {
+        sink.warning_hint(
+            bond.loc,
+            format!("bond `{bond_name}` has no slaves"),
+            Some("add `slave IF …`".to_owned()),
+        );
+    }
+    for slave in &bond.slaves {
+        let name = slave.as_str();
+        if name == bond_name {
+            sink.error(
+                slave.loc,
+                format!("bond `{bond_name}` cannot enslave itself"),
+            );
+            continue;
+        }
+        if let Some(line) = enslaved.earlier(name, slave.loc) {
+            sink.error(
+                slave.loc,
+                format!("`{name}` is already a slave on line {line}"),
+            );
+            continue;
+        }
+        let Some(section) = network.interface(name) else {
+            continue;
+        };
+        if !matches!(section.kind, LinkKind::Ethernet) {
+            sink.error(
+                slave.loc,
+                format!(
+                    "`{name}` is a {} interface; only ethernet links can be bond slaves",
+                    section.kind.keyword()
+                ),
+            );
+        }
+        for address in &section.addresses {
+            sink.error_hint(
+                address.loc,
+                format!("`{name}` is a slave of `{bond_name}` and cannot carry an address"),
+                Some(format!("put the address on `{bond_name}`")),
+            );
+        }
+        for route in &section.routes {
+            sink.error_hint(
+                route.loc,
+                format!("`{name}` is a slave of `{bond_name}` and cannot carry a route"),
+                Some(format!("put the route on `{bond_name}`")),
+            );
+        }
+    }
+    let mode = bond.mode();
+    if let Some(primary) = &bond.primary {
+        if !bond.slaves.iter().any(|s| s.value == primary.value) {
+            let hint = did_you_mean(primary.as_str(), bond.slaves.iter().map(|s| s.as_str()))
+                .or_else(|| Some(format!("add it to `slave` of `{bond_name}`")));
+            sink.error_hint(
+                primary.loc,
+                format!(
+                    "primary `{}` is not a slave of `{bond_name}`",
+                    primary.value
+                ),
+                hint,
+            );
+        } else if !mode.uses_primary() {
+            sink.warning(
+                primary.loc,
+                format!("`bonding primary` has no effect in mode {}", mode.keyword()),
+            );
+        }
+    }
+    if bond.xmit_hash_policy.is_some() && !mode.uses_xmit_hash() {
+        sink.warning(
+            bond.loc,
+            format!(
+                "`bonding xmit-hash-policy` has no effect in mode {}",
+                mode.keyword()
+            ),
+        );
+    }
+    if bond.lacp_rate.is_some() && mode != super::model::network::BondMode::Lacp {
+        sink.warning(
+            bond.loc,
+            format!(
+                "`bonding lacp-rate` only applies to mode 802.3ad, not {}",
+                mode.keyword()
+            ),
+        );
+    }
+    let miimon = bond.miimon();
+    if miimon == 0 {
+        sink.warning(
+            bond.loc,
+            format!("`bonding miimon 0` turns link monitoring off: `{bond_name}` never notices a dead slave"),
+        );
+    } else {
+        for (what, delay) in [("updelay", bond.updelay()), ("downdelay", bond.downdelay())] {
+            if delay % miimon != 0 {
+                sink.warning(
+                    bond.loc,
+                    format!(
+                        "{what} {delay} is not a multiple of miimon {miimon}; the kernel rounds it down to {}",
+                        delay / miimon * miimon
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
+    let mut addresses = FirstSeen::new();
+    let mut routes = FirstSeen::new();
+    for interface in &network.interfaces {
+        let name = interface.name.as_str();
+        for address in &interface.addresses {
+            if let Some(line) = addresses.earlier(address.addr, address.loc) {
+                sink.error(
+                    address.loc,
+                    format!(
+                        "address {} is already assigned on line {line}",
+                        address.addr
+                    ),
+                );
+            }
+        }
+        let enslaved = network.bond_of(name).is_some();
+        for route in &interface.routes {
+            let destination = route.destination.net();
+            if destination.has_host_bits() {
+                sink.error_hint(
+                    route.loc,
+                    format!("route destination {destination} has host bits set"),
+                    Some(format!(
+                        "did you mean {}/{}?",
+                        destination.network(),
+                        destination.prefix
+                    )),
+                );
+            }
+            let table = route.table.as_ref().map_or(TableId::MAIN, |t| t.get());
+            if let Some(line) = routes.earlier(
+                (destination.network(), destination.prefix, table),
+                route.loc,
+            ) {
+                sink.error(
+                    route.loc,
+                    format!(
+                        "a route to {} in table {} is already defined on line {line}",
+                        route_target(destination),
+                        table_name(table)
+                    ),
+                );
+            }
+            if !enslaved
+                && !interface
+                    .addresses
+                    .iter()
+                    .any(|a| a.contains(route.gateway))
+            {
+                let hint = match interface.addresses.first() {
+                    None => format!("add an `ip address` on `{name}` in the gateway's subnet"),
+                    Some(a) => format!("`{name}` has {}", a.value),
+                };
+                sink.error_hint(
+                    route.loc,
+                    format!(
+                        "gateway {} is not in a subnet of `{name}`; the kernel would refuse this route",
+                        route.gateway
+                    ),
+                    Some(hint),
+                );
+            }
+        }
+    }
+}
+
+fn route_target(net: super::model::types::Ipv4Net) -> String {
+    if net.prefix == 0 {
+        "default".to_owned()
+    } else {
+        net.to_string()
+    }
+}
+
+fn table_name(id: u32) -> String {
+    if id == TableId::MAIN {
+        "main".to_owned()
+    } else {
+        id.to_string()
+    }
+}
+
+fn check_flows(config: &Config, sink: &mut Sink) {
+    let mut names = FirstSeen::new();
+    let tables: Vec<TableId> = config.network.route_tables().collect();
+    // The first flow, per direction, that takes every packet before any later flow.
+    let mut catch_all: [Option<&Flow>; 2] = [None, None];
+    for flow in &config.flows.flows {
+        if let Some(line) = names.earlier(flow.name.as_str(), flow.name.loc) {
+            sink.error(
+                flow.name.loc,
+                format!(
+                    "a flow named `{}` is already defined on line {line}",
+                    flow.name.value
+                ),
+            );
+        }
+        match &flow.policy.value {
+            Policy::Director(director) if flow.direction == Direction::Out => sink.error_hint(
+                flow.policy.loc,
+                format!(
+                    "outflow `{}` cannot use `director {director}`",
+                    flow.name.value
+                ),
+                Some("directors take incoming traffic: use `flow`".to_owned()),
+            ),
+            Policy::Director(director) if config.lvs.director(director.as_str()).is_none() => {
+                let hint = did_you_mean(
+                    director.as_str(),
+                    config.lvs.directors.iter().map(|d| d.name.as_str()),
+                )
+                .or_else(|| Some(format!("add `director {director}` to lvs.conf")));
+                sink.error_hint(
+                    flow.policy.loc,
+                    format!("no director `{director}` in lvs.conf"),
+                    hint,
+                );
+            }
+            Policy::Table(id) if id.get() != TableId::MAIN && !tables.contains(id) => sink
+                .error_hint(
+                    flow.policy.loc,
+                    format!("no route in network.conf fills table {id}"),
+                    Some(format!(
+                        "add `ip route default GATEWAY table {id}` to an interface"
+                    )),
+                ),
+            _ => {}
+        }
+        let direction = usize::from(flow.direction == Direction::Out);
+        if flow.policy.value != Policy::Skip {
+            if let Some(earlier) = catch_all[direction] {
+                sink.warning(
+                    flow.name.loc,
+                    format!(
+                        "{} `{}` never sees a packet: `{}` on line {} takes every packet first",
+                        flow.direction.keyword(),
+                        flow.name.value,
+                        earlier.name.value,
+                        earlier.name.loc.line
+                    ),
+                );
+            } else if flow
+                .rules
+                .first()
+                .is_some_and(|r| r.action == RuleAction::Match && r.conditions.is_empty())
+            {
+                catch_all[direction] = Some(flow);
+            }
+            if flow.rules.is_empty() {
+                sink.warning_hint(
+                    flow.name.loc,
+                    format!(
+                        "{} `{}` has no rules and matches nothing",
+                        flow.direction.keyword(),
+                        flow.name.value
+                    ),
+                    Some("add `match` to take every packet".to_owned()),
+                );
+            }
+        }
+        check_rules(&config.network, flow, sink);
+    }
+}
+
+fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
+    let mut bare: Option<&Rule> = None;
+    for rule in &flow.rules {
+        if let Some(earlier) = bare {
+            sink.warning(
+                rule.loc,
+                format!(
+                    "this rule is never reached: the bare `{}` on line {} takes every packet",
+                    earlier.action.keyword(),
+                    earlier.loc.line
+                ),
+            );
+        } else if rule.conditions.is_empty() {
+            bare = Some(rule);
+        }
+        let c = &rule.conditions;
+        let proto = c.known_protocol();
+        if let Some(icmptype) = &c.icmptype
+            && proto != Some(Protocol::Icmp)
+        {
+            sink.error(
+                icmptype.loc,
+                "`icmptype` needs `proto icmp` in the same rule",
+            );
+        }
+        for (key, port) in [("srcport", &c.srcport), ("dstport", &c.dstport)] {
+            if let Some(port) = port
+                && !proto.is_some_and(Protocol::has_ports)
+            {
+                sink.error(
+                    port.loc,
+                    format!("`{key}` needs `proto tcp` or `proto udp` in the same rule"),
+                );
+            }
+        }
+        for (key, net) in [("src", &c.src), ("dst", &c.dst)] {
+            if let Some(Condition { value, loc, .. }) = net
+                && value.has_host_bits()
+            {
+                sink.warning(
+                    *loc,
+                    format!(
+                        "{key} {value} has host bits set; it matches {}/{}",
+                        value.network(),
+                        value.prefix
+                    ),
+                );
+            }
+        }
+        if let Some(iface) = &c.iface
+            && let Some(bond) = network.bond_of(iface.value.as_str())
+        {
+            sink.warning_hint(
+                iface.loc,
+                format!(
+                    "`{}` is a slave of `{}`; its packets pass through the bond",
+                    iface.value, bond.name.value
+                ),
+                Some(format!("match `iface {}`", bond.name.value)),
+            );
+        }
+    }
+}
+
+fn check_lvs(config: &Config, sink: &mut Sink) {
+    let mut names = FirstSeen::new();
+    let mut services = FirstSeen::new();
+    let interface_addresses: Vec<Ipv4Addr> = config
+        .network
+        .interfaces
+        .iter()
+        .flat_map(|i| i.addresses.iter().map(|a| a.addr))
+        .collect();
+    for director in &config.lvs.directors {
+        let name = director.name.as_str();
+        if let Some(line) = names.earlier(name, director.name.loc) {
+            sink.error(
+                director.name.loc,
+                format!("a director named `{name}` is already defined on line {line}"),
+            );
+        }
+        match &director.service {
+            Some(service) => {
+                let key = (
+                    service.address,
+                    service.port.map_or(0, |p| p.get()),
+                    service.protocol(),
+                );
+                if let Some(line) = services.earlier(key, service.loc) {
+                    sink.error(
+                        service.loc,
+                        format!(
+                            "{} is already the VIP of the director on line {line}",
+                            describe_vip(director)
+                        ),
+                    );
+                }
+            }
+            None => {
+                let used = config.flows.flows.iter().any(
+                    |f| matches!(&f.policy.value, Policy::Director(d) if d == &director.name.value),
+                );
+                if !used {
+                    sink.warning_hint(
+                        director.name.loc,
+                        format!("director `{name}` has no VIP and no flow sends it traffic"),
+                        Some(format!(
+                            "add a VIP to its line, or `flow NAME director {name}` to flows.conf"
+                        )),
+                    );
+                }
+            }
+        }
+        check_servers(director, sink);
+        check_health(config, director, &interface_addresses, sink);
+        if director.onepacket
+            && let Some(service) = &director.service
+            && service.protocol() != ServiceProtocol::Udp
+        {
+            sink.error_hint(
+                director.onepacket_loc,
+                "`option onepacket` works only for UDP services",
+                Some("add UDP to the director line".to_owned()),
+            );
+        }
+    }
+}
+
+fn describe_vip(director: &Director) -> String {
+    match &director.service {
+        None => "no VIP".to_owned(),
+        Some(service) => match service.port {
+            Some(port) => format!(
+                "{}:{port} {}",
+                service.address,
+                service.protocol().keyword()
+            ),
+            None => format!("{} {}", service.address, service.protocol().keyword()),
+        },
+    }
+}
+
+fn check_servers(director: &Director, sink: &mut Sink) {
+    let name = director.name.as_str();
+    if director.servers.is_empty() {
+        sink.warning(
+            director.name.loc,
+            format!("director `{name}` has no servers"),
+        );
+        return;
+    }
+    let vip_port = director.service.as_ref().and_then(|s| s.port);
+    let mut names = FirstSeen::new();
+    let mut endpoints = FirstSeen::new();
+    for server in &director.servers {
+        if let Some(line) = names.earlier(server.name.as_str(), server.name.loc) {
+            sink.error(
+                server.name.loc,
+                format!(
+                    "a server named `{}` is already in `{name}` on line {line}",
+                    server.name.value
+                ),
+            );
+        }
+        let port = server.port.or(vip_port);
+        if let Some(line) = endpoints.earlier((server.address, port), server.loc) {
+            let shown = port.map_or(server.address.to_string(), |p| {
+                format!("{}:{p}", server.address)
+            });
+            sink.error(
+                server.loc,
+                format!("real server {shown} is already in `{name}` on line {line}"),
+            );
+        }
+        let mode = director.forward_mode();
+        if mode != ForwardMode::Nat
+            && let (Some(port), Some(vip_port)) = (server.port, vip_port)
+            && port != vip_port
+        {
+            sink.warning(
+                server.loc,
+                format!(
+                    "in {} mode the server receives the VIP's port {vip_port}; port {port} is ignored",
+                    mode.keyword()
+                ),
+            );
+        }
+    }
+    if director.servers.iter().all(|s| s.sorry) {
+        sink.warning(
+            director.name.loc,
+            format!("every server of `{name}` is a sorry server; nothing serves until one is not"),
+        );
+    }
+}
+
+fn check_health(
+    config: &Config,
+    director: &Director,
+    interface_addresses: &[Ipv4Addr],
+    sink: &mut Sink,
+) {
+    let check = &director.check;
+    let method = director.check_method();
+    if let Some(port) = &check.port
+        && !method.uses_port()
+    {
+        sink.warning(
+            port.loc,
+            format!(
+                "`check port` has no effect with {}; it applies to tcpcheck and httpcheck",
+                method.keyword()
+            ),
+        );
+    }
+    if check.timeout.is_some() && check.timeout() >= check.interval() {
+        sink.warning(
+            check.loc,
+            format!(
+                "check timeout {}s is not shorter than the interval {}s; checks will overlap",
+                check.timeout(),
+                check.interval()
+            ),
+        );
+    }
+    if let Some(source) = &check.source
+        && !interface_addresses.contains(&source.value)
+    {
+        sink.warning(
+            source.loc,
+            format!(
+                "check source {} is not an address of any interface in network.conf",
+                source.value
+            ),
+        );
+    }
+    if let Some(method) = &director.adv_check
+        && let CheckMethod::Arp { iface: Some(iface) } = &method.value
+        && config.network.interface(iface.as_str()).is_none()
+    {
+        sink.warning(
+            method.loc,
+            format!("arpcheck interface `{iface}` is not defined in network.conf"),
+        );
+    }
+    let configured = !check.is_unset() || director.adv_check.is_some();
+    if configured && !director.servers.is_empty() && !director.servers.iter().any(|s| s.check) {
+        let loc = if check.is_unset() {
+            director
+                .adv_check
+                .as_ref()
+                .map_or(director.name.loc, |m| m.loc)
+        } else {
+            check.loc
+        };
+        sink.warning_hint(
+            loc,
+            format!(
+                "no server of `{}` has `check`, so these checks never run",
+                director.name.value
+            ),
+            Some("add `check` to the server lines".to_owned()),
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! lbconsole: administration console for a Linux layer-4 load-balancer appliance.
+//!
+//! `config` is the pure core (model, parsers, printer, validator); `store` reads
+//! the config directory; `cli` is what the subcommands print.
+
+pub mod cli;
+pub mod config;
+pub mod store;
