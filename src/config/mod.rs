@@ -41,17 +41,24 @@ impl Checked {
 
 /// Parses and validates the three files together.
 pub fn check(sources: Sources<'_>) -> Checked {
-    let (network, mut diagnostics) = parse::parse_network(sources.network);
+    let (network, network_diagnostics) = parse::parse_network(sources.network);
     let (flows, flows_diagnostics) = parse::parse_flows(sources.flows);
     let (lvs, lvs_diagnostics) = parse::parse_lvs(sources.lvs);
-    diagnostics.extend(flows_diagnostics);
-    diagnostics.extend(lvs_diagnostics);
+    let clean = |d: &[Diagnostic]| !d.iter().any(Diagnostic::is_error);
+    let parsed_cleanly = validate::ParsedCleanly {
+        network: clean(&network_diagnostics),
+        flows: clean(&flows_diagnostics),
+        lvs: clean(&lvs_diagnostics),
+    };
     let config = Config {
         network,
         flows,
         lvs,
     };
-    diagnostics.extend(validate::validate(&config));
+    let mut diagnostics = network_diagnostics;
+    diagnostics.extend(flows_diagnostics);
+    diagnostics.extend(lvs_diagnostics);
+    diagnostics.extend(validate::validate(&config, parsed_cleanly));
     diagnostics.sort_by_key(|d| (d.file, d.line, d.col, d.severity));
     Checked {
         config,

@@ -12,13 +12,23 @@ use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
 use super::model::network::{Interface, LinkKind, NetworkConfig};
 use super::model::types::{Loc, Protocol, TableId};
 
-pub fn validate(config: &Config) -> Vec<Diagnostic> {
+/// Which files parsed without errors. Warnings that something is missing (a bond
+/// without slaves, a flow without rules, a director without servers) would only
+/// echo a parse error in a file where the missing lines failed to parse.
+#[derive(Debug, Clone, Copy)]
+pub struct ParsedCleanly {
+    pub network: bool,
+    pub flows: bool,
+    pub lvs: bool,
+}
+
+pub fn validate(config: &Config, clean: ParsedCleanly) -> Vec<Diagnostic> {
     let mut network = Sink::new(ConfigFile::Network);
     let mut flows = Sink::new(ConfigFile::Flows);
     let mut lvs = Sink::new(ConfigFile::Lvs);
-    check_network(&config.network, &mut network);
-    check_flows(config, &mut flows);
-    check_lvs(config, &mut lvs);
+    check_network(&config.network, clean.network, &mut network);
+    check_flows(config, clean.flows, &mut flows);
+    check_lvs(config, clean.lvs, &mut lvs);
     let mut all = network.diagnostics;
     all.extend(flows.diagnostics);
     all.extend(lvs.diagnostics);
@@ -45,7 +55,7 @@ impl<K: std::hash::Hash + Eq> FirstSeen<K> {
     }
 }
 
-fn check_network(network: &NetworkConfig, sink: &mut Sink) {
+fn check_network(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
     for interface in &network.interfaces {
         if let Some(line) = names.earlier(interface.name.as_str(), interface.name.loc) {
@@ -63,7 +73,7 @@ fn check_network(network: &NetworkConfig, sink: &mut Sink) {
     for interface in &network.interfaces {
         match &interface.kind {
             LinkKind::Ethernet => {}
-            LinkKind::Bonding(_) => check_bond(network, interface, &mut enslaved, sink),
+            LinkKind::Bonding(_) => check_bond(network, interface, clean, &mut enslaved, sink),
             LinkKind::Vlan(vlan) => {
                 let parent = vlan.parent.as_str();
                 if parent == interface.name.as_str() {
@@ -71,17 +81,17 @@ fn check_network(network: &NetworkConfig, sink: &mut Sink) {
                         vlan.parent.loc,
                         format!("VLAN `{parent}` cannot be its own parent"),
                     );
-                } else if network.interface(parent).is_none() {
-                    sink.error_hint(
-                        vlan.parent.loc,
-                        format!("VLAN parent `{parent}` is not defined in network.conf"),
-                        Some(format!("add `service network {parent}`")),
-                    );
                 } else if let Some(bond) = network.bond_of(parent) {
                     sink.error_hint(
                         vlan.parent.loc,
                         format!("VLAN parent `{parent}` is a slave of `{}`", bond.name.value),
                         Some(format!("put the VLAN on `{}`", bond.name.value)),
+                    );
+                } else if network.interface(parent).is_none() {
+                    sink.error_hint(
+                        vlan.parent.loc,
+                        format!("VLAN parent `{parent}` is not defined in network.conf"),
+                        Some(format!("add `service network {parent}`")),
                     );
                 }
                 if let Some(line) = vlans.earlier((parent, vlan.id.value), vlan.id.loc) {
@@ -102,6 +112,7 @@ fn check_network(network: &NetworkConfig, sink: &mut Sink) {
 fn check_bond<'a>(
     network: &'a NetworkConfig,
     bond_interface: &'a Interface,
+    clean: bool,
     enslaved: &mut FirstSeen<&'a str>,
     sink: &mut Sink,
 ) {
@@ -109,7 +120,7 @@ fn check_bond<'a>(
         return;
     };
     let bond_name = bond_interface.name.as_str();
-    if bond.slaves.is_empty() {
+    if clean && bond.slaves.is_empty() {
         sink.warning_hint(
             bond.loc,
             format!("bond `{bond_name}` has no slaves"),
@@ -301,7 +312,7 @@ fn table_name(id: u32) -> String {
     }
 }
 
-fn check_flows(config: &Config, sink: &mut Sink) {
+fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
     let tables: Vec<TableId> = config.network.route_tables().collect();
     // The first flow, per direction, that takes every packet before any later flow.
@@ -367,7 +378,7 @@ fn check_flows(config: &Config, sink: &mut Sink) {
             {
                 catch_all[direction] = Some(flow);
             }
-            if flow.rules.is_empty() {
+            if clean && flow.rules.is_empty() {
                 sink.warning_hint(
                     flow.name.loc,
                     format!(
@@ -447,9 +458,9 @@ fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
     }
 }
 
-fn check_lvs(config: &Config, sink: &mut Sink) {
+fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
-    let mut services = FirstSeen::new();
+    let mut services: HashMap<_, &Director> = HashMap::new();
     let interface_addresses: Vec<Ipv4Addr> = config
         .network
         .interfaces
@@ -471,14 +482,18 @@ fn check_lvs(config: &Config, sink: &mut Sink) {
                     service.port.map_or(0, |p| p.get()),
                     service.protocol(),
                 );
-                if let Some(line) = services.earlier(key, service.loc) {
+                if let Some(first) = services.get(&key) {
                     sink.error(
                         service.loc,
                         format!(
-                            "{} is already the VIP of the director on line {line}",
-                            describe_vip(director)
+                            "{} is already the VIP of director `{}` on line {}",
+                            describe_vip(director),
+                            first.name.value,
+                            first.name.loc.line
                         ),
                     );
+                } else {
+                    services.insert(key, director);
                 }
             }
             None => {
@@ -496,7 +511,7 @@ fn check_lvs(config: &Config, sink: &mut Sink) {
                 }
             }
         }
-        check_servers(director, sink);
+        check_servers(director, clean, sink);
         check_health(config, director, &interface_addresses, sink);
         if director.onepacket
             && let Some(service) = &director.service
@@ -525,9 +540,12 @@ fn describe_vip(director: &Director) -> String {
     }
 }
 
-fn check_servers(director: &Director, sink: &mut Sink) {
+fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
     let name = director.name.as_str();
     if director.servers.is_empty() {
+        if !clean {
+            return;
+        }
         sink.warning(
             director.name.loc,
             format!("director `{name}` has no servers"),

@@ -158,9 +158,19 @@ name_type!(
     }
 );
 
-impl DirectorName {
-    /// Stands in for a name that could not be read, so the section's body can still be checked.
-    pub(crate) fn placeholder() -> Self {
+/// Stands in for a name that could not be read, so a section's body can still be checked.
+pub(crate) trait Placeholder {
+    fn placeholder() -> Self;
+}
+
+impl Placeholder for IfName {
+    fn placeholder() -> Self {
+        Self("-".to_owned())
+    }
+}
+
+impl Placeholder for DirectorName {
+    fn placeholder() -> Self {
         Self("-".to_owned())
     }
 }

@@ -25,6 +25,10 @@ pub fn parse(source: &[u8]) -> (FlowsConfig, Vec<Diagnostic>) {
     // checked but dropped, instead of being reported as outside a flow.
     let mut in_broken_flow = false;
     for line in lex(source, &mut sink) {
+        if line.unreadable {
+            in_broken_flow = true;
+            continue;
+        }
         let mut cursor = Cursor::new(&line.tokens);
         let Some(keyword) = cursor.next_token() else {
             continue;

@@ -22,6 +22,8 @@ pub struct Token<'a> {
 #[derive(Debug)]
 pub struct Line<'a> {
     pub tokens: Vec<Token<'a>>,
+    /// The line could not be read (and was reported); it may have been a section header.
+    pub unreadable: bool,
 }
 
 pub fn lex<'a>(source: &'a [u8], sink: &mut Sink) -> Vec<Line<'a>> {
@@ -30,18 +32,18 @@ pub fn lex<'a>(source: &'a [u8], sink: &mut Sink) -> Vec<Line<'a>> {
     for (index, raw) in source.split(|&b| b == b'\n').enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) => text,
-            Err(e) => {
-                let valid = std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or("");
-                let col = column_after(valid);
-                sink.error(
-                    Loc::new(number, col),
-                    format!(
-                        "invalid UTF-8 (byte 0x{:02x}); configuration files are UTF-8 text",
-                        raw[e.valid_up_to()]
-                    ),
-                );
+        match readable_code(raw) {
+            Ok(code) => {
+                let tokens = tokenize(code, number);
+                if !tokens.is_empty() {
+                    lines.push(Line {
+                        tokens,
+                        unreadable: false,
+                    });
+                }
+            }
+            Err((col, message)) => {
+                sink.error(Loc::new(number, col), message);
                 encoding_errors += 1;
                 if encoding_errors == MAX_ENCODING_ERRORS {
                     sink.error(
@@ -50,34 +52,39 @@ pub fn lex<'a>(source: &'a [u8], sink: &mut Sink) -> Vec<Line<'a>> {
                     );
                     break;
                 }
-                continue;
+                lines.push(Line {
+                    tokens: Vec::new(),
+                    unreadable: true,
+                });
             }
-        };
-        let code = text.split_once('#').map_or(text, |(code, _)| code);
-        if let Some((offset, c)) = code
-            .char_indices()
-            .find(|&(_, c)| c.is_control() && c != '\t')
-        {
-            sink.error(
-                Loc::new(number, column_after(&code[..offset])),
-                format!("unexpected control character U+{:04X}", u32::from(c)),
-            );
-            encoding_errors += 1;
-            if encoding_errors == MAX_ENCODING_ERRORS {
-                sink.error(
-                    Loc::new(number, 1),
-                    "too many unreadable lines; is this a text file?",
-                );
-                break;
-            }
-            continue;
-        }
-        let tokens = tokenize(code, number);
-        if !tokens.is_empty() {
-            lines.push(Line { tokens });
         }
     }
     lines
+}
+
+/// The line without its comment, or the column and description of what makes it unreadable.
+fn readable_code(raw: &[u8]) -> Result<&str, (u32, String)> {
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        let valid = std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or("");
+        (
+            column_after(valid),
+            format!(
+                "invalid UTF-8 (byte 0x{:02x}); configuration files are UTF-8 text",
+                raw[e.valid_up_to()]
+            ),
+        )
+    })?;
+    let code = text.split_once('#').map_or(text, |(code, _)| code);
+    match code
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && c != '\t')
+    {
+        Some((offset, c)) => Err((
+            column_after(&code[..offset]),
+            format!("unexpected control character U+{:04X}", u32::from(c)),
+        )),
+        None => Ok(code),
+    }
 }
 
 fn column_after(prefix: &str) -> u32 {
@@ -167,10 +174,15 @@ impl<'l, 'a> Cursor<'l, 'a> {
     }
 }
 
-/// An unknown word, with the closest known one as a hint.
+/// Choice lists up to this long are spelled out when no known word is close.
+const LISTED_CHOICES: usize = 8;
+
+/// An unknown word, with the closest known one (or the short list of them) as a hint.
 pub fn unknown(token: Token<'_>, what: &str, known: &[&str]) -> Problem {
-    Problem::new(token.loc, format!("unknown {what} `{}`", token.text))
-        .with_hint(did_you_mean(token.text, known.iter().copied()))
+    let hint = did_you_mean(token.text, known.iter().copied()).or_else(|| {
+        (known.len() <= LISTED_CHOICES).then(|| format!("expected one of: {}", known.join(", ")))
+    });
+    Problem::new(token.loc, format!("unknown {what} `{}`", token.text)).with_hint(hint)
 }
 
 pub fn number<T: FromStr>(token: Token<'_>, what: &str) -> Result<T, Problem> {
@@ -265,6 +277,9 @@ pub fn ipv4_net(token: Token<'_>, bare_is_host: bool) -> Result<Ipv4Net, Problem
 }
 
 pub fn port(text: &str, loc: Loc) -> Result<Port, Problem> {
+    if text.is_empty() {
+        return Err(Problem::new(loc, "a port is missing"));
+    }
     text.parse::<u16>()
         .ok()
         .and_then(Port::new)
@@ -334,7 +349,10 @@ mod tests {
     fn invalid_utf8_is_reported_at_its_column() {
         let mut sink = Sink::new(ConfigFile::Flows);
         let lines = lex(b"flow a permit\nflow b\xff deny\n", &mut sink);
-        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines.iter().map(|l| l.unreadable).collect::<Vec<_>>(),
+            [false, true]
+        );
         assert_eq!(
             sink.diagnostics[0].to_string(),
             "flows.conf:2:7: error: invalid UTF-8 (byte 0xff); configuration files are UTF-8 text"

@@ -5,7 +5,7 @@ use crate::config::model::lvs::{
     CheckMethod, Director, ForwardMode, HttpCheck, LvsConfig, Persistence, Scheduler, Server,
     ServiceProtocol, VirtualService,
 };
-use crate::config::model::types::{DirectorName, IfName, ServerName, Spanned};
+use crate::config::model::types::{DirectorName, IfName, Placeholder, ServerName, Spanned};
 
 use super::lexer::{Cursor, Token, ipv4, ipv4_and_port, lex, netmask, number_in, port, unknown};
 use super::{Seen, name};
@@ -34,7 +34,13 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
     // Statements under a header whose name is unusable are still checked, against
     // a throwaway director, instead of being reported as outside a director.
     let mut scratch: Option<Director> = None;
+    let scratch_director = || Director::new(Spanned::unplaced(DirectorName::placeholder()));
     for line in lex(source, &mut sink) {
+        if line.unreadable {
+            seen = Seen::default();
+            scratch = Some(scratch_director());
+            continue;
+        }
         let mut cursor = Cursor::new(&line.tokens);
         let Some(keyword) = cursor.next_token() else {
             continue;
@@ -55,10 +61,7 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
                 }
                 Err(problem) => {
                     sink.report(problem);
-                    scratch = Some(Director::new(Spanned::new(
-                        DirectorName::placeholder(),
-                        keyword.loc,
-                    )));
+                    scratch = Some(scratch_director());
                 }
             }
             continue;

@@ -5,7 +5,7 @@ use crate::config::model::network::{
     Bond, BondMode, Interface, LacpRate, LinkKind, NetworkConfig, Route, RouteDestination, Vlan,
     XmitHashPolicy,
 };
-use crate::config::model::types::{IfName, Loc, Spanned, TableId};
+use crate::config::model::types::{IfName, Loc, Placeholder, Spanned, TableId};
 
 use super::lexer::{Cursor, Token, ipv4, ipv4_net, lex, number, number_in, unknown};
 use super::{Seen, name};
@@ -30,19 +30,27 @@ pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
     let mut section: Option<Section> = None;
     for line in lex(source, &mut sink) {
         let mut cursor = Cursor::new(&line.tokens);
-        let Some(keyword) = cursor.next_token() else {
-            continue;
-        };
-        if keyword.text == "service" {
+        let keyword = cursor.next_token();
+        if line.unreadable || keyword.is_some_and(|k| k.text == "service") {
             if let Some(done) = section.take() {
                 config.interfaces.extend(done.finish(&mut sink));
             }
-            match start_section(&mut cursor) {
-                Ok(name) => section = Some(Section::new(name)),
-                Err(problem) => sink.report(problem),
-            }
+            // Under a header that cannot be read, statements are still checked,
+            // against a scratch section that is then dropped.
+            let header = keyword.filter(|_| !line.unreadable);
+            section = Some(match header.map(|_| start_section(&mut cursor)) {
+                Some(Ok(name)) => Section::new(name),
+                Some(Err(problem)) => {
+                    sink.report(problem);
+                    Section::scratch()
+                }
+                None => Section::scratch(),
+            });
             continue;
         }
+        let Some(keyword) = keyword else {
+            continue;
+        };
         let Some(current) = section.as_mut() else {
             let problem = if STATEMENTS.contains(&keyword.text) {
                 Problem::new(keyword.loc, format!("`{}` outside a section", keyword.text))
@@ -88,7 +96,11 @@ struct Section {
     vlan_id: Option<Spanned<u16>>,
     vlan_parent: Option<Spanned<IfName>>,
     vlan_seen: Option<Loc>,
+    /// The `vlan` line was wrong (and reported); the section cannot become a VLAN.
+    vlan_failed: bool,
     seen: Seen,
+    /// Stands in for a section whose header could not be read; never becomes an interface.
+    scratch: bool,
 }
 
 impl Section {
@@ -101,7 +113,16 @@ impl Section {
             vlan_id: None,
             vlan_parent: None,
             vlan_seen: None,
+            vlan_failed: false,
             seen: Seen::default(),
+            scratch: false,
+        }
+    }
+
+    fn scratch() -> Self {
+        Self {
+            scratch: true,
+            ..Self::new(Spanned::unplaced(IfName::placeholder()))
         }
     }
 
@@ -135,7 +156,12 @@ impl Section {
                 }
                 self.bond_seen.get_or_insert(keyword.loc);
             }
-            "vlan" => self.vlan(keyword, cursor)?,
+            "vlan" => {
+                if let Err(problem) = self.vlan(keyword, cursor) {
+                    self.vlan_failed = true;
+                    return Err(problem);
+                }
+            }
             "mtu" => {
                 let mtu = number_in(cursor.value("mtu", "a size in bytes")?, "MTU", 68..=65535)?;
                 self.seen.once("mtu", keyword)?;
@@ -281,8 +307,13 @@ impl Section {
             vlan_id,
             vlan_parent,
             vlan_seen,
+            vlan_failed,
+            scratch,
             ..
         } = self;
+        if scratch {
+            return None;
+        }
         let kind_word = kind.as_ref().map_or("ethernet", |k| k.value);
         if let Some(loc) = bond_seen
             && kind_word != "bonding"
@@ -312,6 +343,7 @@ impl Section {
             }
             "vlan" => match (vlan_id, vlan_parent) {
                 (Some(id), Some(parent)) => LinkKind::Vlan(Vlan { id, parent }),
+                _ if vlan_failed => return None,
                 _ => {
                     let loc = vlan_seen
                         .or(kind.map(|k| k.loc))

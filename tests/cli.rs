@@ -1,0 +1,124 @@
+//! `lbconsole check` as a user runs it: the real binary, its output and exit status.
+
+use std::process::{Command, Output};
+
+fn lbconsole(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+        .args(args)
+        .env_remove("LBCONSOLE_CONFIG_DIR")
+        .env_remove("LBCONSOLE_STATE_DIR")
+        .output()
+        .expect("lbconsole runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_shipped_examples_are_valid_without_warnings() {
+    let output = lbconsole(&["check", "--config-dir", "examples"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout(&output),
+        "examples: valid, 0 errors and 0 warnings\n"
+    );
+}
+
+#[test]
+fn an_invalid_config_exits_1_with_its_diagnostics() {
+    let output = lbconsole(&[
+        "check",
+        "--config-dir",
+        "tests/invalid_configs/unknown-scheduler",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).starts_with(
+        "tests/invalid_configs/unknown-scheduler/lvs.conf:2:13: error: unknown scheduler `leastcon` (did you mean `leastconn`?)\n"
+    ));
+}
+
+#[test]
+fn warnings_alone_keep_exit_status_0() {
+    let output = lbconsole(&[
+        "check",
+        "--config-dir",
+        "tests/invalid_configs/unused-fwmark-director",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).contains(": warning: director `maildirect` has no VIP"));
+}
+
+#[test]
+fn an_unreadable_directory_exits_2_with_one_sentence() {
+    let output = lbconsole(&["check", "--config-dir", "/nonexistent/lbconsole"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "lbconsole: cannot read config directory /nonexistent/lbconsole: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn a_directory_without_config_files_exits_2() {
+    let output = lbconsole(&["check", "--config-dir", "src"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no configuration in src"));
+}
+
+#[test]
+fn the_config_dir_comes_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+        .arg("check")
+        .env(
+            "LBCONSOLE_CONFIG_DIR",
+            "tests/invalid_configs/outflow-director",
+        )
+        .output()
+        .expect("lbconsole runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("outflow `back` cannot use `director web`"));
+}
+
+#[test]
+fn json_output_carries_every_field_of_a_diagnostic() {
+    let output = lbconsole(&[
+        "check",
+        "--config-dir",
+        "tests/invalid_configs/flow-director-missing",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"], 1);
+    assert_eq!(report["warnings"], 1);
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["file"], "flows.conf");
+    assert_eq!(
+        first["path"],
+        "tests/invalid_configs/flow-director-missing/flows.conf"
+    );
+    assert_eq!(first["line"], 1);
+    assert_eq!(first["column"], 20);
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["message"], "no director `maildirct` in lvs.conf");
+    assert_eq!(first["hint"], "did you mean `maildirect`?");
+}
+
+#[test]
+fn help_lists_the_check_command_and_global_options() {
+    let output = lbconsole(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let help = stdout(&output);
+    for word in [
+        "check",
+        "--config-dir",
+        "--state-dir",
+        "LBCONSOLE_CONFIG_DIR",
+    ] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
+}
