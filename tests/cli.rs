@@ -122,3 +122,21 @@ fn help_lists_the_check_command_and_global_options() {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }
 }
+
+#[test]
+fn a_file_too_large_to_be_a_config_is_refused_with_exit_2() {
+    let dir = std::env::temp_dir().join(format!("lbconsole-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Sparse: takes no disk space, but reads as 65 MiB of zero bytes.
+    std::fs::File::create(dir.join("lvs.conf"))
+        .and_then(|f| f.set_len(65 << 20))
+        .expect("sparse file");
+    let output = lbconsole(&["check", "--config-dir", dir.to_str().expect("UTF-8 path")]);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("lvs.conf is larger than 64 MiB"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

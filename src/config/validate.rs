@@ -2,7 +2,7 @@
 //! line — names that must exist in another file, duplicates, settings that the
 //! kernel would refuse or silently ignore.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
@@ -10,7 +10,7 @@ use super::model::Config;
 use super::model::flows::{Condition, Direction, Flow, Policy, Rule, RuleAction};
 use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
 use super::model::network::{Interface, LinkKind, NetworkConfig};
-use super::model::types::{Loc, Protocol, TableId};
+use super::model::types::{DirectorName, Loc, Protocol, TableId};
 
 /// Which files parsed without errors. Warnings that something is missing (a bond
 /// without slaves, a flow without rules, a director without servers) would only
@@ -314,7 +314,13 @@ fn table_name(id: u32) -> String {
 
 fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
-    let tables: Vec<TableId> = config.network.route_tables().collect();
+    let tables: HashSet<TableId> = config.network.route_tables().collect();
+    let directors: HashSet<&str> = config
+        .lvs
+        .directors
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
     // The first flow, per direction, that takes every packet before any later flow.
     let mut catch_all: [Option<&Flow>; 2] = [None, None];
     for flow in &config.flows.flows {
@@ -336,7 +342,7 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
                 ),
                 Some("directors take incoming traffic: use `flow`".to_owned()),
             ),
-            Policy::Director(director) if config.lvs.director(director.as_str()).is_none() => {
+            Policy::Director(director) if !directors.contains(director.as_str()) => {
                 let hint = did_you_mean(
                     director.as_str(),
                     config.lvs.directors.iter().map(|d| d.name.as_str()),
@@ -461,6 +467,15 @@ fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
 fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
     let mut services: HashMap<_, &Director> = HashMap::new();
+    let directed: HashSet<&DirectorName> = config
+        .flows
+        .flows
+        .iter()
+        .filter_map(|f| match &f.policy.value {
+            Policy::Director(d) => Some(d),
+            _ => None,
+        })
+        .collect();
     let interface_addresses: Vec<Ipv4Addr> = config
         .network
         .interfaces
@@ -497,10 +512,7 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
                 }
             }
             None => {
-                let used = config.flows.flows.iter().any(
-                    |f| matches!(&f.policy.value, Policy::Director(d) if d == &director.name.value),
-                );
-                if !used {
+                if !directed.contains(&director.name.value) {
                     sink.warning_hint(
                         director.name.loc,
                         format!("director `{name}` has no VIP and no flow sends it traffic"),
