@@ -5,4 +5,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod kernel;
+pub mod plan;
 pub mod store;

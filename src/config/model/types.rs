@@ -203,7 +203,7 @@ fn check_name(text: &str, rules: &NameRules) -> Result<(), String> {
 }
 
 /// An IPv4 address with a prefix length, e.g. `172.16.100.5/24`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Ipv4Net {
     pub addr: Ipv4Addr,

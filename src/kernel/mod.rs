@@ -1,0 +1,95 @@
+//! The kernel behind small traits. The real backends live here (`netlink.rs`);
+//! each is tested against a real kernel in the lab VM.
+
+pub mod netlink;
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::config::model::types::Ipv4Net;
+use crate::plan::{NetOp, NetworkState};
+
+/// Links, addresses and routes: what the Network tab programs.
+pub trait NetworkBackend {
+    /// Every link with its addresses, and the routes that are ours, for planning;
+    /// plus the live facts `status` shows.
+    fn observe(&mut self) -> impl Future<Output = Result<Observation, KernelError>>;
+
+    /// Carries out one operation, as one request where the kernel allows it, so
+    /// that a failed operation has changed nothing.
+    fn execute(&mut self, op: &NetOp) -> impl Future<Output = Result<(), KernelError>>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Observation {
+    pub state: NetworkState,
+    pub links: Vec<LinkStatus>,
+    /// Every IPv4 unicast route of every table, ours or not.
+    pub routes: Vec<RouteStatus>,
+}
+
+/// A link as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkStatus {
+    pub name: String,
+    pub index: u32,
+    /// The kernel's kind (`bond`, `vlan`, `veth`, …); empty for a physical NIC.
+    pub kind: String,
+    /// `up`, `down`, `lowerlayerdown`, `unknown`, …
+    pub oper_state: String,
+    pub admin_up: bool,
+    pub mtu: u32,
+    pub master: Option<String>,
+    pub owned: bool,
+    pub addresses: Vec<Ipv4Net>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond: Option<BondStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BondStatus {
+    pub mode: String,
+    pub active_slave: Option<String>,
+    pub slaves: Vec<SlaveStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlaveStatus {
+    pub name: String,
+    /// `active` or `backup`.
+    pub state: String,
+    /// MII link status: `up`, `down`, `going-down`, `going-back`.
+    pub mii_status: String,
+    pub link_failures: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VlanStatus {
+    pub id: u16,
+    pub parent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteStatus {
+    pub table: u32,
+    pub destination: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub device: Option<String>,
+    pub protocol: u8,
+    /// Tagged with lbconsole's route protocol.
+    pub ours: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error("cannot open a netlink socket: {0}")]
+    Connect(String),
+    #[error("cannot read {what} from the kernel: {reason}")]
+    Observe { what: &'static str, reason: String },
+    /// `op` is the operation as the plan prints it; `reason` the kernel's answer.
+    #[error("{op}: {reason}")]
+    Operation { op: String, reason: String },
+}

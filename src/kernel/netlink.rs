@@ -1,0 +1,1 @@
+//! rtnetlink backend: see kernel/mod.rs for the contract.

@@ -1,0 +1,664 @@
+//! The Network tab's kernel state: links, addresses and routes as the kernel holds
+//! them, the state `network.conf` asks for, and the ordered operations between them.
+//!
+//! Ownership: bonds and VLANs that lbconsole creates carry the ifalias
+//! [`OWNED_ALIAS`]; routes carry the route protocol [`ROUTE_PROTOCOL`]. An interface
+//! named in `network.conf` has exactly the addresses listed there. Nothing else is
+//! touched: a route of another protocol, a link we did not create and that the
+//! file does not name, an address on an interface the file never named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::config::model::NetworkConfig;
+use crate::config::model::network::{BondMode, Interface, LacpRate, LinkKind, XmitHashPolicy};
+use crate::config::model::types::{Ipv4Net, TableId};
+
+/// The ifalias that marks a link as created by lbconsole.
+pub const OWNED_ALIAS: &str = "lbconsole";
+/// The route protocol number (`ip route … proto 202`) that marks our routes.
+pub const ROUTE_PROTOCOL: u8 = 202;
+
+/// What the plan compares: every link the kernel has, and the routes that are ours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NetworkState {
+    pub links: BTreeMap<String, Link>,
+    pub routes: BTreeSet<RouteEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub kind: LinkType,
+    /// Created by lbconsole (carries [`OWNED_ALIAS`]).
+    pub owned: bool,
+    pub master: Option<String>,
+    pub mtu: u32,
+    /// Administratively up.
+    pub up: bool,
+    pub addresses: BTreeSet<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    Bond(BondSettings),
+    Vlan { id: u16, parent: String },
+    /// Anything we do not create: a NIC (empty kind), a veth, a bridge, …
+    Other(String),
+}
+
+/// The bond options lbconsole sets, with the kernel's values where the file is silent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BondSettings {
+    pub mode: BondMode,
+    pub miimon: u32,
+    pub updelay: u32,
+    pub downdelay: u32,
+    pub primary: Option<String>,
+    pub xmit_hash_policy: XmitHashPolicy,
+    pub lacp_rate: LacpRate,
+}
+
+impl BondSettings {
+    /// What the kernel would report for the bond `network.conf` describes. The
+    /// kernel keeps delays as whole multiples of miimon, and ignores options that
+    /// do not belong to the mode, so those are normalised here the same way.
+    fn desired(bond: &crate::config::model::network::Bond) -> Self {
+        let mode = bond.mode();
+        let miimon = bond.miimon();
+        let delay = |ms: u32| ms.checked_div(miimon).map_or(0, |n| n * miimon);
+        Self {
+            mode,
+            miimon,
+            updelay: delay(bond.updelay()),
+            downdelay: delay(bond.downdelay()),
+            primary: bond
+                .primary
+                .as_ref()
+                .filter(|_| mode.uses_primary())
+                .map(|p| p.value.to_string()),
+            xmit_hash_policy: bond
+                .xmit_hash_policy
+                .filter(|_| mode.uses_xmit_hash())
+                .unwrap_or(XmitHashPolicy::Layer2),
+            lacp_rate: bond
+                .lacp_rate
+                .filter(|_| mode == BondMode::Lacp)
+                .unwrap_or(LacpRate::Slow),
+        }
+    }
+
+    /// Whether the kernel can move from `self` to `to` on a live bond.
+    /// The mode and the LACP rate change only while the bond is down and empty.
+    fn changes_live(&self, to: &Self) -> bool {
+        self.mode == to.mode && self.lacp_rate == to.lacp_rate
+    }
+}
+
+impl fmt::Display for BondSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mode {}, miimon {}, updelay {}, downdelay {}",
+            self.mode.keyword(),
+            self.miimon,
+            self.updelay,
+            self.downdelay
+        )?;
+        if let Some(primary) = &self.primary {
+            write!(f, ", primary {primary}")?;
+        }
+        if self.mode.uses_xmit_hash() {
+            write!(f, ", xmit-hash-policy {}", self.xmit_hash_policy.keyword())?;
+        }
+        if self.mode == BondMode::Lacp {
+            write!(f, ", lacp-rate {}", self.lacp_rate.keyword())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct RouteEntry {
+    pub table: u32,
+    pub destination: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub device: String,
+}
+
+impl fmt::Display for RouteEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.destination.prefix == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}", self.destination)?;
+        }
+        write!(f, " via {} dev {}", self.gateway, self.device)?;
+        if self.table != TableId::MAIN {
+            write!(f, " table {}", self.table)?;
+        }
+        Ok(())
+    }
+}
+
+/// One kernel operation. Each carries what it replaces, so it has an exact inverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "op")]
+pub enum NetOp {
+    /// Creates a link, down and at the default MTU; later steps raise and size it.
+    CreateLink { name: String, link: NewLink },
+    /// Deletes a link lbconsole created; `link` is what it was, to recreate it.
+    DeleteLink { name: String, link: NewLink },
+    SetBond { name: String, from: BondSettings, to: BondSettings },
+    SetMaster { name: String, from: Option<String>, to: Option<String> },
+    SetMtu { name: String, from: u32, to: u32 },
+    SetUp { name: String, up: bool },
+    AddAddress { name: String, address: Ipv4Net },
+    RemoveAddress { name: String, address: Ipv4Net },
+    AddRoute { route: RouteEntry },
+    RemoveRoute { route: RouteEntry },
+}
+
+impl NetOp {
+    /// The operation that undoes this one.
+    pub fn inverse(&self) -> Self {
+        match self.clone() {
+            Self::CreateLink { name, link } => Self::DeleteLink { name, link },
+            Self::DeleteLink { name, link } => Self::CreateLink { name, link },
+            Self::SetBond { name, from, to } => Self::SetBond { name, from: to, to: from },
+            Self::SetMaster { name, from, to } => Self::SetMaster { name, from: to, to: from },
+            Self::SetMtu { name, from, to } => Self::SetMtu { name, from: to, to: from },
+            Self::SetUp { name, up } => Self::SetUp { name, up: !up },
+            Self::AddAddress { name, address } => Self::RemoveAddress { name, address },
+            Self::RemoveAddress { name, address } => Self::AddAddress { name, address },
+            Self::AddRoute { route } => Self::RemoveRoute { route },
+            Self::RemoveRoute { route } => Self::AddRoute { route },
+        }
+    }
+}
+
+impl fmt::Display for NetOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreateLink {
+                name,
+                link: NewLink::Bond(settings),
+            } => write!(f, "create bond {name} ({settings})"),
+            Self::CreateLink {
+                name,
+                link: NewLink::Vlan { id, parent },
+            } => write!(f, "create vlan {name} (id {id} on {parent})"),
+            Self::DeleteLink {
+                name,
+                link: NewLink::Bond(_),
+            } => write!(f, "delete bond {name}"),
+            Self::DeleteLink {
+                name,
+                link: NewLink::Vlan { .. },
+            } => write!(f, "delete vlan {name}"),
+            Self::SetBond { name, from, to } => write!(f, "set bond {name}: {from} -> {to}"),
+            Self::SetMaster { name, from, to } => match (from, to) {
+                (_, Some(to)) => write!(f, "enslave {name} to {to}"),
+                (Some(from), None) => write!(f, "release {name} from {from}"),
+                (None, None) => write!(f, "release {name}"),
+            },
+            Self::SetMtu { name, from, to } => write!(f, "set {name} mtu {from} -> {to}"),
+            Self::SetUp { name, up } => write!(f, "set {name} {}", if *up { "up" } else { "down" }),
+            Self::AddAddress { name, address } => write!(f, "add address {address} to {name}"),
+            Self::RemoveAddress { name, address } => {
+                write!(f, "remove address {address} from {name}")
+            }
+            Self::AddRoute { route } => write!(f, "add route {route}"),
+            Self::RemoveRoute { route } => write!(f, "remove route {route}"),
+        }
+    }
+}
+
+/// The kinds of link lbconsole creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NewLink {
+    Bond(BondSettings),
+    Vlan { id: u16, parent: String },
+}
+
+impl NewLink {
+    fn of(kind: &LinkType) -> Option<Self> {
+        match kind {
+            LinkType::Bond(settings) => Some(Self::Bond(settings.clone())),
+            LinkType::Vlan { id, parent } => Some(Self::Vlan {
+                id: *id,
+                parent: parent.clone(),
+            }),
+            LinkType::Other(_) => None,
+        }
+    }
+}
+
+/// A step of the plan: the operation, and why, when that is not obvious.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub op: NetOp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.op)?;
+        if let Some(note) = &self.note {
+            write!(f, "  ({note})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why `network.conf` cannot be applied to this kernel at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("interface {0} does not exist")]
+    Missing(String),
+    #[error("{name} exists as a {kind} link that lbconsole did not create; rename the section or delete the link")]
+    Foreign { name: String, kind: String },
+    #[error("{name} is a {kind} link, not an ethernet interface; it cannot be a bond slave")]
+    NotEnslavable { name: String, kind: String },
+}
+
+/// The state `network.conf` asks for, given what the kernel has now.
+///
+/// `previous` is the network config applied last time (if any): interfaces it
+/// named and the current one does not are handed back — their addresses go.
+pub fn desired(
+    config: &NetworkConfig,
+    previous: Option<&NetworkConfig>,
+    observed: &NetworkState,
+) -> Result<NetworkState, PlanError> {
+    let mut desired = NetworkState::default();
+    // Links the file does not name: ours are deleted, the rest stay as they are,
+    // minus what an earlier apply put on them.
+    for (name, link) in &observed.links {
+        if link.owned || config.interface(name).is_some() || config.bond_of(name).is_some() {
+            continue;
+        }
+        let mut kept = link.clone();
+        if let Some(before) = previous.and_then(|p| p.interface(name)) {
+            for address in &before.addresses {
+                kept.addresses.remove(&address.value);
+            }
+        }
+        if kept.master.as_ref().is_some_and(|m| observed.links.get(m).is_some_and(|l| l.owned)) {
+            kept.master = None;
+        }
+        desired.links.insert(name.clone(), kept);
+    }
+    for interface in &config.interfaces {
+        let name = interface.name.as_str();
+        let link = desired_link(interface, observed)?;
+        desired.links.insert(name.to_owned(), link);
+        if let Some(bond) = interface.bond() {
+            for slave in &bond.slaves {
+                let slave_name = slave.as_str();
+                let mut slave_link = match desired.links.remove(slave_name) {
+                    Some(link) => link,
+                    None => observed_ethernet(slave_name, observed)?.clone(),
+                };
+                if let LinkType::Other(kind) = &slave_link.kind
+                    && kind != "veth"
+                    && !kind.is_empty()
+                {
+                    return Err(PlanError::NotEnslavable {
+                        name: slave_name.to_owned(),
+                        kind: kind.clone(),
+                    });
+                }
+                slave_link.master = Some(name.to_owned());
+                slave_link.up = true;
+                // The kernel gives a slave its bond's MTU; doing it as a step of the
+                // plan is what lets a rollback give the old MTU back.
+                slave_link.mtu = interface.mtu.unwrap_or(DEFAULT_MTU);
+                slave_link.addresses.clear();
+                desired.links.insert(slave_name.to_owned(), slave_link);
+            }
+        }
+        for route in &interface.routes {
+            desired.routes.insert(RouteEntry {
+                table: route.table.as_ref().map_or(TableId::MAIN, |t| t.get()),
+                destination: route.destination.net(),
+                gateway: route.gateway,
+                device: name.to_owned(),
+            });
+        }
+    }
+    Ok(desired)
+}
+
+/// The MTU of a link lbconsole creates when the file names none.
+const DEFAULT_MTU: u32 = 1500;
+
+fn observed_ethernet<'a>(name: &str, observed: &'a NetworkState) -> Result<&'a Link, PlanError> {
+    let link = observed
+        .links
+        .get(name)
+        .ok_or_else(|| PlanError::Missing(name.to_owned()))?;
+    match &link.kind {
+        LinkType::Other(_) => Ok(link),
+        LinkType::Bond(_) | LinkType::Vlan { .. } if link.owned => Ok(link),
+        LinkType::Bond(_) => Err(PlanError::Foreign {
+            name: name.to_owned(),
+            kind: "bond".to_owned(),
+        }),
+        LinkType::Vlan { .. } => Err(PlanError::Foreign {
+            name: name.to_owned(),
+            kind: "vlan".to_owned(),
+        }),
+    }
+}
+
+fn desired_link(interface: &Interface, observed: &NetworkState) -> Result<Link, PlanError> {
+    let name = interface.name.as_str();
+    let existing = observed.links.get(name);
+    let kind = match &interface.kind {
+        LinkKind::Ethernet => observed_ethernet(name, observed)?.kind.clone(),
+        LinkKind::Bonding(bond) => LinkType::Bond(BondSettings::desired(bond)),
+        LinkKind::Vlan(vlan) => LinkType::Vlan {
+            id: vlan.id.value,
+            parent: vlan.parent.value.to_string(),
+        },
+    };
+    let created = !matches!(interface.kind, LinkKind::Ethernet);
+    if created
+        && let Some(existing) = existing
+        && !existing.owned
+    {
+        let kind = match &existing.kind {
+            LinkType::Bond(_) => "bond".to_owned(),
+            LinkType::Vlan { .. } => "vlan".to_owned(),
+            LinkType::Other(kind) if kind.is_empty() => "physical".to_owned(),
+            LinkType::Other(kind) => kind.clone(),
+        };
+        return Err(PlanError::Foreign {
+            name: name.to_owned(),
+            kind,
+        });
+    }
+    let mtu = interface
+        .mtu
+        .or(existing.filter(|_| !created).map(|l| l.mtu))
+        .unwrap_or(DEFAULT_MTU);
+    Ok(Link {
+        kind,
+        owned: created,
+        master: None,
+        mtu,
+        up: interface.is_up(),
+        addresses: interface.addresses.iter().map(|a| a.value).collect(),
+    })
+}
+
+/// The ordered steps from `observed` to `desired`. Empty when nothing differs.
+///
+/// Order: routes and addresses go first, then links that must go (VLANs before
+/// their parents, slaves released before their bond), then links are created
+/// (bonds before VLANs), changed, enslaved (a slave goes down first), raised,
+/// addressed, and routed.
+pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let step = |op| Step { op, note: None };
+
+    for route in observed.routes.difference(&desired.routes) {
+        steps.push(step(NetOp::RemoveRoute { route: route.clone() }));
+    }
+
+    // Links to delete: ours that are no longer wanted, or wanted with a kind the
+    // kernel cannot change in place.
+    let mut recreate: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, link) in &observed.links {
+        if !link.owned {
+            continue;
+        }
+        match desired.links.get(name) {
+            None => {
+                recreate.insert(name, String::new());
+            }
+            Some(want) => {
+                if let Some(reason) = why_recreate(&link.kind, &want.kind) {
+                    recreate.insert(name, reason);
+                }
+            }
+        }
+    }
+    // A VLAN whose parent is recreated goes with it.
+    for (name, link) in &observed.links {
+        if let LinkType::Vlan { parent, .. } = &link.kind
+            && recreate.contains_key(parent.as_str())
+            && !recreate.contains_key(name.as_str())
+        {
+            recreate.insert(name, format!("its parent {parent} is recreated"));
+        }
+    }
+
+    for (name, link) in &observed.links {
+        let want = desired.links.get(name);
+        let going = recreate.contains_key(name.as_str());
+        for address in &link.addresses {
+            if going || !want.is_some_and(|w| w.addresses.contains(address)) {
+                steps.push(step(NetOp::RemoveAddress {
+                    name: name.clone(),
+                    address: *address,
+                }));
+            }
+        }
+    }
+
+    // Slaves leave their bond when their master changes or goes.
+    for (name, link) in &observed.links {
+        let Some(master) = &link.master else { continue };
+        let want_master = desired.links.get(name).and_then(|w| w.master.as_ref());
+        if want_master != Some(master) || recreate.contains_key(master.as_str()) {
+            if !observed.links.get(master).is_some_and(|m| m.owned) && want_master.is_none() {
+                continue; // enslaved to something we do not manage
+            }
+            steps.push(step(NetOp::SetMaster {
+                name: name.clone(),
+                from: Some(master.clone()),
+                to: None,
+            }));
+        }
+    }
+
+    // Delete: VLANs first, so no parent goes while a child still stands on it.
+    let deletions = recreate
+        .iter()
+        .filter_map(|(name, reason)| observed.links.get(*name).map(|l| (*name, reason, l)));
+    let (vlans, others): (Vec<_>, Vec<_>) =
+        deletions.partition(|(_, _, l)| matches!(l.kind, LinkType::Vlan { .. }));
+    for (name, reason, link) in vlans.into_iter().chain(others) {
+        let Some(kind) = NewLink::of(&link.kind) else {
+            continue;
+        };
+        if link.up {
+            steps.push(step(NetOp::SetUp {
+                name: name.to_owned(),
+                up: false,
+            }));
+        }
+        if link.mtu != DEFAULT_MTU {
+            // Recreation starts from the default MTU; restoring it on undo needs a step.
+            steps.push(step(NetOp::SetMtu {
+                name: name.to_owned(),
+                from: link.mtu,
+                to: DEFAULT_MTU,
+            }));
+        }
+        steps.push(Step {
+            op: NetOp::DeleteLink {
+                name: name.to_owned(),
+                link: kind,
+            },
+            note: (!reason.is_empty()).then(|| format!("recreated: {reason}")),
+        });
+    }
+
+    // The state each link is in once the deletions are done.
+    let current = |name: &str| -> Option<&Link> {
+        if recreate.contains_key(name) {
+            None
+        } else {
+            observed.links.get(name)
+        }
+    };
+
+    // Create: bonds, then VLANs (whose parent may be a new bond).
+    let creations: Vec<(&String, &Link)> = desired
+        .links
+        .iter()
+        .filter(|(name, want)| want.owned && current(name).is_none())
+        .collect();
+    let (new_vlans, new_bonds): (Vec<_>, Vec<_>) = creations
+        .iter()
+        .partition(|(_, w)| matches!(w.kind, LinkType::Vlan { .. }));
+    for (name, want) in new_bonds.into_iter().chain(new_vlans) {
+        if let Some(link) = NewLink::of(&want.kind) {
+            steps.push(step(NetOp::CreateLink {
+                name: (*name).clone(),
+                link,
+            }));
+        }
+    }
+    // Every desired link's state right after creation (created links start down,
+    // at the default MTU, with no master and no addresses).
+    let start = |name: &str| -> (u32, bool, Option<String>) {
+        match current(name) {
+            Some(link) => (
+                link.mtu,
+                link.up,
+                link.master.clone().filter(|m| !recreate.contains_key(m.as_str())),
+            ),
+            None => (DEFAULT_MTU, false, None),
+        }
+    };
+
+    for (name, want) in &desired.links {
+        if let (Some(link), LinkType::Bond(to)) = (current(name), &want.kind)
+            && let LinkType::Bond(from) = &link.kind
+            && from != to
+        {
+            steps.push(step(NetOp::SetBond {
+                name: name.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            }));
+        }
+    }
+
+    // MTUs: bonds and parents before the links on top of them.
+    let mut by_depth: Vec<(&String, &Link)> = desired.links.iter().collect();
+    by_depth.sort_by_key(|(_, l)| match l.kind {
+        LinkType::Bond(_) => 0,
+        LinkType::Other(_) => 1,
+        LinkType::Vlan { .. } => 2,
+    });
+    for (name, want) in &by_depth {
+        let (mtu, _, _) = start(name);
+        if mtu != want.mtu {
+            steps.push(step(NetOp::SetMtu {
+                name: (*name).clone(),
+                from: mtu,
+                to: want.mtu,
+            }));
+        }
+    }
+
+    for (name, want) in &desired.links {
+        let (_, up, master) = start(name);
+        if let Some(to) = &want.master
+            && master.as_ref() != Some(to)
+        {
+            if up {
+                steps.push(Step {
+                    op: NetOp::SetUp {
+                        name: name.clone(),
+                        up: false,
+                    },
+                    note: Some("a slave goes down before it is enslaved".to_owned()),
+                });
+            }
+            steps.push(step(NetOp::SetMaster {
+                name: name.clone(),
+                from: None,
+                to: Some(to.clone()),
+            }));
+        }
+    }
+
+    for (name, want) in &by_depth {
+        let (_, up, master) = start(name);
+        let down_for_enslaving = want.master.is_some() && master != want.master;
+        let up_now = up && !down_for_enslaving;
+        if up_now != want.up {
+            steps.push(step(NetOp::SetUp {
+                name: (*name).clone(),
+                up: want.up,
+            }));
+        }
+    }
+
+    for (name, want) in &desired.links {
+        let have = current(name).map(|l| &l.addresses);
+        for address in &want.addresses {
+            if !have.is_some_and(|h| h.contains(address)) {
+                steps.push(step(NetOp::AddAddress {
+                    name: name.clone(),
+                    address: *address,
+                }));
+            }
+        }
+    }
+
+    for route in &desired.routes {
+        let on_recreated = recreate.contains_key(route.device.as_str());
+        if on_recreated || !observed.routes.contains(route) {
+            steps.push(step(NetOp::AddRoute { route: route.clone() }));
+        }
+    }
+    // A route on a recreated link disappears with the link; remove it explicitly
+    // (before the deletion) so that an undo can put it back.
+    let doomed: Vec<Step> = observed
+        .routes
+        .intersection(&desired.routes)
+        .filter(|r| recreate.contains_key(r.device.as_str()))
+        .map(|r| step(NetOp::RemoveRoute { route: r.clone() }))
+        .collect();
+    let first_non_route = steps
+        .iter()
+        .position(|s| !matches!(s.op, NetOp::RemoveRoute { .. }))
+        .unwrap_or(steps.len());
+    steps.splice(first_non_route..first_non_route, doomed);
+    steps
+}
+
+fn why_recreate(have: &LinkType, want: &LinkType) -> Option<String> {
+    match (have, want) {
+        (LinkType::Bond(from), LinkType::Bond(to)) if !from.changes_live(to) => Some(if from.mode != to.mode {
+            format!(
+                "a bond's mode cannot change while it is up ({} -> {})",
+                from.mode.keyword(),
+                to.mode.keyword()
+            )
+        } else {
+            format!(
+                "a bond's lacp-rate cannot change while it is up ({} -> {})",
+                from.lacp_rate.keyword(),
+                to.lacp_rate.keyword()
+            )
+        }),
+        (LinkType::Vlan { id: a, parent: p }, LinkType::Vlan { id: b, parent: q }) if a != b || p != q => {
+            Some(format!("a VLAN's id and parent are fixed (id {a} on {p} -> id {b} on {q})"))
+        }
+        (LinkType::Bond(_), LinkType::Bond(_)) | (LinkType::Vlan { .. }, LinkType::Vlan { .. }) => None,
+        _ => Some("its type changes".to_owned()),
+    }
+}
