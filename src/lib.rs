@@ -3,6 +3,7 @@
 //! `config` is the pure core (model, parsers, printer, validator); `store` reads
 //! the config directory; `cli` is what the subcommands print.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod kernel;

@@ -1,6 +1,7 @@
 //! The kernel behind small traits. The real backends live here (`netlink.rs`);
 //! each is tested against a real kernel in the lab VM.
 
+pub mod fake;
 pub mod netlink;
 
 use std::net::Ipv4Addr;

@@ -45,7 +45,10 @@ pub struct Link {
 #[serde(rename_all = "lowercase")]
 pub enum LinkType {
     Bond(BondSettings),
-    Vlan { id: u16, parent: String },
+    Vlan {
+        id: u16,
+        parent: String,
+    },
     /// Anything we do not create: a NIC (empty kind), a veth, a bridge, …
     Other(String),
 }
@@ -149,17 +152,48 @@ impl fmt::Display for RouteEntry {
 #[serde(rename_all = "kebab-case", tag = "op")]
 pub enum NetOp {
     /// Creates a link, down and at the default MTU; later steps raise and size it.
-    CreateLink { name: String, link: NewLink },
+    CreateLink {
+        name: String,
+        link: NewLink,
+    },
     /// Deletes a link lbconsole created; `link` is what it was, to recreate it.
-    DeleteLink { name: String, link: NewLink },
-    SetBond { name: String, from: BondSettings, to: BondSettings },
-    SetMaster { name: String, from: Option<String>, to: Option<String> },
-    SetMtu { name: String, from: u32, to: u32 },
-    SetUp { name: String, up: bool },
-    AddAddress { name: String, address: Ipv4Net },
-    RemoveAddress { name: String, address: Ipv4Net },
-    AddRoute { route: RouteEntry },
-    RemoveRoute { route: RouteEntry },
+    DeleteLink {
+        name: String,
+        link: NewLink,
+    },
+    SetBond {
+        name: String,
+        from: BondSettings,
+        to: BondSettings,
+    },
+    SetMaster {
+        name: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    SetMtu {
+        name: String,
+        from: u32,
+        to: u32,
+    },
+    SetUp {
+        name: String,
+        up: bool,
+    },
+    AddAddress {
+        name: String,
+        address: Ipv4Net,
+    },
+    RemoveAddress {
+        name: String,
+        address: Ipv4Net,
+    },
+    AddRoute {
+        route: RouteEntry,
+    },
+    RemoveRoute {
+        route: RouteEntry,
+    },
 }
 
 impl NetOp {
@@ -168,9 +202,21 @@ impl NetOp {
         match self.clone() {
             Self::CreateLink { name, link } => Self::DeleteLink { name, link },
             Self::DeleteLink { name, link } => Self::CreateLink { name, link },
-            Self::SetBond { name, from, to } => Self::SetBond { name, from: to, to: from },
-            Self::SetMaster { name, from, to } => Self::SetMaster { name, from: to, to: from },
-            Self::SetMtu { name, from, to } => Self::SetMtu { name, from: to, to: from },
+            Self::SetBond { name, from, to } => Self::SetBond {
+                name,
+                from: to,
+                to: from,
+            },
+            Self::SetMaster { name, from, to } => Self::SetMaster {
+                name,
+                from: to,
+                to: from,
+            },
+            Self::SetMtu { name, from, to } => Self::SetMtu {
+                name,
+                from: to,
+                to: from,
+            },
             Self::SetUp { name, up } => Self::SetUp { name, up: !up },
             Self::AddAddress { name, address } => Self::RemoveAddress { name, address },
             Self::RemoveAddress { name, address } => Self::AddAddress { name, address },
@@ -261,7 +307,9 @@ impl fmt::Display for Step {
 pub enum PlanError {
     #[error("interface {0} does not exist")]
     Missing(String),
-    #[error("{name} exists as a {kind} link that lbconsole did not create; rename the section or delete the link")]
+    #[error(
+        "{name} exists as a {kind} link that lbconsole did not create; rename the section or delete the link"
+    )]
     Foreign { name: String, kind: String },
     #[error("{name} is a {kind} link, not an ethernet interface; it cannot be a bond slave")]
     NotEnslavable { name: String, kind: String },
@@ -289,7 +337,11 @@ pub fn desired(
                 kept.addresses.remove(&address.value);
             }
         }
-        if kept.master.as_ref().is_some_and(|m| observed.links.get(m).is_some_and(|l| l.owned)) {
+        if kept
+            .master
+            .as_ref()
+            .is_some_and(|m| observed.links.get(m).is_some_and(|l| l.owned))
+        {
             kept.master = None;
         }
         desired.links.insert(name.clone(), kept);
@@ -409,7 +461,9 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
     let step = |op| Step { op, note: None };
 
     for route in observed.routes.difference(&desired.routes) {
-        steps.push(step(NetOp::RemoveRoute { route: route.clone() }));
+        steps.push(step(NetOp::RemoveRoute {
+            route: route.clone(),
+        }));
     }
 
     // Links to delete: ours that are no longer wanted, or wanted with a kind the
@@ -453,7 +507,9 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         }
     }
 
-    // Slaves leave their bond when their master changes or goes.
+    // Slaves leave their bond when their master changes or goes. The kernel
+    // closes a slave as it releases it.
+    let mut released: BTreeSet<&str> = BTreeSet::new();
     for (name, link) in &observed.links {
         let Some(master) = &link.master else { continue };
         let want_master = desired.links.get(name).and_then(|w| w.master.as_ref());
@@ -466,6 +522,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 from: Some(master.clone()),
                 to: None,
             }));
+            released.insert(name);
         }
     }
 
@@ -532,11 +589,8 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
     // at the default MTU, with no master and no addresses).
     let start = |name: &str| -> (u32, bool, Option<String>) {
         match current(name) {
-            Some(link) => (
-                link.mtu,
-                link.up,
-                link.master.clone().filter(|m| !recreate.contains_key(m.as_str())),
-            ),
+            Some(link) if released.contains(name) => (link.mtu, false, None),
+            Some(link) => (link.mtu, link.up, link.master.clone()),
             None => (DEFAULT_MTU, false, None),
         }
     };
@@ -596,9 +650,9 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
 
     for (name, want) in &by_depth {
         let (_, up, master) = start(name);
-        let down_for_enslaving = want.master.is_some() && master != want.master;
-        let up_now = up && !down_for_enslaving;
-        if up_now != want.up {
+        // A bond opens a slave as it enslaves it.
+        let enslaved_now = want.master.is_some() && master != want.master;
+        if (up || enslaved_now) != want.up {
             steps.push(step(NetOp::SetUp {
                 name: (*name).clone(),
                 up: want.up,
@@ -621,7 +675,9 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
     for route in &desired.routes {
         let on_recreated = recreate.contains_key(route.device.as_str());
         if on_recreated || !observed.routes.contains(route) {
-            steps.push(step(NetOp::AddRoute { route: route.clone() }));
+            steps.push(step(NetOp::AddRoute {
+                route: route.clone(),
+            }));
         }
     }
     // A route on a recreated link disappears with the link; remove it explicitly
@@ -642,23 +698,31 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
 
 fn why_recreate(have: &LinkType, want: &LinkType) -> Option<String> {
     match (have, want) {
-        (LinkType::Bond(from), LinkType::Bond(to)) if !from.changes_live(to) => Some(if from.mode != to.mode {
-            format!(
-                "a bond's mode cannot change while it is up ({} -> {})",
-                from.mode.keyword(),
-                to.mode.keyword()
-            )
-        } else {
-            format!(
-                "a bond's lacp-rate cannot change while it is up ({} -> {})",
-                from.lacp_rate.keyword(),
-                to.lacp_rate.keyword()
-            )
-        }),
-        (LinkType::Vlan { id: a, parent: p }, LinkType::Vlan { id: b, parent: q }) if a != b || p != q => {
-            Some(format!("a VLAN's id and parent are fixed (id {a} on {p} -> id {b} on {q})"))
+        (LinkType::Bond(from), LinkType::Bond(to)) if !from.changes_live(to) => {
+            Some(if from.mode != to.mode {
+                format!(
+                    "a bond's mode cannot change while it is up ({} -> {})",
+                    from.mode.keyword(),
+                    to.mode.keyword()
+                )
+            } else {
+                format!(
+                    "a bond's lacp-rate cannot change while it is up ({} -> {})",
+                    from.lacp_rate.keyword(),
+                    to.lacp_rate.keyword()
+                )
+            })
         }
-        (LinkType::Bond(_), LinkType::Bond(_)) | (LinkType::Vlan { .. }, LinkType::Vlan { .. }) => None,
+        (LinkType::Vlan { id: a, parent: p }, LinkType::Vlan { id: b, parent: q })
+            if a != b || p != q =>
+        {
+            Some(format!(
+                "a VLAN's id and parent are fixed (id {a} on {p} -> id {b} on {q})"
+            ))
+        }
+        (LinkType::Bond(_), LinkType::Bond(_)) | (LinkType::Vlan { .. }, LinkType::Vlan { .. }) => {
+            None
+        }
         _ => Some("its type changes".to_owned()),
     }
 }

@@ -1,5 +1,6 @@
-//! The config directory on disk. Reading only for now: the three files, where a
-//! missing file counts as empty and an unreadable one is an error.
+//! The config directory and the state directory on disk. The three files are read
+//! where a missing file counts as empty and an unreadable one is an error; the
+//! copy of what was last applied (`STATE_DIR/running/`) is written atomically.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,11 @@ pub enum StoreError {
     },
     #[error("{} is larger than {} MiB; is it really a configuration file?", path.display(), MAX_FILE_BYTES >> 20)]
     TooLarge { path: PathBuf },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no configuration in {}: expected network.conf, flows.conf or lvs.conf", dir.display())]
     Empty { dir: PathBuf },
 }
@@ -73,6 +79,43 @@ impl ConfigFiles {
         Ok(files)
     }
 
+    /// The configuration last applied to the kernel, if any was.
+    pub fn read_running(state_dir: &Path) -> Result<Option<Self>, StoreError> {
+        let dir = running_dir(state_dir);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        match Self::read(&dir) {
+            Ok(files) => Ok(Some(files)),
+            Err(StoreError::Empty { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Records these files as what the kernel now runs. Each file is replaced
+    /// atomically (temporary file, fsync, rename, fsync of the directory).
+    pub fn write_running(&self, state_dir: &Path) -> Result<(), StoreError> {
+        let dir = running_dir(state_dir);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        for file in ConfigFile::ALL {
+            let path = dir.join(file.file_name());
+            write_atomic(&path, self.get(file))
+                .map_err(|source| StoreError::Write { path, source })?;
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, file: ConfigFile) -> &[u8] {
+        match file {
+            ConfigFile::Network => &self.network,
+            ConfigFile::Flows => &self.flows,
+            ConfigFile::Lvs => &self.lvs,
+        }
+    }
+
     fn slot(&mut self, file: ConfigFile) -> &mut Vec<u8> {
         match file {
             ConfigFile::Network => &mut self.network,
@@ -80,6 +123,25 @@ impl ConfigFiles {
             ConfigFile::Lvs => &mut self.lvs,
         }
     }
+}
+
+fn running_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("running")
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The file's bytes, `None` when it does not exist.

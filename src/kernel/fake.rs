@@ -1,0 +1,205 @@
+//! An in-memory kernel for UI tests and for testing the planner's ordering: it
+//! holds a [`NetworkState`] and carries out operations with the kernel's rules
+//! that matter to a plan — a link is created down at MTU 1500, a slave must be
+//! down to be enslaved and is opened by its bond, released slaves are closed, a
+//! deleted link takes its addresses and routes with it. It can be told to fail
+//! at the n-th operation. The real kernel is tested in the lab, not here.
+
+use crate::kernel::{KernelError, LinkStatus, NetworkBackend, Observation};
+use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeKernel {
+    pub state: NetworkState,
+    /// Fail the operation with this index (0-based, counted over the kernel's life).
+    pub fail_at: Option<usize>,
+    pub executed: usize,
+}
+
+impl FakeKernel {
+    pub fn new(state: NetworkState) -> Self {
+        Self {
+            state,
+            fail_at: None,
+            executed: 0,
+        }
+    }
+
+    /// Carries out `op` on the in-memory state, or says why the kernel would refuse.
+    pub fn apply(&mut self, op: &NetOp) -> Result<(), KernelError> {
+        let index = self.executed;
+        self.executed += 1;
+        if self.fail_at == Some(index) {
+            return Err(refuse(op, "injected failure"));
+        }
+        let links = &mut self.state.links;
+        match op {
+            NetOp::CreateLink { name, link: new } => {
+                if links.contains_key(name) {
+                    return Err(refuse(op, "File exists"));
+                }
+                let kind = match new {
+                    NewLink::Bond(settings) => LinkType::Bond(settings.clone()),
+                    NewLink::Vlan { id, parent } => {
+                        if !links.contains_key(parent) {
+                            return Err(refuse(op, &format!("interface {parent} does not exist")));
+                        }
+                        LinkType::Vlan {
+                            id: *id,
+                            parent: parent.clone(),
+                        }
+                    }
+                };
+                links.insert(
+                    name.clone(),
+                    Link {
+                        kind,
+                        owned: true,
+                        master: None,
+                        mtu: 1500,
+                        up: false,
+                        addresses: Default::default(),
+                    },
+                );
+            }
+            NetOp::DeleteLink { name, .. } => {
+                if links.remove(name).is_none() {
+                    return Err(refuse(op, &format!("interface {name} does not exist")));
+                }
+                for other in links.values_mut() {
+                    if other.master.as_deref() == Some(name) {
+                        other.master = None;
+                        other.up = false;
+                    }
+                }
+                links.retain(
+                    |_, l| !matches!(&l.kind, LinkType::Vlan { parent, .. } if parent == name),
+                );
+                self.state.routes.retain(|r| &r.device != name);
+            }
+            NetOp::SetBond { name, to, .. } => {
+                let target = links
+                    .get_mut(name)
+                    .ok_or_else(|| refuse(op, "No such device"))?;
+                let LinkType::Bond(settings) = &mut target.kind else {
+                    return Err(refuse(op, "Operation not supported"));
+                };
+                *settings = to.clone();
+            }
+            NetOp::SetMaster { name, to, .. } => match to {
+                Some(master) => {
+                    let bond_mtu = match links.get(master) {
+                        Some(Link {
+                            kind: LinkType::Bond(_),
+                            mtu,
+                            ..
+                        }) => *mtu,
+                        _ => return Err(refuse(op, &format!("interface {master} is not a bond"))),
+                    };
+                    let slave = links
+                        .get_mut(name)
+                        .ok_or_else(|| refuse(op, "No such device"))?;
+                    if slave.up {
+                        return Err(refuse(op, "Device can not be enslaved while up"));
+                    }
+                    slave.master = Some(master.clone());
+                    slave.mtu = bond_mtu;
+                    slave.up = true;
+                }
+                None => {
+                    let slave = links
+                        .get_mut(name)
+                        .ok_or_else(|| refuse(op, "No such device"))?;
+                    slave.master = None;
+                    slave.up = false;
+                }
+            },
+            NetOp::SetMtu { name, to, .. } => {
+                links
+                    .get_mut(name)
+                    .ok_or_else(|| refuse(op, "No such device"))?
+                    .mtu = *to;
+            }
+            NetOp::SetUp { name, up } => {
+                links
+                    .get_mut(name)
+                    .ok_or_else(|| refuse(op, "No such device"))?
+                    .up = *up;
+            }
+            NetOp::AddAddress { name, address } => {
+                let target = links
+                    .get_mut(name)
+                    .ok_or_else(|| refuse(op, "No such device"))?;
+                if !target.addresses.insert(*address) {
+                    return Err(refuse(op, "File exists"));
+                }
+            }
+            NetOp::RemoveAddress { name, address } => {
+                let target = links
+                    .get_mut(name)
+                    .ok_or_else(|| refuse(op, "No such device"))?;
+                if !target.addresses.remove(address) {
+                    return Err(refuse(op, "Cannot assign requested address"));
+                }
+            }
+            NetOp::AddRoute { route } => {
+                if !links.contains_key(&route.device) {
+                    return Err(refuse(op, "No such device"));
+                }
+                if !self.state.routes.insert(route.clone()) {
+                    return Err(refuse(op, "File exists"));
+                }
+            }
+            NetOp::RemoveRoute { route } => {
+                if !self.state.routes.remove(route) {
+                    return Err(refuse(op, "No such process"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refuse(op: &NetOp, reason: &str) -> KernelError {
+    KernelError::Operation {
+        op: op.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+impl NetworkBackend for FakeKernel {
+    async fn observe(&mut self) -> Result<Observation, KernelError> {
+        let links = self
+            .state
+            .links
+            .iter()
+            .enumerate()
+            .map(|(index, (name, link))| LinkStatus {
+                name: name.clone(),
+                index: index as u32 + 1,
+                kind: match &link.kind {
+                    LinkType::Bond(_) => "bond".to_owned(),
+                    LinkType::Vlan { .. } => "vlan".to_owned(),
+                    LinkType::Other(kind) => kind.clone(),
+                },
+                oper_state: if link.up { "up" } else { "down" }.to_owned(),
+                admin_up: link.up,
+                mtu: link.mtu,
+                master: link.master.clone(),
+                owned: link.owned,
+                addresses: link.addresses.iter().copied().collect(),
+                bond: None,
+                vlan: None,
+            })
+            .collect();
+        Ok(Observation {
+            state: self.state.clone(),
+            links,
+            routes: Vec::new(),
+        })
+    }
+
+    async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
+        self.apply(op)
+    }
+}

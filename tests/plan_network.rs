@@ -1,0 +1,192 @@
+//! The Network planner against the in-memory kernel: the plan's order, that a
+//! second apply has nothing to do, and that a failure at any step is undone
+//! exactly. (The same claims are tested on the real kernel in the lab.)
+
+use lbconsole::apply::{self, ApplyError};
+use lbconsole::config::model::NetworkConfig;
+use lbconsole::config::parse::parse_network;
+use lbconsole::kernel::fake::FakeKernel;
+use lbconsole::plan::Step;
+use lbconsole::plan::network::{Link, LinkType, NetworkState};
+
+/// The sandbox's interfaces: four veths, up, unaddressed.
+fn sandbox_kernel() -> NetworkState {
+    let mut state = NetworkState::default();
+    for name in ["eth0", "eth1", "eth2", "eth3"] {
+        state.links.insert(
+            name.to_owned(),
+            Link {
+                kind: LinkType::Other("veth".to_owned()),
+                owned: false,
+                master: None,
+                mtu: 1500,
+                up: true,
+                addresses: Default::default(),
+            },
+        );
+    }
+    state
+}
+
+fn network(text: &str) -> NetworkConfig {
+    let (config, diagnostics) = parse_network(text.as_bytes());
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    config
+}
+
+fn examples() -> NetworkConfig {
+    network(&std::fs::read_to_string("examples/network.conf").expect("examples/network.conf"))
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+fn plan(
+    kernel: &mut FakeKernel,
+    config: &NetworkConfig,
+    previous: Option<&NetworkConfig>,
+) -> Vec<Step> {
+    block_on(apply::plan_network(kernel, config, previous)).expect("a plan")
+}
+
+fn printed(steps: &[Step]) -> String {
+    steps.iter().map(|s| format!("{s}\n")).collect()
+}
+
+/// Applies `config` to `kernel` for real (no injected failure).
+fn apply(kernel: &mut FakeKernel, config: &NetworkConfig, previous: Option<&NetworkConfig>) {
+    let steps = plan(kernel, config, previous);
+    block_on(apply::execute(kernel, &steps)).expect("apply succeeds");
+}
+
+const VARIANTS: &[(&str, &str)] = &[
+    ("empty", ""),
+    (
+        "bond",
+        "service network bond0\n type bonding\n bonding mode active-backup\n bonding primary eth2\n slave eth2 eth3\n ip address 172.16.100.5/24\n ip route default 172.16.100.1 table 200\n",
+    ),
+    (
+        "bond-lacp",
+        "service network bond0\n type bonding\n bonding mode 802.3ad\n bonding lacp-rate fast\n bonding xmit-hash-policy layer3+4\n slave eth2 eth3\n mtu 9000\n ip address 172.16.100.5/24\n",
+    ),
+    (
+        "bond-one-slave-vlan",
+        "service network bond0\n type bonding\n slave eth2\n ip address 172.16.100.6/24\nservice network vlan100\n type vlan\n vlan id 100 parent bond0\n ip address 10.0.0.1/16\n ip route 10.200.0.0/16 10.0.0.254\n",
+    ),
+    (
+        "eth-only",
+        "service network eth2\n mtu 1400\n ip address 172.16.100.5/24\n ip route default 172.16.100.1\nservice network eth3\n auto off\n",
+    ),
+];
+
+#[test]
+fn first_apply_of_the_examples_creates_in_kernel_order() {
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let steps = plan(&mut kernel, &examples(), None);
+    insta::assert_snapshot!(printed(&steps));
+}
+
+#[test]
+fn a_second_apply_of_the_same_config_has_nothing_to_do() {
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    apply(&mut kernel, &examples(), None);
+    assert_eq!(plan(&mut kernel, &examples(), Some(&examples())), []);
+}
+
+#[test]
+fn changing_the_bond_mode_recreates_the_bond_and_says_why() {
+    let [before, after] = [VARIANTS[1].1, VARIANTS[2].1].map(network);
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    apply(&mut kernel, &before, None);
+    insta::assert_snapshot!(printed(&plan(&mut kernel, &after, Some(&before))));
+}
+
+#[test]
+fn removing_the_bond_releases_its_slaves_then_deletes_it() {
+    let before = network(VARIANTS[1].1);
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    apply(&mut kernel, &before, None);
+    let steps = plan(&mut kernel, &network(""), Some(&before));
+    insta::assert_snapshot!(printed(&steps));
+}
+
+#[test]
+fn changing_one_address_touches_only_that_address() {
+    let before =
+        network("service network eth0\n ip address 10.0.0.1/24\n ip address 10.0.1.1/24\n");
+    let after = network("service network eth0\n ip address 10.0.0.1/24\n ip address 10.0.2.1/24\n");
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    apply(&mut kernel, &before, None);
+    assert_eq!(
+        printed(&plan(&mut kernel, &after, Some(&before))),
+        "remove address 10.0.1.1/24 from eth0\nadd address 10.0.2.1/24 to eth0\n"
+    );
+}
+
+#[test]
+fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
+    for (from_name, from) in VARIANTS {
+        for (to_name, to) in VARIANTS {
+            let (from, to) = (network(from), network(to));
+            let mut kernel = FakeKernel::new(sandbox_kernel());
+            apply(&mut kernel, &from, None);
+            let before = kernel.state.clone();
+            let steps = plan(&mut kernel, &to, Some(&from));
+
+            for fail_at in 0..steps.len() {
+                let mut failing = FakeKernel::new(before.clone());
+                failing.fail_at = Some(fail_at);
+                let result = block_on(apply::execute(&mut failing, &steps));
+                assert!(
+                    matches!(result, Err(ApplyError::RolledBack { undone, .. }) if undone == fail_at),
+                    "{from_name} -> {to_name}, failing at step {fail_at}: {result:?}\n{}",
+                    printed(&steps)
+                );
+                assert_eq!(
+                    failing.state,
+                    before,
+                    "{from_name} -> {to_name}: failing at step {fail_at} left the kernel changed\n{}",
+                    printed(&steps)
+                );
+            }
+
+            block_on(apply::execute(&mut kernel, &steps))
+                .unwrap_or_else(|e| panic!("{from_name} -> {to_name}: {e}\n{}", printed(&steps)));
+            assert_eq!(
+                plan(&mut kernel, &to, Some(&to)),
+                [],
+                "{from_name} -> {to_name} did not converge"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_slave_is_refused_before_anything_changes() {
+    let config = network("service network bond0\n type bonding\n slave eth2 eth9\n");
+    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let error =
+        block_on(apply::plan_network(&mut kernel, &config, None)).expect_err("eth9 is missing");
+    assert_eq!(error.to_string(), "interface eth9 does not exist");
+    assert_eq!(kernel.executed, 0);
+}
+
+#[test]
+fn a_bond_lbconsole_did_not_create_is_not_taken_over() {
+    let mut state = sandbox_kernel();
+    let mut foreign = state.links["eth0"].clone();
+    foreign.kind = LinkType::Other("bridge".to_owned());
+    state.links.insert("br0".to_owned(), foreign);
+    let config = network("service network br0\n type bonding\n slave eth2\n");
+    let mut kernel = FakeKernel::new(state);
+    let error =
+        block_on(apply::plan_network(&mut kernel, &config, None)).expect_err("br0 is foreign");
+    assert_eq!(
+        error.to_string(),
+        "br0 exists as a bridge link that lbconsole did not create; rename the section or delete the link"
+    );
+}
