@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use lbconsole::cli;
+use lbconsole::kernel::netlink::NetlinkBackend;
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -40,19 +41,67 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: cli::Format,
     },
+    /// Program the kernel from the configuration directory. On any failure the
+    /// changes already made are undone.
+    Apply {
+        /// Print the plan, one operation per line (or `no changes`), and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show what the kernel is doing: links, bonds and their slaves, addresses, routes.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let args = Args::parse();
-    match args.command {
+    let mut out = std::io::stdout().lock();
+    let result = match args.command {
         Command::Check { format } => {
-            match cli::check(&args.config_dir, format, &mut std::io::stdout().lock()) {
+            return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),
                 Err(error) => {
                     eprintln!("lbconsole: {error}");
                     ExitCode::from(cli::EXIT_UNREADABLE)
                 }
+            };
+        }
+        Command::Apply { dry_run } => match NetlinkBackend::connect().await {
+            Ok(mut backend) => {
+                let mut err = std::io::stderr().lock();
+                cli::apply(
+                    &args.config_dir,
+                    &args.state_dir,
+                    dry_run,
+                    &mut backend,
+                    &mut out,
+                    &mut err,
+                )
+                .await
             }
+            Err(error) => Err(error.into()),
+        },
+        Command::Status { json } => match NetlinkBackend::connect().await {
+            Ok(mut backend) => {
+                let format = if json {
+                    cli::Format::Json
+                } else {
+                    cli::Format::Text
+                };
+                cli::status(&mut backend, format, &mut out).await
+            }
+            Err(error) => Err(error.into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            ExitCode::FAILURE
         }
     }
 }

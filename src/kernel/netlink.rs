@@ -1,1 +1,1343 @@
 //! rtnetlink backend: see kernel/mod.rs for the contract.
+//!
+//! Every operation resolves the names it needs with a fresh `RTM_GETLINK`, then
+//! sends one request, with two exceptions the kernel forces:
+//!
+//! - Creating a link: the kernel ignores `IFLA_IFALIAS` in a creating
+//!   `RTM_NEWLINK`, so the [`OWNED_ALIAS`] is set by a second request. Should that
+//!   fail, the new link is deleted again, so the failed operation leaves nothing.
+//! - Changing a bond: the kernel applies the options of one request in its own
+//!   fixed order and stops at the first it refuses, keeping the ones before.
+//!
+//! What the kernel does by itself, which a plan relies on:
+//!
+//! - A bond's `primary` is kept by name: set before the slave is enslaved, the
+//!   kernel records it and makes that slave primary when it joins; no request is
+//!   needed after enslaving. The kernel only *reports* a primary while that
+//!   slave is enslaved, so a fresh bond observes `primary: None` until then.
+//! - The bond's up and down delays are kept in multiples of `miimon`; they are
+//!   sent again whenever `miimon` changes, and never while it is 0 (the kernel
+//!   refuses them then).
+//! - Addresses are added as `ip addr add A/P dev X` adds them: local and peer
+//!   address, universe scope, and no broadcast address.
+//! - A VLAN would inherit its parent's MTU; it is created at 1500 (or at the
+//!   parent's MTU when that is lower), the MTU the plan assumes for a new link.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures::TryStreamExt;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy, InfoBond, InfoBondPort, InfoData,
+    InfoKind, InfoPortData, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
+};
+use rtnetlink::sys::AsyncSocket;
+use rtnetlink::{
+    AddressMessageBuilder, Handle, LinkBond, LinkMessageBuilder, LinkUnspec, LinkVlan,
+    RouteMessageBuilder,
+};
+
+use super::{
+    BondStatus, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus, SlaveStatus,
+    VlanStatus,
+};
+use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
+use crate::config::model::types::Ipv4Net;
+use crate::plan::network::{
+    BondSettings, DEFAULT_MTU, Link, LinkType, NetOp, NewLink, OWNED_ALIAS, ROUTE_PROTOCOL,
+    RouteEntry,
+};
+
+/// The kernel's `local` routing table: addresses and broadcasts, never ours.
+const RT_TABLE_LOCAL: u32 = 255;
+/// `ENODEV`, as the kernel answers a lookup of a link that does not exist.
+const ENODEV: i32 = 19;
+/// `NLMSGERR_ATTR_MSG`: the extended acknowledgement's text.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// The rtnetlink connection; its socket is served by a task on the tokio runtime.
+#[derive(Debug, Clone)]
+pub struct NetlinkBackend {
+    handle: Handle,
+}
+
+impl NetlinkBackend {
+    pub async fn connect() -> Result<Self, KernelError> {
+        let (mut connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| KernelError::Connect(e.to_string()))?;
+        // Extended acks add the kernel's own words to an errno ("Nexthop has
+        // invalid gateway"). A kernel without them still answers with the errno.
+        let _ = connection.socket_mut().socket_mut().set_ext_ack(true);
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    /// The link called `name`, looked up now.
+    async fn lookup(&self, name: &str) -> Result<LinkMessage, String> {
+        let missing = || format!("interface {name} does not exist");
+        let mut reply = self.handle.link().get().match_name(name).execute();
+        match reply.try_next().await {
+            Ok(Some(link)) => Ok(link),
+            Ok(None) => Err(missing()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -ENODEV => Err(missing()),
+            Err(e) => Err(describe(e)),
+        }
+    }
+
+    async fn index(&self, name: &str) -> Result<u32, String> {
+        Ok(self.lookup(name).await?.header.index)
+    }
+
+    /// The index to send as a bond's `IFLA_BOND_PRIMARY`: 0 clears it.
+    async fn primary_index(&self, primary: Option<&str>) -> Result<u32, String> {
+        match primary {
+            Some(name) => self.index(name).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Sends a change (`ip link set`) of an existing link.
+    async fn change(&self, message: LinkMessage) -> Result<(), String> {
+        self.handle
+            .link()
+            .change(message)
+            .execute()
+            .await
+            .map_err(describe)
+    }
+
+    /// Creates a link, then marks it as ours; a link that cannot be marked goes again.
+    async fn create(&self, name: &str, message: LinkMessage) -> Result<(), String> {
+        self.handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(describe)?;
+        let alias = LinkUnspec::new_with_name(name).alias(OWNED_ALIAS).build();
+        let Err(reason) = self.change(alias).await else {
+            return Ok(());
+        };
+        let undo = self
+            .handle
+            .link()
+            .del_with_message(LinkUnspec::new_with_name(name).build())
+            .execute()
+            .await;
+        Err(match undo {
+            Ok(()) => format!("{reason} (setting its ifalias; the new link was deleted again)"),
+            Err(e) => format!(
+                "{reason} (setting its ifalias; deleting the new link failed too: {})",
+                describe(e)
+            ),
+        })
+    }
+
+    async fn carry_out(&self, op: &NetOp) -> Result<(), String> {
+        match op {
+            NetOp::CreateLink {
+                name,
+                link: NewLink::Bond(settings),
+            } => {
+                let primary = match &settings.primary {
+                    Some(primary) if settings.mode.uses_primary() => {
+                        Some(self.index(primary).await?)
+                    }
+                    _ => None,
+                };
+                self.create(name, new_bond(name, settings, primary)).await
+            }
+            NetOp::CreateLink {
+                name,
+                link: NewLink::Vlan { id, parent },
+            } => {
+                let parent = self.lookup(parent).await?;
+                self.create(name, new_vlan(name, *id, &parent)).await
+            }
+            NetOp::DeleteLink { name, .. } => {
+                let index = self.index(name).await?;
+                self.handle
+                    .link()
+                    .del(index)
+                    .execute()
+                    .await
+                    .map_err(describe)
+            }
+            NetOp::SetBond { name, from, to } => {
+                let index = self.index(name).await?;
+                let primary = if to.mode.uses_primary() && to.primary != from.primary {
+                    Some(self.primary_index(to.primary.as_deref()).await?)
+                } else {
+                    None
+                };
+                self.change(bond_change(index, from, to, primary)).await
+            }
+            NetOp::SetMaster { name, to, .. } => {
+                let link = LinkUnspec::new_with_index(self.index(name).await?);
+                let link = match to {
+                    Some(master) => link.controller(self.index(master).await?),
+                    None => link.nocontroller(),
+                };
+                self.change(link.build()).await
+            }
+            NetOp::SetMtu { name, to, .. } => {
+                let index = self.index(name).await?;
+                self.change(LinkUnspec::new_with_index(index).mtu(*to).build())
+                    .await
+            }
+            NetOp::SetUp { name, up } => {
+                let link = LinkUnspec::new_with_index(self.index(name).await?);
+                let link = if *up { link.up() } else { link.down() };
+                self.change(link.build()).await
+            }
+            NetOp::AddAddress { name, address } => {
+                let index = self.index(name).await?;
+                let mut request =
+                    self.handle
+                        .address()
+                        .add(index, IpAddr::V4(address.addr), address.prefix);
+                // The same message, less the broadcast address rtnetlink adds.
+                *request.message_mut() = address_message(index, *address);
+                request.execute().await.map_err(describe)
+            }
+            NetOp::RemoveAddress { name, address } => {
+                let index = self.index(name).await?;
+                self.handle
+                    .address()
+                    .del(address_message(index, *address))
+                    .execute()
+                    .await
+                    .map_err(describe)
+            }
+            NetOp::AddRoute { route } => {
+                let device = self.index(&route.device).await?;
+                self.handle
+                    .route()
+                    .add(route_message(route, device))
+                    .execute()
+                    .await
+                    .map_err(describe)
+            }
+            NetOp::RemoveRoute { route } => {
+                let device = self.index(&route.device).await?;
+                self.handle
+                    .route()
+                    .del(route_message(route, device))
+                    .execute()
+                    .await
+                    .map_err(describe)
+            }
+        }
+    }
+}
+
+impl NetworkBackend for NetlinkBackend {
+    async fn observe(&mut self) -> Result<Observation, KernelError> {
+        let failed = |what: &'static str| {
+            move |e: rtnetlink::Error| KernelError::Observe {
+                what,
+                reason: describe(e),
+            }
+        };
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("links"))?;
+        let mut addresses = self.handle.address().get();
+        addresses.message_mut().header.family = AddressFamily::Inet;
+        let addresses: Vec<AddressMessage> = addresses
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("addresses"))?;
+        // Table 0 and no other field set: every table, unfiltered.
+        let mut dump = RouteMessage::default();
+        dump.header.address_family = AddressFamily::Inet;
+        let routes: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(dump)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("routes"))?;
+        Ok(assemble(links, addresses, routes))
+    }
+
+    async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
+        self.carry_out(op)
+            .await
+            .map_err(|reason| KernelError::Operation {
+                op: op.to_string(),
+                reason,
+            })
+    }
+}
+
+/// The kernel's answer as text: the errno, and the kernel's own message if it sent one.
+fn describe(error: rtnetlink::Error) -> String {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => match extack_message(&message.header) {
+            Some(detail) => format!("{message}: {detail}"),
+            None => message.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The text of an extended acknowledgement. `echoed` is what follows the errno in
+/// an `NLMSG_ERROR`: the request as sent (its header says how long), then
+/// attributes, of which `NLMSGERR_ATTR_MSG` is a NUL-terminated string.
+fn extack_message(echoed: &[u8]) -> Option<String> {
+    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let request_len = u32::from_ne_bytes(echoed.get(0..4)?.try_into().ok()?);
+    let mut rest = echoed.get(align(usize::try_from(request_len).ok()?)?..)?;
+    while let Some(&[len_0, len_1, kind_0, kind_1]) = rest.get(0..4) {
+        let len = usize::from(u16::from_ne_bytes([len_0, len_1]));
+        // The top two bits of an attribute's type are flags.
+        let kind = u16::from_ne_bytes([kind_0, kind_1]) & 0x3fff;
+        let value = rest.get(4..len)?;
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = value.split(|&b| b == 0).next().unwrap_or(value);
+            let text = String::from_utf8_lossy(text);
+            let text = text.trim().trim_end_matches('.');
+            return (!text.is_empty()).then(|| text.to_owned());
+        }
+        rest = rest.get(align(len)?..).unwrap_or_default();
+    }
+    None
+}
+
+/// `RTM_NEWLINK` creating a bond. `primary` is the primary slave's index, given
+/// only for a mode that has one.
+fn new_bond(name: &str, settings: &BondSettings, primary: Option<u32>) -> LinkMessage {
+    let mut bond = LinkBond::new(name)
+        .mode(KernelBondMode::from(settings.mode.number()))
+        .miimon(settings.miimon);
+    if settings.miimon > 0 {
+        bond = bond.updelay(settings.updelay).downdelay(settings.downdelay);
+    }
+    bond = bond.xmit_hash_policy(BondXmitHashPolicy::from(xmit_hash_number(
+        settings.xmit_hash_policy,
+    )));
+    if settings.mode == BondMode::Lacp {
+        bond = bond.ad_lacp_rate(BondLacpRate::from(lacp_rate_number(settings.lacp_rate)));
+    }
+    if let Some(primary) = primary {
+        bond = bond.primary(primary);
+    }
+    bond.build()
+}
+
+/// `RTM_NEWLINK` changing bond `index` from `from` to `to`: only what differs.
+/// `primary` is the index to send as the primary (0 clears it), when it changes.
+fn bond_change(
+    index: u32,
+    from: &BondSettings,
+    to: &BondSettings,
+    primary: Option<u32>,
+) -> LinkMessage {
+    let mut bond = LinkMessageBuilder::<LinkBond>::new_with_info_kind(InfoKind::Bond).index(index);
+    if to.mode != from.mode {
+        bond = bond.mode(KernelBondMode::from(to.mode.number()));
+    }
+    let miimon_changed = to.miimon != from.miimon;
+    if miimon_changed {
+        bond = bond.miimon(to.miimon);
+    }
+    if to.miimon > 0 {
+        if miimon_changed || to.updelay != from.updelay {
+            bond = bond.updelay(to.updelay);
+        }
+        if miimon_changed || to.downdelay != from.downdelay {
+            bond = bond.downdelay(to.downdelay);
+        }
+    }
+    if let Some(primary) = primary {
+        bond = bond.primary(primary);
+    }
+    if to.xmit_hash_policy != from.xmit_hash_policy {
+        bond = bond.xmit_hash_policy(BondXmitHashPolicy::from(xmit_hash_number(
+            to.xmit_hash_policy,
+        )));
+    }
+    if to.lacp_rate != from.lacp_rate {
+        bond = bond.ad_lacp_rate(BondLacpRate::from(lacp_rate_number(to.lacp_rate)));
+    }
+    bond.build()
+}
+
+/// `RTM_NEWLINK` creating a VLAN on `parent`, at [`DEFAULT_MTU`] unless the
+/// parent's MTU is lower (then the kernel's default, the parent's MTU).
+fn new_vlan(name: &str, id: u16, parent: &LinkMessage) -> LinkMessage {
+    let vlan = LinkVlan::new(name, parent.header.index, id);
+    let parent_mtu = parent.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Mtu(mtu) => Some(*mtu),
+        _ => None,
+    });
+    if parent_mtu.is_some_and(|mtu| mtu > DEFAULT_MTU) {
+        vlan.mtu(DEFAULT_MTU).build()
+    } else {
+        vlan.build()
+    }
+}
+
+/// An IPv4 address as `ip addr add|del A/P dev X` sends it: no broadcast.
+fn address_message(index: u32, address: Ipv4Net) -> AddressMessage {
+    let mut message = AddressMessageBuilder::<Ipv4Addr>::new()
+        .index(index)
+        .address(address.addr, address.prefix)
+        .build();
+    message
+        .attributes
+        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+    message
+}
+
+/// One of our routes, to add or to delete: unicast, universe scope, our
+/// protocol (so that deleting matches it too). A table above 255 travels in
+/// `RTA_TABLE`.
+fn route_message(route: &RouteEntry, device: u32) -> RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .table_id(route.table)
+        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
+        .destination_prefix(route.destination.network(), route.destination.prefix)
+        .gateway(route.gateway)
+        .output_interface(device)
+        .build()
+}
+
+fn bond_mode(number: u8) -> Option<BondMode> {
+    BondMode::ALL.get(usize::from(number)).copied()
+}
+
+fn xmit_hash_policy(number: u8) -> Option<XmitHashPolicy> {
+    XmitHashPolicy::ALL.get(usize::from(number)).copied()
+}
+
+fn xmit_hash_number(policy: XmitHashPolicy) -> u8 {
+    match policy {
+        XmitHashPolicy::Layer2 => 0,
+        XmitHashPolicy::Layer34 => 1,
+        XmitHashPolicy::Layer23 => 2,
+        XmitHashPolicy::Encap23 => 3,
+        XmitHashPolicy::Encap34 => 4,
+        XmitHashPolicy::VlanSrcMac => 5,
+    }
+}
+
+fn lacp_rate(number: u8) -> Option<LacpRate> {
+    match number {
+        0 => Some(LacpRate::Slow),
+        1 => Some(LacpRate::Fast),
+        _ => None,
+    }
+}
+
+fn lacp_rate_number(rate: LacpRate) -> u8 {
+    match rate {
+        LacpRate::Slow => 0,
+        LacpRate::Fast => 1,
+    }
+}
+
+/// `IFLA_BOND_SLAVE_STATE`.
+fn slave_state(number: u8) -> String {
+    match number {
+        0 => "active".to_owned(),
+        1 => "backup".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// `IFLA_BOND_SLAVE_MII_STATUS`: the kernel's `BOND_LINK_*`.
+fn mii_status(number: u8) -> String {
+    match number {
+        0 => "up".to_owned(),
+        1 => "going-down".to_owned(),
+        2 => "down".to_owned(),
+        3 => "going-back".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// What one link message says, before indexes become names.
+#[derive(Debug)]
+struct LinkFacts {
+    index: u32,
+    name: String,
+    kind: String,
+    admin_up: bool,
+    oper_state: String,
+    mtu: u32,
+    master: Option<u32>,
+    alias: Option<String>,
+    /// `IFLA_LINK` (a VLAN's parent), when it is in this namespace.
+    parent: Option<u32>,
+    bond: Vec<InfoBond>,
+    vlan_id: Option<u16>,
+    port: Vec<InfoBondPort>,
+}
+
+impl LinkFacts {
+    fn of(message: LinkMessage) -> Self {
+        let mut facts = Self {
+            index: message.header.index,
+            name: String::new(),
+            kind: String::new(),
+            admin_up: message.header.flags.contains(LinkFlags::Up),
+            oper_state: "unknown".to_owned(),
+            mtu: 0,
+            master: None,
+            alias: None,
+            parent: None,
+            bond: Vec::new(),
+            vlan_id: None,
+            port: Vec::new(),
+        };
+        let mut parent_elsewhere = false;
+        for attribute in message.attributes {
+            match attribute {
+                LinkAttribute::IfName(name) => facts.name = name,
+                LinkAttribute::Mtu(mtu) => facts.mtu = mtu,
+                LinkAttribute::OperState(state) => {
+                    facts.oper_state = state.to_string().to_lowercase();
+                }
+                LinkAttribute::Controller(index) => facts.master = Some(index).filter(|&i| i > 0),
+                LinkAttribute::IfAlias(alias) => facts.alias = Some(alias),
+                LinkAttribute::Link(index) => facts.parent = Some(index).filter(|&i| i > 0),
+                LinkAttribute::LinkNetNsId(_) => parent_elsewhere = true,
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(kind) => facts.kind = kind.to_string(),
+                            LinkInfo::Data(InfoData::Bond(bond)) => facts.bond = bond,
+                            LinkInfo::Data(InfoData::Vlan(vlan)) => {
+                                facts.vlan_id = vlan.iter().find_map(|v| match v {
+                                    InfoVlan::Id(id) => Some(*id),
+                                    _ => None,
+                                });
+                            }
+                            LinkInfo::PortData(InfoPortData::BondPort(port)) => facts.port = port,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if parent_elsewhere {
+            facts.parent = None;
+        }
+        facts
+    }
+}
+
+/// A bond's settings from its `IFLA_INFO_DATA`; `None` if the kernel reports a
+/// mode, policy or rate that lbconsole does not know.
+fn bond_settings(
+    info: &[InfoBond],
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Option<BondSettings> {
+    let mut mode = None;
+    let mut settings = BondSettings {
+        mode: BondMode::BalanceRr,
+        miimon: 0,
+        updelay: 0,
+        downdelay: 0,
+        primary: None,
+        xmit_hash_policy: XmitHashPolicy::Layer2,
+        lacp_rate: LacpRate::Slow,
+    };
+    for option in info {
+        match option {
+            InfoBond::Mode(number) => mode = Some(bond_mode(u8::from(*number))?),
+            InfoBond::MiiMon(ms) => settings.miimon = *ms,
+            InfoBond::UpDelay(ms) => settings.updelay = *ms,
+            InfoBond::DownDelay(ms) => settings.downdelay = *ms,
+            InfoBond::Primary(index) => settings.primary = name_of(*index),
+            InfoBond::XmitHashPolicy(policy) => {
+                settings.xmit_hash_policy = xmit_hash_policy(u8::from(*policy))?;
+            }
+            InfoBond::AdLacpRate(rate) => settings.lacp_rate = lacp_rate(u8::from(*rate))?,
+            _ => {}
+        }
+    }
+    settings.mode = mode?;
+    Some(settings)
+}
+
+fn slave_status(name: &str, port: &[InfoBondPort]) -> SlaveStatus {
+    let mut slave = SlaveStatus {
+        name: name.to_owned(),
+        state: "unknown".to_owned(),
+        mii_status: "unknown".to_owned(),
+        link_failures: 0,
+    };
+    for attribute in port {
+        match attribute {
+            InfoBondPort::BondPortState(state) => slave.state = slave_state(u8::from(*state)),
+            InfoBondPort::MiiStatus(status) => slave.mii_status = mii_status(u8::from(*status)),
+            InfoBondPort::LinkFailureCount(count) => slave.link_failures = *count,
+            _ => {}
+        }
+    }
+    slave
+}
+
+/// An IPv4 address of a link: its local address (the peer's is `IFA_ADDRESS`).
+fn ipv4_address(message: &AddressMessage) -> Option<Ipv4Net> {
+    if message.header.family != AddressFamily::Inet {
+        return None;
+    }
+    let address = |local: bool| {
+        message.attributes.iter().find_map(|a| match (a, local) {
+            (AddressAttribute::Local(IpAddr::V4(addr)), true)
+            | (AddressAttribute::Address(IpAddr::V4(addr)), false) => Some(*addr),
+            _ => None,
+        })
+    };
+    let addr = address(true).or_else(|| address(false))?;
+    Some(Ipv4Net {
+        addr,
+        prefix: message.header.prefix_len,
+    })
+}
+
+/// An IPv4 unicast route outside the `local` table.
+fn route_status(
+    message: &RouteMessage,
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Option<RouteStatus> {
+    let header = &message.header;
+    if header.address_family != AddressFamily::Inet || header.kind != RouteType::Unicast {
+        return None;
+    }
+    let mut table = u32::from(header.table);
+    let mut destination = Ipv4Addr::UNSPECIFIED;
+    let mut gateway = None;
+    let mut device = None;
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Table(id) => table = *id,
+            RouteAttribute::Destination(RouteAddress::Inet(addr)) => destination = *addr,
+            RouteAttribute::Gateway(RouteAddress::Inet(addr)) => gateway = Some(*addr),
+            RouteAttribute::Oif(index) => device = name_of(*index),
+            _ => {}
+        }
+    }
+    if table == RT_TABLE_LOCAL {
+        return None;
+    }
+    let protocol = u8::from(header.protocol);
+    Some(RouteStatus {
+        table,
+        destination: Ipv4Net {
+            addr: destination,
+            prefix: header.destination_prefix_length,
+        },
+        gateway,
+        device,
+        protocol,
+        ours: protocol == ROUTE_PROTOCOL,
+    })
+}
+
+/// The observation the three dumps add up to.
+fn assemble(
+    links: Vec<LinkMessage>,
+    addresses: Vec<AddressMessage>,
+    routes: Vec<RouteMessage>,
+) -> Observation {
+    let mut facts: Vec<LinkFacts> = links.into_iter().map(LinkFacts::of).collect();
+    facts.sort_by_key(|f| f.index);
+    let names: BTreeMap<u32, &str> = facts.iter().map(|f| (f.index, f.name.as_str())).collect();
+    let name_of = |index: u32| names.get(&index).map(|name| (*name).to_owned());
+
+    let mut addresses_of: BTreeMap<u32, BTreeSet<Ipv4Net>> = BTreeMap::new();
+    for message in &addresses {
+        if let Some(address) = ipv4_address(message) {
+            addresses_of
+                .entry(message.header.index)
+                .or_default()
+                .insert(address);
+        }
+    }
+
+    let mut observation = Observation::default();
+    for link in &facts {
+        let addresses = addresses_of.remove(&link.index).unwrap_or_default();
+        let kind = match link.kind.as_str() {
+            "bond" => bond_settings(&link.bond, name_of).map(LinkType::Bond),
+            "vlan" => link
+                .vlan_id
+                .zip(link.parent.and_then(name_of))
+                .map(|(id, parent)| LinkType::Vlan { id, parent }),
+            _ => None,
+        }
+        .unwrap_or_else(|| LinkType::Other(link.kind.clone()));
+        let owned = link.alias.as_deref() == Some(OWNED_ALIAS)
+            && matches!(kind, LinkType::Bond(_) | LinkType::Vlan { .. });
+        let master = link.master.and_then(name_of);
+        let bond = (link.kind == "bond").then(|| BondStatus {
+            mode: link
+                .bond
+                .iter()
+                .find_map(|o| match o {
+                    InfoBond::Mode(mode) => Some(mode.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+            active_slave: link.bond.iter().find_map(|o| match o {
+                InfoBond::ActivePort(index) => name_of(*index),
+                _ => None,
+            }),
+            slaves: facts
+                .iter()
+                .filter(|s| s.master == Some(link.index) && !s.port.is_empty())
+                .map(|s| slave_status(&s.name, &s.port))
+                .collect(),
+        });
+        let vlan = match &kind {
+            LinkType::Vlan { id, parent } => Some(VlanStatus {
+                id: *id,
+                parent: parent.clone(),
+            }),
+            _ => None,
+        };
+        observation.links.push(LinkStatus {
+            name: link.name.clone(),
+            index: link.index,
+            kind: link.kind.clone(),
+            oper_state: link.oper_state.clone(),
+            admin_up: link.admin_up,
+            mtu: link.mtu,
+            master: master.clone(),
+            owned,
+            addresses: addresses.iter().copied().collect(),
+            bond,
+            vlan,
+        });
+        observation.state.links.insert(
+            link.name.clone(),
+            Link {
+                kind,
+                owned,
+                master,
+                mtu: link.mtu,
+                up: link.admin_up,
+                addresses,
+            },
+        );
+    }
+
+    for route in routes.iter().filter_map(|r| route_status(r, name_of)) {
+        if let (true, Some(gateway), Some(device)) = (route.ours, route.gateway, &route.device) {
+            observation.state.routes.insert(RouteEntry {
+                table: route.table,
+                destination: route.destination,
+                gateway,
+                device: device.clone(),
+            });
+        }
+        observation.routes.push(route);
+    }
+    observation.routes.sort_by_key(|r| r.table);
+    observation
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_route::link::{BondPortState, MiiStatus, State};
+
+    use super::*;
+
+    fn net(text: &str) -> Ipv4Net {
+        Ipv4Net::try_from(text.to_owned()).unwrap()
+    }
+
+    fn settings() -> BondSettings {
+        BondSettings {
+            mode: BondMode::ActiveBackup,
+            miimon: 100,
+            updelay: 1000,
+            downdelay: 500,
+            primary: Some("eth0".to_owned()),
+            xmit_hash_policy: XmitHashPolicy::Layer2,
+            lacp_rate: LacpRate::Slow,
+        }
+    }
+
+    fn link(index: u32, name: &str, up: bool, attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        if up {
+            message.header.flags = LinkFlags::Up;
+        }
+        message.attributes = vec![
+            LinkAttribute::IfName(name.to_owned()),
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::OperState(if up { State::Up } else { State::Down }),
+        ];
+        message.attributes.extend(attributes);
+        message
+    }
+
+    fn address(index: u32, text: &str) -> AddressMessage {
+        let address = net(text);
+        // As the kernel reports an address added with `brd +`.
+        AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(address.addr, address.prefix)
+            .build()
+    }
+
+    fn route(
+        table: u32,
+        kind: RouteType,
+        protocol: u8,
+        attributes: Vec<RouteAttribute>,
+    ) -> RouteMessage {
+        let mut message = RouteMessage::default();
+        message.header.address_family = AddressFamily::Inet;
+        message.header.table = u8::try_from(table).unwrap_or(252);
+        message.header.kind = kind;
+        message.header.protocol = RouteProtocol::from(protocol);
+        message.header.destination_prefix_length = 24;
+        message.attributes = attributes;
+        message.attributes.push(RouteAttribute::Table(table));
+        message
+    }
+
+    fn bond_options(message: &LinkMessage) -> Vec<InfoBond> {
+        message
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                    LinkInfo::Data(InfoData::Bond(options)) => Some(options.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn numbers_are_the_kernels() {
+        for (number, mode) in BondMode::ALL.into_iter().enumerate() {
+            let number = u8::try_from(number).unwrap();
+            assert_eq!(bond_mode(number), Some(mode));
+            assert_eq!(
+                KernelBondMode::from(mode.number()).to_string(),
+                mode.keyword()
+            );
+        }
+        for policy in XmitHashPolicy::ALL {
+            assert_eq!(xmit_hash_policy(xmit_hash_number(policy)), Some(policy));
+            let kernel = BondXmitHashPolicy::from(xmit_hash_number(policy));
+            assert_eq!(kernel.to_string(), policy.keyword());
+        }
+        for rate in [LacpRate::Slow, LacpRate::Fast] {
+            assert_eq!(lacp_rate(lacp_rate_number(rate)), Some(rate));
+            let kernel = BondLacpRate::from(lacp_rate_number(rate));
+            assert_eq!(kernel.to_string(), rate.keyword());
+        }
+        assert_eq!(bond_mode(7), None);
+        assert_eq!(xmit_hash_policy(6), None);
+        assert_eq!(lacp_rate(2), None);
+    }
+
+    #[test]
+    fn slave_states() {
+        let states: Vec<String> = (0..3).map(slave_state).collect();
+        assert_eq!(states, ["active", "backup", "2"]);
+        let mii: Vec<String> = (0..5).map(mii_status).collect();
+        assert_eq!(mii, ["up", "going-down", "down", "going-back", "4"]);
+        assert_eq!(u8::from(BondPortState::Backup), 1);
+        assert_eq!(u8::from(MiiStatus::GoingBack), 3);
+    }
+
+    #[test]
+    fn extended_ack_text() {
+        let attribute = |kind: u16, value: &[u8]| {
+            let len = u16::try_from(4 + value.len()).unwrap();
+            let mut bytes = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
+            bytes.extend_from_slice(value);
+            while bytes.len() % 4 != 0 {
+                bytes.push(0);
+            }
+            bytes
+        };
+        // The echoed request: a 16-byte header and 6 bytes of payload, padded.
+        let mut echoed = 22u32.to_ne_bytes().to_vec();
+        echoed.resize(24, 7);
+        assert_eq!(extack_message(&echoed), None);
+        echoed.extend(attribute(2, &40u32.to_ne_bytes()));
+        echoed.extend(attribute(1, b"Nexthop has invalid gateway.\0"));
+        assert_eq!(
+            extack_message(&echoed).as_deref(),
+            Some("Nexthop has invalid gateway")
+        );
+        // Truncated or nonsensical input is no message, not a panic.
+        for cut in 0..echoed.len() {
+            let _ = extack_message(&echoed[..cut]);
+        }
+        assert_eq!(extack_message(&u32::MAX.to_ne_bytes()), None);
+        assert_eq!(extack_message(&[24, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn observation_from_dumps() {
+        let port = |state: u8, failures: u32| {
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(netlink_packet_route::link::InfoPortKind::Bond),
+                LinkInfo::PortData(InfoPortData::BondPort(vec![
+                    InfoBondPort::BondPortState(BondPortState::from(state)),
+                    InfoBondPort::MiiStatus(MiiStatus::Up),
+                    InfoBondPort::LinkFailureCount(failures),
+                ])),
+            ])
+        };
+        let links = vec![
+            link(
+                5,
+                "bond0.10",
+                true,
+                vec![
+                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
+                    LinkAttribute::Link(4),
+                    LinkAttribute::LinkInfo(vec![
+                        LinkInfo::Kind(InfoKind::Vlan),
+                        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)])),
+                    ]),
+                ],
+            ),
+            link(1, "lo", true, vec![]),
+            link(
+                2,
+                "eth0",
+                true,
+                vec![LinkAttribute::Controller(4), port(0, 0)],
+            ),
+            link(
+                3,
+                "eth1",
+                true,
+                vec![LinkAttribute::Controller(4), port(1, 2)],
+            ),
+            link(
+                4,
+                "bond0",
+                true,
+                vec![
+                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
+                    LinkAttribute::LinkInfo(vec![
+                        LinkInfo::Kind(InfoKind::Bond),
+                        LinkInfo::Data(InfoData::Bond(vec![
+                            InfoBond::Mode(KernelBondMode::ActiveBackup),
+                            InfoBond::ActivePort(2),
+                            InfoBond::MiiMon(100),
+                            InfoBond::UpDelay(1000),
+                            InfoBond::DownDelay(500),
+                            InfoBond::Primary(2),
+                            InfoBond::XmitHashPolicy(BondXmitHashPolicy::Layer2),
+                            InfoBond::AdLacpRate(BondLacpRate::Slow),
+                        ])),
+                    ]),
+                ],
+            ),
+            link(
+                6,
+                "veth0",
+                false,
+                vec![
+                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
+                    LinkAttribute::Link(7),
+                    LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+                ],
+            ),
+            // A VLAN whose parent lives in another namespace, and a bond in a
+            // mode lbconsole does not know: both are someone else's.
+            link(
+                8,
+                "vlan9",
+                false,
+                vec![
+                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
+                    LinkAttribute::Link(2),
+                    LinkAttribute::LinkNetNsId(1),
+                    LinkAttribute::LinkInfo(vec![
+                        LinkInfo::Kind(InfoKind::Vlan),
+                        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(9)])),
+                    ]),
+                ],
+            ),
+            link(
+                9,
+                "bond9",
+                false,
+                vec![
+                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
+                    LinkAttribute::LinkInfo(vec![
+                        LinkInfo::Kind(InfoKind::Bond),
+                        LinkInfo::Data(InfoData::Bond(vec![InfoBond::Mode(
+                            KernelBondMode::Other(9),
+                        )])),
+                    ]),
+                ],
+            ),
+        ];
+        let mut v6 = address(4, "192.0.2.1/24");
+        v6.header.family = AddressFamily::Inet6;
+        let addresses = vec![
+            address(4, "192.0.2.1/24"),
+            address(4, "10.0.0.1/8"),
+            address(1, "127.0.0.1/8"),
+            v6,
+        ];
+        let gateway = |a: [u8; 4]| RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::from(a)));
+        let destination =
+            |a: [u8; 4]| RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::from(a)));
+        let mut default = route(
+            200,
+            RouteType::Unicast,
+            ROUTE_PROTOCOL,
+            vec![gateway([192, 0, 2, 254]), RouteAttribute::Oif(4)],
+        );
+        default.header.destination_prefix_length = 0;
+        let routes = vec![
+            route(
+                1000,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                vec![
+                    destination([198, 51, 100, 0]),
+                    gateway([192, 0, 2, 253]),
+                    RouteAttribute::Oif(4),
+                ],
+            ),
+            default,
+            route(
+                254,
+                RouteType::Unicast,
+                2,
+                vec![destination([192, 0, 2, 0]), RouteAttribute::Oif(4)],
+            ),
+            route(
+                254,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                vec![destination([203, 0, 113, 0]), RouteAttribute::Oif(4)],
+            ),
+            route(
+                255,
+                RouteType::Local,
+                2,
+                vec![destination([192, 0, 2, 1]), RouteAttribute::Oif(4)],
+            ),
+            route(
+                255,
+                RouteType::Unicast,
+                2,
+                vec![destination([192, 0, 2, 1]), RouteAttribute::Oif(4)],
+            ),
+            route(
+                254,
+                RouteType::BlackHole,
+                ROUTE_PROTOCOL,
+                vec![destination([10, 1, 0, 0])],
+            ),
+        ];
+
+        let observation = assemble(links, addresses, routes);
+
+        let state = &observation.state;
+        assert_eq!(
+            state.links["bond0"].kind,
+            LinkType::Bond(BondSettings {
+                primary: Some("eth0".to_owned()),
+                ..settings()
+            })
+        );
+        assert!(state.links["bond0"].owned);
+        assert_eq!(
+            state.links["bond0"].addresses,
+            BTreeSet::from([net("10.0.0.1/8"), net("192.0.2.1/24")])
+        );
+        assert_eq!(
+            state.links["bond0.10"].kind,
+            LinkType::Vlan {
+                id: 10,
+                parent: "bond0".to_owned()
+            }
+        );
+        assert!(state.links["bond0.10"].owned);
+        assert_eq!(state.links["eth0"].master.as_deref(), Some("bond0"));
+        assert_eq!(state.links["eth0"].kind, LinkType::Other(String::new()));
+        assert!(!state.links["eth0"].owned);
+        assert_eq!(
+            state.links["veth0"].kind,
+            LinkType::Other("veth".to_owned())
+        );
+        assert!(!state.links["veth0"].owned && !state.links["veth0"].up);
+        assert_eq!(
+            state.links["vlan9"].kind,
+            LinkType::Other("vlan".to_owned())
+        );
+        assert!(!state.links["vlan9"].owned);
+        assert_eq!(
+            state.links["bond9"].kind,
+            LinkType::Other("bond".to_owned())
+        );
+        assert!(!state.links["bond9"].owned);
+        assert_eq!(
+            state.routes,
+            BTreeSet::from([
+                RouteEntry {
+                    table: 200,
+                    destination: net("0.0.0.0/0"),
+                    gateway: Ipv4Addr::new(192, 0, 2, 254),
+                    device: "bond0".to_owned()
+                },
+                RouteEntry {
+                    table: 1000,
+                    destination: net("198.51.100.0/24"),
+                    gateway: Ipv4Addr::new(192, 0, 2, 253),
+                    device: "bond0".to_owned()
+                },
+            ])
+        );
+
+        let indexes: Vec<u32> = observation.links.iter().map(|l| l.index).collect();
+        assert_eq!(indexes, [1, 2, 3, 4, 5, 6, 8, 9]);
+        let bond = &observation.links[3];
+        assert_eq!(
+            (bond.kind.as_str(), bond.oper_state.as_str(), bond.admin_up),
+            ("bond", "up", true)
+        );
+        assert_eq!(bond.addresses, [net("10.0.0.1/8"), net("192.0.2.1/24")]);
+        assert_eq!(
+            bond.bond,
+            Some(BondStatus {
+                mode: "active-backup".to_owned(),
+                active_slave: Some("eth0".to_owned()),
+                slaves: vec![
+                    SlaveStatus {
+                        name: "eth0".to_owned(),
+                        state: "active".to_owned(),
+                        mii_status: "up".to_owned(),
+                        link_failures: 0
+                    },
+                    SlaveStatus {
+                        name: "eth1".to_owned(),
+                        state: "backup".to_owned(),
+                        mii_status: "up".to_owned(),
+                        link_failures: 2
+                    },
+                ],
+            })
+        );
+        assert_eq!(
+            observation.links[4].vlan,
+            Some(VlanStatus {
+                id: 10,
+                parent: "bond0".to_owned()
+            })
+        );
+        assert_eq!(observation.links[5].oper_state, "down");
+        assert_eq!(observation.links[0].addresses, [net("127.0.0.1/8")]);
+
+        let routes: Vec<(u32, String, u8, bool)> = observation
+            .routes
+            .iter()
+            .map(|r| (r.table, r.destination.to_string(), r.protocol, r.ours))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                (200, "0.0.0.0/0".to_owned(), ROUTE_PROTOCOL, true),
+                (254, "192.0.2.0/24".to_owned(), 2, false),
+                (254, "203.0.113.0/24".to_owned(), ROUTE_PROTOCOL, true),
+                (1000, "198.51.100.0/24".to_owned(), ROUTE_PROTOCOL, true),
+            ]
+        );
+        assert_eq!(observation.routes[1].device.as_deref(), Some("bond0"));
+        assert_eq!(observation.routes[1].gateway, None);
+    }
+
+    #[test]
+    fn bond_creation_sends_what_the_mode_takes() {
+        assert_eq!(
+            bond_options(&new_bond("bond0", &settings(), Some(2))),
+            [
+                InfoBond::Mode(KernelBondMode::ActiveBackup),
+                InfoBond::MiiMon(100),
+                InfoBond::UpDelay(1000),
+                InfoBond::DownDelay(500),
+                InfoBond::XmitHashPolicy(BondXmitHashPolicy::Layer2),
+                InfoBond::Primary(2),
+            ]
+        );
+        let lacp = BondSettings {
+            mode: BondMode::Lacp,
+            miimon: 0,
+            updelay: 0,
+            downdelay: 0,
+            primary: None,
+            xmit_hash_policy: XmitHashPolicy::Layer34,
+            lacp_rate: LacpRate::Fast,
+        };
+        let message = new_bond("bond1", &lacp, None);
+        assert_eq!(
+            bond_options(&message),
+            [
+                InfoBond::Mode(KernelBondMode::Ieee8023Ad),
+                InfoBond::MiiMon(0),
+                InfoBond::XmitHashPolicy(BondXmitHashPolicy::Layer34),
+                InfoBond::AdLacpRate(BondLacpRate::Fast),
+            ]
+        );
+        assert!(
+            message
+                .attributes
+                .contains(&LinkAttribute::IfName("bond1".to_owned()))
+        );
+        assert!(!message.header.flags.contains(LinkFlags::Up));
+    }
+
+    #[test]
+    fn bond_change_sends_only_what_changes() {
+        let from = settings();
+        let to = BondSettings {
+            downdelay: 600,
+            ..settings()
+        };
+        let message = bond_change(4, &from, &to, None);
+        assert_eq!(message.header.index, 4);
+        assert_eq!(bond_options(&message), [InfoBond::DownDelay(600)]);
+
+        // The delays are multiples of miimon in the kernel: a new miimon sends them again.
+        let to = BondSettings {
+            miimon: 200,
+            primary: None,
+            ..settings()
+        };
+        assert_eq!(
+            bond_options(&bond_change(4, &from, &to, Some(0))),
+            [
+                InfoBond::MiiMon(200),
+                InfoBond::UpDelay(1000),
+                InfoBond::DownDelay(500),
+                InfoBond::Primary(0)
+            ]
+        );
+        // Without monitoring the kernel refuses delays.
+        let to = BondSettings {
+            miimon: 0,
+            updelay: 0,
+            downdelay: 0,
+            ..settings()
+        };
+        assert_eq!(
+            bond_options(&bond_change(4, &from, &to, None)),
+            [InfoBond::MiiMon(0)]
+        );
+        let to = BondSettings {
+            xmit_hash_policy: XmitHashPolicy::Layer23,
+            ..settings()
+        };
+        assert_eq!(
+            bond_options(&bond_change(4, &from, &to, None)),
+            [InfoBond::XmitHashPolicy(BondXmitHashPolicy::Layer23)]
+        );
+    }
+
+    #[test]
+    fn vlans_start_at_1500_or_below() {
+        let mtu_of = |message: &LinkMessage| {
+            message.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(mtu) => Some(*mtu),
+                _ => None,
+            })
+        };
+        let mut parent = link(4, "bond0", true, vec![]);
+        parent
+            .attributes
+            .retain(|a| !matches!(a, LinkAttribute::Mtu(_)));
+        parent.attributes.push(LinkAttribute::Mtu(9000));
+        let vlan = new_vlan("bond0.10", 10, &parent);
+        assert_eq!(mtu_of(&vlan), Some(1500));
+        assert!(vlan.attributes.contains(&LinkAttribute::Link(4)));
+        parent.attributes.push(LinkAttribute::Mtu(1400));
+        parent.attributes.retain(|a| *a != LinkAttribute::Mtu(9000));
+        assert_eq!(mtu_of(&new_vlan("bond0.10", 10, &parent)), None);
+    }
+
+    #[test]
+    fn addresses_have_no_broadcast() {
+        let message = address_message(3, net("192.0.2.1/24"));
+        assert_eq!((message.header.index, message.header.prefix_len), (3, 24));
+        assert_eq!(message.header.family, AddressFamily::Inet);
+        let local = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(
+            message.attributes,
+            [
+                AddressAttribute::Address(local),
+                AddressAttribute::Local(local)
+            ]
+        );
+        assert_eq!(ipv4_address(&message), Some(net("192.0.2.1/24")));
+    }
+
+    #[test]
+    fn routes_carry_table_and_protocol() {
+        let entry = RouteEntry {
+            table: 200,
+            destination: net("198.51.100.7/24"),
+            gateway: Ipv4Addr::new(192, 0, 2, 254),
+            device: "bond0".to_owned(),
+        };
+        let message = route_message(&entry, 4);
+        assert_eq!(message.header.table, 200);
+        assert_eq!(u8::from(message.header.protocol), ROUTE_PROTOCOL);
+        assert_eq!(message.header.kind, RouteType::Unicast);
+        assert_eq!(message.header.destination_prefix_length, 24);
+        assert!(
+            message
+                .attributes
+                .contains(&RouteAttribute::Destination(RouteAddress::Inet(
+                    Ipv4Addr::new(198, 51, 100, 0)
+                )))
+        );
+        assert!(message.attributes.contains(&RouteAttribute::Oif(4)));
+        assert!(
+            !message
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Table(_)))
+        );
+
+        let message = route_message(
+            &RouteEntry {
+                table: 1000,
+                ..entry
+            },
+            4,
+        );
+        assert!(message.attributes.contains(&RouteAttribute::Table(1000)));
+        assert_eq!(
+            route_status(&message, |_| Some("bond0".to_owned())).map(|r| r.table),
+            Some(1000)
+        );
+    }
+}

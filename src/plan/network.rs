@@ -388,7 +388,7 @@ pub fn desired(
 }
 
 /// The MTU of a link lbconsole creates when the file names none.
-const DEFAULT_MTU: u32 = 1500;
+pub const DEFAULT_MTU: u32 = 1500;
 
 fn observed_ethernet<'a>(name: &str, observed: &'a NetworkState) -> Result<&'a Link, PlanError> {
     let link = observed
