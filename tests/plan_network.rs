@@ -78,6 +78,10 @@ const VARIANTS: &[(&str, &str)] = &[
         "service network bond0\n type bonding\n slave eth2\n ip address 172.16.100.6/24\nservice network vlan100\n type vlan\n vlan id 100 parent bond0\n ip address 10.0.0.1/16\n ip route 10.200.0.0/16 10.0.0.254\n",
     ),
     (
+        "bond-readdressed",
+        "service network bond0\n type bonding\n bonding mode active-backup\n bonding primary eth2\n slave eth2 eth3\n ip address 172.16.100.7/24\n ip route default 172.16.100.1 table 200\n",
+    ),
+    (
         "eth-only",
         "service network eth2\n mtu 1400\n ip address 172.16.100.5/24\n ip route default 172.16.100.1\nservice network eth3\n auto off\n",
     ),

@@ -2,8 +2,10 @@
 //! holds a [`NetworkState`] and carries out operations with the kernel's rules
 //! that matter to a plan — a link is created down at MTU 1500, a slave must be
 //! down to be enslaved and is opened by its bond, released slaves are closed, a
-//! deleted link takes its addresses and routes with it. It can be told to fail
-//! at the n-th operation. The real kernel is tested in the lab, not here.
+//! deleted link takes its addresses and routes with it, a gateway route needs its
+//! link up with the gateway in one of its subnets and dies when either stops
+//! being true. It can be told to fail at the n-th operation. The real kernel is
+//! tested in the lab, not here.
 
 use crate::kernel::{KernelError, LinkStatus, NetworkBackend, Observation};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
@@ -143,8 +145,11 @@ impl FakeKernel {
                 }
             }
             NetOp::AddRoute { route } => {
-                if !links.contains_key(&route.device) {
-                    return Err(refuse(op, "No such device"));
+                let device = links
+                    .get(&route.device)
+                    .ok_or_else(|| refuse(op, "No such device"))?;
+                if !reachable(device, route.gateway) {
+                    return Err(refuse(op, "Network is unreachable"));
                 }
                 if !self.state.routes.insert(route.clone()) {
                     return Err(refuse(op, "File exists"));
@@ -156,8 +161,20 @@ impl FakeKernel {
                 }
             }
         }
+        // What the kernel does to gateway routes whose link went down or lost
+        // the subnet of their gateway.
+        let links = &self.state.links;
+        self.state.routes.retain(|r| {
+            links
+                .get(&r.device)
+                .is_some_and(|l| reachable(l, r.gateway))
+        });
         Ok(())
     }
+}
+
+fn reachable(link: &Link, gateway: std::net::Ipv4Addr) -> bool {
+    link.up && link.addresses.iter().any(|a| a.contains(gateway))
 }
 
 fn refuse(op: &NetOp, reason: &str) -> KernelError {

@@ -20,6 +20,10 @@
 //!   refuses them then).
 //! - Addresses are added as `ip addr add A/P dev X` adds them: local and peer
 //!   address, universe scope, and no broadcast address.
+//! - Removing the first address of a subnet removes the others with it unless
+//!   the interface promotes secondaries; before removing an address from an
+//!   interface (one `network.conf` names), `promote_secondaries` is turned on
+//!   for it, so exactly the planned address goes.
 //! - A VLAN would inherit its parent's MTU; it is created at 1500 (or at the
 //!   parent's MTU when that is lower), the MTU the plan assumes for a new link.
 
@@ -207,6 +211,8 @@ impl NetlinkBackend {
             }
             NetOp::RemoveAddress { name, address } => {
                 let index = self.index(name).await?;
+                promote_secondaries(name)
+                    .map_err(|e| format!("cannot turn on promote_secondaries: {e}"))?;
                 self.handle
                     .address()
                     .del(address_message(index, *address))
@@ -753,6 +759,15 @@ fn assemble(
     }
     observation.routes.sort_by_key(|r| r.table);
     observation
+}
+
+/// Makes the kernel promote a secondary address when the primary of its subnet
+/// is removed, instead of removing the secondaries too (a per-namespace sysctl).
+fn promote_secondaries(interface: &str) -> std::io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{interface}/promote_secondaries"),
+        "1",
+    )
 }
 
 #[cfg(test)]

@@ -672,27 +672,38 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         }
     }
 
+    // The kernel drops a gateway route when its link goes down, loses an
+    // address or goes away. Routes that stay wanted on such a link are taken
+    // out first and put back last, as steps of their own, so the plan says so
+    // and an undo restores them.
+    let disturbed: BTreeSet<String> = steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            NetOp::RemoveAddress { name, .. }
+            | NetOp::DeleteLink { name, .. }
+            | NetOp::SetMaster { name, .. }
+            | NetOp::SetUp { name, up: false } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let disturbed_routes: Vec<Step> = observed
+        .routes
+        .intersection(&desired.routes)
+        .filter(|r| disturbed.contains(&r.device))
+        .map(|r| step(NetOp::RemoveRoute { route: r.clone() }))
+        .collect();
     for route in &desired.routes {
-        let on_recreated = recreate.contains_key(route.device.as_str());
-        if on_recreated || !observed.routes.contains(route) {
+        if disturbed.contains(&route.device) || !observed.routes.contains(route) {
             steps.push(step(NetOp::AddRoute {
                 route: route.clone(),
             }));
         }
     }
-    // A route on a recreated link disappears with the link; remove it explicitly
-    // (before the deletion) so that an undo can put it back.
-    let doomed: Vec<Step> = observed
-        .routes
-        .intersection(&desired.routes)
-        .filter(|r| recreate.contains_key(r.device.as_str()))
-        .map(|r| step(NetOp::RemoveRoute { route: r.clone() }))
-        .collect();
     let first_non_route = steps
         .iter()
         .position(|s| !matches!(s.op, NetOp::RemoveRoute { .. }))
         .unwrap_or(steps.len());
-    steps.splice(first_non_route..first_non_route, doomed);
+    steps.splice(first_non_route..first_non_route, disturbed_routes);
     steps
 }
 
