@@ -247,6 +247,15 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
         }
         let enslaved = network.bond_of(name).is_some();
         for route in &interface.routes {
+            if !interface.is_up() {
+                sink.error_hint(
+                    route.loc,
+                    format!(
+                        "`{name}` is `auto off`; the kernel refuses routes on a link that is down"
+                    ),
+                    Some("remove the route or turn the interface on".to_owned()),
+                );
+            }
             let destination = route.destination.net();
             if destination.has_host_bits() {
                 sink.error_hint(
