@@ -1,0 +1,12 @@
+//! The lab: kernel integration tests, run as root inside a VM booting Debian's kernel
+//! (bonding, VLAN, IPVS), one boot for all of them: `tests/lab/run [FILTER]`.
+//!
+//! Every test here is `#[ignore]`d so that the host's `cargo test` lists them without
+//! running them; `tests/lab/run` runs this binary in the VM with `--ignored
+//! --test-threads=1`. Each test starts with [`support::Lab::new`], which gives it a
+//! network namespace of its own.
+
+mod apply_network;
+mod isolation;
+mod network;
+mod support;
