@@ -17,6 +17,7 @@ fn sandbox_kernel() -> NetworkState {
             name.to_owned(),
             Link {
                 kind: LinkType::Other("veth".to_owned()),
+                identity: Default::default(),
                 owned: false,
                 master: None,
                 mtu: 1500,

@@ -36,7 +36,11 @@ impl FakeKernel {
         }
         let links = &mut self.state.links;
         match op {
-            NetOp::CreateLink { name, link: new } => {
+            NetOp::CreateLink {
+                name,
+                link: new,
+                identity,
+            } => {
                 if links.contains_key(name) {
                     return Err(refuse(op, "File exists"));
                 }
@@ -56,6 +60,7 @@ impl FakeKernel {
                     name.clone(),
                     Link {
                         kind,
+                        identity: *identity,
                         owned: true,
                         master: None,
                         mtu: 1500,

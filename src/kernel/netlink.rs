@@ -53,8 +53,8 @@ use super::{
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
 use crate::config::model::types::Ipv4Net;
 use crate::plan::network::{
-    BondSettings, DEFAULT_MTU, Link, LinkType, NetOp, NewLink, OWNED_ALIAS, ROUTE_PROTOCOL,
-    RouteEntry,
+    BondSettings, DEFAULT_MTU, Identity, Link, LinkType, MacAddress, NetOp, NewLink, OWNED_ALIAS,
+    ROUTE_PROTOCOL, RouteEntry,
 };
 
 /// The kernel's `local` routing table: addresses and broadcasts, never ours.
@@ -147,6 +147,7 @@ impl NetlinkBackend {
             NetOp::CreateLink {
                 name,
                 link: NewLink::Bond(settings),
+                identity,
             } => {
                 let primary = match &settings.primary {
                     Some(primary) if settings.mode.uses_primary() => {
@@ -154,14 +155,17 @@ impl NetlinkBackend {
                     }
                     _ => None,
                 };
-                self.create(name, new_bond(name, settings, primary)).await
+                self.create(name, keeping(new_bond(name, settings, primary), identity))
+                    .await
             }
             NetOp::CreateLink {
                 name,
                 link: NewLink::Vlan { id, parent },
+                identity,
             } => {
                 let parent = self.lookup(parent).await?;
-                self.create(name, new_vlan(name, *id, &parent)).await
+                self.create(name, keeping(new_vlan(name, *id, &parent), identity))
+                    .await
             }
             NetOp::DeleteLink { name, .. } => {
                 let index = self.index(name).await?;
@@ -181,10 +185,26 @@ impl NetlinkBackend {
                 };
                 self.change(bond_change(index, from, to, primary)).await
             }
-            NetOp::SetMaster { name, to, .. } => {
+            NetOp::SetMaster {
+                name,
+                to,
+                master_mac,
+                ..
+            } => {
                 let link = LinkUnspec::new_with_index(self.index(name).await?);
                 let link = match to {
-                    Some(master) => link.controller(self.index(master).await?),
+                    Some(master) => {
+                        let bond = self.lookup(master).await?;
+                        if let Some(mac) = master_mac
+                            && link_mac(&bond) != Some(*mac)
+                        {
+                            let restore = LinkUnspec::new_with_index(bond.header.index)
+                                .address(mac.0.to_vec())
+                                .build();
+                            self.change(restore).await?;
+                        }
+                        link.controller(bond.header.index)
+                    }
                     None => link.nocontroller(),
                 };
                 self.change(link.build()).await
@@ -384,6 +404,27 @@ fn bond_change(
 
 /// `RTM_NEWLINK` creating a VLAN on `parent`, at [`DEFAULT_MTU`] unless the
 /// parent's MTU is lower (then the kernel's default, the parent's MTU).
+fn link_mac(message: &LinkMessage) -> Option<MacAddress> {
+    message.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddress),
+        _ => None,
+    })
+}
+
+/// A creating request that asks for the link's former index and address, when it
+/// had them (the kernel takes a requested index if it is free).
+fn keeping(mut message: LinkMessage, identity: &Identity) -> LinkMessage {
+    if let Some(index) = identity.index {
+        message.header.index = index;
+    }
+    if let Some(MacAddress(bytes)) = identity.mac {
+        message
+            .attributes
+            .push(LinkAttribute::Address(bytes.to_vec()));
+    }
+    message
+}
+
 fn new_vlan(name: &str, id: u16, parent: &LinkMessage) -> LinkMessage {
     let vlan = LinkVlan::new(name, parent.header.index, id);
     let parent_mtu = parent.attributes.iter().find_map(|a| match a {
@@ -487,6 +528,7 @@ struct LinkFacts {
     mtu: u32,
     master: Option<u32>,
     alias: Option<String>,
+    mac: Option<MacAddress>,
     /// `IFLA_LINK` (a VLAN's parent), when it is in this namespace.
     parent: Option<u32>,
     bond: Vec<InfoBond>,
@@ -505,6 +547,7 @@ impl LinkFacts {
             mtu: 0,
             master: None,
             alias: None,
+            mac: None,
             parent: None,
             bond: Vec::new(),
             vlan_id: None,
@@ -520,6 +563,9 @@ impl LinkFacts {
                 }
                 LinkAttribute::Controller(index) => facts.master = Some(index).filter(|&i| i > 0),
                 LinkAttribute::IfAlias(alias) => facts.alias = Some(alias),
+                LinkAttribute::Address(bytes) => {
+                    facts.mac = <[u8; 6]>::try_from(bytes).ok().map(MacAddress)
+                }
                 LinkAttribute::Link(index) => facts.parent = Some(index).filter(|&i| i > 0),
                 LinkAttribute::LinkNetNsId(_) => parent_elsewhere = true,
                 LinkAttribute::LinkInfo(infos) => {
@@ -737,6 +783,10 @@ fn assemble(
             link.name.clone(),
             Link {
                 kind,
+                identity: Identity {
+                    index: Some(link.index),
+                    mac: link.mac,
+                },
                 owned,
                 master,
                 mtu: link.mtu,

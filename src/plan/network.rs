@@ -32,6 +32,9 @@ pub struct NetworkState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Link {
     pub kind: LinkType,
+    /// How the rest of the system knows the link besides its name; observed,
+    /// never planned, only kept (see [`Identity`]).
+    pub identity: Identity,
     /// Created by lbconsole (carries [`OWNED_ALIAS`]).
     pub owned: bool,
     pub master: Option<String>,
@@ -51,6 +54,32 @@ pub enum LinkType {
     },
     /// Anything we do not create: a NIC (empty kind), a veth, a bridge, …
     Other(String),
+}
+
+/// What identifies a link besides its name: its interface index and its MAC
+/// address. A link that is recreated — on purpose, or by an undo — gets both
+/// back, so rules that match by index and neighbours' ARP caches stay right.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub index: Option<u32>,
+    pub mac: Option<MacAddress>,
+}
+
+/// A link-layer address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl Serialize for MacAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The bond options lbconsole sets, with the kernel's values where the file is silent.
@@ -152,24 +181,33 @@ impl fmt::Display for RouteEntry {
 #[serde(rename_all = "kebab-case", tag = "op")]
 pub enum NetOp {
     /// Creates a link, down and at the default MTU; later steps raise and size it.
+    /// `identity` is the index and address it had before, when it is recreated.
     CreateLink {
         name: String,
         link: NewLink,
+        identity: Identity,
     },
-    /// Deletes a link lbconsole created; `link` is what it was, to recreate it.
+    /// Deletes a link lbconsole created; `link` and `identity` are what it was,
+    /// to recreate it.
     DeleteLink {
         name: String,
         link: NewLink,
+        identity: Identity,
     },
     SetBond {
         name: String,
         from: BondSettings,
         to: BondSettings,
     },
+    /// Enslaves (`to` a bond) or releases (`to` none). A release carries the
+    /// bond's address as it was, because the kernel gives a bond a random one
+    /// when its last slave leaves; enslaving with `master_mac` first puts that
+    /// address back, so undoing a release restores the bond's and its slaves'.
     SetMaster {
         name: String,
         from: Option<String>,
         to: Option<String>,
+        master_mac: Option<MacAddress>,
     },
     SetMtu {
         name: String,
@@ -200,17 +238,39 @@ impl NetOp {
     /// The operation that undoes this one.
     pub fn inverse(&self) -> Self {
         match self.clone() {
-            Self::CreateLink { name, link } => Self::DeleteLink { name, link },
-            Self::DeleteLink { name, link } => Self::CreateLink { name, link },
+            Self::CreateLink {
+                name,
+                link,
+                identity,
+            } => Self::DeleteLink {
+                name,
+                link,
+                identity,
+            },
+            Self::DeleteLink {
+                name,
+                link,
+                identity,
+            } => Self::CreateLink {
+                name,
+                link,
+                identity,
+            },
             Self::SetBond { name, from, to } => Self::SetBond {
                 name,
                 from: to,
                 to: from,
             },
-            Self::SetMaster { name, from, to } => Self::SetMaster {
+            Self::SetMaster {
+                name,
+                from,
+                to,
+                master_mac,
+            } => Self::SetMaster {
                 name,
                 from: to,
                 to: from,
+                master_mac,
             },
             Self::SetMtu { name, from, to } => Self::SetMtu {
                 name,
@@ -231,22 +291,32 @@ impl fmt::Display for NetOp {
         match self {
             Self::CreateLink {
                 name,
-                link: NewLink::Bond(settings),
-            } => write!(f, "create bond {name} ({settings})"),
-            Self::CreateLink {
-                name,
-                link: NewLink::Vlan { id, parent },
-            } => write!(f, "create vlan {name} (id {id} on {parent})"),
+                link,
+                identity,
+            } => {
+                match link {
+                    NewLink::Bond(settings) => write!(f, "create bond {name} ({settings}")?,
+                    NewLink::Vlan { id, parent } => {
+                        write!(f, "create vlan {name} (id {id} on {parent}")?
+                    }
+                }
+                match identity.mac {
+                    Some(mac) => write!(f, ", address {mac})"),
+                    None => f.write_str(")"),
+                }
+            }
             Self::DeleteLink {
                 name,
                 link: NewLink::Bond(_),
+                ..
             } => write!(f, "delete bond {name}"),
             Self::DeleteLink {
                 name,
                 link: NewLink::Vlan { .. },
+                ..
             } => write!(f, "delete vlan {name}"),
             Self::SetBond { name, from, to } => write!(f, "set bond {name}: {from} -> {to}"),
-            Self::SetMaster { name, from, to } => match (from, to) {
+            Self::SetMaster { name, from, to, .. } => match (from, to) {
                 (_, Some(to)) => write!(f, "enslave {name} to {to}"),
                 (Some(from), None) => write!(f, "release {name} from {from}"),
                 (None, None) => write!(f, "release {name}"),
@@ -442,6 +512,7 @@ fn desired_link(interface: &Interface, observed: &NetworkState) -> Result<Link, 
         .unwrap_or(DEFAULT_MTU);
     Ok(Link {
         kind,
+        identity: existing.map(|l| l.identity).unwrap_or_default(),
         owned: created,
         master: None,
         mtu,
@@ -521,6 +592,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 name: name.clone(),
                 from: Some(master.clone()),
                 to: None,
+                master_mac: observed.links.get(master).and_then(|m| m.identity.mac),
             }));
             released.insert(name);
         }
@@ -554,6 +626,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
             op: NetOp::DeleteLink {
                 name: name.to_owned(),
                 link: kind,
+                identity: link.identity,
             },
             note: (!reason.is_empty()).then(|| format!("recreated: {reason}")),
         });
@@ -579,9 +652,16 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         .partition(|(_, w)| matches!(w.kind, LinkType::Vlan { .. }));
     for (name, want) in new_bonds.into_iter().chain(new_vlans) {
         if let Some(link) = NewLink::of(&want.kind) {
+            // A recreated link keeps its index and address.
+            let identity = observed
+                .links
+                .get(name.as_str())
+                .map(|l| l.identity)
+                .unwrap_or_default();
             steps.push(step(NetOp::CreateLink {
                 name: (*name).clone(),
                 link,
+                identity,
             }));
         }
     }
@@ -644,6 +724,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 name: name.clone(),
                 from: None,
                 to: Some(to.clone()),
+                master_mac: None,
             }));
         }
     }
