@@ -152,7 +152,12 @@ pub async fn apply<B: NetworkBackend>(
         return Ok(());
     }
     apply::execute(backend, &steps).await?;
-    files.write_running(state_dir)?;
+    // Only the Network part is programmed so far: the running copy says so.
+    let running = ConfigFiles {
+        network: files.network,
+        ..ConfigFiles::default()
+    };
+    running.write_running(state_dir)?;
     if !steps.is_empty() {
         let _ = writeln!(out, "applied {}", plural(steps.len(), "change"));
     }

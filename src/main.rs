@@ -41,8 +41,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: cli::Format,
     },
-    /// Program the kernel from the configuration directory. On any failure the
-    /// changes already made are undone.
+    /// Program the kernel from the configuration directory (today: network.conf's
+    /// links, bonds, VLANs, addresses and routes; flows and directors come next).
+    /// The whole configuration is validated first; on any failure the changes
+    /// already made are undone.
     Apply {
         /// Print the plan, one operation per line (or `no changes`), and change nothing.
         #[arg(long)]
