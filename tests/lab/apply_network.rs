@@ -213,6 +213,13 @@ service network eth1
         "",
         "",
     );
+    let before = lab.dump();
+    let dry_run = lab.lbconsole(&["apply", "--dry-run"]).expect_success();
+    assert_eq!(
+        dry_run,
+        "set eth1 up\nadd address 198.51.100.1/24 to eth1\nadd route default via 198.51.100.2 dev eth1 table 200\n"
+    );
+    assert_same_kernel(&before, &lab.dump());
     let plan = apply_ok(&lab);
     assert!(
         plan.contains("add route default via 198.51.100.2 dev eth1 table 200"),
