@@ -1,9 +1,12 @@
 //! The transaction: observe the kernel, plan, execute; on any failure undo what
 //! was done, newest first, so the kernel ends exactly where it started.
 
-use crate::config::model::NetworkConfig;
-use crate::kernel::{KernelError, NetworkBackend};
+use std::fmt;
+
+use crate::config::model::{LvsConfig, NetworkConfig};
+use crate::kernel::{IpvsBackend, KernelError, NetworkBackend};
 use crate::plan::Step;
+use crate::plan::ipvs::{self, IpvsOp};
 use crate::plan::network::{self, PlanError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +27,40 @@ pub enum ApplyError {
     },
 }
 
-/// The steps that would bring the kernel to `config`. `previous` is the
-/// configuration applied last time, whose addresses are handed back from
-/// interfaces the new one no longer names.
+/// Everything one apply changes, in order: the network first (an IPVS service
+/// may need its VIP's address), then the IPVS table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub network: Vec<Step>,
+    pub ipvs: Vec<IpvsOp>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.network.len() + self.ipvs.len()
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One operation per line, as `apply --dry-run` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.network {
+            writeln!(f, "{step}")?;
+        }
+        for op in &self.ipvs {
+            writeln!(f, "{op}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The steps that would bring the kernel's links, addresses and routes to
+/// `config`. `previous` is the configuration applied last time, whose addresses
+/// are handed back from interfaces the new one no longer names.
 pub async fn plan_network<B: NetworkBackend>(
     backend: &mut B,
     config: &NetworkConfig,
@@ -37,31 +71,108 @@ pub async fn plan_network<B: NetworkBackend>(
     Ok(network::diff(&observed.state, &desired))
 }
 
+/// The operations that would bring the IPVS table to `config`.
+pub async fn plan_ipvs<B: IpvsBackend>(
+    backend: &mut B,
+    config: &LvsConfig,
+) -> Result<Vec<IpvsOp>, ApplyError> {
+    let observed = backend.observe().await?;
+    Ok(ipvs::diff(&observed.state, &ipvs::desired(config)))
+}
+
 /// Executes `steps` in order; on the first failure, executes the inverses of the
 /// steps already done in reverse order and reports what failed.
-pub async fn execute<B: NetworkBackend>(backend: &mut B, steps: &[Step]) -> Result<(), ApplyError> {
+pub async fn execute_network<B: NetworkBackend>(
+    backend: &mut B,
+    steps: &[Step],
+) -> Result<(), ApplyError> {
     for (index, step) in steps.iter().enumerate() {
         let Err(error) = backend.execute(&step.op).await else {
             continue;
         };
         tracing::warn!(%error, step = %step, "apply failed; undoing {index} step(s)");
-        let mut undo_failures = Vec::new();
-        for done in steps[..index].iter().rev() {
-            if let Err(undo_error) = backend.execute(&done.op.inverse()).await {
-                undo_failures.push(undo_error);
-            }
-        }
-        return Err(if undo_failures.is_empty() {
-            ApplyError::RolledBack {
-                error,
-                undone: index,
-            }
-        } else {
-            ApplyError::UndoFailed {
-                error,
-                undo_failures,
-            }
-        });
+        let undo_failures = undo_network(backend, &steps[..index]).await;
+        return Err(verdict(error, index, undo_failures));
     }
     Ok(())
+}
+
+async fn undo_network<B: NetworkBackend>(backend: &mut B, done: &[Step]) -> Vec<KernelError> {
+    let mut failures = Vec::new();
+    for step in done.iter().rev() {
+        if let Err(error) = backend.execute(&step.op.inverse()).await {
+            failures.push(error);
+        }
+    }
+    failures
+}
+
+/// Executes `ops` as one batch; if any is refused, undoes the ones that were
+/// carried out (newest first, again as one batch).
+pub async fn execute_ipvs<B: IpvsBackend>(
+    backend: &mut B,
+    ops: &[IpvsOp],
+) -> Result<(), ApplyError> {
+    match try_ipvs(backend, ops).await {
+        Ok(()) => Ok(()),
+        Err((error, undone, undo_failures)) => Err(verdict(error, undone, undo_failures)),
+    }
+}
+
+/// The first refusal, how many operations were undone, and what failed to undo.
+type IpvsFailure = (KernelError, usize, Vec<KernelError>);
+
+async fn try_ipvs<B: IpvsBackend>(backend: &mut B, ops: &[IpvsOp]) -> Result<(), IpvsFailure> {
+    let results = backend.execute(ops).await;
+    let mut first_error = None;
+    let mut undo = Vec::new();
+    for (op, result) in ops.iter().zip(results) {
+        match result {
+            Ok(()) => undo.push(op.inverse()),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    let Some(error) = first_error else {
+        return Ok(());
+    };
+    tracing::warn!(%error, "IPVS apply failed; undoing {} operation(s)", undo.len());
+    undo.reverse();
+    let undo_failures = backend
+        .execute(&undo)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    Err((error, undo.len(), undo_failures))
+}
+
+/// Executes the whole plan: the network, then IPVS. If IPVS refuses an
+/// operation, its other operations and then the network steps are undone.
+pub async fn execute<N: NetworkBackend, I: IpvsBackend>(
+    network: &mut N,
+    ipvs: &mut I,
+    plan: &Plan,
+) -> Result<(), ApplyError> {
+    execute_network(network, &plan.network).await?;
+    if plan.ipvs.is_empty() {
+        return Ok(());
+    }
+    let Err((error, undone, mut undo_failures)) = try_ipvs(ipvs, &plan.ipvs).await else {
+        return Ok(());
+    };
+    undo_failures.extend(undo_network(network, &plan.network).await);
+    Err(verdict(error, undone + plan.network.len(), undo_failures))
+}
+
+fn verdict(error: KernelError, undone: usize, undo_failures: Vec<KernelError>) -> ApplyError {
+    if undo_failures.is_empty() {
+        ApplyError::RolledBack { error, undone }
+    } else {
+        ApplyError::UndoFailed {
+            error,
+            undo_failures,
+        }
+    }
 }

@@ -5,9 +5,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::apply::{self, ApplyError};
+use crate::apply::{self, ApplyError, Plan};
 use crate::config::{self, Diagnostic, Severity};
-use crate::kernel::{LinkStatus, NetworkBackend, RouteStatus};
+use crate::kernel::{
+    IpvsBackend, KernelError, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
+};
+use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
 use crate::store::{ConfigFiles, StoreError};
 
@@ -120,12 +123,16 @@ impl From<crate::kernel::KernelError> for CommandError {
 }
 
 /// `lbconsole apply [--dry-run]`: brings the kernel to the config dir's network
-/// configuration. Prints the plan, one step per line, or `no changes`.
-pub async fn apply<B: NetworkBackend>(
+/// and LVS configuration. Prints the plan, one operation per line, or `no changes`.
+///
+/// `ipvs` is the IPVS backend, or why there is none (no `ip_vs` module): that is
+/// an error only when `lvs.conf` has directors.
+pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
     config_dir: &Path,
     state_dir: &Path,
     dry_run: bool,
-    backend: &mut B,
+    network: &mut N,
+    ipvs: Result<I, KernelError>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
@@ -138,28 +145,42 @@ pub async fn apply<B: NetworkBackend>(
     if errors > 0 {
         return Err(CommandError::Invalid(errors));
     }
+    let config = &checked.config;
     let previous = ConfigFiles::read_running(state_dir)?
         .map(|running| config::check(running.sources()).config.network);
-    let steps = apply::plan_network(backend, &checked.config.network, previous.as_ref()).await?;
-    if steps.is_empty() {
+    let mut plan = Plan {
+        network: apply::plan_network(network, &config.network, previous.as_ref()).await?,
+        ipvs: Vec::new(),
+    };
+    let mut ipvs = match ipvs {
+        Ok(mut backend) => {
+            plan.ipvs = apply::plan_ipvs(&mut backend, &config.lvs).await?;
+            Some(backend)
+        }
+        Err(_) if config.lvs.directors.is_empty() => None,
+        Err(error) => return Err(error.into()),
+    };
+    if plan.is_empty() {
         let _ = writeln!(out, "no changes");
     } else {
-        for step in &steps {
-            let _ = writeln!(out, "{step}");
-        }
+        let _ = write!(out, "{plan}");
     }
     if dry_run {
         return Ok(());
     }
-    apply::execute(backend, &steps).await?;
-    // Only the Network part is programmed so far: the running copy says so.
+    match ipvs.as_mut() {
+        Some(backend) => apply::execute(network, backend, &plan).await?,
+        None => apply::execute_network(network, &plan.network).await?,
+    }
+    // Flows are not programmed yet: the running copy says so.
     let running = ConfigFiles {
         network: files.network,
-        ..ConfigFiles::default()
+        flows: Vec::new(),
+        lvs: files.lvs,
     };
     running.write_running(state_dir)?;
-    if !steps.is_empty() {
-        let _ = writeln!(out, "applied {}", plural(steps.len(), "change"));
+    if !plan.is_empty() {
+        let _ = writeln!(out, "applied {}", plural(plan.len(), "change"));
     }
     Ok(())
 }
@@ -168,36 +189,71 @@ pub async fn apply<B: NetworkBackend>(
 struct StatusReport<'a> {
     links: &'a [LinkStatus],
     routes: &'a [RouteStatus],
+    ipvs: IpvsReport<'a>,
+}
+
+#[derive(Serialize)]
+struct IpvsReport<'a> {
+    available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    services: Vec<NamedService<'a>>,
+}
+
+#[derive(Serialize)]
+struct NamedService<'a> {
+    /// The director of the running configuration this service belongs to.
+    director: Option<&'a str>,
+    #[serde(flatten)]
+    service: &'a ServiceStatus,
 }
 
 /// `lbconsole status [--json]`: links with their state, bond mode, active slave
-/// and each slave's state; addresses; routes per table.
-pub async fn status<B: NetworkBackend>(
-    backend: &mut B,
+/// and each slave's state; addresses; routes per table; IPVS services with their
+/// real servers, weights, connections and rates.
+pub async fn status<N: NetworkBackend, I: IpvsBackend>(
+    network: &mut N,
+    ipvs: Result<I, KernelError>,
+    state_dir: &Path,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let observation = backend.observe().await.map_err(ApplyError::from)?;
+    let observation = network.observe().await?;
+    let services = match ipvs {
+        Ok(mut backend) => backend.observe().await.map(|o| o.services),
+        Err(error) => Err(error),
+    };
+    let names = ConfigFiles::read_running(state_dir)?
+        .map(|running| ipvs::service_names(&config::check(running.sources()).config.lvs))
+        .unwrap_or_default();
+    let report = StatusReport {
+        links: &observation.links,
+        routes: &observation.routes,
+        ipvs: IpvsReport {
+            available: services.is_ok(),
+            error: services.as_ref().err().map(ToString::to_string),
+            services: services
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|service| NamedService {
+                    director: names.get(&service.key).map(String::as_str),
+                    service,
+                })
+                .collect(),
+        },
+    };
     let _ = match format {
-        Format::Json => {
-            let report = StatusReport {
-                links: &observation.links,
-                routes: &observation.routes,
-            };
-            serde_json::to_writer_pretty(&mut *out, &report)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(out))
-        }
-        Format::Text => write_status(&observation.links, &observation.routes, out),
+        Format::Json => serde_json::to_writer_pretty(&mut *out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+        Format::Text => write_status(&report, out),
     };
     Ok(())
 }
 
-fn write_status(
-    links: &[LinkStatus],
-    routes: &[RouteStatus],
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let (links, routes) = (report.links, report.routes);
     writeln!(out, "Links")?;
     for link in links.iter().filter(|l| l.master.is_none()) {
         let kind = match (&link.bond, &link.vlan) {
@@ -257,6 +313,44 @@ fn write_status(
             }
             line.push_str(if route.ours { "  (lbconsole)" } else { "" });
             writeln!(out, "{line}")?;
+        }
+    }
+    write_ipvs(&report.ipvs, out)
+}
+
+fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "LVS")?;
+    if let Some(error) = &ipvs.error {
+        return writeln!(out, "  {error}");
+    }
+    if ipvs.services.is_empty() {
+        writeln!(out, "  no virtual services")?;
+    }
+    for NamedService { director, service } in &ipvs.services {
+        let persistent = if service.flags & ipvs::FLAG_PERSISTENT != 0 {
+            format!("  persistent {}s", service.timeout)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  {:<15} {}  {}{persistent}  {} conn/s",
+            director.unwrap_or("-"),
+            service.key,
+            service.scheduler,
+            service.stats.connections_per_second
+        )?;
+        for dest in &service.destinations {
+            writeln!(
+                out,
+                "    -> {:<21} {:<6} weight {:<5} active {:<5} inactive {:<5} {} conn/s",
+                format!("{}:{}", dest.address, dest.port),
+                format!("{:?}", dest.forward).to_lowercase(),
+                dest.weight,
+                dest.active_connections,
+                dest.inactive_connections,
+                dest.stats.connections_per_second
+            )?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use lbconsole::cli;
+use lbconsole::kernel::ipvs::IpvsNetlink;
 use lbconsole::kernel::netlink::NetlinkBackend;
 
 /// Administration console for a Linux layer-4 load balancer:
@@ -42,7 +43,8 @@ enum Command {
         format: cli::Format,
     },
     /// Program the kernel from the configuration directory (today: network.conf's
-    /// links, bonds, VLANs, addresses and routes; flows and directors come next).
+    /// links, bonds, VLANs, addresses and routes, and lvs.conf's IPVS services;
+    /// flows come next).
     /// The whole configuration is validated first; on any failure the changes
     /// already made are undone.
     Apply {
@@ -50,7 +52,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Show what the kernel is doing: links, bonds and their slaves, addresses, routes.
+    /// Show what the kernel is doing: links, bonds and their slaves, addresses,
+    /// routes, and IPVS services with their real servers, connections and rates.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -73,13 +76,15 @@ async fn main() -> ExitCode {
             };
         }
         Command::Apply { dry_run } => match NetlinkBackend::connect().await {
-            Ok(mut backend) => {
+            Ok(mut network) => {
                 let mut err = std::io::stderr().lock();
+                let ipvs = IpvsNetlink::connect().await;
                 cli::apply(
                     &args.config_dir,
                     &args.state_dir,
                     dry_run,
-                    &mut backend,
+                    &mut network,
+                    ipvs,
                     &mut out,
                     &mut err,
                 )
@@ -88,13 +93,14 @@ async fn main() -> ExitCode {
             Err(error) => Err(error.into()),
         },
         Command::Status { json } => match NetlinkBackend::connect().await {
-            Ok(mut backend) => {
+            Ok(mut network) => {
                 let format = if json {
                     cli::Format::Json
                 } else {
                     cli::Format::Text
                 };
-                cli::status(&mut backend, format, &mut out).await
+                let ipvs = IpvsNetlink::connect().await;
+                cli::status(&mut network, ipvs, &args.state_dir, format, &mut out).await
             }
             Err(error) => Err(error.into()),
         },

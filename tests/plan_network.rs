@@ -61,7 +61,7 @@ fn printed(steps: &[Step]) -> String {
 /// Applies `config` to `kernel` for real (no injected failure).
 fn apply(kernel: &mut FakeKernel, config: &NetworkConfig, previous: Option<&NetworkConfig>) {
     let steps = plan(kernel, config, previous);
-    block_on(apply::execute(kernel, &steps)).expect("apply succeeds");
+    block_on(apply::execute_network(kernel, &steps)).expect("apply succeeds");
 }
 
 const VARIANTS: &[(&str, &str)] = &[
@@ -145,7 +145,7 @@ fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
             for fail_at in 0..steps.len() {
                 let mut failing = FakeKernel::new(before.clone());
                 failing.fail_at = Some(fail_at);
-                let result = block_on(apply::execute(&mut failing, &steps));
+                let result = block_on(apply::execute_network(&mut failing, &steps));
                 assert!(
                     matches!(result, Err(ApplyError::RolledBack { undone, .. }) if undone == fail_at),
                     "{from_name} -> {to_name}, failing at step {fail_at}: {result:?}\n{}",
@@ -159,7 +159,7 @@ fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
                 );
             }
 
-            block_on(apply::execute(&mut kernel, &steps))
+            block_on(apply::execute_network(&mut kernel, &steps))
                 .unwrap_or_else(|e| panic!("{from_name} -> {to_name}: {e}\n{}", printed(&steps)));
             assert_eq!(
                 plan(&mut kernel, &to, Some(&to)),

@@ -7,7 +7,10 @@
 //! being true. It can be told to fail at the n-th operation. The real kernel is
 //! tested in the lab, not here.
 
-use crate::kernel::{KernelError, LinkStatus, NetworkBackend, Observation};
+use crate::kernel::{
+    IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
+};
+use crate::plan::ipvs::{IpvsOp, IpvsState};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
 
 #[derive(Debug, Clone, Default)]
@@ -223,5 +226,81 @@ impl NetworkBackend for FakeKernel {
 
     async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
         self.apply(op)
+    }
+}
+
+/// An in-memory IPVS table with the kernel's refusals (a service or real server
+/// that exists already, or does not exist), failing on purpose at one operation.
+#[derive(Debug, Clone, Default)]
+pub struct FakeIpvs {
+    pub state: IpvsState,
+    /// Refuse the operation with this index (0-based, over the table's life).
+    pub fail_at: Option<usize>,
+    pub executed: usize,
+}
+
+impl FakeIpvs {
+    fn apply(&mut self, op: &IpvsOp) -> Result<(), KernelError> {
+        let index = self.executed;
+        self.executed += 1;
+        if self.fail_at == Some(index) {
+            return Err(refuse_ipvs(op, "injected failure"));
+        }
+        let services = &mut self.state.services;
+        let missing = || refuse_ipvs(op, "No such process");
+        match op {
+            IpvsOp::AddService { key, service } => {
+                if services.insert(*key, service.clone()).is_some() {
+                    return Err(refuse_ipvs(op, "File exists"));
+                }
+            }
+            IpvsOp::DeleteService { key, .. } => {
+                services.remove(key).ok_or_else(missing)?;
+            }
+            IpvsOp::EditService { key, to, .. } => {
+                services.get_mut(key).ok_or_else(missing)?.settings = to.clone();
+            }
+            IpvsOp::AddDest {
+                service,
+                dest,
+                settings,
+            } => {
+                let service = services.get_mut(service).ok_or_else(missing)?;
+                if service.destinations.insert(*dest, *settings).is_some() {
+                    return Err(refuse_ipvs(op, "File exists"));
+                }
+            }
+            IpvsOp::DeleteDest { service, dest, .. } => {
+                let service = services.get_mut(service).ok_or_else(missing)?;
+                service.destinations.remove(dest).ok_or_else(missing)?;
+            }
+            IpvsOp::EditDest {
+                service, dest, to, ..
+            } => {
+                let service = services.get_mut(service).ok_or_else(missing)?;
+                *service.destinations.get_mut(dest).ok_or_else(missing)? = *to;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refuse_ipvs(op: &IpvsOp, reason: &str) -> KernelError {
+    KernelError::Operation {
+        op: op.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+impl IpvsBackend for FakeIpvs {
+    async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
+        Ok(IpvsObservation {
+            state: self.state.clone(),
+            services: Vec::new(),
+        })
+    }
+
+    async fn execute(&mut self, ops: &[IpvsOp]) -> Vec<Result<(), KernelError>> {
+        ops.iter().map(|op| self.apply(op)).collect()
     }
 }

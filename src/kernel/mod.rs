@@ -2,6 +2,7 @@
 //! each is tested against a real kernel in the lab VM.
 
 pub mod fake;
+pub mod ipvs;
 pub mod netlink;
 
 use std::net::Ipv4Addr;
@@ -9,6 +10,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::config::model::types::Ipv4Net;
+use crate::plan::ipvs::{Forward, IpvsOp, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
 
 /// Links, addresses and routes: what the Network tab programs.
@@ -93,4 +95,63 @@ pub enum KernelError {
     /// `op` is the operation as the plan prints it; `reason` the kernel's answer.
     #[error("{op}: {reason}")]
     Operation { op: String, reason: String },
+}
+
+/// The IPVS table, over generic netlink: what the LB Layer4 tab programs.
+pub trait IpvsBackend {
+    /// Every virtual service with its destinations, for planning; plus the
+    /// counters and rates `status` shows.
+    fn observe(&mut self) -> impl Future<Output = Result<IpvsObservation, KernelError>>;
+
+    /// Carries out `ops` in order and returns one result per operation. Each
+    /// operation is all or nothing: if one of its messages is refused, the
+    /// messages of that operation already carried out are undone before its
+    /// error is returned. Many operations may go in one write, their
+    /// acknowledgements read in bulk; an operation after a refused one is still
+    /// attempted and reported.
+    fn execute(&mut self, ops: &[IpvsOp]) -> impl Future<Output = Vec<Result<(), KernelError>>>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IpvsObservation {
+    pub state: IpvsState,
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A virtual service as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceStatus {
+    pub key: ServiceKey,
+    pub scheduler: String,
+    pub flags: u32,
+    pub timeout: u32,
+    pub stats: Stats,
+    pub destinations: Vec<DestStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestStatus {
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub active_connections: u32,
+    pub inactive_connections: u32,
+    pub persistent_connections: u32,
+    pub stats: Stats,
+}
+
+/// IPVS counters (`IPVS_STATS_ATTR_*`): totals and per-second rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub connections: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections_per_second: u64,
+    pub packets_in_per_second: u64,
+    pub packets_out_per_second: u64,
+    pub bytes_in_per_second: u64,
+    pub bytes_out_per_second: u64,
 }

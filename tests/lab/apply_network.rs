@@ -430,7 +430,7 @@ service network eth1
                 fail_at,
                 executed: 0,
             };
-            apply::execute(&mut backend, &steps).await
+            apply::execute_network(&mut backend, &steps).await
         });
         assert!(result.is_err(), "step {fail_at} did not fail");
         let after = lab.dump();

@@ -6,7 +6,10 @@
 //! --test-threads=1`. Each test starts with [`support::Lab::new`], which gives it a
 //! network namespace of its own.
 
+mod apply_lvs;
 mod apply_network;
+mod bench;
+mod ipvs_backend;
 mod isolation;
 mod network;
 mod support;

@@ -1,0 +1,669 @@
+//! The LB Layer4 tab's kernel state: IPVS virtual services and their real servers,
+//! the state `lvs.conf` asks for, and the operations between them.
+//!
+//! lbconsole owns the whole IPVS table: a service the file does not describe is
+//! deleted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::config::model::LvsConfig;
+use crate::config::model::lvs::{Director, ForwardMode, Scheduler, ServiceProtocol};
+use crate::config::model::types::prefix_to_mask;
+
+/// IPPROTO_TCP and IPPROTO_UDP, as IPVS keys services.
+pub const TCP: u16 = 6;
+pub const UDP: u16 = 17;
+
+/// The kernel's scheduler flag `IP_VS_SVC_F_PERSISTENT`.
+pub const FLAG_PERSISTENT: u32 = 0x0001;
+/// The kernel's scheduler flag `IP_VS_SVC_F_ONEPACKET`.
+pub const FLAG_ONEPACKET: u32 = 0x0004;
+
+/// Firewall marks of directors without a VIP are taken from this range, so that
+/// Flows can tell them from its own marks (routing tables).
+pub const DIRECTOR_MARKS: std::ops::RangeInclusive<u32> = 0x0001_0000..=0x0001_ffff;
+
+/// How IPVS identifies a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKey {
+    /// An address, port (0: every port) and protocol.
+    Vip {
+        protocol: u16,
+        address: Ipv4Addr,
+        port: u16,
+    },
+    /// A firewall mark, set by a flow.
+    Fwmark { mark: u32 },
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vip {
+                protocol,
+                address,
+                port,
+            } => write!(f, "{} {address}:{port}", protocol_name(*protocol)),
+            Self::Fwmark { mark } => write!(f, "fwmark {mark:#x}"),
+        }
+    }
+}
+
+fn protocol_name(protocol: u16) -> &'static str {
+    match protocol {
+        TCP => "tcp",
+        UDP => "udp",
+        _ => "proto?",
+    }
+}
+
+/// A virtual service's settings (everything but its key and destinations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSettings {
+    /// The kernel's scheduler name: `wrr`, `wlc`, `sh`, …
+    pub scheduler: String,
+    /// `IP_VS_SVC_F_*` flags lbconsole sets (persistent, one-packet).
+    pub flags: u32,
+    /// Persistence timeout in seconds (meaningful when persistent).
+    pub timeout: u32,
+    /// Persistence netmask, as a mask (`255.255.255.255` when not persistent).
+    pub netmask: Ipv4Addr,
+    /// The protocol of an fwmark service (IPVS keeps one); for a VIP it is in the key.
+    pub fwmark_protocol: u16,
+}
+
+impl fmt::Display for ServiceSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scheduler {}", self.scheduler)?;
+        if self.flags & FLAG_PERSISTENT != 0 {
+            write!(f, ", persistent {}s netmask {}", self.timeout, self.netmask)?;
+        }
+        if self.flags & FLAG_ONEPACKET != 0 {
+            f.write_str(", one-packet")?;
+        }
+        Ok(())
+    }
+}
+
+/// How IPVS forwards to a real server (`IP_VS_CONN_F_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    /// `IP_VS_CONN_F_MASQ` (0): NAT.
+    Masquerade,
+    /// `IP_VS_CONN_F_TUNNEL` (2): IP-in-IP.
+    Tunnel,
+    /// `IP_VS_CONN_F_DROUTE` (3): direct routing ("gateway").
+    Route,
+}
+
+impl Forward {
+    pub fn kernel_value(self) -> u32 {
+        match self {
+            Self::Masquerade => 0,
+            Self::Tunnel => 2,
+            Self::Route => 3,
+        }
+    }
+
+    pub fn from_kernel(value: u32) -> Option<Self> {
+        match value & 0x7 {
+            0 => Some(Self::Masquerade),
+            2 => Some(Self::Tunnel),
+            3 => Some(Self::Route),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Masquerade => "masq",
+            Self::Tunnel => "tunnel",
+            Self::Route => "route",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DestKey {
+    pub address: Ipv4Addr,
+    pub port: u16,
+}
+
+impl fmt::Display for DestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.address, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DestSettings {
+    pub forward: Forward,
+    pub weight: u32,
+}
+
+impl fmt::Display for DestSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} weight {}", self.forward.name(), self.weight)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub settings: ServiceSettings,
+    pub destinations: BTreeMap<DestKey, DestSettings>,
+}
+
+/// The whole IPVS table, as far as planning is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IpvsState {
+    pub services: BTreeMap<ServiceKey, Service>,
+}
+
+/// One IPVS change. Each carries what it replaces, so it has an exact inverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "op")]
+pub enum IpvsOp {
+    /// A new service with its destinations (one service message, then one per
+    /// destination).
+    AddService { key: ServiceKey, service: Service },
+    /// Deletes a service and, with it, its destinations; `service` is what it
+    /// was, to put it back.
+    DeleteService { key: ServiceKey, service: Service },
+    EditService {
+        key: ServiceKey,
+        from: ServiceSettings,
+        to: ServiceSettings,
+    },
+    AddDest {
+        service: ServiceKey,
+        dest: DestKey,
+        settings: DestSettings,
+    },
+    DeleteDest {
+        service: ServiceKey,
+        dest: DestKey,
+        settings: DestSettings,
+    },
+    EditDest {
+        service: ServiceKey,
+        dest: DestKey,
+        from: DestSettings,
+        to: DestSettings,
+    },
+}
+
+impl IpvsOp {
+    pub fn inverse(&self) -> Self {
+        match self.clone() {
+            Self::AddService { key, service } => Self::DeleteService { key, service },
+            Self::DeleteService { key, service } => Self::AddService { key, service },
+            Self::EditService { key, from, to } => Self::EditService {
+                key,
+                from: to,
+                to: from,
+            },
+            Self::AddDest {
+                service,
+                dest,
+                settings,
+            } => Self::DeleteDest {
+                service,
+                dest,
+                settings,
+            },
+            Self::DeleteDest {
+                service,
+                dest,
+                settings,
+            } => Self::AddDest {
+                service,
+                dest,
+                settings,
+            },
+            Self::EditDest {
+                service,
+                dest,
+                from,
+                to,
+            } => Self::EditDest {
+                service,
+                dest,
+                from: to,
+                to: from,
+            },
+        }
+    }
+}
+
+impl fmt::Display for IpvsOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AddService { key, service } => write!(
+                f,
+                "add service {key} ({}) with {} real server(s)",
+                service.settings,
+                service.destinations.len()
+            ),
+            Self::DeleteService { key, .. } => write!(f, "delete service {key}"),
+            Self::EditService { key, from, to } => {
+                write!(f, "set service {key}: {from} -> {to}")
+            }
+            Self::AddDest {
+                service,
+                dest,
+                settings,
+            } => write!(f, "add real server {dest} to {service} ({settings})"),
+            Self::DeleteDest { service, dest, .. } => {
+                write!(f, "delete real server {dest} from {service}")
+            }
+            Self::EditDest {
+                service,
+                dest,
+                from,
+                to,
+            } => write!(f, "set real server {dest} of {service}: {from} -> {to}"),
+        }
+    }
+}
+
+/// The kernel scheduler for a director, as documented in the README:
+/// `roundrobin` is `wrr` when the servers in rotation have different weights and
+/// `rr` when they are equal; `leastconn` is weighted (`wlc`); `srcdst` is `sh` —
+/// within one VIP the destination is fixed, so hashing source and destination
+/// picks the same server as hashing the source.
+pub fn kernel_scheduler(director: &Director) -> &'static str {
+    match director.scheduler() {
+        Scheduler::RoundRobin => {
+            let mut weights = director
+                .servers
+                .iter()
+                .filter(|s| !s.sorry)
+                .map(|s| s.weight());
+            match weights.next() {
+                Some(first) if weights.any(|w| w != first) => "wrr",
+                _ => "rr",
+            }
+        }
+        Scheduler::LeastConn => "wlc",
+        Scheduler::LocalityBased => "lblc",
+        Scheduler::LocalityBasedReplication => "lblcr",
+        Scheduler::Source | Scheduler::SrcDst => "sh",
+        Scheduler::Dest => "dh",
+        Scheduler::ShortestExpected => "sed",
+        Scheduler::NeverQueue => "nq",
+        Scheduler::Maglev => "mh",
+        Scheduler::WeightedFailover => "fo",
+        Scheduler::Overflow => "ovf",
+        Scheduler::Twos => "twos",
+    }
+}
+
+/// The firewall mark of every director without a VIP: a stable hash of its
+/// name into [`DIRECTOR_MARKS`], the next free slot on a collision (directors
+/// taken in name order), so a mark does not move when other directors change.
+pub fn director_marks(config: &LvsConfig) -> BTreeMap<String, u32> {
+    let slots = DIRECTOR_MARKS.end() - DIRECTOR_MARKS.start() + 1;
+    let mut names: Vec<&str> = config
+        .directors
+        .iter()
+        .filter(|d| d.service.is_none())
+        .map(|d| d.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut taken = std::collections::BTreeSet::new();
+    let mut marks = BTreeMap::new();
+    for name in names {
+        let mut slot = fnv1a(name.as_bytes()) % slots;
+        while !taken.insert(slot) {
+            slot = (slot + 1) % slots;
+        }
+        marks.insert(name.to_owned(), DIRECTOR_MARKS.start() + slot);
+    }
+    marks
+}
+
+/// FNV-1a: a fixed hash (std's is randomised per process).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
+        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The key of the service a director becomes: its VIP, or its firewall mark.
+fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> ServiceKey {
+    match &director.service {
+        Some(vip) => ServiceKey::Vip {
+            protocol: match vip.protocol() {
+                ServiceProtocol::Tcp => TCP,
+                ServiceProtocol::Udp => UDP,
+            },
+            address: vip.address,
+            port: vip.port.map_or(0, |p| p.get()),
+        },
+        None => ServiceKey::Fwmark {
+            mark: marks.get(director.name.as_str()).copied().unwrap_or(0),
+        },
+    }
+}
+
+/// Which director each service belongs to, for `status`.
+pub fn service_names(config: &LvsConfig) -> BTreeMap<ServiceKey, String> {
+    let marks = director_marks(config);
+    config
+        .directors
+        .iter()
+        .map(|d| (service_key(d, &marks), d.name.to_string()))
+        .collect()
+}
+
+/// The IPVS table `lvs.conf` asks for. Sorry servers are in the table with
+/// weight 0, out of rotation, until the health checker brings them in.
+pub fn desired(config: &LvsConfig) -> IpvsState {
+    let marks = director_marks(config);
+    let mut state = IpvsState::default();
+    for director in &config.directors {
+        let key = service_key(director, &marks);
+        let (service_port, fwmark_protocol) = match key {
+            ServiceKey::Vip { port, .. } => (port, 0),
+            ServiceKey::Fwmark { .. } => (0, TCP),
+        };
+        let persistence = director.persistence.as_ref();
+        let mut flags = 0;
+        if persistence.is_some() {
+            flags |= FLAG_PERSISTENT;
+        }
+        if director.onepacket {
+            flags |= FLAG_ONEPACKET;
+        }
+        let settings = ServiceSettings {
+            scheduler: kernel_scheduler(director).to_owned(),
+            flags,
+            timeout: persistence.map_or(0, |p| p.timeout()),
+            netmask: prefix_to_mask(persistence.map_or(32, |p| p.netmask_prefix())),
+            fwmark_protocol,
+        };
+        let forward = match director.forward_mode() {
+            ForwardMode::Nat => Forward::Masquerade,
+            ForwardMode::Gateway => Forward::Route,
+            ForwardMode::Tunnel => Forward::Tunnel,
+        };
+        let destinations = director
+            .servers
+            .iter()
+            .map(|server| {
+                // Only NAT rewrites the port; direct routing and tunnels deliver
+                // to the service's own port.
+                let port = match forward {
+                    Forward::Masquerade => server.port.map_or(service_port, |p| p.get()),
+                    Forward::Route | Forward::Tunnel => service_port,
+                };
+                let weight = if server.sorry {
+                    0
+                } else {
+                    u32::from(server.weight())
+                };
+                (
+                    DestKey {
+                        address: server.address,
+                        port,
+                    },
+                    DestSettings { forward, weight },
+                )
+            })
+            .collect();
+        state.services.insert(
+            key,
+            Service {
+                settings,
+                destinations,
+            },
+        );
+    }
+    state
+}
+
+/// The operations from `observed` to `desired`: deletions first, then edits,
+/// then additions. Unchanged services and destinations are not touched, so
+/// their connections live on; a weight change is one edit.
+pub fn diff(observed: &IpvsState, desired: &IpvsState) -> Vec<IpvsOp> {
+    let mut deletions = Vec::new();
+    let mut edits = Vec::new();
+    let mut additions = Vec::new();
+    for (key, service) in &observed.services {
+        if !desired.services.contains_key(key) {
+            deletions.push(IpvsOp::DeleteService {
+                key: *key,
+                service: service.clone(),
+            });
+        }
+    }
+    for (key, want) in &desired.services {
+        let Some(have) = observed.services.get(key) else {
+            additions.push(IpvsOp::AddService {
+                key: *key,
+                service: want.clone(),
+            });
+            continue;
+        };
+        if have.settings != want.settings {
+            edits.push(IpvsOp::EditService {
+                key: *key,
+                from: have.settings.clone(),
+                to: want.settings.clone(),
+            });
+        }
+        for (dest, settings) in &have.destinations {
+            match want.destinations.get(dest) {
+                None => deletions.push(IpvsOp::DeleteDest {
+                    service: *key,
+                    dest: *dest,
+                    settings: *settings,
+                }),
+                Some(to) if to != settings => edits.push(IpvsOp::EditDest {
+                    service: *key,
+                    dest: *dest,
+                    from: *settings,
+                    to: *to,
+                }),
+                Some(_) => {}
+            }
+        }
+        for (dest, settings) in &want.destinations {
+            if !have.destinations.contains_key(dest) {
+                additions.push(IpvsOp::AddDest {
+                    service: *key,
+                    dest: *dest,
+                    settings: *settings,
+                });
+            }
+        }
+    }
+    deletions.extend(edits);
+    deletions.extend(additions);
+    deletions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply;
+    use crate::config::parse::parse_lvs;
+    use crate::kernel::fake::FakeIpvs;
+
+    fn lvs(text: &str) -> LvsConfig {
+        let (config, diagnostics) = parse_lvs(text.as_bytes());
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config
+    }
+
+    fn examples() -> LvsConfig {
+        lvs(&std::fs::read_to_string("examples/lvs.conf").expect("examples/lvs.conf"))
+    }
+
+    fn vip(protocol: u16, address: &str, port: u16) -> ServiceKey {
+        ServiceKey::Vip {
+            protocol,
+            address: address.parse().expect("an address"),
+            port,
+        }
+    }
+
+    fn dest(address: &str, port: u16) -> DestKey {
+        DestKey {
+            address: address.parse().expect("an address"),
+            port,
+        }
+    }
+
+    #[test]
+    fn the_examples_become_the_ipvs_table_the_reference_describes() {
+        let config = examples();
+        let table = desired(&config);
+        let mark = director_marks(&config)["maildirect"];
+        assert!(DIRECTOR_MARKS.contains(&mark));
+
+        let mail = &table.services[&ServiceKey::Fwmark { mark }];
+        assert_eq!(mail.settings.scheduler, "wrr", "weights 3 and 1 differ");
+        assert_eq!(mail.destinations[&dest("10.0.1.11", 0)].weight, 3);
+
+        let web = &table.services[&vip(TCP, "192.168.0.10", 80)];
+        assert_eq!(web.settings.scheduler, "wlc");
+        assert_eq!(web.settings.flags, FLAG_PERSISTENT);
+        assert_eq!(web.settings.timeout, 300);
+        assert_eq!(web.settings.netmask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(
+            web.destinations[&dest("10.0.2.99", 8080)],
+            DestSettings {
+                forward: Forward::Masquerade,
+                weight: 0
+            },
+            "a sorry server waits at weight 0"
+        );
+
+        let dns = &table.services[&vip(UDP, "192.168.0.11", 53)];
+        assert_eq!(
+            (dns.settings.scheduler.as_str(), dns.settings.flags),
+            ("sh", FLAG_ONEPACKET)
+        );
+        assert!(dns.destinations.contains_key(&dest("10.0.3.11", 53)));
+
+        let app = &table.services[&vip(TCP, "192.168.0.12", 443)];
+        assert_eq!(app.settings.scheduler, "lblc");
+        assert_eq!(
+            app.destinations[&dest("10.0.4.11", 443)].forward,
+            Forward::Route
+        );
+    }
+
+    #[test]
+    fn a_weight_change_is_one_edit_of_one_real_server() {
+        let before = desired(&lvs(
+            "director web 10.0.0.1:80\n balance leastconn\n server a 10.0.1.1 weight 3\n server b 10.0.1.2 weight 1\n",
+        ));
+        let after = desired(&lvs(
+            "director web 10.0.0.1:80\n balance leastconn\n server a 10.0.1.1 weight 3\n server b 10.0.1.2 weight 2\n",
+        ));
+        let ops = diff(&before, &after);
+        assert_eq!(ops.len(), 1);
+        assert_eq!(
+            ops[0].to_string(),
+            "set real server 10.0.1.2:80 of tcp 10.0.0.1:80: masq weight 1 -> masq weight 2"
+        );
+        assert_eq!(diff(&after, &after), []);
+    }
+
+    #[test]
+    fn roundrobin_uses_rr_for_equal_weights_and_wrr_for_unequal() {
+        let equal = desired(&lvs(
+            "director web 10.0.0.1:80\n balance roundrobin\n server a 10.0.1.1\n server b 10.0.1.2\n server s 10.0.1.3 sorry\n",
+        ));
+        let unequal = desired(&lvs(
+            "director web 10.0.0.1:80\n balance roundrobin\n server a 10.0.1.1 weight 3\n server b 10.0.1.2\n server s 10.0.1.3 sorry\n",
+        ));
+        let scheduler = |table: &IpvsState| {
+            table
+                .services
+                .values()
+                .next()
+                .map(|s| s.settings.scheduler.clone())
+        };
+        assert_eq!(scheduler(&equal).as_deref(), Some("rr"));
+        assert_eq!(scheduler(&unequal).as_deref(), Some("wrr"));
+        let ops: Vec<String> = diff(&equal, &unequal)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "set service tcp 10.0.0.1:80: scheduler rr -> scheduler wrr",
+                "set real server 10.0.1.1:80 of tcp 10.0.0.1:80: masq weight 1 -> masq weight 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_directors_mark_does_not_move_when_other_directors_come_and_go() {
+        let one = director_marks(&lvs("director mail\n server a 10.0.1.1\n"));
+        let many = director_marks(&lvs(
+            "director mail\n server a 10.0.1.1\ndirector imap\n server b 10.0.1.2\ndirector web 10.0.0.1:80\n server c 10.0.1.3\n",
+        ));
+        assert_eq!(one["mail"], many["mail"]);
+        assert_ne!(many["mail"], many["imap"]);
+        assert!(
+            !many.contains_key("web"),
+            "a director with a VIP needs no mark"
+        );
+    }
+
+    #[test]
+    fn in_gateway_and_tunnel_mode_a_real_server_gets_the_service_port() {
+        let table = desired(&lvs(
+            "director web 10.0.0.1:80\n mode gateway\n server a 10.0.1.1:8080\n",
+        ));
+        let service = &table.services[&vip(TCP, "10.0.0.1", 80)];
+        assert!(service.destinations.contains_key(&dest("10.0.1.1", 80)));
+    }
+
+    #[test]
+    fn a_refusal_at_any_operation_leaves_the_table_as_it_was() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let from = desired(&examples());
+        let to = desired(&lvs(
+            "director web 192.168.0.10:80 TCP\n balance roundrobin\n server web1 10.0.2.11:8080 weight 5\n server web3 10.0.2.13:8080\n\ndirector new 192.168.0.20:443\n server n1 10.0.5.1\n server n2 10.0.5.2\n",
+        ));
+        let ops = diff(&from, &to);
+        assert!(ops.len() >= 6, "{ops:#?}");
+        for fail_at in 0..ops.len() {
+            let mut kernel = FakeIpvs {
+                state: from.clone(),
+                fail_at: Some(fail_at),
+                executed: 0,
+            };
+            let result = runtime.block_on(apply::execute_ipvs(&mut kernel, &ops));
+            assert!(result.is_err(), "operation {fail_at} did not fail");
+            assert_eq!(
+                kernel.state, from,
+                "failing at operation {fail_at}: {}",
+                ops[fail_at]
+            );
+        }
+        let mut kernel = FakeIpvs {
+            state: from,
+            ..FakeIpvs::default()
+        };
+        runtime
+            .block_on(apply::execute_ipvs(&mut kernel, &ops))
+            .expect("applies");
+        assert_eq!(kernel.state, to);
+    }
+}
