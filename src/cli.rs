@@ -345,7 +345,7 @@ fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()>
                 out,
                 "    -> {:<21} {:<6} weight {:<5} active {:<5} inactive {:<5} {} conn/s",
                 format!("{}:{}", dest.address, dest.port),
-                format!("{:?}", dest.forward).to_lowercase(),
+                dest.forward.name(),
                 dest.weight,
                 dest.active_connections,
                 dest.inactive_connections,

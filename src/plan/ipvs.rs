@@ -120,7 +120,7 @@ impl Forward {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Masquerade => "masq",
             Self::Tunnel => "tunnel",
