@@ -146,8 +146,10 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
         return Err(CommandError::Invalid(errors));
     }
     let config = &checked.config;
+    // Only the network part of what runs now matters to the plan (its addresses
+    // are handed back); parsing the rest would cost as much as the new config.
     let previous = ConfigFiles::read_running(state_dir)?
-        .map(|running| config::check(running.sources()).config.network);
+        .map(|running| config::parse::parse_network(&running.network).0);
     let mut plan = Plan {
         network: apply::plan_network(network, &config.network, previous.as_ref()).await?,
         ipvs: Vec::new(),

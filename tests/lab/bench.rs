@@ -6,9 +6,10 @@
 //! scratch, and `lbconsole apply` after one weight changed (observe, plan, apply).
 
 use std::fmt::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Lab;
+use crate::support::{Lab, Run};
 
 const SERVICES: usize = 1_000;
 const SERVERS: usize = 50;
@@ -33,6 +34,21 @@ fn table(changed_weight: u16) -> (String, String) {
         }
     }
     (lvs, ipvsadm)
+}
+
+/// Runs the release build of lbconsole that `tests/lab/run bench::` built.
+fn lbconsole(lab: &Lab, args: &[&str]) -> Run {
+    let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect(
+        "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
+    );
+    Run::of(
+        Command::new(binary)
+            .args(args)
+            .arg("--config-dir")
+            .arg(lab.config_dir())
+            .arg("--state-dir")
+            .arg(lab.state_dir()),
+    )
 }
 
 fn timed<T>(what: &str, work: impl FnOnce() -> T) -> (T, Duration) {
@@ -61,7 +77,7 @@ fn ipvs_apply_against_ipvsadm() {
 
     lab.write_config("", "", &lvs);
     let (run, scratch) = timed("lbconsole apply, from scratch", || {
-        lab.lbconsole(&["apply"])
+        lbconsole(&lab, &["apply"])
     });
     assert!(run.success(), "{}", run.stderr);
     assert_eq!(
@@ -73,7 +89,7 @@ fn ipvs_apply_against_ipvsadm() {
     let (lvs, _) = table(9);
     lab.write_config("", "", &lvs);
     let (run, one_weight) = timed("lbconsole apply, one weight changed", || {
-        lab.lbconsole(&["apply"])
+        lbconsole(&lab, &["apply"])
     });
     assert!(run.success(), "{}", run.stderr);
     assert_eq!(
@@ -81,7 +97,7 @@ fn ipvs_apply_against_ipvsadm() {
         "set real server 10.200.0.10:8080 of tcp 10.100.0.1:80: masq weight 1 -> masq weight 9\napplied 1 change\n"
     );
     let (run, unchanged) = timed("lbconsole apply, nothing changed", || {
-        lab.lbconsole(&["apply"])
+        lbconsole(&lab, &["apply"])
     });
     assert_eq!(run.stdout, "no changes\n");
 
