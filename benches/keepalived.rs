@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lbconsole::config::model::LvsConfig;
-use lbconsole::config::model::lvs::{CheckMethod, Director, ForwardMode, Scheduler};
+use lbconsole::config::model::lvs::{CheckMethod, Director, ForwardMode};
+use lbconsole::plan::ipvs::kernel_scheduler;
 
 /// What keepalived ships as on Debian; where it installs the binary.
 pub const PROGRAM: &str = "keepalived";
@@ -23,27 +24,6 @@ pub struct Rendered {
     pub virtual_servers: usize,
     pub real_servers: usize,
     pub sorry_servers: usize,
-}
-
-/// keepalived's `lb_algo` (IPVS) name for a scheduler. keepalived 2.2.7 takes all
-/// thirteen; `SrcDst` has no IPVS scheduler of its own and is written as `mh`, as
-/// `Maglev` is.
-pub fn lb_algo(scheduler: Scheduler) -> &'static str {
-    match scheduler {
-        Scheduler::RoundRobin => "wrr",
-        Scheduler::LeastConn => "wlc",
-        Scheduler::LocalityBased => "lblc",
-        Scheduler::LocalityBasedReplication => "lblcr",
-        Scheduler::Source => "sh",
-        Scheduler::SrcDst => "mh",
-        Scheduler::Dest => "dh",
-        Scheduler::ShortestExpected => "sed",
-        Scheduler::NeverQueue => "nq",
-        Scheduler::Maglev => "mh",
-        Scheduler::WeightedFailover => "fo",
-        Scheduler::Overflow => "ovf",
-        Scheduler::Twos => "twos",
-    }
 }
 
 fn lb_kind(mode: ForwardMode) -> &'static str {
@@ -93,7 +73,8 @@ fn virtual_server(rendered: &mut Rendered, fwmark: usize, director: &Director) {
         }
     }
     let _ = writeln!(out, "    delay_loop {}", check.interval());
-    let _ = writeln!(out, "    lb_algo {}", lb_algo(director.scheduler()));
+    // The same IPVS scheduler lbconsole itself would program.
+    let _ = writeln!(out, "    lb_algo {}", kernel_scheduler(director));
     let _ = writeln!(out, "    lb_kind {}", lb_kind(director.forward_mode()));
     if let Some(service) = &director.service {
         let _ = writeln!(out, "    protocol {}", service.value.protocol().keyword());

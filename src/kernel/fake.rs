@@ -185,7 +185,7 @@ fn reachable(link: &Link, gateway: std::net::Ipv4Addr) -> bool {
     link.up && link.addresses.iter().any(|a| a.contains(gateway))
 }
 
-fn refuse(op: &NetOp, reason: &str) -> KernelError {
+fn refuse(op: &impl std::fmt::Display, reason: &str) -> KernelError {
     KernelError::Operation {
         op: op.to_string(),
         reason: reason.to_owned(),
@@ -244,14 +244,14 @@ impl FakeIpvs {
         let index = self.executed;
         self.executed += 1;
         if self.fail_at == Some(index) {
-            return Err(refuse_ipvs(op, "injected failure"));
+            return Err(refuse(op, "injected failure"));
         }
         let services = &mut self.state.services;
-        let missing = || refuse_ipvs(op, "No such process");
+        let missing = || refuse(op, "No such process");
         match op {
             IpvsOp::AddService { key, service } => {
                 if services.insert(*key, service.clone()).is_some() {
-                    return Err(refuse_ipvs(op, "File exists"));
+                    return Err(refuse(op, "File exists"));
                 }
             }
             IpvsOp::DeleteService { key, .. } => {
@@ -267,7 +267,7 @@ impl FakeIpvs {
             } => {
                 let service = services.get_mut(service).ok_or_else(missing)?;
                 if service.destinations.insert(*dest, *settings).is_some() {
-                    return Err(refuse_ipvs(op, "File exists"));
+                    return Err(refuse(op, "File exists"));
                 }
             }
             IpvsOp::DeleteDest { service, dest, .. } => {
@@ -282,13 +282,6 @@ impl FakeIpvs {
             }
         }
         Ok(())
-    }
-}
-
-fn refuse_ipvs(op: &IpvsOp, reason: &str) -> KernelError {
-    KernelError::Operation {
-        op: op.to_string(),
-        reason: reason.to_owned(),
     }
 }
 
