@@ -114,6 +114,11 @@ pub enum CommandError {
     Invalid(usize),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error("lvs.conf has {}, but {error}; nothing was applied", plural(*directors, "director"))]
+    NoIpvs {
+        directors: usize,
+        error: KernelError,
+    },
 }
 
 impl From<crate::kernel::KernelError> for CommandError {
@@ -160,7 +165,12 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
             Some(backend)
         }
         Err(_) if config.lvs.directors.is_empty() => None,
-        Err(error) => return Err(error.into()),
+        Err(error) => {
+            return Err(CommandError::NoIpvs {
+                directors: config.lvs.directors.len(),
+                error,
+            });
+        }
     };
     if plan.is_empty() {
         let _ = writeln!(out, "no changes");

@@ -90,6 +90,10 @@ pub struct RouteStatus {
 pub enum KernelError {
     #[error("cannot open a netlink socket: {0}")]
     Connect(String),
+    /// A kernel facility is missing (a module not loaded); the text says which
+    /// and what to do.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("cannot read {what} from the kernel: {reason}")]
     Observe { what: &'static str, reason: String },
     /// `op` is the operation as the plan prints it; `reason` the kernel's answer.

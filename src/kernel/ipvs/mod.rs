@@ -175,7 +175,7 @@ impl IpvsNetlink {
                 Ok(ipvs)
             }
             (Err(Failure::Refused(refusal)), _) if refusal.errno == ENOENT => {
-                Err(KernelError::Connect(
+                Err(KernelError::Unavailable(
                     "IPVS is not available: the kernel has no IPVS netlink family, so the \
                      ip_vs kernel module is not loaded and could not be loaded on demand \
                      (load it with `modprobe ip_vs` as root)"
