@@ -7,7 +7,8 @@
 //!   `RTM_NEWLINK`, so the [`OWNED_ALIAS`] is set by a second request. Should that
 //!   fail, the new link is deleted again, so the failed operation leaves nothing.
 //! - Changing a bond: the kernel applies the options of one request in its own
-//!   fixed order and stops at the first it refuses, keeping the ones before.
+//!   fixed order and stops at the first it refuses, keeping the ones before; on
+//!   a refusal the old values are sent back, so the operation changed nothing.
 //!
 //! What the kernel does by itself, which a plan relies on:
 //!
@@ -183,7 +184,23 @@ impl NetlinkBackend {
                 } else {
                     None
                 };
-                self.change(bond_change(index, from, to, primary)).await
+                let Err(reason) = self.change(bond_change(index, from, to, primary)).await else {
+                    return Ok(());
+                };
+                // The kernel applies a request's bond options one by one and keeps
+                // those before the one it refused: send the old values back, so
+                // the failed operation has changed nothing.
+                let primary = if from.mode.uses_primary() && to.primary != from.primary {
+                    self.primary_index(from.primary.as_deref()).await.ok()
+                } else {
+                    None
+                };
+                if let Err(undo) = self.change(bond_change(index, to, from, primary)).await {
+                    return Err(format!(
+                        "{reason}; restoring the options already changed failed too: {undo}"
+                    ));
+                }
+                Err(reason)
             }
             NetOp::SetMaster {
                 name,
