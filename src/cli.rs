@@ -236,7 +236,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend>(
         Err(error) => Err(error),
     };
     let names = ConfigFiles::read_running(state_dir)?
-        .map(|running| ipvs::service_names(&config::check(running.sources()).config.lvs))
+        .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
     let report = StatusReport {
         links: &observation.links,

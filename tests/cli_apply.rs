@@ -6,25 +6,10 @@ use std::path::Path;
 use lbconsole::cli::{self, CommandError};
 use lbconsole::kernel::KernelError;
 use lbconsole::kernel::fake::{FakeIpvs, FakeKernel};
-use lbconsole::plan::network::{Link, LinkType, NetworkState};
 
+/// The sandbox's interfaces: four veths, up, unaddressed.
 fn sandbox() -> FakeKernel {
-    let mut state = NetworkState::default();
-    for name in ["eth0", "eth1", "eth2", "eth3"] {
-        state.links.insert(
-            name.to_owned(),
-            Link {
-                kind: LinkType::Other("veth".to_owned()),
-                identity: Default::default(),
-                owned: false,
-                master: None,
-                mtu: 1500,
-                up: true,
-                addresses: Default::default(),
-            },
-        );
-    }
-    FakeKernel::new(state)
+    FakeKernel::with_veths(&["eth0", "eth1", "eth2", "eth3"])
 }
 
 fn no_ipvs() -> Result<FakeIpvs, KernelError> {

@@ -7,26 +7,11 @@ use lbconsole::config::model::NetworkConfig;
 use lbconsole::config::parse::parse_network;
 use lbconsole::kernel::fake::FakeKernel;
 use lbconsole::plan::Step;
-use lbconsole::plan::network::{Link, LinkType, NetworkState};
+use lbconsole::plan::network::LinkType;
 
 /// The sandbox's interfaces: four veths, up, unaddressed.
-fn sandbox_kernel() -> NetworkState {
-    let mut state = NetworkState::default();
-    for name in ["eth0", "eth1", "eth2", "eth3"] {
-        state.links.insert(
-            name.to_owned(),
-            Link {
-                kind: LinkType::Other("veth".to_owned()),
-                identity: Default::default(),
-                owned: false,
-                master: None,
-                mtu: 1500,
-                up: true,
-                addresses: Default::default(),
-            },
-        );
-    }
-    state
+fn sandbox() -> FakeKernel {
+    FakeKernel::with_veths(&["eth0", "eth1", "eth2", "eth3"])
 }
 
 fn network(text: &str) -> NetworkConfig {
@@ -90,14 +75,14 @@ const VARIANTS: &[(&str, &str)] = &[
 
 #[test]
 fn first_apply_of_the_examples_creates_in_kernel_order() {
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     let steps = plan(&mut kernel, &examples(), None);
     insta::assert_snapshot!(printed(&steps));
 }
 
 #[test]
 fn a_second_apply_of_the_same_config_has_nothing_to_do() {
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     apply(&mut kernel, &examples(), None);
     assert_eq!(plan(&mut kernel, &examples(), Some(&examples())), []);
 }
@@ -105,7 +90,7 @@ fn a_second_apply_of_the_same_config_has_nothing_to_do() {
 #[test]
 fn changing_the_bond_mode_recreates_the_bond_and_says_why() {
     let [before, after] = [VARIANTS[1].1, VARIANTS[2].1].map(network);
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     apply(&mut kernel, &before, None);
     insta::assert_snapshot!(printed(&plan(&mut kernel, &after, Some(&before))));
 }
@@ -113,7 +98,7 @@ fn changing_the_bond_mode_recreates_the_bond_and_says_why() {
 #[test]
 fn removing_the_bond_releases_its_slaves_then_deletes_it() {
     let before = network(VARIANTS[1].1);
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     apply(&mut kernel, &before, None);
     let steps = plan(&mut kernel, &network(""), Some(&before));
     insta::assert_snapshot!(printed(&steps));
@@ -124,7 +109,7 @@ fn changing_one_address_touches_only_that_address() {
     let before =
         network("service network eth0\n ip address 10.0.0.1/24\n ip address 10.0.1.1/24\n");
     let after = network("service network eth0\n ip address 10.0.0.1/24\n ip address 10.0.2.1/24\n");
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     apply(&mut kernel, &before, None);
     assert_eq!(
         printed(&plan(&mut kernel, &after, Some(&before))),
@@ -137,7 +122,7 @@ fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
     for (from_name, from) in VARIANTS {
         for (to_name, to) in VARIANTS {
             let (from, to) = (network(from), network(to));
-            let mut kernel = FakeKernel::new(sandbox_kernel());
+            let mut kernel = sandbox();
             apply(&mut kernel, &from, None);
             let before = kernel.state.clone();
             let steps = plan(&mut kernel, &to, Some(&from));
@@ -173,7 +158,7 @@ fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
 #[test]
 fn a_missing_slave_is_refused_before_anything_changes() {
     let config = network("service network bond0\n type bonding\n slave eth2 eth9\n");
-    let mut kernel = FakeKernel::new(sandbox_kernel());
+    let mut kernel = sandbox();
     let error =
         block_on(apply::plan_network(&mut kernel, &config, None)).expect_err("eth9 is missing");
     assert_eq!(error.to_string(), "interface eth9 does not exist");
@@ -182,7 +167,7 @@ fn a_missing_slave_is_refused_before_anything_changes() {
 
 #[test]
 fn a_bond_lbconsole_did_not_create_is_not_taken_over() {
-    let mut state = sandbox_kernel();
+    let mut state = sandbox().state;
     let mut foreign = state.links["eth0"].clone();
     foreign.kind = LinkType::Other("bridge".to_owned());
     state.links.insert("br0".to_owned(), foreign);

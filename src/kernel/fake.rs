@@ -30,6 +30,26 @@ impl FakeKernel {
         }
     }
 
+    /// A kernel with these veths, up, unaddressed: the sandbox's interfaces.
+    pub fn with_veths(names: &[&str]) -> Self {
+        let mut state = NetworkState::default();
+        for name in names {
+            state.links.insert(
+                (*name).to_owned(),
+                Link {
+                    kind: LinkType::Other("veth".to_owned()),
+                    identity: Default::default(),
+                    owned: false,
+                    master: None,
+                    mtu: 1500,
+                    up: true,
+                    addresses: Default::default(),
+                },
+            );
+        }
+        Self::new(state)
+    }
+
     /// Carries out `op` on the in-memory state, or says why the kernel would refuse.
     pub fn apply(&mut self, op: &NetOp) -> Result<(), KernelError> {
         let index = self.executed;
