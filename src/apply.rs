@@ -3,9 +3,12 @@
 
 use std::fmt;
 
-use crate::config::model::{LvsConfig, NetworkConfig};
-use crate::kernel::{IpvsBackend, KernelError, NetworkBackend};
+use std::collections::BTreeSet;
+
+use crate::config::model::{FlowsConfig, LvsConfig, NetworkConfig};
+use crate::kernel::{FirewallBackend, IpvsBackend, KernelError, NetworkBackend};
 use crate::plan::Step;
+use crate::plan::flows::{self, FirewallOp, MarkRule};
 use crate::plan::ipvs::{self, IpvsOp};
 use crate::plan::network::{self, PlanError};
 
@@ -28,11 +31,20 @@ pub enum ApplyError {
 }
 
 /// Everything one apply changes, in order: the network first (an IPVS service
-/// may need its VIP's address), then the IPVS table.
+/// may need its VIP's address; a flow's mark its routing rule), then the IPVS
+/// table (a flow's mark needs its fwmark service), then the flows' nft table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub network: Vec<Step>,
     pub ipvs: Vec<IpvsOp>,
+    pub firewall: Option<FirewallStep>,
+}
+
+/// The change to our nft table and what puts the table back as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallStep {
+    pub op: FirewallOp,
+    pub undo: FirewallOp,
 }
 
 impl Plan {
@@ -41,7 +53,7 @@ impl Plan {
     }
 
     pub fn len(&self) -> usize {
-        self.network.len() + self.ipvs.len()
+        self.network.len() + self.ipvs.len() + usize::from(self.firewall.is_some())
     }
 }
 
@@ -54,21 +66,46 @@ impl fmt::Display for Plan {
         for op in &self.ipvs {
             writeln!(f, "{op}")?;
         }
+        if let Some(step) = &self.firewall {
+            writeln!(f, "{}", step.op)?;
+        }
         Ok(())
     }
 }
 
-/// The steps that would bring the kernel's links, addresses and routes to
-/// `config`. `previous` is the configuration applied last time, whose addresses
-/// are handed back from interfaces the new one no longer names.
+/// The steps that would bring the kernel's links, addresses, routes and our
+/// policy routing `rules` to `config`. `previous` is the configuration applied
+/// last time, whose addresses are handed back from interfaces the new one no
+/// longer names.
 pub async fn plan_network<B: NetworkBackend>(
     backend: &mut B,
     config: &NetworkConfig,
     previous: Option<&NetworkConfig>,
+    rules: BTreeSet<MarkRule>,
 ) -> Result<Vec<Step>, ApplyError> {
     let observed = backend.observe().await?;
-    let desired = network::desired(config, previous, &observed.state)?;
+    let mut desired = network::desired(config, previous, &observed.state)?;
+    desired.rules = rules;
     Ok(network::diff(&observed.state, &desired))
+}
+
+/// The change that would bring our nft table to the flows, with its undo;
+/// `None` when the table already is what the flows ask for.
+pub async fn plan_firewall<B: FirewallBackend>(
+    backend: &mut B,
+    flows: &FlowsConfig,
+    lvs: &LvsConfig,
+) -> Result<Option<FirewallStep>, ApplyError> {
+    let observed = backend.observe().await?;
+    let desired = flows::render(flows, lvs);
+    let Some(op) = flows::diff(observed.as_ref().map(|t| &t.state), desired.as_ref()) else {
+        return Ok(None);
+    };
+    let undo = match backend.snapshot().await? {
+        Some(listing) => FirewallOp::Restore(listing),
+        None => FirewallOp::Remove,
+    };
+    Ok(Some(FirewallStep { op, undo }))
 }
 
 /// The operations that would bring the IPVS table to `config`.
@@ -148,22 +185,40 @@ async fn try_ipvs<B: IpvsBackend>(backend: &mut B, ops: &[IpvsOp]) -> Result<(),
     Err((error, undo.len(), undo_failures))
 }
 
-/// Executes the whole plan: the network, then IPVS. If IPVS refuses an
-/// operation, its other operations and then the network steps are undone.
-pub async fn execute<N: NetworkBackend, I: IpvsBackend>(
+/// Executes the whole plan: the network, then IPVS, then the nft table. If a
+/// later part is refused, the parts before it are undone, newest first.
+/// `ipvs` and `firewall` may be `None` only when the plan has nothing for them.
+pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     network: &mut N,
-    ipvs: &mut I,
+    mut ipvs: Option<&mut I>,
+    firewall: Option<&mut F>,
     plan: &Plan,
 ) -> Result<(), ApplyError> {
     execute_network(network, &plan.network).await?;
-    if plan.ipvs.is_empty() {
-        return Ok(());
+    if let Some(ipvs) = ipvs.as_deref_mut()
+        && !plan.ipvs.is_empty()
+        && let Err((error, undone, mut undo_failures)) = try_ipvs(ipvs, &plan.ipvs).await
+    {
+        undo_failures.extend(undo_network(network, &plan.network).await);
+        return Err(verdict(error, undone + plan.network.len(), undo_failures));
     }
-    let Err((error, undone, mut undo_failures)) = try_ipvs(ipvs, &plan.ipvs).await else {
+    let (Some(step), Some(firewall)) = (&plan.firewall, firewall) else {
         return Ok(());
     };
+    let Err(error) = firewall.execute(&step.op).await else {
+        return Ok(());
+    };
+    // nft's batch is one transaction: the old table is still in place.
+    tracing::warn!(%error, "nft refused the flows; undoing the rest of the apply");
+    let mut undo_failures = Vec::new();
+    let mut undone = plan.network.len();
+    if let Some(ipvs) = ipvs {
+        let undo: Vec<IpvsOp> = plan.ipvs.iter().rev().map(IpvsOp::inverse).collect();
+        undone += undo.len();
+        undo_failures.extend(ipvs.execute(&undo).await.into_iter().filter_map(Result::err));
+    }
     undo_failures.extend(undo_network(network, &plan.network).await);
-    Err(verdict(error, undone + plan.network.len(), undo_failures))
+    Err(verdict(error, undone, undo_failures))
 }
 
 fn verdict(error: KernelError, undone: usize, undo_failures: Vec<KernelError>) -> ApplyError {

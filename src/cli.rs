@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::apply::{self, ApplyError, Plan};
 use crate::config::{self, Diagnostic, Severity};
 use crate::kernel::{
-    IpvsBackend, KernelError, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
+    FirewallBackend, FirewallTable, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend,
+    RouteStatus, ServiceStatus,
 };
+use crate::plan::flows::{self, FlowCounter, MarkRule};
 use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
 use crate::store::{ConfigFiles, StoreError};
@@ -119,6 +121,8 @@ pub enum CommandError {
         directors: usize,
         error: KernelError,
     },
+    #[error("flows.conf has {}, but {error}; nothing was applied", plural(*flows, "flow"))]
+    NoFirewall { flows: usize, error: KernelError },
 }
 
 impl From<crate::kernel::KernelError> for CommandError {
@@ -127,17 +131,14 @@ impl From<crate::kernel::KernelError> for CommandError {
     }
 }
 
-/// `lbconsole apply [--dry-run]`: brings the kernel to the config dir's network
-/// and LVS configuration. Prints the plan, one operation per line, or `no changes`.
-///
-/// `ipvs` is the IPVS backend, or why there is none (no `ip_vs` module): that is
-/// an error only when `lvs.conf` has directors.
-pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
+/// `lbconsole apply [--dry-run]`: brings the kernel to the config dir's
+/// network, LVS and flows configuration. Prints the plan, one operation per
+/// line, or `no changes`.
+pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     config_dir: &Path,
     state_dir: &Path,
     dry_run: bool,
-    network: &mut N,
-    ipvs: Result<I, KernelError>,
+    kernel: &mut Kernel<N, I, F>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
@@ -156,22 +157,46 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
     let previous = ConfigFiles::read_running(state_dir)?
         .map(|running| config::parse::parse_network(&running.network).0);
     let mut plan = Plan {
-        network: apply::plan_network(network, &config.network, previous.as_ref()).await?,
-        ipvs: Vec::new(),
+        network: apply::plan_network(
+            &mut kernel.network,
+            &config.network,
+            previous.as_ref(),
+            flows::mark_rules(&config.flows),
+        )
+        .await?,
+        ..Plan::default()
     };
-    let mut ipvs = match ipvs {
-        Ok(mut backend) => {
-            plan.ipvs = apply::plan_ipvs(&mut backend, &config.lvs).await?;
+    let mut ipvs = match kernel.ipvs.as_mut() {
+        Ok(backend) => {
+            plan.ipvs = apply::plan_ipvs(backend, &config.lvs).await?;
             Some(backend)
         }
         Err(_) if config.lvs.directors.is_empty() => None,
         Err(error) => {
             return Err(CommandError::NoIpvs {
                 directors: config.lvs.directors.len(),
-                error,
+                error: error.clone(),
             });
         }
     };
+    let active_flows = config
+        .flows
+        .flows
+        .iter()
+        .filter(|flow| flow.policy.value != crate::config::model::flows::Policy::Skip)
+        .count();
+    plan.firewall =
+        match apply::plan_firewall(&mut kernel.firewall, &config.flows, &config.lvs).await {
+            Ok(step) => step,
+            Err(ApplyError::Kernel(_)) if active_flows == 0 => None,
+            Err(ApplyError::Kernel(error @ KernelError::Unavailable(_))) => {
+                return Err(CommandError::NoFirewall {
+                    flows: active_flows,
+                    error,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
     if plan.is_empty() {
         let _ = writeln!(out, "no changes");
     } else {
@@ -180,17 +205,9 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
     if dry_run {
         return Ok(());
     }
-    match ipvs.as_mut() {
-        Some(backend) => apply::execute(network, backend, &plan).await?,
-        None => apply::execute_network(network, &plan.network).await?,
-    }
-    // Flows are not programmed yet: the running copy says so.
-    let running = ConfigFiles {
-        network: files.network,
-        flows: Vec::new(),
-        lvs: files.lvs,
-    };
-    running.write_running(state_dir)?;
+    let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
+    apply::execute(&mut kernel.network, ipvs.take(), firewall, &plan).await?;
+    files.write_running(state_dir)?;
     if !plan.is_empty() {
         let _ = writeln!(out, "applied {}", plural(plan.len(), "change"));
     }
@@ -201,7 +218,19 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
 struct StatusReport<'a> {
     links: &'a [LinkStatus],
     routes: &'a [RouteStatus],
+    /// Our `ip rule fwmark … lookup N` rules.
+    rules: Vec<MarkRule>,
     ipvs: IpvsReport<'a>,
+    flows: FlowsReport,
+}
+
+#[derive(Serialize)]
+struct FlowsReport {
+    available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Packets and bytes per flow (`rule` absent) and per rule.
+    counters: Vec<FlowCounter>,
 }
 
 #[derive(Serialize)]
@@ -221,26 +250,28 @@ struct NamedService<'a> {
 }
 
 /// `lbconsole status [--json]`: links with their state, bond mode, active slave
-/// and each slave's state; addresses; routes per table; IPVS services with their
-/// real servers, weights, connections and rates.
-pub async fn status<N: NetworkBackend, I: IpvsBackend>(
-    network: &mut N,
-    ipvs: Result<I, KernelError>,
+/// and each slave's state; addresses; routes per table and our routing rules;
+/// IPVS services with their real servers, weights, connections and rates; the
+/// packets and bytes each flow and rule has taken.
+pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    kernel: &mut Kernel<N, I, F>,
     state_dir: &Path,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let observation = network.observe().await?;
-    let services = match ipvs {
-        Ok(mut backend) => backend.observe().await.map(|o| o.services),
-        Err(error) => Err(error),
+    let observation = kernel.network.observe().await?;
+    let services = match kernel.ipvs.as_mut() {
+        Ok(backend) => backend.observe().await.map(|o| o.services),
+        Err(error) => Err(error.clone()),
     };
+    let table = kernel.firewall.observe().await;
     let names = ConfigFiles::read_running(state_dir)?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
     let report = StatusReport {
         links: &observation.links,
         routes: &observation.routes,
+        rules: observation.state.rules.iter().copied().collect(),
         ipvs: IpvsReport {
             available: services.is_ok(),
             error: services.as_ref().err().map(ToString::to_string),
@@ -253,6 +284,15 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend>(
                     service,
                 })
                 .collect(),
+        },
+        flows: FlowsReport {
+            available: table.is_ok(),
+            error: table.as_ref().err().map(ToString::to_string),
+            counters: table
+                .ok()
+                .flatten()
+                .map(|FirewallTable { counters, .. }| counters)
+                .unwrap_or_default(),
         },
     };
     let _ = match format {
@@ -327,7 +367,41 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
             writeln!(out, "{line}")?;
         }
     }
-    write_ipvs(&report.ipvs, out)
+    if !report.rules.is_empty() {
+        writeln!(out, "Rules (ours: proto {ROUTE_PROTOCOL})")?;
+        for rule in &report.rules {
+            writeln!(out, "  {rule}")?;
+        }
+    }
+    write_ipvs(&report.ipvs, out)?;
+    write_flows(&report.flows, out)
+}
+
+fn write_flows(flows: &FlowsReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "Flows")?;
+    if let Some(error) = &flows.error {
+        return writeln!(out, "  {error}");
+    }
+    if flows.counters.is_empty() {
+        return writeln!(out, "  no flows applied");
+    }
+    for counter in &flows.counters {
+        let (indent, what) = match counter.rule {
+            None => (
+                "  ",
+                format!("{} {}", counter.direction.keyword(), counter.flow),
+            ),
+            Some(rule) => ("    ", format!("rule {rule}")),
+        };
+        writeln!(
+            out,
+            "{indent}{what:<width$} {:>10} packets {:>12} bytes",
+            counter.packets,
+            counter.bytes,
+            width = 32 - indent.len()
+        )?;
+    }
+    Ok(())
 }
 
 fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use lbconsole::cli;
-use lbconsole::kernel::ipvs::IpvsNetlink;
-use lbconsole::kernel::netlink::NetlinkBackend;
+use lbconsole::kernel::Kernel;
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -42,9 +41,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: cli::Format,
     },
-    /// Program the kernel from the configuration directory (today: network.conf's
-    /// links, bonds, VLANs, addresses and routes, and lvs.conf's IPVS services;
-    /// flows come next).
+    /// Program the kernel from the configuration directory: network.conf's links,
+    /// bonds, VLANs, addresses and routes, lvs.conf's IPVS services, and
+    /// flows.conf's nftables table and routing rules.
     /// The whole configuration is validated first; on any failure the changes
     /// already made are undone.
     Apply {
@@ -53,7 +52,8 @@ enum Command {
         dry_run: bool,
     },
     /// Show what the kernel is doing: links, bonds and their slaves, addresses,
-    /// routes, and IPVS services with their real servers, connections and rates.
+    /// routes and rules, IPVS services with their real servers, connections and
+    /// rates, and the packets each flow has taken.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -75,16 +75,14 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Command::Apply { dry_run } => match NetlinkBackend::connect().await {
-            Ok(mut network) => {
+        Command::Apply { dry_run } => match Kernel::connect().await {
+            Ok(mut kernel) => {
                 let mut err = std::io::stderr().lock();
-                let ipvs = IpvsNetlink::connect().await;
                 cli::apply(
                     &args.config_dir,
                     &args.state_dir,
                     dry_run,
-                    &mut network,
-                    ipvs,
+                    &mut kernel,
                     &mut out,
                     &mut err,
                 )
@@ -92,15 +90,14 @@ async fn main() -> ExitCode {
             }
             Err(error) => Err(error.into()),
         },
-        Command::Status { json } => match NetlinkBackend::connect().await {
-            Ok(mut network) => {
+        Command::Status { json } => match Kernel::connect().await {
+            Ok(mut kernel) => {
                 let format = if json {
                     cli::Format::Json
                 } else {
                     cli::Format::Text
                 };
-                let ipvs = IpvsNetlink::connect().await;
-                cli::status(&mut network, ipvs, &args.state_dir, format, &mut out).await
+                cli::status(&mut kernel, &args.state_dir, format, &mut out).await
             }
             Err(error) => Err(error.into()),
         },

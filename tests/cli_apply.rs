@@ -4,16 +4,28 @@
 use std::path::Path;
 
 use lbconsole::cli::{self, CommandError};
-use lbconsole::kernel::KernelError;
-use lbconsole::kernel::fake::{FakeIpvs, FakeKernel};
+use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
+use lbconsole::kernel::{Kernel, KernelError};
 
-/// The sandbox's interfaces: four veths, up, unaddressed.
-fn sandbox() -> FakeKernel {
-    FakeKernel::with_veths(&["eth0", "eth1", "eth2", "eth3"])
+type Fake = Kernel<FakeKernel, FakeIpvs, FakeFirewall>;
+
+/// The sandbox's interfaces (four veths, up, unaddressed), IPVS and nft.
+fn sandbox() -> Fake {
+    Kernel {
+        network: FakeKernel::with_veths(&["eth0", "eth1", "eth2", "eth3"]),
+        ipvs: Ok(FakeIpvs::default()),
+        firewall: FakeFirewall::default(),
+    }
 }
 
-fn no_ipvs() -> Result<FakeIpvs, KernelError> {
-    Err(KernelError::Unavailable("IPVS is not available".to_owned()))
+/// The sandbox on a kernel without the `ip_vs` module.
+fn sandbox_without_ipvs() -> Fake {
+    Kernel {
+        ipvs: Err(KernelError::Unavailable(
+            "IPVS is not available".to_owned(),
+        )),
+        ..sandbox()
+    }
 }
 
 /// A directory of its own for each test, removed when dropped.
@@ -36,8 +48,7 @@ impl Drop for TempDir {
 fn run(
     config_dir: &Path,
     state_dir: &Path,
-    kernel: &mut FakeKernel,
-    ipvs: Result<FakeIpvs, KernelError>,
+    kernel: &mut Fake,
 ) -> (Result<(), CommandError>, String) {
     let mut out = Vec::new();
     let result = tokio::runtime::Builder::new_current_thread()
@@ -48,7 +59,6 @@ fn run(
             state_dir,
             false,
             kernel,
-            ipvs,
             &mut out,
             &mut Vec::new(),
         ));
@@ -58,14 +68,15 @@ fn run(
 #[test]
 fn directors_without_ipvs_are_refused_before_anything_changes() {
     let state = TempDir::new("refused-state");
-    let mut kernel = sandbox();
-    let (result, out) = run(Path::new("examples"), &state.0, &mut kernel, no_ipvs());
+    let mut kernel = sandbox_without_ipvs();
+    let (result, out) = run(Path::new("examples"), &state.0, &mut kernel);
     let error = result.expect_err("no IPVS");
     assert_eq!(
         error.to_string(),
         "lvs.conf has 4 directors, but IPVS is not available; nothing was applied"
     );
-    assert_eq!(kernel.executed, 0);
+    assert_eq!(kernel.network.executed, 0);
+    assert_eq!(kernel.firewall.executed, 0);
     assert_eq!(out, "");
 }
 
@@ -77,14 +88,78 @@ fn a_network_only_config_applies_without_ipvs_and_then_has_no_changes() {
         "service network eth1\n    ip address 192.168.161.10/24\n    ip route default 192.168.161.1 table 200\n",
     )
     .expect("network.conf");
-    let mut kernel = sandbox();
-    let (result, out) = run(&config.0, &state.0, &mut kernel, no_ipvs());
+    let mut kernel = sandbox_without_ipvs();
+    let (result, out) = run(&config.0, &state.0, &mut kernel);
     result.expect("applies");
     assert_eq!(
         out,
         "add address 192.168.161.10/24 to eth1\nadd route default via 192.168.161.1 dev eth1 table 200\napplied 2 changes\n"
     );
-    let (result, out) = run(&config.0, &state.0, &mut kernel, no_ipvs());
+    let (result, out) = run(&config.0, &state.0, &mut kernel);
     result.expect("applies");
     assert_eq!(out, "no changes\n");
+}
+
+#[test]
+fn the_examples_apply_flows_rules_and_services_and_then_have_no_changes() {
+    let state = TempDir::new("examples-state");
+    let mut kernel = sandbox();
+    let (result, out) = run(Path::new("examples"), &state.0, &mut kernel);
+    result.expect("applies");
+    assert!(
+        out.contains("add rule fwmark 0x200c8 lookup 200 priority 1000\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("install nftables table inet lbconsole (12 chains, 35 rules)\n"),
+        "{out}"
+    );
+    let running = std::fs::read(state.0.join("running/flows.conf")).expect("running flows");
+    assert_eq!(
+        running,
+        std::fs::read("examples/flows.conf").expect("flows.conf")
+    );
+    let (result, out) = run(Path::new("examples"), &state.0, &mut kernel);
+    result.expect("applies");
+    assert_eq!(out, "no changes\n");
+}
+
+#[test]
+fn a_ruleset_nft_refuses_undoes_the_services_and_the_network() {
+    let state = TempDir::new("nft-refused-state");
+    let mut kernel = sandbox();
+    kernel.firewall.fail_at = Some(0);
+    let before = (kernel.network.state.clone(), kernel.ipvs.as_ref().map(|i| i.state.clone()).ok());
+    let (result, _) = run(Path::new("examples"), &state.0, &mut kernel);
+    let error = result.expect_err("nft refuses");
+    assert!(
+        error.to_string().starts_with(
+            "install nftables table inet lbconsole (12 chains, 35 rules): injected failure; the "
+        ),
+        "{error}"
+    );
+    let after = (kernel.network.state.clone(), kernel.ipvs.as_ref().map(|i| i.state.clone()).ok());
+    assert_eq!(before, after);
+    assert_eq!(kernel.firewall.table, None);
+    assert!(!state.0.join("running/flows.conf").exists());
+}
+
+#[test]
+fn skipped_flows_leave_no_table_and_removing_the_flows_removes_it() {
+    let (config, state) = (TempDir::new("skip-config"), TempDir::new("skip-state"));
+    let flows = config.0.join("flows.conf");
+    std::fs::write(&flows, "flow off skip\n    match proto tcp\n").expect("flows.conf");
+    let mut kernel = sandbox();
+    let (result, out) = run(&config.0, &state.0, &mut kernel);
+    result.expect("applies");
+    assert_eq!(out, "no changes\n");
+    std::fs::write(&flows, "flow web permit\n    match proto tcp dstport 80\n").expect("flows.conf");
+    let (result, _) = run(&config.0, &state.0, &mut kernel);
+    result.expect("applies");
+    assert!(kernel.firewall.table.is_some());
+    std::fs::write(&flows, "").expect("flows.conf");
+    let (result, out) = run(&config.0, &state.0, &mut kernel);
+    result.expect("applies");
+    assert_eq!(out, "remove nftables table inet lbconsole\napplied 1 change\n");
+    assert_eq!(kernel.firewall.table, None);
 }

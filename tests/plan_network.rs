@@ -36,7 +36,7 @@ fn plan(
     config: &NetworkConfig,
     previous: Option<&NetworkConfig>,
 ) -> Vec<Step> {
-    block_on(apply::plan_network(kernel, config, previous)).expect("a plan")
+    block_on(apply::plan_network(kernel, config, previous, Default::default())).expect("a plan")
 }
 
 fn printed(steps: &[Step]) -> String {
@@ -160,7 +160,7 @@ fn a_missing_slave_is_refused_before_anything_changes() {
     let config = network("service network bond0\n type bonding\n slave eth2 eth9\n");
     let mut kernel = sandbox();
     let error =
-        block_on(apply::plan_network(&mut kernel, &config, None)).expect_err("eth9 is missing");
+        block_on(apply::plan_network(&mut kernel, &config, None, Default::default())).expect_err("eth9 is missing");
     assert_eq!(error.to_string(), "interface eth9 does not exist");
     assert_eq!(kernel.executed, 0);
 }
@@ -174,7 +174,7 @@ fn a_bond_lbconsole_did_not_create_is_not_taken_over() {
     let config = network("service network br0\n type bonding\n slave eth2\n");
     let mut kernel = FakeKernel::new(state);
     let error =
-        block_on(apply::plan_network(&mut kernel, &config, None)).expect_err("br0 is foreign");
+        block_on(apply::plan_network(&mut kernel, &config, None, Default::default())).expect_err("br0 is foreign");
     assert_eq!(
         error.to_string(),
         "br0 exists as a bridge link that lbconsole did not create; rename the section or delete the link"

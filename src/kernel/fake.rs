@@ -8,8 +8,10 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
+    FirewallBackend, FirewallTable,
     IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
 };
+use crate::plan::flows::{FirewallOp, TableState};
 use crate::plan::ipvs::{IpvsOp, IpvsState};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
 
@@ -188,6 +190,16 @@ impl FakeKernel {
                     return Err(refuse(op, "No such process"));
                 }
             }
+            NetOp::AddRule { rule } => {
+                if !self.state.rules.insert(*rule) {
+                    return Err(refuse(op, "File exists"));
+                }
+            }
+            NetOp::RemoveRule { rule } => {
+                if !self.state.rules.remove(rule) {
+                    return Err(refuse(op, "No such file or directory"));
+                }
+            }
         }
         // What the kernel does to gateway routes whose link went down or lost
         // the subnet of their gateway.
@@ -315,5 +327,61 @@ impl IpvsBackend for FakeIpvs {
 
     async fn execute(&mut self, ops: &[IpvsOp]) -> Vec<Result<(), KernelError>> {
         ops.iter().map(|op| self.apply(op)).collect()
+    }
+}
+
+/// An in-memory nft table: what was installed, with `nft`'s all-or-nothing
+/// transactions, failing on purpose at one operation.
+#[derive(Debug, Clone, Default)]
+pub struct FakeFirewall {
+    pub table: Option<TableState>,
+    /// Refuse the operation with this index (0-based, over the table's life).
+    pub fail_at: Option<usize>,
+    pub executed: usize,
+}
+
+impl FirewallBackend for FakeFirewall {
+    async fn observe(&mut self) -> Result<Option<FirewallTable>, KernelError> {
+        Ok(self.table.clone().map(|state| FirewallTable {
+            state,
+            counters: Vec::new(),
+        }))
+    }
+
+    async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
+        Ok(self.table.as_ref().map(|state| {
+            serde_json::to_string(&(&state.fingerprint, &state.rule_counts))
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn execute(&mut self, op: &FirewallOp) -> Result<(), KernelError> {
+        let index = self.executed;
+        self.executed += 1;
+        if self.fail_at == Some(index) {
+            return Err(KernelError::Operation {
+                op: op.to_string(),
+                reason: "injected failure".to_owned(),
+            });
+        }
+        self.table = match op {
+            FirewallOp::Install(ruleset) => Some(TableState {
+                fingerprint: Some(ruleset.fingerprint.clone()),
+                rule_counts: ruleset.rule_counts.clone(),
+            }),
+            FirewallOp::Restore(listing) => {
+                let (fingerprint, rule_counts) =
+                    serde_json::from_str(listing).map_err(|error| KernelError::Operation {
+                        op: op.to_string(),
+                        reason: error.to_string(),
+                    })?;
+                Some(TableState {
+                    fingerprint,
+                    rule_counts,
+                })
+            }
+            FirewallOp::Remove => None,
+        };
+        Ok(())
     }
 }

@@ -4,14 +4,36 @@
 pub mod fake;
 pub mod ipvs;
 pub mod netlink;
+pub mod nft;
 
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 use crate::config::model::types::Ipv4Net;
+use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{Forward, IpvsOp, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
+
+/// The three backends one apply drives. IPVS may be missing (no `ip_vs`
+/// module), which matters only when `lvs.conf` has directors; nft reports its
+/// own absence when it is asked.
+pub struct Kernel<N, I, F> {
+    pub network: N,
+    pub ipvs: Result<I, KernelError>,
+    pub firewall: F,
+}
+
+impl Kernel<netlink::NetlinkBackend, ipvs::IpvsNetlink, nft::NftBackend> {
+    /// The real kernel: rtnetlink, IPVS over generic netlink, and `nft`.
+    pub async fn connect() -> Result<Self, KernelError> {
+        Ok(Self {
+            network: netlink::NetlinkBackend::connect().await?,
+            ipvs: ipvs::IpvsNetlink::connect().await,
+            firewall: nft::NftBackend::new(),
+        })
+    }
+}
 
 /// Links, addresses and routes: what the Network tab programs.
 pub trait NetworkBackend {
@@ -99,6 +121,27 @@ pub enum KernelError {
     /// `op` is the operation as the plan prints it; `reason` the kernel's answer.
     #[error("{op}: {reason}")]
     Operation { op: String, reason: String },
+}
+
+/// Our nftables table: what the Flows tab programs.
+pub trait FirewallBackend {
+    /// The table as planning and `status` see it; `None` when there is none.
+    fn observe(&mut self) -> impl Future<Output = Result<Option<FirewallTable>, KernelError>>;
+
+    /// The table as `nft list table` prints it (counters included), to put it
+    /// back exactly on undo; `None` when there is none.
+    fn snapshot(&mut self) -> impl Future<Output = Result<Option<String>, KernelError>>;
+
+    /// Carries out `op` as one transaction: the table is replaced whole or not at all.
+    fn execute(&mut self, op: &FirewallOp) -> impl Future<Output = Result<(), KernelError>>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FirewallTable {
+    #[serde(skip)]
+    pub state: TableState,
+    /// Packets and bytes per flow and per rule, in file order.
+    pub counters: Vec<FlowCounter>,
 }
 
 /// The IPVS table, over generic netlink: what the LB Layer4 tab programs.

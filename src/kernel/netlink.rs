@@ -41,6 +41,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{
     AddressMessageBuilder, Handle, LinkBond, LinkMessageBuilder, LinkUnspec, LinkVlan,
@@ -53,6 +54,7 @@ use super::{
 };
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
 use crate::config::model::types::Ipv4Net;
+use crate::plan::flows::{MarkRule, RULE_PRIORITY};
 use crate::plan::network::{
     BondSettings, DEFAULT_MTU, Identity, Link, LinkType, MacAddress, NetOp, NewLink, OWNED_ALIAS,
     ROUTE_PROTOCOL, RouteEntry,
@@ -275,6 +277,18 @@ impl NetlinkBackend {
                     .await
                     .map_err(describe)
             }
+            NetOp::AddRule { rule } => {
+                let mut request = self.handle.rule().add();
+                *request.message_mut() = rule_message(rule);
+                request.execute().await.map_err(describe)
+            }
+            NetOp::RemoveRule { rule } => self
+                .handle
+                .rule()
+                .del(rule_message(rule))
+                .execute()
+                .await
+                .map_err(describe),
         }
     }
 }
@@ -313,7 +327,17 @@ impl NetworkBackend for NetlinkBackend {
             .try_collect()
             .await
             .map_err(failed("routes"))?;
-        Ok(assemble(links, addresses, routes))
+        let rules: Vec<RuleMessage> = self
+            .handle
+            .rule()
+            .get(rtnetlink::IpVersion::V4)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("rules"))?;
+        let mut observation = assemble(links, addresses, routes);
+        observation.state.rules = rules.iter().filter_map(mark_rule).collect();
+        Ok(observation)
     }
 
     async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
@@ -478,6 +502,36 @@ fn route_message(route: &RouteEntry, device: u32) -> RouteMessage {
         .gateway(route.gateway)
         .output_interface(device)
         .build()
+}
+
+/// One of our policy routing rules, to add or to delete; the protocol tags it
+/// as ours, and deleting matches it too.
+fn rule_message(rule: &MarkRule) -> RuleMessage {
+    let mut message = RuleMessage::default();
+    message.header.family = AddressFamily::Inet;
+    message.header.action = RuleAction::ToTable;
+    message.attributes = vec![
+        RuleAttribute::FwMark(rule.mark),
+        RuleAttribute::Table(rule.table),
+        RuleAttribute::Priority(RULE_PRIORITY),
+        RuleAttribute::Protocol(RouteProtocol::from(ROUTE_PROTOCOL)),
+    ];
+    message
+}
+
+/// A rule of the dump that is ours: our protocol, a mark and a table.
+fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
+    let (mut ours, mut mark, mut table) = (false, None, u32::from(message.header.table));
+    for attribute in &message.attributes {
+        match attribute {
+            RuleAttribute::Protocol(protocol) => ours = u8::from(*protocol) == ROUTE_PROTOCOL,
+            RuleAttribute::FwMark(value) => mark = Some(*value),
+            RuleAttribute::Table(value) => table = *value,
+            _ => {}
+        }
+    }
+    ours.then_some(())?;
+    Some(MarkRule { mark: mark?, table })
 }
 
 fn bond_mode(number: u8) -> Option<BondMode> {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::model::NetworkConfig;
 use crate::config::model::network::{BondMode, Interface, LacpRate, LinkKind, XmitHashPolicy};
 use crate::config::model::types::{Ipv4Net, TableId};
+use crate::plan::flows::MarkRule;
 
 /// The ifalias that marks a link as created by lbconsole.
 pub const OWNED_ALIAS: &str = "lbconsole";
@@ -27,6 +28,8 @@ pub const ROUTE_PROTOCOL: u8 = 202;
 pub struct NetworkState {
     pub links: BTreeMap<String, Link>,
     pub routes: BTreeSet<RouteEntry>,
+    /// Our `ip rule fwmark … lookup N` rules (the flows' `table N`).
+    pub rules: BTreeSet<MarkRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,6 +235,12 @@ pub enum NetOp {
     RemoveRoute {
         route: RouteEntry,
     },
+    AddRule {
+        rule: MarkRule,
+    },
+    RemoveRule {
+        rule: MarkRule,
+    },
 }
 
 impl NetOp {
@@ -282,6 +291,8 @@ impl NetOp {
             Self::RemoveAddress { name, address } => Self::AddAddress { name, address },
             Self::AddRoute { route } => Self::RemoveRoute { route },
             Self::RemoveRoute { route } => Self::AddRoute { route },
+            Self::AddRule { rule } => Self::RemoveRule { rule },
+            Self::RemoveRule { rule } => Self::AddRule { rule },
         }
     }
 }
@@ -329,6 +340,8 @@ impl fmt::Display for NetOp {
             }
             Self::AddRoute { route } => write!(f, "add route {route}"),
             Self::RemoveRoute { route } => write!(f, "remove route {route}"),
+            Self::AddRule { rule } => write!(f, "add {rule}"),
+            Self::RemoveRule { rule } => write!(f, "remove {rule}"),
         }
     }
 }
@@ -785,6 +798,13 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         .position(|s| !matches!(s.op, NetOp::RemoveRoute { .. }))
         .unwrap_or(steps.len());
     steps.splice(first_non_route..first_non_route, disturbed_routes);
+    // Rules name a table number, not a link: they can change at any point.
+    for rule in observed.rules.difference(&desired.rules) {
+        steps.push(step(NetOp::RemoveRule { rule: *rule }));
+    }
+    for rule in desired.rules.difference(&observed.rules) {
+        steps.push(step(NetOp::AddRule { rule: *rule }));
+    }
     steps
 }
 

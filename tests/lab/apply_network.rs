@@ -417,7 +417,7 @@ service network eth1
         .expect("a runtime");
     let steps = runtime.block_on(async {
         let mut backend = NetlinkBackend::connect().await.expect("netlink");
-        apply::plan_network(&mut backend, &to, Some(&from))
+        apply::plan_network(&mut backend, &to, Some(&from), Default::default())
             .await
             .expect("a plan")
     });

@@ -1,0 +1,151 @@
+//! Our nftables table through the `nft` command: JSON batches with `nft -j -f`
+//! (each one kernel transaction), listings with `nft -j list table`. The
+//! ruleset itself is built by `plan::flows`; this module only sends and reads.
+
+use std::io;
+use std::process::Stdio;
+
+use nftables::helper::{self, NftablesError};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::{FirewallBackend, FirewallTable, KernelError};
+use crate::plan::flows::{self, FirewallOp, TABLE, TableState};
+
+const NFT: &str = "nft";
+const LIST_TABLE: [&str; 4] = ["list", "table", "inet", TABLE];
+
+/// The `nft` program on `PATH`.
+#[derive(Debug, Clone, Default)]
+pub struct NftBackend;
+
+impl NftBackend {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl FirewallBackend for NftBackend {
+    async fn observe(&mut self) -> Result<Option<FirewallTable>, KernelError> {
+        let listing = match helper::get_current_ruleset_with_args_async(Some(NFT), LIST_TABLE).await
+        {
+            Ok(listing) => listing,
+            Err(error) if no_table(&error) => return Ok(None),
+            Err(error) => {
+                return Err(KernelError::Observe {
+                    what: "the nftables table inet lbconsole",
+                    reason: describe(error),
+                });
+            }
+        };
+        Ok(Some(FirewallTable {
+            state: TableState::from_listing(&listing),
+            counters: flows::counters(&listing),
+        }))
+    }
+
+    async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
+        let output = Command::new(NFT)
+            .args(LIST_TABLE)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|error| unavailable(&error))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+        } else if stderr.contains("No such file or directory") {
+            Ok(None)
+        } else {
+            Err(KernelError::Observe {
+                what: "the nftables table inet lbconsole",
+                reason: first_lines(&stderr),
+            })
+        }
+    }
+
+    async fn execute(&mut self, op: &FirewallOp) -> Result<(), KernelError> {
+        let result = match op {
+            FirewallOp::Install(ruleset) => {
+                helper::apply_ruleset_async(&ruleset.batch).await.map_err(describe)
+            }
+            FirewallOp::Restore(listing) => {
+                run_script(&format!("{}{listing}", replace_table_script())).await
+            }
+            FirewallOp::Remove => run_script(&replace_table_script()).await,
+        };
+        result.map_err(|reason| KernelError::Operation {
+            op: op.to_string(),
+            reason,
+        })
+    }
+}
+
+/// The text form of [`flows::replace_table`]: afterwards the table is gone,
+/// whether or not it was there.
+fn replace_table_script() -> String {
+    format!("add table inet {TABLE}\ndelete table inet {TABLE}\n")
+}
+
+/// Runs an `nft -f -` script: one transaction, all or nothing.
+async fn run_script(script: &str) -> Result<(), String> {
+    let mut child = Command::new(NFT)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| unavailable(&error).to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(first_lines(&String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+fn no_table(error: &NftablesError) -> bool {
+    matches!(error, NftablesError::NftFailed { stderr, .. } if stderr.contains("No such file or directory"))
+}
+
+fn unavailable(error: &io::Error) -> KernelError {
+    if error.kind() == io::ErrorKind::NotFound {
+        KernelError::Unavailable(
+            "the nft command is not installed (Debian package nftables)".to_owned(),
+        )
+    } else {
+        KernelError::Unavailable(format!("cannot run nft: {error}"))
+    }
+}
+
+fn describe(error: NftablesError) -> String {
+    match error {
+        NftablesError::NftExecution { inner, .. } => unavailable(&inner).to_string(),
+        NftablesError::NftFailed { stderr, .. } => first_lines(&stderr),
+        other => other.to_string(),
+    }
+}
+
+/// nft's error text without the echo of the whole input it sometimes adds.
+fn first_lines(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .take(3)
+        .collect();
+    if lines.is_empty() {
+        "nft failed without a message".to_owned()
+    } else {
+        lines.join(" / ")
+    }
+}

@@ -1,0 +1,732 @@
+//! PURE: `flows.conf` as one nftables ruleset in our own table, and the policy
+//! routing rules that send `table N` marks to their table.
+//!
+//! The ruleset is built here as data (the `nftables` crate's JSON schema) and
+//! sent as one atomic batch by `kernel::nft`; building it needs no kernel, so
+//! it is tested and benchmarked on its own.
+//!
+//! Layout of `table inet lbconsole`:
+//! - `incoming` (prerouting, before routing and IPVS): loopback, IPv6 and
+//!   packets of known connections pass (the latter get their connection's mark
+//!   back, so a whole connection follows its first packet's `table N`); so do
+//!   IPVS NAT replies from real servers, which conntrack cannot place. Every
+//!   other packet jumps to each flow's chain in file order.
+//! - `outgoing` (a `route` chain on output, so a changed mark re-routes the
+//!   packet): IPVS's own forwarded packets and health checks pass; every other
+//!   locally sent packet — replies included — jumps to each outflow's chain.
+//! - one chain per flow (`in-NAME`) or outflow (`out-NAME`): `ignore` returns,
+//!   `match` applies the policy. A counter on every rule.
+//! - `deny`: drops new traffic; a packet of a known connection is let through,
+//!   so `alltherest deny` never cuts a permitted connection's replies.
+//! - an empty chain whose name carries the ruleset's fingerprint, so re-applying
+//!   the same flows is recognised without reading nft's listing back.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
+use nftables::schema::{
+    Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetType, SetTypeValue, Table,
+};
+use nftables::stmt::{Counter, JumpTarget, Mangle, Match, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+use crate::config::model::types::{Ipv4Net, PortRange, Protocol, TableId};
+use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Policy, RuleAction};
+use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
+use crate::plan::ipvs::director_marks;
+
+/// Our table; nothing else in the kernel's ruleset is ever touched.
+pub const TABLE: &str = "lbconsole";
+/// Marks that send a packet to routing table N are `TABLE_MARK_BASE + N`.
+pub const TABLE_MARK_BASE: u32 = 0x0002_0000;
+/// The highest table a flow can route to: its number must fit under the mark base.
+pub const MAX_FLOW_TABLE: u32 = 0xffff;
+/// The socket mark the health checker sends with; outflows never judge it.
+pub const HEALTH_CHECK_MARK: u32 = 0x0004_0000;
+/// Priority of our `ip rule fwmark … lookup N` rules: before `main` (32766).
+pub const RULE_PRIORITY: u32 = 1000;
+
+const INCOMING: &str = "incoming";
+const OUTGOING: &str = "outgoing";
+const DENY: &str = "deny";
+const FINGERPRINT_PREFIX: &str = "ruleset-";
+/// nft's priority name `mangle`: before routing and before IPVS (LOCAL_IN).
+const MANGLE_PRIORITY: i32 = -150;
+
+/// The mark a `table N` policy sets.
+pub fn table_mark(table: TableId) -> u32 {
+    TABLE_MARK_BASE + table.get()
+}
+
+/// An `ip rule fwmark MARK lookup TABLE`, tagged with our protocol number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct MarkRule {
+    pub mark: u32,
+    pub table: u32,
+}
+
+impl fmt::Display for MarkRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rule fwmark {:#x} lookup {} priority {RULE_PRIORITY}",
+            self.mark, self.table
+        )
+    }
+}
+
+/// The routing rules the flows need: one per table a flow or outflow routes to.
+pub fn mark_rules(flows: &FlowsConfig) -> BTreeSet<MarkRule> {
+    flows
+        .flows
+        .iter()
+        .filter(|flow| !flow.rules.is_empty())
+        .filter_map(|flow| match &flow.policy.value {
+            Policy::Table(table) => Some(MarkRule {
+                mark: table_mark(*table),
+                table: table.get(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The whole table as one batch, ready for `nft -j -f`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub batch: Nftables<'static>,
+    /// What the marker chain's name says; equal fingerprints, equal rulesets.
+    pub fingerprint: String,
+    /// How many rules each chain has, to notice a table changed by hand.
+    pub rule_counts: BTreeMap<String, usize>,
+}
+
+/// What the kernel's `table inet lbconsole` holds, as far as planning cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    pub fingerprint: Option<String>,
+    pub rule_counts: BTreeMap<String, usize>,
+}
+
+impl TableState {
+    /// Reads the marker chain and the rules per chain out of `nft -j list table`.
+    pub fn from_listing(listing: &Nftables<'_>) -> Self {
+        let mut state = Self::default();
+        for object in listing.objects.iter() {
+            match object {
+                NfObject::ListObject(NfListObject::Chain(chain)) => {
+                    if let Some(fingerprint) = chain.name.strip_prefix(FINGERPRINT_PREFIX) {
+                        state.fingerprint = Some(fingerprint.to_owned());
+                    }
+                    state.rule_counts.entry(chain.name.to_string()).or_default();
+                }
+                NfObject::ListObject(NfListObject::Rule(rule)) => {
+                    *state.rule_counts.entry(rule.chain.to_string()).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        state
+    }
+}
+
+/// The change to our nft table one apply makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallOp {
+    /// Replaces the whole table (creating it if needed) in one transaction.
+    Install(Ruleset),
+    /// Puts back a table as `nft list table` printed it (counters included).
+    Restore(String),
+    Remove,
+}
+
+impl fmt::Display for FirewallOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Install(ruleset) => {
+                let chains = ruleset.rule_counts.len();
+                let rules: usize = ruleset.rule_counts.values().sum();
+                write!(
+                    f,
+                    "install nftables table inet {TABLE} ({chains} chains, {rules} rules)"
+                )
+            }
+            Self::Restore(_) => write!(f, "restore nftables table inet {TABLE}"),
+            Self::Remove => write!(f, "remove nftables table inet {TABLE}"),
+        }
+    }
+}
+
+/// Whether the kernel's table must change to become `desired`; `None` when the
+/// flows would produce no table at all and none is there.
+pub fn diff(observed: Option<&TableState>, desired: Option<&Ruleset>) -> Option<FirewallOp> {
+    match (observed, desired) {
+        (None, None) => None,
+        (Some(_), None) => Some(FirewallOp::Remove),
+        (Some(state), Some(ruleset))
+            if state.fingerprint.as_deref() == Some(ruleset.fingerprint.as_str())
+                && state.rule_counts == ruleset.rule_counts =>
+        {
+            None
+        }
+        (_, Some(ruleset)) => Some(FirewallOp::Install(ruleset.clone())),
+    }
+}
+
+/// The comment on a flow's jump (`flow NAME`) and on each of its rules
+/// (`flow NAME rule K`), by which `status` puts counters back on the file.
+pub fn rule_comment(direction: Direction, name: &str, rule: Option<usize>) -> String {
+    match rule {
+        Some(index) => format!("{} {name} rule {index}", direction.keyword()),
+        None => format!("{} {name}", direction.keyword()),
+    }
+}
+
+/// The counter of one flow (`rule: None`, every packet that entered the flow)
+/// or of one of its rules, read back from the rule's comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FlowCounter {
+    pub direction: Direction,
+    pub flow: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Every counter of our table's listing that carries a flow's comment, in the
+/// listing's order (file order).
+pub fn counters(listing: &Nftables<'_>) -> Vec<FlowCounter> {
+    let mut found = Vec::new();
+    for object in listing.objects.iter() {
+        let NfObject::ListObject(NfListObject::Rule(rule)) = object else {
+            continue;
+        };
+        let Some((direction, flow, index)) = rule.comment.as_deref().and_then(parse_comment)
+        else {
+            continue;
+        };
+        let counted = rule.expr.iter().find_map(|statement| match statement {
+            Statement::Counter(Counter::Anonymous(Some(counter))) => Some(counter),
+            _ => None,
+        });
+        if let Some(counter) = counted {
+            found.push(FlowCounter {
+                direction,
+                flow: flow.to_owned(),
+                rule: index,
+                packets: counter.packets.unwrap_or(0) as u64,
+                bytes: counter.bytes.unwrap_or(0) as u64,
+            });
+        }
+    }
+    found
+}
+
+/// The inverse of [`rule_comment`].
+fn parse_comment(comment: &str) -> Option<(Direction, &str, Option<usize>)> {
+    let (keyword, rest) = comment.split_once(' ')?;
+    let direction = match keyword {
+        "flow" => Direction::In,
+        "outflow" => Direction::Out,
+        _ => return None,
+    };
+    match rest.split_once(" rule ") {
+        Some((name, index)) => Some((direction, name, Some(index.parse().ok()?))),
+        None => Some((direction, rest, None)),
+    }
+}
+
+/// Renders the flows: `None` when no flow or outflow takes part (all `skip`),
+/// so an unused feature leaves no table behind.
+pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
+    let active: Vec<&Flow> = flows
+        .flows
+        .iter()
+        .filter(|flow| flow.policy.value != Policy::Skip)
+        .collect();
+    if active.is_empty() {
+        return None;
+    }
+    let marks = director_marks(lvs);
+    let mut builder = Builder::default();
+    builder.add(NfListObject::Table(Table {
+        family: NfFamily::INet,
+        name: TABLE.into(),
+        handle: None,
+    }));
+    let (nat_services, nat_hosts) = nat_replies(lvs);
+    builder.add(set(
+        "nat-replies",
+        SetTypeValue::Concatenated(Cow::Owned(vec![
+            SetType::Ipv4Addr,
+            SetType::InetProto,
+            SetType::InetService,
+        ])),
+        nat_services
+            .iter()
+            .map(|&(addr, proto, port)| {
+                Expression::Named(NamedExpression::Concat(vec![
+                    address(addr),
+                    Expression::String(proto.into()),
+                    Expression::Number(port.into()),
+                ]))
+            })
+            .collect(),
+    ));
+    builder.add(set(
+        "nat-reply-hosts",
+        SetTypeValue::Single(SetType::Ipv4Addr),
+        nat_hosts.iter().map(|&addr| address(addr)).collect(),
+    ));
+
+    builder.base_chain(INCOMING, NfChainType::Filter, NfHook::Prerouting);
+    builder.base_chain(OUTGOING, NfChainType::Route, NfHook::Output);
+    builder.chain(DENY);
+
+    builder.rule(
+        INCOMING,
+        vec![equals(meta(MetaKey::Iifname), string("lo")), accept()],
+        "loopback",
+    );
+    builder.rule(
+        INCOMING,
+        vec![
+            not_equals(meta(MetaKey::Nfproto), string("ipv4")),
+            accept(),
+        ],
+        "flows judge IPv4 only",
+    );
+    let mut restore_mark = vec![is_in(ct_state(), established_or_related())];
+    restore_mark.extend(set_mark_from_connection());
+    builder.rule(
+        INCOMING,
+        [restore_mark.clone(), vec![accept()]].concat(),
+        "known connections with a mark",
+    );
+    builder.rule(
+        INCOMING,
+        vec![is_in(ct_state(), established_or_related()), accept()],
+        "known connections",
+    );
+    builder.rule(
+        INCOMING,
+        vec![
+            equals(
+                Expression::Named(NamedExpression::Concat(vec![
+                    payload("ip", "saddr"),
+                    meta(MetaKey::L4proto),
+                    payload("th", "sport"),
+                ])),
+                string("@nat-replies"),
+            ),
+            accept(),
+        ],
+        "IPVS NAT replies",
+    );
+    builder.rule(
+        INCOMING,
+        vec![
+            equals(payload("ip", "saddr"), string("@nat-reply-hosts")),
+            accept(),
+        ],
+        "IPVS NAT replies (any port)",
+    );
+    builder.rule(
+        OUTGOING,
+        vec![equals(ct_state(), string("untracked")), accept()],
+        "IPVS forwarding",
+    );
+    builder.rule(
+        OUTGOING,
+        vec![
+            equals(
+                Expression::BinaryOperation(Box::new(nftables::expr::BinaryOperation::AND(
+                    meta(MetaKey::Mark),
+                    Expression::Number(HEALTH_CHECK_MARK),
+                ))),
+                Expression::Number(HEALTH_CHECK_MARK),
+            ),
+            accept(),
+        ],
+        "health checks",
+    );
+    builder.rule(
+        OUTGOING,
+        vec![
+            not_equals(meta(MetaKey::Nfproto), string("ipv4")),
+            accept(),
+        ],
+        "outflows judge IPv4 only",
+    );
+    builder.rule(OUTGOING, restore_mark, "known connections keep their mark");
+    builder.rule(
+        DENY,
+        vec![is_in(ct_state(), established_or_related()), accept()],
+        "known connections are never cut",
+    );
+    builder.rule(DENY, vec![Statement::Drop(None)], "new traffic");
+
+    for flow in active {
+        let (base, chain) = match flow.direction {
+            Direction::In => (INCOMING, format!("in-{}", flow.name.as_str())),
+            Direction::Out => (OUTGOING, format!("out-{}", flow.name.as_str())),
+        };
+        builder.chain(&chain);
+        builder.rule(
+            base,
+            vec![
+                Statement::Counter(Counter::Anonymous(None)),
+                Statement::Jump(JumpTarget {
+                    target: chain.clone().into(),
+                }),
+            ],
+            &rule_comment(flow.direction, flow.name.as_str(), None),
+        );
+        let verdict = verdict(flow, &marks);
+        for (index, rule) in flow.rules.iter().enumerate() {
+            let mut statements = conditions(&rule.conditions, flow.direction);
+            statements.push(Statement::Counter(Counter::Anonymous(None)));
+            match rule.action {
+                RuleAction::Ignore => statements.push(Statement::Return(None)),
+                RuleAction::Match => statements.extend(verdict.iter().cloned()),
+            }
+            builder.rule(
+                &chain,
+                statements,
+                &rule_comment(flow.direction, flow.name.as_str(), Some(index + 1)),
+            );
+        }
+    }
+    Some(builder.finish())
+}
+
+/// The statements a `match` ends with.
+fn verdict(flow: &Flow, marks: &BTreeMap<String, u32>) -> Vec<Statement<'static>> {
+    let mark = match &flow.policy.value {
+        Policy::Permit => return vec![accept()],
+        Policy::Deny => {
+            return vec![Statement::Jump(JumpTarget {
+                target: DENY.into(),
+            })];
+        }
+        Policy::Skip => return Vec::new(),
+        // Validation guarantees the director exists and has a mark; should the
+        // config not have been validated, the packet is simply not marked.
+        Policy::Director(name) => match marks.get(name.as_str()) {
+            Some(mark) => *mark,
+            None => return vec![accept()],
+        },
+        Policy::Table(table) => table_mark(*table),
+    };
+    let mut statements = vec![Statement::Mangle(Mangle {
+        key: meta(MetaKey::Mark),
+        value: Expression::Number(mark),
+    })];
+    if flow.direction == Direction::In {
+        // The connection remembers the mark for its later packets and replies.
+        statements.push(Statement::Mangle(Mangle {
+            key: ct("mark"),
+            value: meta(MetaKey::Mark),
+        }));
+    }
+    statements.push(accept());
+    statements
+}
+
+fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'static>> {
+    let mut statements = Vec::new();
+    let known = conditions.known_protocol();
+    if let Some(iface) = &conditions.iface {
+        let key = match direction {
+            Direction::In => MetaKey::Iifname,
+            Direction::Out => MetaKey::Oifname,
+        };
+        statements.push(compare(
+            iface.negated,
+            meta(key),
+            string(iface.value.as_str()),
+        ));
+    }
+    if let Some(proto) = &conditions.proto {
+        statements.push(compare(
+            proto.negated,
+            meta(MetaKey::L4proto),
+            string(proto.value.keyword()),
+        ));
+    }
+    for (condition, field) in [(&conditions.src, "saddr"), (&conditions.dst, "daddr")] {
+        if let Some(net) = condition {
+            statements.push(compare(net.negated, payload("ip", field), network(net.value)));
+        }
+    }
+    // Ports only come with a known tcp or udp (validation); `th` reads the
+    // transport header of either.
+    let transport = match known {
+        Some(Protocol::Tcp) => "tcp",
+        Some(Protocol::Udp) => "udp",
+        _ => "th",
+    };
+    for (condition, field) in [
+        (&conditions.srcport, "sport"),
+        (&conditions.dstport, "dport"),
+    ] {
+        if let Some(range) = condition {
+            statements.push(compare(
+                range.negated,
+                payload(transport, field),
+                ports(range.value),
+            ));
+        }
+    }
+    if let Some(icmptype) = &conditions.icmptype {
+        statements.push(compare(
+            icmptype.negated,
+            payload("icmp", "type"),
+            Expression::Number(icmptype.value.into()),
+        ));
+    }
+    statements
+}
+
+/// Real servers of NAT directors, whose replies come back through us: with a
+/// port as (address, protocol, port), without one (the packet's own port is
+/// kept) as bare addresses.
+type NatReplies = (BTreeSet<(Ipv4Addr, &'static str, u16)>, BTreeSet<Ipv4Addr>);
+
+fn nat_replies(lvs: &LvsConfig) -> NatReplies {
+    let mut services = BTreeSet::new();
+    let mut hosts = BTreeSet::new();
+    for director in &lvs.directors {
+        if director.forward_mode() != ForwardMode::Nat {
+            continue;
+        }
+        let service = director.service.as_ref().map(|s| &s.value);
+        let protocols: &[&str] = match service.map(|s| s.protocol()) {
+            Some(ServiceProtocol::Udp) => &["udp"],
+            Some(ServiceProtocol::Tcp) => &["tcp"],
+            None => &["tcp", "udp"],
+        };
+        for server in &director.servers {
+            match server.port.or(service.and_then(|s| s.port)) {
+                Some(port) => {
+                    for protocol in protocols {
+                        services.insert((server.address, *protocol, port.get()));
+                    }
+                }
+                None => {
+                    hosts.insert(server.address);
+                }
+            }
+        }
+    }
+    (services, hosts)
+}
+
+#[derive(Default)]
+struct Builder {
+    objects: Vec<NfObject<'static>>,
+    rule_counts: BTreeMap<String, usize>,
+}
+
+impl Builder {
+    fn add(&mut self, object: NfListObject<'static>) {
+        self.objects.push(NfObject::CmdObject(NfCmd::Add(object)));
+    }
+
+    fn chain(&mut self, name: &str) {
+        self.rule_counts.insert(name.to_owned(), 0);
+        self.add(NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: name.to_owned().into(),
+            ..Chain::default()
+        }));
+    }
+
+    fn base_chain(&mut self, name: &str, kind: NfChainType, hook: NfHook) {
+        self.rule_counts.insert(name.to_owned(), 0);
+        self.add(NfListObject::Chain(Chain {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            name: name.to_owned().into(),
+            _type: Some(kind),
+            hook: Some(hook),
+            prio: Some(MANGLE_PRIORITY),
+            policy: Some(NfChainPolicy::Accept),
+            ..Chain::default()
+        }));
+    }
+
+    fn rule(&mut self, chain: &str, statements: Vec<Statement<'static>>, comment: &str) {
+        *self.rule_counts.entry(chain.to_owned()).or_default() += 1;
+        self.add(NfListObject::Rule(Rule {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            chain: chain.to_owned().into(),
+            expr: statements.into(),
+            comment: Some(comment.to_owned().into()),
+            ..Rule::default()
+        }));
+    }
+
+    /// Prefixes the batch with a replace of the whole table and appends the
+    /// fingerprint chain.
+    fn finish(mut self) -> Ruleset {
+        let body = serde_json::to_vec(&self.objects).unwrap_or_default();
+        let fingerprint = format!("{:016x}", fnv1a64(&body));
+        self.chain(&format!("{FINGERPRINT_PREFIX}{fingerprint}"));
+        let mut objects = replace_table();
+        objects.extend(self.objects);
+        Ruleset {
+            batch: Nftables {
+                objects: objects.into(),
+            },
+            fingerprint,
+            rule_counts: self.rule_counts,
+        }
+    }
+}
+
+/// `add table` then `delete table`: the table is gone afterwards whether or not
+/// it was there, all inside the batch's one transaction.
+pub fn replace_table() -> Vec<NfObject<'static>> {
+    let table = || {
+        NfListObject::Table(Table {
+            family: NfFamily::INet,
+            name: TABLE.into(),
+            handle: None,
+        })
+    };
+    vec![
+        NfObject::CmdObject(NfCmd::Add(table())),
+        NfObject::CmdObject(NfCmd::Delete(table())),
+    ]
+}
+
+fn set(
+    name: &str,
+    set_type: SetTypeValue<'static>,
+    elements: Vec<Expression<'static>>,
+) -> NfListObject<'static> {
+    NfListObject::Set(Box::new(Set {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.to_owned().into(),
+        set_type,
+        elem: (!elements.is_empty()).then(|| elements.into()),
+        ..Set::default()
+    }))
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn ct(key: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::CT(nftables::expr::CT {
+        key: key.into(),
+        family: None,
+        dir: None,
+    }))
+}
+
+fn ct_state() -> Expression<'static> {
+    ct("state")
+}
+
+fn established_or_related() -> Expression<'static> {
+    Expression::List(vec![string("established"), string("related")])
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn string(value: &str) -> Expression<'static> {
+    Expression::String(value.to_owned().into())
+}
+
+fn address(addr: Ipv4Addr) -> Expression<'static> {
+    string(&addr.to_string())
+}
+
+fn network(net: Ipv4Net) -> Expression<'static> {
+    if net.prefix == 32 {
+        address(net.addr)
+    } else {
+        Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(address(net.addr)),
+            len: net.prefix.into(),
+        }))
+    }
+}
+
+fn ports(range: PortRange) -> Expression<'static> {
+    let (first, last) = (range.first().get(), range.last().get());
+    if first == last {
+        Expression::Number(first.into())
+    } else {
+        Expression::Range(Box::new(nftables::expr::Range {
+            range: [
+                Expression::Number(first.into()),
+                Expression::Number(last.into()),
+            ],
+        }))
+    }
+}
+
+fn compare(negated: bool, left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: if negated { Operator::NEQ } else { Operator::EQ },
+    })
+}
+
+fn equals(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    compare(false, left, right)
+}
+
+fn not_equals(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    compare(true, left, right)
+}
+
+fn is_in(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::IN,
+    })
+}
+
+/// Gives a packet its connection's mark, when the connection has one: a mark
+/// the sender set itself (`SO_MARK`) is left alone otherwise.
+fn set_mark_from_connection() -> [Statement<'static>; 2] {
+    [
+        not_equals(ct("mark"), Expression::Number(0)),
+        Statement::Mangle(Mangle {
+            key: meta(MetaKey::Mark),
+            value: ct("mark"),
+        }),
+    ]
+}
+
+fn accept() -> Statement<'static> {
+    Statement::Accept(None)
+}
+
