@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
 use super::model::Config;
-use super::model::flows::{Condition, Direction, Flow, Policy, Rule, RuleAction};
+use super::model::flows::{Condition, Direction, Flow, MAX_FLOW_TABLE, Policy, Rule, RuleAction};
 use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
 use super::model::network::{Interface, LinkKind, NetworkConfig};
 use super::model::types::{DirectorName, Loc, Protocol, TableId};
@@ -363,6 +363,27 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
                     hint,
                 );
             }
+            Policy::Director(director)
+                if config
+                    .lvs
+                    .director(director.as_str())
+                    .is_some_and(|d| d.service.is_some()) =>
+            {
+                sink.error_hint(
+                    flow.policy.loc,
+                    format!(
+                        "director `{director}` has a VIP, so IPVS takes its traffic there, not from a flow"
+                    ),
+                    Some(format!(
+                        "remove the VIP from `director {director}` in lvs.conf, or let its traffic through with `permit`"
+                    )),
+                );
+            }
+            Policy::Table(id) if id.get() > MAX_FLOW_TABLE => sink.error_hint(
+                flow.policy.loc,
+                format!("a flow can route to tables 1 to {MAX_FLOW_TABLE}, not {id}"),
+                Some("the table number travels in the packet's mark; pick a smaller table".to_owned()),
+            ),
             Policy::Table(id) if id.get() != TableId::MAIN && !tables.contains(id) => sink
                 .error_hint(
                     flow.policy.loc,

@@ -42,8 +42,6 @@ use crate::plan::ipvs::director_marks;
 pub const TABLE: &str = "lbconsole";
 /// Marks that send a packet to routing table N are `TABLE_MARK_BASE + N`.
 pub const TABLE_MARK_BASE: u32 = 0x0002_0000;
-/// The highest table a flow can route to: its number must fit under the mark base.
-pub const MAX_FLOW_TABLE: u32 = 0xffff;
 /// The socket mark the health checker sends with; outflows never judge it.
 pub const HEALTH_CHECK_MARK: u32 = 0x0004_0000;
 /// Priority of our `ip rule fwmark … lookup N` rules: before `main` (32766).

@@ -6,6 +6,10 @@ use super::types::{
     DirectorName, FlowName, IfName, Ipv4Net, Loc, PortRange, Protocol, Spanned, TableId,
 };
 
+/// The highest table a flow can route to: the table number travels in the
+/// packet's firewall mark, beside the directors' marks.
+pub const MAX_FLOW_TABLE: u32 = 0xffff;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowsConfig {
     pub flows: Vec<Flow>,
