@@ -235,6 +235,12 @@ impl Lab {
         }
     }
 
+    /// Starts `sh -c SCRIPT` in the test's namespace in the background; it is
+    /// killed when the returned handle is dropped.
+    pub fn spawn(&self, script: &str) -> Background {
+        Background::start(Command::new("sh").args(["-c", script]))
+    }
+
     /// Whether one `ping -c 1 -W 1 ADDRESS` from `from` (a peer namespace, or the
     /// test's own namespace with `None`) gets an answer.
     pub fn ping(&self, from: Option<&Netns>, address: &str) -> bool {
@@ -325,18 +331,22 @@ impl Netns {
     /// Starts `sh -c SCRIPT` in this namespace in the background (a server, say);
     /// it is killed when the returned handle is dropped.
     pub fn spawn(&self, script: &str) -> Background {
-        let child = self
-            .command("sh")
-            .args(["-c", script])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn `{script}`: {e}"));
-        Background(child)
+        Background::start(self.command("sh").args(["-c", script]))
     }
 }
 
 /// A background process, killed on drop.
 pub struct Background(Child);
+
+impl Background {
+    fn start(command: &mut Command) -> Background {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Background(child)
+    }
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
