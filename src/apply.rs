@@ -98,7 +98,7 @@ pub async fn plan_firewall<B: FirewallBackend>(
 ) -> Result<Option<FirewallStep>, ApplyError> {
     let observed = backend.observe().await?;
     let desired = flows::render(flows, lvs);
-    let Some(op) = flows::diff(observed.as_ref().map(|t| &t.state), desired.as_ref()) else {
+    let Some(op) = flows::diff(observed.as_ref(), desired.as_ref()) else {
         return Ok(None);
     };
     let undo = match backend.snapshot().await? {

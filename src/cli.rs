@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::apply::{self, ApplyError, Plan};
 use crate::config::{self, Diagnostic, Severity};
 use crate::kernel::{
-    FirewallBackend, FirewallTable, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend,
+    FirewallBackend, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend,
     RouteStatus, ServiceStatus,
 };
 use crate::plan::flows::{self, FlowCounter, MarkRule};
@@ -264,7 +264,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         Ok(backend) => backend.observe().await.map(|o| o.services),
         Err(error) => Err(error.clone()),
     };
-    let table = kernel.firewall.observe().await;
+    let counters = kernel.firewall.counters().await;
     let names = ConfigFiles::read_running(state_dir)?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
@@ -286,13 +286,9 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                 .collect(),
         },
         flows: FlowsReport {
-            available: table.is_ok(),
-            error: table.as_ref().err().map(ToString::to_string),
-            counters: table
-                .ok()
-                .flatten()
-                .map(|FirewallTable { counters, .. }| counters)
-                .unwrap_or_default(),
+            available: counters.is_ok(),
+            error: counters.as_ref().err().map(ToString::to_string),
+            counters: counters.unwrap_or_default(),
         },
     };
     let _ = match format {

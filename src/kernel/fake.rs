@@ -8,10 +8,10 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
-    FirewallBackend, FirewallTable,
+    FirewallBackend,
     IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
 };
-use crate::plan::flows::{FirewallOp, TableState};
+use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{IpvsOp, IpvsState};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
 
@@ -341,16 +341,17 @@ pub struct FakeFirewall {
 }
 
 impl FirewallBackend for FakeFirewall {
-    async fn observe(&mut self) -> Result<Option<FirewallTable>, KernelError> {
-        Ok(self.table.clone().map(|state| FirewallTable {
-            state,
-            counters: Vec::new(),
-        }))
+    async fn observe(&mut self) -> Result<Option<TableState>, KernelError> {
+        Ok(self.table.clone())
+    }
+
+    async fn counters(&mut self) -> Result<Vec<FlowCounter>, KernelError> {
+        Ok(Vec::new())
     }
 
     async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
         Ok(self.table.as_ref().map(|state| {
-            serde_json::to_string(&(&state.fingerprint, &state.rule_counts))
+            serde_json::to_string(&(&state.fingerprint, &state.chains))
                 .unwrap_or_default()
         }))
     }
@@ -367,17 +368,17 @@ impl FirewallBackend for FakeFirewall {
         self.table = match op {
             FirewallOp::Install(ruleset) => Some(TableState {
                 fingerprint: Some(ruleset.fingerprint.clone()),
-                rule_counts: ruleset.rule_counts.clone(),
+                chains: ruleset.rule_counts.keys().cloned().collect(),
             }),
             FirewallOp::Restore(listing) => {
-                let (fingerprint, rule_counts) =
+                let (fingerprint, chains) =
                     serde_json::from_str(listing).map_err(|error| KernelError::Operation {
                         op: op.to_string(),
                         reason: error.to_string(),
                     })?;
                 Some(TableState {
                     fingerprint,
-                    rule_counts,
+                    chains,
                 })
             }
             FirewallOp::Remove => None,

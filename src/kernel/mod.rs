@@ -125,8 +125,12 @@ pub enum KernelError {
 
 /// Our nftables table: what the Flows tab programs.
 pub trait FirewallBackend {
-    /// The table as planning and `status` see it; `None` when there is none.
-    fn observe(&mut self) -> impl Future<Output = Result<Option<FirewallTable>, KernelError>>;
+    /// The table's chains, for planning; `None` when there is no table.
+    fn observe(&mut self) -> impl Future<Output = Result<Option<TableState>, KernelError>>;
+
+    /// Packets and bytes per flow and per rule, for `status` (this reads every
+    /// rule, so planning does not).
+    fn counters(&mut self) -> impl Future<Output = Result<Vec<FlowCounter>, KernelError>>;
 
     /// The table as `nft list table` prints it (counters included), to put it
     /// back exactly on undo; `None` when there is none.
@@ -134,14 +138,6 @@ pub trait FirewallBackend {
 
     /// Carries out `op` as one transaction: the table is replaced whole or not at all.
     fn execute(&mut self, op: &FirewallOp) -> impl Future<Output = Result<(), KernelError>>;
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FirewallTable {
-    #[serde(skip)]
-    pub state: TableState,
-    /// Packets and bytes per flow and per rule, in file order.
-    pub counters: Vec<FlowCounter>,
 }
 
 /// The IPVS table, over generic netlink: what the LB Layer4 tab programs.

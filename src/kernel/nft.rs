@@ -9,11 +9,14 @@ use nftables::helper::{self, NftablesError};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::{FirewallBackend, FirewallTable, KernelError};
-use crate::plan::flows::{self, FirewallOp, TABLE, TableState};
+use nftables::schema::Nftables;
+
+use super::{FirewallBackend, KernelError};
+use crate::plan::flows::{self, FirewallOp, FlowCounter, TABLE, TableState};
 
 const NFT: &str = "nft";
 const LIST_TABLE: [&str; 4] = ["list", "table", "inet", TABLE];
+const LIST_CHAINS: [&str; 3] = ["list", "chains", "inet"];
 
 /// The `nft` program on `PATH`.
 #[derive(Debug, Clone, Default)]
@@ -23,25 +26,34 @@ impl NftBackend {
     pub fn new() -> Self {
         Self
     }
+
+    /// `nft -j ARGS` parsed; `None` when our table does not exist.
+    async fn list(&self, args: &[&str]) -> Result<Option<Nftables<'static>>, KernelError> {
+        match helper::get_current_ruleset_with_args_async(Some(NFT), args).await {
+            Ok(listing) => Ok(Some(listing)),
+            Err(error) if no_table(&error) => Ok(None),
+            Err(error) => Err(KernelError::Observe {
+                what: "the nftables table inet lbconsole",
+                reason: describe(error),
+            }),
+        }
+    }
 }
 
 impl FirewallBackend for NftBackend {
-    async fn observe(&mut self) -> Result<Option<FirewallTable>, KernelError> {
-        let listing = match helper::get_current_ruleset_with_args_async(Some(NFT), LIST_TABLE).await
-        {
-            Ok(listing) => listing,
-            Err(error) if no_table(&error) => return Ok(None),
-            Err(error) => {
-                return Err(KernelError::Observe {
-                    what: "the nftables table inet lbconsole",
-                    reason: describe(error),
-                });
-            }
-        };
-        Ok(Some(FirewallTable {
-            state: TableState::from_listing(&listing),
-            counters: flows::counters(&listing),
-        }))
+    async fn observe(&mut self) -> Result<Option<TableState>, KernelError> {
+        Ok(self
+            .list(&LIST_CHAINS)
+            .await?
+            .and_then(|listing| TableState::from_listing(&listing)))
+    }
+
+    async fn counters(&mut self) -> Result<Vec<FlowCounter>, KernelError> {
+        Ok(self
+            .list(&LIST_TABLE)
+            .await?
+            .map(|listing| flows::counters(&listing))
+            .unwrap_or_default())
     }
 
     async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
