@@ -33,7 +33,11 @@ fn main() {
     println!(
         "flows: {} flows and outflows, {} rules (config of {} lines)",
         flows_config.flows.len(),
-        flows_config.flows.iter().map(|f| f.rules.len()).sum::<usize>(),
+        flows_config
+            .flows
+            .iter()
+            .map(|f| f.rules.len())
+            .sum::<usize>(),
         generated.lines()
     );
 

@@ -215,7 +215,12 @@ pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     if let Some(ipvs) = ipvs {
         let undo: Vec<IpvsOp> = plan.ipvs.iter().rev().map(IpvsOp::inverse).collect();
         undone += undo.len();
-        undo_failures.extend(ipvs.execute(&undo).await.into_iter().filter_map(Result::err));
+        undo_failures.extend(
+            ipvs.execute(&undo)
+                .await
+                .into_iter()
+                .filter_map(Result::err),
+        );
     }
     undo_failures.extend(undo_network(network, &plan.network).await);
     Err(verdict(error, undone, undo_failures))

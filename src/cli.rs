@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::apply::{self, ApplyError, Plan};
 use crate::config::{self, Diagnostic, Severity};
 use crate::kernel::{
-    FirewallBackend, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend,
-    RouteStatus, ServiceStatus,
+    FirewallBackend, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend, RouteStatus,
+    ServiceStatus,
 };
 use crate::plan::flows::{self, FlowCounter, MarkRule};
 use crate::plan::ipvs;

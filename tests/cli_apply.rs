@@ -21,9 +21,7 @@ fn sandbox() -> Fake {
 /// The sandbox on a kernel without the `ip_vs` module.
 fn sandbox_without_ipvs() -> Fake {
     Kernel {
-        ipvs: Err(KernelError::Unavailable(
-            "IPVS is not available".to_owned(),
-        )),
+        ipvs: Err(KernelError::Unavailable("IPVS is not available".to_owned())),
         ..sandbox()
     }
 }
@@ -129,7 +127,10 @@ fn a_ruleset_nft_refuses_undoes_the_services_and_the_network() {
     let state = TempDir::new("nft-refused-state");
     let mut kernel = sandbox();
     kernel.firewall.fail_at = Some(0);
-    let before = (kernel.network.state.clone(), kernel.ipvs.as_ref().map(|i| i.state.clone()).ok());
+    let before = (
+        kernel.network.state.clone(),
+        kernel.ipvs.as_ref().map(|i| i.state.clone()).ok(),
+    );
     let (result, _) = run(Path::new("examples"), &state.0, &mut kernel);
     let error = result.expect_err("nft refuses");
     assert!(
@@ -138,7 +139,10 @@ fn a_ruleset_nft_refuses_undoes_the_services_and_the_network() {
         ),
         "{error}"
     );
-    let after = (kernel.network.state.clone(), kernel.ipvs.as_ref().map(|i| i.state.clone()).ok());
+    let after = (
+        kernel.network.state.clone(),
+        kernel.ipvs.as_ref().map(|i| i.state.clone()).ok(),
+    );
     assert_eq!(before, after);
     assert_eq!(kernel.firewall.table, None);
     assert!(!state.0.join("running/flows.conf").exists());
@@ -153,13 +157,17 @@ fn skipped_flows_leave_no_table_and_removing_the_flows_removes_it() {
     let (result, out) = run(&config.0, &state.0, &mut kernel);
     result.expect("applies");
     assert_eq!(out, "no changes\n");
-    std::fs::write(&flows, "flow web permit\n    match proto tcp dstport 80\n").expect("flows.conf");
+    std::fs::write(&flows, "flow web permit\n    match proto tcp dstport 80\n")
+        .expect("flows.conf");
     let (result, _) = run(&config.0, &state.0, &mut kernel);
     result.expect("applies");
     assert!(kernel.firewall.table.is_some());
     std::fs::write(&flows, "").expect("flows.conf");
     let (result, out) = run(&config.0, &state.0, &mut kernel);
     result.expect("applies");
-    assert_eq!(out, "remove nftables table inet lbconsole\napplied 1 change\n");
+    assert_eq!(
+        out,
+        "remove nftables table inet lbconsole\napplied 1 change\n"
+    );
     assert_eq!(kernel.firewall.table, None);
 }

@@ -36,7 +36,13 @@ fn plan(
     config: &NetworkConfig,
     previous: Option<&NetworkConfig>,
 ) -> Vec<Step> {
-    block_on(apply::plan_network(kernel, config, previous, Default::default())).expect("a plan")
+    block_on(apply::plan_network(
+        kernel,
+        config,
+        previous,
+        Default::default(),
+    ))
+    .expect("a plan")
 }
 
 fn printed(steps: &[Step]) -> String {
@@ -159,8 +165,13 @@ fn every_transition_converges_and_a_failure_at_any_step_is_undone() {
 fn a_missing_slave_is_refused_before_anything_changes() {
     let config = network("service network bond0\n type bonding\n slave eth2 eth9\n");
     let mut kernel = sandbox();
-    let error =
-        block_on(apply::plan_network(&mut kernel, &config, None, Default::default())).expect_err("eth9 is missing");
+    let error = block_on(apply::plan_network(
+        &mut kernel,
+        &config,
+        None,
+        Default::default(),
+    ))
+    .expect_err("eth9 is missing");
     assert_eq!(error.to_string(), "interface eth9 does not exist");
     assert_eq!(kernel.executed, 0);
 }
@@ -173,8 +184,13 @@ fn a_bond_lbconsole_did_not_create_is_not_taken_over() {
     state.links.insert("br0".to_owned(), foreign);
     let config = network("service network br0\n type bonding\n slave eth2\n");
     let mut kernel = FakeKernel::new(state);
-    let error =
-        block_on(apply::plan_network(&mut kernel, &config, None, Default::default())).expect_err("br0 is foreign");
+    let error = block_on(apply::plan_network(
+        &mut kernel,
+        &config,
+        None,
+        Default::default(),
+    ))
+    .expect_err("br0 is foreign");
     assert_eq!(
         error.to_string(),
         "br0 exists as a bridge link that lbconsole did not create; rename the section or delete the link"

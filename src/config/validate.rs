@@ -382,7 +382,10 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
             Policy::Table(id) if id.get() > MAX_FLOW_TABLE => sink.error_hint(
                 flow.policy.loc,
                 format!("a flow can route to tables 1 to {MAX_FLOW_TABLE}, not {id}"),
-                Some("the table number travels in the packet's mark; pick a smaller table".to_owned()),
+                Some(
+                    "the table number travels in the packet's mark; pick a smaller table"
+                        .to_owned(),
+                ),
             ),
             Policy::Table(id) if id.get() != TableId::MAIN && !tables.contains(id) => sink
                 .error_hint(

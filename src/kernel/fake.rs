@@ -8,8 +8,8 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
-    FirewallBackend,
-    IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
+    FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend,
+    Observation,
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{IpvsOp, IpvsState};
@@ -351,8 +351,7 @@ impl FirewallBackend for FakeFirewall {
 
     async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
         Ok(self.table.as_ref().map(|state| {
-            serde_json::to_string(&(&state.fingerprint, &state.chains))
-                .unwrap_or_default()
+            serde_json::to_string(&(&state.fingerprint, &state.chains)).unwrap_or_default()
         }))
     }
 

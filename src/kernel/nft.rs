@@ -78,9 +78,9 @@ impl FirewallBackend for NftBackend {
 
     async fn execute(&mut self, op: &FirewallOp) -> Result<(), KernelError> {
         let result = match op {
-            FirewallOp::Install(ruleset) => {
-                helper::apply_ruleset_async(&ruleset.batch).await.map_err(describe)
-            }
+            FirewallOp::Install(ruleset) => helper::apply_ruleset_async(&ruleset.batch)
+                .await
+                .map_err(describe),
             FirewallOp::Restore(listing) => {
                 run_script(&format!("{}{listing}", replace_table_script())).await
             }

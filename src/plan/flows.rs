@@ -33,9 +33,9 @@ use nftables::schema::{
 use nftables::stmt::{Counter, JumpTarget, Mangle, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use crate::config::model::types::{Ipv4Net, PortRange, Protocol, TableId};
 use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Policy, RuleAction};
 use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
+use crate::config::model::types::{Ipv4Net, PortRange, Protocol, TableId};
 use crate::plan::ipvs::director_marks;
 
 /// Our table; nothing else in the kernel's ruleset is ever touched.
@@ -203,8 +203,7 @@ pub fn counters(listing: &Nftables<'_>) -> Vec<FlowCounter> {
         let NfObject::ListObject(NfListObject::Rule(rule)) = object else {
             continue;
         };
-        let Some((direction, flow, index)) = rule.comment.as_deref().and_then(parse_comment)
-        else {
+        let Some((direction, flow, index)) = rule.comment.as_deref().and_then(parse_comment) else {
             continue;
         };
         let counted = rule.expr.iter().find_map(|statement| match statement {
@@ -292,10 +291,7 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
     );
     builder.rule(
         INCOMING,
-        vec![
-            not_equals(meta(MetaKey::Nfproto), string("ipv4")),
-            accept(),
-        ],
+        vec![not_equals(meta(MetaKey::Nfproto), string("ipv4")), accept()],
         "flows judge IPv4 only",
     );
     let mut restore_mark = vec![is_in(ct_state(), established_or_related())];
@@ -354,10 +350,7 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
     );
     builder.rule(
         OUTGOING,
-        vec![
-            not_equals(meta(MetaKey::Nfproto), string("ipv4")),
-            accept(),
-        ],
+        vec![not_equals(meta(MetaKey::Nfproto), string("ipv4")), accept()],
         "outflows judge IPv4 only",
     );
     builder.rule(OUTGOING, restore_mark, "known connections keep their mark");
@@ -458,7 +451,11 @@ fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'s
     }
     for (condition, field) in [(&conditions.src, "saddr"), (&conditions.dst, "daddr")] {
         if let Some(net) = condition {
-            statements.push(compare(net.negated, payload("ip", field), network(net.value)));
+            statements.push(compare(
+                net.negated,
+                payload("ip", field),
+                network(net.value),
+            ));
         }
     }
     // Ports only come with a known tcp or udp (validation); `th` reads the
@@ -688,7 +685,11 @@ fn ports(range: PortRange) -> Expression<'static> {
     }
 }
 
-fn compare(negated: bool, left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+fn compare(
+    negated: bool,
+    left: Expression<'static>,
+    right: Expression<'static>,
+) -> Statement<'static> {
     Statement::Match(Match {
         left,
         right,
@@ -727,4 +728,3 @@ fn set_mark_from_connection() -> [Statement<'static>; 2] {
 fn accept() -> Statement<'static> {
     Statement::Accept(None)
 }
-

@@ -167,7 +167,13 @@ fn edge(name: &str) -> Edge {
     );
     apply(&lab);
     let servers = vec![
-        serve(None, &lab, "appliance", "0.0.0.0", "tcp/22 tcp/2222 udp/53 udp/5353"),
+        serve(
+            None,
+            &lab,
+            "appliance",
+            "0.0.0.0",
+            "tcp/22 tcp/2222 udp/53 udp/5353",
+        ),
         serve(Some(&outside), &lab, "outside", "203.0.113.50", "tcp/8000"),
     ];
     assert!(
@@ -207,10 +213,16 @@ fn seed_flows_permit_ssh_dns_and_ping_as_written_and_deny_the_rest() {
     );
 
     // ssh only from 192.168.0.0/24; the skipped flow changes nothing.
-    assert_eq!(from(inside, "tcp", "192.168.0.1", 22).as_deref(), Some("appliance"));
+    assert_eq!(
+        from(inside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
     assert_eq!(from(outside, "tcp", "192.168.0.1", 22), None);
     // DNS over UDP from anywhere; another UDP port from nowhere.
-    assert_eq!(from(outside, "udp", "192.168.0.1", 53).as_deref(), Some("appliance"));
+    assert_eq!(
+        from(outside, "udp", "192.168.0.1", 53).as_deref(),
+        Some("appliance")
+    );
     assert_eq!(from(outside, "udp", "192.168.0.1", 5353), None);
     // Any ICMP from the local network, so ping works from inside only.
     assert!(lab.ping(Some(inside), "192.168.0.1"));
@@ -257,7 +269,10 @@ fn removing_the_flows_opens_the_ports_again_and_leaves_other_tables_alone() {
         edge.flows(""),
         "remove nftables table inet lbconsole\napplied 1 change\n"
     );
-    assert_eq!(from(outside, "tcp", "192.168.0.1", 22).as_deref(), Some("appliance"));
+    assert_eq!(
+        from(outside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
     let tables = lab.sh("nft list tables");
     assert_eq!(tables.trim(), "table inet other", "{tables}");
 }
@@ -281,7 +296,10 @@ fn a_ruleset_the_kernel_refuses_leaves_the_old_flows_addresses_and_services() {
     let edge = edge("flows-refused");
     let (lab, inside, outside) = (&edge.lab, &edge.inside, &edge.outside);
     edge.flows(SEED_FLOWS);
-    assert_eq!(from(inside, "tcp", "192.168.0.1", 22).as_deref(), Some("appliance"));
+    assert_eq!(
+        from(inside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
     let (before, table, services) = (
         lab.dump(),
         lab.sh("nft list table inet lbconsole"),
@@ -306,7 +324,11 @@ fn a_ruleset_the_kernel_refuses_leaves_the_old_flows_addresses_and_services() {
             .arg(lab.state_dir())
             .env(
                 "PATH",
-                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
             ),
     );
     assert!(!run.success(), "{run}");
@@ -320,7 +342,10 @@ fn a_ruleset_the_kernel_refuses_leaves_the_old_flows_addresses_and_services() {
     assert_eq!(lab.sh("nft list table inet lbconsole"), table);
     // The old flows still decide.
     assert_eq!(from(outside, "tcp", "192.168.0.1", 22), None);
-    assert_eq!(from(inside, "tcp", "192.168.0.1", 22).as_deref(), Some("appliance"));
+    assert_eq!(
+        from(inside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
 }
 
 const MAIL_LVS: &str = "\
@@ -357,7 +382,13 @@ fn mail_ports_25_110_and_143_all_reach_both_backends_of_one_director() {
         let backend = lab.netns(&format!("mail{n}"));
         lab.veth(&format!("eth{}", n + 1), &format!("m{n}"), &backend);
         let address = format!("10.0.{n}.2");
-        backend.ip(&["addr", "add", &format!("{address}/24"), "dev", &format!("m{n}")]);
+        backend.ip(&[
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            &format!("m{n}"),
+        ]);
         backend.ip(&["route", "add", "default", "via", &format!("10.0.{n}.1")]);
         servers.push(serve(
             Some(&backend),
@@ -376,7 +407,8 @@ fn mail_ports_25_110_and_143_all_reach_both_backends_of_one_director() {
     assert!(
         wait_until(Duration::from_secs(20), || {
             from(&client, "tcp", "192.168.0.2", 8080).is_some()
-                && (1..=2).all(|n| from_appliance(&lab, "tcp", &format!("10.0.{n}.2"), 143).is_some())
+                && (1..=2)
+                    .all(|n| from_appliance(&lab, "tcp", &format!("10.0.{n}.2"), 143).is_some())
         }),
         "the servers did not come up"
     );
@@ -431,7 +463,13 @@ service network eth2
     let _server = serve(None, &lab, "appliance", "192.168.161.10", "tcp/80");
     let fetch = || ask(gw2.try_sh(&probe_args("tcp", "192.168.161.10", 80, Some("172.16.5.5"))));
     assert!(
-        wait_until(Duration::from_secs(20), || from(&gw2, "tcp", "192.168.161.10", 80).is_some()),
+        wait_until(Duration::from_secs(20), || from(
+            &gw2,
+            "tcp",
+            "192.168.161.10",
+            80
+        )
+        .is_some()),
         "the server did not come up"
     );
     // Without the outflow the reply follows the main table to gw1 and is lost.
