@@ -2,15 +2,27 @@
 //! was done, newest first, so the kernel ends exactly where it started.
 
 use std::fmt;
+use std::path::Path;
 
 use crate::config::model::{LvsConfig, NetworkConfig};
+use crate::config::{self, Diagnostic, Severity};
 use crate::kernel::{IpvsBackend, KernelError, NetworkBackend};
 use crate::plan::Step;
 use crate::plan::ipvs::{self, IpvsOp};
 use crate::plan::network::{self, PlanError};
+use crate::store::{ConfigFiles, StoreError, plural};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the configuration has {}; nothing was applied (see `lbconsole check`)", plural(*.0, "error"))]
+    Invalid(usize),
+    #[error("lvs.conf has {}, but {error}; nothing was applied", plural(*directors, "director"))]
+    NoIpvs {
+        directors: usize,
+        error: KernelError,
+    },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -25,6 +37,81 @@ pub enum ApplyError {
         error: KernelError,
         undo_failures: Vec<KernelError>,
     },
+}
+
+/// What [`apply_files`] reports while it works, in this order.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Every problem found in the configuration (warnings only, when it goes on).
+    Checked(&'a [Diagnostic]),
+    /// The plan, before any of it is carried out (or instead, on a dry run).
+    Planned(&'a Plan),
+}
+
+/// The one way a configuration reaches the kernel — `apply`, the confirm guard's
+/// rollback, the daemon's boot apply and the console all come through here:
+/// validate `files`, plan against the observed kernel, carry the plan out as one
+/// transaction (undone on any failure) and record `files` as what runs in
+/// `STATE_DIR/running/`.
+///
+/// `hand_back` is the configuration that may have put things in the kernel before
+/// (what runs now, or what a rollback takes out): addresses it put on interfaces
+/// `files` no longer names are removed. `ipvs` is the IPVS backend, or why there is
+/// none: an error only when `lvs.conf` has directors (borrowed, so that a rollback
+/// and the apply after it share one connection). On a dry run nothing is changed
+/// or recorded.
+pub async fn apply_files<N: NetworkBackend, I: IpvsBackend>(
+    files: &ConfigFiles,
+    hand_back: Option<&ConfigFiles>,
+    state_dir: &Path,
+    network: &mut N,
+    ipvs: &mut Result<I, KernelError>,
+    dry_run: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Plan, ApplyError> {
+    let checked = config::check(files.sources());
+    progress(Progress::Checked(&checked.diagnostics));
+    let errors = checked.count(Severity::Error);
+    if errors > 0 {
+        return Err(ApplyError::Invalid(errors));
+    }
+    let config = &checked.config;
+    // Only the network part of what ran matters to the plan (its addresses are
+    // handed back); parsing the rest would cost as much as the new config.
+    let previous = hand_back.map(|files| config::parse::parse_network(&files.network).0);
+    let mut plan = Plan {
+        network: plan_network(network, &config.network, previous.as_ref()).await?,
+        ipvs: Vec::new(),
+    };
+    let ipvs = match ipvs {
+        Ok(backend) => {
+            plan.ipvs = plan_ipvs(backend, &config.lvs).await?;
+            Some(backend)
+        }
+        Err(_) if config.lvs.directors.is_empty() => None,
+        Err(error) => {
+            return Err(ApplyError::NoIpvs {
+                directors: config.lvs.directors.len(),
+                error: error.clone(),
+            });
+        }
+    };
+    progress(Progress::Planned(&plan));
+    if dry_run {
+        return Ok(plan);
+    }
+    match ipvs {
+        Some(backend) => execute(network, backend, &plan).await?,
+        None => execute_network(network, &plan.network).await?,
+    }
+    // Flows are not programmed yet: the running copy says so.
+    let running = ConfigFiles {
+        network: files.network.clone(),
+        flows: Vec::new(),
+        lvs: files.lvs.clone(),
+    };
+    running.write_running(state_dir)?;
+    Ok(plan)
 }
 
 /// Everything one apply changes, in order: the network first (an IPVS service

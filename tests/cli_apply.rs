@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use lbconsole::cli::{self, CommandError};
+use lbconsole::confirm::ApplyRequest;
 use lbconsole::kernel::KernelError;
 use lbconsole::kernel::fake::{FakeIpvs, FakeKernel};
 
@@ -46,7 +47,7 @@ fn run(
         .block_on(cli::apply(
             config_dir,
             state_dir,
-            false,
+            &ApplyRequest::default(),
             kernel,
             ipvs,
             &mut out,
