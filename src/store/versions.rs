@@ -175,8 +175,12 @@ impl Store {
     fn recover(&self, locked: &Locked) -> Result<(), StoreError> {
         let mut state = self.state()?;
         if let Some(version) = state.writing_config_dir {
-            tracing::warn!(version, "finishing a save that was interrupted");
-            self.version(version)?.write_each(&self.config_dir)?;
+            // Killed before the version was renamed into place, the save never
+            // happened and the config dir is untouched; after, it is completed.
+            if self.version_dir(version).is_dir() {
+                tracing::warn!(version, "finishing a save that was interrupted");
+                self.version(version)?.write_each(&self.config_dir)?;
+            }
             state.writing_config_dir = None;
             self.write_state(locked, &state)?;
         }
@@ -264,8 +268,8 @@ impl Store {
     /// the config dir's files under the newest version's number.
     pub fn peek(&self) -> Result<ConfigFiles, StoreError> {
         match self.state()?.writing_config_dir {
-            Some(version) => self.version(version),
-            None => ConfigFiles::read_or_empty(&self.config_dir),
+            Some(version) if self.version_dir(version).is_dir() => self.version(version),
+            _ => ConfigFiles::read_or_empty(&self.config_dir),
         }
     }
 
@@ -486,17 +490,24 @@ impl Store {
         let dir = self.version_dir(number);
         let meta_text = toml::to_string(&meta).map_err(|e| malformed(&dir, e))?;
         let [network, flows, lvs] = files.named();
-        atomic::create_dir_with(&dir, &[network, flows, lvs, (META, meta_text.as_bytes())])
-            .map_err(write_error(&dir))?;
-        if ConfigFiles::read_or_empty(&self.config_dir)? != *files {
-            let mut state = self.state()?;
-            state.writing_config_dir = Some(number);
-            self.write_state(locked, &state)?;
-            atomic::create_dir_all(&self.config_dir).map_err(write_error(&self.config_dir))?;
-            files.write_each(&self.config_dir)?;
-            state.writing_config_dir = None;
-            self.write_state(locked, &state)?;
+        let version_files = [network, flows, lvs, (META, meta_text.as_bytes())];
+        if ConfigFiles::read_or_empty(&self.config_dir)? == *files {
+            // The config dir holds it already (`lbconsole save`): the rename of
+            // the version directory is the whole commit.
+            atomic::create_dir_with(&dir, &version_files).map_err(write_error(&dir))?;
+            return Ok(meta);
         }
+        // The intent goes first: killed after the version appears but before the
+        // config dir follows, the next lock holder completes the config dir
+        // instead of mistaking the old files for a hand edit.
+        let mut state = self.state()?;
+        state.writing_config_dir = Some(number);
+        self.write_state(locked, &state)?;
+        atomic::create_dir_with(&dir, &version_files).map_err(write_error(&dir))?;
+        atomic::create_dir_all(&self.config_dir).map_err(write_error(&self.config_dir))?;
+        files.write_each(&self.config_dir)?;
+        state.writing_config_dir = None;
+        self.write_state(locked, &state)?;
         Ok(meta)
     }
 }
