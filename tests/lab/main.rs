@@ -9,6 +9,7 @@
 mod apply_lvs;
 mod apply_network;
 mod bench;
+mod confirm;
 mod ipvs_backend;
 mod isolation;
 mod network;
