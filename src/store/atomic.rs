@@ -37,6 +37,12 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -59,10 +65,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// a mixture or a short file, whenever the writer is killed.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name(path);
     let temporary = dir.join(temporary_name(&name));
     if let Err(error) = write_new(&temporary, bytes).and_then(|()| fs::rename(&temporary, path)) {
         let _ = fs::remove_file(&temporary);
@@ -76,10 +79,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Fails when `dir` exists.
 pub fn create_dir_with(dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
     let parent = parent(dir);
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name(dir);
     let temporary = parent.join(temporary_name(&name));
     let result = fill_new_dir(&temporary, files).and_then(|()| {
         if dir.exists() {
@@ -109,10 +109,7 @@ fn fill_new_dir(dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
 /// never finds it half-deleted, then deleted.
 pub fn remove_dir(dir: &Path) -> io::Result<()> {
     let parent = parent(dir);
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name(dir);
     let doomed = parent.join(temporary_name(&format!("{name}-removed")));
     match fs::rename(dir, &doomed) {
         Ok(()) => {}
@@ -132,10 +129,7 @@ pub fn remove_dir(dir: &Path) -> io::Result<()> {
 /// taken over the same way.
 pub fn replace_linked_dir(link: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
     let parent = parent(link);
-    let name = link
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name(link);
     let old_target = fs::read_link(link).ok().map(|target| parent.join(target));
     let target_name = format!("{name}.{}", unique_suffix());
     create_dir_with(&parent.join(&target_name), files)?;
