@@ -10,6 +10,7 @@ mod apply_lvs;
 mod apply_network;
 mod bench;
 mod confirm;
+mod daemon;
 mod ipvs_backend;
 mod isolation;
 mod network;
