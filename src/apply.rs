@@ -4,16 +4,31 @@
 use std::fmt;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
+use crate::config::model::flows::Policy;
 use crate::config::model::{FlowsConfig, LvsConfig, NetworkConfig};
-use crate::kernel::{FirewallBackend, IpvsBackend, KernelError, NetworkBackend};
+use crate::config::{self, Diagnostic, Severity};
+use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::plan::Step;
 use crate::plan::flows::{self, FirewallOp, MarkRule};
 use crate::plan::ipvs::{self, IpvsOp};
 use crate::plan::network::{self, PlanError};
+use crate::store::{ConfigFiles, StoreError, plural};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the configuration has {}; nothing was applied (see `lbconsole check`)", plural(*.0, "error"))]
+    Invalid(usize),
+    #[error("lvs.conf has {}, but {error}; nothing was applied", plural(*directors, "director"))]
+    NoIpvs {
+        directors: usize,
+        error: KernelError,
+    },
+    #[error("flows.conf has {}, but {error}; nothing was applied", plural(*flows, "flow"))]
+    NoFirewall { flows: usize, error: KernelError },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -28,6 +43,94 @@ pub enum ApplyError {
         error: KernelError,
         undo_failures: Vec<KernelError>,
     },
+}
+
+/// What [`apply_files`] reports while it works, in this order.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// Every problem found in the configuration (warnings only, when it goes on).
+    Checked(&'a [Diagnostic]),
+    /// The plan, before any of it is carried out (or instead, on a dry run).
+    Planned(&'a Plan),
+}
+
+/// The one way a configuration reaches the kernel — `apply`, the confirm guard's
+/// rollback, the daemon's boot apply and the console all come through here:
+/// validate `files`, plan against the observed kernel, carry the plan out as one
+/// transaction (undone on any failure) and record `files` as what runs in
+/// `STATE_DIR/running/`.
+///
+/// `hand_back` is the configuration that may have put things in the kernel before
+/// (what runs now, or what a rollback takes out): addresses it put on interfaces
+/// `files` no longer names are removed. IPVS may be missing from `kernel`: an
+/// error only when `lvs.conf` has directors; nft likewise only when a flow is
+/// not `skip`. On a dry run nothing is changed or recorded.
+pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    files: &ConfigFiles,
+    hand_back: Option<&ConfigFiles>,
+    state_dir: &Path,
+    kernel: &mut Kernel<N, I, F>,
+    dry_run: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Plan, ApplyError> {
+    let checked = config::check(files.sources());
+    progress(Progress::Checked(&checked.diagnostics));
+    let errors = checked.count(Severity::Error);
+    if errors > 0 {
+        return Err(ApplyError::Invalid(errors));
+    }
+    let config = &checked.config;
+    // Only the network part of what ran matters to the plan (its addresses are
+    // handed back); parsing the rest would cost as much as the new config.
+    let previous = hand_back.map(|files| config::parse::parse_network(&files.network).0);
+    let mut plan = Plan {
+        network: plan_network(
+            &mut kernel.network,
+            &config.network,
+            previous.as_ref(),
+            flows::mark_rules(&config.flows),
+        )
+        .await?,
+        ..Plan::default()
+    };
+    let ipvs = match kernel.ipvs.as_mut() {
+        Ok(backend) => {
+            plan.ipvs = plan_ipvs(backend, &config.lvs).await?;
+            Some(backend)
+        }
+        Err(_) if config.lvs.directors.is_empty() => None,
+        Err(error) => {
+            return Err(ApplyError::NoIpvs {
+                directors: config.lvs.directors.len(),
+                error: error.clone(),
+            });
+        }
+    };
+    let active_flows = config
+        .flows
+        .flows
+        .iter()
+        .filter(|flow| flow.policy.value != Policy::Skip)
+        .count();
+    plan.firewall = match plan_firewall(&mut kernel.firewall, &config.flows, &config.lvs).await {
+        Ok(step) => step,
+        Err(ApplyError::Kernel(_)) if active_flows == 0 => None,
+        Err(ApplyError::Kernel(error @ KernelError::Unavailable(_))) => {
+            return Err(ApplyError::NoFirewall {
+                flows: active_flows,
+                error,
+            });
+        }
+        Err(error) => return Err(error),
+    };
+    progress(Progress::Planned(&plan));
+    if dry_run {
+        return Ok(plan);
+    }
+    let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
+    execute(&mut kernel.network, ipvs, firewall, &plan).await?;
+    files.write_running(state_dir)?;
+    Ok(plan)
 }
 
 /// Everything one apply changes, in order: the network first (an IPVS service

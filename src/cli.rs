@@ -5,16 +5,19 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::apply::{self, ApplyError, Plan};
+use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
+use crate::confirm::{self, ApplyRequest, ConfirmError};
 use crate::kernel::{
-    FirewallBackend, IpvsBackend, Kernel, KernelError, LinkStatus, NetworkBackend, RouteStatus,
-    ServiceStatus,
+    FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
 };
-use crate::plan::flows::{self, FlowCounter, MarkRule};
+use crate::plan::flows::{FlowCounter, MarkRule};
 use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
-use crate::store::{ConfigFiles, StoreError};
+use crate::store::versions::{RollbackRecord, RunningRecord, refuse_invalid, rfc3339};
+use crate::store::{
+    Archive, ConfigFiles, Origin, PendingApply, Store, StoreError, VersionMeta, plural,
+};
 
 /// Exit statuses of `lbconsole check`.
 pub const EXIT_VALID: u8 = 0;
@@ -99,30 +102,15 @@ fn write_text(
     )
 }
 
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
-}
-
-/// Why a command that changes the kernel did nothing, or stopped.
+/// Why a command that changes the kernel or the store did nothing, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the configuration has {}; nothing was applied (see `lbconsole check`)", plural(*.0, "error"))]
-    Invalid(usize),
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("lvs.conf has {}, but {error}; nothing was applied", plural(*directors, "director"))]
-    NoIpvs {
-        directors: usize,
-        error: KernelError,
-    },
-    #[error("flows.conf has {}, but {error}; nothing was applied", plural(*flows, "flow"))]
-    NoFirewall { flows: usize, error: KernelError },
+    #[error(transparent)]
+    Confirm(#[from] ConfirmError),
 }
 
 impl From<crate::kernel::KernelError> for CommandError {
@@ -131,91 +119,272 @@ impl From<crate::kernel::KernelError> for CommandError {
     }
 }
 
-/// `lbconsole apply [--dry-run]`: brings the kernel to the config dir's
-/// network, LVS and flows configuration. Prints the plan, one operation per
-/// line, or `no changes`.
+/// `lbconsole apply [--dry-run] [--confirm-timeout S] [--expect-version N]`:
+/// brings the kernel to the saved configuration (the config dir). Prints the
+/// plan, one operation per line, or `no changes`; with a confirm timeout, how
+/// long is left to confirm.
+///
+/// IPVS may be missing from `kernel` (no `ip_vs` module): that is an error
+/// only when `lvs.conf` has directors; nft likewise only for flows.
 pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     config_dir: &Path,
     state_dir: &Path,
-    dry_run: bool,
+    request: &ApplyRequest,
     kernel: &mut Kernel<N, I, F>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let files = ConfigFiles::read(config_dir)?;
-    let checked = config::check(files.sources());
-    for diagnostic in &checked.diagnostics {
-        let _ = writeln!(err, "{}", diagnostic.display_in(config_dir));
-    }
-    let errors = checked.count(Severity::Error);
-    if errors > 0 {
-        return Err(CommandError::Invalid(errors));
-    }
-    let config = &checked.config;
-    // Only the network part of what runs now matters to the plan (its addresses
-    // are handed back); parsing the rest would cost as much as the new config.
-    let previous = ConfigFiles::read_running(state_dir)?
-        .map(|running| config::parse::parse_network(&running.network).0);
-    let mut plan = Plan {
-        network: apply::plan_network(
-            &mut kernel.network,
-            &config.network,
-            previous.as_ref(),
-            flows::mark_rules(&config.flows),
-        )
-        .await?,
-        ..Plan::default()
-    };
-    let mut ipvs = match kernel.ipvs.as_mut() {
-        Ok(backend) => {
-            plan.ipvs = apply::plan_ipvs(backend, &config.lvs).await?;
-            Some(backend)
-        }
-        Err(_) if config.lvs.directors.is_empty() => None,
-        Err(error) => {
-            return Err(CommandError::NoIpvs {
-                directors: config.lvs.directors.len(),
-                error: error.clone(),
-            });
-        }
-    };
-    let active_flows = config
-        .flows
-        .flows
-        .iter()
-        .filter(|flow| flow.policy.value != crate::config::model::flows::Policy::Skip)
-        .count();
-    plan.firewall =
-        match apply::plan_firewall(&mut kernel.firewall, &config.flows, &config.lvs).await {
-            Ok(step) => step,
-            Err(ApplyError::Kernel(_)) if active_flows == 0 => None,
-            Err(ApplyError::Kernel(error @ KernelError::Unavailable(_))) => {
-                return Err(CommandError::NoFirewall {
-                    flows: active_flows,
-                    error,
-                });
+    let store = Store::open(config_dir, state_dir)?;
+    let mut progress = |progress: Progress<'_>| match progress {
+        Progress::Checked(diagnostics) => {
+            for diagnostic in diagnostics {
+                let _ = writeln!(err, "{}", diagnostic.display_in(config_dir));
             }
-            Err(error) => return Err(error.into()),
-        };
-    if plan.is_empty() {
-        let _ = writeln!(out, "no changes");
-    } else {
-        let _ = write!(out, "{plan}");
+        }
+        Progress::Planned(plan) if plan.is_empty() => {
+            let _ = writeln!(out, "no changes");
+        }
+        Progress::Planned(plan) => {
+            let _ = write!(out, "{plan}");
+        }
+    };
+    let applied = confirm::apply(&store, request, kernel, &mut progress).await?;
+    if !request.dry_run && !applied.plan.is_empty() {
+        let _ = writeln!(out, "applied {}", plural(applied.plan.len(), "change"));
     }
-    if dry_run {
-        return Ok(());
-    }
-    let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
-    apply::execute(&mut kernel.network, ipvs.take(), firewall, &plan).await?;
-    files.write_running(state_dir)?;
-    if !plan.is_empty() {
-        let _ = writeln!(out, "applied {}", plural(plan.len(), "change"));
+    if let Some(pending) = &applied.pending {
+        let _ = writeln!(
+            out,
+            "confirm within {} s with `lbconsole confirm`, or the previous configuration comes back at {}",
+            pending.seconds_left(),
+            rfc3339((pending.deadline_ms / 1000) as i64)
+        );
     }
     Ok(())
 }
 
+/// `lbconsole confirm`: keeps the apply that waits for confirmation.
+pub fn confirm(store: &Store, out: &mut dyn Write) -> Result<(), CommandError> {
+    let pending = confirm::confirm(store)?;
+    let _ = writeln!(
+        out,
+        "confirmed the apply by {} at {}",
+        pending.user, pending.applied_at
+    );
+    Ok(())
+}
+
+/// `lbconsole save [--expect-version N] [--message TEXT]`: records the config dir
+/// as the next version.
+pub fn save(
+    store: &Store,
+    expect_version: Option<u64>,
+    message: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    match store.save_config_dir(expect_version, message) {
+        Ok((meta, true)) => {
+            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            Ok(())
+        }
+        Ok((meta, false)) => {
+            let _ = writeln!(out, "no changes since version {}", meta.number);
+            Ok(())
+        }
+        Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
+    }
+}
+
+/// Prints the diagnostics of a refused configuration, one per line.
+fn with_diagnostics(error: StoreError, dir: &Path, err: &mut dyn Write) -> CommandError {
+    if let StoreError::Invalid { diagnostics, .. } = &error {
+        for diagnostic in diagnostics {
+            let _ = writeln!(err, "{}", diagnostic.display_in(dir));
+        }
+    }
+    error.into()
+}
+
+#[derive(Serialize)]
+struct HistoryReport<'a> {
+    versions: &'a [VersionMeta],
+}
+
+/// `lbconsole history [--json]`: every version, oldest first.
+pub fn history(store: &Store, format: Format, out: &mut dyn Write) -> Result<(), CommandError> {
+    let versions = store.history()?;
+    let _ = match format {
+        Format::Json => serde_json::to_writer_pretty(
+            &mut *out,
+            &HistoryReport {
+                versions: &versions,
+            },
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out)),
+        Format::Text => write_history(&versions, out),
+    };
+    Ok(())
+}
+
+fn write_history(versions: &[VersionMeta], out: &mut dyn Write) -> std::io::Result<()> {
+    if versions.is_empty() {
+        return writeln!(out, "nothing saved yet");
+    }
+    for meta in versions {
+        writeln!(
+            out,
+            "{:>4}  {}  {:<12} {:<9}  {}",
+            meta.number,
+            meta.time,
+            meta.user,
+            meta.origin.name(),
+            meta.summary
+        )?;
+    }
+    Ok(())
+}
+
+/// One side of `lbconsole diff`: a version number, `running` or `saved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Version(u64),
+    Running,
+    Saved,
+}
+
+impl std::str::FromStr for Side {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "running" => Ok(Self::Running),
+            "saved" => Ok(Self::Saved),
+            _ => text.parse().map(Self::Version).map_err(|_| {
+                format!("`{text}` is neither a version number nor `running` or `saved`")
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Version(n) => write!(f, "version {n}"),
+            Self::Running => f.write_str("running"),
+            Self::Saved => f.write_str("saved"),
+        }
+    }
+}
+
+fn side_files(store: &Store, side: Side) -> Result<ConfigFiles, StoreError> {
+    match side {
+        Side::Version(n) => store.version(n),
+        Side::Running => Ok(store.running()?.unwrap_or_default()),
+        Side::Saved => store.peek(),
+    }
+}
+
+/// `lbconsole diff [FROM] [TO]`: a unified diff of each file that differs;
+/// FROM defaults to `running`, TO to `saved`.
+pub fn diff(store: &Store, from: Side, to: Side, out: &mut dyn Write) -> Result<(), CommandError> {
+    let (old, new) = (side_files(store, from)?, side_files(store, to)?);
+    let text = unified_diff(&old, &new, &from.to_string(), &to.to_string());
+    let _ = if text.is_empty() {
+        writeln!(out, "no differences between {from} and {to}")
+    } else {
+        write!(out, "{text}")
+    };
+    Ok(())
+}
+
+/// The unified diff from `old` to `new`, file by file, headed `--- FROM/FILE`.
+pub fn unified_diff(old: &ConfigFiles, new: &ConfigFiles, from: &str, to: &str) -> String {
+    let mut text = String::new();
+    for file in config::ConfigFile::ALL {
+        let (a, b) = (old.get(file), new.get(file));
+        if a == b {
+            continue;
+        }
+        let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+        let name = file.file_name();
+        text.push_str(
+            &similar::TextDiff::from_lines(a.as_ref(), b.as_ref())
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("{from}/{name}"), &format!("{to}/{name}"))
+                .missing_newline_hint(true)
+                .to_string(),
+        );
+    }
+    text
+}
+
+/// `lbconsole restore N [--expect-version M]`: version N becomes the saved
+/// configuration again, as a new version.
+pub fn restore(
+    store: &Store,
+    number: u64,
+    expect_version: Option<u64>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    match store.restore_checked(number, expect_version) {
+        Ok(meta) => {
+            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            Ok(())
+        }
+        Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
+    }
+}
+
+/// `lbconsole export FILE`: the saved configuration in one archive.
+pub fn export(store: &Store, path: &Path, out: &mut dyn Write) -> Result<(), CommandError> {
+    let saved = store.saved()?;
+    Archive::of(&saved, path)?.write(path)?;
+    let _ = writeln!(
+        out,
+        "exported version {} to {}",
+        saved.version,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `lbconsole import FILE [--expect-version N]`: the archive's configuration,
+/// validated first, becomes the saved configuration as a new version.
+pub fn import(
+    store: &Store,
+    path: &Path,
+    expect_version: Option<u64>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let archive = Archive::read(path)?;
+    let files = archive.files.to_files();
+    if let Err(error) = refuse_invalid(&files, "imported") {
+        return Err(with_diagnostics(error, path, err));
+    }
+    let hint = format!(
+        "import of {} (version {} of {})",
+        path.display(),
+        archive.version,
+        archive.exported
+    );
+    match store.save_as(&files, expect_version, Origin::Import, Some(&hint)) {
+        Ok(meta) => {
+            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            Ok(())
+        }
+        Err(error) => Err(with_diagnostics(error, path, err)),
+    }
+}
+
 #[derive(Serialize)]
 struct StatusReport<'a> {
+    configuration: ConfigurationReport,
+    /// The apply waiting for confirmation, if any.
+    pending: Option<PendingReport>,
     links: &'a [LinkStatus],
     routes: &'a [RouteStatus],
     /// Our `ip rule fwmark … lookup N` rules.
@@ -234,6 +403,24 @@ struct FlowsReport {
 }
 
 #[derive(Serialize)]
+struct ConfigurationReport {
+    /// The newest saved version; 0 when nothing was saved.
+    saved_version: u64,
+    running: Option<RunningRecord>,
+    last_rollback: Option<RollbackRecord>,
+}
+
+#[derive(Serialize)]
+struct PendingReport {
+    user: String,
+    applied_at: String,
+    seconds_left: u64,
+    /// Whether the guard process that will roll it back is alive.
+    guard_alive: bool,
+    rollback_error: Option<String>,
+}
+
+#[derive(Serialize)]
 struct IpvsReport<'a> {
     available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,26 +436,47 @@ struct NamedService<'a> {
     service: &'a ServiceStatus,
 }
 
-/// `lbconsole status [--json]`: links with their state, bond mode, active slave
-/// and each slave's state; addresses; routes per table and our routing rules;
-/// IPVS services with their real servers, weights, connections and rates; the
-/// packets and bytes each flow and rule has taken.
+/// `lbconsole status [--json]`: the saved and running versions and an apply
+/// waiting for confirmation (with the seconds left); links with their state, bond
+/// mode, active slave and each slave's state; addresses; routes per table; IPVS
+/// services with their real servers, weights, connections and rates; our
+/// routing rules, and the packets and bytes each flow and rule has taken. An
+/// unconfirmed apply past its deadline whose guard died is rolled back first.
 pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
-    state_dir: &Path,
+    store: &Store,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
+    let pending = confirm::roll_back_abandoned(store, kernel).await?;
+    let pending = match pending {
+        Some(pending) => Some(PendingReport {
+            guard_alive: PendingApply::guard_alive(store.state_dir())?,
+            seconds_left: pending.seconds_left(),
+            user: pending.user,
+            applied_at: pending.applied_at,
+            rollback_error: pending.rollback_error,
+        }),
+        None => None,
+    };
+    let state = store.state()?;
+    let configuration = ConfigurationReport {
+        saved_version: store.latest()?,
+        running: state.running,
+        last_rollback: state.last_rollback,
+    };
     let observation = kernel.network.observe().await?;
     let services = match kernel.ipvs.as_mut() {
         Ok(backend) => backend.observe().await.map(|o| o.services),
         Err(error) => Err(error.clone()),
     };
     let counters = kernel.firewall.counters().await;
-    let names = ConfigFiles::read_running(state_dir)?
+    let names = ConfigFiles::read_running(store.state_dir())?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
     let report = StatusReport {
+        configuration,
+        pending,
         links: &observation.links,
         routes: &observation.routes,
         rules: observation.state.rules.iter().copied().collect(),
@@ -300,7 +508,61 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     Ok(())
 }
 
+fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let configuration = &report.configuration;
+    let mut line = match configuration.saved_version {
+        0 => "Configuration: nothing saved".to_owned(),
+        n => format!("Configuration: saved version {n}"),
+    };
+    match &configuration.running {
+        Some(RunningRecord {
+            version: Some(version),
+            time,
+            user,
+        }) => line.push_str(&format!(
+            "; running version {version}, applied by {user} at {time}"
+        )),
+        Some(RunningRecord { time, user, .. }) => {
+            line.push_str(&format!("; running since {time} ({user})"))
+        }
+        None => line.push_str("; never applied"),
+    }
+    writeln!(out, "{line}")?;
+    if let Some(pending) = &report.pending {
+        let mut line = format!(
+            "  pending apply by {} at {}: ",
+            pending.user, pending.applied_at
+        );
+        if pending.seconds_left > 0 {
+            line.push_str(&format!(
+                "{} s left to confirm with `lbconsole confirm`",
+                pending.seconds_left
+            ));
+        } else {
+            line.push_str("deadline passed, rolling back");
+        }
+        if let Some(error) = &pending.rollback_error {
+            line.push_str(&format!("; the last rollback failed: {error}"));
+        }
+        if !pending.guard_alive {
+            line.push_str(
+                "; its guard is gone: the next `lbconsole status` or `apply` after the deadline, or the daemon, rolls it back",
+            );
+        }
+        writeln!(out, "{line}")?;
+    }
+    if let Some(rollback) = &configuration.last_rollback {
+        writeln!(
+            out,
+            "  last rollback at {}: the apply by {} at {} ({})",
+            rollback.time, rollback.applied_by, rollback.applied_at, rollback.outcome
+        )?;
+    }
+    Ok(())
+}
+
 fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    write_configuration(report, out)?;
     let (links, routes) = (report.links, report.routes);
     writeln!(out, "Links")?;
     for link in links.iter().filter(|l| l.master.is_none()) {

@@ -1,11 +1,15 @@
 //! lbconsole: administration console for a Linux layer-4 load-balancer appliance.
 //!
-//! `config` is the pure core (model, parsers, printer, validator); `store` reads
-//! the config directory; `cli` is what the subcommands print.
+//! `config` is the pure core (model, parsers, printer, validator); `store` keeps
+//! the config and state directories (versions, history, running, pending);
+//! `apply` is the transaction; `confirm` guards an apply until it is confirmed;
+//! `daemon` is the boot apply and the loop; `cli` is what the subcommands print.
 
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod confirm;
+pub mod daemon;
 pub mod kernel;
 pub mod plan;
 pub mod store;

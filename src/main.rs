@@ -3,8 +3,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use lbconsole::cli;
-use lbconsole::kernel::Kernel;
+use lbconsole::confirm::{self, ApplyRequest};
+use lbconsole::kernel::{Kernel, KernelError, RealKernel};
+use lbconsole::store::Store;
+use lbconsole::{cli, daemon};
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -41,17 +43,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: cli::Format,
     },
-    /// Program the kernel from the configuration directory: network.conf's links,
-    /// bonds, VLANs, addresses and routes, lvs.conf's IPVS services, and
-    /// flows.conf's nftables table and routing rules.
+    /// Program the kernel from the saved configuration (the configuration
+    /// directory): network.conf's links, bonds, VLANs, addresses and routes,
+    /// lvs.conf's IPVS services, and flows.conf's nftables table and rules.
     /// The whole configuration is validated first; on any failure the changes
     /// already made are undone.
     Apply {
         /// Print the plan, one operation per line (or `no changes`), and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Wait S seconds for `lbconsole confirm`, then restore the previous
+        /// running configuration; a guard process does it even if this session dies.
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        confirm_timeout: Option<u64>,
+        /// Refuse unless the saved configuration is version N.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
     },
-    /// Show what the kernel is doing: links, bonds and their slaves, addresses,
+    /// Keep the apply that waits for confirmation.
+    Confirm,
+    /// Show the saved and running versions, an apply waiting for confirmation,
+    /// and what the kernel is doing: links, bonds and their slaves, addresses,
     /// routes and rules, IPVS services with their real servers, connections and
     /// rates, and the packets each flow has taken.
     Status {
@@ -59,12 +71,81 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Record the configuration directory as the next saved version.
+    Save {
+        /// Refuse unless the saved configuration is version N.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
+        /// Why, shown in the history before the summary of what changed.
+        #[arg(long, short)]
+        message: Option<String>,
+    },
+    /// List every saved version: number, time, user, origin, what changed.
+    History {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a unified diff between two configurations: version numbers,
+    /// `running` (what the kernel runs) or `saved`.
+    Diff {
+        #[arg(default_value = "running")]
+        from: cli::Side,
+        #[arg(default_value = "saved")]
+        to: cli::Side,
+    },
+    /// Make version N the saved configuration again (as a new version).
+    Restore {
+        version: u64,
+        /// Refuse unless the saved configuration is version N.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
+    },
+    /// Write the saved configuration to FILE, one archive (TOML).
+    Export { file: PathBuf },
+    /// Save the configuration of an archive made by `export`, validated first.
+    Import {
+        file: PathBuf,
+        /// Refuse unless the saved configuration is version N.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u64>,
+    },
+    /// Apply the saved configuration at boot and keep running (systemd:
+    /// dist/lbconsole.service); SIGHUP applies it again.
+    Daemon,
+    /// The confirm guard that `apply --confirm-timeout` starts.
+    #[command(hide = true)]
+    Guard {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+async fn connect() -> Result<RealKernel, KernelError> {
+    Kernel::connect().await
+}
+
+/// Logs for the processes nobody watches (daemon, guard): plain lines on stderr,
+/// which systemd's journal or the guard's log file keeps.
+fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let store = match Store::open(&args.config_dir, &args.state_dir) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match args.command {
         Command::Check { format } => {
             return match cli::check(&args.config_dir, format, &mut out) {
@@ -75,13 +156,21 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Command::Apply { dry_run } => match Kernel::connect().await {
+        Command::Apply {
+            dry_run,
+            confirm_timeout,
+            expect_version,
+        } => match connect().await {
             Ok(mut kernel) => {
-                let mut err = std::io::stderr().lock();
+                let request = ApplyRequest {
+                    dry_run,
+                    confirm_timeout,
+                    expect_version,
+                };
                 cli::apply(
                     &args.config_dir,
                     &args.state_dir,
-                    dry_run,
+                    &request,
                     &mut kernel,
                     &mut out,
                     &mut err,
@@ -90,17 +179,40 @@ async fn main() -> ExitCode {
             }
             Err(error) => Err(error.into()),
         },
-        Command::Status { json } => match Kernel::connect().await {
-            Ok(mut kernel) => {
-                let format = if json {
-                    cli::Format::Json
-                } else {
-                    cli::Format::Text
-                };
-                cli::status(&mut kernel, &args.state_dir, format, &mut out).await
-            }
+        Command::Confirm => cli::confirm(&store, &mut out),
+        Command::Status { json } => match connect().await {
+            Ok(mut kernel) => cli::status(&mut kernel, &store, format(json), &mut out).await,
             Err(error) => Err(error.into()),
         },
+        Command::Save {
+            expect_version,
+            message,
+        } => cli::save(
+            &store,
+            expect_version,
+            message.as_deref(),
+            &mut out,
+            &mut err,
+        ),
+        Command::History { json } => cli::history(&store, format(json), &mut out),
+        Command::Diff { from, to } => cli::diff(&store, from, to, &mut out),
+        Command::Restore {
+            version,
+            expect_version,
+        } => cli::restore(&store, version, expect_version, &mut out, &mut err),
+        Command::Export { file } => cli::export(&store, &file, &mut out),
+        Command::Import {
+            file,
+            expect_version,
+        } => cli::import(&store, &file, expect_version, &mut out, &mut err),
+        Command::Daemon => {
+            log_to_stderr();
+            daemon::run(&store, connect).await.map_err(Into::into)
+        }
+        Command::Guard { id } => {
+            log_to_stderr();
+            guard(&store, &id).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,4 +221,37 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn format(json: bool) -> cli::Format {
+    if json {
+        cli::Format::Json
+    } else {
+        cli::Format::Text
+    }
+}
+
+/// `lbconsole guard`: takes the watch over the pending apply, tells the process
+/// that started it (on stdout) that it is on watch, lets go of stdout, and waits.
+async fn guard(store: &Store, id: &str) -> Result<(), cli::CommandError> {
+    // SAFETY: ignoring SIGHUP changes only this process's signal disposition.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let Some(_watch) = confirm::take_watch(store, id)? else {
+        tracing::info!(
+            id,
+            "nothing to guard: confirmed already, or guarded by another"
+        );
+        return Ok(());
+    };
+    tracing::info!(id, "on watch");
+    println!("ready");
+    // The applying process reads one line and may be gone soon after: stdout is
+    // pointed at /dev/null so that no later write can fail on a broken pipe.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout, which this process owns.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+    confirm::guard(store, id, connect).await?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use lbconsole::cli::{self, CommandError};
+use lbconsole::confirm::ApplyRequest;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
 
@@ -55,7 +56,7 @@ fn run(
         .block_on(cli::apply(
             config_dir,
             state_dir,
-            false,
+            &ApplyRequest::default(),
             kernel,
             &mut out,
             &mut Vec::new(),

@@ -24,7 +24,10 @@ pub struct Kernel<N, I, F> {
     pub firewall: F,
 }
 
-impl Kernel<netlink::NetlinkBackend, ipvs::IpvsNetlink, nft::NftBackend> {
+/// The real kernel's backends.
+pub type RealKernel = Kernel<netlink::NetlinkBackend, ipvs::IpvsNetlink, nft::NftBackend>;
+
+impl RealKernel {
     /// The real kernel: rtnetlink, IPVS over generic netlink, and `nft`.
     pub async fn connect() -> Result<Self, KernelError> {
         Ok(Self {

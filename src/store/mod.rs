@@ -1,11 +1,36 @@
-//! The config directory and the state directory on disk. The three files are read
-//! where a missing file counts as empty and an unreadable one is an error; the
-//! copy of what was last applied (`STATE_DIR/running/`) is written atomically.
+//! The config directory and the state directory on disk.
+//!
+//! ```text
+//! CONFIG_DIR/ network.conf flows.conf lvs.conf   the saved configuration (what boot applies)
+//!             lbconsole.toml                     settings (settings.rs)
+//! STATE_DIR/  lock                               flock held around every check-then-write
+//!             state.toml                         what runs, the last rollback, a save in progress
+//!             history/N/                         every version: the three files and meta.toml
+//!             running -> running.ID/             what the kernel runs (swapped by one rename)
+//!             pending/                           an apply waiting for `lbconsole confirm`
+//! ```
+//!
+//! The three files are read where a missing file counts as empty and an unreadable
+//! one is an error. Every write is atomic (atomic.rs); versions.rs keeps the
+//! history with optimistic concurrency; pending.rs records an unconfirmed apply.
+
+pub mod archive;
+pub mod atomic;
+pub mod lock;
+pub mod pending;
+pub mod settings;
+pub mod summary;
+pub mod versions;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigFile, Sources};
+use crate::config::{ConfigFile, Diagnostic, Sources};
+
+pub use archive::Archive;
+pub use pending::PendingApply;
+pub use settings::Settings;
+pub use versions::{Locked, Origin, Saved, State, Store, VersionMeta};
 
 /// Larger files are refused rather than read into memory: no real configuration
 /// comes near this, and a mistyped path to a device or a disk image must not hang.
@@ -32,10 +57,34 @@ pub enum StoreError {
     },
     #[error("no configuration in {}: expected network.conf, flows.conf or lvs.conf", dir.display())]
     Empty { dir: PathBuf },
+    #[error("{}: {message}", path.display())]
+    Malformed { path: PathBuf, message: String },
+    #[error("configuration changed by {user} at {time} (version {version}); reload or merge")]
+    Stale {
+        version: u64,
+        user: String,
+        time: String,
+    },
+    #[error("there is no version {version} (the versions are 1 to {latest})")]
+    NoVersion { version: u64, latest: u64 },
+    #[error("the configuration has {}; nothing was {what} (first: {})", plural(diagnostics.iter().filter(|d| d.is_error()).count(), "error"), diagnostics.iter().find(|d| d.is_error()).map(ToString::to_string).unwrap_or_default())]
+    Invalid {
+        what: &'static str,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// `1 error`, `2 errors`.
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// The bytes of the three files of one config directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigFiles {
     pub network: Vec<u8>,
     pub flows: Vec<u8>,
@@ -92,20 +141,47 @@ impl ConfigFiles {
         }
     }
 
-    /// Records these files as what the kernel now runs. Each file is replaced
-    /// atomically (temporary file, fsync, rename, fsync of the directory).
+    /// Records these files as what the kernel now runs: the three are written
+    /// into a new directory and `running` is switched to it by one rename, so a
+    /// reader (or a crash) sees all three old files or all three new ones.
     pub fn write_running(&self, state_dir: &Path) -> Result<(), StoreError> {
-        let dir = running_dir(state_dir);
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Write {
-            path: dir.clone(),
+        let link = running_dir(state_dir);
+        let write_error = |source| StoreError::Write {
+            path: link.clone(),
             source,
-        })?;
-        for file in ConfigFile::ALL {
-            let path = dir.join(file.file_name());
-            write_atomic(&path, self.get(file))
+        };
+        atomic::create_dir_all(state_dir).map_err(write_error)?;
+        atomic::replace_linked_dir(&link, &self.named()).map_err(write_error)
+    }
+
+    /// Writes the three files into `dir`, each replaced atomically.
+    pub fn write_each(&self, dir: &Path) -> Result<(), StoreError> {
+        for (name, bytes) in self.named() {
+            let path = dir.join(name);
+            atomic::write_file(&path, bytes)
                 .map_err(|source| StoreError::Write { path, source })?;
         }
         Ok(())
+    }
+
+    /// (file name, bytes) of each of the three files.
+    pub fn named(&self) -> [(&'static str, &[u8]); 3] {
+        ConfigFile::ALL.map(|file| (file.file_name(), self.get(file)))
+    }
+
+    /// Like [`ConfigFiles::read`], but a directory without any of the three
+    /// files (or no directory) is an empty configuration.
+    pub fn read_or_empty(dir: &Path) -> Result<Self, StoreError> {
+        match Self::read(dir) {
+            Ok(files) => Ok(files),
+            Err(StoreError::Empty { .. }) => Ok(Self::default()),
+            Err(StoreError::Dir { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Self::default())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     pub fn get(&self, file: ConfigFile) -> &[u8] {
@@ -125,27 +201,15 @@ impl ConfigFiles {
     }
 }
 
-fn running_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("running")
-}
+/// The name in the state dir of what the kernel runs.
+pub const RUNNING: &str = "running";
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
+fn running_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join(RUNNING)
 }
 
 /// The file's bytes, `None` when it does not exist.
-fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     let file_error = |source| StoreError::File {
         path: path.to_owned(),
         source,

@@ -9,6 +9,8 @@
 mod apply_lvs;
 mod apply_network;
 mod bench;
+mod confirm;
+mod daemon;
 mod flows;
 mod ipvs_backend;
 mod isolation;

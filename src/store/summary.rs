@@ -1,0 +1,186 @@
+//! The one-line summary of what a version changed, as `history` lists it:
+//! `lvs.conf: +director web2, ~director web; network.conf, flows.conf unchanged`.
+//! Pure: sections are compared through the parsed model (so a comment or a
+//! re-indented line is not a changed director); a file that does not parse is
+//! summarised by its line counts.
+
+use serde::Serialize;
+
+use crate::config::ConfigFile;
+use crate::config::parse::{parse_flows, parse_lvs, parse_network};
+
+use super::ConfigFiles;
+
+/// At most this many sections are named per file; the rest are counted.
+const MAX_NAMED: usize = 6;
+
+/// What changed from `old` to `new`, in one line.
+pub fn summarize(old: &ConfigFiles, new: &ConfigFiles) -> String {
+    let mut changed = Vec::new();
+    let mut unchanged = Vec::new();
+    for file in ConfigFile::ALL {
+        let (a, b) = (old.get(file), new.get(file));
+        if a == b {
+            unchanged.push(file.file_name());
+            continue;
+        }
+        let what = sections(file, a, b).unwrap_or_else(|| lines(a, b));
+        changed.push(format!("{}: {what}", file.file_name()));
+    }
+    if changed.is_empty() {
+        return "no changes".to_owned();
+    }
+    let mut summary = changed.join("; ");
+    if !unchanged.is_empty() {
+        summary.push_str(&format!("; {} unchanged", unchanged.join(", ")));
+    }
+    summary
+}
+
+/// `+kind name` for each added section, `-` removed, `~` changed; `None` when
+/// either side has syntax errors (their sections cannot be trusted).
+fn sections(file: ConfigFile, old: &[u8], new: &[u8]) -> Option<String> {
+    let (old, new) = (named_sections(file, old)?, named_sections(file, new)?);
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
+    for (name, value) in &new {
+        match old.iter().find(|(n, _)| n == name) {
+            None => added.push(format!("+{name}")),
+            Some((_, before)) if before != value => changed.push(format!("~{name}")),
+            Some(_) => {}
+        }
+    }
+    let removed = old
+        .iter()
+        .filter(|(name, _)| !new.iter().any(|(n, _)| n == name))
+        .map(|(name, _)| format!("-{name}"));
+    let mut items: Vec<String> = added.into_iter().chain(changed).chain(removed).collect();
+    let order_changed = {
+        let common = |a: &[(String, serde_json::Value)], b: &[(String, serde_json::Value)]| {
+            a.iter()
+                .filter(|(n, _)| b.iter().any(|(m, _)| m == n))
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>()
+        };
+        common(&old, &new) != common(&new, &old)
+    };
+    if order_changed {
+        // Order is meaning in flows.conf: the first matching flow wins.
+        items.push("order changed".to_owned());
+    }
+    if items.is_empty() {
+        return Some("comments or layout only".to_owned());
+    }
+    if items.len() > MAX_NAMED {
+        let more = items.len() - MAX_NAMED;
+        items.truncate(MAX_NAMED);
+        items.push(format!("{more} more"));
+    }
+    Some(items.join(", "))
+}
+
+/// Each section as `kind name` with its meaning as JSON (which leaves out where
+/// it was written).
+fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<(String, serde_json::Value)>> {
+    fn value<T: Serialize>(section: &T) -> serde_json::Value {
+        serde_json::to_value(section).unwrap_or(serde_json::Value::Null)
+    }
+    let clean =
+        |diagnostics: &[crate::config::Diagnostic]| !diagnostics.iter().any(|d| d.is_error());
+    match file {
+        ConfigFile::Network => {
+            let (config, diagnostics) = parse_network(bytes);
+            clean(&diagnostics).then(|| {
+                config
+                    .interfaces
+                    .iter()
+                    .map(|i| (format!("interface {}", i.name.as_str()), value(i)))
+                    .collect()
+            })
+        }
+        ConfigFile::Flows => {
+            let (config, diagnostics) = parse_flows(bytes);
+            clean(&diagnostics).then(|| {
+                config
+                    .flows
+                    .iter()
+                    .map(|f| {
+                        let name = format!("{} {}", f.direction.keyword(), f.name.as_str());
+                        (name, value(f))
+                    })
+                    .collect()
+            })
+        }
+        ConfigFile::Lvs => {
+            let (config, diagnostics) = parse_lvs(bytes);
+            clean(&diagnostics).then(|| {
+                config
+                    .directors
+                    .iter()
+                    .map(|d| (format!("director {}", d.name.as_str()), value(d)))
+                    .collect()
+            })
+        }
+    }
+}
+
+/// `+A -R lines` from a line-by-line diff, for files that do not parse.
+fn lines(old: &[u8], new: &[u8]) -> String {
+    let (old, new) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
+    let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref());
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    format!("+{added} -{removed} lines")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(network: &str, flows: &str, lvs: &str) -> ConfigFiles {
+        ConfigFiles {
+            network: network.into(),
+            flows: flows.into(),
+            lvs: lvs.into(),
+        }
+    }
+
+    const WEB: &str = "director web 192.0.2.10:80 TCP\n    server a 198.51.100.1 weight 1\n";
+
+    #[test]
+    fn names_added_changed_and_removed_sections_and_the_unchanged_files() {
+        let old = files("", "", &format!("{WEB}director mail 192.0.2.11:25 TCP\n"));
+        let new = files(
+            "",
+            "",
+            &format!(
+                "{}director web2 192.0.2.12:80 TCP\n",
+                WEB.replace("weight 1", "weight 5")
+            ),
+        );
+        assert_eq!(
+            summarize(&old, &new),
+            "lvs.conf: +director web2, ~director web, -director mail; network.conf, flows.conf unchanged"
+        );
+    }
+
+    #[test]
+    fn a_comment_is_layout_and_a_broken_file_counts_lines() {
+        let old = files("", "", WEB);
+        let new = files(
+            "service network eth1\n    bogus\n",
+            "",
+            &format!("# web\n{WEB}"),
+        );
+        assert_eq!(
+            summarize(&old, &new),
+            "network.conf: +2 -0 lines; lvs.conf: comments or layout only; flows.conf unchanged"
+        );
+        assert_eq!(summarize(&new, &new), "no changes");
+    }
+}
