@@ -137,7 +137,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
     state_dir: &Path,
     dry_run: bool,
     network: &mut N,
-    ipvs: Result<I, KernelError>,
+    mut ipvs: Result<I, KernelError>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
@@ -146,6 +146,31 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
     for diagnostic in &checked.diagnostics {
         let _ = writeln!(err, "{}", diagnostic.display_in(config_dir));
     }
+    let plan = plan_apply(&checked, state_dir, network, ipvs.as_mut().map_err(|e| &*e)).await?;
+    if plan.is_empty() {
+        let _ = writeln!(out, "no changes");
+    } else {
+        let _ = write!(out, "{plan}");
+    }
+    if dry_run {
+        return Ok(());
+    }
+    carry_out(&files, &plan, state_dir, network, ipvs.as_mut().ok()).await?;
+    if !plan.is_empty() {
+        let _ = writeln!(out, "applied {}", plural(plan.len(), "change"));
+    }
+    Ok(())
+}
+
+/// The plan that would bring the kernel to `checked`, refused when it has errors,
+/// or when `lvs.conf` has directors and there is no IPVS. Shared by `apply` and
+/// the console, which shows it before carrying it out.
+pub async fn plan_apply<N: NetworkBackend, I: IpvsBackend>(
+    checked: &config::Checked,
+    state_dir: &Path,
+    network: &mut N,
+    ipvs: Result<&mut I, &KernelError>,
+) -> Result<Plan, CommandError> {
     let errors = checked.count(Severity::Error);
     if errors > 0 {
         return Err(CommandError::Invalid(errors));
@@ -159,42 +184,44 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend>(
         network: apply::plan_network(network, &config.network, previous.as_ref()).await?,
         ipvs: Vec::new(),
     };
-    let mut ipvs = match ipvs {
-        Ok(mut backend) => {
-            plan.ipvs = apply::plan_ipvs(&mut backend, &config.lvs).await?;
-            Some(backend)
-        }
-        Err(_) if config.lvs.directors.is_empty() => None,
+    match ipvs {
+        Ok(backend) => plan.ipvs = apply::plan_ipvs(backend, &config.lvs).await?,
+        Err(_) if config.lvs.directors.is_empty() => {}
         Err(error) => {
             return Err(CommandError::NoIpvs {
                 directors: config.lvs.directors.len(),
-                error,
+                error: error.clone(),
             });
         }
-    };
-    if plan.is_empty() {
-        let _ = writeln!(out, "no changes");
-    } else {
-        let _ = write!(out, "{plan}");
     }
-    if dry_run {
-        return Ok(());
-    }
-    match ipvs.as_mut() {
-        Some(backend) => apply::execute(network, backend, &plan).await?,
+    Ok(plan)
+}
+
+/// Carries out `plan` (made by [`plan_apply`] from `files`) as one transaction
+/// and records `files` as what the kernel runs.
+pub async fn carry_out<N: NetworkBackend, I: IpvsBackend>(
+    files: &ConfigFiles,
+    plan: &Plan,
+    state_dir: &Path,
+    network: &mut N,
+    ipvs: Option<&mut I>,
+) -> Result<(), CommandError> {
+    match ipvs {
+        Some(backend) => apply::execute(network, backend, plan).await?,
         None => apply::execute_network(network, &plan.network).await?,
     }
-    // Flows are not programmed yet: the running copy says so.
-    let running = ConfigFiles {
-        network: files.network,
-        flows: Vec::new(),
-        lvs: files.lvs,
-    };
-    running.write_running(state_dir)?;
-    if !plan.is_empty() {
-        let _ = writeln!(out, "applied {}", plural(plan.len(), "change"));
-    }
+    running_copy(files).write_running(state_dir)?;
     Ok(())
+}
+
+/// What the running copy records of `files`: flows are not programmed yet, so
+/// the running copy has none.
+pub fn running_copy(files: &ConfigFiles) -> ConfigFiles {
+    ConfigFiles {
+        network: files.network.clone(),
+        flows: Vec::new(),
+        lvs: files.lvs.clone(),
+    }
 }
 
 #[derive(Serialize)]

@@ -9,3 +9,4 @@ pub mod config;
 pub mod kernel;
 pub mod plan;
 pub mod store;
+pub mod tui;

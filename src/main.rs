@@ -3,9 +3,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use lbconsole::cli;
 use lbconsole::kernel::ipvs::IpvsNetlink;
 use lbconsole::kernel::netlink::NetlinkBackend;
+use lbconsole::{cli, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -30,8 +30,14 @@ struct Args {
     )]
     state_dir: PathBuf,
 
+    /// Run the console in a throwaway network namespace with demo interfaces
+    /// eth0-eth3 and a copy of the example configuration: safe to apply anything.
+    #[arg(long)]
+    sandbox: bool,
+
+    /// Without a command: the console.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -65,7 +71,10 @@ enum Command {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut out = std::io::stdout().lock();
-    let result = match args.command {
+    let Some(command) = args.command else {
+        return console(args.config_dir, args.state_dir).await;
+    };
+    let result = match command {
         Command::Check { format } => {
             return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),
@@ -106,6 +115,30 @@ async fn main() -> ExitCode {
         },
     };
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn console(config_dir: PathBuf, state_dir: PathBuf) -> ExitCode {
+    let network = match NetlinkBackend::connect().await {
+        Ok(network) => network,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = tui::Options {
+        paths: tui::engine::Paths {
+            config_dir,
+            state_dir,
+        },
+        sandbox: None,
+    };
+    match tui::run(options, network, IpvsNetlink::connect().await).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("lbconsole: {error}");

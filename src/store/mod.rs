@@ -35,7 +35,7 @@ pub enum StoreError {
 }
 
 /// The bytes of the three files of one config directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigFiles {
     pub network: Vec<u8>,
     pub flows: Vec<u8>,
@@ -129,7 +129,8 @@ fn running_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("running")
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `path` with `bytes`: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path

@@ -1,0 +1,265 @@
+//! Everything the console does to the world: read and save the config dir, read
+//! the kernel, plan and apply. The UI sends [`Request`]s and gets [`Action`]s
+//! back, so it never waits on the disk or the kernel. Save and reload go through
+//! [`load`] and [`save`] only, so that they can move to the versioned store in one
+//! place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use super::app::Action;
+use crate::cli;
+use crate::config::{self, ConfigFile};
+use crate::kernel::{IpvsBackend, KernelError, LinkStatus, NetworkBackend, ServiceStatus};
+use crate::plan::ipvs::ServiceKey;
+use crate::store::{ConfigFiles, StoreError, write_atomic};
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+/// The files as saved in the config dir, and as last applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub saved: ConfigFiles,
+    pub running: Option<ConfigFiles>,
+}
+
+/// The config dir and the running copy. A config dir that does not exist yet,
+/// or holds none of the files, is an empty configuration: the console is where
+/// one writes the first.
+pub fn load(paths: &Paths) -> Result<Loaded, StoreError> {
+    let saved = match ConfigFiles::read(&paths.config_dir) {
+        Ok(files) => files,
+        Err(StoreError::Empty { .. }) => ConfigFiles::default(),
+        Err(StoreError::Dir { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            ConfigFiles::default()
+        }
+        Err(error) => return Err(error),
+    };
+    let running = ConfigFiles::read_running(&paths.state_dir)?;
+    Ok(Loaded { saved, running })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Someone else saved since this console loaded the files.
+    #[error("{} changed on disk since it was loaded; reload to see it (your edits are then lost)", .0.file_name())]
+    Stale(ConfigFile),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes `files` into the config dir, each atomically, unless what is on disk
+/// is no longer `expected` (what this console loaded or last saved).
+pub fn save(paths: &Paths, files: &ConfigFiles, expected: &ConfigFiles) -> Result<(), SaveError> {
+    let on_disk = load(paths)?.saved;
+    if let Some(file) = ConfigFile::ALL
+        .into_iter()
+        .find(|&file| on_disk.get(file) != expected.get(file))
+    {
+        return Err(SaveError::Stale(file));
+    }
+    let dir = &paths.config_dir;
+    let write_error = |path: &Path, source| StoreError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|source| write_error(dir, source))?;
+    for file in ConfigFile::ALL {
+        let path = dir.join(file.file_name());
+        write_atomic(&path, files.get(file)).map_err(|source| write_error(&path, source))?;
+    }
+    Ok(())
+}
+
+/// The files an apply programs today; the others are not compared with the
+/// running copy (flows are not programmed yet, so it never holds them).
+pub const APPLIED_FILES: [ConfigFile; 2] = [ConfigFile::Network, ConfigFile::Lvs];
+
+/// A flow's hit counter, as the Flows tab shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowCounter {
+    pub flow: String,
+    pub rule: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What the kernel is doing, for the live panes. An `Err` is the sentence
+/// saying why that part cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub links: Result<Vec<LinkStatus>, String>,
+    pub services: Result<Vec<ServiceStatus>, String>,
+    /// `None` until the firewall backend reports counters.
+    pub flows: Option<Vec<FlowCounter>>,
+}
+
+/// Facts about the machine for the Setup tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub hostname: String,
+    pub kernel: String,
+    /// `Ok` when available; otherwise what is missing and what to do.
+    pub ipvs: Result<(), String>,
+    pub bonding: Result<(), String>,
+    pub nftables: Result<(), String>,
+}
+
+/// A plan shown before it is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPreview {
+    /// One kernel operation per line, as `apply --dry-run` prints them.
+    pub operations: Vec<String>,
+}
+
+/// The outcome of an apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub changes: usize,
+    /// What is now recorded as running.
+    pub running: ConfigFiles,
+}
+
+#[derive(Debug, Clone)]
+pub enum Request {
+    Observe,
+    Facts,
+    Plan(ConfigFiles),
+    Apply(ConfigFiles),
+    Save {
+        files: ConfigFiles,
+        expected: ConfigFiles,
+    },
+    Reload,
+}
+
+/// Owns the kernel backends and the paths; answers one request at a time.
+pub struct Engine<N, I> {
+    pub network: N,
+    pub ipvs: Result<I, KernelError>,
+    pub paths: Paths,
+}
+
+impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
+    /// Answers requests until the console closes its end.
+    pub async fn serve(
+        mut self,
+        mut requests: UnboundedReceiver<Request>,
+        actions: UnboundedSender<Action>,
+    ) {
+        while let Some(request) = requests.recv().await {
+            let action = self.answer(request).await;
+            if actions.send(action).is_err() {
+                break;
+            }
+        }
+    }
+
+    pub async fn answer(&mut self, request: Request) -> Action {
+        match request {
+            Request::Observe => Action::Observed(Box::new(self.observe().await)),
+            Request::Facts => Action::Facts(Box::new(self.facts())),
+            Request::Plan(files) => Action::Planned(self.plan(&files).await),
+            Request::Apply(files) => Action::Applied(self.apply(&files).await),
+            Request::Save { files, expected } => Action::Saved(
+                save(&self.paths, &files, &expected)
+                    .map(|()| files)
+                    .map_err(|e| e.to_string()),
+            ),
+            Request::Reload => {
+                Action::Reloaded(Box::new(load(&self.paths).map_err(|e| e.to_string())))
+            }
+        }
+    }
+
+    pub async fn observe(&mut self) -> Live {
+        let links = self
+            .network
+            .observe()
+            .await
+            .map(|o| o.links)
+            .map_err(|e| e.to_string());
+        let services = match &mut self.ipvs {
+            Ok(backend) => backend
+                .observe()
+                .await
+                .map(|o| o.services)
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        Live {
+            links,
+            services,
+            flows: None,
+        }
+    }
+
+    async fn plan(&mut self, files: &ConfigFiles) -> Result<PlanPreview, String> {
+        let checked = config::check(files.sources());
+        let ipvs = self.ipvs.as_mut().map_err(|e| &*e);
+        let plan = cli::plan_apply(&checked, &self.paths.state_dir, &mut self.network, ipvs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(PlanPreview {
+            operations: plan.to_string().lines().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Plans again (the kernel may have moved since the preview) and carries
+    /// the plan out as one transaction.
+    async fn apply(&mut self, files: &ConfigFiles) -> Result<Applied, String> {
+        let checked = config::check(files.sources());
+        let paths = &self.paths;
+        let ipvs = self.ipvs.as_mut().map_err(|e| &*e);
+        let plan = cli::plan_apply(&checked, &paths.state_dir, &mut self.network, ipvs)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ipvs = self.ipvs.as_mut().ok();
+        cli::carry_out(files, &plan, &paths.state_dir, &mut self.network, ipvs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Applied {
+            changes: plan.len(),
+            running: cli::running_copy(files),
+        })
+    }
+
+    fn facts(&self) -> Facts {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".to_owned())
+        };
+        let module = |path: &str, missing: &str| {
+            if Path::new(path).exists() {
+                Ok(())
+            } else {
+                Err(missing.to_owned())
+            }
+        };
+        Facts {
+            hostname: read("/proc/sys/kernel/hostname"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            ipvs: self.ipvs.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            bonding: module(
+                "/sys/class/net/bonding_masters",
+                "no bonding: this kernel has no bonding module loaded (modprobe bonding)",
+            ),
+            nftables: module(
+                "/sys/module/nf_tables",
+                "no nftables: the nf_tables module is not loaded (modprobe nf_tables)",
+            ),
+        }
+    }
+}
+
+/// Director names by IPVS service, for the LB Layer4 pane.
+pub fn director_names(checked: &config::Checked) -> BTreeMap<ServiceKey, String> {
+    crate::plan::ipvs::service_names(&checked.config.lvs)
+}
