@@ -8,7 +8,8 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
-    IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
+    DestStatus, IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend, Observation,
+    ServiceStatus, Stats,
 };
 use crate::plan::ipvs::{IpvsOp, IpvsState};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
@@ -307,9 +308,36 @@ impl FakeIpvs {
 
 impl IpvsBackend for FakeIpvs {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
+        // What `status` shows, with the counters of a table no packet has crossed.
+        let services = self
+            .state
+            .services
+            .iter()
+            .map(|(key, service)| ServiceStatus {
+                key: *key,
+                scheduler: service.settings.scheduler.clone(),
+                flags: service.settings.flags,
+                timeout: service.settings.timeout,
+                stats: Stats::default(),
+                destinations: service
+                    .destinations
+                    .iter()
+                    .map(|(dest, settings)| DestStatus {
+                        address: dest.address,
+                        port: dest.port,
+                        forward: settings.forward,
+                        weight: settings.weight,
+                        active_connections: 0,
+                        inactive_connections: 0,
+                        persistent_connections: 0,
+                        stats: Stats::default(),
+                    })
+                    .collect(),
+            })
+            .collect();
         Ok(IpvsObservation {
             state: self.state.clone(),
-            services: Vec::new(),
+            services,
         })
     }
 

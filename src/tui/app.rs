@@ -194,6 +194,11 @@ pub struct App {
     last_edit: Option<Instant>,
     pub saved: ConfigFiles,
     pub running: Option<ConfigFiles>,
+    /// Files whose buffer differs from the saved file, and applied files whose
+    /// buffer differs from what runs; kept up to date as buffers change, so a
+    /// frame never compares whole files.
+    unsaved: Vec<ConfigFile>,
+    unapplied: Vec<ConfigFile>,
     pub live: Option<Live>,
     observing: bool,
     pub facts: Option<Facts>,
@@ -210,7 +215,7 @@ pub struct App {
 impl App {
     pub fn new(loaded: Loaded, keymap: Keymap, theme: Theme, settings: Settings) -> Self {
         let text = |file| String::from_utf8_lossy(loaded.saved.get(file)).into_owned();
-        Self {
+        let mut app = Self {
             tab: Tab::Network,
             mode: Mode::Normal,
             overlay: None,
@@ -223,6 +228,8 @@ impl App {
             last_edit: None,
             saved: loaded.saved,
             running: loaded.running,
+            unsaved: Vec::new(),
+            unapplied: Vec::new(),
             live: None,
             observing: false,
             facts: None,
@@ -233,7 +240,9 @@ impl App {
             settings,
             size: (80, 24),
             search: String::new(),
-        }
+        };
+        app.compare(&ConfigFile::ALL);
+        app
     }
 
     /// What the console asks for when it starts: a first validation, the
@@ -269,45 +278,54 @@ impl App {
 
     /// The three buffers as files.
     pub fn buffers(&self) -> ConfigFiles {
-        let text = |file: ConfigFile| {
-            let mut bytes = self.editor(file).contents().into_bytes();
-            if bytes.is_empty() {
-                return bytes;
-            }
-            // An editor holds lines; a file that ended in a newline keeps it.
-            if !bytes.ends_with(b"\n") && self.saved.get(file).ends_with(b"\n") {
-                bytes.push(b'\n');
-            }
-            bytes
-        };
         ConfigFiles {
-            network: text(ConfigFile::Network),
-            flows: text(ConfigFile::Flows),
-            lvs: text(ConfigFile::Lvs),
+            network: self.buffer(ConfigFile::Network),
+            flows: self.buffer(ConfigFile::Flows),
+            lvs: self.buffer(ConfigFile::Lvs),
+        }
+    }
+
+    fn buffer(&self, file: ConfigFile) -> Vec<u8> {
+        let mut bytes = self.editor(file).contents().into_bytes();
+        // An editor holds lines; a file that ended in a newline keeps it.
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") && self.saved.get(file).ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+        bytes
+    }
+
+    /// Compares the buffers of `files` with the saved and the running files.
+    fn compare(&mut self, files: &[ConfigFile]) {
+        for &file in files {
+            let buffer = self.buffer(file);
+            let unsaved = buffer != self.saved.get(file);
+            let unapplied = engine::APPLIED_FILES.contains(&file)
+                && self
+                    .running
+                    .as_ref()
+                    .is_none_or(|running| running.get(file) != buffer.as_slice());
+            for (list, differs) in [
+                (&mut self.unsaved, unsaved),
+                (&mut self.unapplied, unapplied),
+            ] {
+                list.retain(|&f| f != file);
+                if differs {
+                    list.push(file);
+                    list.sort();
+                }
+            }
         }
     }
 
     /// The files whose buffer differs from the saved file.
-    pub fn unsaved(&self) -> Vec<ConfigFile> {
-        let buffers = self.buffers();
-        ConfigFile::ALL
-            .into_iter()
-            .filter(|&file| buffers.get(file) != self.saved.get(file))
-            .collect()
+    pub fn unsaved(&self) -> &[ConfigFile] {
+        &self.unsaved
     }
 
     /// The applied files whose buffer differs from what runs (all of them when
     /// nothing was ever applied).
-    pub fn unapplied(&self) -> Vec<ConfigFile> {
-        let buffers = self.buffers();
-        engine::APPLIED_FILES
-            .into_iter()
-            .filter(|&file| {
-                self.running
-                    .as_ref()
-                    .is_none_or(|running| running.get(file) != buffers.get(file))
-            })
-            .collect()
+    pub fn unapplied(&self) -> &[ConfigFile] {
+        &self.unapplied
     }
 
     /// True while typing has not yet been validated.
@@ -383,9 +401,9 @@ impl App {
                 match result {
                     Ok(applied) => {
                         self.running = Some(applied.running);
+                        self.compare(&ConfigFile::ALL);
                         self.note(&format!(
-                            "applied {} change(s); no rollback guard yet: confirm-or-rollback \
-                             arrives with the versioned store",
+                            "applied {} change(s), not guarded: no confirm-or-rollback yet",
                             applied.changes
                         ));
                     }
@@ -398,6 +416,7 @@ impl App {
                 match result {
                     Ok(files) => {
                         self.saved = files;
+                        self.compare(&ConfigFile::ALL);
                         self.note(&format!("saved to {}", self.settings.config_dir));
                     }
                     Err(error) if error.contains("changed on disk") => {
@@ -456,6 +475,9 @@ impl App {
     }
 
     fn edited(&mut self, now: Instant) {
+        if let Some(file) = self.tab.file() {
+            self.compare(&[file]);
+        }
         self.generation += 1;
         self.last_edit = Some(now);
         self.notice = None;
@@ -486,7 +508,7 @@ impl App {
     /// The editor's window: the screen less the tab bar, status line, problem
     /// list and live pane (see `ui::layout`).
     fn follow_cursor(&mut self) {
-        let (width, height) = super::ui::editor_size(self.size);
+        let (width, height) = super::ui::editor_size(self.size, self.diagnostics.len());
         if let Some(editor) = self.current_editor() {
             editor.follow_cursor(height, width);
         }
@@ -519,7 +541,9 @@ impl App {
     }
 
     fn run(&mut self, command: Command, now: Instant) -> Vec<Effect> {
-        let page = super::ui::editor_size(self.size).1.max(1);
+        let page = super::ui::editor_size(self.size, self.diagnostics.len())
+            .1
+            .max(1);
         match command {
             Command::TabNetwork => self.switch(Tab::Network),
             Command::TabFlows => self.switch(Tab::Flows),
@@ -549,7 +573,7 @@ impl App {
             }
             Command::Search => {
                 self.overlay = Some(Overlay::Search {
-                    query: self.search.clone(),
+                    query: String::new(),
                 });
             }
             Command::Quit => return self.quit(),
@@ -567,7 +591,7 @@ impl App {
                     question: Question::Reload,
                     text: format!(
                         "Throw away the edits of {} and reload the saved files?",
-                        names(&self.unsaved())
+                        names(self.unsaved())
                     ),
                 });
             }
@@ -626,8 +650,8 @@ impl App {
     }
 
     fn quit(&mut self) -> Vec<Effect> {
-        let unsaved = self.unsaved();
-        let unapplied = self.unapplied();
+        let unsaved = self.unsaved.clone();
+        let unapplied = self.unapplied.clone();
         let mut reasons = Vec::new();
         if !unsaved.is_empty() {
             reasons.push(format!("unsaved edits in {}", names(&unsaved)));

@@ -188,8 +188,14 @@ impl std::str::FromStr for Key {
                 }
             },
         };
-        let key = KeyEvent::new(code, modifiers);
-        Ok(Self::from_event(key))
+        // A terminal sends shift-n as `N`.
+        let code = match code {
+            KeyCode::Char(c) if modifiers.contains(KeyModifiers::SHIFT) => {
+                KeyCode::Char(c.to_ascii_uppercase())
+            }
+            other => other,
+        };
+        Ok(Self::from_event(KeyEvent::new(code, modifiers)))
     }
 }
 
@@ -503,7 +509,7 @@ mod tests {
         let cases = [
             (
                 "[[normal]]\non = [\"ctrl-shft-x\"]\nrun = \"save\"\n",
-                "keymap.toml:2:7: unknown key `ctrl-shft-x` (a character, f1-f12,",
+                "keymap.toml:2:6: unknown key `ctrl-shft-x` (a character, f1-f12,",
             ),
             (
                 "[[normal]]\non = [\"x\"]\nrun = \"sav\"\n",

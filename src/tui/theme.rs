@@ -321,7 +321,7 @@ mod tests {
             ),
             (
                 "[styles]\nname = { modifiers = [\"blink\"] }\n",
-                "theme.toml:2:23: unknown modifier `blink` (bold, dim, italic, underlined or reversed)",
+                "theme.toml:2:22: unknown modifier `blink` (bold, dim, italic, underlined or reversed)",
             ),
             (
                 "preset = \"solarized\"\n",

@@ -30,7 +30,7 @@ struct Areas {
     hint: Rect,
 }
 
-fn layout(area: Rect) -> Areas {
+fn layout(area: Rect, problems: usize) -> Areas {
     let [tabs, middle, state, hint] = Layout::vertical([
         Constraint::Length(u16::from(area.height >= 3)),
         Constraint::Fill(1),
@@ -38,8 +38,9 @@ fn layout(area: Rect) -> Areas {
         Constraint::Length(u16::from(area.height >= 10)),
     ])
     .areas(area);
+    // A title row, and a row per problem up to a few.
     let problems_height = if area.height >= PROBLEMS_MIN_HEIGHT {
-        PROBLEM_ROWS + 1
+        problems.min(PROBLEM_ROWS as usize) as u16 + 1
     } else {
         0
     };
@@ -64,8 +65,8 @@ fn layout(area: Rect) -> Areas {
 
 /// The editor's text window (width, height) on a screen of `size`, for moving
 /// the view along with the cursor.
-pub fn editor_size(size: (u16, u16)) -> (usize, usize) {
-    let editor = layout(Rect::new(0, 0, size.0, size.1)).editor;
+pub fn editor_size(size: (u16, u16), problems: usize) -> (usize, usize) {
+    let editor = layout(Rect::new(0, 0, size.0, size.1), problems).editor;
     // Less the title row.
     (
         editor.width as usize,
@@ -76,7 +77,7 @@ pub fn editor_size(size: (u16, u16)) -> (usize, usize) {
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let styles = &app.theme.styles;
-    let areas = layout(area);
+    let areas = layout(area, app.diagnostics.len());
     draw_tabs(frame, areas.tabs, app);
     match app.tab.file() {
         Some(file) => {
@@ -370,9 +371,7 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(value, style),
         ])
     };
-    let buffers = app.buffers();
-    let unsaved = app.unsaved();
-    let unapplied = app.unapplied();
+    let (unsaved, unapplied) = (app.unsaved(), app.unapplied());
     let mut lines = vec![heading("Configuration")];
     lines.push(field(
         "config dir",
@@ -398,10 +397,9 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             "running"
         };
-        let size = buffers.get(file).len();
         lines.push(field(
             file.file_name(),
-            format!("{lines_count} lines, {size} bytes: {saved}, {running}"),
+            format!("{lines_count} lines: {saved}, {running}"),
             if unsaved.contains(&file) || unapplied.contains(&file) {
                 styles.warning
             } else {
@@ -455,10 +453,9 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
     let styles = &app.theme.styles;
     let mode = match (app.mode, app.tab.file()) {
         (Mode::Edit, Some(_)) => " EDIT ",
-        _ => " KEYS ",
+        _ => " VIEW ",
     };
-    let unsaved = app.unsaved();
-    let unapplied = app.unapplied();
+    let (unsaved, unapplied) = (app.unsaved(), app.unapplied());
     let short = |files: &[ConfigFile]| {
         files
             .iter()
@@ -469,13 +466,13 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
     let saved = if unsaved.is_empty() {
         Span::styled(" saved", styles.ok)
     } else {
-        Span::styled(format!(" unsaved:{}", short(&unsaved)), styles.warning)
+        Span::styled(format!(" unsaved:{}", short(unsaved)), styles.warning)
     };
     let running = match (&app.running, unapplied.is_empty()) {
         (None, _) => Span::styled(" never applied", styles.warning),
         (Some(_), true) => Span::styled(" running", styles.ok),
         (Some(_), false) => {
-            Span::styled(format!(" unapplied:{}", short(&unapplied)), styles.warning)
+            Span::styled(format!(" unapplied:{}", short(unapplied)), styles.warning)
         }
     };
     let (errors, warnings) = (app.count(Severity::Error), app.count(Severity::Warning));
