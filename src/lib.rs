@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod kernel;
 pub mod plan;
+pub mod sandbox;
 pub mod store;
 pub mod tui;

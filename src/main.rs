@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use lbconsole::kernel::ipvs::IpvsNetlink;
 use lbconsole::kernel::netlink::NetlinkBackend;
-use lbconsole::{cli, tui};
+use lbconsole::{cli, sandbox, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -67,12 +67,55 @@ enum Command {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // The namespace comes first: a user namespace is refused to a process that
+    // has threads, and no interface may be created before it.
+    let sandbox = if args.sandbox {
+        let seed = explicit_config_dir(&args);
+        match sandbox::enter(seed.as_deref()) {
+            Ok(sandbox) => Some(sandbox),
+            Err(error) => {
+                eprintln!("lbconsole: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lbconsole: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args, sandbox))
+}
+
+/// `--config-dir` as given on the command line or in the environment, not its default.
+fn explicit_config_dir(args: &Args) -> Option<PathBuf> {
+    let given = std::env::args_os().any(|a| a.to_string_lossy().starts_with("--config-dir"))
+        || std::env::var_os("LBCONSOLE_CONFIG_DIR").is_some();
+    given.then(|| args.config_dir.clone())
+}
+
+async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
+    // In the sandbox every command works on its throwaway directories.
+    if let Some(sandbox) = &sandbox {
+        args.config_dir = sandbox.config_dir.clone();
+        args.state_dir = sandbox.state_dir.clone();
+    }
     let mut out = std::io::stdout().lock();
     let Some(command) = args.command else {
-        return console(args.config_dir, args.state_dir).await;
+        let paths = tui::engine::Paths {
+            config_dir: args.config_dir,
+            state_dir: args.state_dir,
+        };
+        return console(paths, sandbox.as_ref().map(|s| s.description.clone())).await;
     };
     let result = match command {
         Command::Check { format } => {
@@ -123,7 +166,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn console(config_dir: PathBuf, state_dir: PathBuf) -> ExitCode {
+async fn console(paths: tui::engine::Paths, sandbox: Option<String>) -> ExitCode {
     let network = match NetlinkBackend::connect().await {
         Ok(network) => network,
         Err(error) => {
@@ -131,13 +174,7 @@ async fn console(config_dir: PathBuf, state_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = tui::Options {
-        paths: tui::engine::Paths {
-            config_dir,
-            state_dir,
-        },
-        sandbox: None,
-    };
+    let options = tui::Options { paths, sandbox };
     match tui::run(options, network, IpvsNetlink::connect().await).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

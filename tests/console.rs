@@ -56,6 +56,7 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs> {
             config_dir: state_dir.join("config"),
             state_dir: state_dir.to_owned(),
         },
+        modules: |_| true,
     }
 }
 
@@ -444,6 +445,22 @@ fn apply_without_ipvs_names_the_missing_module() {
     assert_eq!(
         text,
         "lvs.conf has 4 directors, but IPVS is not available (modprobe ip_vs); nothing was applied"
+    );
+    assert_eq!(console.engine.network.executed, 0);
+}
+
+#[test]
+fn apply_without_bonding_names_the_missing_module() {
+    let mut console = Console::new("no-bonding", examples());
+    console.engine.modules = |module| module != "bonding";
+    console.run(Command::Apply);
+    let Some(Overlay::Message { text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(
+        text,
+        "network.conf has bonds, but this kernel has no bonding module loaded (modprobe bonding); \
+         nothing was applied"
     );
     assert_eq!(console.engine.network.executed, 0);
 }

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::app::Action;
+use crate::apply::Plan;
 use crate::cli;
 use crate::config::{self, ConfigFile};
 use crate::kernel::{IpvsBackend, KernelError, LinkStatus, NetworkBackend, ServiceStatus};
 use crate::plan::ipvs::ServiceKey;
+use crate::plan::network::{NetOp, NewLink};
 use crate::store::{ConfigFiles, StoreError, write_atomic};
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,8 @@ pub struct Engine<N, I> {
     pub network: N,
     pub ipvs: Result<I, KernelError>,
     pub paths: Paths,
+    /// Whether a kernel module is loaded: [`module_loaded`], or a stand-in in tests.
+    pub modules: fn(&str) -> bool,
 }
 
 impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
@@ -206,6 +210,7 @@ impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
         let plan = cli::plan_apply(&checked, &self.paths.state_dir, &mut self.network, ipvs)
             .await
             .map_err(|e| e.to_string())?;
+        missing_modules(&plan, self.modules)?;
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
         })
@@ -220,6 +225,7 @@ impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
         let plan = cli::plan_apply(&checked, &paths.state_dir, &mut self.network, ipvs)
             .await
             .map_err(|e| e.to_string())?;
+        missing_modules(&plan, self.modules)?;
         let ipvs = self.ipvs.as_mut().ok();
         cli::carry_out(files, &plan, &paths.state_dir, &mut self.network, ipvs)
             .await
@@ -236,8 +242,8 @@ impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_else(|_| "unknown".to_owned())
         };
-        let module = |path: &str, missing: &str| {
-            if Path::new(path).exists() {
+        let module = |name: &str, missing: &str| {
+            if (self.modules)(name) {
                 Ok(())
             } else {
                 Err(missing.to_owned())
@@ -248,15 +254,42 @@ impl<N: NetworkBackend, I: IpvsBackend> Engine<N, I> {
             kernel: read("/proc/sys/kernel/osrelease"),
             ipvs: self.ipvs.as_ref().map(|_| ()).map_err(|e| e.to_string()),
             bonding: module(
-                "/sys/class/net/bonding_masters",
-                "no bonding: this kernel has no bonding module loaded (modprobe bonding)",
+                "bonding",
+                "no bonding: the bonding module is not loaded (modprobe bonding)",
             ),
             nftables: module(
-                "/sys/module/nf_tables",
+                "nf_tables",
                 "no nftables: the nf_tables module is not loaded (modprobe nf_tables)",
             ),
         }
     }
+}
+
+/// Whether the running kernel has module `name` loaded (or built in).
+pub fn module_loaded(name: &str) -> bool {
+    Path::new("/sys/module").join(name).exists()
+}
+
+/// Refuses a plan that creates bonds or VLANs on a kernel without the module
+/// for them, naming it, rather than letting the kernel answer "not supported"
+/// halfway through. `loaded` says whether a module is loaded.
+pub fn missing_modules(plan: &Plan, loaded: impl Fn(&str) -> bool) -> Result<(), String> {
+    for (module, what) in [("bonding", "bonds"), ("8021q", "VLANs")] {
+        let needed = plan.network.iter().any(|step| match &step.op {
+            NetOp::CreateLink { link, .. } => match link {
+                NewLink::Bond(_) => module == "bonding",
+                NewLink::Vlan { .. } => module == "8021q",
+            },
+            _ => false,
+        });
+        if needed && !loaded(module) {
+            return Err(format!(
+                "network.conf has {what}, but this kernel has no {module} module loaded \
+                 (modprobe {module}); nothing was applied"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Director names by IPVS service, for the LB Layer4 pane.

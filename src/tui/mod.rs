@@ -92,6 +92,7 @@ pub async fn run<N: NetworkBackend, I: IpvsBackend>(
         network,
         ipvs,
         paths: options.paths,
+        modules: engine::module_loaded,
     };
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
