@@ -287,23 +287,48 @@ impl App {
 
     fn buffer(&self, file: ConfigFile) -> Vec<u8> {
         let mut bytes = self.editor(file).contents().into_bytes();
-        // An editor holds lines; a file that ended in a newline keeps it.
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") && self.saved.get(file).ends_with(b"\n") {
+        if self.adds_newline(file) {
             bytes.push(b'\n');
         }
         bytes
     }
 
+    /// An editor holds lines; a file that ended in a newline keeps it.
+    fn adds_newline(&self, file: ConfigFile) -> bool {
+        let lines = self.editor(file).lines();
+        let empty = lines.len() == 1 && lines[0].is_empty();
+        let ends_with_newline = lines.len() > 1 && lines.last().is_some_and(String::is_empty);
+        !empty && !ends_with_newline && self.saved.get(file).ends_with(b"\n")
+    }
+
+    /// Whether the buffer of `file` is `bytes`, without building the buffer:
+    /// this runs after every keystroke, on files of any size.
+    fn buffer_is(&self, file: ConfigFile, bytes: &[u8]) -> bool {
+        let mut rest = bytes;
+        for (index, line) in self.editor(file).lines().iter().enumerate() {
+            if index > 0 {
+                let Some(after) = rest.strip_prefix(b"\n") else {
+                    return false;
+                };
+                rest = after;
+            }
+            let Some(after) = rest.strip_prefix(line.as_bytes()) else {
+                return false;
+            };
+            rest = after;
+        }
+        rest.is_empty() || (rest == b"\n" && self.adds_newline(file))
+    }
+
     /// Compares the buffers of `files` with the saved and the running files.
     fn compare(&mut self, files: &[ConfigFile]) {
         for &file in files {
-            let buffer = self.buffer(file);
-            let unsaved = buffer != self.saved.get(file);
+            let unsaved = !self.buffer_is(file, self.saved.get(file));
             let unapplied = engine::APPLIED_FILES.contains(&file)
                 && self
                     .running
                     .as_ref()
-                    .is_none_or(|running| running.get(file) != buffer.as_slice());
+                    .is_none_or(|running| !self.buffer_is(file, running.get(file)));
             for (list, differs) in [
                 (&mut self.unsaved, unsaved),
                 (&mut self.unapplied, unapplied),
