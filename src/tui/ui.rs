@@ -410,8 +410,7 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::raw(""));
     lines.push(heading("History"));
     lines.push(Line::raw(
-        "  Versions, history, restore and the confirm countdown arrive with the versioned \
-         store; today Save replaces the three files of the config dir, each atomically.",
+        "  arrives with the versioned store; Save replaces the files, each atomically",
     ));
     lines.push(Line::raw(""));
     lines.push(heading("Settings"));
@@ -445,6 +444,10 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::raw(""));
         lines.push(heading("Sandbox"));
         lines.push(Line::raw(format!("  {sandbox}")));
+    }
+    // On a small screen the sections go without blank lines between them.
+    if lines.len() > inner.height as usize {
+        lines.retain(|line| line.width() > 0);
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
