@@ -82,7 +82,8 @@ pub fn enter(seed: Option<&Path>) -> Result<Sandbox, SandboxError> {
     }
     ip(&["link", "set", "lo", "up"])?;
     spawn_peer_namespace()?;
-    let dir = std::env::temp_dir().join(format!("lbconsole-sandbox-{}", std::process::id()));
+    remove_abandoned_dirs();
+    let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}", std::process::id()));
     let sandbox = Sandbox {
         config_dir: dir.join("config"),
         state_dir: dir.join("state"),
@@ -102,6 +103,25 @@ pub fn enter(seed: Option<&Path>) -> Result<Sandbox, SandboxError> {
         module("bonding", "bonding"),
     );
     Ok(sandbox)
+}
+
+const DIR_PREFIX: &str = "lbconsole-sandbox-";
+
+/// The dirs of sandboxes whose console is gone: one killed by a signal (a
+/// closed terminal) never reaches its own clean-up.
+fn remove_abandoned_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX));
+        if let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok())
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn module(name: &str, what: &str) -> String {
