@@ -78,6 +78,9 @@ pub struct ApplyRequest {
     pub confirm_timeout: Option<u64>,
     /// Refuse unless the saved version is this one.
     pub expect_version: Option<u64>,
+    /// Apply these files (the console's edited buffers, saved or not) instead
+    /// of the saved configuration.
+    pub files: Option<ConfigFiles>,
 }
 
 /// What an apply did.
@@ -102,7 +105,10 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Applied, ConfirmError> {
     if request.dry_run {
-        let files = store.peek()?;
+        let files = match &request.files {
+            Some(files) => files.clone(),
+            None => store.peek()?,
+        };
         let running = store.running()?;
         let plan = apply::apply_files(
             &files,
@@ -134,8 +140,17 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         }
         None => {}
     }
-    let saved = store.sync_locked(&locked)?;
+    let mut saved = store.sync_locked(&locked)?;
     store.check_expected(&saved, request.expect_version)?;
+    if let Some(files) = request
+        .files
+        .as_ref()
+        .filter(|&files| *files != saved.files)
+    {
+        // Edits not saved yet: what runs is no saved version.
+        saved.files = files.clone();
+        saved.version = 0;
+    }
     let running = store.running()?;
     let pending = match request.confirm_timeout {
         Some(timeout) => Some(start_guard(

@@ -12,4 +12,6 @@ pub mod confirm;
 pub mod daemon;
 pub mod kernel;
 pub mod plan;
+pub mod sandbox;
 pub mod store;
+pub mod tui;

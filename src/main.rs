@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
 use lbconsole::store::Store;
-use lbconsole::{cli, daemon};
+use lbconsole::{cli, daemon, sandbox, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
 /// network, flows, LVS directors and the saved configuration.
@@ -31,8 +31,14 @@ struct Args {
     )]
     state_dir: PathBuf,
 
+    /// Run the console in a throwaway network namespace with demo interfaces
+    /// eth0-eth3 and a copy of the example configuration: safe to apply anything.
+    #[arg(long)]
+    sandbox: bool,
+
+    /// Without a command: the console.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -134,10 +140,56 @@ fn log_to_stderr() {
         .init();
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // The namespace comes first: a user namespace is refused to a process that
+    // has threads, and no interface may be created before it.
+    let sandbox = if args.sandbox {
+        let seed = explicit_config_dir(&args);
+        match sandbox::enter(seed.as_deref()) {
+            Ok(sandbox) => Some(sandbox),
+            Err(error) => {
+                eprintln!("lbconsole: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lbconsole: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args, sandbox))
+}
+
+/// `--config-dir` as given on the command line or in the environment, not its default.
+fn explicit_config_dir(args: &Args) -> Option<PathBuf> {
+    let given = std::env::args_os().any(|a| a.to_string_lossy().starts_with("--config-dir"))
+        || std::env::var_os("LBCONSOLE_CONFIG_DIR").is_some();
+    given.then(|| args.config_dir.clone())
+}
+
+async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
+    // In the sandbox every command works on its throwaway directories.
+    if let Some(sandbox) = &sandbox {
+        args.config_dir = sandbox.config_dir.clone();
+        args.state_dir = sandbox.state_dir.clone();
+    }
     let mut out = std::io::stdout().lock();
+    let Some(command) = args.command else {
+        let paths = tui::engine::Paths {
+            config_dir: args.config_dir,
+            state_dir: args.state_dir,
+        };
+        return console(paths, sandbox.as_ref().map(|s| s.description.clone())).await;
+    };
     let mut err = std::io::stderr().lock();
     let store = match Store::open(&args.config_dir, &args.state_dir) {
         Ok(store) => store,
@@ -146,7 +198,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match args.command {
+    let result = match command {
         Command::Check { format } => {
             return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),
@@ -166,6 +218,7 @@ async fn main() -> ExitCode {
                     dry_run,
                     confirm_timeout,
                     expect_version,
+                    files: None,
                 };
                 cli::apply(
                     &args.config_dir,
@@ -254,4 +307,22 @@ async fn guard(store: &Store, id: &str) -> Result<(), cli::CommandError> {
     }
     confirm::guard(store, id, connect).await?;
     Ok(())
+}
+
+async fn console(paths: tui::engine::Paths, sandbox: Option<String>) -> ExitCode {
+    let kernel = match Kernel::connect().await {
+        Ok(kernel) => kernel,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = tui::Options { paths, sandbox };
+    match tui::run(options, kernel).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lbconsole: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -8,8 +8,8 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
-    FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus, NetworkBackend,
-    Observation,
+    DestStatus, FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus,
+    NetworkBackend, Observation, ServiceStatus, Stats,
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{IpvsOp, IpvsState};
@@ -319,9 +319,36 @@ impl FakeIpvs {
 
 impl IpvsBackend for FakeIpvs {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
+        // What `status` shows, with the counters of a table no packet has crossed.
+        let services = self
+            .state
+            .services
+            .iter()
+            .map(|(key, service)| ServiceStatus {
+                key: *key,
+                scheduler: service.settings.scheduler.clone(),
+                flags: service.settings.flags,
+                timeout: service.settings.timeout,
+                stats: Stats::default(),
+                destinations: service
+                    .destinations
+                    .iter()
+                    .map(|(dest, settings)| DestStatus {
+                        address: dest.address,
+                        port: dest.port,
+                        forward: settings.forward,
+                        weight: settings.weight,
+                        active_connections: 0,
+                        inactive_connections: 0,
+                        persistent_connections: 0,
+                        stats: Stats::default(),
+                    })
+                    .collect(),
+            })
+            .collect();
         Ok(IpvsObservation {
             state: self.state.clone(),
-            services: Vec::new(),
+            services,
         })
     }
 
@@ -335,6 +362,8 @@ impl IpvsBackend for FakeIpvs {
 #[derive(Debug, Clone, Default)]
 pub struct FakeFirewall {
     pub table: Option<TableState>,
+    /// The installed table's counters, all zero: nothing passes a fake kernel.
+    pub counters: Vec<FlowCounter>,
     /// Refuse the operation with this index (0-based, over the table's life).
     pub fail_at: Option<usize>,
     pub executed: usize,
@@ -346,7 +375,7 @@ impl FirewallBackend for FakeFirewall {
     }
 
     async fn counters(&mut self) -> Result<Vec<FlowCounter>, KernelError> {
-        Ok(Vec::new())
+        Ok(self.counters.clone())
     }
 
     async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
@@ -365,10 +394,13 @@ impl FirewallBackend for FakeFirewall {
             });
         }
         self.table = match op {
-            FirewallOp::Install(ruleset) => Some(TableState {
-                fingerprint: Some(ruleset.fingerprint.clone()),
-                chains: ruleset.rule_counts.keys().cloned().collect(),
-            }),
+            FirewallOp::Install(ruleset) => {
+                self.counters = crate::plan::flows::counters(&ruleset.batch);
+                Some(TableState {
+                    fingerprint: Some(ruleset.fingerprint.clone()),
+                    chains: ruleset.rule_counts.keys().cloned().collect(),
+                })
+            }
             FirewallOp::Restore(listing) => {
                 let (fingerprint, chains) =
                     serde_json::from_str(listing).map_err(|error| KernelError::Operation {
@@ -380,7 +412,10 @@ impl FirewallBackend for FakeFirewall {
                     chains,
                 })
             }
-            FirewallOp::Remove => None,
+            FirewallOp::Remove => {
+                self.counters.clear();
+                None
+            }
         };
         Ok(())
     }

@@ -196,18 +196,22 @@ pub struct FlowCounter {
 }
 
 /// Every counter of our table's listing that carries a flow's comment, in the
-/// listing's order (file order).
+/// listing's order (file order). A batch of `add` commands reads as all zeros.
 pub fn counters(listing: &Nftables<'_>) -> Vec<FlowCounter> {
     let mut found = Vec::new();
     for object in listing.objects.iter() {
-        let NfObject::ListObject(NfListObject::Rule(rule)) = object else {
+        let (NfObject::ListObject(NfListObject::Rule(rule))
+        | NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(rule)))) = object
+        else {
             continue;
         };
         let Some((direction, flow, index)) = rule.comment.as_deref().and_then(parse_comment) else {
             continue;
         };
         let counted = rule.expr.iter().find_map(|statement| match statement {
-            Statement::Counter(Counter::Anonymous(Some(counter))) => Some(counter),
+            Statement::Counter(Counter::Anonymous(counter)) => {
+                Some(counter.clone().unwrap_or_default())
+            }
             _ => None,
         });
         if let Some(counter) = counted {

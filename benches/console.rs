@@ -1,0 +1,165 @@
+//! Keystroke to frame in the console on a 50,000-line `lvs.conf`, and the bytes
+//! each frame writes to the terminal (ratatui sends only the cells that changed;
+//! over a 9600-baud serial line every byte is about a millisecond).
+//!
+//! `cargo bench --bench console`. The frame goes through ratatui's crossterm
+//! backend into a writer that counts bytes, at 80×24 and 120×40.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use lbconsole::config;
+use lbconsole::store::ConfigFiles;
+use lbconsole::tui::app::{Action, App, Settings};
+use lbconsole::tui::engine::Loaded;
+use lbconsole::tui::keymap::{Command, Keymap};
+use lbconsole::tui::theme::Theme;
+use lbconsole::tui::ui;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+
+const LINES: usize = 50_000;
+const KEYSTROKES: usize = 500;
+
+/// Counts what the terminal would be sent.
+#[derive(Default, Clone)]
+struct CountingWriter {
+    bytes: Rc<Cell<usize>>,
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.set(self.bytes.get() + buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Directors of eight lines each, with a comment and a blank line between.
+fn big_lvs() -> String {
+    let mut text = String::new();
+    let mut index = 0;
+    while text.lines().count() < LINES {
+        let (a, b) = (index / 250, index % 250);
+        text.push_str(&format!(
+            "# director {index}\ndirector d{index} 10.{a}.{b}.1:80 TCP\n    balance roundrobin\n    \
+             mode nat\n    server s{index}a 172.16.{b}.11:8080 weight 2 check\n    \
+             server s{index}b 172.16.{b}.12:8080 weight 1 check\n\n"
+        ));
+        index += 1;
+    }
+    text.lines().take(LINES).map(|l| format!("{l}\n")).collect()
+}
+
+fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+struct Figures {
+    times: Vec<Duration>,
+    bytes: Vec<usize>,
+}
+
+fn percentile<T: Copy + Ord>(values: &[T], p: usize) -> T {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+/// Runs `keys` one at a time, each followed by a frame.
+fn measure(width: u16, height: u16, lvs: &str, keys: &dyn Fn(usize) -> Action) -> Figures {
+    let loaded = Loaded {
+        saved: ConfigFiles {
+            lvs: lvs.as_bytes().to_vec(),
+            ..Default::default()
+        },
+        running: None,
+    };
+    let theme = Theme::preset("default").expect("built in");
+    let mut app = App::new(
+        loaded,
+        Keymap::preset("default").expect("built in"),
+        theme,
+        Settings::default(),
+    );
+    let now = Instant::now();
+    app.update(Action::Resize(width, height), now);
+    app.update(Action::Run(Command::TabLvs), now);
+    app.update(Action::Run(Command::Edit), now);
+    // The middle of the file, the cursor on the bottom row.
+    for _ in 0..(LINES / 2) / usize::from(height) {
+        app.update(key(KeyCode::PageDown), now);
+    }
+    assert!(app.editor(lbconsole::config::ConfigFile::Lvs).cursor().0 > LINES / 3);
+    let writer = CountingWriter::default();
+    let backend = CrosstermBackend::new(writer.clone());
+    let options = TerminalOptions {
+        viewport: Viewport::Fixed(Rect::new(0, 0, width, height)),
+    };
+    let mut terminal = Terminal::with_options(backend, options).expect("no terminal needed");
+    terminal.draw(|frame| ui::draw(frame, &app)).expect("draws");
+    let mut figures = Figures {
+        times: Vec::new(),
+        bytes: Vec::new(),
+    };
+    for index in 0..KEYSTROKES {
+        let before = writer.bytes.get();
+        let start = Instant::now();
+        black_box(app.update(keys(index), now));
+        terminal.draw(|frame| ui::draw(frame, &app)).expect("draws");
+        figures.times.push(start.elapsed());
+        figures.bytes.push(writer.bytes.get() - before);
+    }
+    figures
+}
+
+fn main() {
+    let lvs = big_lvs();
+    assert_eq!(lvs.lines().count(), LINES);
+    let start = Instant::now();
+    let checked = config::check(config::Sources {
+        lvs: lvs.as_bytes(),
+        ..Default::default()
+    });
+    let check_time = start.elapsed();
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics.first());
+    println!(
+        "lvs.conf: {LINES} lines, {} bytes; config::check (after typing pauses, off the UI task): {check_time:.2?}",
+        lvs.len()
+    );
+    println!(
+        "| Keystroke | Terminal | Keystrokes | Median | p99 | Max | Bytes per frame, median | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let typing = |index: usize| key(KeyCode::Char((b'a' + (index % 26) as u8) as char));
+    let right = |_| key(KeyCode::Right);
+    let down = |_| key(KeyCode::Down);
+    let paging = |_| key(KeyCode::PageDown);
+    let cases: [(&str, &dyn Fn(usize) -> Action); 4] = [
+        ("typing a character", &typing),
+        ("cursor right", &right),
+        ("cursor down, scrolling a line", &down),
+        ("page down", &paging),
+    ];
+    for (what, keys) in cases {
+        for (width, height) in [(80, 24), (120, 40)] {
+            let figures = measure(width, height, &lvs, keys);
+            println!(
+                "| {what} | {width}×{height} | {KEYSTROKES} | {:.2?} | {:.2?} | {:.2?} | {} | {} |",
+                percentile(&figures.times, 50),
+                percentile(&figures.times, 99),
+                percentile(&figures.times, 100),
+                percentile(&figures.bytes, 50),
+                percentile(&figures.bytes, 100),
+            );
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Syntax colours for the three files: keywords, the names sections and servers
+//! are given, addresses, numbers and comments. Works one line at a time, so only
+//! the lines on screen are ever coloured, whatever the size of the buffer.
+
+use std::ops::Range;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Keyword,
+    Name,
+    Address,
+    Number,
+    Comment,
+    Text,
+}
+
+/// The words of the three languages (reference keywords), coloured as keywords.
+const KEYWORDS: &[&str] = &[
+    // network.conf
+    "service",
+    "network",
+    "type",
+    "ethernet",
+    "bonding",
+    "vlan",
+    "mode",
+    "primary",
+    "miimon",
+    "updelay",
+    "downdelay",
+    "xmit-hash-policy",
+    "lacp-rate",
+    "slave",
+    "ip",
+    "address",
+    "route",
+    "default",
+    "table",
+    "id",
+    "parent",
+    "mtu",
+    "auto",
+    "on",
+    "off",
+    // flows.conf
+    "flow",
+    "outflow",
+    "match",
+    "ignore",
+    "not",
+    "iface",
+    "proto",
+    "src",
+    "dst",
+    "srcport",
+    "dstport",
+    "icmptype",
+    "permit",
+    "deny",
+    "director",
+    "skip",
+    "tcp",
+    "udp",
+    "icmp",
+    // lvs.conf
+    "balance",
+    "check",
+    "option",
+    "server",
+    "weight",
+    "sorry",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "source",
+    "port",
+    "inhibit",
+    "nat",
+    "gateway",
+    "tunnel",
+    "persistence",
+    "netmask",
+    "onepacket",
+    "tcpcheck",
+    "httpcheck",
+    "icmpcheck",
+    "arpcheck",
+    "uri",
+    "statuscode",
+    "vhost",
+    "roundrobin",
+    "leastconn",
+    "localitybased",
+    "replication",
+    "srcdst",
+    "dest",
+    "shortestexpected",
+    "shortexpdelay",
+    "neverqueue",
+    "TCP",
+    "UDP",
+];
+
+/// Words whose next word (or words, for `slave`) is a name.
+const NAMING: &[&str] = &[
+    "network", "flow", "outflow", "director", "server", "slave", "primary", "parent", "iface",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NamesAhead {
+    No,
+    One,
+    All,
+}
+
+/// Splits `line` into coloured ranges of character indices, covering the line.
+pub fn spans(line: &str) -> Vec<(Range<usize>, Kind)> {
+    let mut result = Vec::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut index = 0;
+    // After `slave` every word is a name; after another naming word, one is.
+    let mut names_ahead = NamesAhead::No;
+    while index < chars.len() {
+        let c = chars[index];
+        if c == '#' {
+            result.push((index..chars.len(), Kind::Comment));
+            break;
+        }
+        if c.is_whitespace() {
+            let start = index;
+            while index < chars.len() && chars[index].is_whitespace() {
+                index += 1;
+            }
+            result.push((start..index, Kind::Text));
+            continue;
+        }
+        let start = index;
+        while index < chars.len() && !chars[index].is_whitespace() && chars[index] != '#' {
+            index += 1;
+        }
+        let word: String = chars[start..index].iter().collect();
+        let kind = classify(&word, names_ahead != NamesAhead::No);
+        names_ahead = match (names_ahead, word.as_str()) {
+            (NamesAhead::All, _) | (_, "slave") => NamesAhead::All,
+            (NamesAhead::No, word) if NAMING.contains(&word) => NamesAhead::One,
+            _ => NamesAhead::No,
+        };
+        result.push((start..index, kind));
+    }
+    result
+}
+
+fn classify(word: &str, names_follow: bool) -> Kind {
+    if is_address(word) {
+        Kind::Address
+    } else if word.bytes().all(|b| b.is_ascii_digit()) {
+        Kind::Number
+    } else if names_follow {
+        Kind::Name
+    } else if KEYWORDS.contains(&word) {
+        Kind::Keyword
+    } else {
+        Kind::Text
+    }
+}
+
+/// `a.b.c.d`, with `/prefix`, `/mask` or `:port` after it.
+fn is_address(word: &str) -> bool {
+    let host = word.split(['/', ':']).next().unwrap_or_default();
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets
+            .iter()
+            .all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(line: &str) -> Vec<(String, Kind)> {
+        let chars: Vec<char> = line.chars().collect();
+        spans(line)
+            .into_iter()
+            .filter(|(_, kind)| *kind != Kind::Text)
+            .map(|(range, kind)| (chars[range].iter().collect(), kind))
+            .collect()
+    }
+
+    #[test]
+    fn colours_keywords_names_addresses_numbers_and_comments() {
+        assert_eq!(
+            kinds("director web 192.168.0.10:80 TCP # the farm"),
+            vec![
+                ("director".into(), Kind::Keyword),
+                ("web".into(), Kind::Name),
+                ("192.168.0.10:80".into(), Kind::Address),
+                ("TCP".into(), Kind::Keyword),
+                ("# the farm".into(), Kind::Comment),
+            ]
+        );
+        assert_eq!(
+            kinds("    slave eth2 eth3"),
+            vec![
+                ("slave".into(), Kind::Keyword),
+                ("eth2".into(), Kind::Name),
+                ("eth3".into(), Kind::Name),
+            ]
+        );
+        assert_eq!(
+            kinds("bonding miimon 100"),
+            vec![
+                ("bonding".into(), Kind::Keyword),
+                ("miimon".into(), Kind::Keyword),
+                ("100".into(), Kind::Number),
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_cover_the_line_exactly() {
+        for line in ["", "  x  ", "ip address 10.0.0.1/16#c", "é ü #ß"] {
+            let mut next = 0;
+            for (range, _) in spans(line) {
+                assert_eq!(range.start, next, "{line:?}");
+                next = range.end;
+            }
+            assert_eq!(next, line.chars().count(), "{line:?}");
+        }
+    }
+}

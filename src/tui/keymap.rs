@@ -1,0 +1,540 @@
+//! Keys to commands, from TOML (yazi style: each binding has `on`, `run`, `desc`).
+//! The presets in `keymaps/` are built in; a user's `keymap.toml` replaces the
+//! keys of the bindings it names and adds the ones it does not. The help overlay
+//! and the command palette are generated from the loaded keymap.
+
+use std::fmt;
+use std::path::Path;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
+
+use super::toml_file::{self, FileError};
+
+pub const PRESETS: [(&str, &str); 2] = [
+    ("default", include_str!("../../keymaps/default.toml")),
+    ("vim", include_str!("../../keymaps/vim.toml")),
+];
+
+/// What a key can ask the console to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    TabNetwork,
+    TabFlows,
+    TabLvs,
+    TabSetup,
+    NextTab,
+    PrevTab,
+    Edit,
+    Append,
+    OpenLine,
+    StopEditing,
+    Help,
+    Palette,
+    Quit,
+    Apply,
+    Save,
+    Confirm,
+    Reload,
+    Undo,
+    Redo,
+    NextProblem,
+    PrevProblem,
+    Search,
+    SearchNext,
+    SearchPrev,
+    MoveUp,
+    MoveDown,
+    MoveLeft,
+    MoveRight,
+    WordForward,
+    WordBack,
+    LineStart,
+    LineEnd,
+    BufferTop,
+    BufferBottom,
+    PageUp,
+    PageDown,
+    DeleteChar,
+}
+
+impl Command {
+    /// The name a keymap's `run` gives it: `next_problem`.
+    pub fn name(self) -> String {
+        let mut name = String::new();
+        for c in format!("{self:?}").chars() {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Everywhere.
+    Global,
+    /// Not typing: single keys are commands.
+    Normal,
+    /// Typing into a file: unbound keys are text.
+    Edit,
+}
+
+impl Section {
+    pub const ALL: [Self; 3] = [Self::Global, Self::Normal, Self::Edit];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Global => "Everywhere",
+            Self::Normal => "Not typing",
+            Self::Edit => "Typing",
+        }
+    }
+}
+
+/// One key with its modifiers, as written in a keymap (`ctrl-s`, `f5`, `?`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Key {
+    code: KeyCode,
+    modifiers: KeyModifiers,
+}
+
+impl Key {
+    /// The key a terminal event stands for. A character carries its shift in its
+    /// case, so `N` and shift-n are the same key.
+    pub fn from_event(event: KeyEvent) -> Self {
+        let mut modifiers =
+            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let code = match event.code {
+            KeyCode::Char(c) => {
+                modifiers.remove(KeyModifiers::SHIFT);
+                if modifiers.contains(KeyModifiers::CONTROL) {
+                    KeyCode::Char(c.to_ascii_lowercase())
+                } else {
+                    KeyCode::Char(c)
+                }
+            }
+            KeyCode::BackTab => {
+                modifiers.remove(KeyModifiers::SHIFT);
+                KeyCode::BackTab
+            }
+            other => other,
+        };
+        Self { code, modifiers }
+    }
+}
+
+impl TryFrom<String> for Key {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut modifiers = KeyModifiers::NONE;
+        let mut rest = text;
+        // `-` alone is a key; `ctrl--` is ctrl and `-`.
+        while rest.chars().count() > 1 {
+            let Some((prefix, tail)) = rest.split_once('-') else {
+                break;
+            };
+            modifiers |= match prefix {
+                "ctrl" => KeyModifiers::CONTROL,
+                "alt" => KeyModifiers::ALT,
+                "shift" => KeyModifiers::SHIFT,
+                _ => break,
+            };
+            rest = tail;
+        }
+        let code = match rest {
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "space" => KeyCode::Char(' '),
+            "backspace" => KeyCode::Backspace,
+            "delete" => KeyCode::Delete,
+            "insert" => KeyCode::Insert,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
+            _ => match (
+                rest.strip_prefix('f').map(str::parse::<u8>),
+                single_char(rest),
+            ) {
+                (Some(Ok(n @ 1..=12)), _) => KeyCode::F(n),
+                (_, Some(c)) => KeyCode::Char(c),
+                _ => {
+                    return Err(format!(
+                        "unknown key `{text}` (a character, f1-f12, enter, esc, tab, backtab, \
+                         space, backspace, delete, insert, up, down, left, right, home, end, \
+                         pageup or pagedown, with ctrl-, alt- or shift- in front)"
+                    ));
+                }
+            },
+        };
+        // A terminal sends shift-n as `N`.
+        let code = match code {
+            KeyCode::Char(c) if modifiers.contains(KeyModifiers::SHIFT) => {
+                KeyCode::Char(c.to_ascii_uppercase())
+            }
+            other => other,
+        };
+        Ok(Self::from_event(KeyEvent::new(code, modifiers)))
+    }
+}
+
+fn single_char(text: &str) -> Option<char> {
+    let mut chars = text.chars();
+    let c = chars.next()?;
+    chars.next().is_none().then_some(c)
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (modifier, name) in [
+            (KeyModifiers::CONTROL, "ctrl-"),
+            (KeyModifiers::ALT, "alt-"),
+            (KeyModifiers::SHIFT, "shift-"),
+        ] {
+            if self.modifiers.contains(modifier) {
+                f.write_str(name)?;
+            }
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::F(n) => write!(f, "f{n}"),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::BackTab => f.write_str("backtab"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Delete => f.write_str("delete"),
+            KeyCode::Insert => f.write_str("insert"),
+            KeyCode::Up => f.write_str("up"),
+            KeyCode::Down => f.write_str("down"),
+            KeyCode::Left => f.write_str("left"),
+            KeyCode::Right => f.write_str("right"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::PageUp => f.write_str("pageup"),
+            KeyCode::PageDown => f.write_str("pagedown"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    pub on: Vec<Key>,
+    pub run: Command,
+    pub desc: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keymap {
+    pub global: Vec<Binding>,
+    pub normal: Vec<Binding>,
+    pub edit: Vec<Binding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeymapFile {
+    #[serde(default)]
+    global: Vec<Binding>,
+    #[serde(default)]
+    normal: Vec<Binding>,
+    #[serde(default)]
+    edit: Vec<Binding>,
+}
+
+/// A user's file: like a preset, but `desc` may be left out, and it may name
+/// the preset it starts from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserKeymapFile {
+    preset: Option<String>,
+    #[serde(default)]
+    global: Vec<UserBinding>,
+    #[serde(default)]
+    normal: Vec<UserBinding>,
+    #[serde(default)]
+    edit: Vec<UserBinding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBinding {
+    on: Vec<Key>,
+    run: Command,
+    desc: Option<String>,
+}
+
+impl Keymap {
+    pub fn preset(name: &str) -> Option<Self> {
+        let (label, text) = PRESETS.iter().find(|(preset, _)| *preset == name)?;
+        let file: KeymapFile = toml_file::parse(&format!("keymaps/{label}.toml"), text)
+            .expect("the built-in keymaps parse (tested)");
+        Some(Self {
+            global: file.global,
+            normal: file.normal,
+            edit: file.edit,
+        })
+    }
+
+    /// The user's `keymap.toml` from `user_dir` over its preset (`default`
+    /// unless it names one).
+    pub fn load(user_dir: Option<&Path>) -> Result<Self, FileError> {
+        let Some((path, text)) = toml_file::read_user_file(user_dir, "keymap.toml")? else {
+            return Ok(Self::preset("default").expect("default is built in"));
+        };
+        let label = path.display().to_string();
+        let user: UserKeymapFile = toml_file::parse(&label, &text)?;
+        let preset = user.preset.as_deref().unwrap_or("default");
+        let mut keymap = Self::preset(preset).ok_or_else(|| {
+            FileError::at_text(
+                &label,
+                &text,
+                preset,
+                format!("unknown preset `{preset}` (default or vim)"),
+            )
+        })?;
+        for (section, bindings) in [
+            (Section::Global, user.global),
+            (Section::Normal, user.normal),
+            (Section::Edit, user.edit),
+        ] {
+            for binding in bindings {
+                keymap.set(section, binding);
+            }
+        }
+        Ok(keymap)
+    }
+
+    fn set(&mut self, section: Section, user: UserBinding) {
+        // A key the user binds leaves every other binding of its section.
+        let section_bindings = self.section_mut(section);
+        for binding in section_bindings.iter_mut() {
+            binding.on.retain(|key| !user.on.contains(key));
+        }
+        match section_bindings.iter_mut().find(|b| b.run == user.run) {
+            Some(binding) => {
+                binding.on = user.on;
+                if let Some(desc) = user.desc {
+                    binding.desc = desc;
+                }
+            }
+            None => {
+                let desc = user.desc.unwrap_or_else(|| user.run.name());
+                section_bindings.push(Binding {
+                    on: user.on,
+                    run: user.run,
+                    desc,
+                });
+            }
+        }
+    }
+
+    pub fn section(&self, section: Section) -> &[Binding] {
+        match section {
+            Section::Global => &self.global,
+            Section::Normal => &self.normal,
+            Section::Edit => &self.edit,
+        }
+    }
+
+    fn section_mut(&mut self, section: Section) -> &mut Vec<Binding> {
+        match section {
+            Section::Global => &mut self.global,
+            Section::Normal => &mut self.normal,
+            Section::Edit => &mut self.edit,
+        }
+    }
+
+    /// The command `key` runs while typing (`editing`) or not; global bindings
+    /// come first.
+    pub fn command(&self, key: Key, editing: bool) -> Option<Command> {
+        let mode = if editing {
+            Section::Edit
+        } else {
+            Section::Normal
+        };
+        [Section::Global, mode]
+            .into_iter()
+            .flat_map(|section| self.section(section))
+            .find(|binding| binding.on.contains(&key))
+            .map(|binding| binding.run)
+    }
+
+    /// The keys that run `command` outside typing, for hints: `"a"`, `"f5"`.
+    pub fn keys_for(&self, command: Command) -> Option<String> {
+        [Section::Normal, Section::Global]
+            .into_iter()
+            .flat_map(|section| self.section(section))
+            .find(|binding| binding.run == command && !binding.on.is_empty())
+            .map(|binding| binding.on[0].to_string())
+    }
+
+    /// Every command with its description and keys, once each, for the palette.
+    pub fn commands(&self) -> Vec<(Command, &str, String)> {
+        let mut commands: Vec<(Command, &str, String)> = Vec::new();
+        for section in Section::ALL {
+            for binding in self.section(section) {
+                let keys = keys_text(&binding.on);
+                match commands.iter_mut().find(|(c, _, _)| *c == binding.run) {
+                    Some((_, _, existing)) if !keys.is_empty() => {
+                        existing.push_str(if existing.is_empty() { "" } else { ", " });
+                        existing.push_str(&keys);
+                    }
+                    Some(_) => {}
+                    None => commands.push((binding.run, &binding.desc, keys)),
+                }
+            }
+        }
+        commands
+    }
+}
+
+pub fn keys_text(keys: &[Key]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> Key {
+        text.parse().unwrap()
+    }
+
+    fn user_keymap(text: &str) -> Result<Keymap, FileError> {
+        let dir = std::env::temp_dir().join(format!(
+            "lbconsole-keymap-{}-{:x}",
+            std::process::id(),
+            text.len() * 31 + text.bytes().map(usize::from).sum::<usize>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keymap.toml"), text).unwrap();
+        let keymap = Keymap::load(Some(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+        keymap.map_err(|mut e| {
+            e.file = "keymap.toml".to_owned();
+            e
+        })
+    }
+
+    #[test]
+    fn every_preset_parses_and_reaches_every_tab() {
+        for (name, _) in PRESETS {
+            let keymap = Keymap::preset(name).unwrap();
+            for (k, tab) in [("f1", Command::TabNetwork), ("alt-4", Command::TabSetup)] {
+                assert_eq!(keymap.command(key(k), true), Some(tab), "{name} {k}");
+                assert_eq!(keymap.command(key(k), false), Some(tab), "{name} {k}");
+            }
+            assert_eq!(keymap.command(key("esc"), true), Some(Command::StopEditing));
+            assert_eq!(keymap.command(key("?"), false), Some(Command::Help));
+            assert_eq!(keymap.command(key("?"), true), None, "{name}: ? is text");
+        }
+    }
+
+    #[test]
+    fn keys_read_and_print_the_same_way() {
+        for text in [
+            "ctrl-s", "alt-1", "f12", "?", "-", "ctrl--", "N", "backtab", "space",
+        ] {
+            assert_eq!(key(text).to_string(), text);
+        }
+        assert_eq!(key("shift-n"), key("N"));
+        let event = KeyEvent::new(KeyCode::Char('N'), KeyModifiers::SHIFT);
+        assert_eq!(Key::from_event(event), key("N"));
+        let event = KeyEvent::new(
+            KeyCode::Char('S'),
+            KeyModifiers::CONTROL | KeyModifiers::SHIFT,
+        );
+        assert_eq!(Key::from_event(event), key("ctrl-s"));
+    }
+
+    #[test]
+    fn a_user_binding_replaces_the_keys_of_its_command_only() {
+        let keymap = user_keymap("[[normal]]\non = [\"x\"]\nrun = \"apply\"\n").unwrap();
+        assert_eq!(keymap.command(key("x"), false), Some(Command::Apply));
+        assert_eq!(keymap.command(key("a"), false), None);
+        assert_eq!(keymap.command(key("f5"), false), Some(Command::Apply));
+        let apply = keymap
+            .normal
+            .iter()
+            .find(|b| b.run == Command::Apply)
+            .unwrap();
+        assert_eq!(apply.desc, "Apply to the kernel (shows the plan first)");
+        assert_eq!(keymap.command(key("s"), false), Some(Command::Save));
+    }
+
+    #[test]
+    fn a_user_key_leaves_the_binding_it_had() {
+        let keymap = user_keymap("[[normal]]\non = [\"a\"]\nrun = \"save\"\n").unwrap();
+        assert_eq!(keymap.command(key("a"), false), Some(Command::Save));
+        assert_eq!(keymap.keys_for(Command::Apply).as_deref(), Some("f5"));
+    }
+
+    #[test]
+    fn a_user_file_can_start_from_vim() {
+        let keymap = user_keymap("preset = \"vim\"\n").unwrap();
+        assert_eq!(keymap, Keymap::preset("vim").unwrap());
+        assert_eq!(keymap.command(key("j"), false), Some(Command::MoveDown));
+    }
+
+    #[test]
+    fn bad_keymap_files_name_the_line() {
+        let cases = [
+            (
+                "[[normal]]\non = [\"ctrl-shft-x\"]\nrun = \"save\"\n",
+                "keymap.toml:2:6: unknown key `ctrl-shft-x` (a character, f1-f12,",
+            ),
+            (
+                "[[normal]]\non = [\"x\"]\nrun = \"sav\"\n",
+                "keymap.toml:3:7: unknown variant `sav`, expected one of",
+            ),
+            (
+                "[[normal]]\non = [\"x\"]\nrun = \"save\"\nwhen = \"now\"\n",
+                "keymap.toml:4:1: unknown field `when`, expected",
+            ),
+            (
+                "[[insert]]\non = [\"x\"]\nrun = \"save\"\n",
+                "keymap.toml:1:3: unknown field `insert`, expected",
+            ),
+            (
+                "preset = \"emacs\"\n",
+                "keymap.toml:1:11: unknown preset `emacs` (default or vim)",
+            ),
+            (
+                "[[normal]]\non = \"x\"\nrun = \"save\"\n",
+                "keymap.toml:2:6: ",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = user_keymap(text).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error}\nexpected {expected}");
+        }
+    }
+}

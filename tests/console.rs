@@ -1,0 +1,575 @@
+//! The console without a terminal: keys into `update`, frames out of `ui::draw`
+//! on ratatui's TestBackend, the kernel a fake. Snapshots of every tab at 80×24
+//! and 120×40 with the examples' configuration applied.
+
+use std::time::{Duration, Instant};
+
+use lbconsole::config::{self, ConfigFile};
+use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
+use lbconsole::kernel::{Kernel, KernelError};
+use lbconsole::store::ConfigFiles;
+use lbconsole::tui::app::{Action, App, Effect, Mode, Overlay, Settings, Tab};
+use lbconsole::tui::engine::{Engine, Facts, Loaded, Paths, Request};
+use lbconsole::tui::keymap::{Command, Keymap};
+use lbconsole::tui::theme::Theme;
+use lbconsole::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn examples() -> ConfigFiles {
+    ConfigFiles {
+        network: include_bytes!("../examples/network.conf").to_vec(),
+        flows: include_bytes!("../examples/flows.conf").to_vec(),
+        lvs: include_bytes!("../examples/lvs.conf").to_vec(),
+    }
+}
+
+fn facts() -> Facts {
+    Facts {
+        hostname: "lb1".to_owned(),
+        kernel: "6.1.0-test".to_owned(),
+        ipvs: Ok(()),
+        bonding: Err(
+            "no bonding: this kernel has no bonding module loaded (modprobe bonding)".to_owned(),
+        ),
+        nftables: Ok(()),
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        config_dir: "/etc/lbconsole".to_owned(),
+        state_dir: "/var/lib/lbconsole".to_owned(),
+        theme: "built in".to_owned(),
+        keymap: "built in".to_owned(),
+        sandbox: None,
+        problems: Vec::new(),
+    }
+}
+
+fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirewall> {
+    Engine {
+        kernel: Kernel {
+            network: FakeKernel::with_veths(&["eth0", "eth1", "eth2", "eth3"]),
+            ipvs: Ok(FakeIpvs::default()),
+            firewall: FakeFirewall::default(),
+        },
+        paths: Paths {
+            config_dir: state_dir.join("config"),
+            state_dir: state_dir.to_owned(),
+        },
+        modules: |_| true,
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lbconsole-console-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A console on the examples, validated, with its effects carried out by
+/// `engine` until none are left.
+struct Console {
+    app: App,
+    engine: Engine<FakeKernel, FakeIpvs, FakeFirewall>,
+    now: Instant,
+    quit: bool,
+}
+
+impl Console {
+    fn new(name: &str, saved: ConfigFiles) -> Self {
+        let dir = temp_dir(name);
+        let engine = engine(&dir);
+        std::fs::create_dir_all(&engine.paths.config_dir).unwrap();
+        for file in ConfigFile::ALL {
+            std::fs::write(
+                engine.paths.config_dir.join(file.file_name()),
+                saved.get(file),
+            )
+            .unwrap();
+        }
+        let loaded = Loaded {
+            saved,
+            running: None,
+        };
+        let app = App::new(
+            loaded,
+            Keymap::preset("default").unwrap(),
+            Theme::preset("default").unwrap(),
+            settings(),
+        );
+        let mut console = Self {
+            app,
+            engine,
+            now: Instant::now(),
+            quit: false,
+        };
+        let effects = console.app.start();
+        console.carry_out(effects);
+        console
+    }
+
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            let action = match effect {
+                Effect::Quit => {
+                    self.quit = true;
+                    continue;
+                }
+                Effect::Check { generation, files } => {
+                    let checked = config::check(files.sources());
+                    Action::Checked {
+                        generation,
+                        directors: lbconsole::tui::engine::director_names(&checked),
+                        diagnostics: checked.diagnostics,
+                    }
+                }
+                // The machine's facts would make snapshots differ between hosts.
+                Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
+                Effect::Engine(request) => futures::executor::block_on(self.engine.answer(request)),
+            };
+            let more = self.app.update(action, self.now);
+            self.carry_out(more);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        let effects = self.app.update(action, self.now);
+        self.carry_out(effects);
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn ctrl(&mut self, c: char) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )));
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            let code = if c == '\n' {
+                KeyCode::Enter
+            } else {
+                KeyCode::Char(c)
+            };
+            self.key(code);
+        }
+    }
+
+    /// Lets typing pause long enough to be validated.
+    fn pause(&mut self) {
+        self.now += Duration::from_millis(200);
+        self.act(Action::Tick);
+    }
+
+    fn run(&mut self, command: Command) {
+        self.act(Action::Run(command));
+    }
+
+    fn screen(&mut self, width: u16, height: u16) -> String {
+        self.act(Action::Resize(width, height));
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| ui::draw(frame, &self.app)).unwrap();
+        terminal.backend().to_string()
+    }
+}
+
+/// The examples applied to a fake kernel, and the live panes read from it.
+fn applied_console(name: &str) -> Console {
+    let mut console = Console::new(name, examples());
+    console.run(Command::Apply);
+    assert!(matches!(console.app.overlay, Some(Overlay::Plan { .. })));
+    console.key(KeyCode::Char('y'));
+    assert!(
+        console
+            .app
+            .notice
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("applied "),
+        "{:?}",
+        console.app.notice
+    );
+    console.act(Action::RefreshLive);
+    console
+}
+
+#[test]
+fn every_tab_at_80x24_and_120x40() {
+    let mut console = applied_console("snapshots");
+    for tab in Tab::ALL {
+        console.app.tab = tab;
+        for (width, height) in [(80, 24), (120, 40)] {
+            let name = format!(
+                "{}_{width}x{height}",
+                tab.title().replace(' ', "_").to_lowercase()
+            );
+            insta::assert_snapshot!(name, console.screen(width, height));
+        }
+    }
+}
+
+#[test]
+fn monochrome_console_has_ascii_borders() {
+    let mut console = applied_console("mono");
+    console.app.theme = Theme::load(None, true).unwrap();
+    console.run(Command::TabLvs);
+    insta::assert_snapshot!("lb_layer4_mono_80x24", console.screen(80, 24));
+}
+
+/// Draws the console at every size from 1×1 to 130×45 (every `step`-th one).
+fn sweep(console: &mut Console, step: usize) {
+    let mut terminal = Terminal::new(TestBackend::new(1, 1)).unwrap();
+    for width in (1..=130).step_by(step) {
+        for height in (1..=45).step_by(step) {
+            console.act(Action::Resize(width, height));
+            terminal.backend_mut().resize(width, height);
+            terminal
+                .draw(|frame| ui::draw(frame, &console.app))
+                .unwrap();
+        }
+    }
+}
+
+/// A console with problems in the editor, for drawing at every size.
+fn busy_console(name: &str, tab: Tab) -> Console {
+    let mut console = applied_console(name);
+    console.run(Command::Edit);
+    console.type_text("director");
+    console.pause();
+    console.app.tab = tab;
+    console
+}
+
+#[test]
+fn no_size_panics_network() {
+    sweep(&mut busy_console("size-network", Tab::Network), 1);
+}
+
+#[test]
+fn no_size_panics_flows() {
+    sweep(&mut busy_console("size-flows", Tab::Flows), 1);
+}
+
+#[test]
+fn no_size_panics_lvs() {
+    sweep(&mut busy_console("size-lvs", Tab::Lvs), 1);
+}
+
+#[test]
+fn no_size_panics_setup() {
+    sweep(&mut busy_console("size-setup", Tab::Setup), 1);
+}
+
+#[test]
+fn no_size_panics_in_dialogs() {
+    let mut console = busy_console("size-dialogs", Tab::Lvs);
+    for command in [
+        Command::Help,
+        Command::Palette,
+        Command::Save,
+        Command::Search,
+    ] {
+        console.app.overlay = None;
+        console.run(command);
+        assert!(console.app.overlay.is_some());
+        sweep(&mut console, 3);
+    }
+}
+
+#[test]
+fn typing_edits_the_file_and_esc_stops() {
+    let mut console = Console::new("typing", examples());
+    console.key(KeyCode::Char('i'));
+    assert_eq!(console.app.mode, Mode::Edit);
+    console.type_text("# ?:\n");
+    assert!(
+        console
+            .app
+            .editor(ConfigFile::Network)
+            .contents()
+            .starts_with("# ?:\n# network.conf")
+    );
+    assert_eq!(console.app.unsaved(), [ConfigFile::Network]);
+    console.key(KeyCode::Esc);
+    assert_eq!(console.app.mode, Mode::Normal);
+    console.key(KeyCode::Char('?'));
+    assert!(matches!(console.app.overlay, Some(Overlay::Help { .. })));
+    console.key(KeyCode::Esc);
+    for _ in "# ?:\n".chars() {
+        console.ctrl('z');
+    }
+    assert!(
+        console.app.unsaved().is_empty(),
+        "undo takes the typing back"
+    );
+    console.ctrl('y');
+    assert_eq!(console.app.unsaved(), [ConfigFile::Network]);
+}
+
+#[test]
+fn validation_waits_for_typing_to_pause_and_sees_other_files() {
+    let mut console = Console::new("debounce", examples());
+    assert!(!console.app.checking());
+    console.run(Command::TabLvs);
+    console.run(Command::BufferBottom);
+    console.run(Command::Edit);
+    console.type_text("\ndirector maildirekt\n    server m 10.0.1.13\n");
+    let start = console.now;
+    console.now = start + Duration::from_millis(100);
+    console.act(Action::Tick);
+    assert!(console.app.checking(), "validated before typing paused");
+    console.now = start + Duration::from_millis(150);
+    console.act(Action::Tick);
+    assert!(!console.app.checking());
+    // flows.conf's `director maildirect` still resolves; the new one is unused.
+    let problems: Vec<String> = console
+        .app
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "lvs.conf:39:10: warning: director `maildirekt` has no VIP and no flow sends it traffic \
+          (add a VIP to its line, or `flow NAME director maildirekt` to flows.conf)"
+        ]
+    );
+}
+
+#[test]
+fn a_stale_validation_is_ignored() {
+    let mut console = Console::new("stale-check", examples());
+    console.act(Action::Checked {
+        generation: 5,
+        diagnostics: Vec::new(),
+        directors: Default::default(),
+    });
+    let bogus = config::check(config::Sources {
+        network: b"bogus",
+        ..Default::default()
+    });
+    console.act(Action::Checked {
+        generation: 4,
+        diagnostics: bogus.diagnostics,
+        directors: Default::default(),
+    });
+    assert!(console.app.diagnostics.is_empty());
+}
+
+#[test]
+fn next_problem_goes_across_files() {
+    let mut broken = examples();
+    broken.flows = String::from_utf8(broken.flows)
+        .unwrap()
+        .replace("director maildirect", "director maildirct")
+        .into_bytes();
+    broken.network = String::from_utf8(broken.network)
+        .unwrap()
+        .replace("mtu 1500", "mtu 15x")
+        .into_bytes();
+    let mut console = Console::new("problems", broken);
+    let problems: Vec<String> = console
+        .app
+        .diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    console.run(Command::NextProblem);
+    assert_eq!(console.app.tab, Tab::Network);
+    assert_eq!(
+        console.app.editor(ConfigFile::Network).cursor().0 + 1,
+        console.app.diagnostics[0].line as usize
+    );
+    console.run(Command::NextProblem);
+    assert_eq!(console.app.tab, Tab::Flows);
+    assert_eq!(console.app.editor(ConfigFile::Flows).cursor(), (18, 19));
+    console.run(Command::NextProblem);
+    assert_eq!(console.app.tab, Tab::Lvs, "warnings too");
+    assert_eq!(console.app.editor(ConfigFile::Lvs).cursor(), (3, 9));
+    console.run(Command::NextProblem);
+    assert_eq!(console.app.tab, Tab::Network, "goes round");
+    console.run(Command::Apply);
+    let notice = console.app.notice.clone().unwrap().text;
+    assert!(
+        notice.starts_with("2 error(s): nothing can be applied"),
+        "{notice}"
+    );
+    assert!(console.app.overlay.is_none());
+}
+
+#[test]
+fn apply_shows_the_plan_then_runs_it_and_the_state_follows() {
+    let mut console = Console::new("apply", examples());
+    assert_eq!(
+        console.app.unapplied(),
+        [ConfigFile::Network, ConfigFile::Flows, ConfigFile::Lvs]
+    );
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = console.app.overlay.clone() else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert!(preview.operations.contains(&"create bond bond0 (mode active-backup, miimon 100, updelay 1000, downdelay 1000, primary eth2)".to_owned()), "{preview:?}");
+    assert!(
+        console.engine.kernel.network.executed == 0,
+        "nothing runs before yes"
+    );
+    console.key(KeyCode::Char('y'));
+    assert!(console.engine.kernel.network.executed > 0);
+    assert!(console.app.unapplied().is_empty());
+    console.run(Command::Apply);
+    assert_eq!(
+        console.app.notice.clone().unwrap().text,
+        "no changes: the kernel already runs this configuration"
+    );
+}
+
+#[test]
+fn apply_without_ipvs_names_the_missing_module() {
+    let mut console = Console::new("no-ipvs", examples());
+    console.engine.kernel.ipvs = Err(KernelError::Unavailable(
+        "IPVS is not available (modprobe ip_vs)".to_owned(),
+    ));
+    console.run(Command::Apply);
+    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(title, "Cannot apply");
+    assert_eq!(
+        text,
+        "lvs.conf has 4 directors, but IPVS is not available (modprobe ip_vs); nothing was applied"
+    );
+    assert_eq!(console.engine.kernel.network.executed, 0);
+}
+
+#[test]
+fn apply_without_bonding_names_the_missing_module() {
+    let mut console = Console::new("no-bonding", examples());
+    console.engine.modules = |module| module != "bonding";
+    console.run(Command::Apply);
+    let Some(Overlay::Message { text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(
+        text,
+        "network.conf has bonds, but this kernel has no bonding module loaded (modprobe bonding); \
+         nothing was applied"
+    );
+    assert_eq!(console.engine.kernel.network.executed, 0);
+}
+
+#[test]
+fn save_shows_the_diff_and_writes_the_files() {
+    let mut console = Console::new("save", examples());
+    console.run(Command::TabLvs);
+    console.run(Command::BufferBottom);
+    console.run(Command::Edit);
+    console.type_text("\n# saved from the console");
+    console.ctrl('s');
+    let Some(Overlay::SaveDiff { diff, errors, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(errors, 0);
+    assert!(
+        diff.contains("--- saved/lvs.conf\n+++ edited/lvs.conf\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("+# saved from the console"), "{diff}");
+    console.key(KeyCode::Char('y'));
+    let path = console.engine.paths.config_dir.join("lvs.conf");
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    assert!(
+        on_disk.ends_with("server app2 10.0.4.12 check\n\n# saved from the console\n"),
+        "{on_disk:?}"
+    );
+    assert!(console.app.unsaved().is_empty());
+}
+
+#[test]
+fn save_over_a_file_changed_on_disk_offers_reload() {
+    let mut console = Console::new("stale-save", examples());
+    console.run(Command::Edit);
+    console.type_text("# mine\n");
+    let path = console.engine.paths.config_dir.join("network.conf");
+    std::fs::write(&path, "# theirs\n").unwrap();
+    console.ctrl('s');
+    console.key(KeyCode::Char('y'));
+    let Some(Overlay::Stale { text }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(
+        text,
+        "network.conf changed on disk since it was loaded; reload to see it (your edits are then lost)"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# theirs\n");
+    console.key(KeyCode::Char('r'));
+    assert_eq!(
+        console.app.editor(ConfigFile::Network).contents(),
+        "# theirs\n"
+    );
+}
+
+#[test]
+fn quitting_with_unsaved_edits_asks_first() {
+    let mut console = Console::new("quit", examples());
+    console.run(Command::Edit);
+    console.type_text("x");
+    console.key(KeyCode::Esc);
+    console.key(KeyCode::Char('q'));
+    let Some(Overlay::Ask { text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(
+        text,
+        "Quit with unsaved edits in network.conf and network.conf, flows.conf, lvs.conf not applied?"
+    );
+    console.key(KeyCode::Char('n'));
+    assert!(!console.quit);
+    console.key(KeyCode::Char('q'));
+    console.key(KeyCode::Char('y'));
+    assert!(console.quit);
+}
+
+#[test]
+fn quitting_an_untouched_console_does_not_ask() {
+    let mut console = Console::new("quit-clean", examples());
+    console.key(KeyCode::Char('q'));
+    assert!(console.quit);
+}
+
+#[test]
+fn the_palette_runs_what_its_query_finds() {
+    let mut console = Console::new("palette", examples());
+    console.key(KeyCode::Char(':'));
+    console.type_text("setup");
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.tab, Tab::Setup);
+    assert!(console.app.overlay.is_none());
+}
+
+#[test]
+fn search_moves_to_the_match() {
+    let mut console = Console::new("search", examples());
+    console.run(Command::TabLvs);
+    console.key(KeyCode::Char('/'));
+    console.type_text("sorry1");
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.editor(ConfigFile::Lvs).cursor(), (20, 11));
+    console.key(KeyCode::Char('/'));
+    console.type_text("nowhere");
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        console.app.notice.clone().unwrap().text,
+        "`nowhere` not found"
+    );
+}
