@@ -9,7 +9,7 @@ use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
 use lbconsole::store::ConfigFiles;
 use lbconsole::tui::app::{Action, App, Effect, Mode, Overlay, Settings, Tab};
-use lbconsole::tui::engine::{Engine, Facts, Loaded, Paths, Request};
+use lbconsole::tui::engine::{Applied, Engine, Facts, Loaded, Paths, Request};
 use lbconsole::tui::keymap::{Command, Keymap};
 use lbconsole::tui::theme::Theme;
 use lbconsole::tui::ui;
@@ -60,6 +60,7 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirew
             state_dir: state_dir.to_owned(),
         },
         modules: |_| true,
+        confirm_timeout: None,
     }
 }
 
@@ -571,5 +572,40 @@ fn search_moves_to_the_match() {
     assert_eq!(
         console.app.notice.clone().unwrap().text,
         "`nowhere` not found"
+    );
+}
+
+#[test]
+fn an_unconfirmed_apply_counts_down_and_then_says_it_was_undone() {
+    let mut console = Console::new("countdown", examples());
+    let running = console.app.saved.clone();
+    console.act(Action::Applied(Ok(Applied {
+        changes: 3,
+        running: running.clone(),
+        confirm_within: Some(60),
+    })));
+    assert_eq!(console.app.confirm_left, Some(60));
+    let notice = console.app.notice.clone().unwrap().text;
+    assert_eq!(
+        notice,
+        "applied 3 change(s): confirm within 60 s (c) or they are undone"
+    );
+    console.now += Duration::from_secs(45);
+    console.act(Action::Tick);
+    assert_eq!(console.app.confirm_left, Some(15));
+    assert!(console.screen(80, 24).contains(" CONFIRM 15s"));
+    console.now += Duration::from_secs(16);
+    console.act(Action::Tick);
+    assert_eq!(console.app.confirm_left, None);
+    assert_eq!(console.app.running, None);
+    assert_eq!(
+        console.app.notice.clone().unwrap().text,
+        "not confirmed in time: the previous configuration is restored"
+    );
+    // Confirm with nothing pending says so and asks the engine nothing.
+    console.run(Command::Confirm);
+    assert_eq!(
+        console.app.notice.clone().unwrap().text,
+        "no apply is waiting for confirmation"
     );
 }

@@ -175,6 +175,12 @@ fn edit_apply_and_save_in_the_sandbox() {
     tmux.keys(&["y"]);
     tmux.wait_for("applied ");
     tmux.wait_for("  192.168.0.50/24");
+    // Guarded: a countdown until confirmed (F6), or the guard undoes it.
+    tmux.wait_for(" CONFIRM ");
+    tmux.keys(&["F6"]);
+    tmux.wait_for("confirmed the apply");
+    let screen = tmux.wait("the countdown to go", |s| !s.contains(" CONFIRM "));
+    assert!(screen.contains("  192.168.0.50/24"), "{screen}");
     let screen = tmux.wait_for(" running ");
     assert!(screen.contains("unsaved:network"), "{screen}");
 

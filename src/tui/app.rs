@@ -166,6 +166,7 @@ pub enum Action {
     Applied(Result<Applied, String>),
     Saved(Result<ConfigFiles, String>),
     Reloaded(Box<Result<Loaded, String>>),
+    Confirmed(Result<String, String>),
 }
 
 #[derive(Debug)]
@@ -203,6 +204,10 @@ pub struct App {
     observing: bool,
     pub facts: Option<Facts>,
     pub busy: Option<Busy>,
+    /// When the guard restores what ran, unless Confirm comes first.
+    pub confirm_deadline: Option<Instant>,
+    /// Whole seconds left to confirm, as of the last tick (what the state line shows).
+    pub confirm_left: Option<u64>,
     pub notice: Option<Notice>,
     pub keymap: Keymap,
     pub theme: Theme,
@@ -234,6 +239,8 @@ impl App {
             observing: false,
             facts: None,
             busy: None,
+            confirm_deadline: None,
+            confirm_left: None,
             notice: None,
             keymap,
             theme,
@@ -427,10 +434,24 @@ impl App {
                     Ok(applied) => {
                         self.running = Some(applied.running);
                         self.compare(&ConfigFile::ALL);
-                        self.note(&format!(
-                            "applied {} change(s), not guarded: no confirm-or-rollback yet",
-                            applied.changes
-                        ));
+                        match applied.confirm_within {
+                            Some(seconds) => {
+                                self.confirm_deadline = Some(now + Duration::from_secs(seconds));
+                                self.confirm_left = Some(seconds);
+                                let key = self
+                                    .keymap
+                                    .keys_for(Command::Confirm)
+                                    .unwrap_or_else(|| ":confirm".to_owned());
+                                self.note(&format!(
+                                    "applied {} change(s): confirm within {seconds} s ({key}) or they are undone",
+                                    applied.changes
+                                ));
+                            }
+                            None => self.note(&format!(
+                                "applied {} change(s), not guarded by a confirm timeout",
+                                applied.changes
+                            )),
+                        }
                     }
                     Err(error) => self.show_error("Apply failed", error),
                 }
@@ -451,6 +472,16 @@ impl App {
                         self.overlay = Some(Overlay::Stale { text: error });
                     }
                     Err(error) => self.show_error("Save failed", error),
+                }
+                Vec::new()
+            }
+            Action::Confirmed(result) => {
+                match result {
+                    Ok(text) => {
+                        (self.confirm_deadline, self.confirm_left) = (None, None);
+                        self.note(&text);
+                    }
+                    Err(error) => self.show_error("Confirm failed", error),
                 }
                 Vec::new()
             }
@@ -481,6 +512,17 @@ impl App {
     }
 
     fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        if let Some(deadline) = self.confirm_deadline {
+            if now >= deadline {
+                (self.confirm_deadline, self.confirm_left) = (None, None);
+                // The guard puts back what ran before; what runs is no longer the buffers.
+                self.running = None;
+                self.compare(&ConfigFile::ALL);
+                self.warn("not confirmed in time: the previous configuration is restored");
+                return self.refresh_live();
+            }
+            self.confirm_left = Some(deadline.saturating_duration_since(now).as_secs());
+        }
         let due = self
             .last_edit
             .is_some_and(|at| now.duration_since(at) >= CHECK_DELAY);
@@ -607,10 +649,10 @@ impl App {
             Command::Quit => return self.quit(),
             Command::Apply => return self.apply(),
             Command::Save => self.save(),
-            Command::Confirm => self.warn(
-                "no apply is waiting for confirmation: applies are not guarded until the \
-                 versioned store lands",
-            ),
+            Command::Confirm if self.confirm_deadline.is_some() => {
+                return vec![Effect::Engine(Request::Confirm)];
+            }
+            Command::Confirm => self.warn("no apply is waiting for confirmation"),
             Command::Reload => {
                 if self.unsaved().is_empty() {
                     return self.reload();

@@ -121,6 +121,8 @@ pub struct Applied {
     pub changes: usize,
     /// What is now recorded as running.
     pub running: ConfigFiles,
+    /// Seconds left to confirm, when the apply is guarded and changed something.
+    pub confirm_within: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,12 +136,18 @@ pub enum Request {
         expected: ConfigFiles,
     },
     Reload,
+    /// Keep the apply that waits for confirmation.
+    Confirm,
 }
 
 /// Owns the kernel backends and the paths; answers one request at a time.
 pub struct Engine<N, I, F> {
     pub kernel: Kernel<N, I, F>,
     pub paths: Paths,
+    /// Seconds an Apply waits for Confirm before the guard restores what ran
+    /// (`confirm_timeout` of `lbconsole.toml`); `None` applies unguarded, as the
+    /// tests that drive the engine inside their own binary do.
+    pub confirm_timeout: Option<u64>,
     /// Whether a kernel module is loaded: [`module_loaded`], or a stand-in in tests.
     pub modules: fn(&str) -> bool,
 }
@@ -173,6 +181,13 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::Reload => {
                 Action::Reloaded(Box::new(load(&self.paths).map_err(|e| e.to_string())))
             }
+            Request::Confirm => Action::Confirmed(
+                Store::open(&self.paths.config_dir, &self.paths.state_dir)
+                    .map_err(confirm::ConfirmError::from)
+                    .and_then(|store| confirm::confirm(&store))
+                    .map(|pending| format!("confirmed the apply of {}", pending.applied_at))
+                    .map_err(|e| e.to_string()),
+            ),
         }
     }
 
@@ -241,6 +256,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             .map_err(|e| e.to_string())?;
         let request = ApplyRequest {
             files: Some(files.clone()),
+            confirm_timeout: self.confirm_timeout,
             ..ApplyRequest::default()
         };
         let applied = confirm::apply(&store, &request, &mut self.kernel, &mut |_: Progress<
@@ -251,6 +267,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         Ok(Applied {
             changes: applied.plan.len(),
             running: files.clone(),
+            confirm_within: applied.pending.map(|pending| pending.seconds_left()),
         })
     }
 

@@ -87,9 +87,13 @@ pub async fn run<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     let loaded = engine::load(&options.paths)?;
     let (keymap, theme, settings) = settings(&options.paths, options.sandbox);
     let mut app = App::new(loaded, keymap, theme, settings);
+    let confirm_timeout = crate::store::Settings::load(&options.paths.config_dir)
+        .map(|settings| settings.confirm_timeout)
+        .unwrap_or(crate::store::settings::DEFAULT_CONFIRM_TIMEOUT);
     let engine = Engine {
         kernel,
         paths: options.paths,
+        confirm_timeout: Some(confirm_timeout),
         modules: engine::module_loaded,
     };
     let (action_tx, action_rx) = mpsc::unbounded_channel();

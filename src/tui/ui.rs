@@ -496,6 +496,10 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" |", styles.border),
         check,
     ];
+    if let Some(left) = app.confirm_left {
+        spans.push(Span::styled(" |", styles.border));
+        spans.push(Span::styled(format!(" CONFIRM {left}s"), styles.error));
+    }
     if let Some(busy) = app.busy {
         let doing = match busy {
             Busy::Planning => "planning...",
@@ -641,8 +645,8 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
                 .collect();
             lines.push(Line::raw(""));
             lines.push(Line::styled(
-                "Not guarded: confirm-or-rollback arrives with the versioned store; a \
-                 failed step still undoes the whole apply.",
+                "A failed step undoes the whole apply. Once applied, confirm before the \
+                 countdown ends, or the previous configuration comes back.",
                 styles.warning,
             ));
             (
