@@ -1,0 +1,4 @@
+//! The health checker: `state` decides (pure), `checks` probes the servers,
+//! `run` drives both on tokio and changes IPVS.
+
+pub mod state;
