@@ -2,4 +2,5 @@
 //! `run` drives both on tokio and changes IPVS.
 
 pub mod checks;
+pub mod run;
 pub mod state;
