@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apply::Progress;
@@ -18,6 +19,7 @@ use crate::config::Severity;
 use crate::config::model::LvsConfig;
 use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
+use crate::health::publish;
 use crate::health::run::HealthChecker;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
@@ -47,6 +49,14 @@ where
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
+    let readers = publish::bind(store.state_dir())
+        .inspect_err(|error| {
+            tracing::error!(
+                "health: cannot listen on {}: {error}; `status` shows no health",
+                publish::socket_path(store.state_dir()).display()
+            );
+        })
+        .ok();
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
@@ -65,7 +75,14 @@ where
                 health.tick().await;
             }
             report = health.next_report() => health.handle(report).await,
+            reader = accept(readers.as_ref()) => match reader {
+                Ok(stream) => publish::send(stream, &health.report()),
+                Err(error) => tracing::warn!("health: {error}"),
+            },
         }
+    }
+    if readers.is_some() {
+        let _ = std::fs::remove_file(publish::socket_path(store.state_dir()));
     }
     tracing::info!("lbconsole daemon stopping");
     Ok(())
@@ -192,4 +209,12 @@ async fn follow_running<N, I, W, F, Fut>(
     }
     health.load(&config).await;
     *checked = Some(text);
+}
+
+/// The next reader of the health socket; without a socket, never.
+async fn accept(listener: Option<&UnixListener>) -> std::io::Result<UnixStream> {
+    match listener {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
 }

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::checks::{self, CheckError};
+use super::publish::ServerReport;
 use super::state::{self, Check, Health, Member, ServerHealth};
 use crate::config::model::LvsConfig;
 use crate::kernel::IpvsBackend;
@@ -77,6 +78,21 @@ impl<I: IpvsBackend> HealthChecker<I> {
             .iter()
             .zip(&self.health)
             .map(|(member, health)| (member, health.health()))
+    }
+
+    /// What the daemon publishes for `status`.
+    pub fn report(&self) -> Vec<ServerReport> {
+        self.servers()
+            .map(|(member, health)| ServerReport {
+                director: member.director.clone(),
+                server: member.server.clone(),
+                address: member.dest.address,
+                port: member.dest.port,
+                checked: member.check.is_some(),
+                sorry: member.sorry,
+                health,
+            })
+            .collect()
     }
 
     /// Checks the servers of `config` from now on. A server whose address, port
@@ -292,6 +308,11 @@ mod tests {
         table
     }
 
+    fn sorted(mut table: Vec<(u16, u32)>) -> Vec<(u16, u32)> {
+        table.sort_unstable();
+        table
+    }
+
     async fn run_until(
         checker: &mut HealthChecker<FakeIpvs>,
         done: impl Fn(&HealthChecker<FakeIpvs>) -> bool,
@@ -311,9 +332,9 @@ mod tests {
         listener.local_addr().expect("address").port()
     }
 
-    #[tokio::test]
-    async fn a_dead_server_leaves_ipvs_and_comes_back_when_it_listens_again() {
-        let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    /// A checker over the server `live` listens for and a dead one, once the
+    /// dead one is out of IPVS; the two ports.
+    async fn one_dead(live: &TcpListener) -> (HealthChecker<FakeIpvs>, u16, u16) {
         let up = live.local_addr().expect("address").port();
         let down = closed_port().await;
         let config = config(up, down);
@@ -324,41 +345,40 @@ mod tests {
         let mut checker = HealthChecker::new(Some(ipvs));
         checker.load(&config).await;
         run_until(&mut checker, |c| table(c).len() == 2).await;
-        assert_eq!(table(&checker), vec![(80, 0), (up, 4)]);
+        (checker, up, down)
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_leaves_ipvs_and_comes_back_when_it_listens_again() {
+        let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let (mut checker, up, down) = one_dead(&live).await;
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4)]));
 
         let revived = TcpListener::bind(("127.0.0.1", down))
             .await
             .expect("listen");
         run_until(&mut checker, |c| table(c).len() == 3).await;
-        assert_eq!(table(&checker), vec![(80, 0), (up, 4), (down, 2)]);
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4), (down, 2)]));
         drop(revived);
         drop(live);
-        run_until(&mut checker, |c| table(c) == vec![(80, 1)]).await;
+        run_until(&mut checker, |c| table(c) == [(80, 1)]).await;
     }
 
     #[tokio::test]
     async fn a_reload_keeps_a_down_server_down_and_an_apply_that_undid_it_is_corrected() {
         let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
-        let up = live.local_addr().expect("address").port();
-        let down = closed_port().await;
+        let (mut checker, up, down) = one_dead(&live).await;
         let config = config(up, down);
-        let ipvs = FakeIpvs {
-            state: desired(&config),
-            ..FakeIpvs::default()
-        };
-        let mut checker = HealthChecker::new(Some(ipvs));
-        checker.load(&config).await;
-        run_until(&mut checker, |c| table(c).len() == 2).await;
 
         // An apply puts every server back; the reload keeps the state and takes
         // the dead one out again before any check has run.
         checker.ipvs.as_mut().expect("ipvs").state = desired(&config);
         let reweighted = config_weighted(up, down, 5);
         checker.load(&reweighted).await;
-        assert_eq!(table(&checker), vec![(80, 0), (up, 5)]);
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
 
         checker.ipvs.as_mut().expect("ipvs").state = desired(&reweighted);
         checker.tick().await;
-        assert_eq!(table(&checker), vec![(80, 0), (up, 5)]);
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
     }
 }

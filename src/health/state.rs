@@ -7,13 +7,16 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::model::LvsConfig;
 use crate::config::model::lvs::CheckMethod;
 use crate::plan::ipvs::{
     DestKey, IpvsOp, IpvsState, ServiceKey, dest_key, diff, director_marks, forward, service_key,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Health {
     Up,
     Down,

@@ -49,6 +49,26 @@ fn wait_for(farm: &Farm, expected: &[&str], within: Duration) -> Duration {
     start.elapsed()
 }
 
+/// Each server's health in `lbconsole status --json`.
+fn published_health(farm: &Farm) -> Vec<String> {
+    let run = farm.lab.lbconsole(&["status", "--json"]);
+    assert!(run.success(), "{run}");
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(status["health"]["daemon"], true, "{}", run.stdout);
+    status["health"]["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|server| {
+            format!(
+                "{} {}",
+                server["server"].as_str().expect("a name"),
+                server["health"].as_str().expect("a state")
+            )
+        })
+        .collect()
+}
+
 fn write_lvs(farm: &Farm, lvs: &str) {
     let network =
         std::fs::read_to_string(farm.lab.config_dir().join("network.conf")).expect("network.conf");
@@ -73,6 +93,11 @@ fn a_killed_backend_leaves_ipvs_comes_back_and_the_sorry_server_is_the_last_reso
     // fall 2 × interval 1 s, plus up to one interval until the first failed check.
     assert!(out <= Duration::from_secs(4), "out after {out:?}");
     assert_eq!(farm.fetch(URL, 4), vec!["web2"; 4]);
+    assert_eq!(
+        published_health(&farm),
+        ["web1 down", "web2 up", "web3 up"],
+        "status shows what the daemon publishes"
+    );
 
     farm.start(1);
     let back = wait_for(&farm, &all, Duration::from_secs(10));
@@ -118,4 +143,43 @@ fn a_backend_answering_another_status_code_is_down() {
     assert_eq!(farm.fetch(URL, 2), vec!["web3"; 2]);
     let (_, log) = stop_daemon(daemon);
     assert!(log.contains("HTTP status 200, expected 204"), "{log}");
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn with_inhibit_a_down_server_stays_at_weight_zero_and_a_reload_keeps_it_down() {
+    let mut farm = farm("health-inhibit", 3);
+    let lvs = LVS.replace("fall 2\n", "fall 2 inhibit\n");
+    write_lvs(&farm, &lvs);
+    let daemon = start_daemon(&farm.lab);
+    wait_for(
+        &farm,
+        &["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"],
+        Duration::from_secs(10),
+    );
+    farm.stop(1);
+    let inhibited = ["10.0.1.2:80 0", "10.0.2.2:80 1", "10.0.3.2:80 0"];
+    wait_for(&farm, &inhibited, Duration::from_secs(10));
+    assert_eq!(farm.fetch(URL, 3), vec!["web2"; 3]);
+
+    // web2's weight changes; web1 is unchanged and must stay down, not start
+    // again as up and fall a second time.
+    write_lvs(
+        &farm,
+        &lvs.replace("10.0.2.2:80 check", "10.0.2.2:80 weight 3 check"),
+    );
+    // SAFETY: kill(2) on the daemon this test started.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGHUP) };
+    let reloaded = ["10.0.1.2:80 0", "10.0.2.2:80 3", "10.0.3.2:80 0"];
+    wait_for(&farm, &reloaded, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(real_servers(&farm), reloaded);
+
+    let (_, log) = stop_daemon(daemon);
+    assert_eq!(
+        log.matches("server web1 (10.0.1.2:80) of director web is down")
+            .count(),
+        1,
+        "{log}"
+    );
 }
