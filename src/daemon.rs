@@ -19,8 +19,8 @@ use crate::config::Severity;
 use crate::config::model::LvsConfig;
 use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
-use crate::health::publish;
 use crate::health::run::HealthChecker;
+use crate::health::{self, publish};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
 
@@ -45,6 +45,7 @@ where
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     tracing::info!(config_dir = %store.config_dir().display(), "lbconsole daemon starting");
+    health::run::raise_open_file_limit();
     apply_saved(store, &mut connect, "boot").await;
     let mut health = HealthChecker::new(None);
     let mut checked = None;

@@ -25,6 +25,10 @@ pub enum CheckError {
     Timeout(Duration),
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// This machine could not open a socket (out of descriptors, say): the
+    /// check did not run, which says nothing of the server.
+    #[error("cannot open a socket: {0}")]
+    Local(io::Error),
     #[error("HTTP status {got}, expected {expected}")]
     Status { got: u16, expected: u16 },
     #[error("not an HTTP response: {0}")]
@@ -74,7 +78,7 @@ async fn probe(check: &Check) -> Result<(), CheckError> {
 }
 
 async fn connect(check: &Check, port: u16) -> Result<TcpStream, CheckError> {
-    let socket = TcpSocket::new_v4()?;
+    let socket = TcpSocket::new_v4().map_err(CheckError::Local)?;
     mark(socket.as_raw_fd());
     if let Some(source) = check.source {
         socket.bind(SocketAddr::from((source, 0)))?;
@@ -219,7 +223,10 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
     static SEQUENCE: AtomicU16 = AtomicU16::new(0);
     let (fd, raw) = match icmp_socket(libc::SOCK_DGRAM) {
         Ok(fd) => (fd, false),
-        Err(_) => (icmp_socket(libc::SOCK_RAW)?, true),
+        Err(_) => (
+            icmp_socket(libc::SOCK_RAW).map_err(CheckError::Local)?,
+            true,
+        ),
     };
     mark(fd.as_raw_fd());
     if let Some(source) = check.source {

@@ -168,6 +168,15 @@ impl<I: IpvsBackend> HealthChecker<I> {
         let Some(check) = &member.check else {
             return false;
         };
+        if let Err(error @ CheckError::Local(_)) = &report.result {
+            tracing::warn!(
+                "health: server {} ({}) of director {} not checked: {error}",
+                member.server,
+                member.dest,
+                member.director
+            );
+            return false;
+        }
         if let Err(error) = &report.result {
             tracing::debug!(
                 "health: director {} server {} ({}): {error}",
@@ -233,6 +242,32 @@ impl<I> Drop for HealthChecker<I> {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Raises this process's limit of open files to its hard limit: each check
+/// holds a socket for up to its timeout, so a few thousand servers need more
+/// than the usual soft limit of 1,024.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) on a struct we own.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && (limit.rlim_cur >= limit.rlim_max || {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+            })
+    };
+    if raised {
+        tracing::debug!("health: up to {} open files", limit.rlim_cur);
+    } else {
+        tracing::warn!(
+            "health: cannot raise the limit of open files: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -362,6 +397,31 @@ mod tests {
         drop(revived);
         drop(live);
         run_until(&mut checker, |c| table(c) == [(80, 1)]).await;
+    }
+
+    #[tokio::test]
+    async fn a_check_that_could_not_open_a_socket_does_not_count() {
+        let config = config(1, 2);
+        let mut checker = HealthChecker::new(Some(FakeIpvs {
+            state: desired(&config),
+            ..FakeIpvs::default()
+        }));
+        checker.load(&config).await;
+        let generation = checker.generation;
+        let local = || Report {
+            generation,
+            index: 0,
+            result: Err(CheckError::Local(std::io::Error::from_raw_os_error(
+                libc::EMFILE,
+            ))),
+        };
+        let report = local();
+        assert!(!checker.record(report), "fall 1, yet no change");
+        let report = Report {
+            result: Err(CheckError::Timeout(Duration::from_secs(1))),
+            ..local()
+        };
+        assert!(checker.record(report), "a real failure counts");
     }
 
     #[tokio::test]
