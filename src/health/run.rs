@@ -300,16 +300,10 @@ fn spawn_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse::parse_lvs;
+    use crate::health::state::tests::lvs;
     use crate::kernel::fake::FakeIpvs;
     use crate::plan::ipvs::ServiceKey;
     use tokio::net::TcpListener;
-
-    fn lvs(text: &str) -> LvsConfig {
-        let (config, diagnostics) = parse_lvs(text.as_bytes());
-        assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        config
-    }
 
     fn config(up: u16, down: u16) -> LvsConfig {
         config_weighted(up, down, 4)

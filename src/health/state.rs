@@ -310,12 +310,12 @@ pub fn dest_ops(observed: &IpvsState, wanted: &IpvsState) -> Vec<IpvsOp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::parse::parse_lvs;
     use crate::plan::ipvs::{DestSettings, Forward, desired};
 
-    fn lvs(text: &str) -> LvsConfig {
+    pub(crate) fn lvs(text: &str) -> LvsConfig {
         let (config, diagnostics) = parse_lvs(text.as_bytes());
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         config
