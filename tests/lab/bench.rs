@@ -210,7 +210,7 @@ fn stop(mut child: Child) {
 
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run bench:: --nocapture)"]
-fn health_checks_against_keepalived() {
+fn checker_cpu_against_keepalived() {
     let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect(
         "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
     );
