@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
+use crate::health::publish::{self, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
 };
@@ -390,7 +391,18 @@ struct StatusReport<'a> {
     /// Our `ip rule fwmark … lookup N` rules.
     rules: Vec<MarkRule>,
     ipvs: IpvsReport<'a>,
+    health: HealthReport,
     flows: FlowsReport,
+}
+
+/// The servers' health as the daemon publishes it.
+#[derive(Serialize)]
+struct HealthReport {
+    /// Whether a daemon answered.
+    daemon: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    servers: Vec<ServerReport>,
 }
 
 #[derive(Serialize)]
@@ -492,6 +504,21 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                     service,
                 })
                 .collect(),
+        },
+        health: match publish::read(store.state_dir()) {
+            Ok(servers) => HealthReport {
+                daemon: servers.is_some(),
+                error: None,
+                servers: servers.unwrap_or_default(),
+            },
+            Err(error) => HealthReport {
+                daemon: false,
+                error: Some(format!(
+                    "cannot read {}: {error}",
+                    publish::socket_path(store.state_dir()).display()
+                )),
+                servers: Vec::new(),
+            },
         },
         flows: FlowsReport {
             available: counters.is_ok(),
@@ -632,6 +659,7 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
         }
     }
     write_ipvs(&report.ipvs, out)?;
+    write_health(&report.health, out)?;
     write_flows(&report.flows, out)
 }
 
@@ -657,6 +685,34 @@ fn write_flows(flows: &FlowsReport, out: &mut dyn Write) -> std::io::Result<()> 
             counter.packets,
             counter.bytes,
             width = 32 - indent.len()
+        )?;
+    }
+    Ok(())
+}
+
+fn write_health(health: &HealthReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "Health")?;
+    if let Some(error) = &health.error {
+        return writeln!(out, "  {error}");
+    }
+    if !health.daemon {
+        return writeln!(out, "  no daemon running: servers are not checked");
+    }
+    if health.servers.is_empty() {
+        writeln!(out, "  no servers")?;
+    }
+    for server in &health.servers {
+        let state = match (server.sorry, server.checked) {
+            (true, _) => "sorry server".to_owned(),
+            (false, true) => server.health.to_string(),
+            (false, false) => "not checked".to_owned(),
+        };
+        writeln!(
+            out,
+            "  {:<15} {:<15} {:<21} {state}",
+            server.director,
+            server.server,
+            format!("{}:{}", server.address, server.port)
         )?;
     }
     Ok(())

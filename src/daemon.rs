@@ -1,7 +1,8 @@
-//! `lbconsole daemon`: applies the saved configuration at boot, then stays up. Its
-//! loop does one thing per tick today — roll back an unconfirmed apply whose guard
-//! died — and is where the health checks will run. SIGHUP applies the saved
-//! configuration again; SIGTERM and SIGINT end it.
+//! `lbconsole daemon`: applies the saved configuration at boot, then stays up,
+//! checking the real servers of the running configuration and taking them out of
+//! IPVS and back (`health`). Each tick it rolls back an unconfirmed apply whose
+//! guard died, and follows the running configuration when an apply changed it.
+//! SIGHUP applies the saved configuration again; SIGTERM and SIGINT end it.
 //!
 //! Everything it has to say goes to the log (tracing), one line per problem: a
 //! daemon has nobody to answer.
@@ -9,13 +10,19 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apply::Progress;
+use crate::config::ConfigFile;
 use crate::config::Severity;
+use crate::config::model::LvsConfig;
+use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
+use crate::health::run::HealthChecker;
+use crate::health::{self, publish};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
-use crate::store::{PendingApply, Store, StoreError};
+use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -38,15 +45,45 @@ where
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     tracing::info!(config_dir = %store.config_dir().display(), "lbconsole daemon starting");
+    health::run::raise_open_file_limit();
     apply_saved(store, &mut connect, "boot").await;
+    let mut health = HealthChecker::new(None);
+    let mut checked = None;
+    follow_running(store, &mut connect, &mut health, &mut checked).await;
+    let readers = publish::bind(store.state_dir())
+        .inspect_err(|error| {
+            tracing::error!(
+                "health: cannot listen on {}: {error}; `status` shows no health",
+                publish::socket_path(store.state_dir()).display()
+            );
+        })
+        .ok();
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => apply_saved(store, &mut connect, "reload").await,
-            _ = tick.tick() => roll_back_abandoned(store, &mut connect).await,
+            _ = hangup.recv() => {
+                apply_saved(store, &mut connect, "reload").await;
+                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                // An unchanged lvs.conf is not reloaded, but the apply may have
+                // put back servers that health keeps out.
+                health.tick().await;
+            }
+            _ = tick.tick() => {
+                roll_back_abandoned(store, &mut connect).await;
+                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                health.tick().await;
+            }
+            report = health.next_report() => health.handle(report).await,
+            reader = accept(readers.as_ref()) => match reader {
+                Ok(stream) => publish::send(stream, &health.report()),
+                Err(error) => tracing::warn!("health: {error}"),
+            },
         }
+    }
+    if readers.is_some() {
+        let _ = std::fs::remove_file(publish::socket_path(store.state_dir()));
     }
     tracing::info!("lbconsole daemon stopping");
     Ok(())
@@ -133,5 +170,52 @@ where
             }
         }
         Err(error) => tracing::error!("rollback of an unconfirmed apply: {error}"),
+    }
+}
+
+/// Checks the servers of the running `lvs.conf` when it differs from `checked`
+/// (the text the checker last loaded). Without a running configuration nothing
+/// is checked.
+async fn follow_running<N, I, W, F, Fut>(
+    store: &Store,
+    connect: &mut F,
+    health: &mut HealthChecker<I>,
+    checked: &mut Option<Vec<u8>>,
+) where
+    N: NetworkBackend,
+    I: IpvsBackend,
+    W: FirewallBackend,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+{
+    let text = match ConfigFiles::read_running(store.state_dir()) {
+        Ok(running) => running.map_or_else(Vec::new, |files| files.get(ConfigFile::Lvs).to_vec()),
+        Err(error) => {
+            tracing::error!("health: {error}");
+            return;
+        }
+    };
+    if checked.as_ref() == Some(&text) {
+        return;
+    }
+    // The running configuration passed validation when it was applied.
+    let (config, _) = parse_lvs(&text);
+    if !health.has_ipvs() && config != LvsConfig::default() {
+        match connect().await.and_then(|kernel| kernel.ipvs) {
+            Ok(ipvs) => health.set_ipvs(ipvs),
+            Err(error) => {
+                tracing::error!("health: {error}; servers are checked but IPVS is not changed")
+            }
+        }
+    }
+    health.load(&config).await;
+    *checked = Some(text);
+}
+
+/// The next reader of the health socket; without a socket, never.
+async fn accept(listener: Option<&UnixListener>) -> std::io::Result<UnixStream> {
+    match listener {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
     }
 }

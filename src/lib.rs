@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod daemon;
+pub mod health;
 pub mod kernel;
 pub mod plan;
 pub mod sandbox;

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use crate::config::model::LvsConfig;
-use crate::config::model::lvs::{Director, ForwardMode, Scheduler, ServiceProtocol};
+use crate::config::model::lvs::{Director, ForwardMode, Scheduler, Server, ServiceProtocol};
 use crate::config::model::types::prefix_to_mask;
 
 /// IPPROTO_TCP and IPPROTO_UDP, as IPVS keys services.
@@ -337,7 +337,7 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 /// The key of the service a director becomes: its VIP, or its firewall mark.
-fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> ServiceKey {
+pub fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> ServiceKey {
     match &director.service {
         Some(vip) => ServiceKey::Vip {
             protocol: match vip.protocol() {
@@ -361,6 +361,28 @@ pub fn service_names(config: &LvsConfig) -> BTreeMap<ServiceKey, String> {
         .iter()
         .map(|d| (service_key(d, &marks), d.name.to_string()))
         .collect()
+}
+
+/// A real server as IPVS keys it. Only NAT rewrites the port; direct routing and
+/// tunnels deliver to the service's own port (0: every port).
+pub fn dest_key(forward: Forward, server: &Server, service_port: u16) -> DestKey {
+    let port = match forward {
+        Forward::Masquerade => server.port.map_or(service_port, |p| p.get()),
+        Forward::Route | Forward::Tunnel => service_port,
+    };
+    DestKey {
+        address: server.address,
+        port,
+    }
+}
+
+/// How a director's real servers are reached, as IPVS names it.
+pub fn forward(director: &Director) -> Forward {
+    match director.forward_mode() {
+        ForwardMode::Nat => Forward::Masquerade,
+        ForwardMode::Gateway => Forward::Route,
+        ForwardMode::Tunnel => Forward::Tunnel,
+    }
 }
 
 /// The IPVS table `lvs.conf` asks for. Sorry servers are in the table with
@@ -389,31 +411,18 @@ pub fn desired(config: &LvsConfig) -> IpvsState {
             netmask: prefix_to_mask(persistence.map_or(32, |p| p.netmask_prefix())),
             fwmark_protocol,
         };
-        let forward = match director.forward_mode() {
-            ForwardMode::Nat => Forward::Masquerade,
-            ForwardMode::Gateway => Forward::Route,
-            ForwardMode::Tunnel => Forward::Tunnel,
-        };
+        let forward = forward(director);
         let destinations = director
             .servers
             .iter()
             .map(|server| {
-                // Only NAT rewrites the port; direct routing and tunnels deliver
-                // to the service's own port.
-                let port = match forward {
-                    Forward::Masquerade => server.port.map_or(service_port, |p| p.get()),
-                    Forward::Route | Forward::Tunnel => service_port,
-                };
                 let weight = if server.sorry {
                     0
                 } else {
                     u32::from(server.weight())
                 };
                 (
-                    DestKey {
-                        address: server.address,
-                        port,
-                    },
+                    dest_key(forward, server, service_port),
                     DestSettings { forward, weight },
                 )
             })

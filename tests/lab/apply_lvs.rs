@@ -42,19 +42,22 @@ http.server.ThreadingHTTPServer((address, 80), Handler).serve_forever()
 /// The director (the test's namespace) with a client on eth1 (198.51.100.0/24,
 /// VIPs 198.51.100.10-20) and `backends` backends `web1..` on eth2.. (10.0.N.2,
 /// director 10.0.N.1), each routing back through the director as NAT needs.
-struct Farm {
-    lab: Lab,
-    client: Netns,
-    _servers: Vec<Background>,
+pub(crate) struct Farm {
+    pub(crate) lab: Lab,
+    pub(crate) client: Netns,
+    backends: Vec<Netns>,
+    /// The running server of each backend; `None` while stopped.
+    servers: Vec<Option<Background>>,
 }
 
-fn farm(name: &str, backends: usize) -> Farm {
+pub(crate) fn farm(name: &str, backends: usize) -> Farm {
     let lab = Lab::new(name);
     lab.sysctl("net/ipv4/ip_forward", "1");
     let client = lab.netns("client");
     lab.veth("eth1", "c1", &client);
     client.ip(&["addr", "add", "198.51.100.2/24", "dev", "c1"]);
     client.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    let mut namespaces = Vec::new();
     let mut servers = Vec::new();
     for n in 1..=backends {
         let backend = lab.netns(&format!("web{n}"));
@@ -63,10 +66,8 @@ fn farm(name: &str, backends: usize) -> Farm {
         let address = format!("10.0.{n}.2");
         backend.ip(&["addr", "add", &format!("{address}/24"), "dev", &peer]);
         backend.ip(&["route", "add", "default", "via", &format!("10.0.{n}.1")]);
-        servers.push(backend.spawn(&format!(
-            "exec python3 -c '{}' web{n} {address}",
-            BACKEND.replace('\'', "\"")
-        )));
+        servers.push(Some(serve(&backend, n)));
+        namespaces.push(backend);
     }
     let mut network = String::from(
         "service network eth1\n    ip address 198.51.100.1/24\n    ip address 198.51.100.10/24\n    ip address 198.51.100.11/24\n    ip address 198.51.100.20/24\n",
@@ -83,7 +84,8 @@ fn farm(name: &str, backends: usize) -> Farm {
     let farm = Farm {
         lab,
         client,
-        _servers: servers,
+        backends: namespaces,
+        servers,
     };
     for n in 1..=backends {
         let address = format!("10.0.{n}.2");
@@ -95,7 +97,30 @@ fn farm(name: &str, backends: usize) -> Farm {
     farm
 }
 
+/// Backend `n`'s servers, answering with `webN` on 10.0.N.2.
+fn serve(backend: &Netns, n: usize) -> Background {
+    backend.spawn(&format!(
+        "exec python3 -c '{}' web{n} 10.0.{n}.2",
+        BACKEND.replace('\'', "\"")
+    ))
+}
+
 impl Farm {
+    /// Kills backend `n`'s servers (1-based).
+    pub(crate) fn stop(&mut self, n: usize) {
+        self.servers[n - 1] = None;
+    }
+
+    /// Starts backend `n`'s servers again and waits until it answers.
+    pub(crate) fn start(&mut self, n: usize) {
+        self.servers[n - 1] = Some(serve(&self.backends[n - 1], n));
+        let address = format!("10.0.{n}.2");
+        assert!(
+            wait_until(Duration::from_secs(20), || self.backend_answers(&address)),
+            "backend web{n} did not come back"
+        );
+    }
+
     fn configure(&self, lvs: &str) -> String {
         let network = std::fs::read_to_string(self.lab.config_dir().join("network.conf"))
             .expect("network.conf");
@@ -113,7 +138,7 @@ impl Farm {
     }
 
     /// `count` new connections from the client to `url`; the backends' answers.
-    fn fetch(&self, url: &str, count: usize) -> Vec<String> {
+    pub(crate) fn fetch(&self, url: &str, count: usize) -> Vec<String> {
         let out = self.client.sh(&format!(
             "for i in $(seq {count}); do curl -s --max-time 3 {url}; echo; done"
         ));
@@ -126,7 +151,7 @@ impl Farm {
 }
 
 /// `ipvsadm -Ln` as words: each service line with the lines of its real servers.
-fn ipvsadm_table(lab: &Lab) -> Vec<Vec<String>> {
+pub(crate) fn ipvsadm_table(lab: &Lab) -> Vec<Vec<String>> {
     let text = lab.sh("ipvsadm -Ln");
     let mut services: Vec<Vec<String>> = Vec::new();
     for line in text.lines().skip(3) {

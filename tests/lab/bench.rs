@@ -4,12 +4,17 @@
 //! In one VM run, on the same table of 1,000 services × 50 real servers:
 //! `ipvsadm -R` from scratch, one `ipvsadm -Sn` dump, `lbconsole apply` from
 //! scratch, and `lbconsole apply` after one weight changed (observe, plan, apply).
+//!
+//! The health checks: 2,000 TCP listeners on one address, checked every second
+//! by the release `lbconsole daemon`, then by Debian's keepalived with the same
+//! servers and timings; the CPU time and resident memory of each over the same
+//! window. It asserts that every server stays up, never the time.
 
 use std::fmt::Write;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Lab, Run};
+use crate::support::{Lab, Run, wait_until};
 
 const SERVICES: usize = 1_000;
 const SERVERS: usize = 50;
@@ -111,5 +116,196 @@ fn ipvs_apply_against_ipvsadm() {
         "bench: one weight, lbconsole / ipvsadm -Sn = {:.2} (target <= 1.0); unchanged apply {:.2} s",
         ratio(one_weight, dump_time),
         unchanged.as_secs_f64()
+    );
+}
+
+const CHECKED_SERVERS: usize = 2_000;
+const FIRST_CHECKED_PORT: usize = 20_000;
+const CPU_WINDOW: Duration = Duration::from_secs(30);
+
+/// Listens on every port and closes each connection it accepts.
+const LISTENERS: &str = r#"
+import selectors, socket, sys
+first, count = int(sys.argv[1]), int(sys.argv[2])
+sel = selectors.DefaultSelector()
+for port in range(first, first + count):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("10.99.0.1", port))
+    s.listen(64)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        try:
+            key.fileobj.accept()[0].close()
+        except OSError:
+            pass
+"#;
+
+/// Clock ticks of user and system time, and resident kilobytes, of `pids`.
+fn usage(pids: &[u32]) -> (u64, u64) {
+    let mut ticks = 0;
+    let mut rss = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+            .split(' ')
+            .collect();
+        ticks +=
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        rss += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (ticks, rss)
+}
+
+/// CPU seconds per second and peak resident MiB of `pids` over the window.
+fn measure(what: &str, pids: impl Fn() -> Vec<u32>) -> (f64, f64) {
+    let (before, _) = usage(&pids());
+    let start = Instant::now();
+    let mut peak = 0;
+    while start.elapsed() < CPU_WINDOW {
+        std::thread::sleep(Duration::from_secs(1));
+        peak = peak.max(usage(&pids()).1);
+    }
+    let (after, _) = usage(&pids());
+    let cpu = (after - before) as f64 / 100.0 / start.elapsed().as_secs_f64();
+    let mib = peak as f64 / 1024.0;
+    println!(
+        "bench: {what}: {:.1} % CPU, {mib:.1} MiB resident",
+        cpu * 100.0
+    );
+    (cpu, mib)
+}
+
+fn real_server_count(lab: &Lab) -> usize {
+    lab.sh("ipvsadm -Ln")
+        .lines()
+        .filter(|l| l.starts_with("  -> ") && !l.contains("RemoteAddress"))
+        .count()
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut pids = vec![parent];
+    let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default();
+    pids.extend(
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok()),
+    );
+    pids
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: kill(2) on a process this benchmark started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run bench:: --nocapture)"]
+fn checker_cpu_against_keepalived() {
+    let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect(
+        "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
+    );
+    let lab = Lab::new("bench-health");
+    lab.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let _listeners = lab.spawn(&format!(
+        "ulimit -n 65536; exec python3 -c '{LISTENERS}' {FIRST_CHECKED_PORT} {CHECKED_SERVERS}"
+    ));
+    let last = FIRST_CHECKED_PORT + CHECKED_SERVERS - 1;
+    assert!(
+        wait_until(Duration::from_secs(120), || lab
+            .try_sh(&format!(
+                "python3 -c \"import socket; socket.create_connection(('10.99.0.1', {last}), 1)\""
+            ))
+            .success()),
+        "the listeners did not come up"
+    );
+
+    let mut lvs = String::from(
+        "director bench 10.98.0.1:80 TCP\n    balance roundrobin\n    check interval 1 timeout 1\n    option tcpcheck\n",
+    );
+    let mut keepalived = String::from(
+        "global_defs {\n  router_id bench\n}\nvirtual_server 10.98.0.1 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n",
+    );
+    for n in 0..CHECKED_SERVERS {
+        let port = FIRST_CHECKED_PORT + n;
+        let _ = writeln!(lvs, "    server s{n} 10.99.0.1:{port} check");
+        let _ = writeln!(
+            keepalived,
+            "  real_server 10.99.0.1 {port} {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}"
+        );
+    }
+    keepalived.push_str("}\n");
+    lab.write_config("", "", &lvs);
+
+    let log = lab.state_dir().join("daemon.log");
+    let daemon = Command::new(&binary)
+        .args(["daemon", "--config-dir"])
+        .arg(lab.config_dir())
+        .arg("--state-dir")
+        .arg(lab.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("the daemon's log"))
+        .spawn()
+        .expect("the daemon");
+    let all_in = wait_until(Duration::from_secs(60), || {
+        real_server_count(&lab) == CHECKED_SERVERS
+    });
+    let tail = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    assert!(
+        all_in,
+        "{} of {CHECKED_SERVERS} real servers in IPVS; the daemon's log ends:\n{}",
+        real_server_count(&lab),
+        tail()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = daemon.id();
+    let (ours, our_mib) = measure("lbconsole daemon", || vec![pid]);
+    assert_eq!(
+        real_server_count(&lab),
+        CHECKED_SERVERS,
+        "a server fell under the load"
+    );
+    stop(daemon);
+    lab.sh("ipvsadm -C");
+
+    let conf = lab.state_dir().join("keepalived.conf");
+    std::fs::write(&conf, keepalived).expect("keepalived.conf");
+    let keepalived = Command::new("keepalived")
+        .args(["--dont-fork", "--check", "--no-syslog", "--use-file"])
+        .arg(&conf)
+        .arg("--pid")
+        .arg(lab.state_dir().join("keepalived.pid"))
+        .arg("--checkers_pid")
+        .arg(lab.state_dir().join("checkers.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keepalived");
+    assert!(wait_until(Duration::from_secs(60), || real_server_count(
+        &lab
+    ) == CHECKED_SERVERS));
+    std::thread::sleep(Duration::from_secs(5));
+    let parent = keepalived.id();
+    let (theirs, their_mib) = measure("keepalived", || children_of(parent));
+    stop(keepalived);
+
+    println!(
+        "bench: {CHECKED_SERVERS} TCP checks per second: lbconsole / keepalived CPU = {:.2} (target < 1), memory {our_mib:.1} / {their_mib:.1} MiB",
+        ours / theirs
     );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::{Lab, wait_until};
 
-fn start_daemon(lab: &Lab) -> Child {
+pub(crate) fn start_daemon(lab: &Lab) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lbconsole"))
         .arg("daemon")
         .arg("--config-dir")
@@ -22,7 +22,7 @@ fn start_daemon(lab: &Lab) -> Child {
 }
 
 /// SIGTERM, then the daemon's exit status and log.
-fn stop_daemon(mut daemon: Child) -> (Option<i32>, String) {
+pub(crate) fn stop_daemon(mut daemon: Child) -> (Option<i32>, String) {
     // SAFETY: kill(2) on the daemon this test started.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let status = daemon.wait().expect("the daemon ends");

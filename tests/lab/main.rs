@@ -12,6 +12,7 @@ mod bench;
 mod confirm;
 mod daemon;
 mod flows;
+mod health;
 mod ipvs_backend;
 mod isolation;
 mod network;

@@ -1,0 +1,438 @@
+//! The health checker on tokio: one task per checked server sends its results
+//! here; a result that changes a server's state changes IPVS at once, as
+//! real-server operations only (the apply owns the services).
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::checks::{self, CheckError};
+use super::publish::ServerReport;
+use super::state::{self, Check, Health, Member, ServerHealth};
+use crate::config::model::LvsConfig;
+use crate::kernel::IpvsBackend;
+use crate::plan::ipvs::{IpvsState, desired};
+
+/// Results waiting to be counted; a full queue slows the checks down rather
+/// than growing.
+const QUEUE: usize = 4096;
+
+/// One check's result.
+#[derive(Debug)]
+pub struct Report {
+    /// Results of a previous configuration are ignored.
+    generation: u64,
+    index: usize,
+    result: Result<(), CheckError>,
+}
+
+pub struct HealthChecker<I> {
+    ipvs: Option<I>,
+    desired: IpvsState,
+    members: Vec<Member>,
+    health: Vec<ServerHealth>,
+    /// Whether health makes the table differ from what the configuration asks
+    /// for: then every tick puts it right again, should an apply have undone it.
+    deviates: bool,
+    generation: u64,
+    tasks: Vec<JoinHandle<()>>,
+    sender: mpsc::Sender<Report>,
+    receiver: mpsc::Receiver<Report>,
+}
+
+impl<I: IpvsBackend> HealthChecker<I> {
+    /// A checker with nothing to check; without IPVS it keeps the servers'
+    /// state but changes nothing.
+    pub fn new(ipvs: Option<I>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        Self {
+            ipvs,
+            desired: IpvsState::default(),
+            members: Vec::new(),
+            health: Vec::new(),
+            deviates: false,
+            generation: 0,
+            tasks: Vec::new(),
+            sender,
+            receiver,
+        }
+    }
+
+    pub fn has_ipvs(&self) -> bool {
+        self.ipvs.is_some()
+    }
+
+    pub fn set_ipvs(&mut self, ipvs: I) {
+        self.ipvs = Some(ipvs);
+    }
+
+    pub fn ipvs(&self) -> Option<&I> {
+        self.ipvs.as_ref()
+    }
+
+    /// Each server with its state.
+    pub fn servers(&self) -> impl Iterator<Item = (&Member, Health)> {
+        self.members
+            .iter()
+            .zip(&self.health)
+            .map(|(member, health)| (member, health.health()))
+    }
+
+    /// What the daemon publishes for `status`.
+    pub fn report(&self) -> Vec<ServerReport> {
+        self.servers()
+            .map(|(member, health)| ServerReport {
+                director: member.director.clone(),
+                server: member.server.clone(),
+                address: member.dest.address,
+                port: member.dest.port,
+                checked: member.check.is_some(),
+                sorry: member.sorry,
+                health,
+            })
+            .collect()
+    }
+
+    /// Checks the servers of `config` from now on. A server whose address, port
+    /// and check are unchanged keeps its state; IPVS is brought in line at once.
+    pub async fn load(&mut self, config: &LvsConfig) {
+        let roster = state::roster(config);
+        for warning in &roster.warnings {
+            tracing::warn!("health: {warning}");
+        }
+        let health = state::carry_over(&self.members, &self.health, &roster.members);
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.generation += 1;
+        for (index, member) in roster.members.iter().enumerate() {
+            if let Some(check) = &member.check {
+                let offset = check.offset(&member.service, &member.dest);
+                self.tasks.push(spawn_check(
+                    self.generation,
+                    index,
+                    check.clone(),
+                    offset,
+                    self.sender.clone(),
+                ));
+            }
+        }
+        self.members = roster.members;
+        self.health = health;
+        self.desired = desired(config);
+        let down = self.servers().filter(|(_, h)| *h == Health::Down).count();
+        tracing::info!(
+            "health: checking {} of {} server(s), {down} down",
+            self.tasks.len(),
+            self.members.len()
+        );
+        self.reconcile().await;
+    }
+
+    /// The next check result.
+    pub async fn next_report(&mut self) -> Report {
+        // The checker holds a sender, so the channel never closes.
+        match self.receiver.recv().await {
+            Some(report) => report,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Counts `report` and every other result already waiting, then changes
+    /// IPVS once if any server changed state.
+    pub async fn handle(&mut self, report: Report) {
+        let mut changed = self.record(report);
+        while let Ok(report) = self.receiver.try_recv() {
+            changed |= self.record(report);
+        }
+        if changed {
+            self.reconcile().await;
+        }
+    }
+
+    /// Once a second: while health keeps servers out (or a sorry server in),
+    /// makes sure IPVS still shows it.
+    pub async fn tick(&mut self) {
+        if self.deviates {
+            self.reconcile().await;
+        }
+    }
+
+    fn record(&mut self, report: Report) -> bool {
+        if report.generation != self.generation {
+            return false;
+        }
+        let member = &self.members[report.index];
+        let Some(check) = &member.check else {
+            return false;
+        };
+        if let Err(error @ CheckError::Local(_)) = &report.result {
+            tracing::warn!(
+                "health: server {} ({}) of director {} not checked: {error}",
+                member.server,
+                member.dest,
+                member.director
+            );
+            return false;
+        }
+        if let Err(error) = &report.result {
+            tracing::debug!(
+                "health: director {} server {} ({}): {error}",
+                member.director,
+                member.server,
+                member.dest
+            );
+        }
+        let transition =
+            self.health[report.index].record(report.result.is_ok(), check.rise, check.fall);
+        match (transition, &report.result) {
+            (Some(Health::Down), Err(error)) => tracing::warn!(
+                director = member.director,
+                server = member.server,
+                "health: server {} ({}) of director {} is down: {error}",
+                member.server,
+                member.dest,
+                member.director
+            ),
+            (Some(health), _) => tracing::info!(
+                director = member.director,
+                server = member.server,
+                "health: server {} ({}) of director {} is {health}",
+                member.server,
+                member.dest,
+                member.director
+            ),
+            (None, _) => {}
+        }
+        transition.is_some()
+    }
+
+    /// Takes IPVS to the table the configuration and the servers' health ask for.
+    async fn reconcile(&mut self) {
+        let wanted = state::with_health(&self.desired, &self.members, &self.health);
+        self.deviates = wanted != self.desired;
+        let Some(ipvs) = self.ipvs.as_mut() else {
+            return;
+        };
+        let observed = match ipvs.observe().await {
+            Ok(observation) => observation.state,
+            Err(error) => {
+                tracing::error!("health: {error}; IPVS not changed");
+                return;
+            }
+        };
+        let ops = state::dest_ops(&observed, &wanted);
+        if ops.is_empty() {
+            return;
+        }
+        let results = ipvs.execute(&ops).await;
+        for (op, result) in ops.iter().zip(results) {
+            match result {
+                Ok(()) => tracing::info!("health: {op}"),
+                Err(error) => tracing::error!("health: {error}"),
+            }
+        }
+    }
+}
+
+impl<I> Drop for HealthChecker<I> {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Raises this process's limit of open files to its hard limit: each check
+/// holds a socket for up to its timeout, so a few thousand servers need more
+/// than the usual soft limit of 1,024.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) on a struct we own.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && (limit.rlim_cur >= limit.rlim_max || {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+            })
+    };
+    if raised {
+        tracing::debug!("health: up to {} open files", limit.rlim_cur);
+    } else {
+        tracing::warn!(
+            "health: cannot raise the limit of open files: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn spawn_check(
+    generation: u64,
+    index: usize,
+    check: Check,
+    offset: Duration,
+    sender: mpsc::Sender<Report>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(offset).await;
+        let mut ticker = tokio::time::interval(check.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let result = checks::run(&check).await;
+            let report = Report {
+                generation,
+                index,
+                result,
+            };
+            if sender.send(report).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::state::tests::lvs;
+    use crate::kernel::fake::FakeIpvs;
+    use crate::plan::ipvs::ServiceKey;
+    use tokio::net::TcpListener;
+
+    fn config(up: u16, down: u16) -> LvsConfig {
+        config_weighted(up, down, 4)
+    }
+
+    fn config_weighted(up: u16, down: u16, weight: u16) -> LvsConfig {
+        lvs(&format!(
+            "director web 10.0.0.1:80\n\
+             check interval 1 timeout 1\n\
+             option tcpcheck\n\
+             server up 127.0.0.1:{up} weight {weight} check\n\
+             server down 127.0.0.1:{down} weight 2 check\n\
+             server sorry 127.0.0.9:80 sorry\n"
+        ))
+    }
+
+    /// The real servers' ports and weights in the fake IPVS.
+    fn table(checker: &HealthChecker<FakeIpvs>) -> Vec<(u16, u32)> {
+        let ipvs = checker.ipvs().expect("ipvs");
+        let service = &ipvs.state.services[&ServiceKey::Vip {
+            protocol: 6,
+            address: "10.0.0.1".parse().expect("address"),
+            port: 80,
+        }];
+        let mut table: Vec<(u16, u32)> = service
+            .destinations
+            .iter()
+            .map(|(dest, settings)| (dest.port, settings.weight))
+            .collect();
+        table.sort_unstable();
+        table
+    }
+
+    fn sorted(mut table: Vec<(u16, u32)>) -> Vec<(u16, u32)> {
+        table.sort_unstable();
+        table
+    }
+
+    async fn run_until(
+        checker: &mut HealthChecker<FakeIpvs>,
+        done: impl Fn(&HealthChecker<FakeIpvs>) -> bool,
+    ) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !done(checker) {
+                let report = checker.next_report().await;
+                checker.handle(report).await;
+            }
+        })
+        .await
+        .expect("the checker gets there within 5 s");
+    }
+
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        listener.local_addr().expect("address").port()
+    }
+
+    /// A checker over the server `live` listens for and a dead one, once the
+    /// dead one is out of IPVS; the two ports.
+    async fn one_dead(live: &TcpListener) -> (HealthChecker<FakeIpvs>, u16, u16) {
+        let up = live.local_addr().expect("address").port();
+        let down = closed_port().await;
+        let config = config(up, down);
+        let ipvs = FakeIpvs {
+            state: desired(&config),
+            ..FakeIpvs::default()
+        };
+        let mut checker = HealthChecker::new(Some(ipvs));
+        checker.load(&config).await;
+        run_until(&mut checker, |c| table(c).len() == 2).await;
+        (checker, up, down)
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_leaves_ipvs_and_comes_back_when_it_listens_again() {
+        let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let (mut checker, up, down) = one_dead(&live).await;
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4)]));
+
+        let revived = TcpListener::bind(("127.0.0.1", down))
+            .await
+            .expect("listen");
+        run_until(&mut checker, |c| table(c).len() == 3).await;
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4), (down, 2)]));
+        drop(revived);
+        drop(live);
+        run_until(&mut checker, |c| table(c) == [(80, 1)]).await;
+    }
+
+    #[tokio::test]
+    async fn a_check_that_could_not_open_a_socket_does_not_count() {
+        let config = config(1, 2);
+        let mut checker = HealthChecker::new(Some(FakeIpvs {
+            state: desired(&config),
+            ..FakeIpvs::default()
+        }));
+        checker.load(&config).await;
+        let generation = checker.generation;
+        let local = || Report {
+            generation,
+            index: 0,
+            result: Err(CheckError::Local(std::io::Error::from_raw_os_error(
+                libc::EMFILE,
+            ))),
+        };
+        let report = local();
+        assert!(!checker.record(report), "fall 1, yet no change");
+        let report = Report {
+            result: Err(CheckError::Timeout(Duration::from_secs(1))),
+            ..local()
+        };
+        assert!(checker.record(report), "a real failure counts");
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_a_down_server_down_and_an_apply_that_undid_it_is_corrected() {
+        let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let (mut checker, up, down) = one_dead(&live).await;
+        let config = config(up, down);
+
+        // An apply puts every server back; the reload keeps the state and takes
+        // the dead one out again before any check has run.
+        checker.ipvs.as_mut().expect("ipvs").state = desired(&config);
+        let reweighted = config_weighted(up, down, 5);
+        checker.load(&reweighted).await;
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
+
+        checker.ipvs.as_mut().expect("ipvs").state = desired(&reweighted);
+        checker.tick().await;
+        assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
+    }
+}

@@ -1,0 +1,629 @@
+//! The pure part of the health checker: which servers are checked and how, each
+//! server's up/down state machine, and the IPVS table that the servers' health
+//! asks for. No I/O here: `run.rs` feeds results in and sends the operations out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::LvsConfig;
+use crate::config::model::lvs::CheckMethod;
+use crate::plan::ipvs::{
+    DestKey, IpvsOp, IpvsState, ServiceKey, dest_key, diff, director_marks, forward, service_key,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Down,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        })
+    }
+}
+
+/// One server's state: up or down, and how many consecutive results have
+/// disagreed with it. A server changes state after `fall` failures in a row
+/// when up, `rise` successes in a row when down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerHealth {
+    health: Health,
+    streak: u32,
+}
+
+impl ServerHealth {
+    /// A server starts up: the apply has just put it in IPVS, and taking it out
+    /// takes `fall` failed checks, as in keepalived.
+    pub fn new() -> Self {
+        Self {
+            health: Health::Up,
+            streak: 0,
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Counts one check result; returns the new state when this result changes it.
+    pub fn record(&mut self, success: bool, rise: u32, fall: u32) -> Option<Health> {
+        let agrees = success == (self.health == Health::Up);
+        if agrees {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = match self.health {
+            Health::Up => fall,
+            Health::Down => rise,
+        };
+        if self.streak < needed.max(1) {
+            return None;
+        }
+        self.streak = 0;
+        self.health = match self.health {
+            Health::Up => Health::Down,
+            Health::Down => Health::Up,
+        };
+        Some(self.health)
+    }
+}
+
+impl Default for ServerHealth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a check sends to a server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// A TCP connection that is established in time.
+    Tcp { port: u16 },
+    /// `GET uri` over HTTP/1.1, answered with `status`.
+    Http {
+        port: u16,
+        uri: String,
+        vhost: Option<String>,
+        status: u16,
+    },
+    /// An ICMP echo request, answered in time.
+    Icmp,
+}
+
+/// One server's check, everything that decides its result: a server whose
+/// check is unchanged by a reload keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Check {
+    pub address: Ipv4Addr,
+    pub probe: Probe,
+    pub source: Option<Ipv4Addr>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Check {
+    /// When, within each interval, this check runs: a stable spread of the
+    /// servers over the interval, so that they are not all checked at once.
+    pub fn offset(&self, service: &ServiceKey, dest: &DestKey) -> Duration {
+        let text = format!("{service} {dest} {:?}", self.probe);
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let millis = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(hash % millis.max(1))
+    }
+}
+
+/// A real or sorry server of a director, as the health checker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub director: String,
+    pub server: String,
+    pub service: ServiceKey,
+    pub dest: DestKey,
+    /// The configured weight; a sorry server's weight when it takes the traffic.
+    pub weight: u32,
+    pub sorry: bool,
+    /// Down means weight 0 rather than out of IPVS.
+    pub inhibit: bool,
+    /// `None`: not checked, always up.
+    pub check: Option<Check>,
+}
+
+impl Member {
+    pub fn id(&self) -> (ServiceKey, DestKey) {
+        (self.service, self.dest)
+    }
+}
+
+/// The servers of a configuration, and why some that ask for a check cannot have one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub members: Vec<Member>,
+    pub warnings: Vec<String>,
+}
+
+/// Every server of every director. A server is checked when it says `check`
+/// and is not a sorry server (the last resort is not taken away).
+pub fn roster(config: &LvsConfig) -> Roster {
+    let marks = director_marks(config);
+    let mut roster = Roster::default();
+    for director in &config.directors {
+        let service = service_key(director, &marks);
+        let service_port = match service {
+            ServiceKey::Vip { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        };
+        let forward = forward(director);
+        let params = &director.check;
+        let method = director.check_method();
+        for server in &director.servers {
+            let dest = dest_key(forward, server, service_port);
+            let check = if server.check && !server.sorry {
+                let port = params
+                    .port
+                    .as_ref()
+                    .map(|p| p.value.get())
+                    .or(server.port.map(|p| p.get()))
+                    .unwrap_or(service_port);
+                let probe = match &method {
+                    CheckMethod::Tcp => Some(Probe::Tcp { port }),
+                    CheckMethod::Http(http) => Some(Probe::Http {
+                        port,
+                        uri: http.uri().to_owned(),
+                        vhost: http.vhost.clone(),
+                        status: http.statuscode(),
+                    }),
+                    CheckMethod::Icmp => Some(Probe::Icmp),
+                    CheckMethod::Arp { .. } => {
+                        roster.warnings.push(format!(
+                            "director {} server {}: arpcheck is not supported by the health checker; the server is not checked",
+                            director.name.as_str(),
+                            server.name.as_str()
+                        ));
+                        None
+                    }
+                };
+                let probe = probe.filter(|probe| match probe {
+                    Probe::Tcp { port } | Probe::Http { port, .. } if *port == 0 => {
+                        roster.warnings.push(format!(
+                            "director {} server {}: {} needs a port (server, service or `check port`); the server is not checked",
+                            director.name.as_str(),
+                            server.name.as_str(),
+                            method.keyword()
+                        ));
+                        false
+                    }
+                    _ => true,
+                });
+                probe.map(|probe| Check {
+                    address: server.address,
+                    probe,
+                    source: params.source.as_ref().map(|s| s.value),
+                    interval: Duration::from_secs(u64::from(params.interval().max(1))),
+                    timeout: Duration::from_secs(u64::from(params.timeout().max(1))),
+                    rise: params.rise(),
+                    fall: params.fall(),
+                })
+            } else {
+                None
+            };
+            roster.members.push(Member {
+                director: director.name.as_str().to_owned(),
+                server: server.name.as_str().to_owned(),
+                service,
+                dest,
+                weight: u32::from(server.weight()),
+                sorry: server.sorry,
+                inhibit: params.inhibit,
+                check,
+            });
+        }
+    }
+    roster
+}
+
+/// The states to start a new roster with: a member whose service, address, port
+/// and check are unchanged keeps its state; any other starts afresh.
+pub fn carry_over(
+    old: &[Member],
+    old_health: &[ServerHealth],
+    new: &[Member],
+) -> Vec<ServerHealth> {
+    let kept: HashMap<_, _> = old
+        .iter()
+        .zip(old_health)
+        .map(|(member, health)| ((member.id(), member.check.clone()), *health))
+        .collect();
+    new.iter()
+        .map(|member| {
+            kept.get(&(member.id(), member.check.clone()))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The IPVS table that `desired` (what the configuration asks for) becomes with
+/// the servers' health: a real server that is down leaves, or stays at weight 0
+/// with `inhibit`; a sorry server gets its weight (at least 1) while no real
+/// server of its director is up with a weight, and 0 otherwise.
+pub fn with_health(desired: &IpvsState, members: &[Member], health: &[ServerHealth]) -> IpvsState {
+    let mut table = desired.clone();
+    let mut real_up: BTreeMap<ServiceKey, bool> = BTreeMap::new();
+    for (member, state) in members.iter().zip(health) {
+        let up = !member.sorry && member.weight > 0 && state.health() == Health::Up;
+        *real_up.entry(member.service).or_default() |= up;
+    }
+    for (member, state) in members.iter().zip(health) {
+        let Some(service) = table.services.get_mut(&member.service) else {
+            continue;
+        };
+        if member.sorry {
+            if let Some(dest) = service.destinations.get_mut(&member.dest) {
+                dest.weight = if real_up[&member.service] {
+                    0
+                } else {
+                    member.weight.max(1)
+                };
+            }
+        } else if state.health() == Health::Down {
+            if member.inhibit {
+                if let Some(dest) = service.destinations.get_mut(&member.dest) {
+                    dest.weight = 0;
+                }
+            } else {
+                service.destinations.remove(&member.dest);
+            }
+        }
+    }
+    table
+}
+
+/// The real-server operations that take the observed table to `wanted`. Only
+/// services present in both are touched, and only their real servers: adding or
+/// changing services is the apply's business, not the health checker's.
+pub fn dest_ops(observed: &IpvsState, wanted: &IpvsState) -> Vec<IpvsOp> {
+    let mut have = IpvsState::default();
+    let mut want = IpvsState::default();
+    for (key, service) in &observed.services {
+        if let Some(wanted_service) = wanted.services.get(key) {
+            have.services.insert(*key, service.clone());
+            let mut wanted_service = wanted_service.clone();
+            wanted_service.settings = service.settings.clone();
+            want.services.insert(*key, wanted_service);
+        }
+    }
+    diff(&have, &want)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::parse::parse_lvs;
+    use crate::plan::ipvs::{DestSettings, Forward, desired};
+
+    pub(crate) fn lvs(text: &str) -> LvsConfig {
+        let (config, diagnostics) = parse_lvs(text.as_bytes());
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config
+    }
+
+    const WEB: &str = "director web 10.0.0.1:80\n\
+        check interval 2 rise 2 fall 3\n\
+        option httpcheck uri /health statuscode 204 vhost example.com\n\
+        server a 10.0.1.1:8080 weight 3 check\n\
+        server b 10.0.1.2:8080 weight 2 check\n\
+        server sorry 10.0.1.9:8080 sorry\n";
+
+    fn vip() -> ServiceKey {
+        ServiceKey::Vip {
+            protocol: 6,
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            port: 80,
+        }
+    }
+
+    fn dest(last: u8) -> DestKey {
+        DestKey {
+            address: Ipv4Addr::new(10, 0, 1, last),
+            port: 8080,
+        }
+    }
+
+    fn weights(table: &IpvsState) -> Vec<(u8, u32)> {
+        table.services[&vip()]
+            .destinations
+            .iter()
+            .map(|(d, s)| (d.address.octets()[3], s.weight))
+            .collect()
+    }
+
+    fn down() -> ServerHealth {
+        let mut health = ServerHealth::new();
+        health.record(false, 1, 1);
+        health
+    }
+
+    #[test]
+    fn a_server_goes_down_after_fall_failures_in_a_row_and_up_after_rise_successes() {
+        let mut health = ServerHealth::new();
+        assert_eq!(health.record(false, 2, 3), None);
+        assert_eq!(health.record(false, 2, 3), None);
+        assert_eq!(health.record(false, 2, 3), Some(Health::Down));
+        assert_eq!(health.health(), Health::Down);
+        assert_eq!(health.record(false, 2, 3), None, "already down");
+        assert_eq!(health.record(true, 2, 3), None);
+        assert_eq!(health.record(true, 2, 3), Some(Health::Up));
+        assert_eq!(health.record(true, 2, 3), None, "already up");
+    }
+
+    #[test]
+    fn a_success_between_failures_starts_the_count_again() {
+        let mut health = ServerHealth::new();
+        health.record(false, 1, 2);
+        health.record(true, 1, 2);
+        assert_eq!(health.record(false, 1, 2), None);
+        assert_eq!(health.record(false, 1, 2), Some(Health::Down));
+        health.record(true, 3, 2);
+        health.record(false, 3, 2);
+        health.record(true, 3, 2);
+        health.record(true, 3, 2);
+        assert_eq!(health.health(), Health::Down, "a failure broke the rise");
+        assert_eq!(health.record(true, 3, 2), Some(Health::Up));
+    }
+
+    #[test]
+    fn rise_and_fall_of_zero_act_as_one() {
+        let mut health = ServerHealth::new();
+        assert_eq!(health.record(false, 0, 0), Some(Health::Down));
+        assert_eq!(health.record(true, 0, 0), Some(Health::Up));
+    }
+
+    #[test]
+    fn the_roster_carries_the_directors_check_to_each_checked_server() {
+        let roster = roster(&lvs(WEB));
+        assert!(roster.warnings.is_empty());
+        let a = &roster.members[0];
+        assert_eq!((a.director.as_str(), a.server.as_str()), ("web", "a"));
+        assert_eq!((a.service, a.dest, a.weight), (vip(), dest(1), 3));
+        assert_eq!(
+            a.check,
+            Some(Check {
+                address: Ipv4Addr::new(10, 0, 1, 1),
+                probe: Probe::Http {
+                    port: 8080,
+                    uri: "/health".into(),
+                    vhost: Some("example.com".into()),
+                    status: 204,
+                },
+                source: None,
+                interval: Duration::from_secs(2),
+                timeout: Duration::from_secs(1),
+                rise: 2,
+                fall: 3,
+            })
+        );
+        let sorry = &roster.members[2];
+        assert!(sorry.sorry);
+        assert_eq!(sorry.check, None, "the sorry server is not checked");
+    }
+
+    #[test]
+    fn check_port_and_source_override_and_icmp_is_the_default() {
+        let roster = roster(&lvs("director d 10.0.0.1:80\n\
+             check port 81 source 10.0.0.5 timeout 3\n\
+             option tcpcheck\n\
+             server a 10.0.1.1 check\n\
+             director e 10.0.0.2:80\n\
+             server b 10.0.1.2 check\n\
+             server c 10.0.1.3\n"));
+        let a = roster.members[0].check.as_ref().expect("checked");
+        assert_eq!(a.probe, Probe::Tcp { port: 81 });
+        assert_eq!(a.source, Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(a.timeout, Duration::from_secs(3));
+        assert_eq!(a.interval, Duration::from_secs(10));
+        let b = roster.members[1].check.as_ref().expect("checked");
+        assert_eq!(b.probe, Probe::Icmp);
+        assert_eq!(b.timeout, Duration::from_secs(5), "half the interval");
+        assert_eq!(roster.members[2].check, None, "no `check`, not checked");
+    }
+
+    #[test]
+    fn a_check_that_cannot_run_is_a_warning_and_the_server_stays_in() {
+        let roster = roster(&lvs("director d 10.0.0.1\n\
+             option tcpcheck\n\
+             server a 10.0.1.1 check\n\
+             director e 10.0.0.2:80\n\
+             option arpcheck\n\
+             server b 10.0.1.2 check\n"));
+        assert_eq!(roster.members[0].check, None);
+        assert_eq!(roster.members[1].check, None);
+        assert_eq!(roster.warnings.len(), 2, "{:?}", roster.warnings);
+        assert!(roster.warnings[0].contains("needs a port"));
+        assert!(roster.warnings[1].contains("arpcheck"));
+    }
+
+    #[test]
+    fn checks_are_spread_over_the_interval_and_stay_put() {
+        let roster = roster(&lvs(WEB));
+        let offsets: Vec<Duration> = roster.members[..2]
+            .iter()
+            .map(|m| {
+                m.check
+                    .as_ref()
+                    .expect("checked")
+                    .offset(&m.service, &m.dest)
+            })
+            .collect();
+        assert!(offsets.iter().all(|o| *o < Duration::from_secs(2)));
+        assert_ne!(offsets[0], offsets[1]);
+        let again = &roster.members[0];
+        assert_eq!(
+            again
+                .check
+                .as_ref()
+                .expect("checked")
+                .offset(&again.service, &again.dest),
+            offsets[0]
+        );
+    }
+
+    #[test]
+    fn all_up_is_the_table_the_configuration_asks_for() {
+        let config = lvs(WEB);
+        let roster = roster(&config);
+        let health = vec![ServerHealth::new(); 3];
+        assert_eq!(
+            with_health(&desired(&config), &roster.members, &health),
+            desired(&config)
+        );
+    }
+
+    #[test]
+    fn a_down_server_leaves_ipvs_and_the_others_keep_their_weight() {
+        let config = lvs(WEB);
+        let roster = roster(&config);
+        let health = vec![down(), ServerHealth::new(), ServerHealth::new()];
+        let table = with_health(&desired(&config), &roster.members, &health);
+        assert_eq!(weights(&table), vec![(2, 2), (9, 0)]);
+    }
+
+    #[test]
+    fn with_inhibit_a_down_server_stays_at_weight_zero() {
+        let config = lvs(&WEB.replace("fall 3\n", "fall 3 inhibit\n"));
+        let roster = roster(&config);
+        assert!(roster.members[0].inhibit);
+        let health = vec![down(), ServerHealth::new(), ServerHealth::new()];
+        let table = with_health(&desired(&config), &roster.members, &health);
+        assert_eq!(weights(&table), vec![(1, 0), (2, 2), (9, 0)]);
+    }
+
+    #[test]
+    fn the_sorry_server_takes_the_traffic_only_while_no_real_server_is_up() {
+        let config = lvs(WEB);
+        let roster = roster(&config);
+        let all_down = vec![down(), down(), ServerHealth::new()];
+        let table = with_health(&desired(&config), &roster.members, &all_down);
+        assert_eq!(weights(&table), vec![(9, 1)], "sorry at weight 1");
+
+        let inhibit = lvs(&WEB
+            .replace("fall 3\n", "fall 3 inhibit\n")
+            .replace("sorry\n", "weight 5 sorry\n"));
+        let members = super::roster(&inhibit).members;
+        let table = with_health(&desired(&inhibit), &members, &all_down);
+        assert_eq!(
+            weights(&table),
+            vec![(1, 0), (2, 0), (9, 5)],
+            "real servers at weight 0 are not up; the sorry server has its own weight"
+        );
+    }
+
+    #[test]
+    fn a_real_server_of_weight_zero_does_not_keep_the_sorry_server_out() {
+        let config = lvs(&WEB.replace("weight 2 check", "weight 0"));
+        let roster = roster(&config);
+        let health = vec![down(), ServerHealth::new(), ServerHealth::new()];
+        let table = with_health(&desired(&config), &roster.members, &health);
+        assert_eq!(weights(&table), vec![(2, 0), (9, 1)]);
+    }
+
+    #[test]
+    fn going_down_and_back_is_one_delete_then_one_add_with_the_configured_weight() {
+        let config = lvs(WEB);
+        let roster = roster(&config);
+        let all_up = desired(&config);
+        let health = vec![down(), ServerHealth::new(), ServerHealth::new()];
+        let without_a = with_health(&all_up, &roster.members, &health);
+        let settings = DestSettings {
+            forward: Forward::Masquerade,
+            weight: 3,
+        };
+        assert_eq!(
+            dest_ops(&all_up, &without_a),
+            vec![IpvsOp::DeleteDest {
+                service: vip(),
+                dest: dest(1),
+                settings
+            }]
+        );
+        assert_eq!(
+            dest_ops(&without_a, &all_up),
+            vec![IpvsOp::AddDest {
+                service: vip(),
+                dest: dest(1),
+                settings
+            }]
+        );
+    }
+
+    #[test]
+    fn health_never_adds_or_edits_services() {
+        let config = lvs(WEB);
+        let roster = roster(&config);
+        let mut wanted = with_health(
+            &desired(&config),
+            &roster.members,
+            &[down(), down(), ServerHealth::new()],
+        );
+        assert!(dest_ops(&IpvsState::default(), &wanted).is_empty());
+        let mut observed = desired(&config);
+        observed
+            .services
+            .get_mut(&vip())
+            .expect("web")
+            .settings
+            .scheduler = "rr".into();
+        wanted
+            .services
+            .get_mut(&vip())
+            .expect("web")
+            .settings
+            .scheduler = "wlc".into();
+        let ops = dest_ops(&observed, &wanted);
+        assert!(
+            ops.iter()
+                .all(|op| matches!(op, IpvsOp::DeleteDest { .. } | IpvsOp::EditDest { .. })),
+            "{ops:?}"
+        );
+        assert_eq!(ops.len(), 3, "two deletions and the sorry server's weight");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_unchanged_servers_only() {
+        let config = lvs(WEB);
+        let old = roster(&config).members;
+        let old_health = vec![down(), down(), ServerHealth::new()];
+        let changed = lvs(&WEB
+            .replace("10.0.1.2:8080 weight 2", "10.0.1.2:8081 weight 2")
+            .replace("weight 3", "weight 7"));
+        let new = roster(&changed).members;
+        let health = carry_over(&old, &old_health, &new);
+        assert_eq!(
+            health[0].health(),
+            Health::Down,
+            "a weight change keeps a down server down"
+        );
+        assert_eq!(health[1].health(), Health::Up, "a new port is a new server");
+
+        let new_check = lvs(&WEB.replace("rise 2", "rise 1"));
+        let health = carry_over(&old, &old_health, &roster(&new_check).members);
+        assert_eq!(
+            health[0].health(),
+            Health::Up,
+            "a changed check starts afresh"
+        );
+    }
+}
