@@ -6,7 +6,6 @@ use std::fmt;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::config::model::flows::Policy;
 use crate::config::model::{FlowsConfig, LvsConfig, NetworkConfig};
 use crate::config::{self, Diagnostic, Severity};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
@@ -106,12 +105,7 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
             });
         }
     };
-    let active_flows = config
-        .flows
-        .flows
-        .iter()
-        .filter(|flow| flow.policy.value != Policy::Skip)
-        .count();
+    let active_flows = config.flows.active().count();
     plan.firewall = match plan_firewall(&mut kernel.firewall, &config.flows, &config.lvs).await {
         Ok(step) => step,
         Err(ApplyError::Kernel(_)) if active_flows == 0 => None,

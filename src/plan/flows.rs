@@ -244,11 +244,7 @@ fn parse_comment(comment: &str) -> Option<(Direction, &str, Option<usize>)> {
 /// Renders the flows: `None` when no flow or outflow takes part (all `skip`),
 /// so an unused feature leaves no table behind.
 pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
-    let active: Vec<&Flow> = flows
-        .flows
-        .iter()
-        .filter(|flow| flow.policy.value != Policy::Skip)
-        .collect();
+    let active: Vec<&Flow> = flows.active().collect();
     if active.is_empty() {
         return None;
     }

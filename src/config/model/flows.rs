@@ -15,6 +15,15 @@ pub struct FlowsConfig {
     pub flows: Vec<Flow>,
 }
 
+impl FlowsConfig {
+    /// The flows and outflows that take part: all but `skip`.
+    pub fn active(&self) -> impl Iterator<Item = &Flow> {
+        self.flows
+            .iter()
+            .filter(|flow| flow.policy.value != Policy::Skip)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     pub direction: Direction,
