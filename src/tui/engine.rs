@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::app::Action;
-use crate::apply::{self, Plan, Progress};
+use crate::apply::{self, Progress};
+use crate::config::model::NetworkConfig;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, ServiceStatus,
 };
 use crate::plan::ipvs::ServiceKey;
-use crate::plan::network::{NetOp, NewLink};
 use crate::store::{ConfigFiles, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -242,16 +242,17 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         )
         .await
         .map_err(|e| e.to_string())?;
-        missing_modules(&plan, self.modules)?;
+        self.refuse_missing_modules(files)?;
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
         })
     }
 
-    /// Plans again (the kernel may have moved since the preview) and carries
-    /// the plan out as one transaction, through the store like `lbconsole apply`.
+    /// Carries the plan out as one transaction, through the store like
+    /// `lbconsole apply`, which plans again (the kernel may have moved since
+    /// the preview).
     async fn apply(&mut self, files: &ConfigFiles) -> Result<Applied, String> {
-        self.plan(files).await?;
+        self.refuse_missing_modules(files)?;
         let store = Store::open(&self.paths.config_dir, &self.paths.state_dir)
             .map_err(|e| e.to_string())?;
         let request = ApplyRequest {
@@ -269,6 +270,11 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             running: files.clone(),
             confirm_within: applied.pending.map(|pending| pending.seconds_left()),
         })
+    }
+
+    fn refuse_missing_modules(&self, files: &ConfigFiles) -> Result<(), String> {
+        let (network, _) = config::parse::parse_network(&files.network);
+        missing_modules(&network, self.modules)
     }
 
     fn facts(&self) -> Facts {
@@ -310,18 +316,27 @@ pub fn module_loaded(name: &str) -> bool {
     Path::new("/sys/module").join(name).exists()
 }
 
-/// Refuses a plan that creates bonds or VLANs on a kernel without the module
+/// Refuses a configuration with bonds or VLANs on a kernel without the module
 /// for them, naming it, rather than letting the kernel answer "not supported"
-/// halfway through. `loaded` says whether a module is loaded.
-pub fn missing_modules(plan: &Plan, loaded: impl Fn(&str) -> bool) -> Result<(), String> {
-    for (module, what) in [("bonding", "bonds"), ("8021q", "VLANs")] {
-        let needed = plan.network.iter().any(|step| match &step.op {
-            NetOp::CreateLink { link, .. } => match link {
-                NewLink::Bond(_) => module == "bonding",
-                NewLink::Vlan { .. } => module == "8021q",
-            },
-            _ => false,
-        });
+/// halfway through. (Such links cannot exist without their module, so the plan
+/// would create them.) `loaded` says whether a module is loaded.
+pub fn missing_modules(
+    network: &NetworkConfig,
+    loaded: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let needs = [
+        (
+            "bonding",
+            "bonds",
+            network.interfaces.iter().any(|i| i.bond().is_some()),
+        ),
+        (
+            "8021q",
+            "VLANs",
+            network.interfaces.iter().any(|i| i.vlan().is_some()),
+        ),
+    ];
+    for (module, what, needed) in needs {
         if needed && !loaded(module) {
             return Err(format!(
                 "network.conf has {what}, but this kernel has no {module} module loaded \
