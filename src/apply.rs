@@ -8,6 +8,8 @@ use std::path::Path;
 
 use crate::config::model::{FlowsConfig, LvsConfig, NetworkConfig};
 use crate::config::{self, Diagnostic, Severity};
+use crate::health::publish::ServerReport;
+use crate::health::state::with_reported_health;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::plan::Step;
 use crate::plan::flows::{self, FirewallOp, MarkRule};
@@ -59,6 +61,9 @@ pub enum Progress<'a> {
 /// transaction (undone on any failure) and record `files` as what runs in
 /// `STATE_DIR/running/`.
 ///
+/// `health` is what the daemon reports of the real servers: one it keeps out of
+/// IPVS stays out (see [`with_reported_health`]).
+///
 /// `hand_back` is the configuration that may have put things in the kernel before
 /// (what runs now, or what a rollback takes out): addresses it put on interfaces
 /// `files` no longer names are removed. IPVS may be missing from `kernel`: an
@@ -70,6 +75,7 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     state_dir: &Path,
     kernel: &mut Kernel<N, I, F>,
     dry_run: bool,
+    health: &[ServerReport],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Plan, ApplyError> {
     let checked = config::check(files.sources());
@@ -94,7 +100,7 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     };
     let ipvs = match kernel.ipvs.as_mut() {
         Ok(backend) => {
-            plan.ipvs = plan_ipvs(backend, &config.lvs).await?;
+            plan.ipvs = plan_ipvs(backend, &config.lvs, health).await?;
             Some(backend)
         }
         Err(_) if config.lvs.directors.is_empty() => None,
@@ -205,13 +211,16 @@ pub async fn plan_firewall<B: FirewallBackend>(
     Ok(Some(FirewallStep { op, undo }))
 }
 
-/// The operations that would bring the IPVS table to `config`.
+/// The operations that would bring the IPVS table to `config`, leaving the
+/// servers `health` reports down as the health checker left them.
 pub async fn plan_ipvs<B: IpvsBackend>(
     backend: &mut B,
     config: &LvsConfig,
+    health: &[ServerReport],
 ) -> Result<Vec<IpvsOp>, ApplyError> {
     let observed = backend.observe().await?;
-    Ok(ipvs::diff(&observed.state, &ipvs::desired(config)))
+    let wanted = with_reported_health(&ipvs::desired(config), config, health);
+    Ok(ipvs::diff(&observed.state, &wanted))
 }
 
 /// Executes `steps` in order; on the first failure, executes the inverses of the

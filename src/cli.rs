@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
-use crate::health::publish::{self, ServerReport};
+use crate::health::publish::{self, HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
 };
@@ -460,7 +460,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let pending = confirm::roll_back_abandoned(store, kernel).await?;
+    let pending = confirm::roll_back_abandoned(store, kernel, &HealthSource::Daemon).await?;
     let pending = match pending {
         Some(pending) => Some(PendingReport {
             guard_alive: PendingApply::guard_alive(store.state_dir())?,

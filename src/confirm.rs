@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::apply::{self, ApplyError, Plan, Progress};
+use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::archive::ArchiveFiles;
 use crate::store::pending::now_ms;
@@ -81,6 +82,8 @@ pub struct ApplyRequest {
     /// Apply these files (the console's edited buffers, saved or not) instead
     /// of the saved configuration.
     pub files: Option<ConfigFiles>,
+    /// Where to learn which servers the health checker keeps out.
+    pub health: HealthSource,
 }
 
 /// What an apply did.
@@ -104,6 +107,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     kernel: &mut Kernel<N, I, W>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Applied, ConfirmError> {
+    let health = request.health.reports(store.state_dir());
     if request.dry_run {
         let files = match &request.files {
             Some(files) => files.clone(),
@@ -116,6 +120,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             store.state_dir(),
             kernel,
             true,
+            &health,
             progress,
         )
         .await?;
@@ -129,7 +134,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     match PendingApply::read(store.state_dir())? {
         Some(pending) if pending.expired() && !PendingApply::guard_alive(store.state_dir())? => {
             tracing::warn!(applied_at = %pending.applied_at, "rolling back an unconfirmed apply whose guard is gone");
-            roll_back(store, &locked, &pending, kernel).await??;
+            roll_back(store, &locked, &pending, kernel, &health).await??;
         }
         Some(pending) => {
             return Err(ConfirmError::Pending {
@@ -169,6 +174,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         store.state_dir(),
         kernel,
         false,
+        &health,
         progress,
     )
     .await;
@@ -353,7 +359,8 @@ pub async fn roll_back_expired<N: NetworkBackend, I: IpvsBackend, W: FirewallBac
     let locked = store.lock()?;
     match PendingApply::read(store.state_dir())? {
         Some(pending) if pending.id == id => {
-            let outcome = roll_back(store, &locked, &pending, kernel).await?;
+            let health = HealthSource::Daemon.reports(store.state_dir());
+            let outcome = roll_back(store, &locked, &pending, kernel, &health).await?;
             Ok(outcome.is_ok())
         }
         _ => Ok(true),
@@ -399,6 +406,7 @@ where
 pub async fn roll_back_abandoned<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     store: &Store,
     kernel: &mut Kernel<N, I, W>,
+    health: &HealthSource,
 ) -> Result<Option<PendingApply>, StoreError> {
     let Some(pending) = PendingApply::read(store.state_dir())? else {
         return Ok(None);
@@ -411,7 +419,8 @@ pub async fn roll_back_abandoned<N: NetworkBackend, I: IpvsBackend, W: FirewallB
     match PendingApply::read(store.state_dir())? {
         Some(pending) if pending.expired() && !PendingApply::guard_alive(store.state_dir())? => {
             tracing::warn!(applied_at = %pending.applied_at, "rolling back an unconfirmed apply whose guard is gone");
-            let outcome = roll_back(store, &locked, &pending, kernel).await?;
+            let health = health.reports(store.state_dir());
+            let outcome = roll_back(store, &locked, &pending, kernel, &health).await?;
             Ok(outcome.err().map(|_| pending))
         }
         other => Ok(other),
@@ -425,6 +434,7 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     locked: &Locked,
     pending: &PendingApply,
     kernel: &mut Kernel<N, I, W>,
+    health: &[ServerReport],
 ) -> Result<Result<(), ApplyError>, StoreError> {
     let previous = pending.previous_files().unwrap_or_default();
     let applied = pending.applied_files();
@@ -434,6 +444,7 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         store.state_dir(),
         kernel,
         false,
+        health,
         &mut |progress| {
             if let Progress::Planned(plan) = progress {
                 tracing::info!(changes = plan.len(), "rolling back:\n{plan}");

@@ -19,8 +19,9 @@ use crate::config::Severity;
 use crate::config::model::LvsConfig;
 use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
+use crate::health;
+use crate::health::publish::{self, HealthSource};
 use crate::health::run::HealthChecker;
-use crate::health::{self, publish};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
 
@@ -46,7 +47,8 @@ where
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
     tracing::info!(config_dir = %store.config_dir().display(), "lbconsole daemon starting");
     health::run::raise_open_file_limit();
-    apply_saved(store, &mut connect, "boot").await;
+    // Nothing is checked yet: every server starts up.
+    apply_saved(store, &mut connect, "boot", HealthSource::Known(Vec::new())).await;
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
@@ -64,14 +66,15 @@ where
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                apply_saved(store, &mut connect, "reload").await;
+                let reports = HealthSource::Known(health.report());
+                apply_saved(store, &mut connect, "reload", reports).await;
                 follow_running(store, &mut connect, &mut health, &mut checked).await;
                 // An unchanged lvs.conf is not reloaded, but the apply may have
                 // put back servers that health keeps out.
                 health.tick().await;
             }
             _ = tick.tick() => {
-                roll_back_abandoned(store, &mut connect).await;
+                roll_back_abandoned(store, &mut connect, &health).await;
                 follow_running(store, &mut connect, &mut health, &mut checked).await;
                 health.tick().await;
             }
@@ -92,8 +95,12 @@ where
 /// Applies the saved configuration, all or nothing, and logs the outcome. An
 /// apply waiting for confirmation is left to its guard: applying over it would
 /// take away what the administrator is trying out.
-async fn apply_saved<N, I, W, F, Fut>(store: &Store, connect: &mut F, why: &str)
-where
+async fn apply_saved<N, I, W, F, Fut>(
+    store: &Store,
+    connect: &mut F,
+    why: &str,
+    health: HealthSource,
+) where
     N: NetworkBackend,
     I: IpvsBackend,
     W: FirewallBackend,
@@ -124,7 +131,11 @@ where
             }
         }
     };
-    let result = confirm::apply(store, &ApplyRequest::default(), &mut kernel, &mut progress).await;
+    let request = ApplyRequest {
+        health,
+        ..ApplyRequest::default()
+    };
+    let result = confirm::apply(store, &request, &mut kernel, &mut progress).await;
     for line in &errors {
         tracing::error!("{line}");
     }
@@ -141,8 +152,11 @@ where
     }
 }
 
-async fn roll_back_abandoned<N, I, W, F, Fut>(store: &Store, connect: &mut F)
-where
+async fn roll_back_abandoned<N, I, W, F, Fut>(
+    store: &Store,
+    connect: &mut F,
+    health: &HealthChecker<I>,
+) where
     N: NetworkBackend,
     I: IpvsBackend,
     W: FirewallBackend,
@@ -165,7 +179,8 @@ where
     }
     match connect().await {
         Ok(mut kernel) => {
-            if let Err(error) = confirm::roll_back_abandoned(store, &mut kernel).await {
+            let health = HealthSource::Known(health.report());
+            if let Err(error) = confirm::roll_back_abandoned(store, &mut kernel, &health).await {
                 tracing::error!("rollback of an unconfirmed apply: {error}");
             }
         }

@@ -218,7 +218,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
                     dry_run,
                     confirm_timeout,
                     expect_version,
-                    files: None,
+                    ..ApplyRequest::default()
                 };
                 cli::apply(
                     &args.config_dir,

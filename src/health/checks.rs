@@ -1,4 +1,5 @@
-//! The checks themselves, on tokio: a TCP connect, an HTTP/1.1 GET, an ICMP echo.
+//! The checks themselves, on tokio: a TCP connect, an HTTP/1.1 GET, an ICMP echo,
+//! an ARP who-has (in `arp.rs`).
 //! Every check has a hard timeout, reads at most [`HTTP_READ_LIMIT`] bytes, and
 //! marks its sockets with [`HEALTH_CHECK_MARK`] so that the flows' outgoing chain
 //! lets them through untouched.
@@ -13,6 +14,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::arp;
 use super::state::{Check, Probe};
 use crate::plan::flows::HEALTH_CHECK_MARK;
 
@@ -74,12 +76,14 @@ async fn probe(check: &Check) -> Result<(), CheckError> {
             }
         }
         Probe::Icmp => ping(check).await,
+        Probe::Arp { iface } => arp::probe(check, iface.as_deref()).await,
     }
 }
 
 async fn connect(check: &Check, port: u16) -> Result<TcpStream, CheckError> {
     let socket = TcpSocket::new_v4().map_err(CheckError::Local)?;
     mark(socket.as_raw_fd());
+    abort_on_close(socket.as_raw_fd());
     if let Some(source) = check.source {
         socket.bind(SocketAddr::from((source, 0)))?;
     }
@@ -151,6 +155,28 @@ fn mark(fd: RawFd) {
             io::Error::last_os_error()
         );
     }
+}
+
+/// Sets `SO_LINGER` to zero, so that closing a check's connection resets it:
+/// neither end keeps a socket in FIN-WAIT or TIME-WAIT, which at thousands of
+/// checks a second would fill the balancer's tables and cost a FIN exchange per
+/// check (HAProxy's checks close the same way). Should it fail, the connection
+/// closes the ordinary way.
+fn abort_on_close(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt(2) on a socket we own, with a `linger` option value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
 }
 
 const ICMP_ECHO_REPLY: u8 = 0;
@@ -247,20 +273,51 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let request = echo_request(id, seq);
     let target = sockaddr(SocketAddrV4::new(check.address, 0));
+    let socket = register(fd)?;
+    send_datagram(&socket, &request, &target).await?;
+    let mut buffer = [0u8; 1500];
+    loop {
+        let (len, from) = receive_datagram::<libc::sockaddr_in>(&socket, &mut buffer).await?;
+        if Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)) != check.address {
+            continue;
+        }
+        let message = if raw {
+            // A raw socket hands over the IP header too.
+            let header = usize::from(buffer[0] & 0x0f) * 4;
+            buffer.get(header..len).unwrap_or_default()
+        } else {
+            &buffer[..len]
+        };
+        if is_echo_reply(message, raw.then_some(id), seq) {
+            return Ok(());
+        }
+    }
+}
+
+/// A datagram socket, registered with tokio.
+pub(super) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the OwnedFd is moved in and stays open as long as the AsyncFd.
-    let socket = unsafe { AsyncFd::register(fd) }.map_err(|error| error.into_parts().1)?;
+    unsafe { AsyncFd::register(fd) }.map_err(|error| error.into_parts().1)
+}
+
+/// Sends `packet` to `address`, a socket address structure of the socket's family.
+pub(super) async fn send_datagram<A>(
+    socket: &AsyncFd<OwnedFd>,
+    packet: &[u8],
+    address: &A,
+) -> io::Result<()> {
     loop {
         let mut guard = socket.writable().await?;
-        // SAFETY: sendto(2) from a buffer and a sockaddr_in that outlive the call.
         let sent = guard.try_io(|fd| {
+            // SAFETY: sendto(2) from a buffer and an address that outlive the call.
             let n = unsafe {
                 libc::sendto(
                     fd.as_raw_fd(),
-                    request.as_ptr().cast(),
-                    request.len(),
+                    packet.as_ptr().cast(),
+                    packet.len(),
                     0,
-                    (&raw const target).cast(),
-                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    (&raw const *address).cast(),
+                    size_of::<A>() as libc::socklen_t,
                 )
             };
             if n < 0 {
@@ -269,17 +326,24 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
                 Ok(())
             }
         });
-        match sent {
-            Ok(result) => break result?,
-            Err(_would_block) => continue,
+        if let Ok(result) = sent {
+            return result;
         }
     }
-    let mut buffer = [0u8; 1500];
+}
+
+/// Receives one datagram into `buffer`: its length and its sender's address.
+/// `A` is the plain C address structure of the socket's family.
+pub(super) async fn receive_datagram<A: Copy>(
+    socket: &AsyncFd<OwnedFd>,
+    buffer: &mut [u8],
+) -> io::Result<(usize, A)> {
     loop {
         let mut guard = socket.readable().await?;
-        let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        // SAFETY: every socket address structure is valid all zeroes.
+        let mut from: A = unsafe { std::mem::zeroed() };
         let received = guard.try_io(|fd| {
-            let mut from_len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let mut from_len = size_of::<A>() as libc::socklen_t;
             // SAFETY: recvfrom(2) into buffers that outlive the call.
             let n = unsafe {
                 libc::recvfrom(
@@ -293,22 +357,8 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
             };
             usize::try_from(n).map_err(|_| io::Error::last_os_error())
         });
-        let len = match received {
-            Ok(result) => result?,
-            Err(_would_block) => continue,
-        };
-        if Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)) != check.address {
-            continue;
-        }
-        let message = if raw {
-            // A raw socket hands over the IP header too.
-            let header = usize::from(buffer[0] & 0x0f) * 4;
-            buffer.get(header..len).unwrap_or_default()
-        } else {
-            &buffer[..len]
-        };
-        if is_echo_reply(message, raw.then_some(id), seq) {
-            return Ok(());
+        if let Ok(result) = received {
+            return result.map(|len| (len, from));
         }
     }
 }

@@ -1,6 +1,8 @@
-//! The health checker: `state` decides (pure), `checks` probes the servers,
-//! `run` drives both on tokio and changes IPVS, `publish` tells `status`.
+//! The health checker: `state` decides (pure), `checks` probes the servers (`arp`
+//! asks who-has), `run` drives both on tokio and changes IPVS, `publish` tells
+//! `status`.
 
+mod arp;
 pub mod checks;
 pub mod publish;
 pub mod run;

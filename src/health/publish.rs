@@ -64,6 +64,33 @@ pub fn send(mut stream: UnixStream, servers: &[ServerReport]) {
     });
 }
 
+/// Where an apply learns which servers the health checker keeps out of IPVS.
+#[derive(Debug, Clone, Default)]
+pub enum HealthSource {
+    /// Ask the daemon over its socket (no daemon: every server counts as up).
+    #[default]
+    Daemon,
+    /// The daemon itself, which cannot ask its own socket while it applies.
+    Known(Vec<ServerReport>),
+}
+
+impl HealthSource {
+    pub fn reports(&self, state_dir: &Path) -> Vec<ServerReport> {
+        match self {
+            Self::Known(reports) => reports.clone(),
+            Self::Daemon => read(state_dir)
+                .unwrap_or_else(|error| {
+                    tracing::warn!(
+                        "health: cannot read {}: {error}; the apply counts every server as up",
+                        socket_path(state_dir).display()
+                    );
+                    None
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The daemon's report; `None` when no daemon is listening.
 pub fn read(state_dir: &Path) -> io::Result<Option<Vec<ServerReport>>> {
     let mut stream = match std::os::unix::net::UnixStream::connect(socket_path(state_dir)) {

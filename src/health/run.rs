@@ -1,7 +1,10 @@
 //! The health checker on tokio: one task per checked server sends its results
 //! here; a result that changes a server's state changes IPVS at once, as
-//! real-server operations only (the apply owns the services).
+//! real-server operations only (the apply owns the services). A change costs
+//! the operations of the servers it concerns, not a read of the whole table: at
+//! thousands of servers, reading IPVS back on every change is most of the work.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,11 +16,17 @@ use super::publish::ServerReport;
 use super::state::{self, Check, Health, Member, ServerHealth};
 use crate::config::model::LvsConfig;
 use crate::kernel::IpvsBackend;
-use crate::plan::ipvs::{IpvsState, desired};
+use crate::plan::ipvs::{IpvsOp, IpvsState, Service, ServiceKey, desired};
 
 /// Results waiting to be counted; a full queue slows the checks down rather
 /// than growing.
 const QUEUE: usize = 4096;
+
+/// While health keeps the table from what the configuration asks for, every
+/// this many ticks the checker reads IPVS back and puts right what someone
+/// changed by hand. An apply needs no such pass: it leaves down servers out,
+/// and the reload that follows it reads the table.
+const RESYNC_TICKS: u32 = 10;
 
 /// One check's result.
 #[derive(Debug)]
@@ -33,9 +42,14 @@ pub struct HealthChecker<I> {
     desired: IpvsState,
     members: Vec<Member>,
     health: Vec<ServerHealth>,
-    /// Whether health makes the table differ from what the configuration asks
-    /// for: then every tick puts it right again, should an apply have undone it.
-    deviates: bool,
+    /// The members of each service, by index.
+    by_service: HashMap<ServiceKey, Vec<usize>>,
+    /// What IPVS holds of those services: read at each load and resync, kept
+    /// up to date by each change since. `None` until read.
+    known: Option<IpvsState>,
+    /// The services whose table health makes differ from the configuration's.
+    deviating: BTreeSet<ServiceKey>,
+    ticks: u32,
     generation: u64,
     tasks: Vec<JoinHandle<()>>,
     sender: mpsc::Sender<Report>,
@@ -52,7 +66,10 @@ impl<I: IpvsBackend> HealthChecker<I> {
             desired: IpvsState::default(),
             members: Vec::new(),
             health: Vec::new(),
-            deviates: false,
+            by_service: HashMap::new(),
+            known: None,
+            deviating: BTreeSet::new(),
+            ticks: 0,
             generation: 0,
             tasks: Vec::new(),
             sender,
@@ -119,6 +136,13 @@ impl<I: IpvsBackend> HealthChecker<I> {
                 ));
             }
         }
+        self.by_service.clear();
+        for (index, member) in roster.members.iter().enumerate() {
+            self.by_service
+                .entry(member.service)
+                .or_default()
+                .push(index);
+        }
         self.members = roster.members;
         self.health = health;
         self.desired = desired(config);
@@ -141,33 +165,34 @@ impl<I: IpvsBackend> HealthChecker<I> {
     }
 
     /// Counts `report` and every other result already waiting, then changes
-    /// IPVS once if any server changed state.
+    /// the services whose servers changed state, in one batch.
     pub async fn handle(&mut self, report: Report) {
-        let mut changed = self.record(report);
+        let mut changed = BTreeSet::new();
+        changed.extend(self.record(report));
         while let Ok(report) = self.receiver.try_recv() {
-            changed |= self.record(report);
+            changed.extend(self.record(report));
         }
-        if changed {
-            self.reconcile().await;
+        if !changed.is_empty() {
+            self.change(&changed).await;
         }
     }
 
-    /// Once a second: while health keeps servers out (or a sorry server in),
-    /// makes sure IPVS still shows it.
+    /// Once a second: every [`RESYNC_TICKS`] while health keeps servers out (or
+    /// a sorry server in), makes sure IPVS still shows it.
     pub async fn tick(&mut self) {
-        if self.deviates {
+        self.ticks += 1;
+        if self.ticks >= RESYNC_TICKS && !self.deviating.is_empty() {
             self.reconcile().await;
         }
     }
 
-    fn record(&mut self, report: Report) -> bool {
+    /// Counts one result; the service of a server whose state it changed.
+    fn record(&mut self, report: Report) -> Option<ServiceKey> {
         if report.generation != self.generation {
-            return false;
+            return None;
         }
         let member = &self.members[report.index];
-        let Some(check) = &member.check else {
-            return false;
-        };
+        let check = member.check.as_ref()?;
         if let Err(error @ CheckError::Local(_)) = &report.result {
             tracing::warn!(
                 "health: server {} ({}) of director {} not checked: {error}",
@@ -175,7 +200,7 @@ impl<I: IpvsBackend> HealthChecker<I> {
                 member.dest,
                 member.director
             );
-            return false;
+            return None;
         }
         if let Err(error) = &report.result {
             tracing::debug!(
@@ -206,13 +231,70 @@ impl<I: IpvsBackend> HealthChecker<I> {
             ),
             (None, _) => {}
         }
-        transition.is_some()
+        transition.map(|_| member.service)
     }
 
-    /// Takes IPVS to the table the configuration and the servers' health ask for.
+    /// The table of one service that the configuration and its servers' health
+    /// ask for; `None` for a service the configuration does not have.
+    fn wanted(&self, key: &ServiceKey) -> Option<Service> {
+        let desired = self.desired.services.get(key)?;
+        let servers: Vec<(&Member, &ServerHealth)> = self
+            .by_service
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|&index| (&self.members[index], &self.health[index]))
+            .collect();
+        Some(state::service_with_health(desired, &servers))
+    }
+
+    /// Changes the real servers of `services` from what IPVS is known to hold
+    /// to what their health asks for. Should an operation be refused (someone
+    /// else changed the table), reads the whole table back and starts over.
+    async fn change(&mut self, services: &BTreeSet<ServiceKey>) {
+        let Some(known) = self.known.as_ref() else {
+            return self.reconcile().await;
+        };
+        let mut have = IpvsState::default();
+        let mut want = IpvsState::default();
+        for key in services {
+            if let (Some(held), Some(wanted)) = (known.services.get(key), self.wanted(key)) {
+                have.services.insert(*key, held.clone());
+                want.services.insert(*key, wanted);
+            }
+        }
+        for (key, wanted) in &want.services {
+            if self.desired.services.get(key) == Some(wanted) {
+                self.deviating.remove(key);
+            } else {
+                self.deviating.insert(*key);
+            }
+        }
+        let ops = state::dest_ops(&have, &want);
+        if self.execute(&ops).await {
+            let known = self.known.get_or_insert_default();
+            for (key, mut wanted) in want.services {
+                if let Some(held) = known.services.get_mut(&key) {
+                    wanted.settings = held.settings.clone();
+                    *held = wanted;
+                }
+            }
+        } else {
+            self.reconcile().await;
+        }
+    }
+
+    /// Reads IPVS and takes it to the table the configuration and the servers'
+    /// health ask for.
     async fn reconcile(&mut self) {
+        self.ticks = 0;
         let wanted = state::with_health(&self.desired, &self.members, &self.health);
-        self.deviates = wanted != self.desired;
+        self.deviating = wanted
+            .services
+            .iter()
+            .filter(|&(key, service)| self.desired.services.get(key) != Some(service))
+            .map(|(key, _)| *key)
+            .collect();
         let Some(ipvs) = self.ipvs.as_mut() else {
             return;
         };
@@ -220,20 +302,45 @@ impl<I: IpvsBackend> HealthChecker<I> {
             Ok(observation) => observation.state,
             Err(error) => {
                 tracing::error!("health: {error}; IPVS not changed");
+                self.known = None;
                 return;
             }
         };
         let ops = state::dest_ops(&observed, &wanted);
+        self.known = if self.execute(&ops).await {
+            // What health touches of the table now matches `wanted`.
+            let mut known = observed;
+            for (key, held) in &mut known.services {
+                if let Some(wanted) = wanted.services.get(key) {
+                    held.destinations = wanted.destinations.clone();
+                }
+            }
+            Some(known)
+        } else {
+            None
+        };
+    }
+
+    /// Carries out `ops`, logging each; whether all succeeded.
+    async fn execute(&mut self, ops: &[IpvsOp]) -> bool {
+        let Some(ipvs) = self.ipvs.as_mut() else {
+            return true;
+        };
         if ops.is_empty() {
-            return;
+            return true;
         }
-        let results = ipvs.execute(&ops).await;
+        let results = ipvs.execute(ops).await;
+        let mut all = true;
         for (op, result) in ops.iter().zip(results) {
             match result {
                 Ok(()) => tracing::info!("health: {op}"),
-                Err(error) => tracing::error!("health: {error}"),
+                Err(error) => {
+                    tracing::error!("health: {error}");
+                    all = false;
+                }
             }
         }
+        all
     }
 }
 
@@ -284,7 +391,9 @@ fn spawn_check(
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let result = checks::run(&check).await;
+            // Boxed: the probe's state lives only while it runs, so that thousands
+            // of waiting tasks stay small.
+            let result = Box::pin(checks::run(&check)).await;
             let report = Report {
                 generation,
                 index,
@@ -382,6 +491,7 @@ mod tests {
         let live = TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let (mut checker, up, down) = one_dead(&live).await;
         assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4)]));
+        let observed = checker.ipvs().expect("ipvs").observed;
 
         let revived = TcpListener::bind(("127.0.0.1", down))
             .await
@@ -391,6 +501,11 @@ mod tests {
         drop(revived);
         drop(live);
         run_until(&mut checker, |c| table(c) == [(80, 1)]).await;
+        assert_eq!(
+            checker.ipvs().expect("ipvs").observed,
+            observed,
+            "changes go by what the checker knows, without reading the table"
+        );
     }
 
     #[tokio::test]
@@ -410,12 +525,12 @@ mod tests {
             ))),
         };
         let report = local();
-        assert!(!checker.record(report), "fall 1, yet no change");
+        assert!(checker.record(report).is_none(), "fall 1, yet no change");
         let report = Report {
             result: Err(CheckError::Timeout(Duration::from_secs(1))),
             ..local()
         };
-        assert!(checker.record(report), "a real failure counts");
+        assert!(checker.record(report).is_some(), "a real failure counts");
     }
 
     #[tokio::test]
@@ -431,8 +546,11 @@ mod tests {
         checker.load(&reweighted).await;
         assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
 
+        // Someone puts the server back by hand: the next resync takes it out.
         checker.ipvs.as_mut().expect("ipvs").state = desired(&reweighted);
-        checker.tick().await;
+        for _ in 0..RESYNC_TICKS {
+            checker.tick().await;
+        }
         assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 5)]));
     }
 }

@@ -2,17 +2,19 @@
 //! server's up/down state machine, and the IPVS table that the servers' health
 //! asks for. No I/O here: `run.rs` feeds results in and sends the operations out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::publish::ServerReport;
 use crate::config::model::LvsConfig;
 use crate::config::model::lvs::CheckMethod;
 use crate::plan::ipvs::{
-    DestKey, IpvsOp, IpvsState, ServiceKey, dest_key, diff, director_marks, forward, service_key,
+    DestKey, IpvsOp, IpvsState, Service, ServiceKey, dest_key, diff, director_marks, forward,
+    service_key,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,6 +50,11 @@ impl ServerHealth {
             health: Health::Up,
             streak: 0,
         }
+    }
+
+    /// A server in a known state, as the daemon reported it.
+    pub fn known(health: Health) -> Self {
+        Self { health, streak: 0 }
     }
 
     pub fn health(&self) -> Health {
@@ -98,6 +105,9 @@ pub enum Probe {
     },
     /// An ICMP echo request, answered in time.
     Icmp,
+    /// An ARP who-has for the server's address, answered in time, sent on
+    /// `iface` or else on the interface whose subnet holds the address.
+    Arp { iface: Option<String> },
 }
 
 /// One server's check, everything that decides its result: a server whose
@@ -187,14 +197,9 @@ pub fn roster(config: &LvsConfig) -> Roster {
                         status: http.statuscode(),
                     }),
                     CheckMethod::Icmp => Some(Probe::Icmp),
-                    CheckMethod::Arp { .. } => {
-                        roster.warnings.push(format!(
-                            "director {} server {}: arpcheck is not supported by the health checker; the server is not checked",
-                            director.name.as_str(),
-                            server.name.as_str()
-                        ));
-                        None
-                    }
+                    CheckMethod::Arp { iface } => Some(Probe::Arp {
+                        iface: iface.as_ref().map(|name| name.as_str().to_owned()),
+                    }),
                 };
                 let probe = probe.filter(|probe| match probe {
                     Probe::Tcp { port } | Probe::Http { port, .. } if *port == 0 => {
@@ -257,27 +262,37 @@ pub fn carry_over(
 }
 
 /// The IPVS table that `desired` (what the configuration asks for) becomes with
-/// the servers' health: a real server that is down leaves, or stays at weight 0
-/// with `inhibit`; a sorry server gets its weight (at least 1) while no real
-/// server of its director is up with a weight, and 0 otherwise.
+/// the servers' health (see [`service_with_health`]).
 pub fn with_health(desired: &IpvsState, members: &[Member], health: &[ServerHealth]) -> IpvsState {
-    let mut table = desired.clone();
-    let mut real_up: BTreeMap<ServiceKey, bool> = BTreeMap::new();
+    let mut servers: BTreeMap<ServiceKey, Vec<(&Member, &ServerHealth)>> = BTreeMap::new();
     for (member, state) in members.iter().zip(health) {
-        let up = !member.sorry && member.weight > 0 && state.health() == Health::Up;
-        *real_up.entry(member.service).or_default() |= up;
+        servers
+            .entry(member.service)
+            .or_default()
+            .push((member, state));
     }
-    for (member, state) in members.iter().zip(health) {
-        let Some(service) = table.services.get_mut(&member.service) else {
-            continue;
-        };
+    let mut table = desired.clone();
+    for (key, service) in &mut table.services {
+        if let Some(servers) = servers.get(key) {
+            *service = service_with_health(service, servers);
+        }
+    }
+    table
+}
+
+/// One service's real servers as health leaves them: a real server that is down
+/// leaves, or stays at weight 0 with `inhibit`; a sorry server gets its weight
+/// (at least 1) while no real server of its director is up with a weight, and 0
+/// otherwise. `servers` are the service's members with their state.
+pub fn service_with_health(desired: &Service, servers: &[(&Member, &ServerHealth)]) -> Service {
+    let real_up = servers
+        .iter()
+        .any(|(member, state)| !member.sorry && member.weight > 0 && state.health() == Health::Up);
+    let mut service = desired.clone();
+    for (member, state) in servers {
         if member.sorry {
             if let Some(dest) = service.destinations.get_mut(&member.dest) {
-                dest.weight = if real_up[&member.service] {
-                    0
-                } else {
-                    member.weight.max(1)
-                };
+                dest.weight = if real_up { 0 } else { member.weight.max(1) };
             }
         } else if state.health() == Health::Down {
             if member.inhibit {
@@ -289,7 +304,52 @@ pub fn with_health(desired: &IpvsState, members: &[Member], health: &[ServerHeal
             }
         }
     }
-    table
+    service
+}
+
+/// The IPVS table an apply leaves: what `config` asks for, with the servers the
+/// daemon reports down kept as their health left them. An apply that put them
+/// back would send clients to dead servers until the checker's next pass took
+/// them out again. A server counts as reported when its director, name, address
+/// and port match; any other, new or unknown, is up, as a reload would start it.
+pub fn with_reported_health(
+    desired: &IpvsState,
+    config: &LvsConfig,
+    reports: &[ServerReport],
+) -> IpvsState {
+    let down: HashSet<(&str, &str, Ipv4Addr, u16)> = reports
+        .iter()
+        .filter(|report| report.checked && report.health == Health::Down)
+        .map(|report| {
+            (
+                report.director.as_str(),
+                report.server.as_str(),
+                report.address,
+                report.port,
+            )
+        })
+        .collect();
+    if down.is_empty() {
+        return desired.clone();
+    }
+    let members = roster(config).members;
+    let health: Vec<ServerHealth> = members
+        .iter()
+        .map(|member| {
+            let key = (
+                member.director.as_str(),
+                member.server.as_str(),
+                member.dest.address,
+                member.dest.port,
+            );
+            if member.check.is_some() && down.contains(&key) {
+                ServerHealth::known(Health::Down)
+            } else {
+                ServerHealth::new()
+            }
+        })
+        .collect();
+    with_health(desired, &members, &health)
 }
 
 /// The real-server operations that take the observed table to `wanted`. Only
@@ -352,9 +412,7 @@ pub(crate) mod tests {
     }
 
     fn down() -> ServerHealth {
-        let mut health = ServerHealth::new();
-        health.record(false, 1, 1);
-        health
+        ServerHealth::known(Health::Down)
     }
 
     #[test]
@@ -447,13 +505,21 @@ pub(crate) mod tests {
              option tcpcheck\n\
              server a 10.0.1.1 check\n\
              director e 10.0.0.2:80\n\
-             option arpcheck\n\
+             option arpcheck iface eth1\n\
              server b 10.0.1.2 check\n"));
         assert_eq!(roster.members[0].check, None);
-        assert_eq!(roster.members[1].check, None);
-        assert_eq!(roster.warnings.len(), 2, "{:?}", roster.warnings);
+        assert_eq!(roster.warnings.len(), 1, "{:?}", roster.warnings);
         assert!(roster.warnings[0].contains("needs a port"));
-        assert!(roster.warnings[1].contains("arpcheck"));
+        let b = roster.members[1]
+            .check
+            .as_ref()
+            .expect("arpcheck needs no port");
+        assert_eq!(
+            b.probe,
+            Probe::Arp {
+                iface: Some("eth1".into())
+            }
+        );
     }
 
     #[test]
@@ -538,6 +604,39 @@ pub(crate) mod tests {
         let health = vec![down(), ServerHealth::new(), ServerHealth::new()];
         let table = with_health(&desired(&config), &roster.members, &health);
         assert_eq!(weights(&table), vec![(2, 0), (9, 1)]);
+    }
+
+    #[test]
+    fn an_apply_keeps_out_the_servers_the_daemon_reports_down_and_no_other() {
+        let config = lvs(WEB);
+        let report = |server: &str, last: u8, health: Health| ServerReport {
+            director: "web".into(),
+            server: server.into(),
+            address: Ipv4Addr::new(10, 0, 1, last),
+            port: 8080,
+            checked: true,
+            sorry: false,
+            health,
+        };
+        let both_down = [report("a", 1, Health::Down), report("b", 2, Health::Down)];
+        let table = with_reported_health(&desired(&config), &config, &both_down);
+        assert_eq!(weights(&table), vec![(9, 1)], "the sorry server takes over");
+
+        let up = [report("a", 1, Health::Down), report("b", 2, Health::Up)];
+        let table = with_reported_health(&desired(&config), &config, &up);
+        assert_eq!(weights(&table), vec![(2, 2), (9, 0)]);
+
+        // A server whose address changed is new to the checker: up, as a reload
+        // would start it; so is one the report names under another director.
+        let moved = lvs(&WEB.replace("10.0.1.1:8080", "10.0.1.3:8080"));
+        let table = with_reported_health(&desired(&moved), &moved, &up);
+        assert_eq!(weights(&table), vec![(2, 2), (3, 3), (9, 0)]);
+        let elsewhere = [ServerReport {
+            director: "mail".into(),
+            ..report("a", 1, Health::Down)
+        }];
+        let table = with_reported_health(&desired(&config), &config, &elsewhere);
+        assert_eq!(weights(&table), weights(&desired(&config)));
     }
 
     #[test]

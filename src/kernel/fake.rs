@@ -269,6 +269,8 @@ pub struct FakeIpvs {
     /// Refuse the operation with this index (0-based, over the table's life).
     pub fail_at: Option<usize>,
     pub executed: usize,
+    /// How many times the table was read.
+    pub observed: usize,
 }
 
 impl FakeIpvs {
@@ -319,6 +321,7 @@ impl FakeIpvs {
 
 impl IpvsBackend for FakeIpvs {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
+        self.observed += 1;
         // What `status` shows, with the counters of a table no packet has crossed.
         let services = self
             .state

@@ -656,7 +656,7 @@ mod tests {
             let mut kernel = FakeIpvs {
                 state: from.clone(),
                 fail_at: Some(fail_at),
-                executed: 0,
+                ..FakeIpvs::default()
             };
             let result = runtime.block_on(apply::execute_ipvs(&mut kernel, &ops));
             assert!(result.is_err(), "operation {fail_at} did not fail");

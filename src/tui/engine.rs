@@ -13,6 +13,7 @@ use crate::apply::{self, Progress};
 use crate::config::model::NetworkConfig;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::health::publish::HealthSource;
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, ServiceStatus,
 };
@@ -238,6 +239,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             &self.paths.state_dir,
             &mut self.kernel,
             true,
+            &HealthSource::Daemon.reports(&self.paths.state_dir),
             &mut |_| {},
         )
         .await

@@ -111,6 +111,17 @@ impl Farm {
         self.servers[n - 1] = None;
     }
 
+    /// Backend `n`'s namespace (1-based).
+    pub(crate) fn backend(&self, n: usize) -> &Netns {
+        &self.backends[n - 1]
+    }
+
+    /// Replaces backend `n`'s servers with `sh -c SCRIPT` run in its namespace.
+    pub(crate) fn serve_with(&mut self, n: usize, script: &str) {
+        self.servers[n - 1] = None;
+        self.servers[n - 1] = Some(self.backends[n - 1].spawn(script));
+    }
+
     /// Starts backend `n`'s servers again and waits until it answers.
     pub(crate) fn start(&mut self, n: usize) {
         self.servers[n - 1] = Some(serve(&self.backends[n - 1], n));
@@ -513,7 +524,7 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
         .expect("a runtime");
     let ops = runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("IPVS");
-        apply::plan_ipvs(&mut ipvs, &to).await.expect("a plan")
+        apply::plan_ipvs(&mut ipvs, &to, &[]).await.expect("a plan")
     });
     assert!(ops.len() >= 6, "{ops:#?}");
     for refuse in 0..ops.len() {

@@ -183,3 +183,249 @@ fn with_inhibit_a_down_server_stays_at_weight_zero_and_a_reload_keeps_it_down() 
         "{log}"
     );
 }
+
+/// A backend that misbehaves on port 80 of `address`, as `mode` says: `slow`
+/// answers 200 after 3 s, `garbage` sends endless bytes that are not HTTP,
+/// `reset` resets every connection at once.
+const ROGUE: &str = r#"
+import socket, struct, sys, threading, time
+mode, address = sys.argv[1], sys.argv[2]
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((address, 80))
+listener.listen(64)
+def serve(conn):
+    try:
+        if mode == "slow":
+            time.sleep(3)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+        elif mode == "garbage":
+            while True:
+                conn.sendall(b"\x00garbage, no status line " * 4096)
+        elif mode == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    except OSError:
+        pass
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+/// The daemon's resident memory in KiB.
+fn resident_kib(daemon: &std::process::Child) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).expect("the daemon runs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn slow_garbage_and_resetting_backends_are_down_and_the_daemon_stays_small() {
+    let mut farm = farm("health-rogue", 3);
+    write_lvs(&farm, LVS);
+    let daemon = start_daemon(&farm.lab);
+    let all = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
+    let without_web1 = ["10.0.2.2:80 1", "10.0.3.2:80 0"];
+    wait_for(&farm, &all, Duration::from_secs(10));
+    let before = resident_kib(&daemon);
+    for mode in ["slow", "garbage", "reset"] {
+        farm.serve_with(1, &format!("exec python3 -c '{ROGUE}' {mode} 10.0.1.2"));
+        wait_for(&farm, &without_web1, Duration::from_secs(15));
+        assert_eq!(farm.fetch(URL, 2), vec!["web2"; 2], "{mode}");
+        farm.start(1);
+        wait_for(&farm, &all, Duration::from_secs(15));
+    }
+    let after = resident_kib(&daemon);
+    let (code, log) = stop_daemon(daemon);
+    assert_eq!(code, Some(0), "{log}");
+    let down = "server web1 (10.0.1.2:80) of director web is down";
+    assert_eq!(log.matches(down).count(), 3, "{log}");
+    for reason in ["no answer within 1s", "not an HTTP response"] {
+        assert!(
+            log.contains(&format!("{down}: {reason}")),
+            "no `{reason}` in:\n{log}"
+        );
+    }
+    assert!(
+        after < before + 4096,
+        "the daemon grew from {before} KiB to {after} KiB"
+    );
+    eprintln!("health: resident {before} KiB before, {after} KiB after");
+}
+
+/// Holds two keep-alive connections to the VIP and, once `go` exists, sends a
+/// second request on each; prints `server port` per answer into `out`.
+const KEEP_ALIVE_CLIENT: &str = r#"
+import http.client, os, sys, time
+go, out = sys.argv[1], sys.argv[2]
+conns = [http.client.HTTPConnection("198.51.100.10", 80, timeout=5) for _ in range(2)]
+def ask(c):
+    c.request("GET", "/")
+    body = c.getresponse().read().decode()
+    return "%s %d" % (body, c.sock.getsockname()[1])
+first = [ask(c) for c in conns]
+open(out + ".tmp", "w").write("\n".join(first) + "\n")
+os.rename(out + ".tmp", out)
+while not os.path.exists(go):
+    time.sleep(0.1)
+second = [ask(c) for c in conns]
+open(out + ".tmp", "w").write("\n".join(first + second) + "\n")
+os.rename(out + ".tmp", out)
+"#;
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
+    let farm = farm("health-keep", 2);
+    // The check is on port 81, so that it can fail while port 80 serves.
+    let checked = |n: usize| {
+        farm.backend(n).spawn(&format!(
+            "exec python3 -c 'import socket\ns = socket.create_server((\"10.0.{n}.2\", 81))\nwhile True: s.accept()[0].close()'"
+        ))
+    };
+    let check_web1 = checked(1);
+    let _check_web2 = checked(2);
+    write_lvs(
+        &farm,
+        "director web 198.51.100.10:80 TCP\n\
+         balance roundrobin\n\
+         check interval 1 timeout 1 port 81 fall 2 inhibit\n\
+         option tcpcheck\n\
+         server web1 10.0.1.2:80 check\n\
+         server web2 10.0.2.2:80 check\n",
+    );
+    let daemon = start_daemon(&farm.lab);
+    wait_for(
+        &farm,
+        &["10.0.1.2:80 1", "10.0.2.2:80 1"],
+        Duration::from_secs(10),
+    );
+    let go = farm.lab.state_dir().join("go");
+    let out = farm.lab.state_dir().join("answers");
+    let _client = farm.client.spawn(&format!(
+        "exec python3 -c '{KEEP_ALIVE_CLIENT}' {} {}",
+        go.display(),
+        out.display()
+    ));
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || read()
+        .lines()
+        .count()
+        == 2));
+    let mut first: Vec<String> = read().lines().map(str::to_owned).collect();
+    first.sort();
+    assert!(
+        first[0].starts_with("web1 ") && first[1].starts_with("web2 "),
+        "round robin gives one connection to each: {first:?}"
+    );
+
+    drop(check_web1);
+    wait_for(
+        &farm,
+        &["10.0.1.2:80 0", "10.0.2.2:80 1"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        farm.fetch(URL, 2),
+        vec!["web2"; 2],
+        "no new connection to web1"
+    );
+    std::fs::write(&go, "").expect("go");
+    assert!(wait_until(Duration::from_secs(10), || read()
+        .lines()
+        .count()
+        == 4));
+    let answers: Vec<String> = read().lines().map(str::to_owned).collect();
+    let mut second = answers[2..].to_vec();
+    second.sort();
+    assert_eq!(
+        second, first,
+        "each connection answered by the same server on the same port"
+    );
+    let (code, log) = stop_daemon(daemon);
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn an_apply_while_a_server_is_down_leaves_it_out_and_keeps_the_others_state() {
+    let mut farm = farm("health-apply", 3);
+    write_lvs(&farm, LVS);
+    let daemon = start_daemon(&farm.lab);
+    wait_for(
+        &farm,
+        &["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"],
+        Duration::from_secs(10),
+    );
+    farm.stop(1);
+    wait_for(
+        &farm,
+        &["10.0.2.2:80 1", "10.0.3.2:80 0"],
+        Duration::from_secs(10),
+    );
+
+    // web2's weight changes by `lbconsole apply`, not by a signal: the apply
+    // must not put web1 back, and the daemon's reload must keep it down.
+    write_lvs(
+        &farm,
+        &LVS.replace("10.0.2.2:80 check", "10.0.2.2:80 weight 3 check"),
+    );
+    let run = farm.lab.lbconsole(&["apply"]);
+    assert!(run.success(), "{run}");
+    assert!(!run.stdout.contains("10.0.1.2"), "{}", run.stdout);
+    let changed = ["10.0.2.2:80 3", "10.0.3.2:80 0"];
+    assert_eq!(real_servers(&farm), changed, "right after the apply");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(real_servers(&farm), changed, "after the daemon reloaded");
+    assert_eq!(published_health(&farm), ["web1 down", "web2 up", "web3 up"]);
+
+    farm.start(1);
+    wait_for(
+        &farm,
+        &["10.0.1.2:80 1", "10.0.2.2:80 3", "10.0.3.2:80 0"],
+        Duration::from_secs(10),
+    );
+    let (_, log) = stop_daemon(daemon);
+    for (line, count) in [
+        ("server web1 (10.0.1.2:80) of director web is down", 1),
+        ("server web2 (10.0.2.2:80) of director web is down", 0),
+    ] {
+        assert_eq!(log.matches(line).count(), count, "`{line}` in:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn arpcheck_takes_out_a_server_whose_link_is_gone_and_brings_it_back() {
+    let farm = farm("health-arp", 2);
+    write_lvs(
+        &farm,
+        "director web 198.51.100.10:80 TCP\n\
+         balance roundrobin\n\
+         check interval 1 timeout 1\n\
+         option arpcheck\n\
+         server web1 10.0.1.2:80 check\n\
+         server web2 10.0.2.2:80 check\n",
+    );
+    let daemon = start_daemon(&farm.lab);
+    let both = ["10.0.1.2:80 1", "10.0.2.2:80 1"];
+    wait_for(&farm, &both, Duration::from_secs(10));
+    // Without its address web1 answers no who-has, though its link is up.
+    farm.backend(1)
+        .ip(&["addr", "del", "10.0.1.2/24", "dev", "b1"]);
+    wait_for(&farm, &["10.0.2.2:80 1"], Duration::from_secs(10));
+    farm.backend(1)
+        .ip(&["addr", "add", "10.0.1.2/24", "dev", "b1"]);
+    wait_for(&farm, &both, Duration::from_secs(10));
+    let (code, log) = stop_daemon(daemon);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("server web1 (10.0.1.2:80) of director web is down: no answer within 1s"),
+        "{log}"
+    );
+}

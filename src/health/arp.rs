@@ -1,0 +1,315 @@
+//! `arpcheck`: an ARP who-has for the server's address, broadcast on the link
+//! that reaches it; any reply from that address in time is a success. It tells
+//! that the server's network stack is on the link, not that a service answers:
+//! the check for servers that must not be probed on a port.
+
+use std::ffi::CStr;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::checks::{CheckError, receive_datagram, register, send_datagram};
+use super::state::Check;
+
+const ETH_P_ARP: u16 = 0x0806;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+/// An ARP packet for IPv4 over Ethernet, without the Ethernet header.
+const ARP_LEN: usize = 28;
+
+/// An interface as far as ARP needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// `None` on links without Ethernet addresses (loopback, tunnels).
+    pub mac: Option<[u8; 6]>,
+    /// Each IPv4 address with its prefix length.
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+}
+
+/// Where the who-has goes out and what it says of the asker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub index: u32,
+    pub mac: [u8; 6],
+    pub address: Ipv4Addr,
+}
+
+fn contains((network, prefix): (Ipv4Addr, u8), address: Ipv4Addr) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    u32::from(network) & mask == u32::from(address) & mask
+}
+
+/// Picks the interface (`iface`, or the one whose subnet holds `target`) and the
+/// sender address (`source`, or that interface's address in the target's subnet,
+/// or its first).
+pub fn sender(
+    interfaces: &[Interface],
+    target: Ipv4Addr,
+    iface: Option<&str>,
+    source: Option<Ipv4Addr>,
+) -> Result<Sender, String> {
+    let interface = match iface {
+        Some(name) => interfaces
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| format!("no interface {name}"))?,
+        None => interfaces
+            .iter()
+            .find(|i| i.mac.is_some() && i.addresses.iter().any(|&a| contains(a, target)))
+            .ok_or_else(|| format!("no interface has a subnet holding {target}"))?,
+    };
+    let mac = interface
+        .mac
+        .ok_or_else(|| format!("{} has no Ethernet address to ask from", interface.name))?;
+    let address = source
+        .or_else(|| {
+            let on_link = interface.addresses.iter().find(|&&a| contains(a, target));
+            on_link.or(interface.addresses.first()).map(|a| a.0)
+        })
+        .ok_or_else(|| format!("{} has no IPv4 address to ask from", interface.name))?;
+    Ok(Sender {
+        index: interface.index,
+        mac,
+        address,
+    })
+}
+
+/// A who-has for `target` from `sender`, as it goes after the Ethernet header.
+pub fn request(sender: &Sender, target: Ipv4Addr) -> [u8; ARP_LEN] {
+    let mut packet = [0; ARP_LEN];
+    packet[0..2].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
+    packet[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    packet[4] = 6;
+    packet[5] = 4;
+    packet[6..8].copy_from_slice(&ARP_REQUEST.to_be_bytes());
+    packet[8..14].copy_from_slice(&sender.mac);
+    packet[14..18].copy_from_slice(&sender.address.octets());
+    // The target's hardware address stays zero: that is the question.
+    packet[24..28].copy_from_slice(&target.octets());
+    packet
+}
+
+/// Whether `packet` is an ARP reply telling where `target` is.
+pub fn is_reply_from(packet: &[u8], target: Ipv4Addr) -> bool {
+    packet.len() >= ARP_LEN
+        && packet[0..6] == [0, 1, 8, 0, 6, 4]
+        && packet[6..8] == ARP_REPLY.to_be_bytes()
+        && packet[14..18] == target.octets()
+}
+
+/// Sends the who-has and waits for its reply (the caller holds the timeout).
+pub async fn probe(check: &Check, iface: Option<&str>) -> Result<(), CheckError> {
+    let interfaces = interfaces().map_err(CheckError::Local)?;
+    let sender = sender(&interfaces, check.address, iface, check.source)
+        .map_err(|why| CheckError::Io(io::Error::other(why)))?;
+    let socket = register(packet_socket(sender.index).map_err(CheckError::Local)?)?;
+    let broadcast = link_address(sender.index, [0xff; 6]);
+    send_datagram(&socket, &request(&sender, check.address), &broadcast).await?;
+    let mut buffer = [0u8; 128];
+    loop {
+        let (len, _) = receive_datagram::<libc::sockaddr_ll>(&socket, &mut buffer).await?;
+        if is_reply_from(&buffer[..len], check.address) {
+            return Ok(());
+        }
+    }
+}
+
+fn link_address(index: u32, mac: [u8; 6]) -> libc::sockaddr_ll {
+    let mut address = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ARP.to_be(),
+        sll_ifindex: index as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [0; 8],
+    };
+    address.sll_addr[..6].copy_from_slice(&mac);
+    address
+}
+
+/// A packet socket that sends and receives ARP on interface `index` only.
+fn packet_socket(index: u32) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(ETH_P_ARP.to_be()),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let address = link_address(index, [0; 6]);
+    // SAFETY: bind(2) with a sockaddr_ll that lives across the call.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const address).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if bound != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// The machine's interfaces with their Ethernet and IPv4 addresses.
+fn interfaces() -> io::Result<Vec<Interface>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs(3) fills `list`, freed below with freeifaddrs(3).
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, alive until freed.
+        let ifaddr = unsafe { &*entry };
+        entry = ifaddr.ifa_next;
+        if ifaddr.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a NUL-terminated name in the same node.
+        let name = unsafe { CStr::from_ptr(ifaddr.ifa_name) }.to_string_lossy();
+        let position = match interfaces.iter().position(|i| i.name == name) {
+            Some(position) => position,
+            None => {
+                interfaces.push(Interface {
+                    name: name.into_owned(),
+                    index: 0,
+                    mac: None,
+                    addresses: Vec::new(),
+                });
+                interfaces.len() - 1
+            }
+        };
+        let interface = &mut interfaces[position];
+        // SAFETY: ifa_addr is non-null; its family says which structure it is.
+        match i32::from(unsafe { (*ifaddr.ifa_addr).sa_family }) {
+            libc::AF_PACKET => {
+                // SAFETY: an AF_PACKET address is a sockaddr_ll.
+                let link = unsafe { &*ifaddr.ifa_addr.cast::<libc::sockaddr_ll>() };
+                interface.index = link.sll_ifindex as u32;
+                if link.sll_halen == 6 && link.sll_addr[..6] != [0; 6] {
+                    interface.mac = link.sll_addr[..6].try_into().ok();
+                }
+            }
+            libc::AF_INET if !ifaddr.ifa_netmask.is_null() => {
+                // SAFETY: AF_INET addresses and their masks are sockaddr_in.
+                let (address, mask) = unsafe {
+                    (
+                        &*ifaddr.ifa_addr.cast::<libc::sockaddr_in>(),
+                        &*ifaddr.ifa_netmask.cast::<libc::sockaddr_in>(),
+                    )
+                };
+                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
+                let address = Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr));
+                interface.addresses.push((address, prefix));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: the list getifaddrs returned, not used after this.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(interfaces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth(name: &str, index: u32, addresses: &[(&str, u8)]) -> Interface {
+        Interface {
+            name: name.into(),
+            index,
+            mac: Some([2, 0, 0, 0, 0, index as u8]),
+            addresses: addresses
+                .iter()
+                .map(|(a, p)| (a.parse().expect("address"), *p))
+                .collect(),
+        }
+    }
+
+    fn interfaces() -> Vec<Interface> {
+        vec![
+            Interface {
+                mac: None,
+                ..eth("lo", 1, &[("127.0.0.1", 8)])
+            },
+            eth("eth0", 2, &[("192.0.2.1", 24)]),
+            eth("eth1", 3, &[("10.0.9.1", 24), ("10.0.1.1", 24)]),
+        ]
+    }
+
+    #[test]
+    fn the_link_is_the_one_whose_subnet_holds_the_server_unless_named() {
+        let target: Ipv4Addr = "10.0.1.2".parse().expect("address");
+        let sender = sender(&interfaces(), target, None, None).expect("a link");
+        assert_eq!(sender.index, 3);
+        assert_eq!(
+            sender.address,
+            Ipv4Addr::new(10, 0, 1, 1),
+            "the on-link one"
+        );
+
+        let named = super::sender(&interfaces(), target, Some("eth0"), None).expect("eth0");
+        assert_eq!(
+            (named.index, named.address),
+            (2, Ipv4Addr::new(192, 0, 2, 1))
+        );
+        let source = Some(Ipv4Addr::new(10, 0, 9, 1));
+        let sourced = super::sender(&interfaces(), target, None, source).expect("a link");
+        assert_eq!(sourced.address, Ipv4Addr::new(10, 0, 9, 1));
+
+        let far = Ipv4Addr::new(203, 0, 113, 5);
+        assert_eq!(
+            super::sender(&interfaces(), far, None, None),
+            Err("no interface has a subnet holding 203.0.113.5".into())
+        );
+        assert_eq!(
+            super::sender(&interfaces(), target, Some("eth7"), None),
+            Err("no interface eth7".into())
+        );
+        assert_eq!(
+            super::sender(&interfaces(), target, Some("lo"), None),
+            Err("lo has no Ethernet address to ask from".into())
+        );
+    }
+
+    #[test]
+    fn a_who_has_and_the_reply_that_answers_it() {
+        let sender = Sender {
+            index: 3,
+            mac: [2, 0, 0, 0, 0, 3],
+            address: Ipv4Addr::new(10, 0, 1, 1),
+        };
+        let target = Ipv4Addr::new(10, 0, 1, 2);
+        let request = request(&sender, target);
+        assert_eq!(
+            request,
+            [
+                0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 3, 10, 0, 1, 1, 0, 0, 0, 0, 0, 0, 10, 0, 1,
+                2
+            ]
+        );
+        // The reply swaps the roles: the target tells its hardware address.
+        let mut reply = [0u8; ARP_LEN];
+        reply[..6].copy_from_slice(&[0, 1, 8, 0, 6, 4]);
+        reply[6..8].copy_from_slice(&ARP_REPLY.to_be_bytes());
+        reply[8..14].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        reply[14..18].copy_from_slice(&target.octets());
+        reply[18..24].copy_from_slice(&sender.mac);
+        reply[24..28].copy_from_slice(&sender.address.octets());
+        assert!(is_reply_from(&reply, target));
+        assert!(!is_reply_from(&reply, Ipv4Addr::new(10, 0, 1, 3)));
+        assert!(!is_reply_from(&request, target), "a request is no answer");
+        assert!(!is_reply_from(&reply[..20], target));
+    }
+}
