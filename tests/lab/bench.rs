@@ -374,12 +374,15 @@ fn checker_cpu_against_keepalived() {
         "bench: {TCP_SERVERS} TCP + {HTTP_SERVERS} HTTP servers every {interval} s: lbconsole / keepalived CPU = {:.2} (target < 1), memory {our_mib:.1} / {their_mib:.1} MiB",
         ours / theirs
     );
-    assert_eq!(
-        our_count, servers,
-        "lbconsole: a server fell under the load"
-    );
-    assert_eq!(
-        their_count, servers,
-        "keepalived: a server fell under the load"
-    );
+    let fell = |count: usize, log: &str| {
+        let text = std::fs::read_to_string(lab.state_dir().join(log)).unwrap_or_default();
+        let down: Vec<&str> = text.lines().filter(|l| l.contains("down")).collect();
+        format!(
+            "{count} of {servers} servers in IPVS at the end; {} lines of {log} say down, such as:\n{}",
+            down.len(),
+            down[..down.len().min(5)].join("\n")
+        )
+    };
+    assert_eq!(our_count, servers, "{}", fell(our_count, "daemon.log"));
+    assert_eq!(their_count, servers, "{}", fell(their_count, "keepalived.log"));
 }
