@@ -251,6 +251,22 @@ impl Console {
         });
     }
 
+    /// Exports the saved configuration through the prompt, to `path`.
+    fn export_to(&mut self, path: &std::path::Path) {
+        self.shift('E');
+        self.ctrl('u');
+        self.type_text(&path.display().to_string());
+        self.key(KeyCode::Enter);
+    }
+
+    /// The diff on screen, closed.
+    fn take_diff(&mut self) -> engine::Diff {
+        match self.app.overlay.take() {
+            Some(Overlay::Diff { diff, .. }) => diff,
+            other => panic!("no diff: {other:?}"),
+        }
+    }
+
     fn screen(&mut self, width: u16, height: u16) -> String {
         self.act(Action::Resize(width, height));
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -355,10 +371,27 @@ fn no_size_panics_in_dialogs() {
         Command::Palette,
         Command::Save,
         Command::Search,
+        Command::Export,
+        Command::SetConfirmTimeout,
     ] {
         console.app.overlay = None;
         console.run(command);
         assert!(console.app.overlay.is_some());
+        sweep(&mut console, 3);
+    }
+}
+
+#[test]
+fn no_size_panics_in_the_setup_tabs_dialogs() {
+    let mut console = busy_console("size-setup-dialogs", Tab::Setup);
+    for command in [
+        Command::ShowDiff,
+        Command::DiffEdited,
+        Command::RestoreVersion,
+    ] {
+        console.app.overlay = None;
+        console.run(command);
+        assert!(console.app.overlay.is_some(), "{command:?}");
         sweep(&mut console, 3);
     }
 }
@@ -782,9 +815,12 @@ fn a_selected_version_shows_what_it_changed() {
     assert_eq!(console.app.selected().unwrap().1.number, 2);
 
     console.key(KeyCode::Char('d'));
-    let Some(Overlay::Diff { diff, .. }) = console.app.overlay.clone() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    console.key(KeyCode::Down);
+    assert!(
+        matches!(console.app.overlay, Some(Overlay::Diff { scroll: 1, .. })),
+        "scrolls"
+    );
+    let diff = console.take_diff();
     assert_eq!(diff.title, "Version 2: what changed from version 1");
     assert!(
         diff.text
@@ -797,13 +833,6 @@ fn a_selected_version_shows_what_it_changed() {
         "{}",
         diff.text
     );
-    console.key(KeyCode::Down);
-    assert!(
-        matches!(console.app.overlay, Some(Overlay::Diff { scroll: 1, .. })),
-        "scrolls"
-    );
-    console.key(KeyCode::Esc);
-    assert!(console.app.overlay.is_none());
 
     console.key(KeyCode::Down);
     assert_eq!(console.app.selected().unwrap().1.number, 1);
@@ -814,9 +843,7 @@ fn a_selected_version_shows_what_it_changed() {
         "stops at the oldest"
     );
     console.key(KeyCode::Char('d'));
-    let Some(Overlay::Diff { diff, .. }) = console.app.overlay.take() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let diff = console.take_diff();
     assert_eq!(diff.title, "Version 1: what changed from nothing");
     assert!(
         diff.text.contains("+++ version 1/network.conf"),
@@ -826,9 +853,7 @@ fn a_selected_version_shows_what_it_changed() {
 
     // Against the edited files: what Save would add to version 1.
     console.shift('D');
-    let Some(Overlay::Diff { diff, .. }) = console.app.overlay.take() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let diff = console.take_diff();
     assert_eq!(diff.title, "Version 1 against the edited files");
     assert!(
         diff.text
@@ -959,10 +984,7 @@ fn export_then_import_round_trips() {
 fn an_import_with_errors_shows_the_problems_and_changes_nothing() {
     let mut console = Console::new("import-invalid", examples());
     let archive = console.engine.paths.state_dir.join("broken.toml");
-    console.shift('E');
-    console.ctrl('u');
-    console.type_text(&archive.display().to_string());
-    console.key(KeyCode::Enter);
+    console.export_to(&archive);
     let text = std::fs::read_to_string(&archive).unwrap();
     std::fs::write(
         &archive,
@@ -993,10 +1015,7 @@ fn an_import_with_errors_shows_the_problems_and_changes_nothing() {
 fn an_import_over_a_newer_save_offers_reload() {
     let mut console = Console::new("import-stale", examples());
     let archive = console.engine.paths.state_dir.join("exported.toml");
-    console.shift('E');
-    console.ctrl('u');
-    console.type_text(&archive.display().to_string());
-    console.key(KeyCode::Enter);
+    console.export_to(&archive);
     let mut theirs = examples();
     theirs.lvs.extend_from_slice(b"# theirs\n");
     console

@@ -216,18 +216,14 @@ fn diff(paths: &Paths, version: u64, base: DiffBase) -> Result<Diff, StoreError>
     })
 }
 
-fn restore(paths: &Paths, version: u64, expect_version: u64) -> Result<NewVersion, Refusal> {
+/// Replaces the saved configuration by `change` (a restore, an import), then
+/// loads the files as they are now.
+fn replace(
+    paths: &Paths,
+    change: impl FnOnce(&Store) -> Result<VersionMeta, StoreError>,
+) -> Result<NewVersion, Refusal> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let meta = store.restore(version, expect_version)?;
-    Ok(NewVersion {
-        meta,
-        loaded: load(paths)?,
-    })
-}
-
-fn import(paths: &Paths, path: &Path, expect_version: u64) -> Result<NewVersion, Refusal> {
-    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let meta = archive::import(&store, path, Some(expect_version))?;
+    let meta = change(&store)?;
     Ok(NewVersion {
         meta,
         loaded: load(paths)?,
@@ -395,7 +391,8 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 version,
                 expect_version,
             } => Action::Replaced(Box::new(
-                blocking(move || restore(&paths, version, expect_version)).await,
+                blocking(move || replace(&paths, |store| store.restore(version, expect_version)))
+                    .await,
             )),
             Request::Export(path) => Action::Exported(
                 blocking(move || export(&paths, &path).map_err(|e| e.to_string())).await,
@@ -404,7 +401,12 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 path,
                 expect_version,
             } => Action::Replaced(Box::new(
-                blocking(move || import(&paths, &path, expect_version)).await,
+                blocking(move || {
+                    replace(&paths, |store| {
+                        archive::import(store, &path, Some(expect_version))
+                    })
+                })
+                .await,
             )),
             Request::ChangeSetting(change) => {
                 Action::LooksChanged(Box::new(self.change_setting(change).await))

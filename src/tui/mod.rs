@@ -88,24 +88,22 @@ pub fn looks(
     monochrome: bool,
     problems: &mut Vec<String>,
 ) -> Looks {
-    let keymap_choice = Choice {
-        name: toml_file::chosen(settings.keymap.as_deref(), user_dir, keymap::USER_FILE),
-        choices: toml_file::choices(
-            &keymap::PRESET_NAMES,
-            user_dir,
-            keymap::USER_FILE,
-            keymap::USER_FOLDER,
-        ),
+    let choice = |setting: Option<&String>, presets: &[&str], own_file, folder| Choice {
+        name: toml_file::chosen(setting.map(String::as_str), user_dir, own_file),
+        choices: toml_file::choices(presets, user_dir, own_file, folder),
     };
-    let theme_choice = Choice {
-        name: toml_file::chosen(settings.theme.as_deref(), user_dir, theme::USER_FILE),
-        choices: toml_file::choices(
-            &theme::PRESET_NAMES,
-            user_dir,
-            theme::USER_FILE,
-            theme::USER_FOLDER,
-        ),
-    };
+    let keymap_choice = choice(
+        settings.keymap.as_ref(),
+        &keymap::PRESET_NAMES,
+        keymap::USER_FILE,
+        keymap::USER_FOLDER,
+    );
+    let theme_choice = choice(
+        settings.theme.as_ref(),
+        &theme::PRESET_NAMES,
+        theme::USER_FILE,
+        theme::USER_FOLDER,
+    );
     let keymap = Keymap::load(user_dir, &keymap_choice.name).unwrap_or_else(|error| {
         problems.push(format!("{error}; using the default keys"));
         Keymap::preset("default").expect("default is built in")

@@ -878,16 +878,17 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, styles: &Styles) {
     let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+    let close_or_scroll = Line::from(vec![
+        key("Esc"),
+        Span::raw(" close  "),
+        key("up/down"),
+        Span::raw(" scroll"),
+    ]);
     let (title, body, footer, scroll, size): (String, Text, Line, u16, (u16, u16)) = match overlay {
         Overlay::Help { scroll } => (
             "Keys".to_owned(),
             help_text(app, styles),
-            Line::from(vec![
-                key("Esc"),
-                Span::raw(" close  "),
-                key("up/down"),
-                Span::raw(" scroll"),
-            ]),
+            close_or_scroll.clone(),
             *scroll,
             (76, 40),
         ),
@@ -952,12 +953,7 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
             } else {
                 diff_text(&diff.text, styles)
             },
-            Line::from(vec![
-                key("Esc"),
-                Span::raw(" close  "),
-                key("up/down"),
-                Span::raw(" scroll"),
-            ]),
+            close_or_scroll.clone(),
             *scroll,
             (100, 30),
         ),
