@@ -474,16 +474,26 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
     }
     let top_rows = rows(&configuration) + rows(&history_top);
     let below_rows = rows(&below);
-    let list_rows = versions
-        .len()
-        .min(height.saturating_sub(top_rows + below_rows));
-    let [top, list, bottom, _] = Layout::vertical([
-        Constraint::Length(top_rows as u16),
-        Constraint::Length(list_rows as u16),
-        Constraint::Length(below_rows as u16),
-        Constraint::Fill(1),
-    ])
-    .areas(inner);
+    // The history keeps its reserved rows; what is below it is cut instead.
+    let list_rows = versions.len().min(
+        height
+            .saturating_sub(top_rows + below_rows)
+            .max(versions.len().min(HISTORY_MIN_ROWS)),
+    );
+    let top = Rect {
+        height: top_rows.min(height) as u16,
+        ..inner
+    };
+    let list = Rect {
+        y: top.bottom(),
+        height: list_rows.min(height - top.height as usize) as u16,
+        ..inner
+    };
+    let bottom = Rect {
+        y: list.bottom(),
+        height: inner.bottom() - list.bottom(),
+        ..inner
+    };
     configuration.extend(history_top);
     frame.render_widget(
         Paragraph::new(configuration).wrap(Wrap { trim: false }),
@@ -646,7 +656,7 @@ fn settings_lines(
         line
     };
     let mono = if app.settings.monochrome {
-        " (no colours: NO_COLOR or TERM)"
+        " (no colour)"
     } else {
         ""
     };
