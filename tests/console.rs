@@ -1109,3 +1109,22 @@ fn settings_are_written_to_lbconsole_toml_and_take_effect() {
         "kept in lbconsole.toml: theme themes/dark.toml, keymap vim, confirm timeout 120 s"
     );
 }
+
+#[test]
+fn the_history_stays_in_view_when_the_facts_are_long() {
+    let mut console = Console::new("long-facts", examples());
+    let missing = "IPVS is not available: the kernel has no IPVS netlink family, so the ip_vs \
+                   kernel module is not loaded and could not be loaded on demand"
+        .to_owned();
+    console.act(Action::Facts(Box::new(Facts {
+        ipvs: Err(missing.clone()),
+        nftables: Err(missing),
+        ..facts()
+    })));
+    console.run(Command::TabSetup);
+    let screen = console.screen(80, 24);
+    assert!(
+        screen.contains(">    1  2025-11-21 13:01  admin"),
+        "{screen}"
+    );
+}
