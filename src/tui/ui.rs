@@ -630,7 +630,8 @@ fn version_row(
             meta.number,
             meta.origin.name()
         )),
-        Span::styled(marks, styles.ok),
+        // On the selected row the row's own style, which a colour would fight.
+        Span::styled(marks, if chosen { Style::new() } else { styles.ok }),
         Span::raw(meta.summary.clone()),
     ]);
     if chosen {
