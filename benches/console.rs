@@ -81,7 +81,7 @@ fn measure(width: u16, height: u16, lvs: &str, keys: &dyn Fn(usize) -> Action) -
             lvs: lvs.as_bytes().to_vec(),
             ..Default::default()
         },
-        running: None,
+        ..Loaded::default()
     };
     let theme = Theme::preset("default").expect("built in");
     let mut app = App::new(

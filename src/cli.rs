@@ -15,10 +15,8 @@ use crate::kernel::{
 use crate::plan::flows::{FlowCounter, MarkRule};
 use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
-use crate::store::versions::{RollbackRecord, RunningRecord, refuse_invalid, rfc3339};
-use crate::store::{
-    Archive, ConfigFiles, Origin, PendingApply, Store, StoreError, VersionMeta, plural,
-};
+use crate::store::versions::{RollbackRecord, RunningRecord, rfc3339};
+use crate::store::{ConfigFiles, PendingApply, Store, StoreError, VersionMeta, archive, plural};
 
 /// Exit statuses of `lbconsole check`.
 pub const EXIT_VALID: u8 = 0;
@@ -341,14 +339,8 @@ pub fn restore(
 
 /// `lbconsole export FILE`: the saved configuration in one archive.
 pub fn export(store: &Store, path: &Path, out: &mut dyn Write) -> Result<(), CommandError> {
-    let saved = store.saved()?;
-    Archive::of(&saved, path)?.write(path)?;
-    let _ = writeln!(
-        out,
-        "exported version {} to {}",
-        saved.version,
-        path.display()
-    );
+    let version = archive::export(store, path)?;
+    let _ = writeln!(out, "exported version {version} to {}", path.display());
     Ok(())
 }
 
@@ -361,18 +353,7 @@ pub fn import(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let archive = Archive::read(path)?;
-    let files = archive.files.to_files();
-    if let Err(error) = refuse_invalid(&files, "imported") {
-        return Err(with_diagnostics(error, path, err));
-    }
-    let hint = format!(
-        "import of {} (version {} of {})",
-        path.display(),
-        archive.version,
-        archive.exported
-    );
-    match store.save_as(&files, expect_version, Origin::Import, Some(&hint)) {
+    match archive::import(store, path, expect_version) {
         Ok(meta) => {
             let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
             Ok(())

@@ -1,15 +1,18 @@
 //! The console without a terminal: keys into `update`, frames out of `ui::draw`
-//! on ratatui's TestBackend, the kernel a fake. Snapshots of every tab at 80×24
-//! and 120×40 with the examples' configuration applied.
+//! on ratatui's TestBackend, the kernel a fake, the store real (in a temporary
+//! directory). Snapshots of every tab at 80×24 and 120×40 with the examples'
+//! configuration applied.
 
 use std::time::{Duration, Instant};
 
 use lbconsole::config::{self, ConfigFile};
+use lbconsole::health::publish::{self, ServerReport};
+use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
-use lbconsole::store::ConfigFiles;
-use lbconsole::tui::app::{Action, App, Effect, Mode, Overlay, Settings, Tab};
-use lbconsole::tui::engine::{Applied, Engine, Facts, Loaded, Paths, Request};
+use lbconsole::store::{self as lbstore, ConfigFiles, Store};
+use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
+use lbconsole::tui::engine::{self, Applied, Engine, Facts, Paths, Request};
 use lbconsole::tui::keymap::{Command, Keymap};
 use lbconsole::tui::theme::Theme;
 use lbconsole::tui::ui;
@@ -38,11 +41,17 @@ fn facts() -> Facts {
 }
 
 fn settings() -> Settings {
+    let choice = |presets: [&str; 2]| Choice {
+        name: "default".to_owned(),
+        choices: presets.map(str::to_owned).to_vec(),
+    };
     Settings {
         config_dir: "/etc/lbconsole".to_owned(),
         state_dir: "/var/lib/lbconsole".to_owned(),
-        theme: "built in".to_owned(),
-        keymap: "built in".to_owned(),
+        stored: Default::default(),
+        theme: choice(lbconsole::tui::theme::PRESET_NAMES),
+        keymap: choice(lbconsole::tui::keymap::PRESET_NAMES),
+        monochrome: false,
         sandbox: None,
         problems: Vec::new(),
     }
@@ -61,6 +70,8 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirew
         },
         modules: |_| true,
         confirm_timeout: None,
+        user_dir: None,
+        monochrome: false,
     }
 }
 
@@ -76,6 +87,8 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 struct Console {
     app: App,
     engine: Engine<FakeKernel, FakeIpvs, FakeFirewall>,
+    /// Runs the engine's answers (and a stand-in health daemon) as the console's loop does.
+    runtime: tokio::runtime::Runtime,
     now: Instant,
     quit: bool,
 }
@@ -92,10 +105,7 @@ impl Console {
             )
             .unwrap();
         }
-        let loaded = Loaded {
-            saved,
-            running: None,
-        };
+        let loaded = engine::load(&engine.paths).unwrap();
         let app = App::new(
             loaded,
             Keymap::preset("default").unwrap(),
@@ -105,6 +115,10 @@ impl Console {
         let mut console = Self {
             app,
             engine,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
             now: Instant::now(),
             quit: false,
         };
@@ -130,7 +144,19 @@ impl Console {
                 }
                 // The machine's facts would make snapshots differ between hosts.
                 Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
-                Effect::Engine(request) => futures::executor::block_on(self.engine.answer(request)),
+                Effect::Engine(request) => {
+                    match self.runtime.block_on(self.engine.answer(request)) {
+                        // So would the times and users of the versions.
+                        Action::History(Ok(mut history)) => {
+                            for meta in &mut history.versions {
+                                meta.time = format!("2025-11-21T13:{:02}:07Z", meta.number);
+                                meta.user = "admin".to_owned();
+                            }
+                            Action::History(Ok(history))
+                        }
+                        action => action,
+                    }
+                }
             };
             let more = self.app.update(action, self.now);
             self.carry_out(more);
@@ -172,6 +198,73 @@ impl Console {
 
     fn run(&mut self, command: Command) {
         self.act(Action::Run(command));
+    }
+
+    fn shift(&mut self, c: char) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::SHIFT,
+        )));
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.engine.paths.config_dir, &self.engine.paths.state_dir).unwrap()
+    }
+
+    fn notice(&self) -> String {
+        self.app.notice.clone().map(|n| n.text).unwrap_or_default()
+    }
+
+    /// Appends a comment to lvs.conf and saves it as the next version.
+    fn save_an_edit(&mut self, comment: &str) {
+        let tab = self.app.tab;
+        self.run(Command::TabLvs);
+        self.run(Command::BufferBottom);
+        self.run(Command::LineEnd);
+        self.run(Command::Edit);
+        self.type_text(&format!("\n# {comment}"));
+        self.key(KeyCode::Esc);
+        self.pause();
+        self.run(Command::Save);
+        self.key(KeyCode::Char('y'));
+        assert!(
+            self.notice().starts_with("saved as version "),
+            "{}",
+            self.notice()
+        );
+        self.run(match tab {
+            Tab::Setup => Command::TabSetup,
+            _ => Command::TabLvs,
+        });
+    }
+
+    /// Answers on the health socket of the state dir as the daemon does.
+    fn serve_health(&mut self, reports: Vec<ServerReport>) {
+        let listener = {
+            let _inside = self.runtime.enter();
+            publish::bind(&self.engine.paths.state_dir).unwrap()
+        };
+        self.runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                publish::send(stream, &reports);
+            }
+        });
+    }
+
+    /// Exports the saved configuration through the prompt, to `path`.
+    fn export_to(&mut self, path: &std::path::Path) {
+        self.shift('E');
+        self.ctrl('u');
+        self.type_text(&path.display().to_string());
+        self.key(KeyCode::Enter);
+    }
+
+    /// The diff on screen, closed.
+    fn take_diff(&mut self) -> engine::Diff {
+        match self.app.overlay.take() {
+            Some(Overlay::Diff { diff, .. }) => diff,
+            other => panic!("no diff: {other:?}"),
+        }
     }
 
     fn screen(&mut self, width: u16, height: u16) -> String {
@@ -221,7 +314,7 @@ fn every_tab_at_80x24_and_120x40() {
 #[test]
 fn monochrome_console_has_ascii_borders() {
     let mut console = applied_console("mono");
-    console.app.theme = Theme::load(None, true).unwrap();
+    console.app.theme = Theme::load(None, "default", true).unwrap();
     console.run(Command::TabLvs);
     insta::assert_snapshot!("lb_layer4_mono_80x24", console.screen(80, 24));
 }
@@ -278,10 +371,27 @@ fn no_size_panics_in_dialogs() {
         Command::Palette,
         Command::Save,
         Command::Search,
+        Command::Export,
+        Command::SetConfirmTimeout,
     ] {
         console.app.overlay = None;
         console.run(command);
         assert!(console.app.overlay.is_some());
+        sweep(&mut console, 3);
+    }
+}
+
+#[test]
+fn no_size_panics_in_the_setup_tabs_dialogs() {
+    let mut console = busy_console("size-setup-dialogs", Tab::Setup);
+    for command in [
+        Command::ShowDiff,
+        Command::DiffEdited,
+        Command::RestoreVersion,
+    ] {
+        console.app.overlay = None;
+        console.run(command);
+        assert!(console.app.overlay.is_some(), "{command:?}");
         sweep(&mut console, 3);
     }
 }
@@ -607,5 +717,414 @@ fn an_unconfirmed_apply_counts_down_and_then_says_it_was_undone() {
     assert_eq!(
         console.app.notice.clone().unwrap().text,
         "no apply is waiting for confirmation"
+    );
+}
+
+fn report(director: &str, server: &str, address: &str, port: u16, health: Health) -> ServerReport {
+    ServerReport {
+        director: director.to_owned(),
+        server: server.to_owned(),
+        address: address.parse().unwrap(),
+        port,
+        checked: true,
+        sorry: false,
+        health,
+    }
+}
+
+#[test]
+fn setup_tab_with_history_at_80x24_and_120x40() {
+    let mut console = applied_console("setup-history");
+    console.save_an_edit("a second version");
+    console.run(Command::TabSetup);
+    console.run(Command::MoveDown);
+    for (width, height) in [(80, 24), (120, 40)] {
+        insta::assert_snapshot!(
+            format!("setup_history_{width}x{height}"),
+            console.screen(width, height)
+        );
+    }
+}
+
+#[test]
+fn lb_layer4_shows_the_health_the_daemon_publishes() {
+    let mut console = applied_console("health");
+    // The daemon took dns2 out of IPVS; the sorry server waits at weight 0.
+    let dns2: std::net::Ipv4Addr = "10.0.3.12".parse().unwrap();
+    let ipvs = console.engine.kernel.ipvs.as_mut().unwrap();
+    for service in ipvs.state.services.values_mut() {
+        service.destinations.retain(|dest, _| dest.address != dns2);
+    }
+    let sorry = ServerReport {
+        sorry: true,
+        ..report("web", "sorry1", "10.0.2.99", 8080, Health::Up)
+    };
+    console.serve_health(vec![
+        report("web", "web1", "10.0.2.11", 8080, Health::Up),
+        report("web", "web2", "10.0.2.12", 8080, Health::Down),
+        sorry,
+        report("dns", "dns1", "10.0.3.11", 53, Health::Up),
+        report("dns", "dns2", "10.0.3.12", 53, Health::Down),
+    ]);
+    console.act(Action::RefreshLive);
+    console.run(Command::TabLvs);
+    for (width, height) in [(80, 24), (120, 40)] {
+        insta::assert_snapshot!(
+            format!("lb_layer4_health_{width}x{height}"),
+            console.screen(width, height)
+        );
+    }
+    console.run(Command::TabSetup);
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("daemon          running: 5 servers checked, 2 down"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn without_a_daemon_the_setup_tab_says_what_that_means() {
+    let mut console = applied_console("no-daemon");
+    console.run(Command::TabSetup);
+    let screen = console.screen(120, 40);
+    let lines: Vec<&str> = screen.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| {
+            line.starts_with(
+                "\"  daemon          not running: no health checks; down servers stay in IPVS ",
+            )
+        })
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        lines[at + 1].starts_with(
+            "\"                  start `lbconsole daemon` or `systemctl start lbconsole` "
+        ),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_selected_version_shows_what_it_changed() {
+    let mut console = Console::new("history-diff", examples());
+    console.save_an_edit("the second version");
+    console.run(Command::TabSetup);
+    let history = console.app.history.clone().unwrap().unwrap();
+    let numbers: Vec<u64> = history.versions.iter().map(|v| v.number).collect();
+    assert_eq!(numbers, [2, 1], "newest first");
+    assert_eq!(console.app.selected().unwrap().1.number, 2);
+
+    console.key(KeyCode::Char('d'));
+    console.key(KeyCode::Down);
+    assert!(
+        matches!(console.app.overlay, Some(Overlay::Diff { scroll: 1, .. })),
+        "scrolls"
+    );
+    let diff = console.take_diff();
+    assert_eq!(diff.title, "Version 2: what changed from version 1");
+    assert!(
+        diff.text
+            .starts_with("--- version 1/lvs.conf\n+++ version 2/lvs.conf\n"),
+        "{}",
+        diff.text
+    );
+    assert!(
+        diff.text.contains("\n+# the second version"),
+        "{}",
+        diff.text
+    );
+
+    console.key(KeyCode::Down);
+    assert_eq!(console.app.selected().unwrap().1.number, 1);
+    console.key(KeyCode::Down);
+    assert_eq!(
+        console.app.selected().unwrap().1.number,
+        1,
+        "stops at the oldest"
+    );
+    console.key(KeyCode::Char('d'));
+    let diff = console.take_diff();
+    assert_eq!(diff.title, "Version 1: what changed from nothing");
+    assert!(
+        diff.text.contains("+++ version 1/network.conf"),
+        "{}",
+        diff.text
+    );
+
+    // Against the edited files: what Save would add to version 1.
+    console.shift('D');
+    let diff = console.take_diff();
+    assert_eq!(diff.title, "Version 1 against the edited files");
+    assert!(
+        diff.text
+            .starts_with("--- version 1/lvs.conf\n+++ edited/lvs.conf\n"),
+        "{}",
+        diff.text
+    );
+
+    // Elsewhere than the Setup tab, `d` says where the history is.
+    console.run(Command::TabNetwork);
+    console.key(KeyCode::Char('d'));
+    assert!(console.app.overlay.is_none());
+    assert_eq!(
+        console.notice(),
+        "select a version in the history of the Setup tab (f4) first"
+    );
+}
+
+#[test]
+fn restoring_a_version_reloads_the_buffers_and_does_not_apply() {
+    let mut console = Console::new("restore", examples());
+    console.save_an_edit("the second version");
+    assert_eq!(console.app.saved_version, 2);
+    // An edit not saved: the restore asks to throw it away.
+    console.run(Command::Edit);
+    console.type_text("# not saved\n");
+    console.key(KeyCode::Esc);
+    console.run(Command::TabSetup);
+    console.key(KeyCode::Down);
+    console.shift('R');
+    let Some(Overlay::Ask { text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert!(text.starts_with("Restore version 1 (hand edit by admin at 2025-11-21T13:01:07Z)? It becomes the saved configuration as a new version; it is not applied."), "{text}");
+    assert!(
+        text.ends_with(" Your unsaved edits of lvs.conf are thrown away."),
+        "{text}"
+    );
+    console.key(KeyCode::Char('n'));
+    assert_eq!(console.app.saved_version, 2, "no is no");
+
+    console.shift('R');
+    console.key(KeyCode::Char('y'));
+    assert_eq!(console.app.saved_version, 3);
+    assert_eq!(console.app.buffers(), examples());
+    assert!(console.app.unsaved().is_empty());
+    assert_eq!(console.store().saved().unwrap().files, examples());
+    assert_eq!(
+        console.notice(),
+        "saved version 3: restore of version 1: lvs.conf: comments or layout only; network.conf, \
+         flows.conf unchanged; not applied (a applies it)"
+    );
+    assert_eq!(console.app.selected().unwrap().1.number, 3);
+    assert!(console.screen(80, 24).contains(" VIEW  v3 saved |"));
+    assert_eq!(console.engine.kernel.network.executed, 0, "nothing applied");
+}
+
+#[test]
+fn a_restore_after_someone_else_saved_offers_reload() {
+    let mut console = Console::new("restore-stale", examples());
+    console.save_an_edit("the second version");
+    let store = console.store();
+    let mut theirs = examples();
+    theirs.lvs.extend_from_slice(b"# theirs\n");
+    store.save(&theirs, 2, Some("someone else")).unwrap();
+    console.run(Command::TabSetup);
+    console.key(KeyCode::Down);
+    console.key(KeyCode::Down);
+    console.shift('R');
+    console.key(KeyCode::Char('y'));
+    let Some(Overlay::Stale { text }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert!(text.starts_with("configuration changed by "), "{text}");
+    assert!(text.ends_with("(version 3); reload or merge"), "{text}");
+    console.key(KeyCode::Char('r'));
+    assert_eq!(console.app.saved_version, 3);
+    assert_eq!(console.app.buffers(), theirs);
+}
+
+#[test]
+fn export_then_import_round_trips() {
+    let mut console = Console::new("export", examples());
+    let archive = console.engine.paths.state_dir.join("exported.toml");
+    console.shift('E');
+    assert_eq!(
+        console.app.overlay,
+        Some(Overlay::Prompt {
+            prompt: lbconsole::tui::app::Prompt::Export,
+            input: "lbconsole-1.toml".to_owned()
+        })
+    );
+    console.ctrl('u');
+    console.type_text(&archive.display().to_string());
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        console.notice(),
+        format!("exported version 1 to {}", archive.display())
+    );
+    assert!(
+        std::fs::read_to_string(&archive)
+            .unwrap()
+            .starts_with("format = \"lbconsole-archive\"")
+    );
+
+    console.save_an_edit("after the export");
+    assert_eq!(console.app.saved_version, 2);
+    console.shift('I');
+    let Some(Overlay::Prompt { input, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(input, archive.display().to_string(), "offered again");
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.saved_version, 3);
+    assert_eq!(console.app.buffers(), examples());
+    assert_eq!(console.store().saved().unwrap().files, examples());
+    assert!(
+        console.notice().starts_with(&format!(
+            "saved version 3: import of {} (version 1 of ",
+            archive.display()
+        )),
+        "{}",
+        console.notice()
+    );
+}
+
+#[test]
+fn an_import_with_errors_shows_the_problems_and_changes_nothing() {
+    let mut console = Console::new("import-invalid", examples());
+    let archive = console.engine.paths.state_dir.join("broken.toml");
+    console.export_to(&archive);
+    let text = std::fs::read_to_string(&archive).unwrap();
+    std::fs::write(
+        &archive,
+        text.replace("balance roundrobin", "balance roundrobn"),
+    )
+    .unwrap();
+    console.shift('I');
+    console.key(KeyCode::Enter);
+    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(title, "Import refused");
+    assert!(
+        text.starts_with("the configuration has 1 error; nothing was imported"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\n\nlvs.conf:5:13: error: unknown scheduler `roundrobn` (did you mean `roundrobin`?)"
+        ),
+        "{text}"
+    );
+    assert_eq!(console.store().latest().unwrap(), 1);
+    assert_eq!(console.app.saved_version, 1);
+}
+
+#[test]
+fn an_import_over_a_newer_save_offers_reload() {
+    let mut console = Console::new("import-stale", examples());
+    let archive = console.engine.paths.state_dir.join("exported.toml");
+    console.export_to(&archive);
+    let mut theirs = examples();
+    theirs.lvs.extend_from_slice(b"# theirs\n");
+    console
+        .store()
+        .save(&theirs, 1, Some("someone else"))
+        .unwrap();
+    console.shift('I');
+    console.key(KeyCode::Enter);
+    assert!(
+        matches!(console.app.overlay, Some(Overlay::Stale { .. })),
+        "{:?}",
+        console.app.overlay
+    );
+    assert_eq!(console.store().latest().unwrap(), 2, "nothing imported");
+    console.key(KeyCode::Char('r'));
+    assert_eq!(console.app.buffers(), theirs);
+}
+
+#[test]
+fn settings_are_written_to_lbconsole_toml_and_take_effect() {
+    let mut console = Console::new("settings", examples());
+    let user_dir = console.engine.paths.state_dir.join("user");
+    std::fs::create_dir_all(user_dir.join("themes")).unwrap();
+    std::fs::write(
+        user_dir.join("themes/dark.toml"),
+        "preset = \"mono\"\nascii_borders = false\n",
+    )
+    .unwrap();
+    console.engine.user_dir = Some(user_dir);
+    // As the console runs: guarded applies (none is made here).
+    console.engine.confirm_timeout = Some(60);
+    let written = |console: &Console| {
+        std::fs::read_to_string(console.engine.paths.config_dir.join("lbconsole.toml")).unwrap()
+    };
+    console.run(Command::TabSetup);
+
+    console.key(KeyCode::Char('t'));
+    assert_eq!(console.app.theme, Theme::preset("mono").unwrap());
+    assert!(
+        written(&console).contains("theme = \"mono\""),
+        "{}",
+        written(&console)
+    );
+    assert_eq!(
+        console.app.settings.theme.choices,
+        ["default", "mono", "themes/dark.toml"]
+    );
+    console.key(KeyCode::Char('t'));
+    assert_eq!(console.app.settings.theme.name, "themes/dark.toml");
+    assert_eq!(console.app.theme.border, ratatui::symbols::border::PLAIN);
+
+    console.key(KeyCode::Char('m'));
+    assert_eq!(console.app.keymap, Keymap::preset("vim").unwrap());
+    assert!(written(&console).contains("keymap = \"vim\""));
+    assert!(console.screen(120, 40).contains("keymap          vim"));
+    // Vim keys at once: j selects an older version.
+    console.save_an_edit("a second version");
+    console.key(KeyCode::Char('j'));
+    assert_eq!(console.app.selected().unwrap().1.number, 1);
+
+    console.shift('T');
+    console.ctrl('u');
+    console.type_text("5");
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        console.notice(),
+        "confirm_timeout must be 10 to 3600 seconds, not 5"
+    );
+    assert!(
+        matches!(console.app.overlay, Some(Overlay::Prompt { .. })),
+        "the prompt stays"
+    );
+    console.ctrl('u');
+    console.type_text("120");
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        console.engine.confirm_timeout,
+        Some(120),
+        "the next Apply waits 120 s"
+    );
+    assert_eq!(
+        lbstore::Settings::load(&console.engine.paths.config_dir).unwrap(),
+        lbstore::Settings {
+            confirm_timeout: 120,
+            theme: Some("themes/dark.toml".to_owned()),
+            keymap: Some("vim".to_owned()),
+        }
+    );
+    assert_eq!(
+        console.notice(),
+        "kept in lbconsole.toml: theme themes/dark.toml, keymap vim, confirm timeout 120 s"
+    );
+}
+
+#[test]
+fn the_history_stays_in_view_when_the_facts_are_long() {
+    let mut console = Console::new("long-facts", examples());
+    let missing = "IPVS is not available: the kernel has no IPVS netlink family, so the ip_vs \
+                   kernel module is not loaded and could not be loaded on demand"
+        .to_owned();
+    console.act(Action::Facts(Box::new(Facts {
+        ipvs: Err(missing.clone()),
+        nftables: Err(missing),
+        ..facts()
+    })));
+    console.run(Command::TabSetup);
+    let screen = console.screen(80, 24);
+    assert!(
+        screen.contains(">    1  2025-11-21 13:01  admin"),
+        "{screen}"
     );
 }

@@ -1,7 +1,8 @@
 //! The real binary in a real terminal: `lbconsole --sandbox` in tmux, driven
 //! with send-keys and read with capture-pane. Type a director with a typo, see
 //! the diagnostic, fix it, apply (without IPVS in the kernel: see the module
-//! named), then apply and save a network change and see the state line follow.
+//! named), then apply and save a network change and see the state line follow
+//! and the new version in the Setup tab's history.
 //! Needs tmux (tests/run installs it) and root or unprivileged user namespaces.
 
 use std::process::Command;
@@ -189,8 +190,23 @@ fn edit_apply_and_save_in_the_sandbox() {
     let diff = tmux.wait_for("Save these changes?");
     assert!(diff.contains("+    ip address 192.168.0.50/24"), "{diff}");
     tmux.keys(&["y"]);
-    let screen = tmux.wait_for("saved to ");
-    assert!(screen.contains(" saved | running "), "{screen}");
+    let screen = tmux.wait_for("saved as version 2 in ");
+    assert!(screen.contains(" v2 saved | running "), "{screen}");
+
+    // The Setup tab lists the new version, saved and running, above the
+    // hand edit the seed was recorded as; `d` shows what it changed.
+    tmux.keys(&["F4"]);
+    let setup = tmux.wait_for("History: 2 versions, newest first");
+    assert!(
+        setup.contains("[saved] [running] saved from the console"),
+        "{setup}"
+    );
+    assert!(setup.contains(" hand edit "), "{setup}");
+    tmux.keys(&["d"]);
+    let diff = tmux.wait_for("Version 2: what changed from version 1");
+    assert!(diff.contains("+    ip address 192.168.0.50/24"), "{diff}");
+    tmux.keys(&["Escape"]);
+    tmux.wait("the diff to close", |s| !s.contains("what changed from"));
 
     // Nothing unsaved or unapplied: quitting does not ask.
     tmux.keys(&["q"]);

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::atomic;
-use super::versions::{Saved, now, parse_toml};
+use super::versions::{Origin, Saved, Store, VersionMeta, now, parse_toml, refuse_invalid};
 use crate::config::ConfigFile;
 
 const FORMAT: &str = "lbconsole-archive";
@@ -117,4 +117,32 @@ impl Archive {
         }
         Ok(archive)
     }
+}
+
+/// Writes the saved configuration to the archive `path`; returns the version
+/// written.
+pub fn export(store: &Store, path: &Path) -> Result<u64, StoreError> {
+    let saved = store.saved()?;
+    Archive::of(&saved, path)?.write(path)?;
+    Ok(saved.version)
+}
+
+/// Makes the configuration of the archive `path` the saved one, as a new
+/// version, if the saved version is still `expect_version` (no check without
+/// one). A configuration with errors is refused before anything is written.
+pub fn import(
+    store: &Store,
+    path: &Path,
+    expect_version: Option<u64>,
+) -> Result<VersionMeta, StoreError> {
+    let archive = Archive::read(path)?;
+    let files = archive.files.to_files();
+    refuse_invalid(&files, "imported")?;
+    let hint = format!(
+        "import of {} (version {} of {})",
+        path.display(),
+        archive.version,
+        archive.exported
+    );
+    store.save_as(&files, expect_version, Origin::Import, Some(&hint))
 }

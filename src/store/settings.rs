@@ -8,17 +8,23 @@
 //! keymap = "default"     # likewise, from keymaps/
 //! ```
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::atomic;
 use super::versions::parse_toml;
 
 pub const FILE_NAME: &str = "lbconsole.toml";
 
 /// The confirm timeout when the settings name none.
 pub const DEFAULT_CONFIRM_TIMEOUT: u64 = 60;
+
+/// The confirm timeouts one may set: long enough to reach the confirm key over
+/// a slow link, short enough that a locked-out admin is not locked out for long.
+pub const CONFIRM_TIMEOUTS: RangeInclusive<u64> = 10..=3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,13 +53,33 @@ impl Settings {
             None => return Ok(Settings::default()),
             Some(bytes) => parse_toml(&path, &bytes)?,
         };
-        if settings.confirm_timeout == 0 {
-            return Err(StoreError::Malformed {
-                path,
-                message: "confirm_timeout must be at least 1 second".to_owned(),
-            });
-        }
+        check_confirm_timeout(settings.confirm_timeout)
+            .map_err(|message| StoreError::Malformed { path, message })?;
         Ok(settings)
+    }
+
+    /// Replaces `lbconsole.toml` in `config_dir` atomically.
+    pub fn write(&self, config_dir: &Path) -> Result<(), StoreError> {
+        let path = config_dir.join(FILE_NAME);
+        let text = toml::to_string(self).map_err(|e| StoreError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        atomic::write_file(&path, text.as_bytes())
+            .map_err(|source| StoreError::Write { path, source })
+    }
+}
+
+/// Refuses a confirm timeout outside [`CONFIRM_TIMEOUTS`], saying what is allowed.
+pub fn check_confirm_timeout(seconds: u64) -> Result<(), String> {
+    if CONFIRM_TIMEOUTS.contains(&seconds) {
+        Ok(())
+    } else {
+        Err(format!(
+            "confirm_timeout must be {} to {} seconds, not {seconds}",
+            CONFIRM_TIMEOUTS.start(),
+            CONFIRM_TIMEOUTS.end()
+        ))
     }
 }
 
@@ -96,8 +122,23 @@ mod tests {
             .expect_err("zero")
             .to_string();
         assert!(
-            error.ends_with("lbconsole.toml: confirm_timeout must be at least 1 second"),
+            error.ends_with("lbconsole.toml: confirm_timeout must be 10 to 3600 seconds, not 0"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn written_settings_read_back_the_same() {
+        let dir =
+            std::env::temp_dir().join(format!("lbconsole-settings-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let settings = Settings {
+            confirm_timeout: 120,
+            theme: Some("mono".to_owned()),
+            keymap: None,
+        };
+        settings.write(&dir).expect("written");
+        assert_eq!(Settings::load(&dir).expect("read back"), settings);
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

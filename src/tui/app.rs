@@ -4,18 +4,23 @@
 //! [`Action`]. Nothing here waits or draws.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::{CursorMove, Input};
 
+use super::Looks;
 use super::editor::Editor;
-use super::engine::{self, Applied, Facts, Live, Loaded, PlanPreview, Request};
+use super::engine::{
+    self, Applied, Diff, DiffBase, Facts, History, Live, Loaded, NewVersion, PlanPreview, Refusal,
+    Request, SettingChange,
+};
 use super::keymap::{Command, Key, Keymap};
 use super::theme::Theme;
 use crate::config::{ConfigFile, Diagnostic, Severity};
 use crate::plan::ipvs::ServiceKey;
-use crate::store::ConfigFiles;
+use crate::store::{self, ConfigFiles, Saved, VersionMeta};
 
 /// How long typing must pause before the buffers are validated.
 pub const CHECK_DELAY: Duration = Duration::from_millis(150);
@@ -72,10 +77,27 @@ pub enum Mode {
 }
 
 /// What a yes in an [`Overlay::Ask`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Question {
     Quit,
     Reload,
+    /// Restore this version of the store.
+    Restore(u64),
+    /// Import this archive.
+    Import(String),
+}
+
+/// What a one-line prompt asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// A regular expression to find in the file.
+    Search,
+    /// Where to export the saved configuration.
+    Export,
+    /// The archive to import.
+    Import,
+    /// Seconds an Apply waits for Confirm.
+    ConfirmTimeout,
 }
 
 /// A window over the tabs that takes the keys until it closes.
@@ -88,8 +110,9 @@ pub enum Overlay {
         query: String,
         selected: usize,
     },
-    Search {
-        query: String,
+    Prompt {
+        prompt: Prompt,
+        input: String,
     },
     /// The plan of an apply, waiting for yes.
     Plan {
@@ -106,9 +129,14 @@ pub enum Overlay {
         question: Question,
         text: String,
     },
-    /// A save refused because the files changed on disk: reload or go on editing.
+    /// A change refused because the saved configuration changed: reload or go on editing.
     Stale {
         text: String,
+    },
+    /// A diff between versions of the store, or a version and the buffers.
+    Diff {
+        diff: Diff,
+        scroll: u16,
     },
     Message {
         title: String,
@@ -124,6 +152,9 @@ pub enum Busy {
     Applying,
     Saving,
     Reloading,
+    Restoring,
+    Importing,
+    Exporting,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,13 +163,40 @@ pub struct Notice {
     pub is_error: bool,
 }
 
-/// How the theme and keymap were chosen, for the Setup tab.
+/// A keymap or theme in use (a preset's name or the user's file), and all
+/// one can choose from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub choices: Vec<String>,
+}
+
+impl Choice {
+    /// The choice after this one, going round.
+    pub fn next(&self) -> String {
+        let next = self
+            .choices
+            .iter()
+            .position(|choice| *choice == self.name)
+            .map_or(0, |at| (at + 1) % self.choices.len());
+        self.choices
+            .get(next)
+            .cloned()
+            .unwrap_or_else(|| self.name.clone())
+    }
+}
+
+/// The settings and where they come from, for the Setup tab.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     pub config_dir: String,
     pub state_dir: String,
-    pub theme: String,
-    pub keymap: String,
+    /// `lbconsole.toml` as last read or written.
+    pub stored: store::Settings,
+    pub theme: Choice,
+    pub keymap: Choice,
+    /// `NO_COLOR` or a serial terminal: themes lose their colours.
+    pub monochrome: bool,
     /// What the sandbox provides, when the console runs in one.
     pub sandbox: Option<String>,
     /// Problems with the user's keymap or theme file, shown once at start.
@@ -164,9 +222,16 @@ pub enum Action {
     Facts(Box<Facts>),
     Planned(Result<PlanPreview, String>),
     Applied(Result<Applied, String>),
-    Saved(Result<ConfigFiles, String>),
+    Saved(Result<Saved, Refusal>),
     Reloaded(Box<Result<Loaded, String>>),
     Confirmed(Result<String, String>),
+    History(Result<History, String>),
+    Diffed(Result<Diff, String>),
+    /// A restore or an import made a new saved version.
+    Replaced(Box<Result<NewVersion, Refusal>>),
+    /// The version exported and the file it went to.
+    Exported(Result<(u64, PathBuf), String>),
+    LooksChanged(Box<Result<Looks, String>>),
 }
 
 #[derive(Debug)]
@@ -194,7 +259,15 @@ pub struct App {
     requested_generation: Option<u64>,
     last_edit: Option<Instant>,
     pub saved: ConfigFiles,
+    /// The store's version of `saved`, which a restore or an import expects.
+    pub saved_version: u64,
     pub running: Option<ConfigFiles>,
+    /// The store's versions; `None` until read.
+    pub history: Option<Result<History, String>>,
+    /// The version selected in the history; the newest when `None`.
+    selected_version: Option<u64>,
+    /// The file last exported or imported, offered again.
+    archive_path: Option<String>,
     /// Files whose buffer differs from the saved file, and applied files whose
     /// buffer differs from what runs; kept up to date as buffers change, so a
     /// frame never compares whole files.
@@ -219,20 +292,23 @@ pub struct App {
 
 impl App {
     pub fn new(loaded: Loaded, keymap: Keymap, theme: Theme, settings: Settings) -> Self {
-        let text = |file| String::from_utf8_lossy(loaded.saved.get(file)).into_owned();
         let mut app = Self {
             tab: Tab::Network,
             mode: Mode::Normal,
             overlay: None,
-            editors: ConfigFile::ALL.map(|file| Editor::new(&text(file))),
+            editors: ConfigFile::ALL.map(|_| Editor::new("")),
             diagnostics: Vec::new(),
             directors: BTreeMap::new(),
             generation: 0,
             checked_generation: None,
             requested_generation: None,
             last_edit: None,
-            saved: loaded.saved,
-            running: loaded.running,
+            saved: ConfigFiles::default(),
+            saved_version: 0,
+            running: None,
+            history: None,
+            selected_version: None,
+            archive_path: None,
             unsaved: Vec::new(),
             unapplied: Vec::new(),
             live: None,
@@ -248,20 +324,17 @@ impl App {
             size: (80, 24),
             search: String::new(),
         };
-        app.compare(&ConfigFile::ALL);
+        app.load_buffers(loaded);
         app
     }
 
     /// What the console asks for when it starts: a first validation, the
-    /// kernel's state and the machine's facts.
+    /// kernel's state, the machine's facts and the store's history.
     pub fn start(&mut self) -> Vec<Effect> {
-        self.requested_generation = Some(self.generation);
         let mut effects = vec![
-            Effect::Check {
-                generation: self.generation,
-                files: self.buffers(),
-            },
+            self.check_now(),
             Effect::Engine(Request::Facts),
+            Effect::Engine(Request::History),
         ];
         effects.extend(self.refresh_live());
         if !self.settings.problems.is_empty() {
@@ -272,6 +345,53 @@ impl App {
             });
         }
         effects
+    }
+
+    /// Puts the loaded files into the buffers, in place of any edits.
+    fn load_buffers(&mut self, loaded: Loaded) {
+        let text = |file| String::from_utf8_lossy(loaded.saved.get(file)).into_owned();
+        self.editors = ConfigFile::ALL.map(|file| Editor::new(&text(file)));
+        (self.saved, self.saved_version, self.running) =
+            (loaded.saved, loaded.version, loaded.running);
+        self.mode = Mode::Normal;
+        self.last_edit = None;
+        // Answers still on their way are about the old buffers.
+        self.generation += 1;
+        self.compare(&ConfigFile::ALL);
+    }
+
+    /// Validates the buffers as they are.
+    fn check_now(&mut self) -> Effect {
+        self.requested_generation = Some(self.generation);
+        Effect::Check {
+            generation: self.generation,
+            files: self.buffers(),
+        }
+    }
+
+    /// The version selected in the history, if there is one.
+    pub fn selected(&self) -> Option<(usize, &VersionMeta)> {
+        let Some(Ok(history)) = &self.history else {
+            return None;
+        };
+        let at = self
+            .selected_version
+            .and_then(|number| history.versions.iter().position(|v| v.number == number))
+            .unwrap_or(0);
+        history.versions.get(at).map(|meta| (at, meta))
+    }
+
+    /// Moves the selection `by` versions: negative to newer ones.
+    fn move_selection(&mut self, by: isize) {
+        let Some((at, _)) = self.selected() else {
+            return;
+        };
+        let Some(Ok(history)) = &self.history else {
+            return;
+        };
+        let last = history.versions.len() as isize - 1;
+        let to = (at as isize).saturating_add(by).clamp(0, last) as usize;
+        self.selected_version = Some(history.versions[to].number);
     }
 
     pub fn editor(&self, file: ConfigFile) -> &Editor {
@@ -455,23 +575,24 @@ impl App {
                     }
                     Err(error) => self.show_error("Apply failed", error),
                 }
-                self.refresh_live()
+                // The history marks the version that runs.
+                let mut effects = self.refresh_live();
+                effects.push(Effect::Engine(Request::History));
+                effects
             }
             Action::Saved(result) => {
                 self.busy = None;
                 match result {
-                    Ok(files) => {
-                        self.saved = files;
+                    Ok(saved) => {
+                        (self.saved, self.saved_version) = (saved.files, saved.version);
                         self.compare(&ConfigFile::ALL);
-                        self.note(&format!("saved to {}", self.settings.config_dir));
+                        self.note(&format!(
+                            "saved as version {} in {}",
+                            saved.version, self.settings.config_dir
+                        ));
+                        return vec![Effect::Engine(Request::History)];
                     }
-                    Err(error)
-                        if error.contains("changed on disk")
-                            || error.contains("reload or merge") =>
-                    {
-                        self.overlay = Some(Overlay::Stale { text: error });
-                    }
-                    Err(error) => self.show_error("Save failed", error),
+                    Err(refusal) => self.refused("Save failed", refusal),
                 }
                 Vec::new()
             }
@@ -489,24 +610,87 @@ impl App {
                 self.busy = None;
                 match *result {
                     Ok(loaded) => {
-                        let tab = self.tab;
-                        let (keymap, theme) = (self.keymap.clone(), self.theme.clone());
-                        let settings = std::mem::take(&mut self.settings);
-                        let (live, facts, size) = (self.live.take(), self.facts.take(), self.size);
-                        *self = Self::new(loaded, keymap, theme, settings);
-                        (self.tab, self.live, self.facts, self.size) = (tab, live, facts, size);
+                        self.load_buffers(loaded);
                         self.note("reloaded the saved files");
-                        self.requested_generation = Some(self.generation);
-                        vec![Effect::Check {
-                            generation: self.generation,
-                            files: self.buffers(),
-                        }]
+                        vec![self.check_now(), Effect::Engine(Request::History)]
                     }
                     Err(error) => {
                         self.show_error("Reload failed", error);
                         Vec::new()
                     }
                 }
+            }
+            Action::History(result) => {
+                self.history = Some(result);
+                Vec::new()
+            }
+            Action::Diffed(result) => {
+                match result {
+                    Ok(diff) => self.overlay = Some(Overlay::Diff { diff, scroll: 0 }),
+                    Err(error) => self.show_error("No diff", error),
+                }
+                Vec::new()
+            }
+            Action::Replaced(result) => {
+                let title = if self.busy == Some(Busy::Importing) {
+                    "Import refused"
+                } else {
+                    "Restore refused"
+                };
+                self.busy = None;
+                match *result {
+                    Ok(NewVersion { meta, loaded }) => {
+                        self.load_buffers(loaded);
+                        self.selected_version = Some(meta.number);
+                        let apply = self.keymap.keys_for(Command::Apply).unwrap_or_default();
+                        self.note(&format!(
+                            "saved version {}: {}; not applied ({apply} applies it)",
+                            meta.number, meta.summary
+                        ));
+                        vec![self.check_now(), Effect::Engine(Request::History)]
+                    }
+                    Err(refusal) => {
+                        self.refused(title, refusal);
+                        Vec::new()
+                    }
+                }
+            }
+            Action::Exported(result) => {
+                self.busy = None;
+                match result {
+                    Ok((version, path)) => {
+                        let edits = if self.unsaved.is_empty() {
+                            ""
+                        } else {
+                            " (as saved: without the unsaved edits)"
+                        };
+                        self.note(&format!(
+                            "exported version {version}{edits} to {}",
+                            path.display()
+                        ));
+                    }
+                    Err(error) => self.show_error("Export failed", error),
+                }
+                Vec::new()
+            }
+            Action::LooksChanged(result) => {
+                match *result {
+                    Ok(looks) => {
+                        (self.keymap, self.theme) = (looks.keymap, looks.theme);
+                        let settings = &mut self.settings;
+                        (settings.stored, settings.theme, settings.keymap) =
+                            (looks.settings, looks.theme_choice, looks.keymap_choice);
+                        let note = format!(
+                            "kept in lbconsole.toml: theme {}, keymap {}, confirm timeout {} s",
+                            settings.theme.name,
+                            settings.keymap.name,
+                            settings.stored.confirm_timeout
+                        );
+                        self.note(&note);
+                    }
+                    Err(error) => self.show_error("Setting not changed", error),
+                }
+                Vec::new()
             }
         }
     }
@@ -519,7 +703,9 @@ impl App {
                 self.running = None;
                 self.compare(&ConfigFile::ALL);
                 self.warn("not confirmed in time: the previous configuration is restored");
-                return self.refresh_live();
+                let mut effects = self.refresh_live();
+                effects.push(Effect::Engine(Request::History));
+                return effects;
             }
             self.confirm_left = Some(deadline.saturating_duration_since(now).as_secs());
         }
@@ -529,11 +715,7 @@ impl App {
         if !due || self.requested_generation == Some(self.generation) {
             return Vec::new();
         }
-        self.requested_generation = Some(self.generation);
-        vec![Effect::Check {
-            generation: self.generation,
-            files: self.buffers(),
-        }]
+        vec![self.check_now()]
     }
 
     fn refresh_live(&mut self) -> Vec<Effect> {
@@ -614,13 +796,14 @@ impl App {
         let page = super::ui::editor_size(self.size, self.diagnostics.len())
             .1
             .max(1);
+        let setup = self.tab == Tab::Setup;
         match command {
-            Command::TabNetwork => self.switch(Tab::Network),
-            Command::TabFlows => self.switch(Tab::Flows),
-            Command::TabLvs => self.switch(Tab::Lvs),
-            Command::TabSetup => self.switch(Tab::Setup),
-            Command::NextTab => self.switch(Tab::ALL[(self.tab.index() + 1) % 4]),
-            Command::PrevTab => self.switch(Tab::ALL[(self.tab.index() + 3) % 4]),
+            Command::TabNetwork => return self.switch(Tab::Network),
+            Command::TabFlows => return self.switch(Tab::Flows),
+            Command::TabLvs => return self.switch(Tab::Lvs),
+            Command::TabSetup => return self.switch(Tab::Setup),
+            Command::NextTab => return self.switch(Tab::ALL[(self.tab.index() + 1) % 4]),
+            Command::PrevTab => return self.switch(Tab::ALL[(self.tab.index() + 3) % 4]),
             Command::Edit => self.start_editing(),
             Command::Append => {
                 self.move_cursor(CursorMove::Forward);
@@ -641,11 +824,36 @@ impl App {
                     selected: 0,
                 });
             }
-            Command::Search => {
-                self.overlay = Some(Overlay::Search {
-                    query: String::new(),
-                });
+            Command::Search => self.prompt(Prompt::Search, String::new()),
+            Command::Export => self.prompt(Prompt::Export, self.archive_path()),
+            Command::Import => self.prompt(Prompt::Import, self.archive_path()),
+            Command::SetConfirmTimeout => self.prompt(
+                Prompt::ConfirmTimeout,
+                self.settings.stored.confirm_timeout.to_string(),
+            ),
+            Command::NextTheme => {
+                let theme = self.settings.theme.next();
+                return vec![Effect::Engine(Request::ChangeSetting(
+                    SettingChange::Theme(theme),
+                ))];
             }
+            Command::NextKeymap => {
+                let keymap = self.settings.keymap.next();
+                return vec![Effect::Engine(Request::ChangeSetting(
+                    SettingChange::Keymap(keymap),
+                ))];
+            }
+            Command::ShowDiff | Command::DiffEdited => {
+                if let Some(version) = self.version_to_act_on().map(|meta| meta.number) {
+                    let base = if command == Command::ShowDiff {
+                        DiffBase::Previous
+                    } else {
+                        DiffBase::Edited(self.buffers())
+                    };
+                    return vec![Effect::Engine(Request::Diff { version, base })];
+                }
+            }
+            Command::RestoreVersion => self.ask_restore(),
             Command::Quit => return self.quit(),
             Command::Apply => return self.apply(),
             Command::Save => self.save(),
@@ -675,6 +883,12 @@ impl App {
                     self.edited(now);
                 }
             }
+            Command::MoveUp if setup => self.move_selection(-1),
+            Command::MoveDown if setup => self.move_selection(1),
+            Command::PageUp if setup => self.move_selection(-(page as isize)),
+            Command::PageDown if setup => self.move_selection(page as isize),
+            Command::BufferTop if setup => self.move_selection(isize::MIN),
+            Command::BufferBottom if setup => self.move_selection(isize::MAX),
             Command::NextProblem => self.jump_to_problem(true),
             Command::PrevProblem => self.jump_to_problem(false),
             Command::SearchNext | Command::SearchPrev => self.search_again(command),
@@ -698,10 +912,154 @@ impl App {
         Vec::new()
     }
 
-    fn switch(&mut self, tab: Tab) {
+    fn switch(&mut self, tab: Tab) -> Vec<Effect> {
+        let arriving = tab != self.tab;
         self.tab = tab;
-        if tab.file().is_none() {
-            self.mode = Mode::Normal;
+        self.follow_cursor();
+        if tab.file().is_some() {
+            return Vec::new();
+        }
+        self.mode = Mode::Normal;
+        // Someone may have saved, or edited the config dir, since it was read.
+        if arriving {
+            vec![Effect::Engine(Request::History)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn prompt(&mut self, prompt: Prompt, input: String) {
+        self.overlay = Some(Overlay::Prompt { prompt, input });
+    }
+
+    /// The archive a prompt offers: the last one, or one named after the
+    /// saved version in the current directory.
+    fn archive_path(&self) -> String {
+        self.archive_path
+            .clone()
+            .unwrap_or_else(|| format!("lbconsole-{}.toml", self.saved_version))
+    }
+
+    fn submit(&mut self, prompt: Prompt, input: String) -> Vec<Effect> {
+        match prompt {
+            Prompt::Search => return self.search_for(input),
+            Prompt::Export | Prompt::Import if input.trim().is_empty() => {
+                self.warn("no file named");
+                self.prompt(prompt, input);
+            }
+            _ if self.refuse_when_busy() => {}
+            Prompt::Export => {
+                self.archive_path = Some(input.clone());
+                self.busy = Some(Busy::Exporting);
+                return vec![Effect::Engine(Request::Export(PathBuf::from(input)))];
+            }
+            Prompt::Import if self.unsaved.is_empty() => return self.import(input),
+            Prompt::Import => {
+                self.archive_path = Some(input.clone());
+                self.overlay = Some(Overlay::Ask {
+                    text: format!(
+                        "Import {input}? It becomes the saved configuration as a new version, \
+                         and your unsaved edits of {} are thrown away.",
+                        names(&self.unsaved)
+                    ),
+                    question: Question::Import(input),
+                });
+            }
+            Prompt::ConfirmTimeout => {
+                let seconds = input
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("`{input}` is not a whole number of seconds"));
+                match seconds.and_then(|seconds| {
+                    store::settings::check_confirm_timeout(seconds).map(|()| seconds)
+                }) {
+                    Ok(seconds) => {
+                        return vec![Effect::Engine(Request::ChangeSetting(
+                            SettingChange::ConfirmTimeout(seconds),
+                        ))];
+                    }
+                    Err(why) => {
+                        self.warn(&why);
+                        self.prompt(prompt, input);
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn import(&mut self, path: String) -> Vec<Effect> {
+        self.archive_path = Some(path.clone());
+        self.busy = Some(Busy::Importing);
+        vec![Effect::Engine(Request::Import {
+            path: PathBuf::from(path),
+            expect_version: self.saved_version,
+        })]
+    }
+
+    /// The version selected in the Setup tab's history; a warning instead
+    /// elsewhere, or when there is none.
+    fn version_to_act_on(&mut self) -> Option<VersionMeta> {
+        if self.tab != Tab::Setup {
+            let key = self.keymap.keys_for(Command::TabSetup).unwrap_or_default();
+            self.warn(&format!(
+                "select a version in the history of the Setup tab ({key}) first"
+            ));
+            return None;
+        }
+        let selected = self.selected().map(|(_, meta)| meta.clone());
+        if selected.is_none() {
+            self.warn("no version to select: nothing was saved yet");
+        }
+        selected
+    }
+
+    fn ask_restore(&mut self) {
+        let Some(meta) = self.version_to_act_on() else {
+            return;
+        };
+        if meta.number == self.saved_version && self.unsaved.is_empty() {
+            self.note(&format!(
+                "version {} is the saved configuration already",
+                meta.number
+            ));
+            return;
+        }
+        let mut text = format!(
+            "Restore version {} ({} by {} at {})? It becomes the saved configuration as a \
+             new version; it is not applied.",
+            meta.number,
+            meta.origin.name(),
+            meta.user,
+            meta.time
+        );
+        if !self.unsaved.is_empty() {
+            text.push_str(&format!(
+                " Your unsaved edits of {} are thrown away.",
+                names(&self.unsaved)
+            ));
+        }
+        self.overlay = Some(Overlay::Ask {
+            question: Question::Restore(meta.number),
+            text,
+        });
+    }
+
+    /// Says so when an engine request is in flight, so that none is sent twice.
+    fn refuse_when_busy(&mut self) -> bool {
+        match self.busy {
+            Some(busy) => {
+                self.warn(&format!("busy: {busy:?}").to_lowercase());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn refused(&mut self, title: &str, refusal: Refusal) {
+        match refusal {
+            Refusal::Stale(text) => self.overlay = Some(Overlay::Stale { text }),
+            Refusal::Failed(text) => self.show_error(title, text),
         }
     }
 
@@ -742,8 +1100,7 @@ impl App {
     }
 
     fn apply(&mut self) -> Vec<Effect> {
-        if let Some(busy) = self.busy {
-            self.warn(&format!("busy: {busy:?}").to_lowercase());
+        if self.refuse_when_busy() {
             return Vec::new();
         }
         let errors = self.count(Severity::Error);
@@ -914,6 +1271,14 @@ impl App {
                     return match question {
                         Question::Quit => vec![Effect::Quit],
                         Question::Reload => self.reload(),
+                        Question::Restore(version) => {
+                            self.busy = Some(Busy::Restoring);
+                            vec![Effect::Engine(Request::Restore {
+                                version,
+                                expect_version: self.saved_version,
+                            })]
+                        }
+                        Question::Import(path) => self.import(path),
                     };
                 } else if !cancel && code != KeyCode::Char('n') {
                     self.overlay = Some(Overlay::Ask { question, text });
@@ -926,18 +1291,25 @@ impl App {
                     self.overlay = Some(Overlay::Stale { text });
                 }
             }
-            Overlay::Search { mut query } => match code {
-                KeyCode::Enter => return self.search_for(query),
-                KeyCode::Backspace => {
-                    query.pop();
-                    self.overlay = Some(Overlay::Search { query });
+            Overlay::Diff { diff, scroll } => {
+                if let Some(scroll) = scrolled(scroll) {
+                    self.overlay = Some(Overlay::Diff { diff, scroll });
                 }
-                KeyCode::Char(c) if !ctrl => {
-                    query.push(c);
-                    self.overlay = Some(Overlay::Search { query });
-                }
+            }
+            Overlay::Prompt { prompt, mut input } => match code {
+                KeyCode::Enter => return self.submit(prompt, input),
                 _ if cancel => {}
-                _ => self.overlay = Some(Overlay::Search { query }),
+                KeyCode::Backspace => {
+                    input.pop();
+                    self.prompt(prompt, input);
+                }
+                // Readline's kill-line: a fresh start instead of the offered text.
+                KeyCode::Char('u') if ctrl => self.prompt(prompt, String::new()),
+                KeyCode::Char(c) if !ctrl => {
+                    input.push(c);
+                    self.prompt(prompt, input);
+                }
+                _ => self.prompt(prompt, input),
             },
             Overlay::Palette {
                 mut query,

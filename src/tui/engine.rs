@@ -1,7 +1,9 @@
 //! Everything the console does to the world: read and save the config dir, read
-//! the kernel, plan and apply. The UI sends [`Request`]s and gets [`Action`]s
-//! back, so it never waits on the disk or the kernel. Load and save go through
-//! the versioned store; Apply through the same path as `lbconsole apply`.
+//! the kernel and the health daemon, plan and apply. The UI sends [`Request`]s
+//! and gets [`Action`]s back, so it never waits on the disk or the kernel. Load,
+//! save, history, restore, export and import go through the versioned store, on
+//! tokio's blocking threads (the engine shares the UI's task, and an fsync may
+//! take a while); Apply through the same path as `lbconsole apply`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,16 +11,18 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::app::Action;
+use super::{Looks, looks};
 use crate::apply::{self, Progress};
+use crate::cli::unified_diff;
 use crate::config::model::NetworkConfig;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
-use crate::health::publish::HealthSource;
+use crate::health::publish::{self, HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, ServiceStatus,
 };
 use crate::plan::ipvs::ServiceKey;
-use crate::store::{ConfigFiles, Store, StoreError};
+use crate::store::{self, ConfigFiles, Saved, Store, StoreError, VersionMeta, archive};
 
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -30,6 +34,8 @@ pub struct Paths {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub saved: ConfigFiles,
+    /// The store's version of `saved`; 0 when nothing was saved yet.
+    pub version: u64,
     pub running: Option<ConfigFiles>,
 }
 
@@ -39,16 +45,20 @@ pub struct Loaded {
 /// writes the first.
 pub fn load(paths: &Paths) -> Result<Loaded, StoreError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let saved = match store.saved() {
-        Ok(saved) => saved.files,
-        Err(StoreError::Empty { .. }) => ConfigFiles::default(),
+    let (saved, version) = match store.saved() {
+        Ok(saved) => (saved.files, saved.version),
+        Err(StoreError::Empty { .. }) => (ConfigFiles::default(), 0),
         Err(StoreError::Dir { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            ConfigFiles::default()
+            (ConfigFiles::default(), 0)
         }
         Err(error) => return Err(error),
     };
     let running = store.running()?;
-    Ok(Loaded { saved, running })
+    Ok(Loaded {
+        saved,
+        version,
+        running,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +73,11 @@ pub enum SaveError {
 /// Saves `files` as the next version, unless the saved configuration is no
 /// longer `expected` (what this console loaded or last saved). The store checks
 /// the version again under its lock, so a save racing this one is refused too.
-pub fn save(paths: &Paths, files: &ConfigFiles, expected: &ConfigFiles) -> Result<(), SaveError> {
+pub fn save(
+    paths: &Paths,
+    files: &ConfigFiles,
+    expected: &ConfigFiles,
+) -> Result<Saved, SaveError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
     let saved = store.saved()?;
     if let Some(file) = ConfigFile::ALL
@@ -72,8 +86,159 @@ pub fn save(paths: &Paths, files: &ConfigFiles, expected: &ConfigFiles) -> Resul
     {
         return Err(SaveError::Stale(file));
     }
-    store.save(files, saved.version, Some("saved from the console"))?;
-    Ok(())
+    let meta = store.save(files, saved.version, Some("saved from the console"))?;
+    Ok(Saved {
+        version: meta.number,
+        files: files.clone(),
+        meta: Some(meta),
+    })
+}
+
+/// Why the store refused a change, as the console offers to go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Someone else saved first: reload, or go on editing.
+    Stale(String),
+    /// Anything else, with the configuration's problems one per line.
+    Failed(String),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::Stale { .. } => Self::Stale(error.to_string()),
+            StoreError::Invalid { diagnostics, .. } => {
+                let mut text = format!("{error}\n");
+                for diagnostic in diagnostics {
+                    text.push_str(&format!("\n{diagnostic}"));
+                }
+                Self::Failed(text)
+            }
+            _ => Self::Failed(error.to_string()),
+        }
+    }
+}
+
+impl From<SaveError> for Refusal {
+    fn from(error: SaveError) -> Self {
+        match error {
+            SaveError::Stale(_) => Self::Stale(error.to_string()),
+            SaveError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// The store's versions, for the Setup tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// Newest first.
+    pub versions: Vec<VersionMeta>,
+    /// The version the kernel runs, when what runs was a saved version.
+    pub running: Option<u64>,
+}
+
+/// What a version is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffBase {
+    /// The version before it.
+    Previous,
+    /// The console's buffers, saved or not.
+    Edited(ConfigFiles),
+}
+
+/// A unified diff to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub title: String,
+    /// Empty when the two sides are the same.
+    pub text: String,
+}
+
+/// A version that replaced the saved configuration (restore, import), and
+/// the files as they are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    pub meta: VersionMeta,
+    pub loaded: Loaded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingChange {
+    Theme(String),
+    Keymap(String),
+    ConfirmTimeout(u64),
+}
+
+/// Runs store work on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+fn history(paths: &Paths) -> Result<History, StoreError> {
+    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+    let mut versions = store.history()?;
+    versions.reverse();
+    // An apply of edits saved afterwards runs the saved version all the same.
+    let running = match store.state()?.running.and_then(|running| running.version) {
+        Some(version) => Some(version),
+        None => match (versions.first(), store.running()?) {
+            (Some(newest), Some(running)) if store.version(newest.number)? == running => {
+                Some(newest.number)
+            }
+            _ => None,
+        },
+    };
+    Ok(History { versions, running })
+}
+
+fn diff(paths: &Paths, version: u64, base: DiffBase) -> Result<Diff, StoreError> {
+    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+    let files = store.version(version)?;
+    let this = format!("version {version}");
+    Ok(match base {
+        DiffBase::Previous => {
+            let (before, name) = match version.checked_sub(1).filter(|&n| n > 0) {
+                Some(previous) => (store.version(previous)?, format!("version {previous}")),
+                None => (ConfigFiles::default(), "nothing".to_owned()),
+            };
+            Diff {
+                title: format!("Version {version}: what changed from {name}"),
+                text: unified_diff(&before, &files, &name, &this),
+            }
+        }
+        DiffBase::Edited(buffers) => Diff {
+            title: format!("Version {version} against the edited files"),
+            text: unified_diff(&files, &buffers, &this, "edited"),
+        },
+    })
+}
+
+/// Replaces the saved configuration by `change` (a restore, an import), then
+/// loads the files as they are now.
+fn replace(
+    paths: &Paths,
+    change: impl FnOnce(&Store) -> Result<VersionMeta, StoreError>,
+) -> Result<NewVersion, Refusal> {
+    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+    let meta = change(&store)?;
+    Ok(NewVersion {
+        meta,
+        loaded: load(paths)?,
+    })
+}
+
+/// Exports the saved configuration; returns the version and where it went.
+fn export(paths: &Paths, path: &Path) -> Result<(u64, PathBuf), StoreError> {
+    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+    let path = std::path::absolute(path).map_err(|source| StoreError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    let version = archive::export(&store, &path)?;
+    Ok((version, path))
 }
 
 /// The files an apply programs: all three.
@@ -96,6 +261,9 @@ pub struct Live {
     pub services: Result<Vec<ServiceStatus>, String>,
     /// `None` until the firewall backend reports counters.
     pub flows: Option<Vec<FlowCounter>>,
+    /// The servers' health as the daemon publishes it; `Ok(None)` when no
+    /// daemon runs.
+    pub health: Result<Option<Vec<ServerReport>>, String>,
 }
 
 /// Facts about the machine for the Setup tab.
@@ -139,6 +307,24 @@ pub enum Request {
     Reload,
     /// Keep the apply that waits for confirmation.
     Confirm,
+    History,
+    Diff {
+        version: u64,
+        base: DiffBase,
+    },
+    /// Make `version` the saved configuration again, if the saved version is
+    /// still `expect_version`.
+    Restore {
+        version: u64,
+        expect_version: u64,
+    },
+    Export(PathBuf),
+    Import {
+        path: PathBuf,
+        expect_version: u64,
+    },
+    /// Change one setting of `lbconsole.toml`.
+    ChangeSetting(SettingChange),
 }
 
 /// Owns the kernel backends and the paths; answers one request at a time.
@@ -151,6 +337,10 @@ pub struct Engine<N, I, F> {
     pub confirm_timeout: Option<u64>,
     /// Whether a kernel module is loaded: [`module_loaded`], or a stand-in in tests.
     pub modules: fn(&str) -> bool,
+    /// Where the user's keymap and theme files are.
+    pub user_dir: Option<PathBuf>,
+    /// Whether the terminal gets no colours (themes are loaded for it).
+    pub monochrome: bool,
 }
 
 impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
@@ -169,27 +359,93 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
     }
 
     pub async fn answer(&mut self, request: Request) -> Action {
+        let paths = self.paths.clone();
         match request {
             Request::Observe => Action::Observed(Box::new(self.observe().await)),
             Request::Facts => Action::Facts(Box::new(self.facts())),
             Request::Plan(files) => Action::Planned(self.plan(&files).await),
             Request::Apply(files) => Action::Applied(self.apply(&files).await),
             Request::Save { files, expected } => Action::Saved(
-                save(&self.paths, &files, &expected)
-                    .map(|()| files)
-                    .map_err(|e| e.to_string()),
+                blocking(move || save(&paths, &files, &expected).map_err(Refusal::from)).await,
             ),
-            Request::Reload => {
-                Action::Reloaded(Box::new(load(&self.paths).map_err(|e| e.to_string())))
-            }
+            Request::Reload => Action::Reloaded(Box::new(
+                blocking(move || load(&paths).map_err(|e| e.to_string())).await,
+            )),
             Request::Confirm => Action::Confirmed(
-                Store::open(&self.paths.config_dir, &self.paths.state_dir)
-                    .map_err(confirm::ConfirmError::from)
-                    .and_then(|store| confirm::confirm(&store))
-                    .map(|pending| format!("confirmed the apply of {}", pending.applied_at))
-                    .map_err(|e| e.to_string()),
+                blocking(move || {
+                    Store::open(&paths.config_dir, &paths.state_dir)
+                        .map_err(confirm::ConfirmError::from)
+                        .and_then(|store| confirm::confirm(&store))
+                        .map(|pending| format!("confirmed the apply of {}", pending.applied_at))
+                        .map_err(|e| e.to_string())
+                })
+                .await,
             ),
+            Request::History => {
+                Action::History(blocking(move || history(&paths).map_err(|e| e.to_string())).await)
+            }
+            Request::Diff { version, base } => Action::Diffed(
+                blocking(move || diff(&paths, version, base).map_err(|e| e.to_string())).await,
+            ),
+            Request::Restore {
+                version,
+                expect_version,
+            } => Action::Replaced(Box::new(
+                blocking(move || replace(&paths, |store| store.restore(version, expect_version)))
+                    .await,
+            )),
+            Request::Export(path) => Action::Exported(
+                blocking(move || export(&paths, &path).map_err(|e| e.to_string())).await,
+            ),
+            Request::Import {
+                path,
+                expect_version,
+            } => Action::Replaced(Box::new(
+                blocking(move || {
+                    replace(&paths, |store| {
+                        archive::import(store, &path, Some(expect_version))
+                    })
+                })
+                .await,
+            )),
+            Request::ChangeSetting(change) => {
+                Action::LooksChanged(Box::new(self.change_setting(change).await))
+            }
         }
+    }
+
+    /// Writes one setting to `lbconsole.toml`, once the keymap and theme it
+    /// names load; the next Apply waits for its confirm timeout.
+    async fn change_setting(&mut self, change: SettingChange) -> Result<Looks, String> {
+        let (paths, user_dir, monochrome) =
+            (self.paths.clone(), self.user_dir.clone(), self.monochrome);
+        let looks = blocking(move || {
+            let mut settings =
+                store::Settings::load(&paths.config_dir).map_err(|e| e.to_string())?;
+            match change {
+                SettingChange::Theme(name) => settings.theme = Some(name),
+                SettingChange::Keymap(name) => settings.keymap = Some(name),
+                SettingChange::ConfirmTimeout(seconds) => {
+                    store::settings::check_confirm_timeout(seconds)?;
+                    settings.confirm_timeout = seconds;
+                }
+            }
+            let mut problems = Vec::new();
+            let looks = looks(settings, user_dir.as_deref(), monochrome, &mut problems);
+            if !problems.is_empty() {
+                return Err(problems.join("\n"));
+            }
+            looks
+                .settings
+                .write(&paths.config_dir)
+                .map_err(|e| e.to_string())?;
+            Ok(looks)
+        })
+        .await?;
+        if let Some(timeout) = &mut self.confirm_timeout {
+            *timeout = looks.settings.confirm_timeout;
+        }
+        Ok(looks)
     }
 
     pub async fn observe(&mut self) -> Live {
@@ -221,10 +477,20 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 })
                 .collect()
         });
+        let state_dir = self.paths.state_dir.clone();
+        let health = blocking(move || publish::read(&state_dir))
+            .await
+            .map_err(|error| {
+                format!(
+                    "cannot read the health daemon's {}: {error}",
+                    publish::SOCKET
+                )
+            });
         Live {
             links,
             services,
             flows,
+            health,
         }
     }
 

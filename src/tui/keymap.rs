@@ -15,6 +15,11 @@ pub const PRESETS: [(&str, &str); 2] = [
     ("default", include_str!("../../keymaps/default.toml")),
     ("vim", include_str!("../../keymaps/vim.toml")),
 ];
+pub const PRESET_NAMES: [&str; 2] = ["default", "vim"];
+
+/// The user's own keymap in their config dir, and the folder of more.
+pub const USER_FILE: &str = "keymap.toml";
+pub const USER_FOLDER: &str = "keymaps";
 
 /// What a key can ask the console to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -37,6 +42,14 @@ pub enum Command {
     Save,
     Confirm,
     Reload,
+    ShowDiff,
+    DiffEdited,
+    RestoreVersion,
+    Export,
+    Import,
+    NextTheme,
+    NextKeymap,
+    SetConfirmTimeout,
     Undo,
     Redo,
     NextProblem,
@@ -300,12 +313,13 @@ impl Keymap {
         })
     }
 
-    /// The user's `keymap.toml` from `user_dir` over its preset (`default`
-    /// unless it names one).
-    pub fn load(user_dir: Option<&Path>) -> Result<Self, FileError> {
-        let Some((path, text)) = toml_file::read_user_file(user_dir, "keymap.toml")? else {
-            return Ok(Self::preset("default").expect("default is built in"));
-        };
+    /// The preset `name`, or the user's file `name` in `user_dir` over its
+    /// preset (`default` unless it names one).
+    pub fn load(user_dir: Option<&Path>, name: &str) -> Result<Self, FileError> {
+        if let Some(preset) = Self::preset(name) {
+            return Ok(preset);
+        }
+        let (path, text) = toml_file::read_chosen_file(user_dir, name, &PRESET_NAMES)?;
         let label = path.display().to_string();
         let user: UserKeymapFile = toml_file::parse(&label, &text)?;
         let preset = user.preset.as_deref().unwrap_or("default");
@@ -436,7 +450,7 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("keymap.toml"), text).unwrap();
-        let keymap = Keymap::load(Some(&dir));
+        let keymap = Keymap::load(Some(&dir), USER_FILE);
         std::fs::remove_dir_all(&dir).unwrap();
         keymap.map_err(|mut e| {
             e.file = "keymap.toml".to_owned();

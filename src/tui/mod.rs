@@ -11,7 +11,7 @@ pub mod theme;
 pub mod toml_file;
 pub mod ui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 
 use crate::config;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, NetworkBackend};
-use app::{Action, App, Effect, Settings};
+use crate::store;
+use app::{Action, App, Choice, Effect, Settings};
 use engine::{Engine, Paths};
 use keymap::Keymap;
 use theme::Theme;
@@ -41,8 +42,8 @@ pub fn user_config_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lbconsole").map(|dirs| dirs.config_dir().to_owned())
 }
 
-/// The keymap, theme and settings for this terminal. A bad user file is
-/// reported in the console, and the built-in preset used instead.
+/// The keymap, theme and settings for this terminal. A bad `lbconsole.toml`,
+/// keymap or theme file is reported in the console, and the defaults used instead.
 pub fn settings(paths: &Paths, sandbox: Option<String>) -> (Keymap, Theme, Settings) {
     let user_dir = user_config_dir();
     let monochrome = theme::monochrome_terminal(
@@ -50,32 +51,74 @@ pub fn settings(paths: &Paths, sandbox: Option<String>) -> (Keymap, Theme, Setti
         std::env::var("TERM").ok().as_deref(),
     );
     let mut problems = Vec::new();
-    let describe = |name: &str| match &user_dir {
-        Some(dir) if dir.join(name).exists() => dir.join(name).display().to_string(),
-        _ => "built in".to_owned(),
-    };
-    let keymap = Keymap::load(user_dir.as_deref()).unwrap_or_else(|error| {
-        problems.push(format!("{error}; using the default keys"));
-        Keymap::preset("default").expect("default is built in")
+    let stored = store::Settings::load(&paths.config_dir).unwrap_or_else(|error| {
+        problems.push(format!("{error}; using the default settings"));
+        store::Settings::default()
     });
-    let theme = Theme::load(user_dir.as_deref(), monochrome).unwrap_or_else(|error| {
-        problems.push(format!("{error}; using the default theme"));
-        Theme::load(None, monochrome).expect("built-in themes load")
-    });
-    let mono = if monochrome {
-        " (monochrome terminal: NO_COLOR or TERM)"
-    } else {
-        ""
-    };
+    let looks = looks(stored, user_dir.as_deref(), monochrome, &mut problems);
     let settings = Settings {
         config_dir: paths.config_dir.display().to_string(),
         state_dir: paths.state_dir.display().to_string(),
-        theme: format!("{}{mono}", describe("theme.toml")),
-        keymap: describe("keymap.toml"),
+        stored: looks.settings,
+        theme: looks.theme_choice,
+        keymap: looks.keymap_choice,
+        monochrome,
         sandbox,
         problems,
     };
-    (keymap, theme, settings)
+    (looks.keymap, looks.theme, settings)
+}
+
+/// The keymap and theme that the settings choose, loaded.
+#[derive(Debug, Clone)]
+pub struct Looks {
+    pub settings: store::Settings,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub keymap_choice: Choice,
+    pub theme_choice: Choice,
+}
+
+/// Loads the keymap and theme `settings` choose (a preset, or a file in
+/// `user_dir`). One that cannot be used is added to `problems`, and the default
+/// preset used instead.
+pub fn looks(
+    settings: store::Settings,
+    user_dir: Option<&Path>,
+    monochrome: bool,
+    problems: &mut Vec<String>,
+) -> Looks {
+    let choice = |setting: Option<&String>, presets: &[&str], own_file, folder| Choice {
+        name: toml_file::chosen(setting.map(String::as_str), user_dir, own_file),
+        choices: toml_file::choices(presets, user_dir, own_file, folder),
+    };
+    let keymap_choice = choice(
+        settings.keymap.as_ref(),
+        &keymap::PRESET_NAMES,
+        keymap::USER_FILE,
+        keymap::USER_FOLDER,
+    );
+    let theme_choice = choice(
+        settings.theme.as_ref(),
+        &theme::PRESET_NAMES,
+        theme::USER_FILE,
+        theme::USER_FOLDER,
+    );
+    let keymap = Keymap::load(user_dir, &keymap_choice.name).unwrap_or_else(|error| {
+        problems.push(format!("{error}; using the default keys"));
+        Keymap::preset("default").expect("default is built in")
+    });
+    let theme = Theme::load(user_dir, &theme_choice.name, monochrome).unwrap_or_else(|error| {
+        problems.push(format!("{error}; using the default theme"));
+        Theme::load(None, "default", monochrome).expect("built-in themes load")
+    });
+    Looks {
+        settings,
+        keymap,
+        theme,
+        keymap_choice,
+        theme_choice,
+    }
 }
 
 /// Runs the console until the user quits. The terminal is restored on return
@@ -86,16 +129,15 @@ pub async fn run<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let loaded = engine::load(&options.paths)?;
     let (keymap, theme, settings) = settings(&options.paths, options.sandbox);
-    let mut app = App::new(loaded, keymap, theme, settings);
-    let confirm_timeout = crate::store::Settings::load(&options.paths.config_dir)
-        .map(|settings| settings.confirm_timeout)
-        .unwrap_or(crate::store::settings::DEFAULT_CONFIRM_TIMEOUT);
     let engine = Engine {
         kernel,
         paths: options.paths,
-        confirm_timeout: Some(confirm_timeout),
+        confirm_timeout: Some(settings.stored.confirm_timeout),
         modules: engine::module_loaded,
+        user_dir: user_config_dir(),
+        monochrome: settings.monochrome,
     };
+    let mut app = App::new(loaded, keymap, theme, settings);
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
     let mut terminal = ratatui::init();

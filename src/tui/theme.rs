@@ -14,6 +14,11 @@ pub const PRESETS: [(&str, &str); 2] = [
     ("default", include_str!("../../themes/default.toml")),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
+pub const PRESET_NAMES: [&str; 2] = ["default", "mono"];
+
+/// The user's own theme in their config dir, and the folder of more.
+pub const USER_FILE: &str = "theme.toml";
+pub const USER_FOLDER: &str = "themes";
 
 /// Borders drawn with `+`, `-` and `|`, for terminals without line drawing.
 pub const ASCII_BORDER: border::Set = border::Set {
@@ -185,21 +190,23 @@ impl Theme {
         Some(Self::from_file(&file))
     }
 
-    /// The theme for this terminal: the user's `theme.toml` from `user_dir` over
-    /// its preset (`default` unless it names one), or `mono` on a monochrome terminal.
-    pub fn load(user_dir: Option<&Path>, monochrome: bool) -> Result<Self, FileError> {
-        let user = match toml_file::read_user_file(user_dir, "theme.toml")? {
-            Some((path, text)) => {
+    /// The theme `name` for this terminal: a preset, or the user's file `name`
+    /// in `user_dir` over its preset (`default` unless it names one); with the
+    /// colours of `mono` on a monochrome terminal.
+    pub fn load(user_dir: Option<&Path>, name: &str, monochrome: bool) -> Result<Self, FileError> {
+        let user = match preset_file(name) {
+            Some(_) => None,
+            None => {
+                let (path, text) = toml_file::read_chosen_file(user_dir, name, &PRESET_NAMES)?;
                 let label = path.display().to_string();
                 let file: ThemeFile = toml_file::parse(&label, &text)?;
                 Some((label, text, file))
             }
-            None => None,
         };
-        let wanted = user
-            .as_ref()
-            .and_then(|(_, _, file)| file.preset.clone())
-            .unwrap_or_else(|| "default".to_owned());
+        let wanted = match &user {
+            Some((_, _, file)) => file.preset.clone().unwrap_or_else(|| "default".to_owned()),
+            None => name.to_owned(),
+        };
         let mut base = match preset_file(&wanted) {
             Some(base) => base,
             None => {
@@ -249,7 +256,7 @@ mod tests {
     fn user_theme(text: &str) -> Result<Theme, FileError> {
         let dir = tempdir();
         std::fs::write(dir.join("theme.toml"), text).unwrap();
-        let theme = Theme::load(Some(&dir), false);
+        let theme = Theme::load(Some(&dir), USER_FILE, false);
         std::fs::remove_dir_all(&dir).unwrap();
         theme.map_err(|mut e| {
             e.file = "theme.toml".to_owned();
@@ -297,7 +304,7 @@ mod tests {
 
     #[test]
     fn monochrome_terminals_get_no_colour_and_ascii_borders() {
-        let theme = Theme::load(None, true).unwrap();
+        let theme = Theme::load(None, "default", true).unwrap();
         assert_eq!(theme.border, ASCII_BORDER);
         let styles = format!("{:?}", theme.styles);
         assert!(!styles.contains("fg: Some"), "{styles}");

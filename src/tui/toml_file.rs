@@ -82,6 +82,63 @@ pub fn read_user_file(
     }
 }
 
+/// The keymap or theme a setting (`keymap` or `theme` of `lbconsole.toml`)
+/// chooses: a preset, or a file in the user's config dir. Without one, the
+/// user's `own_file` (`keymap.toml`) when there is one, else the `default` preset.
+pub fn chosen(setting: Option<&str>, user_dir: Option<&Path>, own_file: &str) -> String {
+    match setting {
+        Some(name) => name.to_owned(),
+        None if user_dir.is_some_and(|dir| dir.join(own_file).is_file()) => own_file.to_owned(),
+        None => "default".to_owned(),
+    }
+}
+
+/// What one can choose from: the presets, then the user's `own_file` and the
+/// `.toml` files of the user's `folder` (`keymaps/`), as a setting names them.
+pub fn choices(
+    presets: &[&str],
+    user_dir: Option<&Path>,
+    own_file: &str,
+    folder: &str,
+) -> Vec<String> {
+    let mut names: Vec<String> = presets.iter().map(|&name| name.to_owned()).collect();
+    let Some(dir) = user_dir else { return names };
+    if dir.join(own_file).is_file() {
+        names.push(own_file.to_owned());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir.join(folder))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".toml"))
+        .map(|name| format!("{folder}/{name}"))
+        .collect();
+    files.sort();
+    names.extend(files);
+    names
+}
+
+/// The user's file `name`, which a setting chose; an error when it is missing.
+pub fn read_chosen_file(
+    dir: Option<&Path>,
+    name: &str,
+    presets: &[&str],
+) -> Result<(PathBuf, String), FileError> {
+    read_user_file(dir, name)?.ok_or_else(|| FileError {
+        file: dir.map_or_else(
+            || name.to_owned(),
+            |dir| dir.join(name).display().to_string(),
+        ),
+        line: 0,
+        col: 0,
+        message: format!(
+            "no such file, and `{name}` is not a preset ({})",
+            presets.join(", ")
+        ),
+    })
+}
+
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];

@@ -7,19 +7,26 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{App, Busy, Mode, Overlay, Question, Tab, palette_entries};
+use super::app::{App, Busy, Choice, Mode, Overlay, Prompt, Question, Tab, palette_entries};
 use super::editor::{self, Decorations};
 use super::engine::{FlowCounter, Live};
 use super::keymap::{Command, Section, keys_text};
 use super::theme::Styles;
 use crate::config::{ConfigFile, Diagnostic, Severity};
+use crate::health::publish::ServerReport;
+use crate::health::state::Health;
 use crate::kernel::{LinkStatus, ServiceStatus};
+use crate::store::VersionMeta;
+use crate::store::settings::CONFIRM_TIMEOUTS;
 
 /// The live pane is shown when the screen is at least this wide.
 const LIVE_MIN_WIDTH: u16 = 60;
 /// The problem list is shown when the screen is at least this high.
 const PROBLEMS_MIN_HEIGHT: u16 = 14;
 const PROBLEM_ROWS: u16 = 4;
+/// Versions of the history the Setup tab keeps in view before the details
+/// around it.
+const HISTORY_MIN_ROWS: usize = 3;
 
 struct Areas {
     tabs: Rect,
@@ -325,10 +332,24 @@ fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
         Ok(services) => services,
         Err(error) => return Text::styled(error.clone(), styles.error),
     };
-    if services.is_empty() {
-        return Text::raw("no virtual services");
-    }
     let mut lines = Vec::new();
+    let reports: &[ServerReport] = match &live.health {
+        Ok(Some(reports)) => reports,
+        Ok(None) => {
+            lines.push(Line::styled(
+                "no daemon: health not checked",
+                styles.warning,
+            ));
+            &[]
+        }
+        Err(error) => {
+            lines.push(Line::styled(error.clone(), styles.error));
+            &[]
+        }
+    };
+    if services.is_empty() {
+        lines.push(Line::raw("no virtual services"));
+    }
     for service in services {
         let director = app.directors.get(&service.key).map_or("-", String::as_str);
         lines.push(Line::from(vec![
@@ -339,13 +360,16 @@ fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
             "  {} {} conn/s",
             service.scheduler, service.stats.connections_per_second
         )));
+        let of_director: Vec<&ServerReport> =
+            reports.iter().filter(|r| r.director == director).collect();
         for dest in &service.destinations {
+            let report = of_director
+                .iter()
+                .find(|r| r.address == dest.address && r.port == dest.port);
             let rotation = if dest.weight == 0 { " (out)" } else { "" };
             lines.push(Line::from(vec![
-                Span::styled(
-                    format!("  > {}:{}", dest.address, dest.port),
-                    styles.address,
-                ),
+                health_mark(report.copied(), styles),
+                Span::styled(format!("{}:{}", dest.address, dest.port), styles.address),
                 Span::raw(format!(
                     " w{}{rotation} {}/{} {}c/s",
                     dest.weight,
@@ -355,8 +379,44 @@ fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
                 )),
             ]));
         }
+        // The daemon takes a down server out of IPVS, and keeps a sorry
+        // server out until every other one is down: listed all the same.
+        let absent = of_director.iter().filter(|r| {
+            !service
+                .destinations
+                .iter()
+                .any(|d| d.address == r.address && d.port == r.port)
+        });
+        for report in absent {
+            let why = if report.sorry {
+                " standby"
+            } else {
+                " not in IPVS"
+            };
+            lines.push(Line::from(vec![
+                health_mark(Some(report), styles),
+                Span::styled(
+                    format!("{}:{}", report.address, report.port),
+                    styles.address,
+                ),
+                Span::styled(why, styles.comment),
+            ]));
+        }
     }
     Text::from(lines)
+}
+
+/// What the daemon says of a real server, ahead of its address: `>` when it
+/// says nothing.
+fn health_mark<'a>(report: Option<&ServerReport>, styles: &Styles) -> Span<'a> {
+    match report {
+        None => Span::raw("  > "),
+        Some(report) if report.sorry => Span::styled("  sorry ", styles.warning),
+        Some(report) => match report.health {
+            Health::Up => Span::styled("  up ", styles.ok),
+            Health::Down => Span::styled("  down ", styles.error),
+        },
+    }
 }
 
 fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
@@ -364,92 +424,317 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
     let outer = block("Setup", Borders::TOP, app);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
+    if inner.width == 0 {
+        return;
+    }
+    let rows = |lines: &[Line]| -> usize {
+        lines
+            .iter()
+            .map(|line| line.width().div_ceil(inner.width as usize).max(1))
+            .sum()
+    };
     let heading = |text: &str| Line::styled(text.to_owned(), styles.title);
     let field = |name: &str, value: String, style: Style| {
         Line::from(vec![
-            Span::raw(format!("  {name:<14}")),
+            Span::raw(format!("  {name:<16}")),
             Span::styled(value, style),
         ])
     };
+    let mut configuration = vec![
+        heading("Configuration"),
+        field("config dir", app.settings.config_dir.clone(), styles.text),
+        field("state dir", app.settings.state_dir.clone(), styles.text),
+    ];
+    let dirs_only = configuration.len();
+    configuration.extend(file_lines(app, &field));
+    configuration.push(Line::raw(""));
+    let (history_top, versions) = history_lines(app, styles);
+    let mut below = vec![Line::raw("")];
+    below.extend(settings_lines(app, &heading, &field));
+    below.push(Line::raw(""));
+    below.extend(system_lines(app, &heading, &field));
+    if let Some(sandbox) = &app.settings.sandbox {
+        below.push(Line::raw(""));
+        below.push(heading("Sandbox"));
+        below.push(Line::raw(format!("  {sandbox}")));
+    }
+    // On a short screen the blank lines go first, then the files' states
+    // (the state line has them too), so that some history stays in view.
+    let height = inner.height as usize;
+    let reserved = rows(&history_top) + versions.len().min(HISTORY_MIN_ROWS);
+    let fits = |configuration: &[Line], below: &[Line]| {
+        rows(configuration) + reserved + rows(below) <= height
+    };
+    if !fits(&configuration, &below) {
+        configuration.retain(|line| line.width() > 0);
+        below.retain(|line| line.width() > 0);
+    }
+    if !fits(&configuration, &below) {
+        configuration.truncate(dirs_only);
+    }
+    let top_rows = rows(&configuration) + rows(&history_top);
+    let below_rows = rows(&below);
+    // The history keeps its reserved rows; what is below it is cut instead.
+    let list_rows = versions.len().min(
+        height
+            .saturating_sub(top_rows + below_rows)
+            .max(versions.len().min(HISTORY_MIN_ROWS)),
+    );
+    let top = Rect {
+        height: top_rows.min(height) as u16,
+        ..inner
+    };
+    let list = Rect {
+        y: top.bottom(),
+        height: list_rows.min(height - top.height as usize) as u16,
+        ..inner
+    };
+    let bottom = Rect {
+        y: list.bottom(),
+        height: inner.bottom() - list.bottom(),
+        ..inner
+    };
+    configuration.extend(history_top);
+    frame.render_widget(
+        Paragraph::new(configuration).wrap(Wrap { trim: false }),
+        top,
+    );
+    // The selected version stays in view; rows are cut at the edge, not wrapped.
+    let shown = list.height as usize;
+    let selected = app.selected().map_or(0, |(at, _)| at);
+    let first = (selected + 1).saturating_sub(shown);
+    frame.render_widget(
+        Paragraph::new(
+            versions
+                .into_iter()
+                .skip(first)
+                .take(shown)
+                .collect::<Vec<_>>(),
+        ),
+        list,
+    );
+    frame.render_widget(Paragraph::new(below).wrap(Wrap { trim: false }), bottom);
+}
+
+type Field<'f> = dyn Fn(&str, String, Style) -> Line<'static> + 'f;
+
+fn file_lines(app: &App, field: &Field) -> Vec<Line<'static>> {
+    let styles = &app.theme.styles;
     let (unsaved, unapplied) = (app.unsaved(), app.unapplied());
-    let mut lines = vec![heading("Configuration")];
-    lines.push(field(
-        "config dir",
-        app.settings.config_dir.clone(),
-        styles.text,
-    ));
-    lines.push(field(
-        "state dir",
-        app.settings.state_dir.clone(),
-        styles.text,
-    ));
-    for file in ConfigFile::ALL {
-        let lines_count = app.editor(file).lines().len();
-        let saved = if unsaved.contains(&file) {
-            "edited, unsaved"
-        } else {
-            "saved"
-        };
-        let running = if !super::engine::APPLIED_FILES.contains(&file) {
-            "not applied by this version"
-        } else if unapplied.contains(&file) {
-            "differs from running"
-        } else {
-            "running"
-        };
-        lines.push(field(
-            file.file_name(),
-            format!("{lines_count} lines: {saved}, {running}"),
-            if unsaved.contains(&file) || unapplied.contains(&file) {
-                styles.warning
+    ConfigFile::ALL
+        .into_iter()
+        .map(|file| {
+            let lines_count = app.editor(file).lines().len();
+            let saved = if unsaved.contains(&file) {
+                "edited, unsaved"
             } else {
-                styles.ok
-            },
+                "saved"
+            };
+            let running = if unapplied.contains(&file) {
+                "differs from running"
+            } else {
+                "running"
+            };
+            field(
+                file.file_name(),
+                format!("{lines_count} lines: {saved}, {running}"),
+                if unsaved.contains(&file) || unapplied.contains(&file) {
+                    styles.warning
+                } else {
+                    styles.ok
+                },
+            )
+        })
+        .collect()
+}
+
+/// The history's heading and notes, and one row per version, newest first.
+fn history_lines(app: &App, styles: &Styles) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
+    let history = match &app.history {
+        None => {
+            return (
+                vec![Line::styled("History", styles.title)],
+                vec![Line::styled("  reading...", styles.comment)],
+            );
+        }
+        Some(Err(error)) => {
+            return (
+                vec![Line::styled("History", styles.title)],
+                vec![Line::styled(format!("  {error}"), styles.error)],
+            );
+        }
+        Some(Ok(history)) => history,
+    };
+    let mut top = vec![Line::styled(
+        match history.versions.len() {
+            0 => "History".to_owned(),
+            1 => "History: 1 version".to_owned(),
+            n => format!("History: {n} versions, newest first"),
+        },
+        styles.title,
+    )];
+    let newest = history.versions.first().map_or(0, |meta| meta.number);
+    if newest > app.saved_version {
+        let reload = app.keymap.keys_for(Command::Reload).unwrap_or_default();
+        top.push(Line::styled(
+            format!(
+                "  version {newest} was saved since these files were loaded (version {}); \
+                 {reload} reloads",
+                app.saved_version
+            ),
+            styles.warning,
         ));
     }
-    lines.push(Line::raw(""));
-    lines.push(heading("History"));
-    lines.push(Line::raw(
-        "  arrives with the versioned store; Save replaces the files, each atomically",
+    if history.versions.is_empty() {
+        let save = app.keymap.keys_for(Command::Save).unwrap_or_default();
+        return (
+            top,
+            vec![Line::styled(
+                format!("  nothing saved yet: Save ({save}) makes version 1"),
+                styles.comment,
+            )],
+        );
+    }
+    let selected = app.selected().map(|(_, meta)| meta.number);
+    let rows = history
+        .versions
+        .iter()
+        .map(|meta| version_row(meta, newest, history.running, selected, styles))
+        .collect();
+    (top, rows)
+}
+
+fn version_row(
+    meta: &VersionMeta,
+    saved: u64,
+    running: Option<u64>,
+    selected: Option<u64>,
+    styles: &Styles,
+) -> Line<'static> {
+    let chosen = selected == Some(meta.number);
+    // `2025-11-21T13:20:05Z` to the minute.
+    let time = meta.time.replacen('T', " ", 1);
+    let time = time.get(..16).unwrap_or(&time);
+    let user: String = meta.user.chars().take(10).collect();
+    let mut marks = String::new();
+    if meta.number == saved {
+        marks.push_str("[saved] ");
+    }
+    if running == Some(meta.number) {
+        marks.push_str("[running] ");
+    }
+    let line = Line::from(vec![
+        Span::raw(format!(
+            "{} {:>4}  {time}  {user:<10} {:<9} ",
+            if chosen { ">" } else { " " },
+            meta.number,
+            meta.origin.name()
+        )),
+        // On the selected row the row's own style, which a colour would fight.
+        Span::styled(marks, if chosen { Style::new() } else { styles.ok }),
+        Span::raw(meta.summary.clone()),
+    ]);
+    if chosen {
+        line.style(styles.tab_active)
+    } else {
+        line
+    }
+}
+
+fn settings_lines(
+    app: &App,
+    heading: &dyn Fn(&str) -> Line<'static>,
+    field: &Field,
+) -> Vec<Line<'static>> {
+    let styles = &app.theme.styles;
+    let key = |command| app.keymap.keys_for(command).unwrap_or_default();
+    let choice = |name: &str, choice: &Choice, note: &str, command| {
+        let mut line = field(name, format!("{}{note}", choice.name), styles.text);
+        line.push_span(Span::styled(
+            format!("  {}: next of {}", key(command), choice.choices.join(", ")),
+            styles.comment,
+        ));
+        line
+    };
+    let mono = if app.settings.monochrome {
+        " (no colour)"
+    } else {
+        ""
+    };
+    let mut timeout = field(
+        "confirm timeout",
+        format!("{} s", app.settings.stored.confirm_timeout),
+        styles.text,
+    );
+    timeout.push_span(Span::styled(
+        format!(
+            "  {}: change ({} to {} s)",
+            key(Command::SetConfirmTimeout),
+            CONFIRM_TIMEOUTS.start(),
+            CONFIRM_TIMEOUTS.end()
+        ),
+        styles.comment,
     ));
-    lines.push(Line::raw(""));
-    lines.push(heading("Settings"));
-    lines.push(field("theme", app.settings.theme.clone(), styles.text));
-    lines.push(field("keymap", app.settings.keymap.clone(), styles.text));
-    lines.push(Line::raw(""));
-    lines.push(heading("System"));
-    match &app.facts {
-        None => lines.push(Line::styled("  reading...", styles.comment)),
-        Some(facts) => {
-            lines.push(field("hostname", facts.hostname.clone(), styles.text));
-            lines.push(field("kernel", facts.kernel.clone(), styles.text));
-            for (name, fact) in [
-                ("IPVS", &facts.ipvs),
-                ("bonding", &facts.bonding),
-                ("nftables", &facts.nftables),
-            ] {
-                lines.push(match fact {
-                    Ok(()) => field(name, "available".to_owned(), styles.ok),
-                    Err(why) => field(name, why.clone(), styles.warning),
-                });
-            }
+    vec![
+        heading("Settings (lbconsole.toml)"),
+        choice("theme", &app.settings.theme, mono, Command::NextTheme),
+        choice("keymap", &app.settings.keymap, "", Command::NextKeymap),
+        timeout,
+    ]
+}
+
+fn system_lines(
+    app: &App,
+    heading: &dyn Fn(&str) -> Line<'static>,
+    field: &Field,
+) -> Vec<Line<'static>> {
+    let styles = &app.theme.styles;
+    let mut lines = vec![heading("System")];
+    let Some(facts) = &app.facts else {
+        lines.push(Line::styled("  reading...", styles.comment));
+        return lines;
+    };
+    lines.push(field("hostname", facts.hostname.clone(), styles.text));
+    lines.push(field("kernel", facts.kernel.clone(), styles.text));
+    for (name, fact) in [
+        ("IPVS", &facts.ipvs),
+        ("bonding", &facts.bonding),
+        ("nftables", &facts.nftables),
+    ] {
+        lines.push(match fact {
+            Ok(()) => field(name, "available".to_owned(), styles.ok),
+            Err(why) => field(name, why.clone(), styles.warning),
+        });
+    }
+    match app.live.as_ref().map(|live| &live.health) {
+        None => lines.push(field("daemon", "reading...".to_owned(), styles.comment)),
+        Some(Ok(Some(servers))) => {
+            let checked = servers.iter().filter(|s| s.checked).count();
+            let down = servers
+                .iter()
+                .filter(|s| s.checked && s.health == Health::Down)
+                .count();
             lines.push(field(
                 "daemon",
-                "none: health checks and boot apply are a later issue".to_owned(),
+                format!("running: {checked} servers checked, {down} down"),
+                if down > 0 { styles.warning } else { styles.ok },
+            ));
+        }
+        Some(Ok(None)) => {
+            lines.push(field(
+                "daemon",
+                "not running: no health checks; down servers stay in IPVS".to_owned(),
+                styles.warning,
+            ));
+            lines.push(field(
+                "",
+                "start `lbconsole daemon` or `systemctl start lbconsole`".to_owned(),
                 styles.comment,
             ));
         }
+        Some(Err(error)) => lines.push(field("daemon", error.clone(), styles.error)),
     }
-    if let Some(sandbox) = &app.settings.sandbox {
-        lines.push(Line::raw(""));
-        lines.push(heading("Sandbox"));
-        lines.push(Line::raw(format!("  {sandbox}")));
-    }
-    // On a small screen the sections go without blank lines between them.
-    if lines.len() > inner.height as usize {
-        lines.retain(|line| line.width() > 0);
-    }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    lines
 }
 
 fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
@@ -466,10 +751,17 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
             .collect::<Vec<_>>()
             .join(",")
     };
+    let version = match app.saved_version {
+        0 => String::new(),
+        n => format!(" v{n}"),
+    };
     let saved = if unsaved.is_empty() {
-        Span::styled(" saved", styles.ok)
+        Span::styled(format!("{version} saved"), styles.ok)
     } else {
-        Span::styled(format!(" unsaved:{}", short(unsaved)), styles.warning)
+        Span::styled(
+            format!("{version} unsaved:{}", short(unsaved)),
+            styles.warning,
+        )
     };
     let running = match (&app.running, unapplied.is_empty()) {
         (None, _) => Span::styled(" never applied", styles.warning),
@@ -506,6 +798,9 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
             Busy::Applying => "applying...",
             Busy::Saving => "saving...",
             Busy::Reloading => "reloading...",
+            Busy::Restoring => "restoring...",
+            Busy::Importing => "importing...",
+            Busy::Exporting => "exporting...",
         };
         spans.push(Span::styled(format!(" | {doing}"), styles.warning));
     }
@@ -525,7 +820,17 @@ fn draw_hint(frame: &mut Frame, area: Rect, app: &App) {
         ),
         None => {
             let editing = app.mode == Mode::Edit && app.tab.file().is_some();
-            let commands: &[(Command, &str)] = if editing {
+            let commands: &[(Command, &str)] = if app.tab == Tab::Setup {
+                &[
+                    (Command::ShowDiff, "diff"),
+                    (Command::DiffEdited, "diff edited"),
+                    (Command::RestoreVersion, "restore"),
+                    (Command::Export, "export"),
+                    (Command::Import, "import"),
+                    (Command::NextTheme, "theme"),
+                    (Command::Help, "keys"),
+                ]
+            } else if editing {
                 &[
                     (Command::StopEditing, "stop typing"),
                     (Command::Save, "save"),
@@ -584,16 +889,17 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, styles: &Styles) {
     let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+    let close_or_scroll = Line::from(vec![
+        key("Esc"),
+        Span::raw(" close  "),
+        key("up/down"),
+        Span::raw(" scroll"),
+    ]);
     let (title, body, footer, scroll, size): (String, Text, Line, u16, (u16, u16)) = match overlay {
         Overlay::Help { scroll } => (
             "Keys".to_owned(),
             help_text(app, styles),
-            Line::from(vec![
-                key("Esc"),
-                Span::raw(" close  "),
-                key("up/down"),
-                Span::raw(" scroll"),
-            ]),
+            close_or_scroll.clone(),
             *scroll,
             (76, 40),
         ),
@@ -625,17 +931,42 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
                 (76, 14),
             )
         }
-        Overlay::Search { query } => (
-            "Search (regular expression)".to_owned(),
-            Text::from(Line::from(vec![key("/"), Span::raw(query.clone())])),
+        Overlay::Prompt { prompt, input } => (
+            match prompt {
+                Prompt::Search => "Search (regular expression)".to_owned(),
+                Prompt::Export => "Export the saved configuration to".to_owned(),
+                Prompt::Import => "Import the configuration of (checked first)".to_owned(),
+                Prompt::ConfirmTimeout => format!(
+                    "Seconds an Apply waits for Confirm ({} to {})",
+                    CONFIRM_TIMEOUTS.start(),
+                    CONFIRM_TIMEOUTS.end()
+                ),
+            },
+            Text::from(Line::from(vec![
+                key(if *prompt == Prompt::Search { "/" } else { ">" }),
+                Span::raw(input.clone()),
+            ])),
             Line::from(vec![
                 key("Enter"),
-                Span::raw(" find  "),
+                Span::raw(" ok  "),
                 key("Esc"),
-                Span::raw(" cancel"),
+                Span::raw(" cancel  "),
+                key("ctrl-u"),
+                Span::raw(" clear"),
             ]),
             0,
-            (60, 4),
+            (64, 4),
+        ),
+        Overlay::Diff { diff, scroll } => (
+            diff.title.clone(),
+            if diff.text.is_empty() {
+                Text::raw("no differences")
+            } else {
+                diff_text(&diff.text, styles)
+            },
+            close_or_scroll.clone(),
+            *scroll,
+            (100, 30),
         ),
         Overlay::Plan { preview, scroll } => {
             let mut lines: Vec<Line> = preview
@@ -676,20 +1007,7 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
                     styles.error,
                 ));
             }
-            lines.extend(diff.lines().map(|line| {
-                let style = if line.starts_with("+++") || line.starts_with("---") {
-                    styles.title
-                } else if line.starts_with('+') {
-                    styles.diff_added
-                } else if line.starts_with('-') {
-                    styles.diff_removed
-                } else if line.starts_with("@@") {
-                    styles.comment
-                } else {
-                    styles.text
-                };
-                Line::styled(line.to_owned(), style)
-            }));
+            lines.extend(diff_text(diff, styles).lines);
             (
                 "Save these changes?".to_owned(),
                 Text::from(lines),
@@ -709,6 +1027,8 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
             match question {
                 Question::Quit => "Quit?".to_owned(),
                 Question::Reload => "Reload?".to_owned(),
+                Question::Restore(version) => format!("Restore version {version}?"),
+                Question::Import(_) => "Import?".to_owned(),
             },
             Text::raw(text.clone()),
             Line::from(vec![
@@ -718,10 +1038,10 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
                 Span::raw(" no"),
             ]),
             0,
-            (60, 7),
+            (64, 9),
         ),
         Overlay::Stale { text } => (
-            "Save refused".to_owned(),
+            "Refused: the saved configuration changed".to_owned(),
             Text::styled(text.clone(), styles.warning),
             Line::from(vec![
                 key("r"),
@@ -744,7 +1064,13 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
             (72, 12),
         ),
     };
-    let popup = if matches!(overlay, Overlay::Search { .. }) {
+    let popup = if matches!(
+        overlay,
+        Overlay::Prompt {
+            prompt: Prompt::Search,
+            ..
+        }
+    ) {
         let rect = centered(area, size.0, size.1);
         Rect::new(
             rect.x,
@@ -789,4 +1115,26 @@ fn help_text<'a>(app: &App, styles: &Styles) -> Text<'a> {
         "  y or Enter: yes, n or Esc: no, up down PgUp PgDn: scroll",
     ));
     Text::from(lines)
+}
+
+/// A unified diff, its headers, additions and removals set apart.
+fn diff_text<'a>(diff: &str, styles: &Styles) -> Text<'a> {
+    Text::from(
+        diff.lines()
+            .map(|line| {
+                let style = if line.starts_with("+++") || line.starts_with("---") {
+                    styles.title
+                } else if line.starts_with('+') {
+                    styles.diff_added
+                } else if line.starts_with('-') {
+                    styles.diff_removed
+                } else if line.starts_with("@@") {
+                    styles.comment
+                } else {
+                    styles.text
+                };
+                Line::styled(line.to_owned(), style)
+            })
+            .collect::<Vec<_>>(),
+    )
 }
