@@ -28,13 +28,18 @@ const QUEUE: usize = 4096;
 /// and the reload that follows it reads the table.
 const RESYNC_TICKS: u32 = 10;
 
-/// One check's result.
+/// A server's change of state, found by its check task. The task counts its
+/// own results against rise and fall, so that only changes wake the checker:
+/// at thousands of checks a second, a message per check is most of the work
+/// outside the kernel.
 #[derive(Debug)]
 pub struct Report {
-    /// Results of a previous configuration are ignored.
+    /// Reports of a previous configuration are ignored.
     generation: u64,
     index: usize,
-    result: Result<(), CheckError>,
+    health: Health,
+    /// What the check that took the server down said.
+    reason: Option<String>,
 }
 
 pub struct HealthChecker<I> {
@@ -128,8 +133,13 @@ impl<I: IpvsBackend> HealthChecker<I> {
             if let Some(check) = &member.check {
                 let offset = check.offset(&member.service, &member.dest);
                 self.tasks.push(spawn_check(
-                    self.generation,
-                    index,
+                    Report {
+                        generation: self.generation,
+                        index,
+                        health: health[index].health(),
+                        reason: None,
+                    },
+                    health[index],
                     check.clone(),
                     offset,
                     self.sender.clone(),
@@ -186,42 +196,23 @@ impl<I: IpvsBackend> HealthChecker<I> {
         }
     }
 
-    /// Counts one result; the service of a server whose state it changed.
+    /// Takes in one change of state; the service of the server that changed.
     fn record(&mut self, report: Report) -> Option<ServiceKey> {
         if report.generation != self.generation {
             return None;
         }
         let member = &self.members[report.index];
-        let check = member.check.as_ref()?;
-        if let Err(error @ CheckError::Local(_)) = &report.result {
-            tracing::warn!(
-                "health: server {} ({}) of director {} not checked: {error}",
-                member.server,
-                member.dest,
-                member.director
-            );
-            return None;
-        }
-        if let Err(error) = &report.result {
-            tracing::debug!(
-                "health: director {} server {} ({}): {error}",
-                member.director,
-                member.server,
-                member.dest
-            );
-        }
-        let transition =
-            self.health[report.index].record(report.result.is_ok(), check.rise, check.fall);
-        match (transition, &report.result) {
-            (Some(Health::Down), Err(error)) => tracing::warn!(
+        self.health[report.index] = ServerHealth::known(report.health);
+        match (report.health, &report.reason) {
+            (Health::Down, Some(reason)) => tracing::warn!(
                 director = member.director,
                 server = member.server,
-                "health: server {} ({}) of director {} is down: {error}",
+                "health: server {} ({}) of director {} is down: {reason}",
                 member.server,
                 member.dest,
                 member.director
             ),
-            (Some(health), _) => tracing::info!(
+            (health, _) => tracing::info!(
                 director = member.director,
                 server = member.server,
                 "health: server {} ({}) of director {} is {health}",
@@ -229,9 +220,8 @@ impl<I: IpvsBackend> HealthChecker<I> {
                 member.dest,
                 member.director
             ),
-            (None, _) => {}
         }
-        transition.map(|_| member.service)
+        Some(member.service)
     }
 
     /// The table of one service that the configuration and its servers' health
@@ -378,9 +368,11 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// The task that checks one server every interval, starting at `offset` into
+/// it, from state `health`; `report` names the server in what it sends.
 fn spawn_check(
-    generation: u64,
-    index: usize,
+    report: Report,
+    mut health: ServerHealth,
     check: Check,
     offset: Duration,
     sender: mpsc::Sender<Report>,
@@ -394,16 +386,40 @@ fn spawn_check(
             // Boxed: the probe's state lives only while it runs, so that thousands
             // of waiting tasks stay small.
             let result = Box::pin(checks::run(&check)).await;
+            let Some(changed) = count(&mut health, &check, &result) else {
+                continue;
+            };
             let report = Report {
-                generation,
-                index,
-                result,
+                health: changed,
+                reason: result.err().map(|error| error.to_string()),
+                ..report
             };
             if sender.send(report).await.is_err() {
                 break;
             }
         }
     })
+}
+
+/// Counts one result of `check`; the server's new state when this result
+/// changes it. A check that could not run (no socket to be had) says nothing of
+/// the server and does not count.
+fn count(
+    health: &mut ServerHealth,
+    check: &Check,
+    result: &Result<(), CheckError>,
+) -> Option<Health> {
+    match result {
+        Err(error @ CheckError::Local(_)) => {
+            tracing::warn!("health: {} not checked: {error}", check.address);
+            None
+        }
+        Err(error) => {
+            tracing::debug!("health: {}: {error}", check.address);
+            health.record(false, check.rise, check.fall)
+        }
+        Ok(()) => health.record(true, check.rise, check.fall),
+    }
 }
 
 #[cfg(test)]
@@ -508,29 +524,29 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_check_that_could_not_open_a_socket_does_not_count() {
+    #[test]
+    fn a_check_that_could_not_open_a_socket_does_not_count() {
         let config = config(1, 2);
-        let mut checker = HealthChecker::new(Some(FakeIpvs {
-            state: desired(&config),
-            ..FakeIpvs::default()
-        }));
-        checker.load(&config).await;
-        let generation = checker.generation;
-        let local = || Report {
-            generation,
-            index: 0,
-            result: Err(CheckError::Local(std::io::Error::from_raw_os_error(
-                libc::EMFILE,
-            ))),
-        };
-        let report = local();
-        assert!(checker.record(report).is_none(), "fall 1, yet no change");
-        let report = Report {
-            result: Err(CheckError::Timeout(Duration::from_secs(1))),
-            ..local()
-        };
-        assert!(checker.record(report).is_some(), "a real failure counts");
+        let check = state::roster(&config).members[0]
+            .check
+            .clone()
+            .expect("checked");
+        let mut health = ServerHealth::new();
+        let local = Err(CheckError::Local(std::io::Error::from_raw_os_error(
+            libc::EMFILE,
+        )));
+        assert_eq!(
+            count(&mut health, &check, &local),
+            None,
+            "fall 1, yet no change"
+        );
+        let timeout = Err(CheckError::Timeout(Duration::from_secs(1)));
+        assert_eq!(
+            count(&mut health, &check, &timeout),
+            Some(Health::Down),
+            "a real failure counts"
+        );
+        assert_eq!(count(&mut health, &check, &Ok(())), Some(Health::Up));
     }
 
     #[tokio::test]

@@ -384,5 +384,10 @@ fn checker_cpu_against_keepalived() {
         )
     };
     assert_eq!(our_count, servers, "{}", fell(our_count, "daemon.log"));
-    assert_eq!(their_count, servers, "{}", fell(their_count, "keepalived.log"));
+    assert_eq!(
+        their_count,
+        servers,
+        "{}",
+        fell(their_count, "keepalived.log")
+    );
 }
