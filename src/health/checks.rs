@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 
 use super::arp;
 use super::state::{Check, Probe};
@@ -37,9 +38,10 @@ pub enum CheckError {
     Malformed(&'static str),
 }
 
-/// Runs one check to its end or its timeout, whichever comes first.
-pub async fn run(check: &Check) -> Result<(), CheckError> {
-    match tokio::time::timeout(check.timeout, probe(check)).await {
+/// Runs one check to its end or until `deadline` (its start plus its timeout),
+/// whichever comes first.
+pub async fn run(check: &Check, deadline: Instant) -> Result<(), CheckError> {
+    match tokio::time::timeout_at(deadline, probe(check)).await {
         Ok(result) => result,
         Err(_) => Err(CheckError::Timeout(check.timeout)),
     }
@@ -368,6 +370,10 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
+    async fn run_in_time(check: &Check) -> Result<(), CheckError> {
+        run(check, Instant::now() + check.timeout).await
+    }
+
     fn check(probe: Probe) -> Check {
         Check {
             address: Ipv4Addr::LOCALHOST,
@@ -458,16 +464,18 @@ mod tests {
     async fn tcp_check_passes_on_a_listener_and_fails_on_a_closed_port() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let port = listener.local_addr().expect("address").port();
-        run(&check(Probe::Tcp { port })).await.expect("up");
+        run_in_time(&check(Probe::Tcp { port })).await.expect("up");
         drop(listener);
-        let error = run(&check(Probe::Tcp { port })).await.expect_err("down");
+        let error = run_in_time(&check(Probe::Tcp { port }))
+            .await
+            .expect_err("down");
         assert!(matches!(error, CheckError::Io(_)), "{error}");
     }
 
     #[tokio::test]
     async fn http_check_sends_the_uri_and_vhost_and_expects_the_status() {
         let (port, server) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
-        run(&http(port, 200)).await.expect("up");
+        run_in_time(&http(port, 200)).await.expect("up");
         let request = server.await.expect("the request");
         assert!(
             request.starts_with("GET /health?x=1 HTTP/1.1\r\n"),
@@ -483,7 +491,7 @@ mod tests {
     #[tokio::test]
     async fn http_check_fails_on_another_status_garbage_silence_or_a_huge_header() {
         let (port, _server) = serve(b"HTTP/1.1 503 Unavailable\r\n\r\n".to_vec()).await;
-        let error = run(&http(port, 200)).await.expect_err("503");
+        let error = run_in_time(&http(port, 200)).await.expect_err("503");
         assert!(
             matches!(
                 error,
@@ -496,21 +504,21 @@ mod tests {
         );
 
         let (port, _server) = serve(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()).await;
-        let error = run(&http(port, 200)).await.expect_err("garbage");
+        let error = run_in_time(&http(port, 200)).await.expect_err("garbage");
         assert!(matches!(error, CheckError::Malformed(_)), "{error}");
 
         let (port, _server) = serve(Vec::new()).await;
-        let error = run(&http(port, 200)).await.expect_err("silent");
+        let error = run_in_time(&http(port, 200)).await.expect_err("silent");
         assert!(matches!(error, CheckError::Timeout(_)), "{error}");
 
         let (port, _server) = serve(vec![b'H'; 1 << 20]).await;
-        let error = run(&http(port, 200)).await.expect_err("huge");
+        let error = run_in_time(&http(port, 200)).await.expect_err("huge");
         assert!(matches!(error, CheckError::Malformed(_)), "{error}");
     }
 
     #[tokio::test]
     async fn icmp_check_answers_on_loopback() {
-        run(&check(Probe::Icmp))
+        run_in_time(&check(Probe::Icmp))
             .await
             .expect("loopback answers pings");
     }

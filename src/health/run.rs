@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::Instant;
 
 use super::checks::{self, CheckError};
 use super::publish::ServerReport;
@@ -378,14 +378,22 @@ fn spawn_check(
     sender: mpsc::Sender<Report>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        tokio::time::sleep(offset).await;
-        let mut ticker = tokio::time::interval(check.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Times are reckoned from the start rather than read from the clock at
+        // each check: where the clock is no cheap vDSO read (some hypervisors'
+        // clock sources, emulation) reading it costs more than a TCP check.
+        let mut start = Instant::now() + offset;
         loop {
-            ticker.tick().await;
+            tokio::time::sleep_until(start).await;
+            let deadline = start + check.timeout;
             // Boxed: the probe's state lives only while it runs, so that thousands
             // of waiting tasks stay small.
-            let result = Box::pin(checks::run(&check)).await;
+            let result = Box::pin(checks::run(&check, deadline)).await;
+            start += check.interval;
+            if matches!(result, Err(CheckError::Timeout(_))) {
+                // A timeout longer than the interval delays the next check
+                // rather than bunching them.
+                start = start.max(deadline);
+            }
             let Some(changed) = count(&mut health, &check, &result) else {
                 continue;
             };
