@@ -85,7 +85,6 @@ async fn probe(check: &Check) -> Result<(), CheckError> {
 async fn connect(check: &Check, port: u16) -> Result<TcpStream, CheckError> {
     let socket = TcpSocket::new_v4().map_err(CheckError::Local)?;
     mark(socket.as_raw_fd());
-    abort_on_close(socket.as_raw_fd());
     if let Some(source) = check.source {
         socket.bind(SocketAddr::from((source, 0)))?;
     }
@@ -157,28 +156,6 @@ fn mark(fd: RawFd) {
             io::Error::last_os_error()
         );
     }
-}
-
-/// Sets `SO_LINGER` to zero, so that closing a check's connection resets it:
-/// neither end keeps a socket in FIN-WAIT or TIME-WAIT, which at thousands of
-/// checks a second would fill the balancer's tables and cost a FIN exchange per
-/// check (HAProxy's checks close the same way). Should it fail, the connection
-/// closes the ordinary way.
-fn abort_on_close(fd: RawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt(2) on a socket we own, with a `linger` option value.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
 }
 
 const ICMP_ECHO_REPLY: u8 = 0;
