@@ -494,18 +494,26 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         }
     }
 
+    /// Which servers the health daemon keeps out, asked off the UI's task (a
+    /// busy daemon may take its socket's timeout to answer).
+    async fn daemon_health(&self) -> Vec<ServerReport> {
+        let state_dir = self.paths.state_dir.clone();
+        blocking(move || HealthSource::Daemon.reports(&state_dir)).await
+    }
+
     /// The plan that would bring the kernel to `files`, refused as `apply`
     /// refuses it (errors, a missing module).
     async fn plan(&mut self, files: &ConfigFiles) -> Result<PlanPreview, String> {
         let running =
             ConfigFiles::read_running(&self.paths.state_dir).map_err(|e| e.to_string())?;
+        let health = self.daemon_health().await;
         let plan = apply::apply_files(
             files,
             running.as_ref(),
             &self.paths.state_dir,
             &mut self.kernel,
             true,
-            &HealthSource::Daemon.reports(&self.paths.state_dir),
+            &health,
             &mut |_| {},
         )
         .await
@@ -526,6 +534,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         let request = ApplyRequest {
             files: Some(files.clone()),
             confirm_timeout: self.confirm_timeout,
+            health: HealthSource::Known(self.daemon_health().await),
             ..ApplyRequest::default()
         };
         let applied = confirm::apply(&store, &request, &mut self.kernel, &mut |_: Progress<
