@@ -6,9 +6,9 @@
 use std::ffi::CStr;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use super::checks::{CheckError, receive_datagram, register, send_datagram};
+use super::checks::{CheckError, bind, receive_datagram, register, send_datagram, socket};
 use super::state::Check;
 
 const ETH_P_ARP: u16 = 0x0806;
@@ -132,31 +132,12 @@ fn link_address(index: u32, mac: [u8; 6]) -> libc::sockaddr_ll {
 
 /// A packet socket that sends and receives ARP on interface `index` only.
 fn packet_socket(index: u32) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(ETH_P_ARP.to_be()),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let address = link_address(index, [0; 6]);
-    // SAFETY: bind(2) with a sockaddr_ll that lives across the call.
-    let bound = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const address).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if bound != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = socket(
+        libc::AF_PACKET,
+        libc::SOCK_DGRAM,
+        i32::from(ETH_P_ARP.to_be()),
+    )?;
+    bind(&fd, &link_address(index, [0; 6]))?;
     Ok(fd)
 }
 

@@ -195,13 +195,18 @@ pub fn is_echo_reply(message: &[u8], id: Option<u16>, seq: u16) -> bool {
         && message[6..8] == seq.to_be_bytes()
 }
 
-fn icmp_socket(kind: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+/// A non-blocking socket of `domain`, `kind` and `protocol`, as socket(2) takes them.
+pub(super) fn socket(
+    domain: libc::c_int,
+    kind: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with plain integer arguments; the fd is owned right away.
     let fd = unsafe {
         libc::socket(
-            libc::AF_INET,
+            domain,
             kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
+            protocol,
         )
     };
     if fd < 0 {
@@ -209,6 +214,23 @@ fn icmp_socket(kind: libc::c_int) -> io::Result<OwnedFd> {
     }
     // SAFETY: a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to `address`, a socket address structure of the socket's family.
+pub(super) fn bind<A>(fd: &OwnedFd, address: &A) -> io::Result<()> {
+    // SAFETY: bind(2) with an address that lives across the call.
+    let result = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const *address).cast(),
+            size_of::<A>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn sockaddr(address: SocketAddrV4) -> libc::sockaddr_in {
@@ -226,6 +248,7 @@ fn sockaddr(address: SocketAddrV4) -> libc::sockaddr_in {
 /// ping socket is not allowed (`net.ipv4.ping_group_range`).
 async fn ping(check: &Check) -> Result<(), CheckError> {
     static SEQUENCE: AtomicU16 = AtomicU16::new(0);
+    let icmp_socket = |kind| socket(libc::AF_INET, kind, libc::IPPROTO_ICMP);
     let (fd, raw) = match icmp_socket(libc::SOCK_DGRAM) {
         Ok(fd) => (fd, false),
         Err(_) => (
@@ -235,18 +258,7 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
     };
     mark(fd.as_raw_fd());
     if let Some(source) = check.source {
-        let address = sockaddr(SocketAddrV4::new(source, 0));
-        // SAFETY: bind(2) with a sockaddr_in that lives across the call.
-        let result = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const address).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if result != 0 {
-            return Err(io::Error::last_os_error().into());
-        }
+        bind(&fd, &sockaddr(SocketAddrV4::new(source, 0)))?;
     }
     let id = std::process::id() as u16;
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
