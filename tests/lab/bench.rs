@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Lab, Run, wait_until};
+use crate::support::{Lab, Run, resident_kib, wait_until};
 
 const SERVICES: usize = 1_000;
 const SERVERS: usize = 50;
@@ -207,12 +207,7 @@ fn usage(pids: &[u32]) -> (u64, u64) {
             .collect();
         ticks +=
             fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-        rss += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
-            .unwrap_or(0);
+        rss += resident_kib(*pid);
     }
     (ticks, rss)
 }

@@ -3,11 +3,12 @@
 //! it back after rise successes, and the sorry server takes the traffic only while
 //! every real server is down.
 
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::apply_lvs::{Farm, farm, ipvsadm_table};
 use crate::daemon::{start_daemon, stop_daemon};
-use crate::support::wait_until;
+use crate::support::{resident_kib, wait_until};
 
 /// Two real servers checked over HTTP every second, and web3 as the sorry server.
 const LVS: &str = "director web 198.51.100.10:80 TCP\n\
@@ -69,6 +70,18 @@ fn published_health(farm: &Farm) -> Vec<String> {
         .collect()
 }
 
+/// Every server in: web1 and web2 in rotation, the sorry server web3 waiting.
+const ALL: [&str; 3] = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
+
+/// Three backends checked as `lvs` says by a daemon that has seen them all up.
+fn checked_farm(name: &str, lvs: &str) -> (Farm, Child) {
+    let farm = farm(name, 3);
+    write_lvs(&farm, lvs);
+    let daemon = start_daemon(&farm.lab);
+    wait_for(&farm, &ALL, Duration::from_secs(10));
+    (farm, daemon)
+}
+
 fn write_lvs(farm: &Farm, lvs: &str) {
     let network =
         std::fs::read_to_string(farm.lab.config_dir().join("network.conf")).expect("network.conf");
@@ -78,11 +91,7 @@ fn write_lvs(farm: &Farm, lvs: &str) {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn a_killed_backend_leaves_ipvs_comes_back_and_the_sorry_server_is_the_last_resort() {
-    let mut farm = farm("health-http", 3);
-    write_lvs(&farm, LVS);
-    let daemon = start_daemon(&farm.lab);
-    let all = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
-    wait_for(&farm, &all, Duration::from_secs(10));
+    let (mut farm, daemon) = checked_farm("health-http", LVS);
 
     farm.stop(1);
     let out = wait_for(
@@ -100,7 +109,7 @@ fn a_killed_backend_leaves_ipvs_comes_back_and_the_sorry_server_is_the_last_reso
     );
 
     farm.start(1);
-    let back = wait_for(&farm, &all, Duration::from_secs(10));
+    let back = wait_for(&farm, &ALL, Duration::from_secs(10));
     assert!(back <= Duration::from_secs(4), "back after {back:?}");
 
     farm.stop(1);
@@ -148,15 +157,8 @@ fn a_backend_answering_another_status_code_is_down() {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn with_inhibit_a_down_server_stays_at_weight_zero_and_a_reload_keeps_it_down() {
-    let mut farm = farm("health-inhibit", 3);
     let lvs = LVS.replace("fall 2\n", "fall 2 inhibit\n");
-    write_lvs(&farm, &lvs);
-    let daemon = start_daemon(&farm.lab);
-    wait_for(
-        &farm,
-        &["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"],
-        Duration::from_secs(10),
-    );
+    let (mut farm, daemon) = checked_farm("health-inhibit", &lvs);
     farm.stop(1);
     let inhibited = ["10.0.1.2:80 0", "10.0.2.2:80 1", "10.0.3.2:80 0"];
     wait_for(&farm, &inhibited, Duration::from_secs(10));
@@ -212,35 +214,20 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
 
-/// The daemon's resident memory in KiB.
-fn resident_kib(daemon: &std::process::Child) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", daemon.id())).expect("the daemon runs");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn slow_garbage_and_resetting_backends_are_down_and_the_daemon_stays_small() {
-    let mut farm = farm("health-rogue", 3);
-    write_lvs(&farm, LVS);
-    let daemon = start_daemon(&farm.lab);
-    let all = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
+    let (mut farm, daemon) = checked_farm("health-rogue", LVS);
     let without_web1 = ["10.0.2.2:80 1", "10.0.3.2:80 0"];
-    wait_for(&farm, &all, Duration::from_secs(10));
-    let before = resident_kib(&daemon);
+    let before = resident_kib(daemon.id());
     for mode in ["slow", "garbage", "reset"] {
         farm.serve_with(1, &format!("exec python3 -c '{ROGUE}' {mode} 10.0.1.2"));
         wait_for(&farm, &without_web1, Duration::from_secs(15));
         assert_eq!(farm.fetch(URL, 2), vec!["web2"; 2], "{mode}");
         farm.start(1);
-        wait_for(&farm, &all, Duration::from_secs(15));
+        wait_for(&farm, &ALL, Duration::from_secs(15));
     }
-    let after = resident_kib(&daemon);
+    let after = resident_kib(daemon.id());
     let (code, log) = stop_daemon(daemon);
     assert_eq!(code, Some(0), "{log}");
     let down = "server web1 (10.0.1.2:80) of director web is down";
@@ -354,14 +341,7 @@ fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn an_apply_while_a_server_is_down_leaves_it_out_and_keeps_the_others_state() {
-    let mut farm = farm("health-apply", 3);
-    write_lvs(&farm, LVS);
-    let daemon = start_daemon(&farm.lab);
-    wait_for(
-        &farm,
-        &["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"],
-        Duration::from_secs(10),
-    );
+    let (mut farm, daemon) = checked_farm("health-apply", LVS);
     farm.stop(1);
     wait_for(
         &farm,

@@ -463,6 +463,16 @@ pub fn assert_same_kernel(before: &KernelDump, after: &KernelDump) {
     );
 }
 
+/// The resident memory of process `pid` in KiB (`VmRSS`).
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmRSS")
+}
+
 /// Polls `condition` every 50 ms until it holds (true) or `timeout` has passed
 /// (false, after one last try).
 #[must_use]
