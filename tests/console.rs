@@ -41,16 +41,16 @@ fn facts() -> Facts {
 }
 
 fn settings() -> Settings {
-    let choice = |presets: [&str; 2]| Choice {
+    let choice = |presets: [(&str, &str); 2]| Choice {
         name: "default".to_owned(),
-        choices: presets.map(str::to_owned).to_vec(),
+        choices: presets.map(|(name, _)| name.to_owned()).to_vec(),
     };
     Settings {
         config_dir: "/etc/lbconsole".to_owned(),
         state_dir: "/var/lib/lbconsole".to_owned(),
         stored: Default::default(),
-        theme: choice(lbconsole::tui::theme::PRESET_NAMES),
-        keymap: choice(lbconsole::tui::keymap::PRESET_NAMES),
+        theme: choice(lbconsole::tui::theme::PRESETS),
+        keymap: choice(lbconsole::tui::keymap::PRESETS),
         monochrome: false,
         sandbox: None,
         problems: Vec::new(),

@@ -15,7 +15,6 @@ pub const PRESETS: [(&str, &str); 2] = [
     ("default", include_str!("../../keymaps/default.toml")),
     ("vim", include_str!("../../keymaps/vim.toml")),
 ];
-pub const PRESET_NAMES: [&str; 2] = ["default", "vim"];
 
 /// The user's own keymap in their config dir, and the folder of more.
 pub const USER_FILE: &str = "keymap.toml";
@@ -319,7 +318,8 @@ impl Keymap {
         if let Some(preset) = Self::preset(name) {
             return Ok(preset);
         }
-        let (path, text) = toml_file::read_chosen_file(user_dir, name, &PRESET_NAMES)?;
+        let (path, text) =
+            toml_file::read_chosen_file(user_dir, name, &PRESETS.map(|(name, _)| name))?;
         let label = path.display().to_string();
         let user: UserKeymapFile = toml_file::parse(&label, &text)?;
         let preset = user.preset.as_deref().unwrap_or("default");

@@ -94,13 +94,13 @@ pub fn looks(
     };
     let keymap_choice = choice(
         settings.keymap.as_ref(),
-        &keymap::PRESET_NAMES,
+        &keymap::PRESETS.map(|(name, _)| name),
         keymap::USER_FILE,
         keymap::USER_FOLDER,
     );
     let theme_choice = choice(
         settings.theme.as_ref(),
-        &theme::PRESET_NAMES,
+        &theme::PRESETS.map(|(name, _)| name),
         theme::USER_FILE,
         theme::USER_FOLDER,
     );

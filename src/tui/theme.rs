@@ -14,7 +14,6 @@ pub const PRESETS: [(&str, &str); 2] = [
     ("default", include_str!("../../themes/default.toml")),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
-pub const PRESET_NAMES: [&str; 2] = ["default", "mono"];
 
 /// The user's own theme in their config dir, and the folder of more.
 pub const USER_FILE: &str = "theme.toml";
@@ -197,7 +196,8 @@ impl Theme {
         let user = match preset_file(name) {
             Some(_) => None,
             None => {
-                let (path, text) = toml_file::read_chosen_file(user_dir, name, &PRESET_NAMES)?;
+                let (path, text) =
+                    toml_file::read_chosen_file(user_dir, name, &PRESETS.map(|(name, _)| name))?;
                 let label = path.display().to_string();
                 let file: ThemeFile = toml_file::parse(&label, &text)?;
                 Some((label, text, file))
