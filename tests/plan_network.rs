@@ -74,6 +74,10 @@ const VARIANTS: &[(&str, &str)] = &[
         "service network bond0\n type bonding\n bonding mode active-backup\n bonding primary eth2\n slave eth2 eth3\n ip address 172.16.100.7/24\n ip route default 172.16.100.1 table 200\n",
     ),
     (
+        "bond-slaves-with-sections",
+        "service network eth2\n\nservice network bond0\n type bonding\n bonding mode active-backup\n bonding primary eth2\n slave eth2 eth3\n ip address 172.16.100.5/24\n\nservice network eth3\n auto off\n",
+    ),
+    (
         "eth-only",
         "service network eth2\n mtu 1400\n ip address 172.16.100.5/24\n ip route default 172.16.100.1\nservice network eth3\n auto off\n",
     ),

@@ -243,10 +243,10 @@ fn interface() -> impl Strategy<Value = Interface> {
     (
         unplaced(if_name()),
         link_kind(),
-        maybe(prop_oneof![
+        maybe(unplaced(prop_oneof![
             68..=65_535u32,
             select(vec![68, 1500, 9000, 65_535])
-        ]),
+        ])),
         maybe(any::<bool>()),
         vec(unplaced(ipv4_net()), 0..4),
         vec(route(), 0..4),

@@ -88,7 +88,7 @@ fn interface(out: &mut String, interface: &Interface) {
             );
         }
     }
-    if let Some(mtu) = interface.mtu {
+    if let Some(mtu) = interface.mtu.map(|m| m.value) {
         let _ = writeln!(out, "{INDENT}mtu {mtu}");
     }
     if let Some(auto) = interface.auto {

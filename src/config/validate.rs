@@ -169,6 +169,14 @@ fn check_bond<'a>(
                 Some(format!("put the route on `{bond_name}`")),
             );
         }
+        // The kernel gives every slave its bond's MTU and keeps them equal.
+        if let Some(mtu) = &section.mtu {
+            sink.error_hint(
+                mtu.loc,
+                format!("`{name}` is a slave of `{bond_name}` and takes the bond's MTU"),
+                Some(format!("put `mtu {}` on `{bond_name}`", mtu.value)),
+            );
+        }
     }
     let mode = bond.mode();
     if let Some(primary) = &bond.primary {

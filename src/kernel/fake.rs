@@ -118,7 +118,12 @@ impl FakeKernel {
                 };
                 *settings = to.clone();
             }
-            NetOp::SetMaster { name, to, .. } => match to {
+            NetOp::SetMaster {
+                name,
+                to,
+                slave_down,
+                ..
+            } => match to {
                 Some(master) => {
                     let bond_mtu = match links.get(master) {
                         Some(Link {
@@ -136,7 +141,7 @@ impl FakeKernel {
                     }
                     slave.master = Some(master.clone());
                     slave.mtu = bond_mtu;
-                    slave.up = true;
+                    slave.up = !slave_down;
                 }
                 None => {
                     let slave = links

@@ -208,9 +208,11 @@ impl NetlinkBackend {
                 name,
                 to,
                 master_mac,
+                slave_down,
                 ..
             } => {
-                let link = LinkUnspec::new_with_index(self.index(name).await?);
+                let index = self.index(name).await?;
+                let link = LinkUnspec::new_with_index(index);
                 let link = match to {
                     Some(master) => {
                         let bond = self.lookup(master).await?;
@@ -226,7 +228,21 @@ impl NetlinkBackend {
                     }
                     None => link.nocontroller(),
                 };
-                self.change(link.build()).await
+                self.change(link.build()).await?;
+                // The bond opened the slave; one that was down in it goes down again.
+                if to.is_some() && *slave_down {
+                    let down = LinkUnspec::new_with_index(index).down().build();
+                    if let Err(reason) = self.change(down).await {
+                        let release = LinkUnspec::new_with_index(index).nocontroller().build();
+                        if let Err(undo) = self.change(release).await {
+                            return Err(format!(
+                                "{reason}; releasing it from its bond again failed too: {undo}"
+                            ));
+                        }
+                        return Err(reason);
+                    }
+                }
+                Ok(())
             }
             NetOp::SetMtu { name, to, .. } => {
                 let index = self.index(name).await?;

@@ -206,11 +206,14 @@ pub enum NetOp {
     /// bond's address as it was, because the kernel gives a bond a random one
     /// when its last slave leaves; enslaving with `master_mac` first puts that
     /// address back, so undoing a release restores the bond's and its slaves'.
+    /// Likewise `slave_down`: the slave was down in its bond (`auto off`), which
+    /// an enslave, opening the slave, must restore.
     SetMaster {
         name: String,
         from: Option<String>,
         to: Option<String>,
         master_mac: Option<MacAddress>,
+        slave_down: bool,
     },
     SetMtu {
         name: String,
@@ -275,11 +278,13 @@ impl NetOp {
                 from,
                 to,
                 master_mac,
+                slave_down,
             } => Self::SetMaster {
                 name,
                 from: to,
                 to: from,
                 master_mac,
+                slave_down,
             },
             Self::SetMtu { name, from, to } => Self::SetMtu {
                 name,
@@ -429,13 +434,20 @@ pub fn desired(
         }
         desired.links.insert(name.clone(), kept);
     }
+    // Every section's own link first, then the bonds take their slaves: a slave's
+    // section says only whether it is up, whichever comes first in the file.
+    for interface in &config.interfaces {
+        let link = desired_link(interface, observed)?;
+        desired
+            .links
+            .insert(interface.name.as_str().to_owned(), link);
+    }
     for interface in &config.interfaces {
         let name = interface.name.as_str();
-        let link = desired_link(interface, observed)?;
-        desired.links.insert(name.to_owned(), link);
         if let Some(bond) = interface.bond() {
             for slave in &bond.slaves {
                 let slave_name = slave.as_str();
+                let own_section = config.interface(slave_name);
                 let mut slave_link = match desired.links.remove(slave_name) {
                     Some(link) => link,
                     None => observed_ethernet(slave_name, observed)?.clone(),
@@ -450,10 +462,12 @@ pub fn desired(
                     });
                 }
                 slave_link.master = Some(name.to_owned());
-                slave_link.up = true;
+                // `auto off` in a slave's own section keeps it enslaved but down,
+                // out of the bond's use (a port taken out for maintenance).
+                slave_link.up = own_section.is_none_or(Interface::is_up);
                 // The kernel gives a slave its bond's MTU; doing it as a step of the
                 // plan is what lets a rollback give the old MTU back.
-                slave_link.mtu = interface.mtu.unwrap_or(DEFAULT_MTU);
+                slave_link.mtu = interface.mtu.map_or(DEFAULT_MTU, |m| m.value);
                 slave_link.addresses.clear();
                 desired.links.insert(slave_name.to_owned(), slave_link);
             }
@@ -521,6 +535,7 @@ fn desired_link(interface: &Interface, observed: &NetworkState) -> Result<Link, 
     }
     let mtu = interface
         .mtu
+        .map(|m| m.value)
         .or(existing.filter(|_| !created).map(|l| l.mtu))
         .unwrap_or(DEFAULT_MTU);
     Ok(Link {
@@ -606,6 +621,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 from: Some(master.clone()),
                 to: None,
                 master_mac: observed.links.get(master).and_then(|m| m.identity.mac),
+                slave_down: !link.up,
             }));
             released.insert(name);
         }
@@ -738,6 +754,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 from: None,
                 to: Some(to.clone()),
                 master_mac: None,
+                slave_down: false,
             }));
         }
     }

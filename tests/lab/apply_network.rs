@@ -53,8 +53,25 @@ service network bond0
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn active_backup_bond_keeps_traffic_flowing_when_the_primary_link_dies() {
-    let (lab, peer) = bridged_lab("failover", 2);
-    lab.write_config(ACTIVE_BACKUP, "", "");
+    fails_over_and_stays_applied("failover", ACTIVE_BACKUP);
+}
+
+/// Many administrators list every port, a bond's slaves included; a slave's own
+/// section, before or after its bond, must not keep it out of the bond.
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn a_bond_whose_slaves_have_sections_of_their_own_enslaves_them_and_fails_over() {
+    let slaves = "service network eth1\n\nservice network eth2\n";
+    fails_over_and_stays_applied("failover-after", &format!("{ACTIVE_BACKUP}\n{slaves}"));
+    fails_over_and_stays_applied("failover-before", &format!("{slaves}\n{ACTIVE_BACKUP}"));
+}
+
+/// Applies `network` (an active-backup bond0 over eth1 and eth2), checks traffic
+/// crosses it, pulls the primary's cable, checks traffic crosses the backup, and
+/// that a second apply has nothing to do.
+fn fails_over_and_stays_applied(name: &str, network: &str) {
+    let (lab, peer) = bridged_lab(name, 2);
+    lab.write_config(network, "", "");
 
     let plan = apply_ok(&lab);
     assert!(

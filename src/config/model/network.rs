@@ -39,7 +39,7 @@ pub struct Interface {
     pub name: Spanned<IfName>,
     pub kind: LinkKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
+    pub mtu: Option<Spanned<u32>>,
     /// `auto on|off`: bring the link up on apply. Unset means on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto: Option<bool>,

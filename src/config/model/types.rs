@@ -36,7 +36,7 @@ impl std::hash::Hash for Loc {
 }
 
 /// A value with the place it was written. Serializes as the bare value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Spanned<T> {
     pub value: T,

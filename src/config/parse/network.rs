@@ -163,9 +163,11 @@ impl Section {
                 }
             }
             "mtu" => {
-                let mtu = number_in(cursor.value("mtu", "a size in bytes")?, "MTU", 68..=65535)?;
+                let token = cursor.value("mtu", "a size in bytes")?;
+                let loc = token.loc;
+                let mtu = number_in(token, "MTU", 68..=65535)?;
                 self.seen.once("mtu", keyword)?;
-                self.interface.mtu = Some(mtu);
+                self.interface.mtu = Some(Spanned::new(mtu, loc));
             }
             "auto" => {
                 let value = cursor.value("auto", "on or off")?;
