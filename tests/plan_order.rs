@@ -37,9 +37,10 @@ fn ipvs_plan(config: &LvsConfig) -> String {
     steps.iter().map(|s| format!("{s}\n")).collect()
 }
 
-/// One `service network` section: a port, maybe bonded, maybe with a VLAN on top.
+/// One `service network` section, and whether it is an empty section of a bond's
+/// slave, which says nothing the bond does not say already.
 #[derive(Debug, Clone)]
-struct Section(String);
+struct Section(String, bool);
 
 /// A valid `network.conf` over [`PORTS`], as sections: up to two bonds over
 /// disjoint ports, whose slaves may have sections of their own (empty, or
@@ -73,12 +74,12 @@ fn network_sections() -> impl Strategy<Value = Vec<Section>> {
                 if choices[index].0 {
                     text.push_str(" mtu 9000\n");
                 }
-                sections.push(Section(text));
+                sections.push(Section(text, false));
                 vlan_parent.get_or_insert(name);
                 for (slave, (own_section, down, _)) in slaves.iter().zip(&choices[taken - size..]) {
                     if *own_section {
                         let auto = if *down { " auto off\n" } else { "" };
-                        sections.push(Section(format!("service network {slave}\n{auto}")));
+                        sections.push(Section(format!("service network {slave}\n{auto}"), !down));
                     }
                 }
             }
@@ -99,13 +100,13 @@ fn network_sections() -> impl Strategy<Value = Vec<Section>> {
                 if mtu > 0 {
                     text.push_str(&format!(" mtu {}\n", 1400 + 100 * u32::from(mtu)));
                 }
-                sections.push(Section(text));
+                sections.push(Section(text, false));
                 vlan_parent.get_or_insert_with(|| (*port).to_owned());
             }
             if vlan && let Some(parent) = vlan_parent {
                 sections.push(Section(format!(
                     "service network vlan7\n type vlan\n vlan id 7 parent {parent}\n ip address 10.77.0.1/24\n"
-                )));
+                ), false));
             }
             sections
         })
@@ -151,6 +152,19 @@ proptest! {
             .unwrap_or_else(|e| panic!("{e}\n{plan}"));
         prop_assert_eq!(network_plan(&mut kernel, &config_reordered), "",
             "\n{}\n--- reordered ---\n{}", written, reordered);
+    }
+
+    #[test]
+    fn empty_sections_of_bond_slaves_change_nothing(sections in network_sections()) {
+        let with = joined(&sections);
+        let without: Vec<Section> = sections.into_iter().filter(|s| !s.1).collect();
+        let without = joined(&without);
+        let kernel = FakeKernel::with_veths(&PORTS);
+        prop_assert_eq!(
+            network_plan(&mut kernel.clone(), &valid_network(&with)),
+            network_plan(&mut kernel.clone(), &valid_network(&without)),
+            "\n{}\n--- without the slaves' empty sections ---\n{}", with, without
+        );
     }
 
     #[test]
