@@ -3,11 +3,10 @@
 //! it back after rise successes, and the sorry server takes the traffic only while
 //! every real server is down.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::apply_lvs::{Farm, farm, ipvsadm_table};
-use crate::daemon::{start_daemon, stop_daemon};
+use crate::daemon::{Daemon, start_daemon, stop_daemon};
 use crate::support::{resident_kib, wait_until};
 
 /// Two real servers checked over HTTP every second, and web3 as the sorry server.
@@ -74,7 +73,7 @@ fn published_health(farm: &Farm) -> Vec<String> {
 const ALL: [&str; 3] = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
 
 /// Three backends checked as `lvs` says by a daemon that has seen them all up.
-fn checked_farm(name: &str, lvs: &str) -> (Farm, Child) {
+fn checked_farm(name: &str, lvs: &str) -> (Farm, Daemon) {
     let farm = farm(name, 3);
     write_lvs(&farm, lvs);
     let daemon = start_daemon(&farm.lab);
