@@ -59,7 +59,8 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Waits until the screen satisfies `test`; fails with the screen after 15 s.
+    /// Waits until the screen satisfies `test`; fails with the screen after 30 s
+    /// (the sandbox's start and an apply take seconds on a busy two-core host).
     fn wait(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
@@ -68,7 +69,7 @@ impl Tmux {
                 return screen;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(15),
+                start.elapsed() < Duration::from_secs(30),
                 "waited for {what}:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));

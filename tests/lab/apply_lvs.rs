@@ -119,14 +119,12 @@ impl Farm {
         &self.backends[n - 1]
     }
 
-    /// Replaces backend `n`'s servers with `sh -c SCRIPT` run in its namespace.
-    pub(crate) fn serve_with(&mut self, n: usize, script: &str) {
-        self.servers[n - 1] = None;
-        self.servers[n - 1] = Some(self.backends[n - 1].spawn(script));
-    }
-
     /// Starts backend `n`'s servers again and waits until it answers.
     pub(crate) fn start(&mut self, n: usize) {
+        // Whatever ran there goes first: the new server cannot bind while the
+        // old one still listens (`x = Some(new)` would stop the old one only
+        // after starting the new one).
+        self.servers[n - 1] = None;
         self.servers[n - 1] = Some(serve(&self.backends[n - 1], n));
         let address = format!("10.0.{n}.2");
         assert!(
@@ -267,7 +265,8 @@ open(\"{log}\", \"a\").write(second + \"\\n\")
         log = log.display(),
         go = go.display()
     ));
-    assert!(wait_until(Duration::from_secs(10), || {
+    // Python starts slowly in a busy VM.
+    assert!(wait_until(Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with('\n'))
     }));
     let first = std::fs::read_to_string(&log).expect("first answer");

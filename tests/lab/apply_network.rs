@@ -83,6 +83,15 @@ fn fails_over_and_stays_applied(name: &str, network: &str) {
         wait_until(Duration::from_secs(10), || lab.ping(None, "198.51.100.2")),
         "no answer across the bond"
     );
+    // Traffic may flow through whichever slave came up first before the bond
+    // settles on its primary.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            lab.link("bond0")["linkinfo"]["info_data"]["active_slave"] == "eth1"
+        }),
+        "the primary eth1 did not become the active slave: {}",
+        lab.lbconsole(&["status"]).stdout
+    );
     let status = lab.lbconsole(&["status"]).expect_success();
     assert!(
         status.contains("bond active-backup  (lbconsole)"),
@@ -255,7 +264,7 @@ service network eth1
     // Flows will add such rules; here the test does, to send traffic through table 200.
     lab.ip(&["rule", "add", "to", "192.0.2.1", "lookup", "200"]);
     assert!(
-        wait_until(Duration::from_secs(5), || lab.ping(None, "192.0.2.1")),
+        wait_until(Duration::from_secs(10), || lab.ping(None, "192.0.2.1")),
         "no answer through table 200"
     );
     let status = lab.lbconsole(&["status"]).expect_success();
@@ -273,7 +282,7 @@ fn changing_and_removing_sections_changes_only_what_differs() {
     // else's: lbconsole must leave them alone whatever it does.
     lab.ip(&["link", "set", "eth3", "up"]);
     assert!(wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || lab.link("eth3")["operstate"] == "UP"
     ));
     lab.ip(&["addr", "add", "192.0.2.10/24", "dev", "eth3"]);
@@ -439,6 +448,23 @@ service network eth1
             .expect("a plan")
     });
     assert!(steps.len() > 10, "a plan worth breaking: {steps:#?}");
+    // Carrier, operstate and the active slave follow a change by themselves, some
+    // of it up to a second later (the kernel's link watch): compare settled
+    // states, each time.
+    let settled = || {
+        let links = ["bond0", "vlan100", "eth1", "eth2"];
+        links.iter().all(|link| lab.has_link(link))
+            && links.iter().all(|link| lab.link(link)["operstate"] == "UP")
+            && lab.link("bond0")["linkinfo"]["info_data"]["active_slave"] == "eth1"
+            && ["eth1", "eth2"]
+                .iter()
+                .all(|slave| lab.link(slave)["linkinfo"]["info_slave_data"]["mii_status"] == "UP")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), settled),
+        "{:#?}",
+        lab.dump()
+    );
     let before = lab.dump();
     for fail_at in 0..steps.len() {
         let result = runtime.block_on(async {
@@ -450,6 +476,8 @@ service network eth1
             apply::execute_network(&mut backend, &steps).await
         });
         assert!(result.is_err(), "step {fail_at} did not fail");
+        // Not asserted: when it does not settle, the diff below says why.
+        let _ = wait_until(Duration::from_secs(10), settled);
         let after = lab.dump();
         assert!(
             before == after,

@@ -6,9 +6,20 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::{Lab, wait_until};
+
+/// The confirm timeout for applies in a VM where one `status` takes `status`.
+/// What a test must do before the deadline — the rest of the guarded apply
+/// (the deadline counts from before it changes anything), a kill, a `status`,
+/// another apply — costs about three `status` runs: six leave room for the VM
+/// to slow down further meanwhile. A busy host slows the VM down many times
+/// (measured: a `status` of 15 s where it usually takes about 1 s), so a fixed
+/// timeout is either too short there or needlessly long elsewhere.
+fn confirm_timeout(status: Duration) -> u64 {
+    (status.as_secs_f64() * 6.0).ceil().max(10.0) as u64
+}
 
 const BOTH: &str = "\
 service network eth1
@@ -22,8 +33,9 @@ service network eth1
 ";
 
 /// A lab with `eth1` (a veth, IPv4 only) carrying both addresses, applied and
-/// unguarded; the config dir then says `ONE`.
-fn lab_with_both_addresses(name: &str) -> Lab {
+/// unguarded; the config dir then says `ONE`. With it, the confirm timeout for
+/// this VM as it runs now.
+fn lab_with_both_addresses(name: &str) -> (Lab, u64) {
     let lab = Lab::new(name);
     lab.sysctl("net/ipv6/conf/all/disable_ipv6", "1");
     lab.sysctl("net/ipv6/conf/default/disable_ipv6", "1");
@@ -33,8 +45,19 @@ fn lab_with_both_addresses(name: &str) -> Lab {
     let run = lab.lbconsole(&["apply"]);
     assert!(run.success(), "first apply: {run}");
     assert!(has_second_address(&lab));
+    // The first `status` in a fresh VM loads the IPVS and nftables modules, which
+    // takes many seconds under emulation: not while a deadline runs. The second
+    // tells how fast the VM runs now.
+    lab.lbconsole(&["status"]).expect_success();
+    let started = Instant::now();
+    lab.lbconsole(&["status"]).expect_success();
+    let timeout = confirm_timeout(started.elapsed());
+    eprintln!(
+        "confirm: a status takes {:.1} s: confirm timeout {timeout} s",
+        started.elapsed().as_secs_f64()
+    );
     lab.write_config(ONE, "", "");
-    lab
+    (lab, timeout)
 }
 
 fn has_second_address(lab: &Lab) -> bool {
@@ -48,8 +71,9 @@ fn guard_log(lab: &Lab) -> String {
 
 /// Runs `lbconsole apply --confirm-timeout S` in a shell that stays behind
 /// afterwards, like a login session, in a process group of its own; returns once
-/// the apply has said how long is left, with the group's id.
-fn apply_in_a_session(lab: &Lab, timeout: u64) -> i32 {
+/// the apply has said how long is left, with the group's id and the latest the
+/// deadline can be (the apply set it before it said so).
+fn apply_in_a_session(lab: &Lab, timeout: u64) -> (i32, Instant) {
     let script = format!(
         "{} apply --confirm-timeout {timeout} --config-dir {} --state-dir {} && exec sleep 60",
         env!("CARGO_BIN_EXE_lbconsole"),
@@ -74,6 +98,7 @@ fn apply_in_a_session(lab: &Lab, timeout: u64) -> i32 {
             break;
         }
     }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     assert!(
         output
             .contains("remove address 198.51.100.5/24 from eth1\napplied 1 change\nconfirm within"),
@@ -82,7 +107,23 @@ fn apply_in_a_session(lab: &Lab, timeout: u64) -> i32 {
     let group = session.id() as i32;
     // The session is reaped by whoever: the test only needs it dead.
     std::thread::spawn(move || session.wait());
-    group
+    (group, deadline)
+}
+
+/// Sleeps until `deadline` has passed by half a second.
+fn sleep_past(deadline: Instant) {
+    let until = deadline + Duration::from_millis(500);
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+}
+
+/// Whether process `pid` has ended (gone, or a zombie, which holds no locks).
+/// kill(2) only sends the signal: the process ends when it next runs.
+fn ended(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        // `pid (comm) STATE ...`: the state follows the last `)`.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+    })
 }
 
 /// What a dropped SSH connection does to a session, and then some.
@@ -97,8 +138,8 @@ fn kill_session(group: i32) {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn confirm_timeout_brings_a_removed_address_back_after_the_session_is_killed() {
-    let lab = lab_with_both_addresses("confirm-rollback");
-    let group = apply_in_a_session(&lab, 3);
+    let (lab, timeout) = lab_with_both_addresses("confirm-rollback");
+    let (group, deadline) = apply_in_a_session(&lab, timeout);
     kill_session(group);
     assert!(
         !has_second_address(&lab),
@@ -112,6 +153,12 @@ fn confirm_timeout_brings_a_removed_address_back_after_the_session_is_killed() {
         "{status}"
     );
     let second = lab.lbconsole(&["apply"]);
+    eprintln!(
+        "confirm: the checks before the deadline ended {:.1} s before it",
+        deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
+    );
     assert_eq!(second.code(), Some(1), "{second}");
     assert!(
         second.stderr.starts_with("lbconsole: an apply by ")
@@ -122,8 +169,13 @@ fn confirm_timeout_brings_a_removed_address_back_after_the_session_is_killed() {
         "{second}"
     );
 
+    // The guard rolls back at the deadline with a whole apply: give it another
+    // timeout's time.
     assert!(
-        wait_until(Duration::from_secs(8), || has_second_address(&lab)),
+        wait_until(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(timeout),
+            || has_second_address(&lab)
+        ),
         "the address did not come back; guard log:\n{}",
         guard_log(&lab)
     );
@@ -148,12 +200,21 @@ fn confirm_timeout_brings_a_removed_address_back_after_the_session_is_killed() {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn confirm_within_the_timeout_keeps_the_change() {
-    let lab = lab_with_both_addresses("confirm-keep");
-    let group = apply_in_a_session(&lab, 3);
+    let (lab, timeout) = lab_with_both_addresses("confirm-keep");
+    let (group, deadline) = apply_in_a_session(&lab, timeout);
     kill_session(group);
     let confirm = lab.lbconsole(&["confirm"]).expect_success();
     assert!(confirm.starts_with("confirmed the apply by "), "{confirm}");
-    std::thread::sleep(Duration::from_secs(4));
+    // The guard sees the confirmation and exits; past the deadline nothing
+    // rolls back.
+    assert!(
+        wait_until(Duration::from_secs(timeout), || guard_pids(&lab)
+            .into_iter()
+            .all(ended)),
+        "the guard did not exit after the confirmation; guard log:\n{}",
+        guard_log(&lab)
+    );
+    sleep_past(deadline);
     assert!(
         !has_second_address(&lab),
         "the confirmed change was rolled back; guard log:\n{}",
@@ -167,18 +228,27 @@ fn confirm_within_the_timeout_keeps_the_change() {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn confirm_status_rolls_back_when_the_guard_itself_was_killed() {
-    let lab = lab_with_both_addresses("confirm-guard-dies");
-    // Long enough for the kill and a `status` (which reads IPVS and nft, slow
-    // under the VM's emulation) to happen before the deadline.
-    let group = apply_in_a_session(&lab, 10);
+    let (lab, timeout) = lab_with_both_addresses("confirm-guard-dies");
+    let (group, deadline) = apply_in_a_session(&lab, timeout);
     kill_session(group);
     let guards = guard_pids(&lab);
     assert_eq!(guards.len(), 1, "one guard expected: {guards:?}");
     // SAFETY: kill(2) on the guard this test's apply started.
     unsafe { libc::kill(guards[0], libc::SIGKILL) };
+    // Its lock goes only when it has died.
+    assert!(
+        wait_until(Duration::from_secs(timeout), || ended(guards[0])),
+        "the guard did not die"
+    );
     let status = lab.lbconsole(&["status"]).expect_success();
+    eprintln!(
+        "confirm: the checks before the deadline ended {:.1} s before it",
+        deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
+    );
     assert!(status.contains("its guard is gone"), "{status}");
-    std::thread::sleep(Duration::from_millis(10_500));
+    sleep_past(deadline);
     assert!(
         !has_second_address(&lab),
         "nobody should have rolled back yet"

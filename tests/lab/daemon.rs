@@ -1,14 +1,58 @@
 //! `lbconsole daemon` on the real kernel: the boot apply is all or nothing, says
 //! each problem in one log line, and the daemon keeps running either way.
 
-use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{Lab, wait_until};
 
-pub(crate) fn start_daemon(lab: &Lab) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+/// A running `lbconsole daemon` whose log (its stderr) goes to a file in the
+/// state directory, so that a test can wait for a line while it runs. Killed
+/// when dropped without [`stop_daemon`] (a failed test), so that it does not
+/// go on checking through the rest of the suite.
+pub(crate) struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has `count` lines containing `text`; panics with the
+    /// log after `within`.
+    #[track_caller]
+    pub(crate) fn wait_for_lines(&self, text: &str, count: usize, within: Duration) {
+        let reached = wait_until(within, || {
+            self.log().lines().filter(|l| l.contains(text)).count() >= count
+        });
+        assert!(
+            reached,
+            "no {count} line(s) with `{text}` in the daemon's log within {within:?}:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub(crate) fn start_daemon(lab: &Lab) -> Daemon {
+    let log = lab.state_dir().join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_lbconsole"))
         .arg("daemon")
         .arg("--config-dir")
         .arg(lab.config_dir())
@@ -16,24 +60,18 @@ pub(crate) fn start_daemon(lab: &Lab) -> Child {
         .arg(lab.state_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("the daemon's log"))
         .spawn()
-        .expect("start the daemon")
+        .expect("start the daemon");
+    Daemon { child, log }
 }
 
 /// SIGTERM, then the daemon's exit status and log.
-pub(crate) fn stop_daemon(mut daemon: Child) -> (Option<i32>, String) {
+pub(crate) fn stop_daemon(mut daemon: Daemon) -> (Option<i32>, String) {
     // SAFETY: kill(2) on the daemon this test started.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let status = daemon.wait().expect("the daemon ends");
-    let mut log = String::new();
-    daemon
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("the log");
-    (status.code(), log)
+    let status = daemon.child.wait().expect("the daemon ends");
+    (status.code(), daemon.log())
 }
 
 fn has_address(lab: &Lab, dev: &str, address: &str) -> bool {
@@ -54,11 +92,11 @@ fn daemon_applies_the_saved_configuration_at_start_and_stops_on_sigterm() {
         "",
     );
     let daemon = start_daemon(&lab);
-    let applied = wait_until(Duration::from_secs(10), || {
-        has_address(&lab, "eth1", "198.51.100.1/24")
-    });
+    // The log says the apply is done: the address must be there by then.
+    daemon.wait_for_lines("boot apply: applied", 1, Duration::from_secs(30));
+    let applied = has_address(&lab, "eth1", "198.51.100.1/24");
     let (code, log) = stop_daemon(daemon);
-    assert!(applied, "the boot apply did not happen:\n{log}");
+    assert!(applied, "the boot apply did not add the address:\n{log}");
     assert_eq!(code, Some(0), "{log}");
     assert!(
         log.contains("boot apply: add address 198.51.100.1/24 to eth1"),
@@ -81,7 +119,9 @@ fn daemon_boot_apply_with_a_missing_interface_changes_nothing_and_keeps_running(
     );
     let before = lab.dump();
     let daemon = start_daemon(&lab);
-    std::thread::sleep(Duration::from_secs(3));
+    // The refusal is logged once the boot apply has undone what it did: compare
+    // after that, not after a time that a slow VM may need more than.
+    daemon.wait_for_lines("ERROR", 1, Duration::from_secs(30));
     let after = lab.dump();
     let (code, log) = stop_daemon(daemon);
     crate::support::assert_same_kernel(&before, &after);

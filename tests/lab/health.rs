@@ -3,11 +3,10 @@
 //! it back after rise successes, and the sorry server takes the traffic only while
 //! every real server is down.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::apply_lvs::{Farm, farm, ipvsadm_table};
-use crate::daemon::{start_daemon, stop_daemon};
+use crate::daemon::{Daemon, start_daemon, stop_daemon};
 use crate::support::{resident_kib, wait_until};
 
 /// Two real servers checked over HTTP every second, and web3 as the sorry server.
@@ -56,6 +55,18 @@ fn published_health(farm: &Farm) -> Vec<String> {
     assert!(run.success(), "{run}");
     let status: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert_eq!(status["health"]["daemon"], true, "{}", run.stdout);
+    servers_health(&status)
+}
+
+/// Whether the daemon publishes its servers' health, which it does once its
+/// checker runs (IPVS shows the boot apply's table before that).
+fn checker_runs(farm: &Farm) -> bool {
+    let run = farm.lab.lbconsole(&["status", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&run.stdout)
+        .is_ok_and(|status| status["health"]["daemon"] == true)
+}
+
+fn servers_health(status: &serde_json::Value) -> Vec<String> {
     status["health"]["servers"]
         .as_array()
         .expect("servers")
@@ -73,13 +84,30 @@ fn published_health(farm: &Farm) -> Vec<String> {
 /// Every server in: web1 and web2 in rotation, the sorry server web3 waiting.
 const ALL: [&str; 3] = ["10.0.1.2:80 1", "10.0.2.2:80 1", "10.0.3.2:80 0"];
 
-/// Three backends checked as `lvs` says by a daemon that has seen them all up.
-fn checked_farm(name: &str, lvs: &str) -> (Farm, Child) {
+/// Three backends checked as `lvs` says by a daemon whose checker runs.
+fn checked_farm(name: &str, lvs: &str) -> (Farm, Daemon) {
     let farm = farm(name, 3);
     write_lvs(&farm, lvs);
     let daemon = start_daemon(&farm.lab);
-    wait_for(&farm, &ALL, Duration::from_secs(10));
+    wait_for(&farm, &ALL, Duration::from_secs(20));
+    wait_for_checker(&farm, &daemon);
     (farm, daemon)
+}
+
+/// The boot apply puts every server in before the checker starts: what a test
+/// times or breaks after this must not race the daemon's start.
+fn wait_for_checker(farm: &Farm, daemon: &Daemon) {
+    assert!(
+        wait_until(Duration::from_secs(20), || checker_runs(farm)),
+        "the daemon publishes no health:\n{}",
+        daemon.log()
+    );
+}
+
+/// The line the checker logs when it (re)loads the three-server `LVS`, with
+/// `down` servers kept down.
+fn checking(down: usize) -> String {
+    format!("health: checking 2 of 3 server(s), {down} down")
 }
 
 fn write_lvs(farm: &Farm, lvs: &str) {
@@ -148,7 +176,8 @@ fn a_backend_answering_another_status_code_is_down() {
     let farm = farm("health-status", 3);
     write_lvs(&farm, &LVS.replace("statuscode 200", "statuscode 204"));
     let daemon = start_daemon(&farm.lab);
-    wait_for(&farm, &["10.0.3.2:80 1"], Duration::from_secs(10));
+    // The daemon's start (slow in a busy VM), then fall checks.
+    wait_for(&farm, &["10.0.3.2:80 1"], Duration::from_secs(20));
     assert_eq!(farm.fetch(URL, 2), vec!["web3"; 2]);
     let (_, log) = stop_daemon(daemon);
     assert!(log.contains("HTTP status 200, expected 204"), "{log}");
@@ -174,6 +203,11 @@ fn with_inhibit_a_down_server_stays_at_weight_zero_and_a_reload_keeps_it_down() 
     unsafe { libc::kill(daemon.id() as i32, libc::SIGHUP) };
     let reloaded = ["10.0.1.2:80 0", "10.0.2.2:80 3", "10.0.3.2:80 0"];
     wait_for(&farm, &reloaded, Duration::from_secs(10));
+    // The reload's apply sets the table before the checker reloads: wait for
+    // the checker's reload itself, which must carry web1's state over.
+    daemon.wait_for_lines(&checking(1), 1, Duration::from_secs(20));
+    // Longer than fall × interval: a check task restarted as up would have
+    // fallen again by then.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(real_servers(&farm), reloaded);
 
@@ -186,15 +220,15 @@ fn with_inhibit_a_down_server_stays_at_weight_zero_and_a_reload_keeps_it_down() 
     );
 }
 
-/// A backend that misbehaves on port 80 of `address`, as `mode` says: `slow`
+/// A backend that misbehaves on `address` and `port`, as `mode` says: `slow`
 /// answers 200 after 3 s, `garbage` sends endless bytes that are not HTTP,
 /// `reset` resets every connection at once.
 const ROGUE: &str = r#"
 import socket, struct, sys, threading, time
-mode, address = sys.argv[1], sys.argv[2]
+mode, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind((address, 80))
+listener.bind((address, port))
 listener.listen(64)
 def serve(conn):
     try:
@@ -214,30 +248,72 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
 
+/// Where the rogue listens in web1's namespace while port 80 is diverted to it.
+const ROGUE_PORT: u16 = 8080;
+
+/// Sends the new connections to backend `n`'s port 80 to `port` instead, in one
+/// nftables transaction: from one packet to the next the checker meets the
+/// other server, and never a closed port in between (connections already open
+/// stay where they are).
+fn divert(farm: &Farm, n: usize, port: u16) {
+    farm.backend(n).sh(&format!(
+        "nft 'add table ip divert; \
+         add chain ip divert prerouting {{ type nat hook prerouting priority dstnat; }}; \
+         add rule ip divert prerouting tcp dport 80 redirect to :{port}'"
+    ));
+}
+
+/// Ends [`divert`]: new connections reach port 80 itself again, at once.
+fn undivert(farm: &Farm, n: usize) {
+    farm.backend(n).sh("nft delete table ip divert");
+}
+
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn slow_garbage_and_resetting_backends_are_down_and_the_daemon_stays_small() {
-    let (mut farm, daemon) = checked_farm("health-rogue", LVS);
+    let (farm, daemon) = checked_farm("health-rogue", LVS);
     let without_web1 = ["10.0.2.2:80 1", "10.0.3.2:80 0"];
     let before = resident_kib(daemon.id());
-    for mode in ["slow", "garbage", "reset"] {
-        farm.serve_with(1, &format!("exec python3 -c '{ROGUE}' {mode} 10.0.1.2"));
+    let down = "server web1 (10.0.1.2:80) of director web is down";
+    // The rogue takes web1's place without a gap: were port 80 closed for a
+    // moment (a server stopped, the next one not yet listening), the checker
+    // could see `Connection refused` fall times and web1 would be down for
+    // that reason instead.
+    for (round, (mode, reason)) in [
+        ("slow", "no answer within 1s"),
+        ("garbage", "not an HTTP response"),
+        ("reset", "Connection reset by peer"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let _rogue = farm.backend(1).spawn(&format!(
+            "exec python3 -c '{ROGUE}' {mode} 10.0.1.2 {ROGUE_PORT}"
+        ));
+        assert!(
+            wait_until(Duration::from_secs(20), || farm
+                .backend(1)
+                .listens(ROGUE_PORT)),
+            "the {mode} rogue did not start"
+        );
+        divert(&farm, 1, ROGUE_PORT);
         wait_for(&farm, &without_web1, Duration::from_secs(15));
+        daemon.wait_for_lines(down, round + 1, Duration::from_secs(5));
+        let log = daemon.log();
+        let fell = log.lines().filter(|l| l.contains(down)).nth(round);
+        assert!(
+            fell.is_some_and(|line| line.contains(&format!("{down}: {reason}"))),
+            "{mode}: web1 is not down for `{reason}`:\n{log}"
+        );
         assert_eq!(farm.fetch(URL, 2), vec!["web2"; 2], "{mode}");
-        farm.start(1);
+        // The real server has listened all along.
+        undivert(&farm, 1);
         wait_for(&farm, &ALL, Duration::from_secs(15));
     }
     let after = resident_kib(daemon.id());
     let (code, log) = stop_daemon(daemon);
     assert_eq!(code, Some(0), "{log}");
-    let down = "server web1 (10.0.1.2:80) of director web is down";
     assert_eq!(log.matches(down).count(), 3, "{log}");
-    for reason in ["no answer within 1s", "not an HTTP response"] {
-        assert!(
-            log.contains(&format!("{down}: {reason}")),
-            "no `{reason}` in:\n{log}"
-        );
-    }
     assert!(
         after < before + 4096,
         "the daemon grew from {before} KiB to {after} KiB"
@@ -277,6 +353,14 @@ fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
     };
     let check_web1 = checked(1);
     let _check_web2 = checked(2);
+    // Listening before the daemon starts: python starts slowly in the VM, and
+    // fall refused checks would take a server out before the test begins.
+    for n in 1..=2 {
+        assert!(
+            wait_until(Duration::from_secs(20), || farm.backend(n).listens(81)),
+            "web{n}'s check port did not open"
+        );
+    }
     write_lvs(
         &farm,
         "director web 198.51.100.10:80 TCP\n\
@@ -290,8 +374,9 @@ fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
     wait_for(
         &farm,
         &["10.0.1.2:80 1", "10.0.2.2:80 1"],
-        Duration::from_secs(10),
+        Duration::from_secs(20),
     );
+    wait_for_checker(&farm, &daemon);
     let go = farm.lab.state_dir().join("go");
     let out = farm.lab.state_dir().join("answers");
     let _client = farm.client.spawn(&format!(
@@ -300,7 +385,8 @@ fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
         out.display()
     ));
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || read()
+    // Python starts slowly in a busy VM.
+    assert!(wait_until(Duration::from_secs(20), || read()
         .lines()
         .count()
         == 2));
@@ -323,7 +409,7 @@ fn with_inhibit_an_established_connection_to_a_down_server_goes_on() {
         "no new connection to web1"
     );
     std::fs::write(&go, "").expect("go");
-    assert!(wait_until(Duration::from_secs(10), || read()
+    assert!(wait_until(Duration::from_secs(20), || read()
         .lines()
         .count()
         == 4));
@@ -360,6 +446,10 @@ fn an_apply_while_a_server_is_down_leaves_it_out_and_keeps_the_others_state() {
     assert!(!run.stdout.contains("10.0.1.2"), "{}", run.stdout);
     let changed = ["10.0.2.2:80 3", "10.0.3.2:80 0"];
     assert_eq!(real_servers(&farm), changed, "right after the apply");
+    // The daemon reloads the checker at its next tick after the apply: wait for
+    // that reload rather than for a time, then give a check task restarted in
+    // the wrong state longer than fall × interval to show it.
+    daemon.wait_for_lines(&checking(1), 1, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(real_servers(&farm), changed, "after the daemon reloaded");
     assert_eq!(published_health(&farm), ["web1 down", "web2 up", "web3 up"]);
@@ -394,7 +484,8 @@ fn arpcheck_takes_out_a_server_whose_link_is_gone_and_brings_it_back() {
     );
     let daemon = start_daemon(&farm.lab);
     let both = ["10.0.1.2:80 1", "10.0.2.2:80 1"];
-    wait_for(&farm, &both, Duration::from_secs(10));
+    wait_for(&farm, &both, Duration::from_secs(20));
+    wait_for_checker(&farm, &daemon);
     // Without its address web1 answers no who-has, though its link is up.
     farm.backend(1)
         .ip(&["addr", "del", "10.0.1.2/24", "dev", "b1"]);

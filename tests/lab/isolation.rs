@@ -111,13 +111,18 @@ fn an_unchanged_kernel_dumps_the_same_twice() {
     lab.ip(&["rule", "add", "fwmark", "200", "table", "200"]);
     // Without an LACP partner (a bridge does not forward LACPDUs) the slave's
     // 802.3ad port goes `expired` and, 3 s (the short timeout) later, `defaulted`
-    // and `in_sync`: the kernel changes by itself until then.
+    // and `in_sync`: the kernel changes by itself until then. The bond gets its
+    // carrier then, and the bond's and the VLAN's operstate follow up to a second
+    // later (the kernel's link watch runs at most once a second).
     let settled = || {
         let state =
             &lab.link("eth1")["linkinfo"]["info_slave_data"]["ad_actor_oper_port_state_str"];
         state
             .as_array()
             .is_some_and(|s| s.contains(&"in_sync".into()) && !s.contains(&"expired".into()))
+            && ["bond0", "vlan100"]
+                .iter()
+                .all(|link| lab.link(link)["operstate"] == "UP")
     };
     assert!(
         wait_until(Duration::from_secs(10), settled),

@@ -328,6 +328,15 @@ impl Netns {
         self.ip(&["link", "set", name, "up"]);
     }
 
+    /// Whether a TCP socket listens on `port` in this namespace: a server is ready
+    /// for connections once it does.
+    pub fn listens(&self, port: u16) -> bool {
+        !self
+            .sh(&format!("ss -H -l -t -n 'sport = :{port}'"))
+            .trim()
+            .is_empty()
+    }
+
     /// Starts `sh -c SCRIPT` in this namespace in the background (a server, say);
     /// it is killed when the returned handle is dropped.
     pub fn spawn(&self, script: &str) -> Background {
