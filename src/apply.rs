@@ -167,7 +167,10 @@ impl fmt::Display for Plan {
             writeln!(f, "{step}")?;
         }
         for op in &self.ipvs {
-            writeln!(f, "{op}")?;
+            match op.note() {
+                Some(note) => writeln!(f, "{op}  ({note})")?,
+                None => writeln!(f, "{op}")?,
+            }
         }
         if let Some(step) = &self.firewall {
             writeln!(f, "{}", step.op)?;

@@ -199,6 +199,18 @@ pub enum IpvsOp {
 }
 
 impl IpvsOp {
+    /// What the plan says beside the operation, when its effect is not obvious.
+    pub fn note(&self) -> Option<&'static str> {
+        match self {
+            // The kernel unbinds the old scheduler, waits for RCU, then binds the
+            // new one: SYNs that arrive in between find none and are refused.
+            Self::EditService { from, to, .. } if from.scheduler != to.scheduler => {
+                Some("new connections are refused for a moment while the scheduler changes")
+            }
+            _ => None,
+        }
+    }
+
     pub fn inverse(&self) -> Self {
         match self.clone() {
             Self::AddService { key, service } => Self::DeleteService { key, service },
@@ -272,24 +284,16 @@ impl fmt::Display for IpvsOp {
     }
 }
 
-/// The kernel scheduler for a director, as documented in the README:
-/// `roundrobin` is `wrr` when the servers in rotation have different weights and
-/// `rr` when they are equal; `leastconn` is weighted (`wlc`); `srcdst` is `sh` —
+/// The kernel scheduler for a director, as documented in the README. It
+/// depends on the `balance` line alone: changing a service's scheduler refuses
+/// new connections for a moment, so a weight change (or the health checker's
+/// weight 0) must never change it. `roundrobin` is `wrr`, which with equal
+/// weights is round robin; `leastconn` is weighted (`wlc`); `srcdst` is `sh` —
 /// within one VIP the destination is fixed, so hashing source and destination
 /// picks the same server as hashing the source.
 pub fn kernel_scheduler(director: &Director) -> &'static str {
     match director.scheduler() {
-        Scheduler::RoundRobin => {
-            let mut weights = director
-                .servers
-                .iter()
-                .filter(|s| !s.sorry)
-                .map(|s| s.weight());
-            match weights.next() {
-                Some(first) if weights.any(|w| w != first) => "wrr",
-                _ => "rr",
-            }
-        }
+        Scheduler::RoundRobin => "wrr",
         Scheduler::LeastConn => "wlc",
         Scheduler::LocalityBased => "lblc",
         Scheduler::LocalityBasedReplication => "lblcr",
@@ -589,32 +593,63 @@ mod tests {
     }
 
     #[test]
-    fn roundrobin_uses_rr_for_equal_weights_and_wrr_for_unequal() {
-        let equal = desired(&lvs(
-            "director web 10.0.0.1:80\n balance roundrobin\n server a 10.0.1.1\n server b 10.0.1.2\n server s 10.0.1.3 sorry\n",
-        ));
-        let unequal = desired(&lvs(
-            "director web 10.0.0.1:80\n balance roundrobin\n server a 10.0.1.1 weight 3\n server b 10.0.1.2\n server s 10.0.1.3 sorry\n",
-        ));
-        let scheduler = |table: &IpvsState| {
-            table
-                .services
-                .values()
-                .next()
-                .map(|s| s.settings.scheduler.clone())
+    fn roundrobin_is_wrr_whatever_the_weights_so_a_weight_change_keeps_the_scheduler() {
+        let plan = |from: &str, to: &str| -> Vec<String> {
+            diff(&desired(&lvs(from)), &desired(&lvs(to)))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
         };
-        assert_eq!(scheduler(&equal).as_deref(), Some("rr"));
-        assert_eq!(scheduler(&unequal).as_deref(), Some("wrr"));
-        let ops: Vec<String> = diff(&equal, &unequal)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let equal = "director web 10.0.0.1:80\n balance roundrobin\n server a 10.0.1.1\n server b 10.0.1.2\n server s 10.0.1.3 sorry\n";
+        let unequal = equal.replace("10.0.1.1\n", "10.0.1.1 weight 3\n");
+        let drained = equal.replace("10.0.1.1\n", "10.0.1.1 weight 0\n");
+        let removed = equal.replace(" server a 10.0.1.1\n", "");
+        for config in [equal, &unequal, &drained, &removed] {
+            let table = desired(&lvs(config));
+            let service = table.services.values().next().expect("a service");
+            assert_eq!(service.settings.scheduler, "wrr", "{config}");
+        }
         assert_eq!(
-            ops,
-            [
-                "set service tcp 10.0.0.1:80: scheduler rr -> scheduler wrr",
-                "set real server 10.0.1.1:80 of tcp 10.0.0.1:80: masq weight 1 -> masq weight 3"
-            ]
+            plan(equal, &unequal),
+            ["set real server 10.0.1.1:80 of tcp 10.0.0.1:80: masq weight 1 -> masq weight 3"]
+        );
+        assert_eq!(
+            plan(equal, &drained),
+            ["set real server 10.0.1.1:80 of tcp 10.0.0.1:80: masq weight 1 -> masq weight 0"]
+        );
+        assert_eq!(
+            plan(&drained, &removed),
+            ["delete real server 10.0.1.1:80 from tcp 10.0.0.1:80"]
+        );
+    }
+
+    #[test]
+    fn a_balance_change_says_that_new_connections_are_refused_for_a_moment() {
+        let web = |lines: &str| {
+            desired(&lvs(&format!(
+                "director web 10.0.0.1:80\n{lines} server a 10.0.1.1\n"
+            )))
+        };
+        let plan = |from: &IpvsState, to: &IpvsState| {
+            apply::Plan {
+                ipvs: diff(from, to),
+                ..apply::Plan::default()
+            }
+            .to_string()
+        };
+        let roundrobin = web(" balance roundrobin\n");
+        let leastconn = web(" balance leastconn\n");
+        assert_eq!(
+            plan(&roundrobin, &leastconn),
+            "set service tcp 10.0.0.1:80: scheduler wrr -> scheduler wlc  \
+             (new connections are refused for a moment while the scheduler changes)\n"
+        );
+        let persistent = web(" balance leastconn\n option persistence\n");
+        assert_eq!(
+            plan(&leastconn, &persistent),
+            "set service tcp 10.0.0.1:80: scheduler wlc -> scheduler wlc, persistent 300s \
+             netmask 255.255.255.255\n",
+            "the same scheduler stays bound: nothing is refused"
         );
     }
 

@@ -133,7 +133,8 @@ impl Farm {
         );
     }
 
-    fn configure(&self, lvs: &str) -> String {
+    /// Writes `lvs` (keeping `network.conf`), applies it and returns the plan.
+    pub(crate) fn configure(&self, lvs: &str) -> String {
         let network = std::fs::read_to_string(self.lab.config_dir().join("network.conf"))
             .expect("network.conf");
         self.lab.write_config(&network, "", lvs);
@@ -309,7 +310,7 @@ fn persistence_keeps_one_client_on_one_backend() {
     assert_eq!(counts.values().sum::<usize>(), 20, "{answers:?}");
     assert_eq!(
         ipvsadm_table(&farm.lab)[0][0],
-        "TCP 198.51.100.10:80 rr persistent 60"
+        "TCP 198.51.100.10:80 wrr persistent 60"
     );
 }
 
@@ -334,11 +335,11 @@ print(\" \".join(names))
     assert_eq!(names.len(), 10, "{answers}");
     assert!(
         names.contains(&"web1") && names.contains(&"web2"),
-        "one-packet rr uses both: {answers}"
+        "one-packet round robin uses both: {answers}"
     );
     assert_eq!(
         ipvsadm_table(&farm.lab)[0][0],
-        "UDP 198.51.100.11:53 rr ops"
+        "UDP 198.51.100.11:53 wrr ops"
     );
 }
 
@@ -361,13 +362,11 @@ fn an_fwmark_service_takes_the_packets_a_mark_sends_it() {
         (Some(&5), Some(&5)),
         "{answers:?}"
     );
-    assert_eq!(ipvsadm_table(&farm.lab)[0][0], format!("FWM {mark} rr"));
+    assert_eq!(ipvsadm_table(&farm.lab)[0][0], format!("FWM {mark} wrr"));
     let status = farm.lab.lbconsole(&["status"]).expect_success();
     assert!(
-        status
-            .lines()
-            .any(|l| l.trim_start().starts_with("mail ")
-                && l.contains(&format!("fwmark {mark:#x}  rr"))),
+        status.lines().any(|l| l.trim_start().starts_with("mail ")
+            && l.contains(&format!("fwmark {mark:#x}  wrr"))),
         "{status}"
     );
 }
@@ -449,7 +448,7 @@ fn every_scheduler_name_is_accepted_by_the_kernel() {
         .filter_map(|service| service[0].split(' ').nth(2))
         .collect();
     let expected = [
-        "dh", "fo", "lblc", "lblcr", "mh", "nq", "ovf", "rr", "sed", "sh", "wlc",
+        "dh", "fo", "lblc", "lblcr", "mh", "nq", "ovf", "sed", "sh", "wlc", "wrr",
     ];
     assert_eq!(kernel, expected.into_iter().collect(), "{table:?}");
 }

@@ -15,5 +15,6 @@ mod flows;
 mod health;
 mod ipvs_backend;
 mod isolation;
+mod load;
 mod network;
 mod support;

@@ -1,0 +1,777 @@
+//! Applies under continuous real load: clients open a new TCP connection for
+//! every HTTP request to a `balance roundrobin` NAT VIP, 50 a second, and count
+//! the requests that fail, while the test changes the configuration. A user sees
+//! zero failures: an apply that does not change a director's `balance` line never
+//! changes its service's kernel scheduler (which refuses new connections for a
+//! moment), and a real server leaves only after it was drained.
+//!
+//! How the series is kept honest:
+//! - Every request has a connection of its own and 3 s for all of it (connect,
+//!   send, read to the end); a failure is any error, that timeout, or an answer
+//!   that is not `200` with a backend's name. The clients count every request,
+//!   so a stalled load cannot pass: the total must be at least 80 % of 50/s × the
+//!   time it ran. (3 s lets a SYN the kernel dropped be sent again once, after
+//!   1 s: the emulated lab CPU is slow, and lbconsole's faults show as refusals.)
+//! - The clients and the backends are threads of the test, each in the client's
+//!   or its backend's network namespace: native code, so that the emulated CPU
+//!   keeps up with the load and the figures measure the kernel, not an
+//!   interpreter.
+//! - After each step the test waits until the clients have made another 25
+//!   requests, so connections arrive right after every change, where a refused
+//!   burst would be.
+//! - A server is removed as an administrator would: first drained (weight 0 by an
+//!   apply), then, once IPVS lists no connection to it still in its handshake or
+//!   established (`ipvsadm -Lnc`: every request it took has been answered),
+//!   removed. With NAT, removing a server whose connections still carry requests
+//!   breaks them: the kernel drops their packets. That is what removing means,
+//!   not a fault of lbconsole, so the series never does it.
+//! - With `lbconsole daemon`, the flapping server's health check fails while its
+//!   traffic is still answered: an nft rule in its namespace resets the
+//!   connections that come from the director's own address (the checks), while
+//!   the clients' connections, which NAT leaves with the client's address, are
+//!   answered all along. (A server whose backend itself dies fails the requests
+//!   already sent to it before any checker can notice; that is not lbconsole's
+//!   doing.) The director says `inhibit`, so a failing server stays in IPVS at
+//!   weight 0 and its established connections go on; each flap waits until IPVS
+//!   shows the server out or back.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::apply_lvs::{Farm, farm, ipvsadm_table};
+use crate::daemon::{start_daemon, stop_daemon};
+use crate::support::{Lab, wait_until};
+
+/// New connections per second.
+const RATE: f64 = 50.0;
+
+/// Client threads the rate is spread over: a slow request delays only its own.
+const CLIENTS: u32 = 5;
+
+/// The time a request has, from connect to the end of its answer.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Requests the clients make after each step before the next one.
+const AFTER_EACH_STEP: u64 = 25;
+
+/// How long the lab may take to do what a step waits for. The emulated CPU is
+/// slow: one `lbconsole apply` alone takes several seconds there.
+const SLOW: Duration = Duration::from_secs(60);
+
+/// The loaded VIP.
+const VIP: &str = "198.51.100.10:80";
+
+/// Moves this thread into the network namespace `ip netns` knows as `name`.
+fn enter(name: &str) {
+    let path = format!("/run/netns/{name}");
+    let netns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns(2) on a descriptor that is open for the duration of the call.
+    if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        panic!("setns {path}: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Backend threads answering HTTP on port 80 of the farm's backends, one thread
+/// each, in place of the farm's own servers; stopped when dropped.
+struct Backends {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Backends {
+    /// Replaces the servers of backends 1..=`count` and waits until each answers.
+    fn start(farm: &mut Farm, count: usize) -> Backends {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for n in 1..=count {
+            farm.stop(n);
+            let netns = farm.backend(n).name().to_owned();
+            let stop = stop.clone();
+            threads.push(thread::spawn(move || {
+                enter(&netns);
+                serve(&format!("10.0.{n}.2:80"), &format!("web{n}"), &stop);
+            }));
+        }
+        let backends = Backends { stop, threads };
+        for n in 1..=count {
+            let answers = || {
+                farm.lab
+                    .try_sh(&format!("curl -s --max-time 2 http://10.0.{n}.2/"))
+                    .stdout
+                    == format!("web{n}")
+            };
+            assert!(
+                wait_until(Duration::from_secs(20), answers),
+                "backend web{n} does not answer"
+            );
+        }
+        backends
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers each connection to `address` with `name` (after reading the request,
+/// or at once if none comes) and closes it, until `stop`.
+fn serve(address: &str, name: &str, stop: &AtomicBool) {
+    let listener = TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address}: {e}"));
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+        name.len()
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let mut ready = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; 100 ms, to see `stop`.
+        if unsafe { libc::poll(&mut ready, 1, 100) } <= 0 {
+            continue;
+        }
+        let Ok((mut stream, _)) = listener.accept() else {
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut request = Vec::new();
+        let mut buffer = [0; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => request.extend_from_slice(&buffer[..read]),
+            }
+        }
+        let _ = stream.write_all(answer.as_bytes());
+    }
+}
+
+/// What the clients saw.
+#[derive(Default)]
+struct Tally {
+    answered: u64,
+    /// Each failed request: when it was sent (seconds since the epoch) and why.
+    failures: Vec<(f64, String)>,
+    /// Answers per backend.
+    backends: BTreeMap<String, u64>,
+    /// Requests slower than a second, with when they were sent.
+    slow: Vec<(f64, Duration)>,
+    slowest: Duration,
+}
+
+impl Tally {
+    fn total(&self) -> u64 {
+        self.answered + self.failures.len() as u64
+    }
+}
+
+/// The client threads, in the farm's client namespace, sending [`RATE`]
+/// requests a second to [`VIP`] until [`Load::finish`].
+struct Load {
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    began: Instant,
+}
+
+impl Load {
+    /// Starts the clients and waits until they have had 50 answers.
+    fn start(farm: &Farm) -> Load {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let began = Instant::now();
+        let period = Duration::from_secs_f64(f64::from(CLIENTS) / RATE);
+        let threads = (0..CLIENTS)
+            .map(|n| {
+                let netns = farm.client.name().to_owned();
+                let (tally, stop) = (tally.clone(), stop.clone());
+                // The clients take turns: client n starts n/RATE seconds in.
+                let first = began + Duration::from_secs_f64(f64::from(n) / RATE);
+                thread::spawn(move || {
+                    enter(&netns);
+                    send(first, period, &tally, &stop);
+                })
+            })
+            .collect();
+        let load = Load {
+            tally,
+            stop,
+            threads,
+            began,
+        };
+        assert!(
+            wait_until(SLOW, || load.total() >= 50),
+            "the load did not get going: {} requests",
+            load.total()
+        );
+        load
+    }
+
+    /// Requests made so far.
+    fn total(&self) -> u64 {
+        self.tally.lock().expect("the tally").total()
+    }
+
+    /// Waits until the clients have made `more` requests from now on.
+    fn wait_for_requests(&self, more: u64) {
+        let target = self.total() + more;
+        assert!(
+            wait_until(SLOW, || self.total() >= target),
+            "the load stalled at {} requests",
+            self.total()
+        );
+    }
+
+    /// Stops the clients; what they saw, and for how long.
+    fn finish(mut self) -> (Tally, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let elapsed = self.began.elapsed();
+        for thread in self.threads.drain(..) {
+            thread.join().expect("a client thread");
+        }
+        let tally = std::mem::take(&mut *self.tally.lock().expect("the tally"));
+        (tally, elapsed)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One client: a request every `period` from `first` on, until `stop`. A late
+/// client does not burst to catch up.
+fn send(first: Instant, period: Duration, tally: &Mutex<Tally>, stop: &AtomicBool) {
+    let vip: SocketAddr = VIP.parse().expect("an address");
+    let mut due = first;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        } else if now - due > period {
+            due = now;
+        }
+        let sent = wall_clock();
+        let started = Instant::now();
+        let result = request(vip);
+        let took = started.elapsed();
+        let mut tally = tally.lock().expect("the tally");
+        tally.slowest = tally.slowest.max(took);
+        if took >= Duration::from_secs(1) {
+            tally.slow.push((sent, took));
+        }
+        match result {
+            Ok(backend) => {
+                tally.answered += 1;
+                *tally.backends.entry(backend).or_default() += 1;
+            }
+            Err(why) => tally.failures.push((sent, why)),
+        }
+        drop(tally);
+        due += period;
+    }
+}
+
+/// One request on a new connection; the backend that answered, or why not.
+fn request(vip: SocketAddr) -> Result<String, String> {
+    let deadline = Instant::now() + TIMEOUT;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| format!("no answer within {TIMEOUT:?}"))
+    };
+    let mut stream =
+        TcpStream::connect_timeout(&vip, left()?).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_write_timeout(Some(left()?))
+        .and_then(|()| {
+            stream.write_all(b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+        })
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    loop {
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| format!("read: {e}"))?;
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => answer.extend_from_slice(&buffer[..read]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200 ") && body.starts_with("web") => {
+            Ok(body.to_owned())
+        }
+        _ => Err(format!("answer {answer:?}")),
+    }
+}
+
+/// Seconds since the epoch: the clients' and the steps' common clock.
+fn wall_clock() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// What the test did and when, to tell which step a failed request followed.
+#[derive(Default)]
+struct Steps {
+    done: Vec<(f64, String)>,
+    plans: Vec<String>,
+}
+
+impl Steps {
+    /// Notes that `what` starts now.
+    fn start(&mut self, what: impl Into<String>) {
+        let what = what.into();
+        let at = wall_clock();
+        if let Some((before, last)) = self.done.last() {
+            eprintln!("load: `{last}` took {:.1} s", at - before);
+        }
+        self.done.push((at, what));
+    }
+
+    /// The failed and the slow requests of `tally`, by the step they followed.
+    fn blame(&self, tally: &Tally) -> String {
+        let step = |sent: f64| {
+            self.done
+                .iter()
+                .rev()
+                .find(|(at, _)| *at <= sent)
+                .map_or("before the first step", |(_, what)| what.as_str())
+        };
+        let mut lines = Vec::new();
+        let mut failed: BTreeMap<(usize, &str), Vec<&str>> = BTreeMap::new();
+        for (sent, why) in &tally.failures {
+            let what = step(*sent);
+            let index = self.done.iter().position(|(_, w)| w == what).unwrap_or(0);
+            failed.entry((index, what)).or_default().push(why);
+        }
+        for ((_, what), whys) in failed {
+            lines.push(format!(
+                "  after `{what}`: {} failed, first: {}",
+                whys.len(),
+                whys[0]
+            ));
+        }
+        for (sent, took) in &tally.slow {
+            lines.push(format!(
+                "  after `{}`: one request took {took:.1?}",
+                step(*sent)
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Zero failed requests, and as many requests as the rate promises (80 %).
+#[track_caller]
+fn assert_no_request_failed(tally: &Tally, elapsed: Duration, steps: &Steps) {
+    let seconds = elapsed.as_secs_f64();
+    eprintln!(
+        "load: {} of {} requests failed in {seconds:.1} s ({:.0}/s), {} slower than 1 s, \
+         slowest {:.2?}, answers {:?}",
+        tally.failures.len(),
+        tally.total(),
+        tally.total() as f64 / seconds,
+        tally.slow.len(),
+        tally.slowest,
+        tally.backends
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} requests failed:\n{}",
+        tally.failures.len(),
+        tally.total(),
+        steps.blame(tally)
+    );
+    let expected = RATE * seconds;
+    assert!(
+        tally.total() as f64 >= 0.8 * expected,
+        "only {} requests in {seconds:.1} s, expected about {expected:.0}",
+        tally.total()
+    );
+}
+
+/// The check of the directors in the test with `lbconsole daemon`: a TCP connect
+/// every second, down after one failure and up after one success, and a failing
+/// server stays at weight 0.
+const CHECK: &str = "    check interval 1 timeout 1 rise 1 fall 1 inhibit\n    option tcpcheck\n";
+
+/// `lvs.conf`: the loaded director `web` with `servers` (backend, weight),
+/// checked with [`CHECK`] when `checked`, then `others`.
+fn lvs(servers: &[(usize, u16)], checked: bool, others: &str) -> String {
+    let mut text = format!("director web {VIP} TCP\n    balance roundrobin\n    mode nat\n");
+    if checked {
+        text.push_str(CHECK);
+    }
+    for (n, weight) in servers {
+        let check = if checked { " check" } else { "" };
+        text.push_str(&format!(
+            "    server web{n} 10.0.{n}.2:80 weight {weight}{check}\n"
+        ));
+    }
+    text.push_str(others);
+    text
+}
+
+/// Two more directors on the same backends: one with a VIP, one without (an
+/// fwmark service).
+const OTHERS: &str = "
+director other 198.51.100.11:80 TCP
+    balance roundrobin
+    server o1 10.0.1.2:80
+    server o2 10.0.2.2:80
+
+director marked
+    balance leastconn
+    server m1 10.0.1.2:80
+";
+
+/// [`OTHERS`] changed: weights, a scheduler, a server more.
+const OTHERS_CHANGED: &str = "
+director other 198.51.100.11:80 TCP
+    balance source
+    server o1 10.0.1.2:80 weight 2
+    server o2 10.0.2.2:80
+
+director marked
+    balance leastconn
+    server m1 10.0.1.2:80
+    server m2 10.0.2.2:80
+";
+
+/// One step of a series.
+enum Step {
+    /// Applies `lvs(servers, checked, others)`.
+    Apply {
+        what: &'static str,
+        servers: &'static [(usize, u16)],
+        others: &'static str,
+    },
+    /// Waits until no connection to backend N still carries a request.
+    Drained(usize),
+    /// Makes backend N's health check fail (true) or pass again (false).
+    CheckFails(usize, bool),
+    /// Waits until IPVS shows backend N inhibited (true) or back (false).
+    Inhibited(usize, bool),
+}
+
+const EQUAL: &[(usize, u16)] = &[(1, 1), (2, 1), (3, 1)];
+
+/// Weights change (1 → 2 → 1 → 3 → 1, as in the report of issue 13); web4
+/// joins, is drained and leaves; two other directors come, change and go.
+fn series() -> Vec<Step> {
+    use Step::*;
+    vec![
+        Apply {
+            what: "web2 weight 2",
+            servers: &[(1, 1), (2, 2), (3, 1)],
+            others: "",
+        },
+        Apply {
+            what: "web2 weight 1",
+            servers: EQUAL,
+            others: "",
+        },
+        Apply {
+            what: "web2 weight 3",
+            servers: &[(1, 1), (2, 3), (3, 1)],
+            others: "",
+        },
+        Apply {
+            what: "web2 weight 1 again",
+            servers: EQUAL,
+            others: "",
+        },
+        Apply {
+            what: "add web4",
+            servers: &[(1, 1), (2, 1), (3, 1), (4, 1)],
+            others: "",
+        },
+        Apply {
+            what: "drain web4",
+            servers: &[(1, 1), (2, 1), (3, 1), (4, 0)],
+            others: "",
+        },
+        Drained(4),
+        Apply {
+            what: "remove web4",
+            servers: EQUAL,
+            others: "",
+        },
+        Apply {
+            what: "add directors other and marked",
+            servers: EQUAL,
+            others: OTHERS,
+        },
+        Apply {
+            what: "change directors other and marked",
+            servers: EQUAL,
+            others: OTHERS_CHANGED,
+        },
+        Apply {
+            what: "remove directors other and marked",
+            servers: EQUAL,
+            others: "",
+        },
+    ]
+}
+
+/// [`series`] with backend 3's health check flapping between the steps: out
+/// and back three times, once failing right before an apply.
+fn series_with_flaps() -> Vec<Step> {
+    use Step::*;
+    let mut steps = series().into_iter();
+    let mut take = |n: usize| steps.by_ref().take(n).collect::<Vec<_>>();
+    let mut all = vec![CheckFails(3, true), Inhibited(3, true)];
+    all.extend(take(2));
+    all.extend([CheckFails(3, false), Inhibited(3, false)]);
+    all.extend(take(1));
+    // The checker takes web3 out while the next apply runs.
+    all.push(CheckFails(3, true));
+    all.extend(take(1));
+    all.push(Inhibited(3, true));
+    all.extend(take(2));
+    all.extend([CheckFails(3, false), Inhibited(3, false)]);
+    all.extend(take(2));
+    all.extend([CheckFails(3, true), Inhibited(3, true)]);
+    all.extend(take(2));
+    all.extend([CheckFails(3, false), Inhibited(3, false)]);
+    all.extend(steps);
+    all
+}
+
+/// Runs `steps` while `load` runs; `checked`: the directors have [`CHECK`].
+fn run(farm: &Farm, load: &Load, steps: &[Step], checked: bool) -> Steps {
+    let mut log = Steps::default();
+    for step in steps {
+        match step {
+            Step::Apply {
+                what,
+                servers,
+                others,
+            } => {
+                log.start(*what);
+                let plan = farm.configure(&lvs(servers, checked, others));
+                log.plans.push(format!("{what}:\n{plan}"));
+            }
+            Step::Drained(n) => {
+                log.start(format!("wait until web{n} is drained"));
+                let dest = format!("10.0.{n}.2:80");
+                assert!(
+                    wait_until(SLOW, || requests_in_flight(&farm.lab, &dest) == 0),
+                    "web{n} still has requests: {}",
+                    farm.lab.sh("ipvsadm -Lnc")
+                );
+            }
+            Step::CheckFails(n, fails) => {
+                log.start(format!(
+                    "web{n}'s check {}",
+                    if *fails { "fails" } else { "passes" }
+                ));
+                check_fails(farm, *n, *fails);
+            }
+            Step::Inhibited(n, inhibited) => {
+                log.start(format!(
+                    "wait until web{n} is {}",
+                    if *inhibited { "inhibited" } else { "back" }
+                ));
+                let dest = format!("10.0.{n}.2:80");
+                assert!(
+                    wait_until(SLOW, || weight(&farm.lab, &dest)
+                        .is_some_and(|w| (w == 0) == *inhibited)),
+                    "web{n} did not go {}: {:?}",
+                    if *inhibited { "out" } else { "back" },
+                    ipvsadm_table(&farm.lab)
+                );
+            }
+        }
+        load.wait_for_requests(AFTER_EACH_STEP);
+    }
+    log.start("the end of the series");
+    log
+}
+
+/// How many connections IPVS sent to `dest` may still carry a request: those in
+/// their handshake or established. A backend closes only after its answer and a
+/// client only after reading it, so a connection past that (FIN_WAIT,
+/// TIME_WAIT, …) has had its answer.
+fn requests_in_flight(lab: &Lab, dest: &str) -> usize {
+    lab.sh("ipvsadm -Lnc")
+        .lines()
+        .filter(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words.len() == 6
+                && words[5] == dest
+                && matches!(
+                    words[2],
+                    "NONE" | "SYN_SENT" | "SYN_RECV" | "SYNACK" | "ESTABLISHED"
+                )
+        })
+        .count()
+}
+
+/// The weight of real server `dest` of the loaded VIP.
+fn weight(lab: &Lab, dest: &str) -> Option<u32> {
+    let table = ipvsadm_table(lab);
+    let service = table.iter().find(|s| s[0].split(' ').nth(1) == Some(VIP))?;
+    service[1..].iter().find_map(|line| {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words[..] {
+            ["->", address, _, weight, ..] if address == dest => weight.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// Asserts that no apply touched the loaded service itself.
+#[track_caller]
+fn assert_service_never_set(steps: &Steps) {
+    let edit = format!("set service tcp {VIP}");
+    for plan in &steps.plans {
+        assert!(!plan.contains(&edit), "{plan}");
+    }
+}
+
+/// Makes backend `n`'s health check fail (`true`) or pass: an nft table in its
+/// namespace resets the connections that come from the director's own address
+/// on its link (the checks); the clients' connections, which NAT leaves with the
+/// client's address, are answered all along.
+fn check_fails(farm: &Farm, n: usize, fails: bool) {
+    let backend = farm.backend(n);
+    if fails {
+        backend.sh(&format!(
+            "nft add table inet flap && \
+             nft add chain inet flap input '{{ type filter hook input priority 0; }}' && \
+             nft add rule inet flap input ip saddr 10.0.{n}.1 tcp dport 80 reject with tcp reset"
+        ));
+    } else {
+        backend.sh("nft delete table inet flap");
+    }
+}
+
+/// `lbconsole daemon`, stopped (and its log returned) by [`Daemon::stop`], or
+/// killed should the test fail first.
+struct Daemon(Option<Child>);
+
+impl Daemon {
+    /// Starts the daemon and waits until it checks the servers and publishes
+    /// their health.
+    fn start(lab: &Lab) -> Daemon {
+        let daemon = Daemon(Some(start_daemon(lab)));
+        let socket = lbconsole::health::publish::socket_path(lab.state_dir());
+        assert!(
+            wait_until(SLOW, || socket.exists()),
+            "the daemon did not start checking"
+        );
+        daemon
+    }
+
+    fn stop(mut self) -> (Option<i32>, String) {
+        stop_daemon(self.0.take().expect("running"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.0.take() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+    }
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn weight_server_and_director_changes_under_load_fail_no_request() {
+    let mut farm = farm("load-applies", 4);
+    let _backends = Backends::start(&mut farm, 4);
+    farm.configure(&lvs(EQUAL, false, ""));
+    let load = Load::start(&farm);
+    let steps = run(&farm, &load, &series(), false);
+    let (tally, elapsed) = load.finish();
+    assert_no_request_failed(&tally, elapsed, &steps);
+    assert!(
+        tally.backends.get("web4").is_some_and(|&n| n > 0),
+        "web4 took no request while it was in: {:?}",
+        tally.backends
+    );
+    assert_service_never_set(&steps);
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn draining_then_removing_a_server_under_load_fails_no_request() {
+    use Step::*;
+    let mut farm = farm("load-drain", 3);
+    let _backends = Backends::start(&mut farm, 3);
+    farm.configure(&lvs(EQUAL, false, ""));
+    let load = Load::start(&farm);
+    let steps = run(
+        &farm,
+        &load,
+        &[
+            Apply {
+                what: "drain web3",
+                servers: &[(1, 1), (2, 1), (3, 0)],
+                others: "",
+            },
+            Drained(3),
+            Apply {
+                what: "remove web3",
+                servers: &[(1, 1), (2, 1)],
+                others: "",
+            },
+        ],
+        false,
+    );
+    let (tally, elapsed) = load.finish();
+    assert_no_request_failed(&tally, elapsed, &steps);
+    assert_service_never_set(&steps);
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn applies_while_a_health_check_flaps_under_load_fail_no_request() {
+    let mut farm = farm("load-flaps", 4);
+    let _backends = Backends::start(&mut farm, 4);
+    farm.configure(&lvs(EQUAL, true, ""));
+    let daemon = Daemon::start(&farm.lab);
+    let load = Load::start(&farm);
+    let steps = run(&farm, &load, &series_with_flaps(), true);
+    let (tally, elapsed) = load.finish();
+    let (code, log) = daemon.stop();
+    assert_no_request_failed(&tally, elapsed, &steps);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.matches("server web3 (10.0.3.2:80) of director web is down")
+            .count()
+            >= 3,
+        "{log}"
+    );
+    assert_service_never_set(&steps);
+}
