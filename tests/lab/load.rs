@@ -40,14 +40,13 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::apply_lvs::{Farm, farm, ipvsadm_table};
-use crate::daemon::{start_daemon, stop_daemon};
+use crate::daemon::{Daemon, start_daemon, stop_daemon};
 use crate::support::{Lab, wait_until};
 
 /// New connections per second.
@@ -674,35 +673,17 @@ fn check_fails(farm: &Farm, n: usize, fails: bool) {
     }
 }
 
-/// `lbconsole daemon`, stopped (and its log returned) by [`Daemon::stop`], or
-/// killed should the test fail first.
-struct Daemon(Option<Child>);
-
-impl Daemon {
-    /// Starts the daemon and waits until it checks the servers and publishes
-    /// their health.
-    fn start(lab: &Lab) -> Daemon {
-        let daemon = Daemon(Some(start_daemon(lab)));
-        let socket = lbconsole::health::publish::socket_path(lab.state_dir());
-        assert!(
-            wait_until(SLOW, || socket.exists()),
-            "the daemon did not start checking"
-        );
-        daemon
-    }
-
-    fn stop(mut self) -> (Option<i32>, String) {
-        stop_daemon(self.0.take().expect("running"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut daemon) = self.0.take() {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-        }
-    }
+/// Starts `lbconsole daemon` and waits until it checks the servers and publishes
+/// their health.
+fn start_checking(lab: &Lab) -> Daemon {
+    let daemon = start_daemon(lab);
+    let socket = lbconsole::health::publish::socket_path(lab.state_dir());
+    assert!(
+        wait_until(SLOW, || socket.exists()),
+        "the daemon did not start checking:\n{}",
+        daemon.log()
+    );
+    daemon
 }
 
 #[test]
@@ -760,11 +741,11 @@ fn applies_while_a_health_check_flaps_under_load_fail_no_request() {
     let mut farm = farm("load-flaps", 4);
     let _backends = Backends::start(&mut farm, 4);
     farm.configure(&lvs(EQUAL, true, ""));
-    let daemon = Daemon::start(&farm.lab);
+    let daemon = start_checking(&farm.lab);
     let load = Load::start(&farm);
     let steps = run(&farm, &load, &series_with_flaps(), true);
     let (tally, elapsed) = load.finish();
-    let (code, log) = daemon.stop();
+    let (code, log) = stop_daemon(daemon);
     assert_no_request_failed(&tally, elapsed, &steps);
     assert_eq!(code, Some(0), "{log}");
     assert!(
