@@ -61,13 +61,17 @@ impl Tmux {
 
     /// Waits until the screen satisfies `test`; fails with the screen after 30 s
     /// (the sandbox's start and an apply take seconds on a busy two-core host).
+    /// The screen once `test` holds on it and it is whole: tmux may be captured
+    /// half-way through a frame, so the same screen must be seen twice in a row.
     fn wait(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
+        let mut previous = String::new();
         loop {
             let screen = self.screen();
-            if test(&screen) {
+            if test(&screen) && screen == previous {
                 return screen;
             }
+            previous = screen.clone();
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "waited for {what}:\n{screen}"
