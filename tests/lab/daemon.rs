@@ -26,10 +26,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until the log has `count` lines containing `text`; panics with the
-    /// log after `within`.
+    /// Waits until the log has `count` lines containing `text`; how long that
+    /// took. Panics with the log after `within`.
     #[track_caller]
-    pub(crate) fn wait_for_lines(&self, text: &str, count: usize, within: Duration) {
+    pub(crate) fn wait_for_lines(&self, text: &str, count: usize, within: Duration) -> Duration {
+        let start = std::time::Instant::now();
         let reached = wait_until(within, || {
             self.log().lines().filter(|l| l.contains(text)).count() >= count
         });
@@ -38,6 +39,7 @@ impl Daemon {
             "no {count} line(s) with `{text}` in the daemon's log within {within:?}:\n{}",
             self.log()
         );
+        start.elapsed()
     }
 }
 
