@@ -133,8 +133,7 @@ impl Farm {
         );
     }
 
-    /// Writes `lvs` (keeping `network.conf`), applies it and returns the plan.
-    pub(crate) fn configure(&self, lvs: &str) -> String {
+    fn configure(&self, lvs: &str) -> String {
         let network = std::fs::read_to_string(self.lab.config_dir().join("network.conf"))
             .expect("network.conf");
         self.lab.write_config(&network, "", lvs);

@@ -76,7 +76,7 @@ fn guard_log(lab: &Lab) -> String {
 fn apply_in_a_session(lab: &Lab, timeout: u64) -> (i32, Instant) {
     let script = format!(
         "{} apply --confirm-timeout {timeout} --config-dir {} --state-dir {} && exec sleep 60",
-        env!("CARGO_BIN_EXE_lbconsole"),
+        crate::support::lbconsole_binary().display(),
         lab.config_dir().display(),
         lab.state_dir().display()
     );

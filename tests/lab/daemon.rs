@@ -54,7 +54,7 @@ impl Drop for Daemon {
 
 pub(crate) fn start_daemon(lab: &Lab) -> Daemon {
     let log = lab.state_dir().join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+    let child = Command::new(crate::support::lbconsole_binary())
         .arg("daemon")
         .arg("--config-dir")
         .arg(lab.config_dir())

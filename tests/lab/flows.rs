@@ -325,7 +325,7 @@ fn a_ruleset_the_kernel_refuses_leaves_the_old_flows_addresses_and_services() {
         "director web 192.168.0.9:80 TCP\n    mode nat\n    server web1 203.0.113.50:8000\n",
     );
     let run = Run::of(
-        Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+        Command::new(crate::support::lbconsole_binary())
             .args(["apply", "--config-dir"])
             .arg(lab.config_dir())
             .arg("--state-dir")
