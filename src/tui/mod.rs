@@ -35,7 +35,7 @@ const TICK: Duration = Duration::from_millis(50);
 pub struct Options {
     pub paths: Paths,
     /// What the sandbox provides, when the console runs in one.
-    pub sandbox: Option<String>,
+    pub sandbox: Option<crate::sandbox::Notes>,
 }
 
 /// Where the user's keymap and theme live: `~/.config/lbconsole` on Linux.
@@ -45,7 +45,10 @@ pub fn user_config_dir() -> Option<PathBuf> {
 
 /// The keymap, theme and settings for this terminal. A bad `lbconsole.toml`,
 /// keymap or theme file is reported in the console, and the defaults used instead.
-pub fn settings(paths: &Paths, sandbox: Option<String>) -> (Keymap, Theme, Settings) {
+pub fn settings(
+    paths: &Paths,
+    sandbox: Option<crate::sandbox::Notes>,
+) -> (Keymap, Theme, Settings) {
     let user_dir = user_config_dir();
     let monochrome = theme::monochrome_terminal(
         std::env::var("NO_COLOR").ok().as_deref(),
