@@ -16,4 +16,5 @@ mod health;
 mod ipvs_backend;
 mod isolation;
 mod network;
+mod sandbox;
 mod support;
