@@ -33,6 +33,8 @@ struct Args {
 
     /// Run the console in a throwaway network namespace with demo interfaces
     /// eth0-eth3 and a copy of the example configuration: safe to apply anything.
+    /// Where the kernel can run the example, the sandbox is alive: the example's
+    /// servers answer, a demo client sends traffic, and the health daemon runs.
     #[arg(long)]
     sandbox: bool,
 
@@ -147,7 +149,17 @@ fn main() -> ExitCode {
     let sandbox = if args.sandbox {
         let seed = explicit_config_dir(&args);
         match sandbox::enter(seed.as_deref()) {
-            Ok(sandbox) => Some(sandbox),
+            Ok(mut sandbox) => {
+                // The console's sandbox is alive; a command's is not.
+                if args.command.is_none() && sandbox.can_demo() {
+                    eprintln!(
+                        "lbconsole: sandbox: starting the example's servers and the health \
+                         daemon, which applies the example first..."
+                    );
+                    sandbox.start_demo();
+                }
+                Some(sandbox)
+            }
             Err(error) => {
                 eprintln!("lbconsole: {error}");
                 return ExitCode::FAILURE;
@@ -188,7 +200,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             config_dir: args.config_dir,
             state_dir: args.state_dir,
         };
-        return console(paths, sandbox.as_ref().map(|s| s.description.clone())).await;
+        return console(paths, sandbox.as_ref().map(sandbox::Sandbox::notes)).await;
     };
     let mut err = std::io::stderr().lock();
     let store = match Store::open(&args.config_dir, &args.state_dir) {
@@ -309,7 +321,7 @@ async fn guard(store: &Store, id: &str) -> Result<(), cli::CommandError> {
     Ok(())
 }
 
-async fn console(paths: tui::engine::Paths, sandbox: Option<String>) -> ExitCode {
+async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> ExitCode {
     let kernel = match Kernel::connect().await {
         Ok(kernel) => kernel,
         Err(error) => {

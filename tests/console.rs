@@ -783,6 +783,26 @@ fn lb_layer4_shows_the_health_the_daemon_publishes() {
 }
 
 #[test]
+fn a_sandbox_without_ipvs_names_where_it_runs_on_its_first_screen() {
+    let mut console = Console::new("sandbox-elsewhere", examples());
+    let elsewhere = "No IPVS, bonding in this kernel: the example cannot run here, so the \
+                     sandbox has no demo. tests/lab/console runs it in a VM."
+        .to_owned();
+    console.app.settings.sandbox = Some(lbconsole::sandbox::Notes {
+        banner: "sandbox: no IPVS, bonding in this kernel".to_owned(),
+        details: vec![elsewhere.clone()],
+        elsewhere: Some(elsewhere),
+    });
+    for (width, height) in [(80, 24), (120, 40)] {
+        let screen = console.screen(width, height);
+        assert!(screen.contains("tests/lab/console"), "{screen}");
+        assert!(screen.contains("sandbox: no IPVS"), "{screen}");
+    }
+    console.run(Command::TabSetup);
+    assert!(console.screen(120, 40).contains("tests/lab/console"));
+}
+
+#[test]
 fn without_a_daemon_the_setup_tab_says_what_that_means() {
     let mut console = applied_console("no-daemon");
     console.run(Command::TabSetup);

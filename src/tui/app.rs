@@ -198,7 +198,7 @@ pub struct Settings {
     /// `NO_COLOR` or a serial terminal: themes lose their colours.
     pub monochrome: bool,
     /// What the sandbox provides, when the console runs in one.
-    pub sandbox: Option<String>,
+    pub sandbox: Option<crate::sandbox::Notes>,
     /// Problems with the user's keymap or theme file, shown once at start.
     pub problems: Vec<String>,
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use ratatui::crossterm::event::{Event, EventStream, KeyEventKind};
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
 use crate::config;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, NetworkBackend};
@@ -34,7 +35,7 @@ const TICK: Duration = Duration::from_millis(50);
 pub struct Options {
     pub paths: Paths,
     /// What the sandbox provides, when the console runs in one.
-    pub sandbox: Option<String>,
+    pub sandbox: Option<crate::sandbox::Notes>,
 }
 
 /// Where the user's keymap and theme live: `~/.config/lbconsole` on Linux.
@@ -44,7 +45,10 @@ pub fn user_config_dir() -> Option<PathBuf> {
 
 /// The keymap, theme and settings for this terminal. A bad `lbconsole.toml`,
 /// keymap or theme file is reported in the console, and the defaults used instead.
-pub fn settings(paths: &Paths, sandbox: Option<String>) -> (Keymap, Theme, Settings) {
+pub fn settings(
+    paths: &Paths,
+    sandbox: Option<crate::sandbox::Notes>,
+) -> (Keymap, Theme, Settings) {
     let user_dir = user_config_dir();
     let monochrome = theme::monochrome_terminal(
         std::env::var("NO_COLOR").ok().as_deref(),
@@ -159,9 +163,16 @@ async fn ui_loop(
     requests: mpsc::UnboundedSender<engine::Request>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut events = EventStream::new();
+    // The engine runs in this task too: it moves only while this loop waits.
+    // So a tick that changed nothing draws nothing, and ticks missed while a
+    // slow machine drew (a serial console, an emulated VM) are not made up in
+    // a burst: either would keep this loop busy and starve the engine.
     let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut live = tokio::time::interval(LIVE_REFRESH);
+    live.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut effects = app.start();
+    let mut redraw = true;
     loop {
         for effect in effects.drain(..) {
             match effect {
@@ -180,7 +191,9 @@ async fn ui_loop(
                 }
             }
         }
-        terminal.draw(|frame| ui::draw(frame, app))?;
+        if redraw {
+            terminal.draw(|frame| ui::draw(frame, app))?;
+        }
         let action = tokio::select! {
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Action::Key(key),
@@ -194,6 +207,14 @@ async fn ui_loop(
             _ = tick.tick() => Action::Tick,
             _ = live.tick() => Action::RefreshLive,
         };
+        let shown = app.confirm_left;
+        // Reading the kernel again shows nothing until the answer comes.
+        let unseen = matches!(action, Action::Tick | Action::RefreshLive);
         effects = app.update(action, Instant::now());
+        redraw = !unseen
+            || app.confirm_left != shown
+            || effects
+                .iter()
+                .any(|effect| !matches!(effect, Effect::Engine(engine::Request::Observe)));
     }
 }

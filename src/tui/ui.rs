@@ -129,7 +129,7 @@ fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled("|", styles.border));
     }
     if let Some(sandbox) = &app.settings.sandbox {
-        spans.push(Span::styled(format!(" sandbox: {sandbox}"), styles.warning));
+        spans.push(Span::styled(format!(" {}", sandbox.banner), styles.warning));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -226,7 +226,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
     let outer = block(title, Borders::TOP | Borders::LEFT, app);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
-    let text = match &app.live {
+    let mut text = match &app.live {
         None => Text::styled("reading the kernel...", styles.comment),
         Some(live) => match app.tab {
             Tab::Network => links_text(live, styles),
@@ -234,6 +234,21 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
             _ => services_text(live, app, styles),
         },
     };
+    // A sandbox on a kernel that cannot run the example says, on the first
+    // screen, where it can.
+    let elsewhere = app
+        .settings
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.elsewhere.as_ref());
+    if let (Tab::Network, Some(elsewhere)) = (app.tab, elsewhere) {
+        let mut lines = vec![
+            Line::styled(elsewhere.clone(), styles.warning),
+            Line::raw(""),
+        ];
+        lines.append(&mut text.lines);
+        text = Text::from(lines);
+    }
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
@@ -330,7 +345,20 @@ fn flows_text<'a>(flows: Option<&[FlowCounter]>, styles: &Styles) -> Text<'a> {
 fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
     let services: &[ServiceStatus] = match &live.services {
         Ok(services) => services,
-        Err(error) => return Text::styled(error.clone(), styles.error),
+        Err(error) => {
+            let mut text = Text::styled(error.clone(), styles.error);
+            // In a sandbox on such a kernel: where the example does run.
+            if let Some(elsewhere) = app
+                .settings
+                .sandbox
+                .as_ref()
+                .and_then(|s| s.elsewhere.as_ref())
+            {
+                text.push_line(Line::raw(""));
+                text.push_line(Line::styled(elsewhere.clone(), styles.warning));
+            }
+            return text;
+        }
     };
     let mut lines = Vec::new();
     let reports: &[ServerReport] = match &live.health {
@@ -456,7 +484,7 @@ fn draw_setup(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(sandbox) = &app.settings.sandbox {
         below.push(Line::raw(""));
         below.push(heading("Sandbox"));
-        below.push(Line::raw(format!("  {sandbox}")));
+        below.extend(sandbox.details.iter().map(|d| Line::raw(format!("  {d}"))));
     }
     // On a short screen the blank lines go first, then the files' states
     // (the state line has them too), so that some history stays in view.

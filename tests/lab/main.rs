@@ -17,4 +17,5 @@ mod ipvs_backend;
 mod isolation;
 mod load;
 mod network;
+mod sandbox;
 mod support;
