@@ -165,7 +165,7 @@ fn the_sandbox_is_alive_servers_answer_one_is_down_and_flows_count() {
     let command = format!(
         "TMPDIR={} exec {} --sandbox 2>{}",
         tmp.display(),
-        env!("CARGO_BIN_EXE_lbconsole"),
+        crate::support::lbconsole_binary().display(),
         tmp.join("console.err").display()
     );
     let tmux = Tmux::start("sandbox", &command);
