@@ -266,7 +266,7 @@ open(\"{log}\", \"a\").write(second + \"\\n\")
         go = go.display()
     ));
     // Python starts slowly in a busy VM.
-    assert!(wait_until(Duration::from_secs(20), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.ends_with('\n'))
     }));
     let first = std::fs::read_to_string(&log).expect("first answer");
@@ -277,8 +277,9 @@ open(\"{log}\", \"a\").write(second + \"\\n\")
         "set real server 10.0.2.2:80 of tcp 198.51.100.10:80: masq weight 1 -> masq weight 5\napplied 1 change\n"
     );
     std::fs::write(&go, "").expect("go");
+    // The client polls for `go` and asks again: seconds in a busy VM.
     assert!(
-        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log)
             .is_ok_and(|l| l.lines().count() == 2)),
         "the open connection did not survive the re-apply"
     );
