@@ -32,6 +32,18 @@ fn network_plan(kernel: &mut FakeKernel, config: &NetworkConfig) -> String {
     steps.iter().map(|s| format!("{s}\n")).collect()
 }
 
+/// Plans `config` against `kernel` and carries the plan out.
+fn apply_network(kernel: &mut FakeKernel, config: &NetworkConfig) {
+    let steps = block_on(apply::plan_network(
+        kernel,
+        config,
+        None,
+        Default::default(),
+    ))
+    .expect("a plan");
+    block_on(apply::execute_network(kernel, &steps)).expect("applies");
+}
+
 fn ipvs_plan(config: &LvsConfig) -> String {
     let steps = ipvs::diff(&Default::default(), &ipvs::desired(config));
     steps.iter().map(|s| format!("{s}\n")).collect()
@@ -198,14 +210,7 @@ fn slaves_with_sections_of_their_own_are_enslaved_before_or_after_their_bond() {
         let plan = network_plan(&mut kernel, &config);
         assert!(plan.contains("enslave eth1 to bond0\n"), "{text}\n{plan}");
         assert!(plan.contains("enslave eth2 to bond0\n"), "{text}\n{plan}");
-        let steps = block_on(apply::plan_network(
-            &mut kernel,
-            &config,
-            None,
-            Default::default(),
-        ))
-        .expect("a plan");
-        block_on(apply::execute_network(&mut kernel, &steps)).expect("applies");
+        apply_network(&mut kernel, &config);
         assert_eq!(kernel.state.links["eth1"].master.as_deref(), Some("bond0"));
         assert_eq!(network_plan(&mut kernel, &config), "", "{text}");
     }
@@ -216,14 +221,7 @@ fn a_slave_section_with_auto_off_keeps_the_slave_enslaved_but_down() {
     let text = "service network eth2\n auto off\n\nservice network bond0\n type bonding\n slave eth1 eth2\n";
     let config = parse_network(text.as_bytes()).0;
     let mut kernel = FakeKernel::with_veths(&PORTS);
-    let steps = block_on(apply::plan_network(
-        &mut kernel,
-        &config,
-        None,
-        Default::default(),
-    ))
-    .expect("a plan");
-    block_on(apply::execute_network(&mut kernel, &steps)).expect("applies");
+    apply_network(&mut kernel, &config);
     let eth2 = &kernel.state.links["eth2"];
     assert_eq!((eth2.master.as_deref(), eth2.up), (Some("bond0"), false));
     assert_eq!(network_plan(&mut kernel, &config), "");
