@@ -30,6 +30,11 @@ pub enum ApplyError {
     },
     #[error("flows.conf has {}, but {error}; nothing was applied", plural(*flows, "flow"))]
     NoFirewall { flows: usize, error: KernelError },
+    #[error(
+        "the configuration has no service, flow or address, so this apply would remove everything lbconsole runs ({}); nothing was applied (`lbconsole apply --yes` does it)",
+        plural(*changes, "change")
+    )]
+    TearsDown { changes: usize },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -46,6 +51,27 @@ pub enum ApplyError {
     },
 }
 
+/// Whether [`apply_files`] changes the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plan only: nothing is changed or recorded.
+    DryRun,
+    /// Carry the plan out. A plan that would leave lbconsole running nothing
+    /// at all (every service, flow and address gone) is refused unless the
+    /// administrator said so: an empty configuration is far more often a
+    /// mistake than a wish.
+    Apply { tear_down: TearDown },
+}
+
+/// Whether an apply may take away everything lbconsole runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TearDown {
+    #[default]
+    Refuse,
+    /// `--yes`, the console's confirmed preview, or a rollback to what ran before.
+    Allow,
+}
+
 /// What [`apply_files`] reports while it works, in this order.
 #[derive(Debug)]
 pub enum Progress<'a> {
@@ -59,7 +85,7 @@ pub enum Progress<'a> {
 /// rollback, the daemon's boot apply and the console all come through here:
 /// validate `files`, plan against the observed kernel, carry the plan out as one
 /// transaction (undone on any failure) and record `files` as what runs in
-/// `STATE_DIR/running/`.
+/// `STATE_DIR/running/`. See [`Mode`] for what may be taken away.
 ///
 /// `health` is what the daemon reports of the real servers: one it keeps out of
 /// IPVS stays out (see [`with_reported_health`]).
@@ -74,7 +100,7 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     hand_back: Option<&ConfigFiles>,
     state_dir: &Path,
     kernel: &mut Kernel<N, I, F>,
-    dry_run: bool,
+    mode: Mode,
     health: &[ServerReport],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Plan, ApplyError> {
@@ -123,9 +149,18 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         }
         Err(error) => return Err(error),
     };
+    plan.tears_down = !plan.is_empty() && runs_nothing(config);
     progress(Progress::Planned(&plan));
-    if dry_run {
-        return Ok(plan);
+    match mode {
+        Mode::DryRun => return Ok(plan),
+        Mode::Apply {
+            tear_down: TearDown::Refuse,
+        } if plan.tears_down => {
+            return Err(ApplyError::TearsDown {
+                changes: plan.len(),
+            });
+        }
+        Mode::Apply { .. } => {}
     }
     let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
     execute(&mut kernel.network, ipvs, firewall, &plan).await?;
@@ -141,6 +176,20 @@ pub struct Plan {
     pub network: Vec<Step>,
     pub ipvs: Vec<IpvsOp>,
     pub firewall: Option<FirewallStep>,
+    /// The plan changes something and leaves lbconsole running nothing.
+    pub tears_down: bool,
+}
+
+/// A configuration with no director, no active flow and no address: applied, it
+/// takes away everything lbconsole owns.
+fn runs_nothing(config: &config::model::Config) -> bool {
+    config.lvs.directors.is_empty()
+        && config.flows.active().next().is_none()
+        && config
+            .network
+            .interfaces
+            .iter()
+            .all(|interface| interface.addresses.is_empty())
 }
 
 /// The change to our nft table and what puts the table back as it was.

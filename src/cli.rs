@@ -208,27 +208,42 @@ fn with_diagnostics(error: StoreError, dir: &Path, err: &mut dyn Write) -> Comma
 #[derive(Serialize)]
 struct HistoryReport<'a> {
     versions: &'a [VersionMeta],
+    /// What a hand edit of the config dir changed since the newest version,
+    /// until a command that takes the store's lock records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unrecorded_edit: Option<&'a str>,
 }
 
-/// `lbconsole history [--json]`: every version, oldest first.
+/// `lbconsole history [--json]`: every version, oldest first, and a hand edit
+/// not recorded yet. A read: it records nothing. A config dir that is missing
+/// or holds none of the files is an error, after the versions are listed (they
+/// are what `restore` brings back).
 pub fn history(store: &Store, format: Format, out: &mut dyn Write) -> Result<(), CommandError> {
     let versions = store.history()?;
+    let edit = store.unrecorded_edit();
+    let unrecorded_edit = edit.as_ref().ok().and_then(Option::as_deref);
     let _ = match format {
         Format::Json => serde_json::to_writer_pretty(
             &mut *out,
             &HistoryReport {
                 versions: &versions,
+                unrecorded_edit,
             },
         )
         .map_err(std::io::Error::from)
         .and_then(|()| writeln!(out)),
-        Format::Text => write_history(&versions, out),
+        Format::Text => write_history(&versions, unrecorded_edit, out),
     };
+    edit?;
     Ok(())
 }
 
-fn write_history(versions: &[VersionMeta], out: &mut dyn Write) -> std::io::Result<()> {
-    if versions.is_empty() {
+fn write_history(
+    versions: &[VersionMeta],
+    unrecorded_edit: Option<&str>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if versions.is_empty() && unrecorded_edit.is_none() {
         return writeln!(out, "nothing saved yet");
     }
     for meta in versions {
@@ -240,6 +255,13 @@ fn write_history(versions: &[VersionMeta], out: &mut dyn Write) -> std::io::Resu
             meta.user,
             meta.origin.name(),
             meta.summary
+        )?;
+    }
+    if let Some(summary) = unrecorded_edit {
+        writeln!(
+            out,
+            "   -  {:<20}  {:<12} {:<9}  {summary} (recorded by the next save or apply)",
+            "now", "config dir", "hand edit"
         )?;
     }
     Ok(())
@@ -337,15 +359,28 @@ pub fn restore(
     }
 }
 
-/// `lbconsole export FILE`: the saved configuration in one archive.
-pub fn export(store: &Store, path: &Path, out: &mut dyn Write) -> Result<(), CommandError> {
-    let version = archive::export(store, path)?;
-    let _ = writeln!(out, "exported version {version} to {}", path.display());
+/// `lbconsole export FILE`: the saved configuration in one archive; `-` writes
+/// it to stdout, and then the report goes to `err`.
+pub fn export(
+    store: &Store,
+    path: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let place = archive::Place::of(path);
+    let version = archive::export(store, place)?;
+    let _ = match place {
+        archive::Place::File(path) => {
+            writeln!(out, "exported version {version} to {}", path.display())
+        }
+        archive::Place::Standard => writeln!(err, "exported version {version} to stdout"),
+    };
     Ok(())
 }
 
 /// `lbconsole import FILE [--expect-version N]`: the archive's configuration,
-/// validated first, becomes the saved configuration as a new version.
+/// validated first, becomes the saved configuration as a new version. `-`
+/// reads the archive from stdin.
 pub fn import(
     store: &Store,
     path: &Path,
@@ -353,7 +388,7 @@ pub fn import(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    match archive::import(store, path, expect_version) {
+    match archive::import(store, archive::Place::of(path), expect_version) {
         Ok(meta) => {
             let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
             Ok(())

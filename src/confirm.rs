@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::apply::{self, ApplyError, Plan, Progress};
+use crate::apply::{self, ApplyError, Mode, Plan, Progress, TearDown};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::archive::ArchiveFiles;
@@ -75,6 +75,9 @@ fn left(pending: &PendingApply) -> String {
 pub struct ApplyRequest {
     /// Print the plan and change nothing.
     pub dry_run: bool,
+    /// Apply even a configuration that takes away everything lbconsole runs
+    /// (`--yes`).
+    pub tear_down: TearDown,
     /// Seconds to wait for `lbconsole confirm`; `None` applies without a guard.
     pub confirm_timeout: Option<u64>,
     /// Refuse unless the saved version is this one.
@@ -119,7 +122,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             running.as_ref(),
             store.state_dir(),
             kernel,
-            true,
+            Mode::DryRun,
             &health,
             progress,
         )
@@ -173,7 +176,9 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         running.as_ref(),
         store.state_dir(),
         kernel,
-        false,
+        Mode::Apply {
+            tear_down: request.tear_down,
+        },
         &health,
         progress,
     )
@@ -239,11 +244,7 @@ fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find lbconsole itself: {e}"))?;
     let log_path = store.state_dir().join("guard.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log = open_log(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let mut command = Command::new(&exe);
     command
         .arg("--config-dir")
@@ -286,6 +287,29 @@ fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
             GUARD_START.as_secs()
         )),
     }
+}
+
+/// The guard's log, appended to: 0640 whatever the umask (it names users and
+/// addresses), never through a symbolic link, and only a regular file.
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(crate::store::atomic::FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = log.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other(format!(
+            "it is {}, not a regular file",
+            crate::store::atomic::special_kind(metadata.file_type())
+        )));
+    }
+    if metadata.permissions().mode() & 0o7777 != crate::store::atomic::FILE_MODE {
+        log.set_permissions(std::fs::Permissions::from_mode(crate::store::atomic::FILE_MODE))?;
+    }
+    Ok(log)
 }
 
 /// `lbconsole confirm`: keeps the pending apply. Refused after the deadline,
@@ -443,7 +467,10 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         Some(&applied),
         store.state_dir(),
         kernel,
-        false,
+        // What ran before comes back, even when that was nothing.
+        Mode::Apply {
+            tear_down: TearDown::Allow,
+        },
         health,
         &mut |progress| {
             if let Progress::Planned(plan) = progress {

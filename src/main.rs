@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use lbconsole::apply::TearDown;
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
 use lbconsole::store::Store;
@@ -67,6 +68,10 @@ enum Command {
         /// Refuse unless the saved configuration is version N.
         #[arg(long, value_name = "N")]
         expect_version: Option<u64>,
+        /// Apply even a configuration with no service, flow or address, which
+        /// removes everything lbconsole runs (refused without it).
+        #[arg(long)]
+        yes: bool,
     },
     /// Keep the apply that waits for confirmation.
     Confirm,
@@ -109,9 +114,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         expect_version: Option<u64>,
     },
-    /// Write the saved configuration to FILE, one archive (TOML).
+    /// Write the saved configuration to FILE, one archive (TOML); `-` is stdout.
+    /// FILE is replaced atomically; a device, FIFO or symbolic link is refused.
     Export { file: PathBuf },
-    /// Save the configuration of an archive made by `export`, validated first.
+    /// Save the configuration of an archive made by `export`, validated first;
+    /// `-` reads it from stdin (`lbconsole export - | ssh peer lbconsole import -`).
     Import {
         file: PathBuf,
         /// Refuse unless the saved configuration is version N.
@@ -224,12 +231,18 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             dry_run,
             confirm_timeout,
             expect_version,
+            yes,
         } => match connect().await {
             Ok(mut kernel) => {
                 let request = ApplyRequest {
                     dry_run,
                     confirm_timeout,
                     expect_version,
+                    tear_down: if yes {
+                        TearDown::Allow
+                    } else {
+                        TearDown::Refuse
+                    },
                     ..ApplyRequest::default()
                 };
                 cli::apply(
@@ -265,7 +278,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             version,
             expect_version,
         } => cli::restore(&store, version, expect_version, &mut out, &mut err),
-        Command::Export { file } => cli::export(&store, &file, &mut out),
+        Command::Export { file } => cli::export(&store, &file, &mut out, &mut err),
         Command::Import {
             file,
             expect_version,

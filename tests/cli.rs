@@ -56,7 +56,7 @@ fn an_unreadable_directory_exits_2_with_one_sentence() {
     assert!(output.stdout.is_empty());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "lbconsole: cannot read config directory /nonexistent/lbconsole: No such file or directory (os error 2)\n"
+        "lbconsole: the config directory /nonexistent/lbconsole does not exist; nothing was done (check --config-dir or LBCONSOLE_CONFIG_DIR)\n"
     );
 }
 
@@ -64,7 +64,9 @@ fn an_unreadable_directory_exits_2_with_one_sentence() {
 fn a_directory_without_config_files_exits_2() {
     let output = lbconsole(&["check", "--config-dir", "src"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no configuration in src"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(
+        "src holds none of network.conf, flows.conf and lvs.conf; nothing was done"
+    ));
 }
 
 #[test]

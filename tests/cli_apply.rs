@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use lbconsole::cli::{self, CommandError};
-use lbconsole::confirm::ApplyRequest;
+use lbconsole::apply::{ApplyError, TearDown};
+use lbconsole::confirm::{ApplyRequest, ConfirmError};
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
 
@@ -49,6 +50,15 @@ fn run(
     state_dir: &Path,
     kernel: &mut Fake,
 ) -> (Result<(), CommandError>, String) {
+    run_request(config_dir, state_dir, kernel, &ApplyRequest::default())
+}
+
+fn run_request(
+    config_dir: &Path,
+    state_dir: &Path,
+    kernel: &mut Fake,
+    request: &ApplyRequest,
+) -> (Result<(), CommandError>, String) {
     let mut out = Vec::new();
     let result = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -56,7 +66,7 @@ fn run(
         .block_on(cli::apply(
             config_dir,
             state_dir,
-            &ApplyRequest::default(),
+            request,
             kernel,
             &mut out,
             &mut Vec::new(),
@@ -164,7 +174,21 @@ fn skipped_flows_leave_no_table_and_removing_the_flows_removes_it() {
     result.expect("applies");
     assert!(kernel.firewall.table.is_some());
     std::fs::write(&flows, "").expect("flows.conf");
-    let (result, out) = run(&config.0, &state.0, &mut kernel);
+    // Nothing would be left running: that takes `--yes`.
+    let (result, _) = run(&config.0, &state.0, &mut kernel);
+    assert!(
+        matches!(
+            result,
+            Err(CommandError::Confirm(ConfirmError::Apply(ApplyError::TearsDown { changes: 1 })))
+        ),
+        "{result:?}"
+    );
+    assert!(kernel.firewall.table.is_some());
+    let yes = ApplyRequest {
+        tear_down: TearDown::Allow,
+        ..ApplyRequest::default()
+    };
+    let (result, out) = run_request(&config.0, &state.0, &mut kernel, &yes);
     result.expect("applies");
     assert_eq!(
         out,

@@ -435,21 +435,19 @@ fn confirm_without_a_pending_apply_says_so() {
 }
 
 #[test]
-fn files_and_directories_of_the_store_are_0640_and_0750() {
+fn files_and_directories_of_the_store_are_0640_and_0750_and_a_config_file_keeps_its_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dirs = Dirs::new("modes");
     dirs.write(&config(1));
     dirs.ok(&["save"]);
     dirs.write(&config(2));
     dirs.ok(&["save"]);
+    let lvs = dirs.config().join("lvs.conf");
+    std::fs::set_permissions(&lvs, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     dirs.ok(&["restore", "1"]);
     let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode(&dirs.state()), 0o750);
     assert_eq!(mode(&dirs.state().join("history/00000003")), 0o750);
     assert_eq!(mode(&dirs.state().join("history/00000003/lvs.conf")), 0o640);
-    assert_eq!(
-        mode(&dirs.config().join("lvs.conf")),
-        0o640,
-        "rewritten by the restore"
-    );
+    assert_eq!(mode(&lvs), 0o600, "the administrator's mode, kept by the restore");
 }

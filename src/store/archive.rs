@@ -1,31 +1,64 @@
 //! `lbconsole export FILE` / `import FILE`: one self-describing TOML document with
-//! the three files as text and where they came from.
+//! the three files as text, where they came from, and a checksum of the three.
 //!
 //! ```toml
 //! format = "lbconsole-archive"
-//! format_version = 1
+//! format_version = 2
 //! exported = "2025-11-21T13:20:00Z"
 //! version = 7                      # the saved version exported
 //! user = "alice"
 //! summary = "lvs.conf: +director web2; …"
+//! sha256 = "…"                     # of the three files: a cut or changed archive is refused
 //!
 //! [files]
 //! "network.conf" = """…"""
 //! "flows.conf" = """…"""
 //! "lvs.conf" = """…"""
 //! ```
+//!
+//! An archive must carry all three files: a missing one is a damaged archive,
+//! never an empty file. Format 1 (no checksum) is still read.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use super::StoreError;
-use super::atomic;
+use super::atomic::{self, Scratch};
 use super::versions::{Origin, Saved, Store, VersionMeta, now, parse_toml, refuse_invalid};
+use super::{ConfigFiles, Links, StoreError};
 use crate::config::ConfigFile;
 
 const FORMAT: &str = "lbconsole-archive";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+/// Archives of this format carry no checksum.
+const FORMAT_WITHOUT_CHECKSUM: u32 = 1;
+
+/// Where an archive is written or read: a file, or `-` for stdout and stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place<'a> {
+    File(&'a Path),
+    Standard,
+}
+
+impl<'a> Place<'a> {
+    pub fn of(path: &'a Path) -> Self {
+        if path == Path::new("-") {
+            Self::Standard
+        } else {
+            Self::File(path)
+        }
+    }
+
+    /// How errors and the history name it.
+    pub fn path(self) -> &'a Path {
+        match self {
+            Self::File(path) => path,
+            Self::Standard => Path::new("-"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +69,8 @@ pub struct Archive {
     pub version: u64,
     pub user: String,
     pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub files: ArchiveFiles,
 }
 
@@ -43,11 +78,11 @@ pub struct Archive {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveFiles {
-    #[serde(rename = "network.conf", default)]
+    #[serde(rename = "network.conf")]
     pub network: String,
-    #[serde(rename = "flows.conf", default)]
+    #[serde(rename = "flows.conf")]
     pub flows: String,
-    #[serde(rename = "lvs.conf", default)]
+    #[serde(rename = "lvs.conf")]
     pub lvs: String,
 }
 
@@ -79,6 +114,7 @@ impl Archive {
                 .as_ref()
                 .map(|m| m.summary.clone())
                 .unwrap_or_default(),
+            sha256: Some(checksum(&saved.files)),
             files: ArchiveFiles {
                 network: text(ConfigFile::Network)?,
                 flows: text(ConfigFile::Flows)?,
@@ -87,43 +123,102 @@ impl Archive {
         })
     }
 
-    /// Writes the archive to `path` atomically.
-    pub fn write(&self, path: &Path) -> Result<(), StoreError> {
+    /// Writes the archive to a regular file atomically, or to stdout. A
+    /// device, a FIFO or a symbolic link is refused: export never replaces one.
+    pub fn write(&self, place: Place<'_>) -> Result<(), StoreError> {
+        let path = place.path();
         let text = toml::to_string(self).map_err(|e| StoreError::Malformed {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        atomic::write_file(path, text.as_bytes()).map_err(|source| StoreError::Write {
+        let write_error = |source| StoreError::Write {
             path: path.to_owned(),
             source,
-        })
+        };
+        match place {
+            Place::Standard => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .map_err(write_error)
+            }
+            Place::File(path) => {
+                if let Ok(metadata) = std::fs::symlink_metadata(path)
+                    && !metadata.is_file()
+                {
+                    return Err(StoreError::NotRegular {
+                        path: path.to_owned(),
+                        kind: atomic::special_kind(metadata.file_type()),
+                    });
+                }
+                atomic::write_file(path, text.as_bytes(), Scratch::Unrecorded).map_err(write_error)
+            }
+        }
     }
 
-    /// Reads an archive; anything that is not one is refused with the reason.
-    pub fn read(path: &Path) -> Result<Archive, StoreError> {
-        let bytes = super::read_capped(path)?.ok_or_else(|| StoreError::File {
+    /// Reads an archive; anything that is not one, or one cut short or changed,
+    /// is refused with the reason.
+    pub fn read(place: Place<'_>) -> Result<Archive, StoreError> {
+        let path = place.path();
+        let bytes = match place {
+            Place::Standard => super::read_all_capped(std::io::stdin().lock(), path)?,
+            Place::File(path) => {
+                super::read_capped(path, Links::Follow)?.ok_or_else(|| StoreError::File {
+                    path: path.to_owned(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?
+            }
+        };
+        Self::parse(path, &bytes)
+    }
+
+    /// The archive in `bytes`, read from `path`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Archive, StoreError> {
+        let malformed = |message: String| StoreError::Malformed {
             path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })?;
-        let archive: Archive = parse_toml(path, &bytes)?;
-        if archive.format != FORMAT || archive.format_version != FORMAT_VERSION {
-            return Err(StoreError::Malformed {
-                path: path.to_owned(),
-                message: format!(
-                    "not an lbconsole archive of format {FORMAT_VERSION} (format `{}`, version {})",
-                    archive.format, archive.format_version
-                ),
-            });
+            message,
+        };
+        let archive: Archive = parse_toml(path, bytes)?;
+        if archive.format != FORMAT
+            || !(FORMAT_WITHOUT_CHECKSUM..=FORMAT_VERSION).contains(&archive.format_version)
+        {
+            return Err(malformed(format!(
+                "not an lbconsole archive of format {FORMAT_WITHOUT_CHECKSUM} to {FORMAT_VERSION} (format `{}`, version {})",
+                archive.format, archive.format_version
+            )));
+        }
+        let expected = match (&archive.sha256, archive.format_version) {
+            (Some(sum), _) => sum,
+            (None, FORMAT_WITHOUT_CHECKSUM) => return Ok(archive),
+            (None, _) => return Err(malformed("the archive has no `sha256`; is it cut short?".to_owned())),
+        };
+        if *expected != checksum(&archive.files.to_files()) {
+            return Err(malformed(
+                "the files do not match the archive's sha256: it was cut short or changed; nothing was imported".to_owned(),
+            ));
         }
         Ok(archive)
     }
 }
 
+/// The SHA-256 of the three files, each as its name, its length and its bytes,
+/// in hex.
+fn checksum(files: &ConfigFiles) -> String {
+    let mut hash = Sha256::new();
+    for (name, bytes) in files.named() {
+        hash.update(name.as_bytes());
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes the saved configuration to the archive `path`; returns the version
 /// written.
-pub fn export(store: &Store, path: &Path) -> Result<u64, StoreError> {
+pub fn export(store: &Store, place: Place<'_>) -> Result<u64, StoreError> {
     let saved = store.saved()?;
-    Archive::of(&saved, path)?.write(path)?;
+    Archive::of(&saved, place.path())?.write(place)?;
     Ok(saved.version)
 }
 
@@ -132,15 +227,18 @@ pub fn export(store: &Store, path: &Path) -> Result<u64, StoreError> {
 /// one). A configuration with errors is refused before anything is written.
 pub fn import(
     store: &Store,
-    path: &Path,
+    place: Place<'_>,
     expect_version: Option<u64>,
 ) -> Result<VersionMeta, StoreError> {
-    let archive = Archive::read(path)?;
+    let archive = Archive::read(place)?;
     let files = archive.files.to_files();
     refuse_invalid(&files, "imported")?;
+    let source = match place {
+        Place::File(path) => path.display().to_string(),
+        Place::Standard => "stdin".to_owned(),
+    };
     let hint = format!(
-        "import of {} (version {} of {})",
-        path.display(),
+        "import of {source} (version {} of {})",
         archive.version,
         archive.exported
     );

@@ -18,6 +18,7 @@ pub struct Lock {
     _file: File,
 }
 
+/// Opens the lock file, created if missing, never through a symbolic link.
 fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -25,6 +26,7 @@ fn open(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
 }
 
@@ -57,6 +59,23 @@ impl Lock {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A shared lock on `path` for a reader, which waits out a writer;
+    /// `None` when there is no lock file (and so no store to read). Creates
+    /// nothing.
+    pub fn shared_if_exists(path: &Path) -> io::Result<Option<Lock>> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        flock(&file, libc::LOCK_SH)?;
+        Ok(Some(Lock { _file: file }))
     }
 
     /// Whether some process holds the lock on `path`; `false` when there is no

@@ -8,11 +8,16 @@
 //!             history/N/                         every version: the three files and meta.toml
 //!             running -> running.ID/             what the kernel runs (swapped by one rename)
 //!             pending/                           an apply waiting for `lbconsole confirm`
+//!             journal                            names a writer is creating (atomic.rs)
 //! ```
 //!
-//! The three files are read where a missing file counts as empty and an unreadable
-//! one is an error. Every write is atomic (atomic.rs); versions.rs keeps the
-//! history with optimistic concurrency; pending.rs records an unconfirmed apply.
+//! Of the three files, a missing one counts as empty, but a config dir that does
+//! not exist or holds none of them is an error: a typo in `--config-dir` must
+//! never read as "run nothing". An unreadable file is an error, and so is one
+//! that is not a regular file (a FIFO would hang the reader, a device never
+//! ends). Every write is atomic (atomic.rs); versions.rs keeps the history with
+//! optimistic concurrency; pending.rs records an unconfirmed apply. Files of the
+//! state dir are opened without following symbolic links.
 
 pub mod archive;
 pub mod atomic;
@@ -38,6 +43,8 @@ const MAX_FILE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("the config directory {} does not exist; nothing was done (check --config-dir or LBCONSOLE_CONFIG_DIR)", dir.display())]
+    NoDir { dir: PathBuf },
     #[error("cannot read config directory {}: {source}", dir.display())]
     Dir {
         dir: PathBuf,
@@ -55,8 +62,16 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("no configuration in {}: expected network.conf, flows.conf or lvs.conf", dir.display())]
+    #[error("cannot write {}: {source}; {}", path.display(), if undo_failures.is_empty() { "the config directory was left as it was, and nothing was saved".to_owned() } else { format!("putting back the files already written failed too ({}), so the config directory is part-way", undo_failures.join("; ")) })]
+    ConfigDirWrite {
+        path: PathBuf,
+        source: std::io::Error,
+        undo_failures: Vec<String>,
+    },
+    #[error("{} holds none of network.conf, flows.conf and lvs.conf; nothing was done (create them, even empty, to run an empty configuration)", dir.display())]
     Empty { dir: PathBuf },
+    #[error("{} is {kind}, not a regular file; lbconsole reads and writes only regular files", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{}: {message}", path.display())]
     Malformed { path: PathBuf, message: String },
     #[error("configuration changed by {user} at {time} (version {version}); reload or merge")]
@@ -100,10 +115,17 @@ impl ConfigFiles {
         }
     }
 
+    /// The three files of a config dir; an error when the directory is missing
+    /// or holds none of them.
     pub fn read(dir: &Path) -> Result<Self, StoreError> {
-        let metadata = std::fs::metadata(dir).map_err(|source| StoreError::Dir {
-            dir: dir.to_owned(),
-            source,
+        let metadata = std::fs::metadata(dir).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NoDir {
+                dir: dir.to_owned(),
+            },
+            _ => StoreError::Dir {
+                dir: dir.to_owned(),
+                source,
+            },
         })?;
         if !metadata.is_dir() {
             return Err(StoreError::Dir {
@@ -115,7 +137,7 @@ impl ConfigFiles {
         let mut found = false;
         for file in ConfigFile::ALL {
             let path = dir.join(file.file_name());
-            if let Some(bytes) = read_capped(&path)? {
+            if let Some(bytes) = read_capped(&path, Links::Follow)? {
                 found = true;
                 *files.slot(file) = bytes;
             }
@@ -128,22 +150,44 @@ impl ConfigFiles {
         Ok(files)
     }
 
-    /// The configuration last applied to the kernel, if any was.
+    /// The configuration last applied to the kernel; `None` before the first
+    /// apply. `running` must be our link to a directory of the state dir.
     pub fn read_running(state_dir: &Path) -> Result<Option<Self>, StoreError> {
-        let dir = running_dir(state_dir);
-        if !dir.is_dir() {
-            return Ok(None);
+        let link = running_dir(state_dir);
+        match std::fs::symlink_metadata(&link) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StoreError::File { path: link, source }),
+            Ok(_) => {}
         }
-        match Self::read(&dir) {
-            Ok(files) => Ok(Some(files)),
-            Err(StoreError::Empty { .. }) => Ok(None),
-            Err(error) => Err(error),
+        let dir = atomic::linked_dir(&link).map_err(|source| StoreError::File {
+            path: link.clone(),
+            source,
+        })?;
+        Self::read_whole(&dir).map(Some)
+    }
+
+    /// The three files of a directory lbconsole wrote (a version, what runs):
+    /// each must be there, as a regular file, or the directory is damaged.
+    pub fn read_whole(dir: &Path) -> Result<Self, StoreError> {
+        let mut files = Self::default();
+        for file in ConfigFile::ALL {
+            let path = dir.join(file.file_name());
+            *files.slot(file) =
+                read_capped(&path, Links::Refuse)?.ok_or_else(|| StoreError::File {
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "missing from a directory lbconsole wrote whole",
+                    ),
+                })?;
         }
+        Ok(files)
     }
 
     /// Records these files as what the kernel now runs: the three are written
     /// into a new directory and `running` is switched to it by one rename, so a
-    /// reader (or a crash) sees all three old files or all three new ones.
+    /// reader (or a crash) sees all three old files or all three new ones. The
+    /// caller holds the store's lock.
     pub fn write_running(&self, state_dir: &Path) -> Result<(), StoreError> {
         let link = running_dir(state_dir);
         let write_error = |source| StoreError::Write {
@@ -151,37 +195,14 @@ impl ConfigFiles {
             source,
         };
         atomic::create_dir_all(state_dir).map_err(write_error)?;
-        atomic::replace_linked_dir(&link, &self.named()).map_err(write_error)
-    }
-
-    /// Writes the three files into `dir`, each replaced atomically.
-    pub fn write_each(&self, dir: &Path) -> Result<(), StoreError> {
-        for (name, bytes) in self.named() {
-            let path = dir.join(name);
-            atomic::write_file(&path, bytes)
-                .map_err(|source| StoreError::Write { path, source })?;
-        }
-        Ok(())
+        let journal = state_dir.join(JOURNAL);
+        atomic::replace_linked_dir(&link, &self.named(), atomic::Scratch::Journal(&journal))
+            .map_err(write_error)
     }
 
     /// (file name, bytes) of each of the three files.
     pub fn named(&self) -> [(&'static str, &[u8]); 3] {
         ConfigFile::ALL.map(|file| (file.file_name(), self.get(file)))
-    }
-
-    /// Like [`ConfigFiles::read`], but a directory without any of the three
-    /// files (or no directory) is an empty configuration.
-    pub fn read_or_empty(dir: &Path) -> Result<Self, StoreError> {
-        match Self::read(dir) {
-            Ok(files) => Ok(files),
-            Err(StoreError::Empty { .. }) => Ok(Self::default()),
-            Err(StoreError::Dir { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(Self::default())
-            }
-            Err(error) => Err(error),
-        }
     }
 
     pub fn get(&self, file: ConfigFile) -> &[u8] {
@@ -204,29 +225,90 @@ impl ConfigFiles {
 /// The name in the state dir of what the kernel runs.
 pub const RUNNING: &str = "running";
 
+/// The names the store's writers create, written down first (atomic.rs).
+pub const JOURNAL: &str = "journal";
+
 fn running_dir(state_dir: &Path) -> PathBuf {
     state_dir.join(RUNNING)
 }
 
-/// The file's bytes, `None` when it does not exist.
-pub fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let file_error = |source| StoreError::File {
-        path: path.to_owned(),
-        source,
-    };
-    let file = match std::fs::File::open(path) {
+/// Whether opening a file may follow a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// An administrator's file (a configuration, an archive): a link is theirs.
+    Follow,
+    /// A file of the state dir, which only lbconsole writes: a link there is
+    /// someone else's, and is refused.
+    Refuse,
+}
+
+/// Opens `path` for reading without blocking on a FIFO or a device, and refuses
+/// anything that is not a regular file. `None` when it does not exist.
+pub fn open_regular(path: &Path, links: Links) -> Result<Option<std::fs::File>, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+    {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(file_error(e)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StoreError::NotRegular {
+                path: path.to_owned(),
+                kind: "a symbolic link",
+            });
+        }
+        Err(source) => {
+            return Err(StoreError::File {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
+    let file_type = file
+        .metadata()
+        .map_err(|source| StoreError::File {
+            path: path.to_owned(),
+            source,
+        })?
+        .file_type();
+    if !file_type.is_file() {
+        return Err(StoreError::NotRegular {
+            path: path.to_owned(),
+            kind: atomic::special_kind(file_type),
+        });
+    }
+    Ok(Some(file))
+}
+
+/// The bytes of the regular file `path`, `None` when it does not exist.
+pub fn read_capped(path: &Path, links: Links) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(file) = open_regular(path, links)? else {
+        return Ok(None);
+    };
+    read_all_capped(file, path).map(Some)
+}
+
+/// Everything `reader` gives, refused beyond [`MAX_FILE_BYTES`]; `path` names it
+/// in errors.
+pub fn read_all_capped(reader: impl Read, path: &Path) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    reader
+        .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(file_error)?;
+        .map_err(|source| StoreError::File {
+            path: path.to_owned(),
+            source,
+        })?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(StoreError::TooLarge {
             path: path.to_owned(),
         });
     }
-    Ok(Some(bytes))
+    Ok(bytes)
 }

@@ -14,10 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::archive::ArchiveFiles;
-use super::atomic;
+use super::atomic::{self, Scratch};
 use super::lock::Lock;
 use super::versions::{Locked, parse_toml};
-use super::{ConfigFiles, StoreError};
+use super::{ConfigFiles, JOURNAL, Links, StoreError};
 
 const DIR: &str = "pending";
 const RECORD: &str = "pending.toml";
@@ -81,7 +81,7 @@ impl PendingApply {
     /// The pending apply, if there is one.
     pub fn read(state_dir: &Path) -> Result<Option<PendingApply>, StoreError> {
         let path = dir(state_dir).join(RECORD);
-        match super::read_capped(&path)? {
+        match super::read_capped(&path, Links::Refuse)? {
             None => Ok(None),
             Some(bytes) => parse_toml(&path, &bytes).map(Some),
         }
@@ -91,7 +91,9 @@ impl PendingApply {
     pub fn create(&self, _locked: &Locked, state_dir: &Path) -> Result<(), StoreError> {
         let dir = dir(state_dir);
         let text = self.text(&dir)?;
-        atomic::create_dir_with(&dir, &[(RECORD, text.as_bytes()), (GUARD_LOCK, b"")])
+        let journal = state_dir.join(JOURNAL);
+        let files = [(RECORD, text.as_bytes()), (GUARD_LOCK, b"".as_slice())];
+        atomic::create_dir_with(&dir, &files, Scratch::Journal(&journal))
             .map_err(|source| StoreError::Write { path: dir, source })
     }
 
@@ -99,7 +101,8 @@ impl PendingApply {
     pub fn update(&self, _locked: &Locked, state_dir: &Path) -> Result<(), StoreError> {
         let path = dir(state_dir).join(RECORD);
         let text = self.text(&path)?;
-        atomic::write_file(&path, text.as_bytes())
+        let journal = state_dir.join(JOURNAL);
+        atomic::write_file(&path, text.as_bytes(), Scratch::Journal(&journal))
             .map_err(|source| StoreError::Write { path, source })
     }
 
@@ -113,7 +116,8 @@ impl PendingApply {
     /// Forgets the pending apply (confirmed, or rolled back).
     pub fn remove(_locked: &Locked, state_dir: &Path) -> Result<(), StoreError> {
         let dir = dir(state_dir);
-        atomic::remove_dir(&dir).map_err(|source| StoreError::Write { path: dir, source })
+        let journal = state_dir.join(JOURNAL);
+        atomic::remove_dir(&dir, Scratch::Journal(&journal)).map_err(|source| StoreError::Write { path: dir, source })
     }
 
     /// Takes the guard's lock of the pending apply: `None` when another guard

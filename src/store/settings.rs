@@ -49,7 +49,7 @@ impl Settings {
     /// Reads `lbconsole.toml` from `config_dir`; the defaults when it is missing.
     pub fn load(config_dir: &Path) -> Result<Settings, StoreError> {
         let path = config_dir.join(FILE_NAME);
-        let settings: Settings = match super::read_capped(&path)? {
+        let settings: Settings = match super::read_capped(&path, super::Links::Follow)? {
             None => return Ok(Settings::default()),
             Some(bytes) => parse_toml(&path, &bytes)?,
         };
@@ -65,7 +65,7 @@ impl Settings {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        atomic::write_file(&path, text.as_bytes())
+        atomic::write_file(&path, text.as_bytes(), atomic::Scratch::Unrecorded)
             .map_err(|source| StoreError::Write { path, source })
     }
 }

@@ -24,10 +24,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic;
+use super::atomic::{self, Scratch};
 use super::lock::Lock;
 use super::summary::summarize;
-use super::{ConfigFiles, RUNNING, StoreError};
+use super::{ConfigFiles, JOURNAL, Links, RUNNING, StoreError};
 use crate::config;
 
 const HISTORY: &str = "history";
@@ -75,7 +75,7 @@ pub struct VersionMeta {
 }
 
 /// The saved configuration: the config dir as the newest version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Saved {
     /// 0 when nothing was ever saved (and the config dir is empty).
     pub version: u64,
@@ -123,6 +123,7 @@ pub struct RollbackRecord {
 pub struct Store {
     config_dir: PathBuf,
     state_dir: PathBuf,
+    journal: PathBuf,
 }
 
 /// Proof that the caller holds the store's lock.
@@ -150,6 +151,7 @@ impl Store {
         Ok(Store {
             config_dir: config_dir.to_owned(),
             state_dir: state_dir.to_owned(),
+            journal: state_dir.join(JOURNAL),
         })
     }
 
@@ -172,6 +174,11 @@ impl Store {
         Ok(locked)
     }
 
+    /// Where the writers holding the lock write down the names they create.
+    pub fn scratch<'a>(&'a self, _locked: &Locked) -> Scratch<'a> {
+        Scratch::Journal(&self.journal)
+    }
+
     fn recover(&self, locked: &Locked) -> Result<(), StoreError> {
         let mut state = self.state()?;
         if let Some(version) = state.writing_config_dir {
@@ -179,22 +186,62 @@ impl Store {
             // happened and the config dir is untouched; after, it is completed.
             if self.version_dir(version).is_dir() {
                 tracing::warn!(version, "finishing a save that was interrupted");
-                self.version(version)?.write_each(&self.config_dir)?;
+                let previous = self.files_of(version - 1)?;
+                let files = self.version(version)?;
+                if let Err(error) = self.write_config_dir(locked, &files, &previous) {
+                    // The config dir is back at the version before: so must the history be.
+                    tracing::error!(version, %error, "cannot finish the interrupted save; it is undone");
+                    let dir = self.version_dir(version);
+                    atomic::remove_dir(&dir, self.scratch(locked)).map_err(write_error(&dir))?;
+                }
             }
             state.writing_config_dir = None;
             self.write_state(locked, &state)?;
         }
-        let history = self.state_dir.join(HISTORY);
-        atomic::remove_leftovers(&history, &[]).map_err(write_error(&history))?;
-        atomic::remove_leftovers(&self.state_dir, &[RUNNING])
-            .map_err(write_error(&self.state_dir))?;
-        atomic::remove_leftovers(&self.config_dir, &[]).map_err(write_error(&self.config_dir))
+        atomic::remove_recorded(&self.journal, &[self.state_dir.join(RUNNING)])
+            .map_err(write_error(&self.journal))
+    }
+
+    /// Brings the config dir from `previous` to `files`, all three or none: a
+    /// file that cannot be replaced (a link, a device, a bind mount) leaves the
+    /// ones already replaced put back, and says which failed.
+    fn write_config_dir(
+        &self,
+        locked: &Locked,
+        files: &ConfigFiles,
+        previous: &ConfigFiles,
+    ) -> Result<(), StoreError> {
+        atomic::create_dir_all(&self.config_dir).map_err(write_error(&self.config_dir))?;
+        let scratch = self.scratch(locked);
+        let changed: Vec<_> = config::ConfigFile::ALL
+            .into_iter()
+            .filter(|&file| files.get(file) != previous.get(file))
+            .collect();
+        for (index, &file) in changed.iter().enumerate() {
+            let path = self.config_dir.join(file.file_name());
+            let Err(source) = atomic::write_file(&path, files.get(file), scratch) else {
+                continue;
+            };
+            let mut undo_failures = Vec::new();
+            for &done in &changed[..index] {
+                let path = self.config_dir.join(done.file_name());
+                if let Err(error) = atomic::write_file(&path, previous.get(done), scratch) {
+                    undo_failures.push(format!("{}: {error}", path.display()));
+                }
+            }
+            return Err(StoreError::ConfigDirWrite {
+                path,
+                source,
+                undo_failures,
+            });
+        }
+        Ok(())
     }
 
     /// `state.toml`; the default when there is none yet.
     pub fn state(&self) -> Result<State, StoreError> {
         let path = self.state_dir.join(STATE);
-        match super::read_capped(&path)? {
+        match super::read_capped(&path, Links::Refuse)? {
             None => Ok(State::default()),
             Some(bytes) => parse_toml(&path, &bytes),
         }
@@ -203,7 +250,7 @@ impl Store {
     pub fn write_state(&self, _locked: &Locked, state: &State) -> Result<(), StoreError> {
         let path = self.state_dir.join(STATE);
         let text = toml::to_string(state).map_err(|e| malformed(&path, e))?;
-        atomic::write_file(&path, text.as_bytes()).map_err(write_error(&path))
+        atomic::write_file(&path, text.as_bytes(), self.scratch(_locked)).map_err(write_error(&path))
     }
 
     /// The newest version number, 0 when there is none.
@@ -241,13 +288,13 @@ impl Store {
                 latest: self.latest()?,
             });
         }
-        ConfigFiles::read_or_empty(&dir)
+        ConfigFiles::read_whole(&dir)
     }
 
     /// What `history` says of version `number`.
     pub fn meta(&self, number: u64) -> Result<VersionMeta, StoreError> {
         let path = self.version_dir(number).join(META);
-        match super::read_capped(&path)? {
+        match super::read_capped(&path, Links::Refuse)? {
             Some(bytes) => parse_toml(&path, &bytes),
             None => Err(StoreError::NoVersion {
                 version: number,
@@ -269,14 +316,14 @@ impl Store {
     pub fn peek(&self) -> Result<ConfigFiles, StoreError> {
         match self.state()?.writing_config_dir {
             Some(version) if self.version_dir(version).is_dir() => self.version(version),
-            _ => ConfigFiles::read_or_empty(&self.config_dir),
+            _ => ConfigFiles::read(&self.config_dir),
         }
     }
 
     /// [`Store::saved`] for a caller that holds the lock already.
     pub fn sync_locked(&self, locked: &Locked) -> Result<Saved, StoreError> {
         let latest = self.latest()?;
-        let files = ConfigFiles::read_or_empty(&self.config_dir)?;
+        let files = ConfigFiles::read(&self.config_dir)?;
         if latest > 0 && self.version(latest)? == files {
             return Ok(Saved {
                 version: latest,
@@ -356,7 +403,19 @@ impl Store {
     ) -> Result<VersionMeta, StoreError> {
         refuse_invalid(files, "saved")?;
         let locked = self.lock()?;
-        let current = self.sync_locked(&locked)?;
+        let current = match self.sync_locked(&locked) {
+            // Writing a whole configuration (re)creates the config dir: a lost
+            // /etc/lbconsole comes back with `restore`, a new one with `import`.
+            Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) => {
+                let version = self.latest()?;
+                Saved {
+                    version,
+                    files: self.files_of(version)?,
+                    meta: (version > 0).then(|| self.meta(version)).transpose()?,
+                }
+            }
+            current => current?,
+        };
         self.check_expected(&current, expect_version)?;
         if let Some(meta) = current.meta.filter(|_| current.files == *files) {
             return Ok(meta);
@@ -431,11 +490,21 @@ impl Store {
         )
     }
 
-    /// Every version, oldest first (a hand edit is recorded first).
+    /// Every version, oldest first. A read: it takes the lock only shared (when
+    /// there is one), records nothing and creates nothing.
     pub fn history(&self) -> Result<Vec<VersionMeta>, StoreError> {
-        let locked = self.lock()?;
-        self.sync_locked(&locked)?;
+        let path = self.state_dir.join(LOCK);
+        let _shared = Lock::shared_if_exists(&path).map_err(read_error(&path))?;
         self.numbers()?.into_iter().map(|n| self.meta(n)).collect()
+    }
+
+    /// What a hand edit changed in the config dir since the newest version, not
+    /// recorded yet (the next command that takes the lock records it); `None`
+    /// when the config dir is the newest version.
+    pub fn unrecorded_edit(&self) -> Result<Option<String>, StoreError> {
+        let files = self.peek()?;
+        let previous = self.files_of(self.latest()?)?;
+        Ok((files != previous).then(|| summarize(&previous, &files)))
     }
 
     /// What the kernel runs, as last applied; `None` before the first apply.
@@ -476,7 +545,12 @@ impl Store {
         (user, time): (String, String),
     ) -> Result<VersionMeta, StoreError> {
         let changes = summarize(previous, files);
-        let number = latest + 1;
+        let number = latest.checked_add(1).ok_or_else(|| StoreError::Malformed {
+            path: self.state_dir.join(HISTORY),
+            message: format!(
+                "holds version {latest}, the largest number there can be; nothing was saved"
+            ),
+        })?;
         let meta = VersionMeta {
             number,
             time,
@@ -491,10 +565,12 @@ impl Store {
         let meta_text = toml::to_string(&meta).map_err(|e| malformed(&dir, e))?;
         let [network, flows, lvs] = files.named();
         let version_files = [network, flows, lvs, (META, meta_text.as_bytes())];
-        if ConfigFiles::read_or_empty(&self.config_dir)? == *files {
+        let scratch = self.scratch(locked);
+        let on_disk = ConfigFiles::read(&self.config_dir).ok();
+        if on_disk.as_ref() == Some(files) {
             // The config dir holds it already (`lbconsole save`): the rename of
             // the version directory is the whole commit.
-            atomic::create_dir_with(&dir, &version_files).map_err(write_error(&dir))?;
+            atomic::create_dir_with(&dir, &version_files, scratch).map_err(write_error(&dir))?;
             return Ok(meta);
         }
         // The intent goes first: killed after the version appears but before the
@@ -503,12 +579,15 @@ impl Store {
         let mut state = self.state()?;
         state.writing_config_dir = Some(number);
         self.write_state(locked, &state)?;
-        atomic::create_dir_with(&dir, &version_files).map_err(write_error(&dir))?;
-        atomic::create_dir_all(&self.config_dir).map_err(write_error(&self.config_dir))?;
-        files.write_each(&self.config_dir)?;
+        atomic::create_dir_with(&dir, &version_files, scratch).map_err(write_error(&dir))?;
+        let written = self.write_config_dir(locked, files, &on_disk.unwrap_or_default());
+        if written.is_err() {
+            // The config dir is as it was: the version it would have been goes.
+            atomic::remove_dir(&dir, scratch).map_err(write_error(&dir))?;
+        }
         state.writing_config_dir = None;
         self.write_state(locked, &state)?;
-        Ok(meta)
+        written.map(|()| meta)
     }
 }
 
@@ -536,7 +615,20 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     let text = std::str::from_utf8(bytes).map_err(|e| malformed(path, e))?;
-    toml::from_str(text).map_err(|e| malformed(path, e))
+    toml::from_str(text).map_err(|e| {
+        // Where and what, never the offending line itself: the file may not be
+        // lbconsole's at all (`import /etc/shadow` must not print a hash).
+        let place = e
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| {
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        malformed(path, format!("{place}{}", e.message()))
+    })
 }
 
 /// Who is acting: `SUDO_USER` (the admin behind sudo), else the login name of

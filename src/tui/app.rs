@@ -18,6 +18,7 @@ use super::engine::{
 };
 use super::keymap::{Command, Key, Keymap};
 use super::theme::Theme;
+use crate::apply::TearDown;
 use crate::config::{ConfigFile, Diagnostic, Severity};
 use crate::plan::ipvs::ServiceKey;
 use crate::store::{self, ConfigFiles, Saved, VersionMeta};
@@ -1240,7 +1241,15 @@ impl App {
             Overlay::Plan { preview, scroll } => {
                 if yes {
                     self.busy = Some(Busy::Applying);
-                    return vec![Effect::Engine(Request::Apply(self.buffers()))];
+                    let tear_down = if preview.tears_down {
+                        TearDown::Allow
+                    } else {
+                        TearDown::Refuse
+                    };
+                    return vec![Effect::Engine(Request::Apply {
+                        files: self.buffers(),
+                        tear_down,
+                    })];
                 } else if !cancel && code != KeyCode::Char('n') {
                     let scroll = scrolled(scroll).unwrap_or(scroll);
                     self.overlay = Some(Overlay::Plan { preview, scroll });

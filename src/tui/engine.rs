@@ -40,15 +40,15 @@ pub struct Loaded {
 }
 
 /// The saved configuration (a hand edit of the config dir recorded as a version
-/// first) and the running copy. A config dir that does not exist yet, or holds
-/// none of the files, is an empty configuration: the console is where one
-/// writes the first.
+/// first) and the running copy. On an appliance where nothing was ever saved, a
+/// config dir that does not exist yet, or holds none of the files, is an empty
+/// configuration: the console is where one writes the first. Once a version
+/// exists, it is an error, as for every command.
 pub fn load(paths: &Paths) -> Result<Loaded, StoreError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
     let (saved, version) = match store.saved() {
         Ok(saved) => (saved.files, saved.version),
-        Err(StoreError::Empty { .. }) => (ConfigFiles::default(), 0),
-        Err(StoreError::Dir { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) if store.latest()? == 0 => {
             (ConfigFiles::default(), 0)
         }
         Err(error) => return Err(error),
@@ -79,7 +79,13 @@ pub fn save(
     expected: &ConfigFiles,
 ) -> Result<Saved, SaveError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let saved = store.saved()?;
+    let saved = match store.saved() {
+        // The first configuration of a new appliance: the save creates the files.
+        Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) if store.latest()? == 0 => {
+            Saved::default()
+        }
+        saved => saved?,
+    };
     if let Some(file) = ConfigFile::ALL
         .into_iter()
         .find(|&file| saved.files.get(file) != expected.get(file))
@@ -237,7 +243,7 @@ fn export(paths: &Paths, path: &Path) -> Result<(u64, PathBuf), StoreError> {
         path: path.to_owned(),
         source,
     })?;
-    let version = archive::export(&store, &path)?;
+    let version = archive::export(&store, archive::Place::File(&path))?;
     Ok((version, path))
 }
 
@@ -282,6 +288,9 @@ pub struct Facts {
 pub struct PlanPreview {
     /// One kernel operation per line, as `apply --dry-run` prints them.
     pub operations: Vec<String>,
+    /// The plan takes away everything lbconsole runs; a yes to this preview is
+    /// the administrator's say-so, as `--yes` is on the command line.
+    pub tears_down: bool,
 }
 
 /// The outcome of an apply.
@@ -299,7 +308,10 @@ pub enum Request {
     Observe,
     Facts,
     Plan(ConfigFiles),
-    Apply(ConfigFiles),
+    Apply {
+        files: ConfigFiles,
+        tear_down: apply::TearDown,
+    },
     Save {
         files: ConfigFiles,
         expected: ConfigFiles,
@@ -364,7 +376,9 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::Observe => Action::Observed(Box::new(self.observe().await)),
             Request::Facts => Action::Facts(Box::new(self.facts())),
             Request::Plan(files) => Action::Planned(self.plan(&files).await),
-            Request::Apply(files) => Action::Applied(self.apply(&files).await),
+            Request::Apply { files, tear_down } => {
+                Action::Applied(self.apply(&files, tear_down).await)
+            }
             Request::Save { files, expected } => Action::Saved(
                 blocking(move || save(&paths, &files, &expected).map_err(Refusal::from)).await,
             ),
@@ -403,7 +417,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             } => Action::Replaced(Box::new(
                 blocking(move || {
                     replace(&paths, |store| {
-                        archive::import(store, &path, Some(expect_version))
+                        archive::import(store, archive::Place::File(&path), Some(expect_version))
                     })
                 })
                 .await,
@@ -512,7 +526,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             running.as_ref(),
             &self.paths.state_dir,
             &mut self.kernel,
-            true,
+            apply::Mode::DryRun,
             &health,
             &mut |_| {},
         )
@@ -521,19 +535,25 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         self.refuse_missing_modules(files)?;
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
+            tears_down: plan.tears_down,
         })
     }
 
     /// Carries the plan out as one transaction, through the store like
     /// `lbconsole apply`, which plans again (the kernel may have moved since
     /// the preview).
-    async fn apply(&mut self, files: &ConfigFiles) -> Result<Applied, String> {
+    async fn apply(
+        &mut self,
+        files: &ConfigFiles,
+        tear_down: apply::TearDown,
+    ) -> Result<Applied, String> {
         self.refuse_missing_modules(files)?;
         let store = Store::open(&self.paths.config_dir, &self.paths.state_dir)
             .map_err(|e| e.to_string())?;
         let request = ApplyRequest {
             files: Some(files.clone()),
             confirm_timeout: self.confirm_timeout,
+            tear_down,
             health: HealthSource::Known(self.daemon_health().await),
             ..ApplyRequest::default()
         };

@@ -1003,6 +1003,13 @@ fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, sty
                 .map(|op| Line::raw(op.clone()))
                 .collect();
             lines.push(Line::raw(""));
+            if preview.tears_down {
+                lines.push(Line::styled(
+                    "This configuration has no service, flow or address: applying it \
+                     removes everything lbconsole runs.",
+                    styles.error,
+                ));
+            }
             lines.push(Line::styled(
                 "A failed step undoes the whole apply. Once applied, confirm before the \
                  countdown ends, or the previous configuration comes back.",
