@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
-use lbconsole::store::Store;
+use lbconsole::store::{Store, settings};
 use lbconsole::{cli, daemon, sandbox, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
@@ -60,9 +60,14 @@ enum Command {
         /// Print the plan, one operation per line (or `no changes`), and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Wait S seconds for `lbconsole confirm`, then restore the previous
-        /// running configuration; a guard process does it even if this session dies.
-        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        /// Wait S seconds (10 to 3600) for `lbconsole confirm`, then restore the
+        /// previous running configuration; a guard process does it even if this
+        /// session dies.
+        #[arg(
+            long,
+            value_name = "S",
+            value_parser = clap::value_parser!(u64).range(settings::CONFIRM_TIMEOUTS)
+        )]
         confirm_timeout: Option<u64>,
         /// Refuse unless the saved configuration is version N.
         #[arg(long, value_name = "N")]
