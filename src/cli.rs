@@ -17,6 +17,7 @@ use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
 use crate::store::versions::{RollbackRecord, RunningRecord, rfc3339};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError, VersionMeta, archive, plural};
+use crate::text::Printable;
 
 /// Exit statuses of `lbconsole check`.
 pub const EXIT_VALID: u8 = 0;
@@ -227,6 +228,8 @@ pub fn history(store: &Store, format: Format, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
+/// One line per version: the user and summary come from the environment and
+/// from archives, and are escaped so that neither can start a line of its own.
 fn write_history(versions: &[VersionMeta], out: &mut dyn Write) -> std::io::Result<()> {
     if versions.is_empty() {
         return writeln!(out, "nothing saved yet");
@@ -237,9 +240,9 @@ fn write_history(versions: &[VersionMeta], out: &mut dyn Write) -> std::io::Resu
             "{:>4}  {}  {:<12} {:<9}  {}",
             meta.number,
             meta.time,
-            meta.user,
+            Printable(&meta.user),
             meta.origin.name(),
-            meta.summary
+            Printable(&meta.summary)
         )?;
     }
     Ok(())
@@ -516,6 +519,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     Ok(())
 }
 
+/// The users, from `SUDO_USER`, are escaped so that none starts a line of its own.
 fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let configuration = &report.configuration;
     let mut line = match configuration.saved_version {
@@ -528,10 +532,11 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
             time,
             user,
         }) => line.push_str(&format!(
-            "; running version {version}, applied by {user} at {time}"
+            "; running version {version}, applied by {} at {time}",
+            Printable(user)
         )),
         Some(RunningRecord { time, user, .. }) => {
-            line.push_str(&format!("; running since {time} ({user})"))
+            line.push_str(&format!("; running since {time} ({})", Printable(user)))
         }
         None => line.push_str("; never applied"),
     }
@@ -539,7 +544,8 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
     if let Some(pending) = &report.pending {
         let mut line = format!(
             "  pending apply by {} at {}: ",
-            pending.user, pending.applied_at
+            Printable(&pending.user),
+            pending.applied_at
         );
         if pending.seconds_left > 0 {
             line.push_str(&format!(
@@ -563,7 +569,10 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
         writeln!(
             out,
             "  last rollback at {}: the apply by {} at {} ({})",
-            rollback.time, rollback.applied_by, rollback.applied_at, rollback.outcome
+            rollback.time,
+            Printable(&rollback.applied_by),
+            rollback.applied_at,
+            rollback.outcome
         )?;
     }
     Ok(())

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -6,6 +7,7 @@ use clap::{Parser, Subcommand};
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
 use lbconsole::store::{Store, settings};
+use lbconsole::text::EscapingWriter;
 use lbconsole::{cli, daemon, sandbox, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
@@ -166,7 +168,7 @@ fn main() -> ExitCode {
                 Some(sandbox)
             }
             Err(error) => {
-                eprintln!("lbconsole: {error}");
+                print_error(&error);
                 return ExitCode::FAILURE;
             }
         }
@@ -179,7 +181,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("lbconsole: cannot start: {error}");
+            print_error(&format_args!("cannot start: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -199,7 +201,9 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         args.config_dir = sandbox.config_dir.clone();
         args.state_dir = sandbox.state_dir.clone();
     }
-    let mut out = std::io::stdout().lock();
+    // Everything a command prints may quote a file, the kernel or the
+    // environment: it all goes through the escaping writer.
+    let mut out = EscapingWriter::new(std::io::stdout().lock());
     let Some(command) = args.command else {
         let paths = tui::engine::Paths {
             config_dir: args.config_dir,
@@ -207,11 +211,11 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         };
         return console(paths, sandbox.as_ref().map(sandbox::Sandbox::notes)).await;
     };
-    let mut err = std::io::stderr().lock();
+    let mut err = EscapingWriter::new(std::io::stderr().lock());
     let store = match Store::open(&args.config_dir, &args.state_dir) {
         Ok(store) => store,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             return ExitCode::FAILURE;
         }
     };
@@ -220,7 +224,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),
                 Err(error) => {
-                    eprintln!("lbconsole: {error}");
+                    print_error(&error);
                     ExitCode::from(cli::EXIT_UNREADABLE)
                 }
             };
@@ -287,10 +291,16 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lbconsole: ERROR` on stderr, escaped: errors quote paths, file contents
+/// (a TOML error quotes the offending line) and kernel strings.
+fn print_error(error: &dyn std::fmt::Display) {
+    let _ = writeln!(EscapingWriter::new(std::io::stderr()), "lbconsole: {error}");
 }
 
 fn format(json: bool) -> cli::Format {
@@ -330,7 +340,7 @@ async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> 
     let kernel = match Kernel::connect().await {
         Ok(kernel) => kernel,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             return ExitCode::FAILURE;
         }
     };
@@ -338,7 +348,7 @@ async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> 
     match tui::run(options, kernel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             ExitCode::FAILURE
         }
     }
