@@ -169,7 +169,8 @@ pub fn confirm(store: &Store, out: &mut dyn Write) -> Result<(), CommandError> {
     let _ = writeln!(
         out,
         "confirmed the apply by {} at {}",
-        pending.user, pending.applied_at
+        Printable(&pending.user),
+        pending.applied_at
     );
     Ok(())
 }
@@ -185,7 +186,7 @@ pub fn save(
 ) -> Result<(), CommandError> {
     match store.save_config_dir(expect_version, message) {
         Ok((meta, true)) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Ok((meta, false)) => {
@@ -194,6 +195,17 @@ pub fn save(
         }
         Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
     }
+}
+
+/// `saved version N: SUMMARY`; the summary may quote a message or an archive,
+/// and is escaped to one line.
+fn write_saved(out: &mut dyn Write, meta: &VersionMeta) {
+    let _ = writeln!(
+        out,
+        "saved version {}: {}",
+        meta.number,
+        Printable(&meta.summary)
+    );
 }
 
 /// Prints the diagnostics of a refused configuration, one per line.
@@ -333,7 +345,7 @@ pub fn restore(
 ) -> Result<(), CommandError> {
     match store.restore_checked(number, expect_version) {
         Ok(meta) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
@@ -358,7 +370,7 @@ pub fn import(
 ) -> Result<(), CommandError> {
     match archive::import(store, path, expect_version) {
         Ok(meta) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Err(error) => Err(with_diagnostics(error, path, err)),

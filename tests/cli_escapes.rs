@@ -84,12 +84,13 @@ fn archive(exported: &str) -> String {
 fn an_archives_escapes_are_shown_escaped_by_import_and_history() {
     let dirs = Dirs::new("import");
     let path = dirs.root.join("from\u{1b}[31mred.toml");
-    std::fs::write(&path, archive(r"\u001b]0;pwned\u0007")).expect("write archive");
+    std::fs::write(&path, archive(r"\u001b]0;pwned\u0007\n   7  forged")).expect("write archive");
     let imported = dirs.run(&["import", path.to_str().expect("UTF-8 path")]);
     assert!(imported.status.success(), "{imported:?}");
     let imported = safe(&imported.stdout);
     assert!(imported.contains(RETITLE_SHOWN), "{imported}");
     assert!(imported.contains(r"from\u001b[31mred.toml"), "{imported}");
+    assert_eq!(imported.lines().count(), 1, "{imported}");
 
     let history = dirs.run(&["history"]);
     let history = safe(&history.stdout);
@@ -127,6 +128,7 @@ fn a_save_message_and_sudo_user_are_shown_escaped_one_line_per_version() {
     assert!(saved.status.success(), "{saved:?}");
     let saved = safe(&saved.stdout);
     assert!(saved.contains(&format!("fix{RETITLE_SHOWN}")), "{saved}");
+    assert_eq!(saved.lines().count(), 1, "{saved}");
 
     let history = safe(&dirs.run(&["history"]).stdout);
     assert!(
