@@ -17,6 +17,7 @@ use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
 use crate::store::versions::{RollbackRecord, RunningRecord, rfc3339};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError, VersionMeta, archive, plural};
+use crate::text::Printable;
 
 /// Exit statuses of `lbconsole check`.
 pub const EXIT_VALID: u8 = 0;
@@ -168,7 +169,8 @@ pub fn confirm(store: &Store, out: &mut dyn Write) -> Result<(), CommandError> {
     let _ = writeln!(
         out,
         "confirmed the apply by {} at {}",
-        pending.user, pending.applied_at
+        Printable(&pending.user),
+        pending.applied_at
     );
     Ok(())
 }
@@ -184,7 +186,7 @@ pub fn save(
 ) -> Result<(), CommandError> {
     match store.save_config_dir(expect_version, message) {
         Ok((meta, true)) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Ok((meta, false)) => {
@@ -193,6 +195,17 @@ pub fn save(
         }
         Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
     }
+}
+
+/// `saved version N: SUMMARY`; the summary may quote a message or an archive,
+/// and is escaped to one line.
+fn write_saved(out: &mut dyn Write, meta: &VersionMeta) {
+    let _ = writeln!(
+        out,
+        "saved version {}: {}",
+        meta.number,
+        Printable(&meta.summary)
+    );
 }
 
 /// Prints the diagnostics of a refused configuration, one per line.
@@ -238,6 +251,8 @@ pub fn history(store: &Store, format: Format, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
+/// One line per version: the user and summary come from the environment and
+/// from archives, and are escaped so that neither can start a line of its own.
 fn write_history(
     versions: &[VersionMeta],
     unrecorded_edit: Option<&str>,
@@ -252,16 +267,19 @@ fn write_history(
             "{:>4}  {}  {:<12} {:<9}  {}",
             meta.number,
             meta.time,
-            meta.user,
+            Printable(&meta.user),
             meta.origin.name(),
-            meta.summary
+            Printable(&meta.summary)
         )?;
     }
     if let Some(summary) = unrecorded_edit {
         writeln!(
             out,
-            "   -  {:<20}  {:<12} {:<9}  {summary} (recorded by the next save or apply)",
-            "now", "config dir", "hand edit"
+            "   -  {:<20}  {:<12} {:<9}  {} (recorded by the next save or apply)",
+            "now",
+            "config dir",
+            "hand edit",
+            Printable(summary)
         )?;
     }
     Ok(())
@@ -352,7 +370,7 @@ pub fn restore(
 ) -> Result<(), CommandError> {
     match store.restore_checked(number, expect_version) {
         Ok(meta) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Err(error) => Err(with_diagnostics(error, store.config_dir(), err)),
@@ -390,7 +408,7 @@ pub fn import(
 ) -> Result<(), CommandError> {
     match archive::import(store, archive::Place::of(path), expect_version) {
         Ok(meta) => {
-            let _ = writeln!(out, "saved version {}: {}", meta.number, meta.summary);
+            write_saved(out, &meta);
             Ok(())
         }
         Err(error) => Err(with_diagnostics(error, path, err)),
@@ -551,6 +569,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     Ok(())
 }
 
+/// The users, from `SUDO_USER`, are escaped so that none starts a line of its own.
 fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let configuration = &report.configuration;
     let mut line = match configuration.saved_version {
@@ -563,10 +582,11 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
             time,
             user,
         }) => line.push_str(&format!(
-            "; running version {version}, applied by {user} at {time}"
+            "; running version {version}, applied by {} at {time}",
+            Printable(user)
         )),
         Some(RunningRecord { time, user, .. }) => {
-            line.push_str(&format!("; running since {time} ({user})"))
+            line.push_str(&format!("; running since {time} ({})", Printable(user)))
         }
         None => line.push_str("; never applied"),
     }
@@ -574,7 +594,8 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
     if let Some(pending) = &report.pending {
         let mut line = format!(
             "  pending apply by {} at {}: ",
-            pending.user, pending.applied_at
+            Printable(&pending.user),
+            pending.applied_at
         );
         if pending.seconds_left > 0 {
             line.push_str(&format!(
@@ -598,7 +619,10 @@ fn write_configuration(report: &StatusReport<'_>, out: &mut dyn Write) -> std::i
         writeln!(
             out,
             "  last rollback at {}: the apply by {} at {} ({})",
-            rollback.time, rollback.applied_by, rollback.applied_at, rollback.outcome
+            rollback.time,
+            Printable(&rollback.applied_by),
+            rollback.applied_at,
+            rollback.outcome
         )?;
     }
     Ok(())

@@ -223,7 +223,7 @@ fn start_guard(
         user: current_user(),
         applied_at: rfc3339((start / 1000) as i64),
         timeout_seconds: timeout,
-        deadline_ms: start + timeout.saturating_mul(1000),
+        deadline_ms: deadline_ms(start, timeout),
         version: (version > 0).then_some(version),
         rollback_error: None,
         previous: running.map(ArchiveFiles::from_files),
@@ -235,6 +235,13 @@ fn start_guard(
         return Err(ConfirmError::Guard(error));
     }
     Ok(pending)
+}
+
+/// The deadline of an apply started at `start_ms` with `timeout_seconds` to
+/// confirm. Saturating: a timeout too large to add is the farthest deadline, never
+/// one that wraps into the past and rolls the apply back at once.
+fn deadline_ms(start_ms: u64, timeout_seconds: u64) -> u64 {
+    start_ms.saturating_add(timeout_seconds.saturating_mul(1000))
 }
 
 /// Starts `lbconsole guard` detached: a new session (setsid), no terminal,
@@ -323,7 +330,7 @@ pub fn confirm(store: &Store) -> Result<PendingApply, ConfirmError> {
     };
     if pending.expired() && pending.rollback_error.is_none() {
         return Err(ConfirmError::TooLate {
-            seconds: (now_ms() - pending.deadline_ms) / 1000,
+            seconds: now_ms().saturating_sub(pending.deadline_ms) / 1000,
             user: pending.user,
             applied_at: pending.applied_at,
         });
@@ -510,5 +517,23 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             store.write_state(locked, &state)?;
             Ok(Err(error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_the_start_plus_the_timeout() {
+        assert_eq!(deadline_ms(1_700_000_000_000, 60), 1_700_000_060_000);
+    }
+
+    #[test]
+    fn a_timeout_too_large_to_add_gives_the_farthest_deadline_not_a_past_one() {
+        let start = 1_700_000_000_000;
+        assert_eq!(deadline_ms(start, u64::MAX), u64::MAX);
+        assert_eq!(deadline_ms(start, u64::MAX / 1000), u64::MAX);
+        assert_eq!(deadline_ms(u64::MAX, 10), u64::MAX);
     }
 }

@@ -3,7 +3,8 @@
 //! `config` is the pure core (model, parsers, printer, validator); `store` keeps
 //! the config and state directories (versions, history, running, pending);
 //! `apply` is the transaction; `confirm` guards an apply until it is confirmed;
-//! `daemon` is the boot apply and the loop; `cli` is what the subcommands print.
+//! `daemon` is the boot apply and the loop; `cli` is what the subcommands print,
+//! through `text`, which escapes what a terminal would obey.
 
 pub mod apply;
 pub mod cli;
@@ -15,4 +16,5 @@ pub mod kernel;
 pub mod plan;
 pub mod sandbox;
 pub mod store;
+pub mod text;
 pub mod tui;

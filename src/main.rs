@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -6,7 +7,8 @@ use clap::{Parser, Subcommand};
 use lbconsole::apply::TearDown;
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
-use lbconsole::store::Store;
+use lbconsole::store::{Store, settings};
+use lbconsole::text::EscapingWriter;
 use lbconsole::{cli, daemon, sandbox, tui};
 
 /// Administration console for a Linux layer-4 load balancer:
@@ -61,9 +63,14 @@ enum Command {
         /// Print the plan, one operation per line (or `no changes`), and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Wait S seconds for `lbconsole confirm`, then restore the previous
-        /// running configuration; a guard process does it even if this session dies.
-        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        /// Wait S seconds (10 to 3600) for `lbconsole confirm`, then restore the
+        /// previous running configuration; a guard process does it even if this
+        /// session dies.
+        #[arg(
+            long,
+            value_name = "S",
+            value_parser = clap::value_parser!(u64).range(settings::CONFIRM_TIMEOUTS)
+        )]
         confirm_timeout: Option<u64>,
         /// Refuse unless the saved configuration is version N.
         #[arg(long, value_name = "N")]
@@ -168,7 +175,7 @@ fn main() -> ExitCode {
                 Some(sandbox)
             }
             Err(error) => {
-                eprintln!("lbconsole: {error}");
+                print_error(&error);
                 return ExitCode::FAILURE;
             }
         }
@@ -181,7 +188,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("lbconsole: cannot start: {error}");
+            print_error(&format_args!("cannot start: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -201,7 +208,9 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         args.config_dir = sandbox.config_dir.clone();
         args.state_dir = sandbox.state_dir.clone();
     }
-    let mut out = std::io::stdout().lock();
+    // Everything a command prints may quote a file, the kernel or the
+    // environment: it all goes through the escaping writer.
+    let mut out = EscapingWriter::new(std::io::stdout().lock());
     let Some(command) = args.command else {
         let paths = tui::engine::Paths {
             config_dir: args.config_dir,
@@ -209,11 +218,11 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         };
         return console(paths, sandbox.as_ref().map(sandbox::Sandbox::notes)).await;
     };
-    let mut err = std::io::stderr().lock();
+    let mut err = EscapingWriter::new(std::io::stderr().lock());
     let store = match Store::open(&args.config_dir, &args.state_dir) {
         Ok(store) => store,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             return ExitCode::FAILURE;
         }
     };
@@ -222,7 +231,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),
                 Err(error) => {
-                    eprintln!("lbconsole: {error}");
+                    print_error(&error);
                     ExitCode::from(cli::EXIT_UNREADABLE)
                 }
             };
@@ -295,10 +304,16 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lbconsole: ERROR` on stderr, escaped: errors quote paths, file contents
+/// (a TOML error quotes the offending line) and kernel strings.
+fn print_error(error: &dyn std::fmt::Display) {
+    let _ = writeln!(EscapingWriter::new(std::io::stderr()), "lbconsole: {error}");
 }
 
 fn format(json: bool) -> cli::Format {
@@ -338,7 +353,7 @@ async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> 
     let kernel = match Kernel::connect().await {
         Ok(kernel) => kernel,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             return ExitCode::FAILURE;
         }
     };
@@ -346,7 +361,7 @@ async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> 
     match tui::run(options, kernel).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("lbconsole: {error}");
+            print_error(&error);
             ExitCode::FAILURE
         }
     }

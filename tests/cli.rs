@@ -142,3 +142,23 @@ fn a_file_too_large_to_be_a_config_is_refused_with_exit_2() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_confirm_timeout_outside_10_to_3600_seconds_is_refused_before_anything_runs() {
+    // Should clap let one through, a dry run on nothing changes nothing.
+    for seconds in ["18446744073709551615", "9", "3601", "0"] {
+        let output = lbconsole(&[
+            "apply",
+            "--dry-run",
+            "--config-dir",
+            "/nonexistent/lbconsole",
+            "--state-dir",
+            "/nonexistent/lbconsole-state",
+            "--confirm-timeout",
+            seconds,
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{seconds}: {stderr}");
+        assert!(stderr.contains("10..=3600"), "{seconds}: {stderr}");
+    }
+}
