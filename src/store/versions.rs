@@ -403,21 +403,25 @@ impl Store {
     ) -> Result<VersionMeta, StoreError> {
         refuse_invalid(files, "saved")?;
         let locked = self.lock()?;
-        let current = match self.sync_locked(&locked) {
+        let (current, config_dir_lost) = match self.sync_locked(&locked) {
             // Writing a whole configuration (re)creates the config dir: a lost
             // /etc/lbconsole comes back with `restore`, a new one with `import`.
             Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) => {
                 let version = self.latest()?;
-                Saved {
+                let saved = Saved {
                     version,
                     files: self.files_of(version)?,
                     meta: (version > 0).then(|| self.meta(version)).transpose()?,
-                }
+                };
+                (saved, true)
             }
-            current => current?,
+            current => (current?, false),
         };
         self.check_expected(&current, expect_version)?;
-        if let Some(meta) = current.meta.filter(|_| current.files == *files) {
+        if let Some(meta) = current
+            .meta
+            .filter(|_| current.files == *files && !config_dir_lost)
+        {
             return Ok(meta);
         }
         self.record(
