@@ -251,7 +251,8 @@ fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find lbconsole itself: {e}"))?;
     let log_path = store.state_dir().join("guard.log");
-    let log = open_log(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log =
+        open_log(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let mut command = Command::new(&exe);
     command
         .arg("--config-dir")
@@ -314,7 +315,9 @@ fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         )));
     }
     if metadata.permissions().mode() & 0o7777 != crate::store::atomic::FILE_MODE {
-        log.set_permissions(std::fs::Permissions::from_mode(crate::store::atomic::FILE_MODE))?;
+        log.set_permissions(std::fs::Permissions::from_mode(
+            crate::store::atomic::FILE_MODE,
+        ))?;
     }
     Ok(log)
 }

@@ -64,9 +64,10 @@ fn an_unreadable_directory_exits_2_with_one_sentence() {
 fn a_directory_without_config_files_exits_2() {
     let output = lbconsole(&["check", "--config-dir", "src"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(
-        "src holds none of network.conf, flows.conf and lvs.conf; nothing was done"
-    ));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("src holds none of network.conf, flows.conf and lvs.conf; nothing was done")
+    );
 }
 
 #[test]

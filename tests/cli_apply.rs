@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use lbconsole::cli::{self, CommandError};
 use lbconsole::apply::{ApplyError, TearDown};
+use lbconsole::cli::{self, CommandError};
 use lbconsole::confirm::{ApplyRequest, ConfirmError};
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
@@ -179,7 +179,9 @@ fn skipped_flows_leave_no_table_and_removing_the_flows_removes_it() {
     assert!(
         matches!(
             result,
-            Err(CommandError::Confirm(ConfirmError::Apply(ApplyError::TearsDown { changes: 1 })))
+            Err(CommandError::Confirm(ConfirmError::Apply(
+                ApplyError::TearsDown { changes: 1 }
+            )))
         ),
         "{result:?}"
     );

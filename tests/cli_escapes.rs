@@ -172,7 +172,10 @@ fn an_archives_toml_error_says_where_and_never_quotes_the_line() {
     let error = safe(&output.stderr);
     assert!(error.starts_with("lbconsole: "), "{error}");
     // The file may be anyone's (`import /etc/shadow`): where, never what.
-    assert!(error.contains("broken.toml: line 2, column 13: "), "{error}");
+    assert!(
+        error.contains("broken.toml: line 2, column 13: "),
+        "{error}"
+    );
     assert!(!error.contains("pwned"), "{error}");
 }
 

@@ -41,7 +41,10 @@ impl Dirs {
     /// Writes a small valid configuration and saves it as version 1.
     fn saved(name: &str) -> Dirs {
         let dirs = Dirs::new(name);
-        dirs.write("lvs.conf", "director web 10.0.0.1:80 TCP\n    server a 10.0.1.1:80\n");
+        dirs.write(
+            "lvs.conf",
+            "director web 10.0.0.1:80 TCP\n    server a 10.0.1.1:80\n",
+        );
         dirs.write("network.conf", "");
         dirs.write("flows.conf", "");
         dirs.ok(&["save"]);
@@ -92,7 +95,11 @@ impl Dirs {
     /// The one-line error of a refused command.
     fn refused(&self, args: &[&str]) -> String {
         let output = self.run(args);
-        assert_eq!(output.status.code(), Some(1), "lbconsole {args:?}: {output:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "lbconsole {args:?}: {output:?}"
+        );
         String::from_utf8(output.stderr).expect("UTF-8")
     }
 
@@ -137,7 +144,10 @@ fn every_hostile_archive_is_refused_with_its_exact_error_and_saves_nothing() {
 #[test]
 fn every_prefix_of_an_export_is_refused_or_is_the_whole_configuration() {
     let dirs = Dirs::saved("prefixes");
-    dirs.write("flows.conf", "flow web permit\n    match proto tcp dstport 80\n");
+    dirs.write(
+        "flows.conf",
+        "flow web permit\n    match proto tcp dstport 80\n",
+    );
     dirs.ok(&["save", "-m", "two"]);
     let export = dirs.root.join("export.toml");
     dirs.ok(&["export", export.to_str().expect("UTF-8")]);
@@ -154,7 +164,10 @@ fn every_prefix_of_an_export_is_refused_or_is_the_whole_configuration() {
             }
         }
     }
-    eprintln!("{} prefixes: {refused} refused, {whole_again} whole", bytes.len());
+    eprintln!(
+        "{} prefixes: {refused} refused, {whole_again} whole",
+        bytes.len()
+    );
     assert!(whole_again <= 1, "{whole_again}");
     assert!(bytes.len() > 200);
 }
@@ -203,7 +216,9 @@ fn export_refuses_devices_fifos_and_links_and_stdout_round_trips_through_import(
         "lbconsole: /dev/null is a character device, not a regular file; lbconsole reads and writes only regular files\n"
     );
     let null = std::fs::symlink_metadata("/dev/null").expect("/dev/null");
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &null.file_type()
+    ));
 
     let victim = dirs.root.join("victim");
     std::fs::write(&victim, "keep").expect("victim");
@@ -216,7 +231,10 @@ fn export_refuses_devices_fifos_and_links_and_stdout_round_trips_through_import(
     let fifo = dirs.root.join("fifo.toml");
     mkfifo(&fifo);
     let error = dirs.refused(&["export", fifo.to_str().expect("UTF-8")]);
-    assert!(error.contains("fifo.toml is a FIFO, not a regular file"), "{error}");
+    assert!(
+        error.contains("fifo.toml is a FIFO, not a regular file"),
+        "{error}"
+    );
 
     // lbconsole export - | lbconsole import - (another appliance).
     let exported = dirs.run(&["export", "-"]);
@@ -245,13 +263,19 @@ fn a_fifo_anywhere_is_refused_at_once_instead_of_hanging_the_store() {
     let fifo = dirs.root.join("archive.toml");
     mkfifo(&fifo);
     let error = dirs.refused(&["import", fifo.to_str().expect("UTF-8")]);
-    assert!(error.contains("archive.toml is a FIFO, not a regular file"), "{error}");
+    assert!(
+        error.contains("archive.toml is a FIFO, not a regular file"),
+        "{error}"
+    );
 
     std::fs::remove_file(dirs.config().join("lvs.conf")).expect("rm");
     mkfifo(&dirs.config().join("lvs.conf"));
     for args in [&["save"][..], &["history"], &["export", "-"]] {
         let error = dirs.refused(args);
-        assert!(error.contains("lvs.conf is a FIFO, not a regular file"), "{args:?}: {error}");
+        assert!(
+            error.contains("lvs.conf is a FIFO, not a regular file"),
+            "{args:?}: {error}"
+        );
     }
     let output = dirs.run(&["check"]);
     assert_eq!(output.status.code(), Some(2));
@@ -259,7 +283,10 @@ fn a_fifo_anywhere_is_refused_at_once_instead_of_hanging_the_store() {
     let state_dirs = Dirs::saved("fifo-state");
     mkfifo(&state_dirs.state().join("state.toml"));
     let error = state_dirs.refused(&["save"]);
-    assert!(error.contains("state.toml is a FIFO, not a regular file"), "{error}");
+    assert!(
+        error.contains("state.toml is a FIFO, not a regular file"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -279,7 +306,10 @@ fn a_running_link_out_of_the_state_dir_is_never_followed_or_deleted() {
     let files = ConfigFiles::read(&dirs.config()).expect("config");
     let _locked = dirs.store().lock().expect("lock");
     files.write_running(&dirs.state()).expect("running written");
-    assert_eq!(std::fs::read_to_string(victim.join("precious")).expect("kept"), "keep");
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious")).expect("kept"),
+        "keep"
+    );
     assert_eq!(dirs.store().running().expect("ours again"), Some(files));
 }
 
@@ -302,7 +332,10 @@ fn lock_taking_commands_delete_only_what_lbconsole_wrote_and_history_writes_noth
     fresh.write("lvs.conf", "");
     assert_eq!(fresh.ok(&["history"]), "nothing saved yet\n");
     assert!(!fresh.state().exists(), "history created the state dir");
-    dirs.write("flows.conf", "flow web permit\n    match proto tcp dstport 80\n");
+    dirs.write(
+        "flows.conf",
+        "flow web permit\n    match proto tcp dstport 80\n",
+    );
     let history = dirs.ok(&["history"]);
     assert!(history.contains("hand edit  flows.conf: +flow web; network.conf, lvs.conf unchanged (recorded by the next save or apply)"), "{history}");
     assert_eq!(dirs.latest(), 1);
@@ -344,10 +377,15 @@ fn a_symlinked_config_file_is_refused_by_restore_and_left_as_it_is() {
     std::os::unix::fs::symlink(&elsewhere, dirs.config().join("lvs.conf")).expect("ln -s");
     let error = dirs.refused(&["restore", "1"]);
     assert!(
-        error.contains("lvs.conf is a symbolic link, not a regular file; lbconsole replaces only regular files"),
+        error.contains(
+            "lvs.conf is a symbolic link, not a regular file; lbconsole replaces only regular files"
+        ),
         "{error}"
     );
-    assert!(error.contains("the config directory was left as it was"), "{error}");
+    assert!(
+        error.contains("the config directory was left as it was"),
+        "{error}"
+    );
     assert!(
         std::fs::symlink_metadata(dirs.config().join("lvs.conf"))
             .expect("link")
@@ -363,8 +401,14 @@ fn a_restore_whose_rename_fails_leaves_the_old_files_and_a_usable_store() {
     // flows.conf bind-mounted over itself, in a mount namespace of the test's
     // own: renaming over a mount point fails with EBUSY.
     let dirs = Dirs::saved("ebusy");
-    dirs.write("network.conf", "service network eth0\n    ip address 10.0.0.5/24\n");
-    dirs.write("flows.conf", "flow web permit\n    match proto tcp dstport 80\n");
+    dirs.write(
+        "network.conf",
+        "service network eth0\n    ip address 10.0.0.5/24\n",
+    );
+    dirs.write(
+        "flows.conf",
+        "flow web permit\n    match proto tcp dstport 80\n",
+    );
     dirs.ok(&["save"]);
     let before = ConfigFiles::read(&dirs.config()).expect("version 2");
     let flows = dirs.config().join("flows.conf");
@@ -401,13 +445,21 @@ fn a_history_at_the_largest_version_number_refuses_to_save() {
         .expect("renumber");
     std::fs::write(
         history.join(u64::MAX.to_string()).join("meta.toml"),
-        format!("number = {}\ntime = \"x\"\nuser = \"a\"\norigin = \"save\"\nsummary = \"s\"\n", i64::MAX),
+        format!(
+            "number = {}\ntime = \"x\"\nuser = \"a\"\norigin = \"save\"\nsummary = \"s\"\n",
+            i64::MAX
+        ),
     )
     .expect("meta");
-    dirs.write("flows.conf", "flow web permit\n    match proto tcp dstport 80\n");
+    dirs.write(
+        "flows.conf",
+        "flow web permit\n    match proto tcp dstport 80\n",
+    );
     let error = dirs.refused(&["save"]);
     assert!(
-        error.contains("holds version 18446744073709551615, the largest number there can be; nothing was saved"),
+        error.contains(
+            "holds version 18446744073709551615, the largest number there can be; nothing was saved"
+        ),
         "{error}"
     );
     assert!(!history.join("0").exists() && !history.join("00000000").exists());
@@ -419,7 +471,10 @@ fn files_written_under_umask_000_are_still_0640() {
     let dirs = Dirs::new("umask");
     dirs.write("lvs.conf", "");
     let output = Command::new("sh")
-        .args(["-c", &format!("umask 000 && exec {} save", env!("CARGO_BIN_EXE_lbconsole"))])
+        .args([
+            "-c",
+            &format!("umask 000 && exec {} save", env!("CARGO_BIN_EXE_lbconsole")),
+        ])
         .env("LBCONSOLE_CONFIG_DIR", dirs.config())
         .env("LBCONSOLE_STATE_DIR", dirs.state())
         .output()

@@ -449,5 +449,9 @@ fn files_and_directories_of_the_store_are_0640_and_0750_and_a_config_file_keeps_
     assert_eq!(mode(&dirs.state()), 0o750);
     assert_eq!(mode(&dirs.state().join("history/00000003")), 0o750);
     assert_eq!(mode(&dirs.state().join("history/00000003/lvs.conf")), 0o640);
-    assert_eq!(mode(&lvs), 0o600, "the administrator's mode, kept by the restore");
+    assert_eq!(
+        mode(&lvs),
+        0o600,
+        "the administrator's mode, kept by the restore"
+    );
 }

@@ -191,7 +191,11 @@ impl Archive {
         let expected = match (&archive.sha256, archive.format_version) {
             (Some(sum), _) => sum,
             (None, FORMAT_WITHOUT_CHECKSUM) => return Ok(archive),
-            (None, _) => return Err(malformed("the archive has no `sha256`; is it cut short?".to_owned())),
+            (None, _) => {
+                return Err(malformed(
+                    "the archive has no `sha256`; is it cut short?".to_owned(),
+                ));
+            }
         };
         if *expected != checksum(&archive.files.to_files()) {
             return Err(malformed(
@@ -239,8 +243,7 @@ pub fn import(
     };
     let hint = format!(
         "import of {source} (version {} of {})",
-        archive.version,
-        archive.exported
+        archive.version, archive.exported
     );
     store.save_as(&files, expect_version, Origin::Import, Some(&hint))
 }

@@ -59,7 +59,9 @@ impl Scratch<'_> {
         let line = absolute
             .to_str()
             .filter(|line| !line.contains('\n'))
-            .ok_or_else(|| io::Error::other(format!("{} is not a plain UTF-8 path", path.display())))?;
+            .ok_or_else(|| {
+                io::Error::other(format!("{} is not a plain UTF-8 path", path.display()))
+            })?;
         writeln!(file, "{line}")
     }
 }
@@ -293,11 +295,17 @@ pub fn linked_dir(link: &Path) -> io::Result<PathBuf> {
     let refused = |what: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{what}; lbconsole follows only its own links (`{}.*` beside it)", file_name(link)),
+            format!(
+                "{what}; lbconsole follows only its own links (`{}.*` beside it)",
+                file_name(link)
+            ),
         )
     };
     if !metadata.file_type().is_symlink() {
-        return Err(refused(format!("it is {}", special_kind(metadata.file_type()))));
+        return Err(refused(format!(
+            "it is {}",
+            special_kind(metadata.file_type())
+        )));
     }
     let target = fs::read_link(link)?;
     let ours = target
@@ -410,10 +418,17 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("victim"), dir.join("link")).expect("link");
         let error = write_file(&dir.join("link"), b"x", Scratch::Unrecorded).expect_err("a link");
         assert!(error.to_string().contains("is a symbolic link"), "{error}");
-        assert_eq!(fs::read_to_string(dir.join("victim")).expect("victim"), "keep");
-        assert!(fs::symlink_metadata(dir.join("link")).expect("link").is_symlink());
-        let fifo = std::ffi::CString::new(dir.join("fifo").as_os_str().as_encoded_bytes())
-            .expect("path");
+        assert_eq!(
+            fs::read_to_string(dir.join("victim")).expect("victim"),
+            "keep"
+        );
+        assert!(
+            fs::symlink_metadata(dir.join("link"))
+                .expect("link")
+                .is_symlink()
+        );
+        let fifo =
+            std::ffi::CString::new(dir.join("fifo").as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         let error = write_file(&dir.join("fifo"), b"x", Scratch::Unrecorded).expect_err("a FIFO");
@@ -443,7 +458,7 @@ mod tests {
         // An administrator's files that look alike but were never recorded.
         fs::create_dir(dir.join("running.bak")).expect("a backup");
         fs::write(dir.join(".tmp-mine"), "").expect("an editor's file");
-        remove_recorded(&journal, &[link.clone()]).expect("tidy");
+        remove_recorded(&journal, std::slice::from_ref(&link)).expect("tidy");
         let names = names(&dir);
         assert_eq!(names.len(), 5, "{names:?}");
         assert_eq!(names[..3], [".tmp-mine", "journal", "running"]);
@@ -461,10 +476,17 @@ mod tests {
         let link = dir.join("running");
         std::os::unix::fs::symlink(&victim, &link).expect("link");
         assert!(linked_dir(&link).is_err(), "a foreign link is not ours");
-        replace_linked_dir(&link, &[("a", b"1")], Scratch::Journal(&dir.join("journal")))
-            .expect("replaced");
+        replace_linked_dir(
+            &link,
+            &[("a", b"1")],
+            Scratch::Journal(&dir.join("journal")),
+        )
+        .expect("replaced");
         assert_eq!(fs::read_to_string(link.join("a")).expect("a"), "1");
-        assert_eq!(fs::read_to_string(victim.join("precious")).expect("kept"), "keep");
+        assert_eq!(
+            fs::read_to_string(victim.join("precious")).expect("kept"),
+            "keep"
+        );
         fs::remove_dir_all(&dir).expect("clean up");
         fs::remove_dir_all(&victim).expect("clean up");
     }

@@ -117,7 +117,8 @@ impl PendingApply {
     pub fn remove(_locked: &Locked, state_dir: &Path) -> Result<(), StoreError> {
         let dir = dir(state_dir);
         let journal = state_dir.join(JOURNAL);
-        atomic::remove_dir(&dir, Scratch::Journal(&journal)).map_err(|source| StoreError::Write { path: dir, source })
+        atomic::remove_dir(&dir, Scratch::Journal(&journal))
+            .map_err(|source| StoreError::Write { path: dir, source })
     }
 
     /// Takes the guard's lock of the pending apply: `None` when another guard

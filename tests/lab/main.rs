@@ -17,5 +17,6 @@ mod ipvs_backend;
 mod isolation;
 mod load;
 mod network;
+mod safety;
 mod sandbox;
 mod support;
