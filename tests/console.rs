@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use lbconsole::apply::TearDown;
 use lbconsole::config::{self, ConfigFile};
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
@@ -543,6 +544,35 @@ fn apply_shows_the_plan_then_runs_it_and_the_state_follows() {
         console.app.notice.clone().unwrap().text,
         "no changes: the kernel already runs this configuration"
     );
+}
+
+#[test]
+fn an_apply_that_takes_everything_away_says_so_and_runs_on_yes() {
+    let mut console = Console::new("teardown", ConfigFiles::default());
+    // What runs: the examples, applied before this console opened.
+    let applied = console
+        .runtime
+        .block_on(console.engine.answer(Request::Apply {
+            files: examples(),
+            tear_down: TearDown::Refuse,
+        }));
+    assert!(matches!(applied, Action::Applied(Ok(_))), "{applied:?}");
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = console.app.overlay.clone() else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert!(preview.tears_down, "{preview:?}");
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("applying it removes everything lbconsole runs"),
+        "{screen}"
+    );
+    let ipvs = console.engine.kernel.ipvs.as_ref().expect("IPVS");
+    assert!(!ipvs.state.services.is_empty(), "nothing runs before yes");
+    console.key(KeyCode::Char('y'));
+    let ipvs = console.engine.kernel.ipvs.as_ref().expect("IPVS");
+    assert!(ipvs.state.services.is_empty(), "{:?}", ipvs.state);
+    assert_eq!(console.engine.kernel.firewall.table, None);
 }
 
 #[test]

@@ -250,8 +250,7 @@ impl Store {
     pub fn write_state(&self, locked: &Locked, state: &State) -> Result<(), StoreError> {
         let path = self.state_dir.join(STATE);
         let text = toml::to_string(state).map_err(|e| malformed(&path, e))?;
-        atomic::write_file(&path, text.as_bytes(), self.scratch(locked))
-            .map_err(write_error(&path))
+        atomic::write_file(&path, text.as_bytes(), self.scratch(locked)).map_err(write_error(&path))
     }
 
     /// The newest version number, 0 when there is none.
