@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apply::Progress;
@@ -20,7 +19,7 @@ use crate::config::model::LvsConfig;
 use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
 use crate::health;
-use crate::health::publish::{self, HealthSource};
+use crate::health::publish::{self, HealthSource, Publisher};
 use crate::health::run::HealthChecker;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
@@ -52,7 +51,7 @@ where
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
-    let readers = publish::bind(store.state_dir())
+    let publisher = Publisher::start(store.state_dir(), &health.report())
         .inspect_err(|error| {
             tracing::error!(
                 "health: cannot listen on {}: {error}; `status` shows no health",
@@ -68,26 +67,27 @@ where
             _ = hangup.recv() => {
                 let reports = HealthSource::Known(health.report());
                 apply_saved(store, &mut connect, "reload", reports).await;
-                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                if follow_running(store, &mut connect, &mut health, &mut checked).await {
+                    publish(publisher.as_ref(), &health);
+                }
                 // An unchanged lvs.conf is not reloaded, but the apply may have
                 // put back servers that health keeps out.
                 health.tick().await;
             }
             _ = tick.tick() => {
                 roll_back_abandoned(store, &mut connect, &health).await;
-                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                if follow_running(store, &mut connect, &mut health, &mut checked).await {
+                    publish(publisher.as_ref(), &health);
+                }
                 health.tick().await;
             }
-            report = health.next_report() => health.handle(report).await,
-            reader = accept(readers.as_ref()) => match reader {
-                Ok(stream) => publish::send(stream, &health.report()),
-                Err(error) => tracing::warn!("health: {error}"),
-            },
+            report = health.next_report() => {
+                health.handle(report).await;
+                publish(publisher.as_ref(), &health);
+            }
         }
     }
-    if readers.is_some() {
-        let _ = std::fs::remove_file(publish::socket_path(store.state_dir()));
-    }
+    drop(publisher);
     tracing::info!("lbconsole daemon stopping");
     Ok(())
 }
@@ -189,14 +189,15 @@ async fn roll_back_abandoned<N, I, W, F, Fut>(
 }
 
 /// Checks the servers of the running `lvs.conf` when it differs from `checked`
-/// (the text the checker last loaded). Without a running configuration nothing
-/// is checked.
+/// (the text the checker last loaded); whether it loaded one. Without a running
+/// configuration nothing is checked.
 async fn follow_running<N, I, W, F, Fut>(
     store: &Store,
     connect: &mut F,
     health: &mut HealthChecker<I>,
     checked: &mut Option<Vec<u8>>,
-) where
+) -> bool
+where
     N: NetworkBackend,
     I: IpvsBackend,
     W: FirewallBackend,
@@ -207,11 +208,11 @@ async fn follow_running<N, I, W, F, Fut>(
         Ok(running) => running.map_or_else(Vec::new, |files| files.get(ConfigFile::Lvs).to_vec()),
         Err(error) => {
             tracing::error!("health: {error}");
-            return;
+            return false;
         }
     };
     if checked.as_ref() == Some(&text) {
-        return;
+        return false;
     }
     // The running configuration passed validation when it was applied.
     let (config, _) = parse_lvs(&text);
@@ -225,12 +226,12 @@ async fn follow_running<N, I, W, F, Fut>(
     }
     health.load(&config).await;
     *checked = Some(text);
+    true
 }
 
-/// The next reader of the health socket; without a socket, never.
-async fn accept(listener: Option<&UnixListener>) -> std::io::Result<UnixStream> {
-    match listener {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
+/// Tells the readers of the health socket what the checker knows now.
+fn publish<I: IpvsBackend>(publisher: Option<&Publisher>, health: &HealthChecker<I>) {
+    if let Some(publisher) = publisher {
+        publisher.publish(&health.report());
     }
 }
