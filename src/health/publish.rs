@@ -1,24 +1,57 @@
 //! The daemon publishes the servers' health on a unix socket in the state
 //! directory: a client connects and reads one JSON document, the daemon closes.
-//! `status` and the console read it from there.
+//! `status`, `apply`, the console and the confirm guard read it from there.
+//!
+//! Readers never compete with the checks: the publisher answers them on a
+//! thread and runtime of its own, from one document encoded when health
+//! changes, to a bounded number of readers at a time.
 
+use std::collections::VecDeque;
+use std::fs::Permissions;
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 use super::state::Health;
 
 /// The socket's name in the state directory.
 pub const SOCKET: &str = "health.sock";
 
-/// How long a reader may take, on either side.
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// Who may read health: root and the state directory's group (`status` run by
+/// an operator in that group), whatever the daemon's umask.
+const SOCKET_MODE: u32 = 0o660;
+
+/// How long the daemon gives a reader to take the whole document.
+const WRITE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a reader waits for the whole document, however it trickles in:
+/// the daemon's own deadline and room for a busy machine.
+const READ_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Readers answered at once. `status`, the consoles, an apply and its guard
+/// are a handful; each reader that does not read holds a socket buffer of the
+/// kernel's memory (about 200 KiB) until the write deadline.
+const MAX_READERS: usize = 128;
+
+/// The most a reader takes in. A server is about 120 bytes of JSON, so a farm
+/// of 12,000 servers (the most BENCHMARKS.md checks) is under 2 MiB: 32 MiB
+/// leaves room for far larger farms or long names, and keeps `status` small
+/// when something else answers on the socket.
+const MAX_DOCUMENT: usize = 32 << 20;
+
+/// Between two tries to accept after accept failed, typically for want of
+/// file descriptors, which a retry at once would not find either.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// One server as the daemon sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,50 +70,82 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET)
 }
 
+/// The document readers get, encoded once for all of them.
+type Document = Arc<Mutex<Arc<[u8]>>>;
+
 /// The daemon's side of the socket: answers every reader with the servers'
-/// health as last published. Stops listening and removes the socket when
-/// dropped.
+/// health as last published. Stops and removes the socket when dropped.
 pub struct Publisher {
     state_dir: PathBuf,
-    servers: Arc<Mutex<Vec<ServerReport>>>,
-    accept: tokio::task::JoinHandle<()>,
+    document: Document,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Publisher {
     /// Listens on the socket, replacing one a previous daemon left behind, and
     /// answers with `servers` until told otherwise.
     pub fn start(state_dir: &Path, servers: &[ServerReport]) -> io::Result<Publisher> {
+        let document = Arc::new(Mutex::new(encode(servers)?));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let listener = bind(state_dir)?;
-        let servers = Arc::new(Mutex::new(servers.to_vec()));
-        let accept = tokio::spawn({
-            let servers = Arc::clone(&servers);
-            async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => send(stream, &lock(&servers)),
-                        Err(error) => tracing::warn!("health: {error}"),
-                    }
+        let (stop, stopped) = oneshot::channel();
+        let spawned = thread::Builder::new()
+            .name("health-publisher".into())
+            .spawn({
+                let document = Arc::clone(&document);
+                move || {
+                    runtime.block_on(async {
+                        tokio::select! {
+                            () = serve(listener, document) => {}
+                            _ = stopped => {}
+                        }
+                    });
                 }
+            });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(error) => {
+                let _ = std::fs::remove_file(socket_path(state_dir));
+                return Err(error);
             }
-        });
+        };
         Ok(Publisher {
             state_dir: state_dir.to_owned(),
-            servers,
-            accept,
+            document,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
-    /// Answers with `servers` from now on.
+    /// Answers with `servers` from now on; a reader being answered gets the
+    /// document it started with.
     pub fn publish(&self, servers: &[ServerReport]) {
-        *lock(&self.servers) = servers.to_vec();
+        match encode(servers) {
+            Ok(document) => *lock(&self.document) = document,
+            Err(error) => tracing::error!("health: {error}; readers get the previous health"),
+        }
     }
 }
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_file(socket_path(&self.state_dir));
     }
+}
+
+fn encode(servers: &[ServerReport]) -> io::Result<Arc<[u8]>> {
+    serde_json::to_vec(servers)
+        .map(Arc::from)
+        .map_err(|error| io::Error::other(format!("cannot encode the servers' health: {error}")))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,31 +154,83 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn bind(state_dir: &Path) -> io::Result<UnixListener> {
+/// Listens on the socket with [`SOCKET_MODE`] whatever the umask: bound under
+/// a name of its own, given its mode, then renamed over `health.sock`
+/// (replacing one a killed daemon left behind). Nobody finds `health.sock`
+/// with another mode, and the umask, which is the whole process's, is left
+/// alone.
+fn bind(state_dir: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     let path = socket_path(state_dir);
-    match std::fs::remove_file(&path) {
+    let fresh = state_dir.join(format!(".{SOCKET}.{}", std::process::id()));
+    match std::fs::remove_file(&fresh) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
         _ => {}
     }
-    UnixListener::bind(path)
+    let listener = std::os::unix::net::UnixListener::bind(&fresh)?;
+    let placed = listener
+        .set_nonblocking(true)
+        .and_then(|()| std::fs::set_permissions(&fresh, Permissions::from_mode(SOCKET_MODE)))
+        .and_then(|()| std::fs::rename(&fresh, &path));
+    if let Err(error) = placed {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(error);
+    }
+    Ok(listener)
 }
 
-/// Sends `servers` to a client on a task of its own, so that a slow reader
-/// never holds up the daemon.
-fn send(mut stream: UnixStream, servers: &[ServerReport]) {
-    let document = match serde_json::to_vec(servers) {
-        Ok(document) => document,
+/// Accepts readers until the runtime ends, each answered on a task of its
+/// own. Beyond [`MAX_READERS`] the oldest reader is let go: it had the longest
+/// to read, and a reader that reads is done within milliseconds, so idle
+/// readers cannot keep one that reads from its answer.
+async fn serve(listener: std::os::unix::net::UnixListener, document: Document) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(listener) => listener,
         Err(error) => {
-            tracing::error!("health: cannot encode the servers' health: {error}");
+            tracing::error!("health: cannot listen on {SOCKET}: {error}");
             return;
         }
     };
-    tokio::spawn(async move {
-        let written = tokio::time::timeout(TIMEOUT, stream.write_all(&document)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::debug!("health: a reader of {SOCKET} went away");
+    let mut readers: VecDeque<AbortHandle> = VecDeque::with_capacity(MAX_READERS);
+    let mut failing = false;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("health: accepting readers of {SOCKET} again");
+                }
+                readers.retain(|reader| !reader.is_finished());
+                if readers.len() >= MAX_READERS
+                    && let Some(oldest) = readers.pop_front()
+                {
+                    oldest.abort();
+                }
+                let document = Arc::clone(&lock(&document));
+                readers.push_back(tokio::spawn(answer(stream, document)).abort_handle());
+            }
+            Err(error) => {
+                // The failed connection stays queued, so trying again at once
+                // fails again at once.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(
+                        "health: cannot accept readers of {SOCKET}: {error}; trying again every {} ms",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
-    });
+    }
+}
+
+async fn answer(mut stream: UnixStream, document: Arc<[u8]>) {
+    match tokio::time::timeout(WRITE_DEADLINE, stream.write_all(&document)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!("health: a reader of {SOCKET} went away: {error}"),
+        Err(_) => tracing::debug!(
+            "health: a reader of {SOCKET} did not read within {} s",
+            WRITE_DEADLINE.as_secs()
+        ),
+    }
 }
 
 /// Where an apply learns which servers the health checker keeps out of IPVS.
@@ -132,10 +249,7 @@ impl HealthSource {
             Self::Known(reports) => reports.clone(),
             Self::Daemon => read(state_dir)
                 .unwrap_or_else(|error| {
-                    tracing::warn!(
-                        "health: cannot read {}: {error}; the apply counts every server as up",
-                        socket_path(state_dir).display()
-                    );
+                    tracing::warn!("health: {error}; the apply counts every server as up");
                     None
                 })
                 .unwrap_or_default(),
@@ -143,9 +257,36 @@ impl HealthSource {
     }
 }
 
-/// The daemon's report; `None` when no daemon is listening.
-pub fn read(state_dir: &Path) -> io::Result<Option<Vec<ServerReport>>> {
-    let mut stream = match std::os::unix::net::UnixStream::connect(socket_path(state_dir)) {
+/// Why the daemon's answer could not be had; each names the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error(
+        "{} sent more than {} MiB, more than any farm's health",
+        path.display(),
+        MAX_DOCUMENT >> 20
+    )]
+    TooLarge { path: PathBuf },
+    #[error("{} sent no complete answer within {} s", path.display(), READ_DEADLINE.as_secs())]
+    Deadline { path: PathBuf },
+    #[error("{} sent what is not the servers' health: {source}", path.display())]
+    Malformed {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// The daemon's report; `None` when no daemon is listening. Takes at most
+/// [`MAX_DOCUMENT`] bytes within [`READ_DEADLINE`] in all.
+pub fn read(state_dir: &Path) -> Result<Option<Vec<ServerReport>>, ReadError> {
+    let path = socket_path(state_dir);
+    let deadline = Instant::now() + READ_DEADLINE;
+    let io_error = |source| ReadError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(stream) => stream,
         Err(error)
             if matches!(
@@ -155,14 +296,37 @@ pub fn read(state_dir: &Path) -> io::Result<Option<Vec<ServerReport>>> {
         {
             return Ok(None);
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(io_error(error)),
     };
-    stream.set_read_timeout(Some(TIMEOUT))?;
     let mut document = Vec::new();
-    stream.read_to_end(&mut document)?;
+    let mut chunk = vec![0; 64 << 10];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::Deadline { path });
+        }
+        stream.set_read_timeout(Some(left)).map_err(io_error)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) if document.len() + read > MAX_DOCUMENT => {
+                return Err(ReadError::TooLarge { path });
+            }
+            Ok(read) => document.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ReadError::Deadline { path });
+            }
+            Err(error) => return Err(io_error(error)),
+        }
+    }
     serde_json::from_slice(&document)
         .map(Some)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+        .map_err(|source| ReadError::Malformed { path, source })
 }
 
 #[cfg(test)]
@@ -291,7 +455,7 @@ mod tests {
     fn thousands_of_idle_readers_starve_neither_the_checker_nor_a_reader_that_reads() {
         raise_open_file_limit();
         // Each idle reader costs this process two descriptors, its end and the daemon's.
-        let idle = 3_000.min(open_file_limit().saturating_sub(512) / 2) as usize;
+        let idle = 2_000.min(open_file_limit().saturating_sub(512) / 2) as usize;
         assert!(
             idle >= 1_000,
             "only {idle} descriptors to spare for idle readers"
@@ -429,7 +593,10 @@ mod tests {
             .collect();
         assert_eq!(
             modes,
-            ["socket mode under umask 000: 660", "socket mode under umask 077: 660"]
+            [
+                "socket mode under umask 000: 660",
+                "socket mode under umask 077: 660"
+            ]
         );
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
@@ -465,9 +632,10 @@ mod tests {
             "health::publish::tests::out_of_descriptors_the_publisher_waits_instead_of_spinning",
             &dir,
         );
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        // Kept open until the child ends: its test harness writes there too.
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let ready = stdout
-            .lines()
+            .by_ref()
             .map_while(Result::ok)
             .any(|line| line.contains("ready with"));
         assert!(ready, "the child did not get ready");
@@ -476,6 +644,7 @@ mod tests {
             .map(|_| StdStream::connect(socket_path(&dir)).expect("connect"))
             .collect();
         let output = child.wait_with_output().expect("the child");
+        drop(stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let lines = stderr.lines().filter(|l| l.contains("health")).count();
         let first: Vec<&str> = stderr.lines().take(3).collect();
