@@ -8,6 +8,7 @@
 //! daemon has nobody to answer.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,7 +23,11 @@ use crate::health;
 use crate::health::publish::{self, HealthSource, Publisher};
 use crate::health::run::HealthChecker;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
-use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
+use crate::store::lock::Lock;
+use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
+
+/// The daemon's lock in the state dir.
+const DAEMON_LOCK: &str = "daemon.lock";
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -44,6 +49,7 @@ where
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let _one_daemon = claim_state_dir(store.state_dir())?;
     tracing::info!(config_dir = %store.config_dir().display(), "lbconsole daemon starting");
     health::run::raise_open_file_limit();
     // Nothing is checked yet: every server starts up.
@@ -90,6 +96,26 @@ where
     drop(publisher);
     tracing::info!("lbconsole daemon stopping");
     Ok(())
+}
+
+/// Takes `STATE_DIR/daemon.lock` for the daemon's whole life, before it
+/// applies or listens: a second daemon on the same state dir would replace the
+/// first one's health socket and remove it when it ends.
+fn claim_state_dir(state_dir: &Path) -> Result<Lock, StoreError> {
+    let path = state_dir.join(DAEMON_LOCK);
+    let write_error = |source| StoreError::Write {
+        path: path.clone(),
+        source,
+    };
+    atomic::create_dir_all(state_dir).map_err(write_error)?;
+    let Some(lock) = Lock::try_acquire(&path).map_err(write_error)? else {
+        return Err(StoreError::DaemonRunning {
+            state_dir: state_dir.to_owned(),
+            holder: Lock::holder(&path),
+        });
+    };
+    lock.record_holder().map_err(write_error)?;
+    Ok(lock)
 }
 
 /// Applies the saved configuration, all or nothing, and logs the outcome. An
