@@ -547,10 +547,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
             },
             Err(error) => HealthReport {
                 daemon: false,
-                error: Some(format!(
-                    "cannot read {}: {error}",
-                    publish::socket_path(store.state_dir()).display()
-                )),
+                error: Some(error.to_string()),
                 servers: Vec::new(),
             },
         },

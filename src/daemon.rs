@@ -8,9 +8,9 @@
 //! daemon has nobody to answer.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
-use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::apply::Progress;
@@ -20,10 +20,14 @@ use crate::config::model::LvsConfig;
 use crate::config::parse::parse_lvs;
 use crate::confirm::{self, ApplyRequest};
 use crate::health;
-use crate::health::publish::{self, HealthSource};
+use crate::health::publish::{self, HealthSource, Publisher};
 use crate::health::run::HealthChecker;
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
-use crate::store::{ConfigFiles, PendingApply, Store, StoreError};
+use crate::store::lock::Lock;
+use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
+
+/// The daemon's lock in the state dir.
+const DAEMON_LOCK: &str = "daemon.lock";
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -45,6 +49,7 @@ where
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let _one_daemon = claim_state_dir(store.state_dir())?;
     tracing::info!(config_dir = %store.config_dir().display(), "lbconsole daemon starting");
     health::run::raise_open_file_limit();
     // Nothing is checked yet: every server starts up.
@@ -52,7 +57,7 @@ where
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
-    let readers = publish::bind(store.state_dir())
+    let publisher = Publisher::start(store.state_dir(), &health.report())
         .inspect_err(|error| {
             tracing::error!(
                 "health: cannot listen on {}: {error}; `status` shows no health",
@@ -68,28 +73,49 @@ where
             _ = hangup.recv() => {
                 let reports = HealthSource::Known(health.report());
                 apply_saved(store, &mut connect, "reload", reports).await;
-                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                if follow_running(store, &mut connect, &mut health, &mut checked).await {
+                    publish(publisher.as_ref(), &health);
+                }
                 // An unchanged lvs.conf is not reloaded, but the apply may have
                 // put back servers that health keeps out.
                 health.tick().await;
             }
             _ = tick.tick() => {
                 roll_back_abandoned(store, &mut connect, &health).await;
-                follow_running(store, &mut connect, &mut health, &mut checked).await;
+                if follow_running(store, &mut connect, &mut health, &mut checked).await {
+                    publish(publisher.as_ref(), &health);
+                }
                 health.tick().await;
             }
-            report = health.next_report() => health.handle(report).await,
-            reader = accept(readers.as_ref()) => match reader {
-                Ok(stream) => publish::send(stream, &health.report()),
-                Err(error) => tracing::warn!("health: {error}"),
-            },
+            report = health.next_report() => {
+                health.handle(report).await;
+                publish(publisher.as_ref(), &health);
+            }
         }
     }
-    if readers.is_some() {
-        let _ = std::fs::remove_file(publish::socket_path(store.state_dir()));
-    }
+    drop(publisher);
     tracing::info!("lbconsole daemon stopping");
     Ok(())
+}
+
+/// Takes `STATE_DIR/daemon.lock` for the daemon's whole life, before it
+/// applies or listens: a second daemon on the same state dir would replace the
+/// first one's health socket and remove it when it ends.
+fn claim_state_dir(state_dir: &Path) -> Result<Lock, StoreError> {
+    let path = state_dir.join(DAEMON_LOCK);
+    let write_error = |source| StoreError::Write {
+        path: path.clone(),
+        source,
+    };
+    atomic::create_dir_all(state_dir).map_err(write_error)?;
+    let Some(lock) = Lock::try_acquire(&path).map_err(write_error)? else {
+        return Err(StoreError::DaemonRunning {
+            state_dir: state_dir.to_owned(),
+            holder: Lock::holder(&path),
+        });
+    };
+    lock.record_holder().map_err(write_error)?;
+    Ok(lock)
 }
 
 /// Applies the saved configuration, all or nothing, and logs the outcome. An
@@ -189,14 +215,15 @@ async fn roll_back_abandoned<N, I, W, F, Fut>(
 }
 
 /// Checks the servers of the running `lvs.conf` when it differs from `checked`
-/// (the text the checker last loaded). Without a running configuration nothing
-/// is checked.
+/// (the text the checker last loaded); whether it loaded one. Without a running
+/// configuration nothing is checked.
 async fn follow_running<N, I, W, F, Fut>(
     store: &Store,
     connect: &mut F,
     health: &mut HealthChecker<I>,
     checked: &mut Option<Vec<u8>>,
-) where
+) -> bool
+where
     N: NetworkBackend,
     I: IpvsBackend,
     W: FirewallBackend,
@@ -207,11 +234,11 @@ async fn follow_running<N, I, W, F, Fut>(
         Ok(running) => running.map_or_else(Vec::new, |files| files.get(ConfigFile::Lvs).to_vec()),
         Err(error) => {
             tracing::error!("health: {error}");
-            return;
+            return false;
         }
     };
     if checked.as_ref() == Some(&text) {
-        return;
+        return false;
     }
     // The running configuration passed validation when it was applied.
     let (config, _) = parse_lvs(&text);
@@ -225,12 +252,12 @@ async fn follow_running<N, I, W, F, Fut>(
     }
     health.load(&config).await;
     *checked = Some(text);
+    true
 }
 
-/// The next reader of the health socket; without a socket, never.
-async fn accept(listener: Option<&UnixListener>) -> std::io::Result<UnixStream> {
-    match listener {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
+/// Tells the readers of the health socket what the checker knows now.
+fn publish<I: IpvsBackend>(publisher: Option<&Publisher>, health: &HealthChecker<I>) {
+    if let Some(publisher) = publisher {
+        publisher.publish(&health.report());
     }
 }

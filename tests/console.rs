@@ -88,8 +88,10 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 struct Console {
     app: App,
     engine: Engine<FakeKernel, FakeIpvs, FakeFirewall>,
-    /// Runs the engine's answers (and a stand-in health daemon) as the console's loop does.
+    /// Runs the engine's answers as the console's loop does.
     runtime: tokio::runtime::Runtime,
+    /// A stand-in health daemon, once a test asks for one.
+    health: Option<publish::Publisher>,
     now: Instant,
     quit: bool,
 }
@@ -122,6 +124,7 @@ impl Console {
                 .unwrap(),
             now: Instant::now(),
             quit: false,
+            health: None,
         };
         let effects = console.app.start();
         console.carry_out(effects);
@@ -241,15 +244,9 @@ impl Console {
 
     /// Answers on the health socket of the state dir as the daemon does.
     fn serve_health(&mut self, reports: Vec<ServerReport>) {
-        let listener = {
-            let _inside = self.runtime.enter();
-            publish::bind(&self.engine.paths.state_dir).unwrap()
-        };
-        self.runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                publish::send(stream, &reports);
-            }
-        });
+        let _inside = self.runtime.enter();
+        self.health =
+            Some(publish::Publisher::start(&self.engine.paths.state_dir, &reports).unwrap());
     }
 
     /// Exports the saved configuration through the prompt, to `path`.

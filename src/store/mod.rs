@@ -4,6 +4,8 @@
 //! CONFIG_DIR/ network.conf flows.conf lvs.conf   the saved configuration (what boot applies)
 //!             lbconsole.toml                     settings (settings.rs)
 //! STATE_DIR/  lock                               flock held around every check-then-write
+//!             daemon.lock                        flock held by the daemon for its life; its pid
+//!             health.sock                        the daemon's health, for `status` (health/publish.rs)
 //!             state.toml                         what runs, the last rollback, a save in progress
 //!             history/N/                         every version: the three files and meta.toml
 //!             running -> running.ID/             what the kernel runs (swapped by one rename)
@@ -79,6 +81,15 @@ pub enum StoreError {
         version: u64,
         user: String,
         time: String,
+    },
+    #[error(
+        "another lbconsole daemon{} runs on {}; stop it first, or give this one another --state-dir",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        state_dir.display()
+    )]
+    DaemonRunning {
+        state_dir: PathBuf,
+        holder: Option<u32>,
     },
     #[error("there is no version {version} (the versions are 1 to {latest})")]
     NoVersion { version: u64, latest: u64 },

@@ -494,12 +494,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         let state_dir = self.paths.state_dir.clone();
         let health = blocking(move || publish::read(&state_dir))
             .await
-            .map_err(|error| {
-                format!(
-                    "cannot read the health daemon's {}: {error}",
-                    publish::SOCKET
-                )
-            });
+            .map_err(|error| error.to_string());
         Live {
             links,
             services,
