@@ -1,8 +1,7 @@
 //! Text from files, the kernel and the environment reaches the administrator's
 //! terminal escaped: a control character is shown as `\u001b`, never obeyed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use lbconsole::cli;
 use lbconsole::kernel::Kernel;
@@ -15,49 +14,9 @@ const RETITLE: &str = "\u{1b}]0;pwned\u{7}";
 /// The same, as the CLI shows it.
 const RETITLE_SHOWN: &str = r"\u001b]0;pwned\u0007";
 
-/// A config dir and a state dir of their own, removed when dropped.
-struct Dirs {
-    root: PathBuf,
-}
+mod common;
 
-impl Dirs {
-    fn new(name: &str) -> Dirs {
-        let root =
-            std::env::temp_dir().join(format!("lbconsole-escapes-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("config")).expect("config dir");
-        Dirs { root }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.root.join("config")
-    }
-
-    fn write_lvs(&self, text: &str) {
-        std::fs::write(self.config().join("lvs.conf"), text).expect("write lvs.conf");
-    }
-
-    fn run_as(&self, user: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lbconsole"))
-            .args(args)
-            .env("LBCONSOLE_CONFIG_DIR", self.config())
-            .env("LBCONSOLE_STATE_DIR", self.root.join("state"))
-            .env("SUDO_USER", user)
-            .stdin(Stdio::null())
-            .output()
-            .expect("lbconsole runs")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_as("alice", args)
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use common::Dirs;
 
 /// The text, after checking that a terminal would obey nothing in it: no C0
 /// control but newline and tab, no DEL, no C1 control, no bidi override.
@@ -122,7 +81,7 @@ fn history_json_stays_valid_and_keeps_what_was_given() {
 #[test]
 fn a_save_message_and_sudo_user_are_shown_escaped_one_line_per_version() {
     let dirs = Dirs::new("save");
-    dirs.write_lvs("# one\n");
+    dirs.write("lvs.conf", "# one\n");
     let message = format!("fix{RETITLE}\n   9  forged line");
     let saved = dirs.run_as(&format!("eve{RETITLE}"), &["save", "-m", &message]);
     assert!(saved.status.success(), "{saved:?}");
@@ -145,9 +104,9 @@ fn a_save_message_and_sudo_user_are_shown_escaped_one_line_per_version() {
 #[test]
 fn diff_shows_a_comments_escapes_and_keeps_lines_and_tabs() {
     let dirs = Dirs::new("diff");
-    dirs.write_lvs("# one\n");
+    dirs.write("lvs.conf", "# one\n");
     assert!(dirs.run(&["save"]).status.success());
-    dirs.write_lvs(&format!("# two {RETITLE}\tend\r\n"));
+    dirs.write("lvs.conf", &format!("# two {RETITLE}\tend\r\n"));
     let output = dirs.run(&["diff", "1", "saved"]);
     assert!(output.status.success(), "{output:?}");
     let diff = safe(&output.stdout);

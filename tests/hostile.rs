@@ -6,112 +6,30 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use lbconsole::store::archive::Archive;
 use lbconsole::store::{ConfigFiles, Store};
 
-/// A config dir and a state dir of their own, removed when dropped.
-struct Dirs {
-    root: PathBuf,
+mod common;
+
+use common::Dirs;
+
+/// A small valid configuration saved as version 1.
+fn saved(name: &str) -> Dirs {
+    let dirs = Dirs::new(name);
+    dirs.write(
+        "lvs.conf",
+        "director web 10.0.0.1:80 TCP\n    server a 10.0.1.1:80\n",
+    );
+    dirs.write("network.conf", "");
+    dirs.write("flows.conf", "");
+    dirs.ok(&["save"]);
+    dirs
 }
 
-impl Dirs {
-    fn new(name: &str) -> Dirs {
-        let root =
-            std::env::temp_dir().join(format!("lbconsole-hostile-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("config")).expect("config dir");
-        Dirs { root }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.root.join("config")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.root.join("state")
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.config(), &self.state()).expect("store")
-    }
-
-    /// Writes a small valid configuration and saves it as version 1.
-    fn saved(name: &str) -> Dirs {
-        let dirs = Dirs::new(name);
-        dirs.write(
-            "lvs.conf",
-            "director web 10.0.0.1:80 TCP\n    server a 10.0.1.1:80\n",
-        );
-        dirs.write("network.conf", "");
-        dirs.write("flows.conf", "");
-        dirs.ok(&["save"]);
-        dirs
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.config().join(name), text).expect("write config");
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lbconsole"));
-        command
-            .args(args)
-            .env("LBCONSOLE_CONFIG_DIR", self.config())
-            .env("LBCONSOLE_STATE_DIR", self.state())
-            .env("SUDO_USER", "alice")
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// Runs lbconsole, failing the test if it has not ended within 10 s (a
-    /// FIFO read blocking forever is one of the things tested).
-    fn run(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("lbconsole runs");
-        let started = Instant::now();
-        while child.try_wait().expect("try_wait").is_none() {
-            if started.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("lbconsole {args:?} hung for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("output")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(output.status.success(), "lbconsole {args:?}: {output:?}");
-        String::from_utf8(output.stdout).expect("UTF-8")
-    }
-
-    /// The one-line error of a refused command.
-    fn refused(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "lbconsole {args:?}: {output:?}"
-        );
-        String::from_utf8(output.stderr).expect("UTF-8")
-    }
-
-    fn latest(&self) -> u64 {
-        self.store().latest().expect("latest")
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+fn latest(dirs: &Dirs) -> u64 {
+    dirs.store().latest().expect("latest")
 }
 
 fn mkfifo(path: &Path) {
@@ -129,13 +47,13 @@ fn every_hostile_archive_is_refused_with_its_exact_error_and_saves_nothing() {
         .collect();
     entries.sort();
     for archive in entries {
-        let dirs = Dirs::saved("archive");
+        let dirs = saved("archive");
         let path = archive.to_str().expect("UTF-8 path");
         let expected = std::fs::read_to_string(archive.with_extension("expected"))
             .expect("each archive has its .expected error");
         let error = dirs.refused(&["import", path]).replace(path, "ARCHIVE");
         assert_eq!(error, expected, "{path}");
-        assert_eq!(dirs.latest(), 1, "{path} saved a version");
+        assert_eq!(latest(&dirs), 1, "{path} saved a version");
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} fixtures");
@@ -143,7 +61,7 @@ fn every_hostile_archive_is_refused_with_its_exact_error_and_saves_nothing() {
 
 #[test]
 fn every_prefix_of_an_export_is_refused_or_is_the_whole_configuration() {
-    let dirs = Dirs::saved("prefixes");
+    let dirs = saved("prefixes");
     dirs.write(
         "flows.conf",
         "flow web permit\n    match proto tcp dstport 80\n",
@@ -174,7 +92,7 @@ fn every_prefix_of_an_export_is_refused_or_is_the_whole_configuration() {
 
 #[test]
 fn a_missing_or_empty_config_dir_is_an_error_for_every_command_that_reads_it() {
-    let dirs = Dirs::saved("missing");
+    let dirs = saved("missing");
     let moved = dirs.root.join("config.moved");
     std::fs::rename(dirs.config(), &moved).expect("mv cfg cfg.moved");
     let missing = format!(
@@ -189,7 +107,7 @@ fn a_missing_or_empty_config_dir_is_an_error_for_every_command_that_reads_it() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("   1  "));
     assert_eq!(String::from_utf8_lossy(&output.stderr), missing);
-    assert_eq!(dirs.latest(), 1, "no version that deletes everything");
+    assert_eq!(latest(&dirs), 1, "no version that deletes everything");
 
     std::fs::create_dir(dirs.config()).expect("an empty config dir");
     let empty = format!(
@@ -197,7 +115,7 @@ fn a_missing_or_empty_config_dir_is_an_error_for_every_command_that_reads_it() {
         dirs.config().display()
     );
     assert_eq!(dirs.refused(&["save"]), empty);
-    assert_eq!(dirs.latest(), 1);
+    assert_eq!(latest(&dirs), 1);
 
     // A lost config dir comes back with restore.
     std::fs::remove_dir(dirs.config()).expect("rmdir");
@@ -210,7 +128,7 @@ fn a_missing_or_empty_config_dir_is_an_error_for_every_command_that_reads_it() {
 
 #[test]
 fn export_refuses_devices_fifos_and_links_and_stdout_round_trips_through_import() {
-    let dirs = Dirs::saved("export");
+    let dirs = saved("export");
     assert_eq!(
         dirs.refused(&["export", "/dev/null"]),
         "lbconsole: /dev/null is a character device, not a regular file; lbconsole reads and writes only regular files\n"
@@ -259,7 +177,7 @@ fn export_refuses_devices_fifos_and_links_and_stdout_round_trips_through_import(
 
 #[test]
 fn a_fifo_anywhere_is_refused_at_once_instead_of_hanging_the_store() {
-    let dirs = Dirs::saved("fifo");
+    let dirs = saved("fifo");
     let fifo = dirs.root.join("archive.toml");
     mkfifo(&fifo);
     let error = dirs.refused(&["import", fifo.to_str().expect("UTF-8")]);
@@ -280,7 +198,7 @@ fn a_fifo_anywhere_is_refused_at_once_instead_of_hanging_the_store() {
     let output = dirs.run(&["check"]);
     assert_eq!(output.status.code(), Some(2));
 
-    let state_dirs = Dirs::saved("fifo-state");
+    let state_dirs = saved("fifo-state");
     mkfifo(&state_dirs.state().join("state.toml"));
     let error = state_dirs.refused(&["save"]);
     assert!(
@@ -291,7 +209,7 @@ fn a_fifo_anywhere_is_refused_at_once_instead_of_hanging_the_store() {
 
 #[test]
 fn a_running_link_out_of_the_state_dir_is_never_followed_or_deleted() {
-    let dirs = Dirs::saved("running-link");
+    let dirs = saved("running-link");
     let victim = dirs.root.join("victimdir");
     std::fs::create_dir(&victim).expect("victim");
     std::fs::write(victim.join("precious"), "keep").expect("precious");
@@ -315,7 +233,7 @@ fn a_running_link_out_of_the_state_dir_is_never_followed_or_deleted() {
 
 #[test]
 fn lock_taking_commands_delete_only_what_lbconsole_wrote_and_history_writes_nothing() {
-    let dirs = Dirs::saved("foreign");
+    let dirs = saved("foreign");
     let backup = dirs.state().join("running.bak");
     std::fs::create_dir(&backup).expect("an admin's backup");
     std::fs::write(backup.join("lvs.conf"), "mine").expect("backup file");
@@ -338,12 +256,12 @@ fn lock_taking_commands_delete_only_what_lbconsole_wrote_and_history_writes_noth
     );
     let history = dirs.ok(&["history"]);
     assert!(history.contains("hand edit  flows.conf: +flow web; network.conf, lvs.conf unchanged (recorded by the next save or apply)"), "{history}");
-    assert_eq!(dirs.latest(), 1);
+    assert_eq!(latest(&dirs), 1);
 }
 
 #[test]
 fn state_dir_links_are_refused_not_followed() {
-    let dirs = Dirs::saved("links");
+    let dirs = saved("links");
     let target = dirs.root.join("created-through-the-link");
     std::fs::remove_file(dirs.state().join("lock")).expect("rm lock");
     std::os::unix::fs::symlink(&target, dirs.state().join("lock")).expect("ln -s");
@@ -351,7 +269,7 @@ fn state_dir_links_are_refused_not_followed() {
     assert!(error.contains("lock"), "{error}");
     assert!(!target.exists(), "the lock was created through the link");
 
-    let dirs = Dirs::saved("state-toml-link");
+    let dirs = saved("state-toml-link");
     let secret = dirs.root.join("secret");
     std::fs::write(&secret, "password = \"hunter2\"\nnot toml at all\n").expect("secret");
     std::os::unix::fs::symlink(&secret, dirs.state().join("state.toml")).expect("ln -s");
@@ -369,7 +287,7 @@ fn state_dir_links_are_refused_not_followed() {
 
 #[test]
 fn a_symlinked_config_file_is_refused_by_restore_and_left_as_it_is() {
-    let dirs = Dirs::saved("config-link");
+    let dirs = saved("config-link");
     dirs.write("lvs.conf", "");
     dirs.ok(&["save"]);
     let elsewhere = dirs.root.join("lvs.conf.real");
@@ -392,7 +310,7 @@ fn a_symlinked_config_file_is_refused_by_restore_and_left_as_it_is() {
             .is_symlink()
     );
     assert_eq!(std::fs::read_to_string(&elsewhere).expect("target"), "");
-    assert_eq!(dirs.latest(), 2, "the refused restore left a version");
+    assert_eq!(latest(&dirs), 2, "the refused restore left a version");
     dirs.ok(&["history"]);
 }
 
@@ -400,7 +318,7 @@ fn a_symlinked_config_file_is_refused_by_restore_and_left_as_it_is() {
 fn a_restore_whose_rename_fails_leaves_the_old_files_and_a_usable_store() {
     // flows.conf bind-mounted over itself, in a mount namespace of the test's
     // own: renaming over a mount point fails with EBUSY.
-    let dirs = Dirs::saved("ebusy");
+    let dirs = saved("ebusy");
     dirs.write(
         "network.conf",
         "service network eth0\n    ip address 10.0.0.5/24\n",
@@ -431,15 +349,15 @@ fn a_restore_whose_rename_fails_leaves_the_old_files_and_a_usable_store() {
         "{stderr}"
     );
     assert_eq!(ConfigFiles::read(&dirs.config()).expect("config"), before);
-    assert_eq!(dirs.latest(), 2);
+    assert_eq!(latest(&dirs), 2);
     // The store works on: the same restore without the mount goes through.
     dirs.ok(&["restore", "1"]);
-    assert_eq!(dirs.latest(), 3);
+    assert_eq!(latest(&dirs), 3);
 }
 
 #[test]
 fn a_history_at_the_largest_version_number_refuses_to_save() {
-    let dirs = Dirs::saved("overflow");
+    let dirs = saved("overflow");
     let history = dirs.state().join("history");
     std::fs::rename(history.join("00000001"), history.join(u64::MAX.to_string()))
         .expect("renumber");

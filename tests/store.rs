@@ -3,74 +3,14 @@
 //! prints.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lbconsole::store::{ConfigFiles, Store, StoreError};
+use lbconsole::store::{ConfigFiles, StoreError};
 
-/// A config dir and a state dir of their own, removed when dropped.
-struct Dirs {
-    root: PathBuf,
-}
+mod common;
 
-impl Dirs {
-    fn new(name: &str) -> Dirs {
-        let root =
-            std::env::temp_dir().join(format!("lbconsole-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("config")).expect("config dir");
-        Dirs { root }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.root.join("config")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.root.join("state")
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.config(), &self.state()).expect("store")
-    }
-
-    fn write(&self, files: &ConfigFiles) {
-        for (name, bytes) in files.named() {
-            std::fs::write(self.config().join(name), bytes).expect("write config");
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lbconsole"));
-        command
-            .args(args)
-            .env("LBCONSOLE_CONFIG_DIR", self.config())
-            .env("LBCONSOLE_STATE_DIR", self.state())
-            .env("SUDO_USER", "alice")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("lbconsole runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "lbconsole {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8")
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use common::Dirs;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -129,9 +69,9 @@ impl Random {
 fn killed_at_any_point_a_restore_leaves_a_complete_version_200_times() {
     let dirs = Dirs::new("kill");
     let (a, b) = (config(1), config(2));
-    dirs.write(&a);
+    dirs.write_files(&a);
     dirs.ok(&["save"]);
-    dirs.write(&b);
+    dirs.write_files(&b);
     dirs.ok(&["save"]);
     // How long one restore takes, to spread the kills over all of it.
     let started = Instant::now();
@@ -206,7 +146,7 @@ fn killed_at_any_point_a_restore_leaves_a_complete_version_200_times() {
 #[test]
 fn two_writers_racing_500_times_never_lose_an_update() {
     let dirs = Dirs::new("race");
-    dirs.write(&config(0));
+    dirs.write_files(&config(0));
     dirs.ok(&["save"]);
     let archives: Vec<PathBuf> = (0..2)
         .map(|writer| dirs.root.join(format!("writer{writer}.toml")))
@@ -284,12 +224,12 @@ fn toml_string(text: &str) -> String {
 #[test]
 fn a_save_from_a_stale_version_is_refused_and_writes_nothing() {
     let dirs = Dirs::new("stale");
-    dirs.write(&config(1));
+    dirs.write_files(&config(1));
     assert_eq!(
         dirs.ok(&["save", "-m", "first"]),
         "saved version 1: first: network.conf: +interface eth1; flows.conf: +flow f1; lvs.conf: +director web\n"
     );
-    dirs.write(&config(2));
+    dirs.write_files(&config(2));
     let output = dirs.run(&["save", "--expect-version", "0"]);
     assert_eq!(output.status.code(), Some(1));
     let time = dirs.store().meta(1).expect("meta").time;
@@ -324,9 +264,9 @@ fn a_save_from_a_stale_version_is_refused_and_writes_nothing() {
 #[test]
 fn history_diff_restore_export_and_import_round_trip() {
     let dirs = Dirs::new("roundtrip");
-    dirs.write(&config(1));
+    dirs.write_files(&config(1));
     dirs.ok(&["save"]);
-    dirs.write(&config(2));
+    dirs.write_files(&config(2));
     assert_eq!(
         dirs.ok(&["save", "--expect-version", "1"])
             .lines()
@@ -391,7 +331,7 @@ fn history_diff_restore_export_and_import_round_trip() {
 #[test]
 fn an_invalid_archive_is_refused_with_its_diagnostics() {
     let dirs = Dirs::new("invalid");
-    dirs.write(&config(1));
+    dirs.write_files(&config(1));
     dirs.ok(&["save"]);
     let archive = dirs.root.join("bad.toml");
     let mut bad = config(2);
@@ -438,9 +378,9 @@ fn confirm_without_a_pending_apply_says_so() {
 fn files_and_directories_of_the_store_are_0640_and_0750_and_a_config_file_keeps_its_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dirs = Dirs::new("modes");
-    dirs.write(&config(1));
+    dirs.write_files(&config(1));
     dirs.ok(&["save"]);
-    dirs.write(&config(2));
+    dirs.write_files(&config(2));
     dirs.ok(&["save"]);
     let lvs = dirs.config().join("lvs.conf");
     std::fs::set_permissions(&lvs, std::fs::Permissions::from_mode(0o600)).expect("chmod");
