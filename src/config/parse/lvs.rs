@@ -7,7 +7,7 @@ use crate::config::model::lvs::{
 };
 use crate::config::model::types::{DirectorName, IfName, Placeholder, ServerName, Spanned};
 
-use super::lexer::{Cursor, Token, ipv4, ipv4_and_port, lex, netmask, number_in, port, unknown};
+use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_and_port, netmask, number_in, port, unknown};
 use super::{Seen, name};
 
 const STATEMENTS: &[&str] = &["director", "balance", "mode", "check", "option", "server"];
@@ -35,13 +35,14 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
     // a throwaway director, instead of being reported as outside a director.
     let mut scratch: Option<Director> = None;
     let scratch_director = || Director::new(Spanned::unplaced(DirectorName::placeholder()));
-    for line in lex(source, &mut sink) {
+    let mut lexer = Lexer::new(source, ConfigFile::Lvs);
+    while let Some(line) = lexer.next_line() {
         if line.unreadable {
             seen = Seen::default();
             scratch = Some(scratch_director());
             continue;
         }
-        let mut cursor = Cursor::new(&line.tokens);
+        let mut cursor = Cursor::new(line.tokens);
         let Some(keyword) = cursor.next_token() else {
             continue;
         };
@@ -88,7 +89,7 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
             sink.report(problem);
         }
     }
-    (config, sink.diagnostics)
+    (config, lexer.diagnostics_then(sink.diagnostics))
 }
 
 /// The rest of `director NAME [IP[:PORT] [TCP|UDP]]`, after the name.
