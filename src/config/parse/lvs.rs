@@ -49,6 +49,11 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
         if keyword.text == "director" {
             seen = Seen::default();
             scratch = None;
+            if let Some(finished) = config.directors.last_mut() {
+                // Growth leaves up to half of a server list unused; a large
+                // file has thousands of them.
+                finished.servers.shrink_to_fit();
+            }
             match cursor
                 .value("director", "a name")
                 .and_then(name::<DirectorName>)
