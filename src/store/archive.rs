@@ -136,7 +136,7 @@ pub fn import(
     expect_version: Option<u64>,
 ) -> Result<VersionMeta, StoreError> {
     let archive = Archive::read(path)?;
-    let files = archive.files.to_files();
+    let files = archive.files.into_files();
     refuse_invalid(&files, "imported")?;
     let hint = format!(
         "import of {} (version {} of {})",
