@@ -26,10 +26,13 @@ pub struct Line<'l, 'a> {
     pub unreadable: bool,
 }
 
+/// The raw lines of a file with their 0-based index.
+type NumberedLines<'a> = std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>;
+
 /// Hands out a file one line of tokens at a time, into one reused buffer: the
 /// tokens of a large file would take several times its size if held all at once.
 pub struct Lexer<'a> {
-    lines: std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>,
+    lines: NumberedLines<'a>,
     tokens: Vec<Token<'a>>,
     /// The unreadable lines; they come before the parser's own diagnostics.
     sink: Sink,
