@@ -222,4 +222,14 @@ mod tests {
         );
         assert_eq!(summarize(&new, &new), "no changes");
     }
+
+    #[test]
+    fn swapped_flows_are_an_order_change() {
+        let flows = "flow a permit\n    match proto tcp\nflow b deny\n    match\n";
+        let swapped = "flow b deny\n    match\nflow a permit\n    match proto tcp\n";
+        assert_eq!(
+            summarize(&files("", flows, ""), &files("", swapped, "")),
+            "flows.conf: order changed; network.conf, lvs.conf unchanged"
+        );
+    }
 }
