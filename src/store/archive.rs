@@ -235,7 +235,7 @@ pub fn import(
     expect_version: Option<u64>,
 ) -> Result<VersionMeta, StoreError> {
     let archive = Archive::read(place)?;
-    let files = archive.files.to_files();
+    let files = archive.files.into_files();
     refuse_invalid(&files, "imported")?;
     let source = match place {
         Place::File(path) => path.display().to_string(),

@@ -148,10 +148,15 @@ impl ArchiveFiles {
     }
 
     pub fn to_files(&self) -> ConfigFiles {
+        self.clone().into_files()
+    }
+
+    /// The files without a copy: an archive's text may be tens of megabytes.
+    pub fn into_files(self) -> ConfigFiles {
         ConfigFiles {
-            network: self.network.clone().into_bytes(),
-            flows: self.flows.clone().into_bytes(),
-            lvs: self.lvs.clone().into_bytes(),
+            network: self.network.into_bytes(),
+            flows: self.flows.into_bytes(),
+            lvs: self.lvs.into_bytes(),
         }
     }
 }

@@ -4,6 +4,10 @@
 //! re-indented line is not a changed director); a file that does not parse is
 //! summarised by its line counts.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hasher;
+
 use serde::Serialize;
 
 use crate::config::ConfigFile;
@@ -41,29 +45,26 @@ pub fn summarize(old: &ConfigFiles, new: &ConfigFiles) -> String {
 /// either side has syntax errors (their sections cannot be trusted).
 fn sections(file: ConfigFile, old: &[u8], new: &[u8]) -> Option<String> {
     let (old, new) = (named_sections(file, old)?, named_sections(file, new)?);
+    let (old_names, new_names) = (names(&old), names(&new));
+    // A name written twice is compared by its first section.
+    let mut old_by_name = HashMap::with_capacity(old.len());
+    for (name, fingerprint) in &old {
+        old_by_name.entry(name.as_str()).or_insert(fingerprint);
+    }
     let (mut added, mut changed) = (Vec::new(), Vec::new());
-    for (name, value) in &new {
-        match old.iter().find(|(n, _)| n == name) {
+    for (name, fingerprint) in &new {
+        match old_by_name.get(name.as_str()) {
             None => added.push(format!("+{name}")),
-            Some((_, before)) if before != value => changed.push(format!("~{name}")),
+            Some(&before) if before != fingerprint => changed.push(format!("~{name}")),
             Some(_) => {}
         }
     }
     let removed = old
         .iter()
-        .filter(|(name, _)| !new.iter().any(|(n, _)| n == name))
+        .filter(|(name, _)| !new_names.contains(name.as_str()))
         .map(|(name, _)| format!("-{name}"));
     let mut items: Vec<String> = added.into_iter().chain(changed).chain(removed).collect();
-    let order_changed = {
-        let common = |a: &[(String, serde_json::Value)], b: &[(String, serde_json::Value)]| {
-            a.iter()
-                .filter(|(n, _)| b.iter().any(|(m, _)| m == n))
-                .map(|(n, _)| n.clone())
-                .collect::<Vec<_>>()
-        };
-        common(&old, &new) != common(&new, &old)
-    };
-    if order_changed {
+    if in_order(&old, &new_names) != in_order(&new, &old_names) {
         // Order is meaning in flows.conf: the first matching flow wins.
         items.push("order changed".to_owned());
     }
@@ -78,12 +79,26 @@ fn sections(file: ConfigFile, old: &[u8], new: &[u8]) -> Option<String> {
     Some(items.join(", "))
 }
 
-/// Each section as `kind name` with its meaning as JSON (which leaves out where
-/// it was written).
-fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<(String, serde_json::Value)>> {
-    fn value<T: Serialize>(section: &T) -> serde_json::Value {
-        serde_json::to_value(section).unwrap_or(serde_json::Value::Null)
-    }
+fn names(sections: &[Section]) -> HashSet<&str> {
+    sections.iter().map(|(name, _)| name.as_str()).collect()
+}
+
+/// The names of `sections` that are also in `other`, in order.
+fn in_order<'a>(sections: &'a [Section], other: &HashSet<&str>) -> Vec<&'a str> {
+    sections
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| other.contains(name))
+        .collect()
+}
+
+/// A section's `kind name` and the fingerprint of its meaning.
+type Section = (String, u64);
+
+/// Each section with a fingerprint of its meaning. Only the fingerprints are
+/// kept, so the two versions are never held parsed at once: a large file's model
+/// takes a few times its size.
+fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<Section>> {
     let clean =
         |diagnostics: &[crate::config::Diagnostic]| !diagnostics.iter().any(|d| d.is_error());
     match file {
@@ -93,7 +108,7 @@ fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<(String, serde_j
                 config
                     .interfaces
                     .iter()
-                    .map(|i| (format!("interface {}", i.name.as_str()), value(i)))
+                    .map(|i| (format!("interface {}", i.name.as_str()), fingerprint(i)))
                     .collect()
             })
         }
@@ -105,7 +120,7 @@ fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<(String, serde_j
                     .iter()
                     .map(|f| {
                         let name = format!("{} {}", f.direction.keyword(), f.name.as_str());
-                        (name, value(f))
+                        (name, fingerprint(f))
                     })
                     .collect()
             })
@@ -116,10 +131,34 @@ fn named_sections(file: ConfigFile, bytes: &[u8]) -> Option<Vec<(String, serde_j
                 config
                     .directors
                     .iter()
-                    .map(|d| (format!("director {}", d.name.as_str()), value(d)))
+                    .map(|d| (format!("director {}", d.name.as_str()), fingerprint(d)))
                     .collect()
             })
         }
+    }
+}
+
+/// A hash of the section's JSON, which leaves out where it was written. Two
+/// different sections share one with a chance of 2^-64: a summary can afford that.
+fn fingerprint<T: Serialize>(section: &T) -> u64 {
+    let mut hasher = HashingWriter(DefaultHasher::new());
+    // The model always serializes (it has no maps and no floats); were it ever
+    // to fail, what was written so far still fingerprints the section.
+    let _ = serde_json::to_writer(&mut hasher, section);
+    hasher.0.finish()
+}
+
+/// Feeds what is written into a hasher, so JSON is hashed without being held.
+struct HashingWriter(DefaultHasher);
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -182,5 +221,15 @@ mod tests {
             "network.conf: +2 -0 lines; lvs.conf: comments or layout only; flows.conf unchanged"
         );
         assert_eq!(summarize(&new, &new), "no changes");
+    }
+
+    #[test]
+    fn swapped_flows_are_an_order_change() {
+        let flows = "flow a permit\n    match proto tcp\nflow b deny\n    match\n";
+        let swapped = "flow b deny\n    match\nflow a permit\n    match proto tcp\n";
+        assert_eq!(
+            summarize(&files("", flows, ""), &files("", swapped, "")),
+            "flows.conf: order changed; network.conf, lvs.conf unchanged"
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::config::model::types::{
     DirectorName, FlowName, IfName, Loc, PortRange, Protocol, Spanned, TableId,
 };
 
-use super::lexer::{Cursor, Token, ipv4_net, lex, number, port, unknown};
+use super::lexer::{Cursor, Lexer, Token, ipv4_net, number, port, unknown};
 use super::name;
 
 const STATEMENTS: &[&str] = &["flow", "outflow", "match", "ignore"];
@@ -24,12 +24,13 @@ pub fn parse(source: &[u8]) -> (FlowsConfig, Vec<Diagnostic>) {
     // A flow whose header failed to parse still owns the rules below it; they are
     // checked but dropped, instead of being reported as outside a flow.
     let mut in_broken_flow = false;
-    for line in lex(source, &mut sink) {
+    let mut lexer = Lexer::new(source, ConfigFile::Flows);
+    while let Some(line) = lexer.next_line() {
         if line.unreadable {
             in_broken_flow = true;
             continue;
         }
-        let mut cursor = Cursor::new(&line.tokens);
+        let mut cursor = Cursor::new(line.tokens);
         let Some(keyword) = cursor.next_token() else {
             continue;
         };
@@ -65,7 +66,7 @@ pub fn parse(source: &[u8]) -> (FlowsConfig, Vec<Diagnostic>) {
             sink.report(problem);
         }
     }
-    (config, sink.diagnostics)
+    (config, lexer.diagnostics_then(sink.diagnostics))
 }
 
 /// `flow|outflow NAME [POLICY] [match|ignore CONDITIONS]`

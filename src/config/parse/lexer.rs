@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use crate::config::diagnostic::{Problem, Sink, did_you_mean};
+use crate::config::diagnostic::{ConfigFile, Diagnostic, Problem, Sink, did_you_mean};
 use crate::config::model::types::{Ipv4Net, Loc, Port, mask_to_prefix};
 
 /// After this many unreadable lines the rest of the file is not worth reporting.
@@ -20,46 +20,79 @@ pub struct Token<'a> {
 }
 
 #[derive(Debug)]
-pub struct Line<'a> {
-    pub tokens: Vec<Token<'a>>,
+pub struct Line<'l, 'a> {
+    pub tokens: &'l [Token<'a>],
     /// The line could not be read (and was reported); it may have been a section header.
     pub unreadable: bool,
 }
 
-pub fn lex<'a>(source: &'a [u8], sink: &mut Sink) -> Vec<Line<'a>> {
-    let mut lines = Vec::new();
-    let mut encoding_errors = 0;
-    for (index, raw) in source.split(|&b| b == b'\n').enumerate() {
-        let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        match readable_code(raw) {
-            Ok(code) => {
-                let tokens = tokenize(code, number);
-                if !tokens.is_empty() {
-                    lines.push(Line {
-                        tokens,
-                        unreadable: false,
+/// The raw lines of a file with their 0-based index.
+type NumberedLines<'a> = std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>;
+
+/// Hands out a file one line of tokens at a time, into one reused buffer: the
+/// tokens of a large file would take several times its size if held all at once.
+pub struct Lexer<'a> {
+    lines: NumberedLines<'a>,
+    tokens: Vec<Token<'a>>,
+    /// The unreadable lines; they come before the parser's own diagnostics.
+    sink: Sink,
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(source: &'a [u8], file: ConfigFile) -> Self {
+        let is_newline: fn(&u8) -> bool = |&b| b == b'\n';
+        Self {
+            lines: source.split(is_newline).enumerate(),
+            tokens: Vec::new(),
+            sink: Sink::new(file),
+        }
+    }
+
+    /// The next line that holds tokens or could not be read; `None` at the end
+    /// of the file, or once it is plainly not text.
+    pub fn next_line(&mut self) -> Option<Line<'_, 'a>> {
+        if self.sink.diagnostics.len() > MAX_ENCODING_ERRORS {
+            return None;
+        }
+        for (index, raw) in self.lines.by_ref() {
+            let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            match readable_code(raw) {
+                Ok(code) => {
+                    tokenize(code, number, &mut self.tokens);
+                    if !self.tokens.is_empty() {
+                        return Some(Line {
+                            tokens: &self.tokens,
+                            unreadable: false,
+                        });
+                    }
+                }
+                Err((col, message)) => {
+                    self.sink.error(Loc::new(number, col), message);
+                    if self.sink.diagnostics.len() == MAX_ENCODING_ERRORS {
+                        self.sink.error(
+                            Loc::new(number, 1),
+                            "too many unreadable lines; is this a text file?",
+                        );
+                        return None;
+                    }
+                    self.tokens.clear();
+                    return Some(Line {
+                        tokens: &self.tokens,
+                        unreadable: true,
                     });
                 }
             }
-            Err((col, message)) => {
-                sink.error(Loc::new(number, col), message);
-                encoding_errors += 1;
-                if encoding_errors == MAX_ENCODING_ERRORS {
-                    sink.error(
-                        Loc::new(number, 1),
-                        "too many unreadable lines; is this a text file?",
-                    );
-                    break;
-                }
-                lines.push(Line {
-                    tokens: Vec::new(),
-                    unreadable: true,
-                });
-            }
         }
+        None
     }
-    lines
+
+    /// What was unreadable, followed by the parser's `diagnostics`.
+    pub fn diagnostics_then(self, diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+        let mut all = self.sink.diagnostics;
+        all.extend(diagnostics);
+        all
+    }
 }
 
 /// The line without its comment, or the column and description of what makes it unreadable.
@@ -91,8 +124,9 @@ fn column_after(prefix: &str) -> u32 {
     u32::try_from(prefix.chars().count() + 1).unwrap_or(u32::MAX)
 }
 
-fn tokenize(code: &str, line: u32) -> Vec<Token<'_>> {
-    let mut tokens = Vec::new();
+/// Replaces `tokens` with those of one line.
+fn tokenize<'a>(code: &'a str, line: u32, tokens: &mut Vec<Token<'a>>) {
+    tokens.clear();
     let mut start: Option<(usize, u32)> = None;
     let mut col = 0u32;
     for (offset, c) in code.char_indices() {
@@ -114,7 +148,6 @@ fn tokenize(code: &str, line: u32) -> Vec<Token<'_>> {
             loc: Loc::new(line, begin_col),
         });
     }
-    tokens
 }
 
 /// Walks the tokens of one statement.
@@ -309,62 +342,75 @@ pub fn ipv4_and_port(token: Token<'_>) -> Result<(Ipv4Addr, Option<Port>), Probl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::diagnostic::ConfigFile;
 
-    fn texts(source: &str) -> Vec<Vec<(String, u32, u32)>> {
-        let mut sink = Sink::new(ConfigFile::Lvs);
-        lex(source.as_bytes(), &mut sink)
-            .into_iter()
-            .map(|l| {
-                l.tokens
-                    .iter()
-                    .map(|t| (t.text.to_owned(), t.loc.line, t.loc.col))
-                    .collect()
-            })
-            .collect()
+    /// Each line's tokens as (text, line, column), whether it was unreadable, and
+    /// the diagnostics.
+    type Lexed = (Vec<(Vec<(String, u32, u32)>, bool)>, Vec<Diagnostic>);
+
+    fn lex_all(source: &[u8], file: ConfigFile) -> Lexed {
+        let mut lexer = Lexer::new(source, file);
+        let mut lines = Vec::new();
+        while let Some(line) = lexer.next_line() {
+            let tokens = line
+                .tokens
+                .iter()
+                .map(|t| (t.text.to_owned(), t.loc.line, t.loc.col))
+                .collect();
+            lines.push((tokens, line.unreadable));
+        }
+        (lines, lexer.diagnostics_then(Vec::new()))
     }
 
     #[test]
     fn tokens_carry_line_and_column_across_tabs_crlf_and_comments() {
-        let lines =
-            texts("# header\r\n\tdirector web  10.0.0.1:80 # trailing\r\n\n  server a 1.2.3.4");
+        let (lines, _) = lex_all(
+            b"# header\r\n\tdirector web  10.0.0.1:80 # trailing\r\n\n  server a 1.2.3.4",
+            ConfigFile::Lvs,
+        );
         assert_eq!(
             lines,
             vec![
-                vec![
-                    ("director".into(), 2, 2),
-                    ("web".into(), 2, 11),
-                    ("10.0.0.1:80".into(), 2, 16)
-                ],
-                vec![
-                    ("server".into(), 4, 3),
-                    ("a".into(), 4, 10),
-                    ("1.2.3.4".into(), 4, 12)
-                ],
+                (
+                    vec![
+                        ("director".into(), 2, 2),
+                        ("web".into(), 2, 11),
+                        ("10.0.0.1:80".into(), 2, 16)
+                    ],
+                    false
+                ),
+                (
+                    vec![
+                        ("server".into(), 4, 3),
+                        ("a".into(), 4, 10),
+                        ("1.2.3.4".into(), 4, 12)
+                    ],
+                    false
+                ),
             ]
         );
     }
 
     #[test]
     fn invalid_utf8_is_reported_at_its_column() {
-        let mut sink = Sink::new(ConfigFile::Flows);
-        let lines = lex(b"flow a permit\nflow b\xff deny\n", &mut sink);
+        let (lines, diagnostics) = lex_all(b"flow a permit\nflow b\xff deny\n", ConfigFile::Flows);
         assert_eq!(
-            lines.iter().map(|l| l.unreadable).collect::<Vec<_>>(),
+            lines
+                .iter()
+                .map(|(_, unreadable)| *unreadable)
+                .collect::<Vec<_>>(),
             [false, true]
         );
         assert_eq!(
-            sink.diagnostics[0].to_string(),
+            diagnostics[0].to_string(),
             "flows.conf:2:7: error: invalid UTF-8 (byte 0xff); configuration files are UTF-8 text"
         );
     }
 
     #[test]
     fn binary_input_stops_after_a_few_errors() {
-        let mut sink = Sink::new(ConfigFile::Network);
         let binary: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
-        lex(&binary, &mut sink);
-        assert!(sink.diagnostics.len() <= MAX_ENCODING_ERRORS + 1);
-        assert!(sink.diagnostics.iter().all(|d| d.is_error()));
+        let (_, diagnostics) = lex_all(&binary, ConfigFile::Network);
+        assert!(diagnostics.len() <= MAX_ENCODING_ERRORS + 1);
+        assert!(diagnostics.iter().all(|d| d.is_error()));
     }
 }

@@ -7,7 +7,7 @@ use crate::config::model::lvs::{
 };
 use crate::config::model::types::{DirectorName, IfName, Placeholder, ServerName, Spanned};
 
-use super::lexer::{Cursor, Token, ipv4, ipv4_and_port, lex, netmask, number_in, port, unknown};
+use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_and_port, netmask, number_in, port, unknown};
 use super::{Seen, name};
 
 const STATEMENTS: &[&str] = &["director", "balance", "mode", "check", "option", "server"];
@@ -35,19 +35,25 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
     // a throwaway director, instead of being reported as outside a director.
     let mut scratch: Option<Director> = None;
     let scratch_director = || Director::new(Spanned::unplaced(DirectorName::placeholder()));
-    for line in lex(source, &mut sink) {
+    let mut lexer = Lexer::new(source, ConfigFile::Lvs);
+    while let Some(line) = lexer.next_line() {
         if line.unreadable {
             seen = Seen::default();
             scratch = Some(scratch_director());
             continue;
         }
-        let mut cursor = Cursor::new(&line.tokens);
+        let mut cursor = Cursor::new(line.tokens);
         let Some(keyword) = cursor.next_token() else {
             continue;
         };
         if keyword.text == "director" {
             seen = Seen::default();
             scratch = None;
+            if let Some(finished) = config.directors.last_mut() {
+                // Growth leaves up to half of a server list unused; a large
+                // file has thousands of them.
+                finished.servers.shrink_to_fit();
+            }
             match cursor
                 .value("director", "a name")
                 .and_then(name::<DirectorName>)
@@ -88,7 +94,7 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
             sink.report(problem);
         }
     }
-    (config, sink.diagnostics)
+    (config, lexer.diagnostics_then(sink.diagnostics))
 }
 
 /// The rest of `director NAME [IP[:PORT] [TCP|UDP]]`, after the name.

@@ -7,7 +7,7 @@ use crate::config::model::network::{
 };
 use crate::config::model::types::{IfName, Loc, Placeholder, Spanned, TableId};
 
-use super::lexer::{Cursor, Token, ipv4, ipv4_net, lex, number, number_in, unknown};
+use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_net, number, number_in, unknown};
 use super::{Seen, name};
 
 const STATEMENTS: &[&str] = &[
@@ -28,8 +28,9 @@ pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
     let mut sink = Sink::new(ConfigFile::Network);
     let mut config = NetworkConfig::default();
     let mut section: Option<Section> = None;
-    for line in lex(source, &mut sink) {
-        let mut cursor = Cursor::new(&line.tokens);
+    let mut lexer = Lexer::new(source, ConfigFile::Network);
+    while let Some(line) = lexer.next_line() {
+        let mut cursor = Cursor::new(line.tokens);
         let keyword = cursor.next_token();
         if line.unreadable || keyword.is_some_and(|k| k.text == "service") {
             if let Some(done) = section.take() {
@@ -68,7 +69,7 @@ pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
     if let Some(done) = section.take() {
         config.interfaces.extend(done.finish(&mut sink));
     }
-    (config, sink.diagnostics)
+    (config, lexer.diagnostics_then(sink.diagnostics))
 }
 
 fn start_section(cursor: &mut Cursor<'_, '_>) -> Result<Spanned<IfName>, Problem> {
