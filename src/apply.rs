@@ -149,7 +149,7 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         }
         Err(error) => return Err(error),
     };
-    plan.tears_down = !plan.is_empty() && runs_nothing(config);
+    plan.tears_down = plan.takes_away_something() && runs_nothing(config);
     progress(Progress::Planned(&plan));
     match mode {
         Mode::DryRun => return Ok(plan),
@@ -176,7 +176,8 @@ pub struct Plan {
     pub network: Vec<Step>,
     pub ipvs: Vec<IpvsOp>,
     pub firewall: Option<FirewallStep>,
-    /// The plan changes something and leaves lbconsole running nothing.
+    /// The plan takes away addresses, services or the flows' table, and
+    /// leaves lbconsole running none of them.
     pub tears_down: bool,
 }
 
@@ -206,6 +207,22 @@ impl Plan {
 
     pub fn len(&self) -> usize {
         self.network.len() + self.ipvs.len() + usize::from(self.firewall.is_some())
+    }
+
+    /// Whether it removes an address, an IPVS service or our nft table: what
+    /// lbconsole runs, as opposed to links it merely shapes.
+    fn takes_away_something(&self) -> bool {
+        self.network
+            .iter()
+            .any(|step| matches!(step.op, network::NetOp::RemoveAddress { .. }))
+            || self
+                .ipvs
+                .iter()
+                .any(|op| matches!(op, IpvsOp::DeleteService { .. }))
+            || self
+                .firewall
+                .as_ref()
+                .is_some_and(|step| matches!(step.op, FirewallOp::Remove))
     }
 }
 

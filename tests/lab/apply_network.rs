@@ -329,9 +329,10 @@ fn changing_and_removing_sections_changes_only_what_differs() {
         "remove address 198.51.100.1/24 from bond0\nadd address 198.51.100.7/24 to bond0\napplied 2 changes\n"
     );
 
-    // The section goes: the slaves are released and the bond deleted.
+    // The section goes: the slaves are released and the bond deleted. With the
+    // address goes everything lbconsole runs, which takes `--yes`.
     lab.write_config("", "", "");
-    apply_ok(&lab);
+    lab.lbconsole(&["apply", "--yes"]).expect_success();
     assert!(!lab.has_link("bond0"));
     assert!(lab.link("eth1")["master"].is_null());
     assert!(lab.link("eth2")["master"].is_null());
