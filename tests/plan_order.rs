@@ -8,7 +8,7 @@ use lbconsole::config::model::{LvsConfig, NetworkConfig};
 use lbconsole::config::parse::{parse_flows, parse_lvs, parse_network};
 use lbconsole::config::{self, Sources};
 use lbconsole::kernel::fake::FakeKernel;
-use lbconsole::plan::{flows, ipvs};
+use lbconsole::plan::{Step, flows, ipvs};
 use proptest::prelude::*;
 
 const PORTS: [&str; 6] = ["eth0", "eth1", "eth2", "eth3", "eth4", "eth5"];
@@ -22,25 +22,24 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 /// The plan from `kernel` to `config`, one line per step.
 fn network_plan(kernel: &mut FakeKernel, config: &NetworkConfig) -> String {
-    let steps = block_on(apply::plan_network(
+    let steps = network_steps(kernel, config);
+    steps.iter().map(|s| format!("{s}\n")).collect()
+}
+
+/// The steps from `kernel` to `config`.
+fn network_steps(kernel: &mut FakeKernel, config: &NetworkConfig) -> Vec<Step> {
+    block_on(apply::plan_network(
         kernel,
         config,
         None,
         Default::default(),
     ))
-    .expect("a plan");
-    steps.iter().map(|s| format!("{s}\n")).collect()
+    .expect("a plan")
 }
 
 /// Plans `config` against `kernel` and carries the plan out.
 fn apply_network(kernel: &mut FakeKernel, config: &NetworkConfig) {
-    let steps = block_on(apply::plan_network(
-        kernel,
-        config,
-        None,
-        Default::default(),
-    ))
-    .expect("a plan");
+    let steps = network_steps(kernel, config);
     block_on(apply::execute_network(kernel, &steps)).expect("applies");
 }
 

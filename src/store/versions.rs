@@ -345,6 +345,7 @@ impl Store {
             latest,
             &previous,
             &files,
+            Some(&files),
             Origin::HandEdit,
             None,
             (user, time),
@@ -424,11 +425,14 @@ impl Store {
         {
             return Ok(meta);
         }
+        // The config dir holds the current version, once a hand edit is recorded.
+        let on_disk = (!config_dir_lost).then_some(&current.files);
         self.record(
             &locked,
             current.version,
             &current.files,
             files,
+            on_disk,
             origin,
             summary_hint,
             (current_user(), now()),
@@ -467,6 +471,7 @@ impl Store {
             latest,
             &current.files,
             &files,
+            Some(&files),
             Origin::Save,
             summary_hint,
             (current_user(), now()),
@@ -536,7 +541,9 @@ impl Store {
         }
     }
 
-    /// Writes version `latest + 1` holding `files`, then the config dir.
+    /// Writes version `latest + 1` holding `files`, then the config dir, which
+    /// the caller has read already: `on_disk` is what it holds (`None`: no
+    /// configuration there).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -544,6 +551,7 @@ impl Store {
         latest: u64,
         previous: &ConfigFiles,
         files: &ConfigFiles,
+        on_disk: Option<&ConfigFiles>,
         origin: Origin,
         hint: Option<&str>,
         (user, time): (String, String),
@@ -570,8 +578,7 @@ impl Store {
         let [network, flows, lvs] = files.named();
         let version_files = [network, flows, lvs, (META, meta_text.as_bytes())];
         let scratch = self.scratch(locked);
-        let on_disk = ConfigFiles::read(&self.config_dir).ok();
-        if on_disk.as_ref() == Some(files) {
+        if on_disk == Some(files) {
             // The config dir holds it already (`lbconsole save`): the rename of
             // the version directory is the whole commit.
             atomic::create_dir_with(&dir, &version_files, scratch).map_err(write_error(&dir))?;
@@ -584,7 +591,8 @@ impl Store {
         state.writing_config_dir = Some(number);
         self.write_state(locked, &state)?;
         atomic::create_dir_with(&dir, &version_files, scratch).map_err(write_error(&dir))?;
-        let written = self.write_config_dir(locked, files, &on_disk.unwrap_or_default());
+        let written =
+            self.write_config_dir(locked, files, on_disk.unwrap_or(&ConfigFiles::default()));
         if written.is_err() {
             // The config dir is as it was: the version it would have been goes.
             atomic::remove_dir(&dir, scratch).map_err(write_error(&dir))?;
