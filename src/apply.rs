@@ -35,6 +35,17 @@ pub enum ApplyError {
         plural(*changes, "change")
     )]
     TearsDown { changes: usize },
+    #[error(
+        "network.conf has {what}, but this kernel has no {module} module loaded (modprobe {module}); nothing was applied"
+    )]
+    NoModule {
+        module: &'static str,
+        what: &'static str,
+    },
+    #[error(
+        "changing the kernel needs CAP_NET_ADMIN, which this process lacks (run lbconsole as root); nothing was applied"
+    )]
+    NotPermitted,
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -51,19 +62,10 @@ pub enum ApplyError {
     },
 }
 
-/// Whether [`apply_files`] changes the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Plan only: nothing is changed or recorded.
-    DryRun,
-    /// Carry the plan out. A plan that would leave lbconsole running nothing
-    /// at all (every service, flow and address gone) is refused unless the
-    /// administrator said so: an empty configuration is far more often a
-    /// mistake than a wish.
-    Apply { tear_down: TearDown },
-}
-
-/// Whether an apply may take away everything lbconsole runs.
+/// Whether an apply may take away everything lbconsole runs. A plan that
+/// would leave lbconsole running nothing at all (every service, flow and
+/// address gone) is refused unless the administrator said so: an empty
+/// configuration is far more often a mistake than a wish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TearDown {
     #[default]
@@ -72,7 +74,7 @@ pub enum TearDown {
     Allow,
 }
 
-/// What [`apply_files`] reports while it works, in this order.
+/// What [`plan`] reports while it works, in this order.
 #[derive(Debug)]
 pub enum Progress<'a> {
     /// Every problem found in the configuration (warnings only, when it goes on).
@@ -81,39 +83,59 @@ pub enum Progress<'a> {
     Planned(&'a Plan),
 }
 
+/// What one apply brings the kernel to.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub files: &'a ConfigFiles,
+    /// The configuration that may have put things in the kernel before (what
+    /// runs now, or what a rollback takes out): addresses it put on interfaces
+    /// `files` no longer names are removed.
+    pub hand_back: Option<&'a ConfigFiles>,
+    /// What the daemon reports of the real servers: one it keeps out of IPVS
+    /// stays out (see [`with_reported_health`]).
+    pub health: &'a [ServerReport],
+}
+
 /// The one way a configuration reaches the kernel — `apply`, the confirm guard's
 /// rollback, the daemon's boot apply and the console all come through here:
-/// validate `files`, plan against the observed kernel, carry the plan out as one
-/// transaction (undone on any failure) and record `files` as what runs in
-/// `STATE_DIR/running/`. See [`Mode`] for what may be taken away.
-///
-/// `health` is what the daemon reports of the real servers: one it keeps out of
-/// IPVS stays out (see [`with_reported_health`]).
-///
-/// `hand_back` is the configuration that may have put things in the kernel before
-/// (what runs now, or what a rollback takes out): addresses it put on interfaces
-/// `files` no longer names are removed. IPVS may be missing from `kernel`: an
-/// error only when `lvs.conf` has directors; nft likewise only when a flow is
-/// not `skip`. On a dry run nothing is changed or recorded.
-pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
-    files: &ConfigFiles,
-    hand_back: Option<&ConfigFiles>,
-    state_dir: &Path,
+/// [`plan`], [`execute`] (undone on any failure), then record the files as what
+/// runs in `STATE_DIR/running/`.
+pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
-    mode: Mode,
-    health: &[ServerReport],
+    target: Target<'_>,
+    tear_down: TearDown,
+    state_dir: &Path,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Plan, ApplyError> {
-    let checked = config::check(files.sources());
+    let plan = plan(kernel, target, progress).await?;
+    execute(kernel, &plan, tear_down).await?;
+    target.files.write_running(state_dir)?;
+    Ok(plan)
+}
+
+/// Validates the target, checks that this kernel can run it ([`preflight`]) and
+/// plans it against the observed kernel; changes nothing. This is what a dry run
+/// and the console's preview show. IPVS may be missing from `kernel`: an error
+/// only when `lvs.conf` has directors; nft likewise only when a flow is not
+/// `skip`.
+pub async fn plan<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    kernel: &mut Kernel<N, I, F>,
+    target: Target<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Plan, ApplyError> {
+    let checked = config::check(target.files.sources());
     progress(Progress::Checked(&checked.diagnostics));
     let errors = checked.count(Severity::Error);
     if errors > 0 {
         return Err(ApplyError::Invalid(errors));
     }
     let config = &checked.config;
+    preflight(&config.network, &kernel.network)?;
     // Only the network part of what ran matters to the plan (its addresses are
     // handed back); parsing the rest would cost as much as the new config.
-    let previous = hand_back.map(|files| config::parse::parse_network(&files.network).0);
+    let previous = target
+        .hand_back
+        .map(|files| config::parse::parse_network(&files.network).0);
     let mut plan = Plan {
         network: plan_network(
             &mut kernel.network,
@@ -124,19 +146,16 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         .await?,
         ..Plan::default()
     };
-    let ipvs = match kernel.ipvs.as_mut() {
-        Ok(backend) => {
-            plan.ipvs = plan_ipvs(backend, &config.lvs, health).await?;
-            Some(backend)
-        }
-        Err(_) if config.lvs.directors.is_empty() => None,
+    match kernel.ipvs.as_mut() {
+        Ok(backend) => plan.ipvs = plan_ipvs(backend, &config.lvs, target.health).await?,
+        Err(_) if config.lvs.directors.is_empty() => {}
         Err(error) => {
             return Err(ApplyError::NoIpvs {
                 directors: config.lvs.directors.len(),
                 error: error.clone(),
             });
         }
-    };
+    }
     let active_flows = config.flows.active().count();
     plan.firewall = match plan_firewall(&mut kernel.firewall, &config.flows, &config.lvs).await {
         Ok(step) => step,
@@ -151,21 +170,60 @@ pub async fn apply_files<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     };
     plan.tears_down = plan.takes_away_something() && runs_nothing(config);
     progress(Progress::Planned(&plan));
-    match mode {
-        Mode::DryRun => return Ok(plan),
-        Mode::Apply {
-            tear_down: TearDown::Refuse,
-        } if plan.tears_down => {
-            return Err(ApplyError::TearsDown {
-                changes: plan.len(),
-            });
-        }
-        Mode::Apply { .. } => {}
+    Ok(plan)
+}
+
+/// Refuses a configuration this kernel cannot run before anything is planned:
+/// bonds or VLANs without the module for them, naming it, rather than letting
+/// the kernel answer "not supported" halfway through. (Such links cannot exist
+/// without their module, so the plan would create them.)
+pub fn preflight<N: NetworkBackend>(network: &NetworkConfig, kernel: &N) -> Result<(), ApplyError> {
+    let needs = [
+        (
+            "bonding",
+            "bonds",
+            network.interfaces.iter().any(|i| i.bond().is_some()),
+        ),
+        (
+            "8021q",
+            "VLANs",
+            network.interfaces.iter().any(|i| i.vlan().is_some()),
+        ),
+    ];
+    match needs
+        .into_iter()
+        .find(|&(module, _, needed)| needed && !kernel.module_loaded(module))
+    {
+        Some((module, what, _)) => Err(ApplyError::NoModule { module, what }),
+        None => Ok(()),
+    }
+}
+
+/// Carries `plan` out as one transaction: on any failure what was done is
+/// undone, newest first, so the kernel ends exactly where it started. A plan
+/// that tears everything down is refused unless `tear_down` allows it, and
+/// nothing is tried by a process that may not change the kernel.
+pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    kernel: &mut Kernel<N, I, F>,
+    plan: &Plan,
+    tear_down: TearDown,
+) -> Result<(), ApplyError> {
+    if plan.tears_down && tear_down == TearDown::Refuse {
+        return Err(ApplyError::TearsDown {
+            changes: plan.len(),
+        });
+    }
+    if !plan.is_empty() && !kernel.network.may_change() {
+        return Err(ApplyError::NotPermitted);
     }
     let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
-    execute(&mut kernel.network, ipvs, firewall, &plan).await?;
-    files.write_running(state_dir)?;
-    Ok(plan)
+    execute_parts(
+        &mut kernel.network,
+        kernel.ipvs.as_mut().ok(),
+        firewall,
+        plan,
+    )
+    .await
 }
 
 /// Everything one apply changes, in order: the network first (an IPVS service
@@ -363,7 +421,7 @@ async fn try_ipvs<B: IpvsBackend>(backend: &mut B, ops: &[IpvsOp]) -> Result<(),
 /// Executes the whole plan: the network, then IPVS, then the nft table. If a
 /// later part is refused, the parts before it are undone, newest first.
 /// `ipvs` and `firewall` may be `None` only when the plan has nothing for them.
-pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+async fn execute_parts<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     network: &mut N,
     mut ipvs: Option<&mut I>,
     firewall: Option<&mut F>,

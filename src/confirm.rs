@@ -8,7 +8,7 @@
 //! connection nor a kill of the applying process reaches it. The guard waits for
 //! the deadline; `lbconsole confirm` removes the record and the guard exits. At the
 //! deadline the guard applies the previous configuration through
-//! [`apply::apply_files`], like any apply. Should the guard itself die, `status`,
+//! [`apply::apply`], like any apply. Should the guard itself die, `status`,
 //! `apply` and the daemon find the expired record whose guard lock nobody holds and
 //! roll back in its place.
 
@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::apply::{self, ApplyError, Mode, Plan, Progress, TearDown};
+use crate::apply::{self, ApplyError, Plan, Progress, Target, TearDown};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::store::archive::ArchiveFiles;
@@ -117,16 +117,12 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             None => store.peek()?,
         };
         let running = store.running()?;
-        let plan = apply::apply_files(
-            &files,
-            running.as_ref(),
-            store.state_dir(),
-            kernel,
-            Mode::DryRun,
-            &health,
-            progress,
-        )
-        .await?;
+        let target = Target {
+            files: &files,
+            hand_back: running.as_ref(),
+            health: &health,
+        };
+        let plan = apply::plan(kernel, target, progress).await?;
         return Ok(Applied {
             plan,
             version: store.latest()?,
@@ -171,15 +167,16 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         )?),
         None => None,
     };
-    let result = apply::apply_files(
-        &saved.files,
-        running.as_ref(),
-        store.state_dir(),
+    let target = Target {
+        files: &saved.files,
+        hand_back: running.as_ref(),
+        health: &health,
+    };
+    let result = apply::apply(
         kernel,
-        Mode::Apply {
-            tear_down: request.tear_down,
-        },
-        &health,
+        target,
+        request.tear_down,
+        store.state_dir(),
         progress,
     )
     .await;
@@ -472,16 +469,17 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
 ) -> Result<Result<(), ApplyError>, StoreError> {
     let previous = pending.previous_files().unwrap_or_default();
     let applied = pending.applied_files();
-    let result = apply::apply_files(
-        &previous,
-        Some(&applied),
-        store.state_dir(),
-        kernel,
-        // What ran before comes back, even when that was nothing.
-        Mode::Apply {
-            tear_down: TearDown::Allow,
-        },
+    let target = Target {
+        files: &previous,
+        hand_back: Some(&applied),
         health,
+    };
+    let result = apply::apply(
+        kernel,
+        target,
+        // What ran before comes back, even when that was nothing.
+        TearDown::Allow,
+        store.state_dir(),
         &mut |progress| {
             if let Progress::Planned(plan) = progress {
                 tracing::info!(changes = plan.len(), "rolling back:\n{plan}");

@@ -89,6 +89,30 @@ fn directors_without_ipvs_are_refused_before_anything_changes() {
     assert_eq!(out, "");
 }
 
+/// The console refused this long before `lbconsole apply` did: both now ask the
+/// same preflight, so both refuse with the same sentence, a dry run included.
+#[test]
+fn bonds_without_the_bonding_module_are_refused_as_the_console_refuses_them() {
+    let state = TempDir::new("no-bonding-state");
+    let mut kernel = sandbox();
+    kernel.network.missing_modules = vec!["bonding"];
+    let console_sentence = "network.conf has bonds, but this kernel has no bonding module loaded \
+         (modprobe bonding); nothing was applied";
+    for dry_run in [true, false] {
+        let request = ApplyRequest {
+            dry_run,
+            ..ApplyRequest::default()
+        };
+        let (result, out) = run_request(Path::new("examples"), &state.0, &mut kernel, &request);
+        let error = result.expect_err("no bonding module");
+        assert_eq!(error.to_string(), console_sentence, "dry run: {dry_run}");
+        assert_eq!(out, "", "dry run: {dry_run}");
+    }
+    assert_eq!(kernel.network.executed, 0);
+    assert_eq!(kernel.firewall.executed, 0);
+    assert!(!state.0.join("running").exists());
+}
+
 #[test]
 fn a_network_only_config_applies_without_ipvs_and_then_has_no_changes() {
     let (config, state) = (TempDir::new("net-config"), TempDir::new("net-state"));

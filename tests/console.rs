@@ -69,7 +69,6 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirew
             config_dir: state_dir.join("config"),
             state_dir: state_dir.to_owned(),
         },
-        modules: |_| true,
         confirm_timeout: None,
         user_dir: None,
         monochrome: false,
@@ -593,7 +592,7 @@ fn apply_without_ipvs_names_the_missing_module() {
 #[test]
 fn apply_without_bonding_names_the_missing_module() {
     let mut console = Console::new("no-bonding", examples());
-    console.engine.modules = |module| module != "bonding";
+    console.engine.kernel.network.missing_modules = vec!["bonding"];
     console.run(Command::Apply);
     let Some(Overlay::Message { text, .. }) = console.app.overlay.clone() else {
         panic!("{:?}", console.app.overlay);

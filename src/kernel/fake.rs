@@ -21,6 +21,8 @@ pub struct FakeKernel {
     /// Fail the operation with this index (0-based, counted over the kernel's life).
     pub fail_at: Option<usize>,
     pub executed: usize,
+    /// Kernel modules this kernel lacks (every other one is loaded).
+    pub missing_modules: Vec<&'static str>,
 }
 
 impl FakeKernel {
@@ -29,6 +31,7 @@ impl FakeKernel {
             state,
             fail_at: None,
             executed: 0,
+            missing_modules: Vec::new(),
         }
     }
 
@@ -230,6 +233,14 @@ fn refuse(op: &impl std::fmt::Display, reason: &str) -> KernelError {
 }
 
 impl NetworkBackend for FakeKernel {
+    fn module_loaded(&self, name: &str) -> bool {
+        !self.missing_modules.contains(&name)
+    }
+
+    fn may_change(&self) -> bool {
+        true
+    }
+
     async fn observe(&mut self) -> Result<Observation, KernelError> {
         let links = self
             .state

@@ -2,6 +2,7 @@
 //! each is tested against a real kernel in the lab VM.
 
 pub mod fake;
+pub mod host;
 pub mod ipvs;
 pub mod netlink;
 pub mod nft;
@@ -47,6 +48,13 @@ pub trait NetworkBackend {
     /// Carries out one operation, as one request where the kernel allows it, so
     /// that a failed operation has changed nothing.
     fn execute(&mut self, op: &NetOp) -> impl Future<Output = Result<(), KernelError>>;
+
+    /// Whether the kernel has module `name` loaded (or built in): bonds and
+    /// VLANs need theirs.
+    fn module_loaded(&self, name: &str) -> bool;
+
+    /// Whether this process may change the kernel at all (`CAP_NET_ADMIN`).
+    fn may_change(&self) -> bool;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -310,6 +310,14 @@ impl NetlinkBackend {
 }
 
 impl NetworkBackend for NetlinkBackend {
+    fn module_loaded(&self, name: &str) -> bool {
+        super::host::module_loaded(name)
+    }
+
+    fn may_change(&self) -> bool {
+        super::host::has_net_admin()
+    }
+
     async fn observe(&mut self) -> Result<Observation, KernelError> {
         let failed = |what: &'static str| {
             move |e: rtnetlink::Error| KernelError::Observe {

@@ -14,7 +14,6 @@ use super::app::Action;
 use super::{Looks, looks};
 use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
-use crate::config::model::NetworkConfig;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
 use crate::health::publish::{self, HealthSource, ServerReport};
@@ -347,8 +346,6 @@ pub struct Engine<N, I, F> {
     /// (`confirm_timeout` of `lbconsole.toml`); `None` applies unguarded, as the
     /// tests that drive the engine inside their own binary do.
     pub confirm_timeout: Option<u64>,
-    /// Whether a kernel module is loaded: [`module_loaded`], or a stand-in in tests.
-    pub modules: fn(&str) -> bool,
     /// Where the user's keymap and theme files are.
     pub user_dir: Option<PathBuf>,
     /// Whether the terminal gets no colours (themes are loaded for it).
@@ -516,18 +513,14 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         let running =
             ConfigFiles::read_running(&self.paths.state_dir).map_err(|e| e.to_string())?;
         let health = self.daemon_health().await;
-        let plan = apply::apply_files(
+        let target = apply::Target {
             files,
-            running.as_ref(),
-            &self.paths.state_dir,
-            &mut self.kernel,
-            apply::Mode::DryRun,
-            &health,
-            &mut |_| {},
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        self.refuse_missing_modules(files)?;
+            hand_back: running.as_ref(),
+            health: &health,
+        };
+        let plan = apply::plan(&mut self.kernel, target, &mut |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
             tears_down: plan.tears_down,
@@ -542,7 +535,6 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         files: &ConfigFiles,
         tear_down: apply::TearDown,
     ) -> Result<Applied, String> {
-        self.refuse_missing_modules(files)?;
         let store = Store::open(&self.paths.config_dir, &self.paths.state_dir)
             .map_err(|e| e.to_string())?;
         let request = ApplyRequest {
@@ -564,11 +556,6 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         })
     }
 
-    fn refuse_missing_modules(&self, files: &ConfigFiles) -> Result<(), String> {
-        let (network, _) = config::parse::parse_network(&files.network);
-        missing_modules(&network, self.modules)
-    }
-
     fn facts(&self) -> Facts {
         let read = |path: &str| {
             std::fs::read_to_string(path)
@@ -576,7 +563,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 .unwrap_or_else(|_| "unknown".to_owned())
         };
         let module = |name: &str, missing: &str| {
-            if (self.modules)(name) {
+            if self.kernel.network.module_loaded(name) {
                 Ok(())
             } else {
                 Err(missing.to_owned())
@@ -601,42 +588,6 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             ),
         }
     }
-}
-
-/// Whether the running kernel has module `name` loaded (or built in).
-pub fn module_loaded(name: &str) -> bool {
-    Path::new("/sys/module").join(name).exists()
-}
-
-/// Refuses a configuration with bonds or VLANs on a kernel without the module
-/// for them, naming it, rather than letting the kernel answer "not supported"
-/// halfway through. (Such links cannot exist without their module, so the plan
-/// would create them.) `loaded` says whether a module is loaded.
-pub fn missing_modules(
-    network: &NetworkConfig,
-    loaded: impl Fn(&str) -> bool,
-) -> Result<(), String> {
-    let needs = [
-        (
-            "bonding",
-            "bonds",
-            network.interfaces.iter().any(|i| i.bond().is_some()),
-        ),
-        (
-            "8021q",
-            "VLANs",
-            network.interfaces.iter().any(|i| i.vlan().is_some()),
-        ),
-    ];
-    for (module, what, needed) in needs {
-        if needed && !loaded(module) {
-            return Err(format!(
-                "network.conf has {what}, but this kernel has no {module} module loaded \
-                 (modprobe {module}); nothing was applied"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Director names by IPVS service, for the LB Layer4 pane.

@@ -137,7 +137,6 @@ pub async fn run<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         kernel,
         paths: options.paths,
         confirm_timeout: Some(settings.stored.confirm_timeout),
-        modules: engine::module_loaded,
         user_dir: user_config_dir(),
         monochrome: settings.monochrome,
     };

@@ -407,6 +407,14 @@ impl NetworkBackend for FailAt {
         }
         self.inner.execute(op).await
     }
+
+    fn module_loaded(&self, name: &str) -> bool {
+        self.inner.module_loaded(name)
+    }
+
+    fn may_change(&self) -> bool {
+        self.inner.may_change()
+    }
 }
 
 #[test]
