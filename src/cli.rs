@@ -506,9 +506,13 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         None => None,
     };
     let state = store.state()?;
+    let running_version = store.running_version()?;
     let configuration = ConfigurationReport {
         saved_version: store.latest()?,
-        running: state.running,
+        running: state.running.map(|running| RunningRecord {
+            version: running_version,
+            ..running
+        }),
         last_rollback: state.last_rollback,
     };
     let observation = kernel.network.observe().await?;

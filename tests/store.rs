@@ -395,3 +395,21 @@ fn files_and_directories_of_the_store_are_0640_and_0750_and_a_config_file_keeps_
         "the administrator's mode, kept by the restore"
     );
 }
+
+/// Which version runs is the store's answer, for `status` and the console alike:
+/// edits applied unsaved run no version until they are saved as one.
+#[test]
+fn edits_applied_unsaved_run_the_version_they_are_saved_as() {
+    let dirs = Dirs::new("running-version");
+    let store = dirs.store();
+    assert_eq!(store.running_version().expect("nothing applied"), None);
+    store.save(&config(1), 0, None).expect("version 1");
+    config(2)
+        .write_running(&dirs.state())
+        .expect("edits applied unsaved");
+    assert_eq!(store.running_version().expect("unsaved edits run"), None);
+    store.save(&config(2), 1, None).expect("version 2");
+    assert_eq!(store.running_version().expect("saved afterwards"), Some(2));
+    store.save(&config(3), 2, None).expect("version 3");
+    assert_eq!(store.running_version().expect("an older save runs"), None);
+}

@@ -521,6 +521,24 @@ impl Store {
         ConfigFiles::read_running(&self.state_dir)
     }
 
+    /// The saved version the kernel runs; `None` when what runs is no saved
+    /// version (edits applied unsaved, an import not applied yet) or nothing
+    /// was applied. An apply of edits that were saved afterwards runs the
+    /// newest version all the same.
+    pub fn running_version(&self) -> Result<Option<u64>, StoreError> {
+        if let Some(version) = self.state()?.running.and_then(|running| running.version) {
+            return Ok(Some(version));
+        }
+        let newest = self.latest()?;
+        if newest == 0 {
+            return Ok(None);
+        }
+        Ok(match self.running()? {
+            Some(running) if self.version(newest)? == running => Some(newest),
+            _ => None,
+        })
+    }
+
     /// Refuses with [`StoreError::Stale`] unless `current` is version `expect`
     /// (no check without one).
     pub fn check_expected(&self, current: &Saved, expect: Option<u64>) -> Result<(), StoreError> {

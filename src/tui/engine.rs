@@ -186,16 +186,7 @@ fn history(paths: &Paths) -> Result<History, StoreError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
     let mut versions = store.history()?;
     versions.reverse();
-    // An apply of edits saved afterwards runs the saved version all the same.
-    let running = match store.state()?.running.and_then(|running| running.version) {
-        Some(version) => Some(version),
-        None => match (versions.first(), store.running()?) {
-            (Some(newest), Some(running)) if store.version(newest.number)? == running => {
-                Some(newest.number)
-            }
-            _ => None,
-        },
-    };
+    let running = store.running_version()?;
     Ok(History { versions, running })
 }
 
