@@ -8,10 +8,11 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
-use crate::health::publish::{self, HealthSource, ServerReport};
+use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
 };
+use crate::observe::observe;
 use crate::plan::flows::{FlowCounter, MarkRule};
 use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
@@ -515,12 +516,9 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         }),
         last_rollback: state.last_rollback,
     };
-    let observation = kernel.network.observe().await?;
-    let services = match kernel.ipvs.as_mut() {
-        Ok(backend) => backend.observe().await.map(|o| o.services),
-        Err(error) => Err(error.clone()),
-    };
-    let counters = kernel.firewall.counters().await;
+    let live = observe(kernel, store.state_dir()).await;
+    let observation = live.network?;
+    let (services, counters) = (live.services, live.flows);
     let names = ConfigFiles::read_running(store.state_dir())?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
@@ -543,7 +541,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                 })
                 .collect(),
         },
-        health: match publish::read(store.state_dir()) {
+        health: match live.health {
             Ok(servers) => HealthReport {
                 daemon: servers.is_some(),
                 error: None,

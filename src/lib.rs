@@ -3,6 +3,7 @@
 //! `config` is the pure core (model, parsers, printer, validator); `store` keeps
 //! the config and state directories (versions, history, running, pending);
 //! `apply` is the transaction; `confirm` guards an apply until it is confirmed;
+//! `observe` reads what runs, for `status` and the console;
 //! `daemon` is the boot apply and the loop; `cli` is what the subcommands print,
 //! through `text`, which escapes what a terminal would obey.
 
@@ -13,6 +14,7 @@ pub mod confirm;
 pub mod daemon;
 pub mod health;
 pub mod kernel;
+pub mod observe;
 pub mod plan;
 pub mod sandbox;
 pub mod store;

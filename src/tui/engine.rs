@@ -16,10 +16,11 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
-use crate::health::publish::{self, HealthSource, ServerReport};
+use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, ServiceStatus,
 };
+use crate::observe;
 use crate::plan::ipvs::ServiceKey;
 use crate::store::{self, ConfigFiles, Saved, Store, StoreError, VersionMeta, archive};
 
@@ -450,23 +451,10 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         Ok(looks)
     }
 
+    /// What runs, read as `lbconsole status` reads it, for the live panes.
     pub async fn observe(&mut self) -> Live {
-        let kernel = &mut self.kernel;
-        let links = kernel
-            .network
-            .observe()
-            .await
-            .map(|o| o.links)
-            .map_err(|e| e.to_string());
-        let services = match &mut kernel.ipvs {
-            Ok(backend) => backend
-                .observe()
-                .await
-                .map(|o| o.services)
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        let flows = kernel.firewall.counters().await.ok().map(|counters| {
+        let live = observe::observe(&mut self.kernel, &self.paths.state_dir).await;
+        let flows = live.flows.ok().map(|counters| {
             counters
                 .into_iter()
                 .map(|counter| FlowCounter {
@@ -479,15 +467,14 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 })
                 .collect()
         });
-        let state_dir = self.paths.state_dir.clone();
-        let health = blocking(move || publish::read(&state_dir))
-            .await
-            .map_err(|error| error.to_string());
         Live {
-            links,
-            services,
+            links: live
+                .network
+                .map(|observed| observed.links)
+                .map_err(|e| e.to_string()),
+            services: live.services.map_err(|e| e.to_string()),
             flows,
-            health,
+            health: live.health.map_err(|e| e.to_string()),
         }
     }
 

@@ -1,0 +1,51 @@
+//! What the kernel and the health daemon are doing now. `lbconsole status`
+//! prints it and the console's live panes show it: both read it here, the same
+//! way, so they cannot disagree.
+
+use std::path::Path;
+
+use crate::health::publish::{self, ReadError, ServerReport};
+use crate::kernel::{
+    FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, Observation, ServiceStatus,
+};
+use crate::plan::flows::FlowCounter;
+
+/// Each part on its own: one that cannot be read says why, and the others
+/// are still shown.
+#[derive(Debug)]
+pub struct Live {
+    /// Links with their addresses, routes and our routing rules.
+    pub network: Result<Observation, KernelError>,
+    /// IPVS services with their real servers; the error says why IPVS is missing.
+    pub services: Result<Vec<ServiceStatus>, KernelError>,
+    /// Packets and bytes per flow and per rule of our nft table.
+    pub flows: Result<Vec<FlowCounter>, KernelError>,
+    /// The servers' health as the daemon publishes it in `state_dir`; `None`
+    /// when no daemon runs.
+    pub health: Result<Option<Vec<ServerReport>>, ReadError>,
+}
+
+/// Reads every part. The daemon's socket is asked on tokio's blocking threads:
+/// a busy daemon may take the socket's deadline to answer.
+pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    kernel: &mut Kernel<N, I, F>,
+    state_dir: &Path,
+) -> Live {
+    let network = kernel.network.observe().await;
+    let services = match kernel.ipvs.as_mut() {
+        Ok(backend) => backend.observe().await.map(|observed| observed.services),
+        Err(error) => Err(error.clone()),
+    };
+    let flows = kernel.firewall.counters().await;
+    let state_dir = state_dir.to_owned();
+    let health = match tokio::task::spawn_blocking(move || publish::read(&state_dir)).await {
+        Ok(health) => health,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    Live {
+        network,
+        services,
+        flows,
+        health,
+    }
+}
