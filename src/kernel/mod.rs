@@ -1,6 +1,7 @@
 //! The kernel behind small traits. The real backends live here (`netlink.rs`);
 //! each is tested against a real kernel in the lab VM.
 
+#[cfg(any(test, feature = "fake-kernel"))]
 pub mod fake;
 pub mod host;
 pub mod ipvs;
