@@ -23,7 +23,7 @@ use lbconsole::config::model::types::{
     DirectorName, FlowName, IfName, Ipv4Net, Loc, Port, PortRange, Protocol, ServerName, Spanned,
     TableId,
 };
-use lbconsole::config::{Config, Diagnostic, parse, print};
+use lbconsole::config::{Config, Diagnostic, keywords, parse, print};
 use proptest::collection::vec;
 use proptest::option::of as maybe;
 use proptest::prelude::*;
@@ -34,80 +34,17 @@ use proptest::sample::select;
 // ---------------------------------------------------------------------------
 
 /// Words of the language that are also valid names: a name that reads like a
-/// keyword must still land where the printer put it.
-const KEYWORDS: &[&str] = &[
-    "service",
-    "network",
-    "type",
-    "bonding",
-    "slave",
-    "vlan",
-    "id",
-    "parent",
-    "mtu",
-    "auto",
-    "ip",
-    "address",
-    "route",
-    "default",
-    "table",
-    "flow",
-    "outflow",
-    "match",
-    "ignore",
-    "not",
-    "iface",
-    "proto",
-    "src",
-    "dst",
-    "srcport",
-    "dstport",
-    "icmptype",
-    "permit",
-    "deny",
-    "director",
-    "skip",
-    "tcp",
-    "udp",
-    "icmp",
-    "TCP",
-    "UDP",
-    "balance",
-    "mode",
-    "check",
-    "option",
-    "server",
-    "weight",
-    "sorry",
-    "timeout",
-    "interval",
-    "source",
-    "port",
-    "rise",
-    "fall",
-    "inhibit",
-    "persistence",
-    "netmask",
-    "httpcheck",
-    "uri",
-    "statuscode",
-    "vhost",
-    "tcpcheck",
-    "arpcheck",
-    "icmpcheck",
-    "onepacket",
-    "leastconn",
-    "localitybased",
-    "replication",
-    "on",
-    "off",
-];
+/// keyword must still land where the printer put it. Every keyword, from the
+/// table the parsers and the highlighter use.
+fn keywords() -> Vec<&'static str> {
+    keywords::all().collect()
+}
 
 /// A name of type `T` from `pattern`, or now and then a keyword that `T` accepts.
 fn name<T: TryFrom<String> + Debug + 'static>(pattern: &'static str) -> BoxedStrategy<T> {
     prop_oneof![
         4 => pattern,
-        1 => select(KEYWORDS).prop_map(str::to_owned),
+        1 => select(keywords()).prop_map(str::to_owned),
     ]
     .prop_filter_map("not a valid name", |text| T::try_from(text).ok())
     .boxed()
@@ -407,7 +344,7 @@ fn http_check() -> impl Strategy<Value = HttpCheck> {
     let vhost = prop_oneof![
         3 => VHOST_ASCII.boxed(),
         1 => VHOST_ANY.boxed(),
-        1 => select(KEYWORDS).prop_map(str::to_owned).boxed(),
+        1 => select(keywords()).prop_map(str::to_owned).boxed(),
     ];
     (
         maybe(uri),

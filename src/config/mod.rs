@@ -2,6 +2,7 @@
 //! Pure: no I/O. Callers hand in the bytes of the three files.
 
 pub mod diagnostic;
+pub mod keywords;
 pub mod model;
 pub mod parse;
 pub mod print;

@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 
+use crate::config::keywords::{NAMING, is_keyword};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Keyword,
@@ -13,99 +15,6 @@ pub enum Kind {
     Comment,
     Text,
 }
-
-/// The words of the three languages (reference keywords), coloured as keywords.
-const KEYWORDS: &[&str] = &[
-    // network.conf
-    "service",
-    "network",
-    "type",
-    "ethernet",
-    "bonding",
-    "vlan",
-    "mode",
-    "primary",
-    "miimon",
-    "updelay",
-    "downdelay",
-    "xmit-hash-policy",
-    "lacp-rate",
-    "slave",
-    "ip",
-    "address",
-    "route",
-    "default",
-    "table",
-    "id",
-    "parent",
-    "mtu",
-    "auto",
-    "on",
-    "off",
-    // flows.conf
-    "flow",
-    "outflow",
-    "match",
-    "ignore",
-    "not",
-    "iface",
-    "proto",
-    "src",
-    "dst",
-    "srcport",
-    "dstport",
-    "icmptype",
-    "permit",
-    "deny",
-    "director",
-    "skip",
-    "tcp",
-    "udp",
-    "icmp",
-    // lvs.conf
-    "balance",
-    "check",
-    "option",
-    "server",
-    "weight",
-    "sorry",
-    "interval",
-    "timeout",
-    "rise",
-    "fall",
-    "source",
-    "port",
-    "inhibit",
-    "nat",
-    "gateway",
-    "tunnel",
-    "persistence",
-    "netmask",
-    "onepacket",
-    "tcpcheck",
-    "httpcheck",
-    "icmpcheck",
-    "arpcheck",
-    "uri",
-    "statuscode",
-    "vhost",
-    "roundrobin",
-    "leastconn",
-    "localitybased",
-    "replication",
-    "srcdst",
-    "dest",
-    "shortestexpected",
-    "shortexpdelay",
-    "neverqueue",
-    "TCP",
-    "UDP",
-];
-
-/// Words whose next word (or words, for `slave`) is a name.
-const NAMING: &[&str] = &[
-    "network", "flow", "outflow", "director", "server", "slave", "primary", "parent", "iface",
-];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum NamesAhead {
@@ -158,7 +67,7 @@ fn classify(word: &str, names_follow: bool) -> Kind {
         Kind::Number
     } else if names_follow {
         Kind::Name
-    } else if KEYWORDS.contains(&word) {
+    } else if is_keyword(word) {
         Kind::Keyword
     } else {
         Kind::Text

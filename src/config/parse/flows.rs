@@ -8,15 +8,10 @@ use crate::config::model::types::{
     DirectorName, FlowName, IfName, Loc, PortRange, Protocol, Spanned, TableId,
 };
 
+use crate::config::keywords::flows::{CONDITIONS, POLICIES, PROTOCOLS, STATEMENTS};
+
 use super::lexer::{Cursor, Lexer, Token, ipv4_net, number, port, unknown};
 use super::name;
-
-const STATEMENTS: &[&str] = &["flow", "outflow", "match", "ignore"];
-const POLICIES: &[&str] = &["permit", "deny", "director", "skip", "table"];
-const CONDITIONS: &[&str] = &[
-    "iface", "proto", "src", "dst", "srcport", "dstport", "icmptype", "not",
-];
-const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp"];
 
 pub fn parse(source: &[u8]) -> (FlowsConfig, Vec<Diagnostic>) {
     let mut sink = Sink::new(ConfigFile::Flows);

@@ -7,22 +7,10 @@ use crate::config::model::lvs::{
 };
 use crate::config::model::types::{DirectorName, IfName, Placeholder, ServerName, Spanned};
 
+use crate::config::keywords::lvs::{CHECK_PARAMS, OPTIONS, SERVER_FLAGS, STATEMENTS};
+
 use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_and_port, netmask, number_in, port, unknown};
 use super::{Seen, name};
-
-const STATEMENTS: &[&str] = &["director", "balance", "mode", "check", "option", "server"];
-const OPTIONS: &[&str] = &[
-    "persistence",
-    "httpcheck",
-    "tcpcheck",
-    "arpcheck",
-    "icmpcheck",
-    "onepacket",
-];
-const CHECK_PARAMS: &[&str] = &[
-    "timeout", "interval", "source", "port", "rise", "fall", "inhibit",
-];
-const SERVER_FLAGS: &[&str] = &["weight", "check", "sorry"];
 
 /// Seconds for intervals and timeouts: at least one, at most a day.
 const SECONDS: std::ops::RangeInclusive<u32> = 1..=86_400;

@@ -7,22 +7,10 @@ use crate::config::model::network::{
 };
 use crate::config::model::types::{IfName, Loc, Placeholder, Spanned, TableId};
 
+use crate::config::keywords::network::{BONDING_OPTIONS, STATEMENTS, TYPES};
+
 use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_net, number, number_in, unknown};
 use super::{Seen, name};
-
-const STATEMENTS: &[&str] = &[
-    "service", "type", "bonding", "slave", "vlan", "mtu", "auto", "ip",
-];
-const TYPES: &[&str] = &["ethernet", "bonding", "vlan"];
-const BONDING_OPTIONS: &[&str] = &[
-    "mode",
-    "miimon",
-    "updelay",
-    "downdelay",
-    "primary",
-    "xmit-hash-policy",
-    "lacp-rate",
-];
 
 pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
     let mut sink = Sink::new(ConfigFile::Network);
