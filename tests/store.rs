@@ -413,3 +413,19 @@ fn edits_applied_unsaved_run_the_version_they_are_saved_as() {
     store.save(&config(3), 2, None).expect("version 3");
     assert_eq!(store.running_version().expect("an older save runs"), None);
 }
+
+/// The console writes an appliance's first configuration: until a version
+/// exists a missing config dir is an empty one; afterwards it is the error every
+/// command gives.
+#[test]
+fn a_missing_config_dir_is_an_empty_first_configuration_only_before_any_save() {
+    let dirs = Dirs::new("first-configuration");
+    let store = dirs.store();
+    let _ = std::fs::remove_dir_all(dirs.config());
+    let first = store.saved_or_first().expect("a new appliance");
+    assert_eq!((first.version, first.files), (0, ConfigFiles::default()));
+    store.save(&config(1), 0, None).expect("the first save");
+    std::fs::remove_dir_all(dirs.config()).expect("config dir removed");
+    let error = store.saved_or_first().expect_err("a lost config dir");
+    assert!(matches!(error, StoreError::NoDir { .. }), "{error}");
+}

@@ -310,6 +310,19 @@ impl Store {
         self.sync_locked(&locked)
     }
 
+    /// [`Store::saved`] for the console, where an appliance's first
+    /// configuration is written: until a version exists, a config dir that does
+    /// not exist yet, or holds none of the files, is an empty configuration
+    /// (version 0). Once a version exists, it is an error, as for every command.
+    pub fn saved_or_first(&self) -> Result<Saved, StoreError> {
+        match self.saved() {
+            Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) if self.latest()? == 0 => {
+                Ok(Saved::default())
+            }
+            saved => saved,
+        }
+    }
+
     /// What [`Store::saved`] returns, without recording anything (for readers
     /// that must not write: `apply --dry-run`, `diff`). A hand edit shows as
     /// the config dir's files under the newest version's number.

@@ -40,24 +40,15 @@ pub struct Loaded {
 }
 
 /// The saved configuration (a hand edit of the config dir recorded as a version
-/// first) and the running copy. On an appliance where nothing was ever saved, a
-/// config dir that does not exist yet, or holds none of the files, is an empty
-/// configuration: the console is where one writes the first. Once a version
-/// exists, it is an error, as for every command.
+/// first, an appliance's first configuration empty: [`Store::saved_or_first`])
+/// and the running copy.
 pub fn load(paths: &Paths) -> Result<Loaded, StoreError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let (saved, version) = match store.saved() {
-        Ok(saved) => (saved.files, saved.version),
-        Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) if store.latest()? == 0 => {
-            (ConfigFiles::default(), 0)
-        }
-        Err(error) => return Err(error),
-    };
-    let running = store.running()?;
+    let saved = store.saved_or_first()?;
     Ok(Loaded {
-        saved,
-        version,
-        running,
+        saved: saved.files,
+        version: saved.version,
+        running: store.running()?,
     })
 }
 
@@ -79,13 +70,8 @@ pub fn save(
     expected: &ConfigFiles,
 ) -> Result<Saved, SaveError> {
     let store = Store::open(&paths.config_dir, &paths.state_dir)?;
-    let saved = match store.saved() {
-        // The first configuration of a new appliance: the save creates the files.
-        Err(StoreError::NoDir { .. } | StoreError::Empty { .. }) if store.latest()? == 0 => {
-            Saved::default()
-        }
-        saved => saved?,
-    };
+    // The first configuration of a new appliance: the save creates the files.
+    let saved = store.saved_or_first()?;
     if let Some(file) = ConfigFile::ALL
         .into_iter()
         .find(|&file| saved.files.get(file) != expected.get(file))
