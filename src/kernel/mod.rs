@@ -5,6 +5,7 @@ pub mod fake;
 pub mod ipvs;
 pub mod netlink;
 pub mod nft;
+pub mod nlwire;
 
 use std::net::Ipv4Addr;
 

@@ -1,5 +1,6 @@
-//! PURE: the IPVS generic netlink messages (`linux/ip_vs.h`) as bytes, and the
-//! netlink framing of what the kernel sends back.
+//! PURE: the IPVS generic netlink messages (`linux/ip_vs.h`) as bytes. The
+//! netlink framing, attribute walk and extended acknowledgements they share
+//! with the rtnetlink side are in `kernel::nlwire`.
 //!
 //! The generic netlink controller's messages (resolving the family) are built
 //! and read with neli's types. The IPVS family's own messages, tens of
@@ -12,9 +13,8 @@
 //! of the same attributes (the unit tests compare them), nests without
 //! `NLA_F_NESTED`, as ipvsadm sends them.
 //!
-//! Reading never trusts a length: every message and attribute is checked to fit
-//! before it is looked at, so that no kernel data can make the parser index out
-//! of bounds.
+//! Reading never trusts a length (`nlwire` checks every message and attribute
+//! to fit before it is looked at); a value is read only once it is long enough.
 //!
 //! Byte orders, as the kernel has them: ports and the persistence netmask are
 //! big endian (`nla_get_be16`, `nla_get_be32`), everything else is host order.
@@ -32,6 +32,10 @@ use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::types::GenlBuffer;
 use neli::{FromBytesWithInput, ToBytes};
 
+use crate::kernel::nlwire::{
+    DecodeError, EncodeError, NLM_F_ACK, NLM_F_DUMP, Writer, c_string, genl_table, malformed,
+    table, walk,
+};
 use crate::kernel::{DestStatus, Stats};
 use crate::plan::ipvs::{
     DestKey, DestSettings, FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, ServiceKey, ServiceSettings,
@@ -128,50 +132,6 @@ mod info_attr {
     pub const MAX: usize = 3;
 }
 
-/// `NLMSG_ERROR` and `NLMSG_DONE`; types from `NLMSG_MIN_TYPE` on carry data.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_MIN_TYPE: u16 = 0x10;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-/// `NLM_F_CAPPED`: an error that echoes only the request's header.
-const NLM_F_CAPPED: u16 = 0x100;
-/// `NLM_F_ACK_TLVS`: an error followed by extended acknowledgement attributes.
-const NLM_F_ACK_TLVS: u16 = 0x200;
-/// `NLMSGERR_ATTR_MSG`: the extended acknowledgement's text.
-const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLMSG_HDRLEN: usize = 16;
-/// `GENL_HDRLEN`: command, version, reserved.
-const GENL_HDRLEN: usize = 4;
-/// The type bits of `nla_type`; the top two are flags (nested, byte order).
-const NLA_TYPE_MASK: u16 = 0x3fff;
-
-/// A request that cannot be put into bytes: an attribute too long for
-/// netlink's 16-bit lengths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeError(String);
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot encode the request: {}", self.0)
-    }
-}
-
-/// What the kernel sent that does not read as it should.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn malformed(what: impl fmt::Display) -> DecodeError {
-    DecodeError(format!("malformed answer from the kernel: {what}"))
-}
-
 /// One change to the IPVS table: one netlink message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -224,10 +184,10 @@ impl Message<'_> {
             Self::SetDest(key, dest, to) => (cmd::SET_DEST, key, None, Some((dest, Some(to)))),
             Self::DelDest(key, dest) => (cmd::DEL_DEST, key, None, Some((dest, None))),
         };
-        let mut message = Writer::message(out, family, flags, seq, command);
-        message.service(service, settings)?;
+        let mut message = ipvs_message(out, family, flags, seq, command);
+        put_service(&mut message, service, settings)?;
         if let Some((dest, settings)) = dest {
-            message.dest(dest, settings)?;
+            put_dest(&mut message, dest, settings)?;
         }
         message.finish()
     }
@@ -235,7 +195,7 @@ impl Message<'_> {
 
 /// A request with no arguments: `GET_INFO`, `GET_CONFIG`, `FLUSH`.
 pub fn request(out: &mut Vec<u8>, family: u16, seq: u32, command: u8) -> Result<(), EncodeError> {
-    Writer::message(out, family, NLM_F_ACK, seq, command).finish()
+    ipvs_message(out, family, NLM_F_ACK, seq, command).finish()
 }
 
 /// A dump: every service, or with a service key every destination of it.
@@ -250,9 +210,9 @@ pub fn dump_request(
     } else {
         cmd::GET_SERVICE
     };
-    let mut message = Writer::message(out, family, NLM_F_DUMP, seq, command);
+    let mut message = ipvs_message(out, family, NLM_F_DUMP, seq, command);
     if let Some(key) = service {
-        message.service(key, None)?;
+        put_service(&mut message, key, None)?;
     }
     message.finish()
 }
@@ -264,130 +224,82 @@ pub fn timeouts_request(
     seq: u32,
     (tcp, tcp_fin, udp): (u32, u32, u32),
 ) -> Result<(), EncodeError> {
-    let mut message = Writer::message(out, family, NLM_F_ACK, seq, cmd::SET_CONFIG);
+    let mut message = ipvs_message(out, family, NLM_F_ACK, seq, cmd::SET_CONFIG);
     message.put(cmd_attr::TIMEOUT_TCP, &tcp.to_ne_bytes())?;
     message.put(cmd_attr::TIMEOUT_TCP_FIN, &tcp_fin.to_ne_bytes())?;
     message.put(cmd_attr::TIMEOUT_UDP, &udp.to_ne_bytes())?;
     message.finish()
 }
 
-/// One message being appended to a buffer; lengths are filled in as the
-/// message and its nested attributes end.
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-    start: usize,
+/// A request to the IPVS family.
+fn ipvs_message(out: &mut Vec<u8>, family: u16, flags: u16, seq: u32, command: u8) -> Writer<'_> {
+    Writer::genl(out, family, flags, seq, command, IPVS_VERSION)
 }
 
-impl<'a> Writer<'a> {
-    fn message(out: &'a mut Vec<u8>, family: u16, flags: u16, seq: u32, command: u8) -> Self {
-        let start = out.len();
-        out.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, at the end
-        out.extend_from_slice(&family.to_ne_bytes());
-        out.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-        out.extend_from_slice(&[command, IPVS_VERSION, 0, 0]);
-        Self { out, start }
-    }
-
-    fn put(&mut self, kind: u16, value: &[u8]) -> Result<(), EncodeError> {
-        let length = attr_length(4 + value.len())?;
-        let at = self.out.len();
-        self.out.resize(at + align(4 + value.len()), 0);
-        let attr = &mut self.out[at..];
-        attr[0..2].copy_from_slice(&length.to_ne_bytes());
-        attr[2..4].copy_from_slice(&kind.to_ne_bytes());
-        attr[4..4 + value.len()].copy_from_slice(value);
-        Ok(())
-    }
-
-    /// Starts a nested attribute; [`Writer::end_nest`] gives its length.
-    fn begin_nest(&mut self, kind: u16) -> usize {
-        let start = self.out.len();
-        self.out.extend_from_slice(&0u16.to_ne_bytes());
-        self.out.extend_from_slice(&kind.to_ne_bytes());
-        start
-    }
-
-    fn end_nest(&mut self, start: usize) -> Result<(), EncodeError> {
-        let length = attr_length(self.out.len() - start)?;
-        self.out[start..start + 2].copy_from_slice(&length.to_ne_bytes());
-        Ok(())
-    }
-
-    /// `IPVS_CMD_ATTR_SERVICE`: the key, and with `settings` the full entry
-    /// that `NEW_SERVICE` and `SET_SERVICE` require. The flags go with mask
-    /// `0xffffffff`: they replace the service's flags.
-    fn service(
-        &mut self,
-        key: &ServiceKey,
-        settings: Option<&ServiceSettings>,
-    ) -> Result<(), EncodeError> {
-        let nest = self.begin_nest(cmd_attr::SERVICE);
-        self.put(svc_attr::AF, &AF_INET.to_ne_bytes())?;
-        match *key {
-            ServiceKey::Vip {
-                protocol,
-                address,
-                port,
-            } => {
-                self.put(svc_attr::PROTOCOL, &protocol.to_ne_bytes())?;
-                self.put(svc_attr::ADDR, &address.octets())?;
-                self.put(svc_attr::PORT, &port.to_be_bytes())?;
-            }
-            // The kernel keeps every firewall-mark service it is given over
-            // netlink as TCP, and reports no protocol for it.
-            ServiceKey::Fwmark { mark } => self.put(svc_attr::FWMARK, &mark.to_ne_bytes())?,
+/// `IPVS_CMD_ATTR_SERVICE`: the key, and with `settings` the full entry
+/// that `NEW_SERVICE` and `SET_SERVICE` require. The flags go with mask
+/// `0xffffffff`: they replace the service's flags.
+fn put_service(
+    message: &mut Writer<'_>,
+    key: &ServiceKey,
+    settings: Option<&ServiceSettings>,
+) -> Result<(), EncodeError> {
+    let nest = message.begin_nest(cmd_attr::SERVICE);
+    message.put(svc_attr::AF, &AF_INET.to_ne_bytes())?;
+    match *key {
+        ServiceKey::Vip {
+            protocol,
+            address,
+            port,
+        } => {
+            message.put(svc_attr::PROTOCOL, &protocol.to_ne_bytes())?;
+            message.put(svc_attr::ADDR, &address.octets())?;
+            message.put(svc_attr::PORT, &port.to_be_bytes())?;
         }
-        if let Some(settings) = settings {
-            let mut name = settings.scheduler.as_bytes().to_vec();
-            name.push(0);
-            let mut flags = [0u8; 8];
-            flags[..4].copy_from_slice(&settings.flags.to_ne_bytes());
-            flags[4..].copy_from_slice(&u32::MAX.to_ne_bytes());
-            self.put(svc_attr::SCHED_NAME, &name)?;
-            self.put(svc_attr::FLAGS, &flags)?;
-            self.put(svc_attr::TIMEOUT, &settings.timeout.to_ne_bytes())?;
-            self.put(svc_attr::NETMASK, &settings.netmask.octets())?;
-        }
-        self.end_nest(nest)
+        // The kernel keeps every firewall-mark service it is given over
+        // netlink as TCP, and reports no protocol for it.
+        ServiceKey::Fwmark { mark } => message.put(svc_attr::FWMARK, &mark.to_ne_bytes())?,
     }
-
-    /// `IPVS_CMD_ATTR_DEST`: the key, and with `settings` the full entry that
-    /// `NEW_DEST` and `SET_DEST` require (thresholds 0: none).
-    fn dest(&mut self, dest: &DestKey, settings: Option<&DestSettings>) -> Result<(), EncodeError> {
-        let nest = self.begin_nest(cmd_attr::DEST);
-        self.put(dest_attr::ADDR, &dest.address.octets())?;
-        self.put(dest_attr::PORT, &dest.port.to_be_bytes())?;
-        if let Some(settings) = settings {
-            self.put(
-                dest_attr::FWD_METHOD,
-                &settings.forward.kernel_value().to_ne_bytes(),
-            )?;
-            self.put(dest_attr::WEIGHT, &settings.weight.to_ne_bytes())?;
-            self.put(dest_attr::U_THRESH, &0u32.to_ne_bytes())?;
-            self.put(dest_attr::L_THRESH, &0u32.to_ne_bytes())?;
-        }
-        self.put(dest_attr::ADDR_FAMILY, &AF_INET.to_ne_bytes())?;
-        self.end_nest(nest)
+    if let Some(settings) = settings {
+        let mut name = settings.scheduler.as_bytes().to_vec();
+        name.push(0);
+        let mut flags = [0u8; 8];
+        flags[..4].copy_from_slice(&settings.flags.to_ne_bytes());
+        flags[4..].copy_from_slice(&u32::MAX.to_ne_bytes());
+        message.put(svc_attr::SCHED_NAME, &name)?;
+        message.put(svc_attr::FLAGS, &flags)?;
+        message.put(svc_attr::TIMEOUT, &settings.timeout.to_ne_bytes())?;
+        message.put(svc_attr::NETMASK, &settings.netmask.octets())?;
     }
-
-    fn finish(self) -> Result<(), EncodeError> {
-        let length = u32::try_from(self.out.len() - self.start)
-            .map_err(|_| EncodeError("a message longer than 4 GiB".to_owned()))?;
-        self.out[self.start..self.start + 4].copy_from_slice(&length.to_ne_bytes());
-        Ok(())
-    }
+    message.end_nest(nest)
 }
 
-fn attr_length(length: usize) -> Result<u16, EncodeError> {
-    u16::try_from(length)
-        .map_err(|_| EncodeError(format!("an attribute of {length} bytes (at most 65535)")))
+/// `IPVS_CMD_ATTR_DEST`: the key, and with `settings` the full entry that
+/// `NEW_DEST` and `SET_DEST` require (thresholds 0: none).
+fn put_dest(
+    message: &mut Writer<'_>,
+    dest: &DestKey,
+    settings: Option<&DestSettings>,
+) -> Result<(), EncodeError> {
+    let nest = message.begin_nest(cmd_attr::DEST);
+    message.put(dest_attr::ADDR, &dest.address.octets())?;
+    message.put(dest_attr::PORT, &dest.port.to_be_bytes())?;
+    if let Some(settings) = settings {
+        message.put(
+            dest_attr::FWD_METHOD,
+            &settings.forward.kernel_value().to_ne_bytes(),
+        )?;
+        message.put(dest_attr::WEIGHT, &settings.weight.to_ne_bytes())?;
+        message.put(dest_attr::U_THRESH, &0u32.to_ne_bytes())?;
+        message.put(dest_attr::L_THRESH, &0u32.to_ne_bytes())?;
+    }
+    message.put(dest_attr::ADDR_FAMILY, &AF_INET.to_ne_bytes())?;
+    message.end_nest(nest)
 }
 
 /// `CTRL_CMD_GETFAMILY` for the IPVS family, to the generic netlink controller.
 pub fn family_request(out: &mut Vec<u8>, seq: u32) -> Result<(), EncodeError> {
-    let neli_error = |e: &dyn fmt::Display| EncodeError(e.to_string());
+    let neli_error = |e: &dyn fmt::Display| EncodeError::new(e);
     let name = NlattrBuilder::default()
         .nla_type(
             AttrTypeBuilder::default()
@@ -427,208 +339,6 @@ pub fn parse_family_id(payload: &[u8]) -> Result<u16, DecodeError> {
         .get_attr_handle()
         .get_attr_payload_as::<u16>(CtrlAttr::FamilyId)
         .map_err(|_| malformed("the family has no CTRL_ATTR_FAMILY_ID"))
-}
-
-/// The kernel's no to one request: an errno, and the extended acknowledgement's
-/// text when it gave one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Positive: `EEXIST`, `ESRCH`, …
-    pub errno: i32,
-    pub detail: Option<String>,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", std::io::Error::from_raw_os_error(self.errno))?;
-        if let Some(detail) = &self.detail {
-            write!(f, ": {detail}")?;
-        }
-        Ok(())
-    }
-}
-
-/// One netlink message from the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame<'a> {
-    pub seq: u32,
-    pub body: Body<'a>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body<'a> {
-    /// A generic netlink message: its payload (generic header and attributes).
-    Data(&'a [u8]),
-    /// `NLMSG_ERROR` with errno 0.
-    Ack,
-    /// `NLMSG_ERROR` with an errno.
-    Refused(Refusal),
-    /// `NLMSG_DONE`, the end of a dump; an errno when the dump failed.
-    Done(Option<Refusal>),
-    /// `NLMSG_NOOP`, `NLMSG_OVERRUN`: nothing to act on.
-    Other,
-}
-
-/// The netlink messages of one datagram, in order. A message whose length does
-/// not fit ends the iteration with an error.
-pub fn frames(datagram: &[u8]) -> Frames<'_> {
-    Frames { rest: datagram }
-}
-
-pub struct Frames<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Frames<'a> {
-    type Item = Result<Frame<'a>, DecodeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let rest = std::mem::take(&mut self.rest);
-        let Some(header) = rest.get(..NLMSG_HDRLEN) else {
-            return Some(Err(malformed(format!(
-                "{} trailing bytes, too few for a netlink header",
-                rest.len()
-            ))));
-        };
-        let length = ne_u32(&header[0..4]) as usize;
-        if length < NLMSG_HDRLEN || length > rest.len() {
-            return Some(Err(malformed(format!(
-                "a netlink message of {length} bytes in {} bytes",
-                rest.len()
-            ))));
-        }
-        let kind = ne_u16(&header[4..6]);
-        let flags = ne_u16(&header[6..8]);
-        let seq = ne_u32(&header[8..12]);
-        let body = &rest[NLMSG_HDRLEN..length];
-        self.rest = rest.get(align(length)..).unwrap_or_default();
-        Some(decode_body(kind, flags, body).map(|body| Frame { seq, body }))
-    }
-}
-
-fn decode_body(kind: u16, flags: u16, body: &[u8]) -> Result<Body<'_>, DecodeError> {
-    match kind {
-        NLMSG_ERROR => {
-            let errno = error_code(body, "NLMSG_ERROR")?;
-            if errno == 0 {
-                return Ok(Body::Ack);
-            }
-            Ok(Body::Refused(Refusal {
-                errno: errno.saturating_neg(),
-                detail: extack_message(flags, body),
-            }))
-        }
-        NLMSG_DONE => {
-            // A dump's end carries the dump's errno (generic netlink always
-            // sends it); an empty one is a plain end.
-            let errno = if body.is_empty() {
-                0
-            } else {
-                error_code(body, "NLMSG_DONE")?
-            };
-            Ok(Body::Done((errno != 0).then(|| Refusal {
-                errno: errno.saturating_neg(),
-                detail: None,
-            })))
-        }
-        kind if kind >= NLMSG_MIN_TYPE => Ok(Body::Data(body)),
-        _ => Ok(Body::Other),
-    }
-}
-
-fn error_code(body: &[u8], what: &str) -> Result<i32, DecodeError> {
-    body.get(..4)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| malformed(format!("{what} of {} bytes", body.len())))
-}
-
-/// `NLMSGERR_ATTR_MSG` of an error: after the errno comes the request, whole
-/// or (`NLM_F_CAPPED`) its header only, then the attributes.
-fn extack_message(flags: u16, body: &[u8]) -> Option<String> {
-    if flags & NLM_F_ACK_TLVS == 0 {
-        return None;
-    }
-    let echoed = body.get(4..)?;
-    let request_len = if flags & NLM_F_CAPPED != 0 {
-        NLMSG_HDRLEN
-    } else {
-        ne_u32(echoed.get(0..4)?) as usize
-    };
-    let tlvs = echoed.get(align(request_len)..)?;
-    let text = c_string(table::<2>(tlvs).ok()?[usize::from(NLMSGERR_ATTR_MSG)]?);
-    let text = text.trim().trim_end_matches('.');
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
-/// Calls `each` with every attribute of `bytes`: its type (flags cleared) and
-/// value. A plain loop: this runs for every attribute of a big table's dump,
-/// in unoptimised builds too.
-fn walk<'a>(bytes: &'a [u8], mut each: impl FnMut(usize, &'a [u8])) -> Result<(), DecodeError> {
-    let mut at = 0;
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        if rest.len() < 4 {
-            return Err(malformed(format!(
-                "{} trailing bytes, too few for an attribute",
-                rest.len()
-            )));
-        }
-        let length = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        if length < 4 || length > rest.len() {
-            return Err(malformed(format!(
-                "an attribute of {length} bytes in {} bytes",
-                rest.len()
-            )));
-        }
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
-        each(usize::from(kind), &rest[4..length]);
-        at += align(length);
-    }
-    Ok(())
-}
-
-/// The attributes of `bytes` by type, up to `N - 1`; later types are ignored,
-/// as the kernel ignores those it does not know, and the last of a type wins.
-fn table<const N: usize>(bytes: &[u8]) -> Result<[Option<&[u8]>; N], DecodeError> {
-    let mut table = [None; N];
-    walk(bytes, |kind, value| {
-        if let Some(slot) = table.get_mut(kind) {
-            *slot = Some(value);
-        }
-    })?;
-    Ok(table)
-}
-
-/// The attributes of a generic netlink message's payload, past its header.
-fn genl_table<const N: usize>(payload: &[u8]) -> Result<[Option<&[u8]>; N], DecodeError> {
-    let attrs = payload.get(GENL_HDRLEN..).ok_or_else(|| {
-        malformed(format!(
-            "a generic netlink message of {} bytes",
-            payload.len()
-        ))
-    })?;
-    table(attrs)
-}
-
-fn align(length: usize) -> usize {
-    length.saturating_add(3) & !3
-}
-
-fn ne_u16(bytes: &[u8]) -> u16 {
-    u16::from_ne_bytes([bytes[0], bytes[1]])
-}
-
-fn ne_u32(bytes: &[u8]) -> u32 {
-    u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-}
-
-/// The text of a NUL-terminated string attribute (up to the first NUL).
-fn c_string(bytes: &[u8]) -> String {
-    let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
-    String::from_utf8_lossy(text).into_owned()
 }
 
 /// The first `N` bytes of an attribute that must be there.
@@ -819,6 +529,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, frames};
 
     const FAMILY: u16 = 0x20;
 
@@ -1145,7 +856,7 @@ mod tests {
 
     fn kernel_message(seq: u32, command: u8, attrs: &[A]) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut writer = Writer::message(&mut out, FAMILY, 2, seq, command); // NLM_F_MULTI
+        let mut writer = ipvs_message(&mut out, FAMILY, 2, seq, command); // NLM_F_MULTI
         put(&mut writer, attrs);
         writer.finish().unwrap();
         out
@@ -1358,102 +1069,6 @@ mod tests {
         );
     }
 
-    fn netlink(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(&flags.to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&0u32.to_ne_bytes());
-        out.extend_from_slice(body);
-        out.resize(align(out.len()), 0);
-        out
-    }
-
-    #[test]
-    fn acks_refusals_and_dump_ends_are_told_apart() {
-        let request = netlink(FAMILY, 1, 5, &[1, 1, 0, 0]);
-        // A refusal with NETLINK_CAP_ACK (header only) and an extended ack text.
-        let mut refused = (-17i32).to_ne_bytes().to_vec();
-        refused.extend_from_slice(&request[..NLMSG_HDRLEN]);
-        refused.extend(neli_bytes(neli_attr(
-            NLMSGERR_ATTR_MSG,
-            b"Service exists.\0",
-        )));
-        // The same without the cap: the whole request echoed.
-        let mut uncapped = (-17i32).to_ne_bytes().to_vec();
-        uncapped.extend_from_slice(&request);
-        uncapped.extend(neli_bytes(neli_attr(
-            NLMSGERR_ATTR_MSG,
-            b"Service exists\0",
-        )));
-        let datagram = [
-            netlink(NLMSG_ERROR, 0x100, 4, &[0; 20]),
-            netlink(NLMSG_ERROR, 0x100 | 0x200, 5, &refused),
-            netlink(NLMSG_ERROR, 0x200, 6, &uncapped),
-            netlink(NLMSG_ERROR, 0, 7, &(-3i32).to_ne_bytes()),
-            netlink(NLMSG_DONE, 2, 8, &0i32.to_ne_bytes()),
-            netlink(NLMSG_DONE, 2, 9, &(-16i32).to_ne_bytes()),
-            netlink(1, 0, 10, &[]),
-            netlink(FAMILY, 2, 11, &[4, 1, 0, 0]),
-        ]
-        .concat();
-        let exists = Refusal {
-            errno: 17,
-            detail: Some("Service exists".to_owned()),
-        };
-        let frames: Vec<_> = frames(&datagram).map(Result::unwrap).collect();
-        let bodies: Vec<_> = frames.iter().map(|f| (f.seq, f.body.clone())).collect();
-        assert_eq!(
-            bodies,
-            [
-                (4, Body::Ack),
-                (5, Body::Refused(exists.clone())),
-                (6, Body::Refused(exists)),
-                (
-                    7,
-                    Body::Refused(Refusal {
-                        errno: 3,
-                        detail: None
-                    })
-                ),
-                (8, Body::Done(None)),
-                (
-                    9,
-                    Body::Done(Some(Refusal {
-                        errno: 16,
-                        detail: None
-                    }))
-                ),
-                (10, Body::Other),
-                (11, Body::Data(&[4, 1, 0, 0][..])),
-            ]
-        );
-        assert_eq!(
-            Refusal {
-                errno: 17,
-                detail: Some("Service exists".to_owned())
-            }
-            .to_string(),
-            "File exists (os error 17): Service exists"
-        );
-    }
-
-    #[test]
-    fn a_message_longer_than_the_datagram_ends_the_frames_with_an_error() {
-        let mut datagram = netlink(NLMSG_ERROR, 0, 1, &[0; 20]);
-        let mut truncated = netlink(FAMILY, 2, 2, &[4, 1, 0, 0, 8, 0, 1, 0]);
-        truncated.truncate(20);
-        datagram.extend(truncated);
-        let mut frames = frames(&datagram);
-        assert!(matches!(frames.next(), Some(Ok(Frame { seq: 1, .. }))));
-        assert_eq!(
-            frames.next(),
-            Some(Err(malformed("a netlink message of 24 bytes in 20 bytes")))
-        );
-        assert_eq!(frames.next(), None);
-    }
-
     #[test]
     fn an_attribute_longer_than_its_message_is_an_error() {
         let mut message = kernel_dest(Some(AF_INET), 0);
@@ -1555,6 +1170,7 @@ mod tests {
 #[cfg(all(test, target_endian = "little"))]
 mod captured {
     use super::*;
+    use crate::kernel::nlwire::{Body, Refusal, frames};
 
     const FAMILY: &str = concat!(
         "840100001000000001000000ed00000001020000090002004950565300000000060001002000000008000300",

@@ -52,7 +52,8 @@ use rtnetlink::sys::protocols::NETLINK_GENERIC;
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use serde::Serialize;
 
-use self::messages::{Body, DecodeError, EncodeError, Message, Refusal, ServiceEntry, cmd, frames};
+use self::messages::{Message, ServiceEntry, cmd};
+use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
 
