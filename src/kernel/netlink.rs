@@ -48,6 +48,7 @@ use rtnetlink::{
     RouteMessageBuilder,
 };
 
+use super::nlwire::extack_message;
 use super::{
     BondStatus, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus, SlaveStatus,
     VlanStatus,
@@ -64,8 +65,6 @@ use crate::plan::network::{
 const RT_TABLE_LOCAL: u32 = 255;
 /// `ENODEV`, as the kernel answers a lookup of a link that does not exist.
 const ENODEV: i32 = 19;
-/// `NLMSGERR_ATTR_MSG`: the extended acknowledgement's text.
-const NLMSGERR_ATTR_MSG: u16 = 1;
 
 /// The rtnetlink connection; its socket is served by a task on the tokio runtime.
 #[derive(Debug, Clone)]
@@ -369,35 +368,13 @@ impl NetworkBackend for NetlinkBackend {
 /// The kernel's answer as text: the errno, and the kernel's own message if it sent one.
 fn describe(error: rtnetlink::Error) -> String {
     match error {
-        rtnetlink::Error::NetlinkError(message) => match extack_message(&message.header) {
+        // rtnetlink's socket does not cap acknowledgements: the whole request is echoed.
+        rtnetlink::Error::NetlinkError(message) => match extack_message(&message.header, false) {
             Some(detail) => format!("{message}: {detail}"),
             None => message.to_string(),
         },
         other => other.to_string(),
     }
-}
-
-/// The text of an extended acknowledgement. `echoed` is what follows the errno in
-/// an `NLMSG_ERROR`: the request as sent (its header says how long), then
-/// attributes, of which `NLMSGERR_ATTR_MSG` is a NUL-terminated string.
-fn extack_message(echoed: &[u8]) -> Option<String> {
-    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
-    let request_len = u32::from_ne_bytes(echoed.get(0..4)?.try_into().ok()?);
-    let mut rest = echoed.get(align(usize::try_from(request_len).ok()?)?..)?;
-    while let Some(&[len_0, len_1, kind_0, kind_1]) = rest.get(0..4) {
-        let len = usize::from(u16::from_ne_bytes([len_0, len_1]));
-        // The top two bits of an attribute's type are flags.
-        let kind = u16::from_ne_bytes([kind_0, kind_1]) & 0x3fff;
-        let value = rest.get(4..len)?;
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = value.split(|&b| b == 0).next().unwrap_or(value);
-            let text = String::from_utf8_lossy(text);
-            let text = text.trim().trim_end_matches('.');
-            return (!text.is_empty()).then(|| text.to_owned());
-        }
-        rest = rest.get(align(len)?..).unwrap_or_default();
-    }
-    None
 }
 
 /// `RTM_NEWLINK` creating a bond. `primary` is the primary slave's index, given
@@ -1017,35 +994,6 @@ mod tests {
         assert_eq!(mii, ["up", "going-down", "down", "going-back", "4"]);
         assert_eq!(u8::from(BondPortState::Backup), 1);
         assert_eq!(u8::from(MiiStatus::GoingBack), 3);
-    }
-
-    #[test]
-    fn extended_ack_text() {
-        let attribute = |kind: u16, value: &[u8]| {
-            let len = u16::try_from(4 + value.len()).unwrap();
-            let mut bytes = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
-            bytes.extend_from_slice(value);
-            while bytes.len() % 4 != 0 {
-                bytes.push(0);
-            }
-            bytes
-        };
-        // The echoed request: a 16-byte header and 6 bytes of payload, padded.
-        let mut echoed = 22u32.to_ne_bytes().to_vec();
-        echoed.resize(24, 7);
-        assert_eq!(extack_message(&echoed), None);
-        echoed.extend(attribute(2, &40u32.to_ne_bytes()));
-        echoed.extend(attribute(1, b"Nexthop has invalid gateway.\0"));
-        assert_eq!(
-            extack_message(&echoed).as_deref(),
-            Some("Nexthop has invalid gateway")
-        );
-        // Truncated or nonsensical input is no message, not a panic.
-        for cut in 0..echoed.len() {
-            let _ = extack_message(&echoed[..cut]);
-        }
-        assert_eq!(extack_message(&u32::MAX.to_ne_bytes()), None);
-        assert_eq!(extack_message(&[24, 0, 0, 0, 0, 0]), None);
     }
 
     #[test]

@@ -464,4 +464,33 @@ mod tests {
         );
         assert_eq!(frames.next(), None);
     }
+
+    #[test]
+    fn extended_ack_text() {
+        let attribute = |kind: u16, value: &[u8]| {
+            let len = u16::try_from(4 + value.len()).unwrap();
+            let mut bytes = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
+            bytes.extend_from_slice(value);
+            while bytes.len() % 4 != 0 {
+                bytes.push(0);
+            }
+            bytes
+        };
+        // The echoed request: a 16-byte header and 6 bytes of payload, padded.
+        let mut echoed = 22u32.to_ne_bytes().to_vec();
+        echoed.resize(24, 7);
+        assert_eq!(extack_message(&echoed, false), None);
+        echoed.extend(attribute(2, &40u32.to_ne_bytes()));
+        echoed.extend(attribute(1, b"Nexthop has invalid gateway.\0"));
+        assert_eq!(
+            extack_message(&echoed, false).as_deref(),
+            Some("Nexthop has invalid gateway")
+        );
+        // Truncated or nonsensical input is no message, not a panic.
+        for cut in 0..echoed.len() {
+            let _ = extack_message(&echoed[..cut], false);
+        }
+        assert_eq!(extack_message(&u32::MAX.to_ne_bytes(), false), None);
+        assert_eq!(extack_message(&[24, 0, 0, 0, 0, 0], false), None);
+    }
 }
