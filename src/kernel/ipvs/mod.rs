@@ -43,6 +43,7 @@
 //! modules can be loaded (Debian's `ip_vs.ko` has the alias
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
+mod consts;
 mod messages;
 
 use std::collections::{BTreeMap, HashSet};
@@ -52,7 +53,8 @@ use rtnetlink::sys::protocols::NETLINK_GENERIC;
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use serde::Serialize;
 
-use self::messages::{Message, ServiceEntry, cmd};
+use self::consts::cmd;
+use self::messages::{Message, ServiceEntry};
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
