@@ -2,7 +2,7 @@
 //! netlink framing, attribute walk and extended acknowledgements they share
 //! with the rtnetlink side are in `kernel::nlwire`.
 //!
-//! The generic netlink controller's messages (resolving the family) are built
+//! The generic netlink controller's messages (resolving the family, `family.rs`) are built
 //! and read with neli's types. The IPVS family's own messages, tens of
 //! thousands for a big table, are written and read here directly: neli builds
 //! and parses every attribute into an allocation of its own, which in the
@@ -21,16 +21,7 @@
 //! Addresses go as 4 bytes (the kernel copies at most 16 into a zeroed
 //! `nf_inet_addr`) and come back as 16.
 
-use std::fmt;
-use std::io::Cursor;
 use std::net::Ipv4Addr;
-
-use neli::consts::genl::{CtrlAttr, CtrlCmd};
-use neli::consts::nl::{GenlId, NlmF};
-use neli::genl::{AttrTypeBuilder, Genlmsghdr, GenlmsghdrBuilder, NlattrBuilder, NoUserHeader};
-use neli::nl::{NlPayload, NlmsghdrBuilder};
-use neli::types::GenlBuffer;
-use neli::{FromBytesWithInput, ToBytes};
 
 use crate::kernel::nlwire::{
     DecodeError, EncodeError, NLM_F_ACK, NLM_F_DUMP, Writer, c_string, genl_table, malformed,
@@ -43,8 +34,7 @@ use crate::plan::ipvs::{
 };
 
 use super::consts::{
-    AF_INET, CTRL_VERSION, FAMILY_NAME, FLAG_HASHED, IPVS_VERSION, cmd, cmd_attr, dest_attr,
-    info_attr, stats_attr, svc_attr,
+    AF_INET, FLAG_HASHED, IPVS_VERSION, cmd, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
 };
 
 /// One change to the IPVS table: one netlink message.
@@ -210,50 +200,6 @@ fn put_dest(
     }
     message.put(dest_attr::ADDR_FAMILY, &AF_INET.to_ne_bytes())?;
     message.end_nest(nest)
-}
-
-/// `CTRL_CMD_GETFAMILY` for the IPVS family, to the generic netlink controller.
-pub fn family_request(out: &mut Vec<u8>, seq: u32) -> Result<(), EncodeError> {
-    let neli_error = |e: &dyn fmt::Display| EncodeError::new(e);
-    let name = NlattrBuilder::default()
-        .nla_type(
-            AttrTypeBuilder::default()
-                .nla_type(CtrlAttr::FamilyName)
-                .build()
-                .map_err(|e| neli_error(&e))?,
-        )
-        .nla_payload(FAMILY_NAME)
-        .build()
-        .map_err(|e| neli_error(&e))?;
-    let genl = GenlmsghdrBuilder::<CtrlCmd, CtrlAttr, NoUserHeader>::default()
-        .cmd(CtrlCmd::Getfamily)
-        .version(CTRL_VERSION)
-        .attrs(std::iter::once(name).collect::<GenlBuffer<_, _>>())
-        .build()
-        .map_err(|e| neli_error(&e))?;
-    let message = NlmsghdrBuilder::default()
-        .nl_type(GenlId::Ctrl)
-        .nl_flags(NlmF::REQUEST | NlmF::ACK)
-        .nl_seq(seq)
-        .nl_payload(NlPayload::Payload(genl))
-        .build()
-        .map_err(|e| neli_error(&e))?;
-    let mut bytes = Cursor::new(Vec::new());
-    message.to_bytes(&mut bytes).map_err(|e| neli_error(&e))?;
-    out.extend_from_slice(bytes.get_ref());
-    Ok(())
-}
-
-/// The family id in the generic netlink controller's answer.
-pub fn parse_family_id(payload: &[u8]) -> Result<u16, DecodeError> {
-    let message =
-        Genlmsghdr::<u8, CtrlAttr>::from_bytes_with_input(&mut Cursor::new(payload), payload.len())
-            .map_err(|e| malformed(format!("the family: {e}")))?;
-    message
-        .attrs()
-        .get_attr_handle()
-        .get_attr_payload_as::<u16>(CtrlAttr::FamilyId)
-        .map_err(|_| malformed("the family has no CTRL_ATTR_FAMILY_ID"))
 }
 
 /// The first `N` bytes of an attribute that must be there.
@@ -439,10 +385,16 @@ fn stats(stats64: Option<&[u8]>, stats32: Option<&[u8]>) -> Result<Stats, Decode
 
 #[cfg(test)]
 mod tests {
-    use neli::genl::Nlattr;
-    use neli::types::Buffer;
+    use std::io::Cursor;
+
+    use neli::ToBytes;
+    use neli::consts::nl::NlmF;
+    use neli::genl::{AttrTypeBuilder, GenlmsghdrBuilder, Nlattr, NlattrBuilder, NoUserHeader};
+    use neli::nl::{NlPayload, NlmsghdrBuilder};
+    use neli::types::{Buffer, GenlBuffer};
     use proptest::prelude::*;
 
+    use super::super::family::parse_family_id;
     use super::*;
     use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, frames};
 
@@ -720,33 +672,6 @@ mod tests {
             error.to_string(),
             "cannot encode the request: an attribute of 70005 bytes (at most 65535)"
         );
-    }
-
-    #[test]
-    fn the_family_request_and_answer() {
-        let mut out = Vec::new();
-        family_request(&mut out, 3).unwrap();
-        #[rustfmt::skip]
-        let expected: Vec<u8> = [
-            &32u32.to_ne_bytes()[..], &0x10u16.to_ne_bytes(), &5u16.to_ne_bytes(),
-            &3u32.to_ne_bytes(), &0u32.to_ne_bytes(),
-            &[3, 2, 0, 0], // CTRL_CMD_GETFAMILY, version 2
-            &9u16.to_ne_bytes(), &2u16.to_ne_bytes(), b"IPVS\0\0\0\0", // CTRL_ATTR_FAMILY_NAME
-        ]
-        .concat();
-        assert_eq!(out, expected);
-
-        let mut answer = vec![1, 2, 0, 0]; // CTRL_CMD_NEWFAMILY
-        answer.extend(neli_bytes(neli_attr(2, b"IPVS\0")));
-        answer.extend(neli_bytes(neli_attr(1, &33u16.to_ne_bytes())));
-        assert_eq!(parse_family_id(&answer), Ok(33));
-        assert!(parse_family_id(&answer[..12]).is_err());
-    }
-
-    fn neli_bytes(attr: Nlattr<u16, Buffer>) -> Vec<u8> {
-        let mut bytes = Cursor::new(Vec::new());
-        attr.to_bytes(&mut bytes).unwrap();
-        bytes.into_inner()
     }
 
     /// A netlink message as the kernel sends one: header, generic header,
@@ -1084,6 +1009,7 @@ mod tests {
 /// -g -w 1`, then dumps and requests on a socket with `NETLINK_CAP_ACK`).
 #[cfg(all(test, target_endian = "little"))]
 mod captured {
+    use super::super::family::parse_family_id;
     use super::*;
     use crate::kernel::nlwire::{Body, Refusal, frames};
 

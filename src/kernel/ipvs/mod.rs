@@ -44,6 +44,7 @@
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
 mod consts;
+mod family;
 mod messages;
 
 use std::collections::{BTreeMap, HashSet};
@@ -163,12 +164,12 @@ impl IpvsNetlink {
         };
         let seq = ipvs.take_seqs(1);
         let mut request = Vec::new();
-        messages::family_request(&mut request, seq)
+        family::family_request(&mut request, seq)
             .map_err(|e| KernelError::Connect(e.to_string()))?;
         let mut family = None;
         let answer = ipvs
             .ask(&request, seq, |payload| {
-                family = Some(messages::parse_family_id(payload)?);
+                family = Some(family::parse_family_id(payload)?);
                 Ok(())
             })
             .await;
