@@ -44,6 +44,7 @@
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
 mod consts;
+mod encode;
 mod family;
 mod messages;
 
@@ -55,7 +56,8 @@ use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use serde::Serialize;
 
 use self::consts::cmd;
-use self::messages::{Message, ServiceEntry};
+use self::encode::Message;
+use self::messages::ServiceEntry;
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
@@ -203,7 +205,7 @@ impl IpvsNetlink {
 
     /// Deletes every service (`ipvsadm -C`).
     pub async fn flush(&mut self) -> Result<(), KernelError> {
-        self.command(|out, family, seq| messages::request(out, family, seq, cmd::FLUSH))
+        self.command(|out, family, seq| encode::request(out, family, seq, cmd::FLUSH))
             .await
             .map_err(|failure| KernelError::Operation {
                 op: "flush the IPVS table".to_owned(),
@@ -260,7 +262,7 @@ impl IpvsNetlink {
     ) -> Result<(), KernelError> {
         let op = || format!("set the IPVS timeouts to tcp {tcp}s, tcp-fin {tcp_fin}s, udp {udp}s");
         self.command(|out, family, seq| {
-            messages::timeouts_request(out, family, seq, (tcp, tcp_fin, udp))
+            encode::timeouts_request(out, family, seq, (tcp, tcp_fin, udp))
         })
         .await
         .map_err(|failure| KernelError::Operation {
@@ -295,7 +297,7 @@ impl IpvsNetlink {
     ) -> Result<(), Failure> {
         let seq = self.take_seqs(1);
         let mut request = Vec::new();
-        messages::request(&mut request, self.family, seq, command)?;
+        encode::request(&mut request, self.family, seq, command)?;
         self.ask(&request, seq, each).await
     }
 
@@ -346,7 +348,7 @@ impl IpvsNetlink {
     ) -> Result<(), Failure> {
         let seq = self.take_seqs(1);
         let mut request = Vec::new();
-        messages::dump_request(&mut request, self.family, seq, service)?;
+        encode::dump_request(&mut request, self.family, seq, service)?;
         self.send(&request).await?;
         let mut unreadable = None;
         loop {
