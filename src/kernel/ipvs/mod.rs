@@ -1,8 +1,9 @@
 //! IPVS over generic netlink: see kernel/mod.rs for the contract.
 //!
-//! The messages are in `messages.rs`: the generic netlink controller's
-//! (resolving the family) built and read with neli, the IPVS family's own
-//! written and read directly, as a big table's tens of thousands of them cost
+//! The messages: the generic netlink controller's (resolving the family,
+//! `family.rs`) built and read with neli; the IPVS family's own
+//! (`consts.rs`, `encode.rs`, `decode.rs`, over `kernel::nlwire`) written and
+//! read directly, as a big table's tens of thousands of them cost
 //! several times as much through neli's typed attributes in the unoptimised
 //! builds the lab and the benchmark run. They travel over netlink-sys's tokio
 //! socket (`rtnetlink::sys`, which `netlink.rs` uses too), because batching
@@ -44,9 +45,9 @@
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
 mod consts;
+mod decode;
 mod encode;
 mod family;
-mod messages;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -56,8 +57,8 @@ use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use serde::Serialize;
 
 use self::consts::cmd;
+use self::decode::ServiceEntry;
 use self::encode::Message;
-use self::messages::ServiceEntry;
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
@@ -217,7 +218,7 @@ impl IpvsNetlink {
     pub async fn info(&mut self) -> Result<IpvsInfo, KernelError> {
         let mut info = None;
         self.query(cmd::GET_INFO, |payload| {
-            info = Some(messages::parse_info(payload)?);
+            info = Some(decode::parse_info(payload)?);
             Ok(())
         })
         .await
@@ -238,7 +239,7 @@ impl IpvsNetlink {
     pub async fn timeouts(&mut self) -> Result<Timeouts, KernelError> {
         let mut timeouts = None;
         self.query(cmd::GET_CONFIG, |payload| {
-            timeouts = Some(messages::parse_timeouts(payload)?);
+            timeouts = Some(decode::parse_timeouts(payload)?);
             Ok(())
         })
         .await
@@ -522,7 +523,7 @@ impl IpvsBackend for IpvsNetlink {
         let what = "the IPVS table";
         let mut entries = Vec::new();
         self.dump(None, |payload| {
-            entries.extend(messages::parse_service(payload)?);
+            entries.extend(decode::parse_service(payload)?);
             Ok(())
         })
         .await
@@ -531,7 +532,7 @@ impl IpvsBackend for IpvsNetlink {
         for entry in entries {
             let mut destinations = Vec::new();
             self.dump(Some(&entry.key), |payload| {
-                destinations.extend(messages::parse_dest(payload)?);
+                destinations.extend(decode::parse_dest(payload)?);
                 Ok(())
             })
             .await
