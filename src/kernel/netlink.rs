@@ -50,8 +50,8 @@ use rtnetlink::{
 
 use super::nlwire::extack_message;
 use super::{
-    BondStatus, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus, SlaveStatus,
-    VlanStatus,
+    BondStatus, Cause, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus,
+    SlaveStatus, VlanStatus,
 };
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
 use crate::config::model::types::Ipv4Net;
@@ -75,7 +75,7 @@ pub struct NetlinkBackend {
 impl NetlinkBackend {
     pub async fn connect() -> Result<Self, KernelError> {
         let (mut connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| KernelError::Connect(e.to_string()))?;
+            rtnetlink::new_connection().map_err(|e| KernelError::Connect(Cause::io(&e)))?;
         // Extended acks add the kernel's own words to an errno ("Nexthop has
         // invalid gateway"). A kernel without them still answers with the errno.
         let _ = connection.socket_mut().socket_mut().set_ext_ack(true);
@@ -84,8 +84,8 @@ impl NetlinkBackend {
     }
 
     /// The link called `name`, looked up now.
-    async fn lookup(&self, name: &str) -> Result<LinkMessage, String> {
-        let missing = || format!("interface {name} does not exist");
+    async fn lookup(&self, name: &str) -> Result<LinkMessage, Cause> {
+        let missing = || Cause::Other(format!("interface {name} does not exist"));
         let mut reply = self.handle.link().get().match_name(name).execute();
         match reply.try_next().await {
             Ok(Some(link)) => Ok(link),
@@ -95,12 +95,12 @@ impl NetlinkBackend {
         }
     }
 
-    async fn index(&self, name: &str) -> Result<u32, String> {
+    async fn index(&self, name: &str) -> Result<u32, Cause> {
         Ok(self.lookup(name).await?.header.index)
     }
 
     /// The index to send as a bond's `IFLA_BOND_PRIMARY`: 0 clears it.
-    async fn primary_index(&self, primary: Option<&str>) -> Result<u32, String> {
+    async fn primary_index(&self, primary: Option<&str>) -> Result<u32, Cause> {
         match primary {
             Some(name) => self.index(name).await,
             None => Ok(0),
@@ -108,7 +108,7 @@ impl NetlinkBackend {
     }
 
     /// Sends a change (`ip link set`) of an existing link.
-    async fn change(&self, message: LinkMessage) -> Result<(), String> {
+    async fn change(&self, message: LinkMessage) -> Result<(), Cause> {
         self.handle
             .link()
             .change(message)
@@ -118,7 +118,7 @@ impl NetlinkBackend {
     }
 
     /// Creates a link, then marks it as ours; a link that cannot be marked goes again.
-    async fn create(&self, name: &str, message: LinkMessage) -> Result<(), String> {
+    async fn create(&self, name: &str, message: LinkMessage) -> Result<(), Cause> {
         self.handle
             .link()
             .add(message)
@@ -136,15 +136,18 @@ impl NetlinkBackend {
             .execute()
             .await;
         Err(match undo {
-            Ok(()) => format!("{reason} (setting its ifalias; the new link was deleted again)"),
-            Err(e) => format!(
-                "{reason} (setting its ifalias; deleting the new link failed too: {})",
-                describe(e)
+            Ok(()) => reason.within("", " (setting its ifalias; the new link was deleted again)"),
+            Err(e) => reason.within(
+                "",
+                format!(
+                    " (setting its ifalias; deleting the new link failed too: {})",
+                    describe(e)
+                ),
             ),
         })
     }
 
-    async fn carry_out(&self, op: &NetOp) -> Result<(), String> {
+    async fn carry_out(&self, op: &NetOp) -> Result<(), Cause> {
         match op {
             NetOp::CreateLink {
                 name,
@@ -197,8 +200,9 @@ impl NetlinkBackend {
                     None
                 };
                 if let Err(undo) = self.change(bond_change(index, to, from, primary)).await {
-                    return Err(format!(
-                        "{reason}; restoring the options already changed failed too: {undo}"
+                    return Err(reason.within(
+                        "",
+                        format!("; restoring the options already changed failed too: {undo}"),
                     ));
                 }
                 Err(reason)
@@ -234,8 +238,9 @@ impl NetlinkBackend {
                     if let Err(reason) = self.change(down).await {
                         let release = LinkUnspec::new_with_index(index).nocontroller().build();
                         if let Err(undo) = self.change(release).await {
-                            return Err(format!(
-                                "{reason}; releasing it from its bond again failed too: {undo}"
+                            return Err(reason.within(
+                                "",
+                                format!("; releasing it from its bond again failed too: {undo}"),
                             ));
                         }
                         return Err(reason);
@@ -265,8 +270,9 @@ impl NetlinkBackend {
             }
             NetOp::RemoveAddress { name, address } => {
                 let index = self.index(name).await?;
-                promote_secondaries(name)
-                    .map_err(|e| format!("cannot turn on promote_secondaries: {e}"))?;
+                promote_secondaries(name).map_err(|e| {
+                    Cause::io(&e).within("cannot turn on promote_secondaries: ", "")
+                })?;
                 self.handle
                     .address()
                     .del(address_message(index, *address))
@@ -313,7 +319,7 @@ impl NetworkBackend for NetlinkBackend {
         let failed = |what: &'static str| {
             move |e: rtnetlink::Error| KernelError::Observe {
                 what,
-                reason: describe(e),
+                cause: describe(e),
             }
         };
         let links: Vec<LinkMessage> = self
@@ -358,22 +364,23 @@ impl NetworkBackend for NetlinkBackend {
     async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
         self.carry_out(op)
             .await
-            .map_err(|reason| KernelError::Operation {
+            .map_err(|cause| KernelError::Operation {
                 op: op.to_string(),
-                reason,
+                cause,
             })
     }
 }
 
-/// The kernel's answer as text: the errno, and the kernel's own message if it sent one.
-fn describe(error: rtnetlink::Error) -> String {
+/// The kernel's answer: the errno, and the kernel's own message if it sent one.
+fn describe(error: rtnetlink::Error) -> Cause {
     match error {
-        // rtnetlink's socket does not cap acknowledgements: the whole request is echoed.
-        rtnetlink::Error::NetlinkError(message) => match extack_message(&message.header, false) {
-            Some(detail) => format!("{message}: {detail}"),
-            None => message.to_string(),
+        rtnetlink::Error::NetlinkError(message) => Cause::Kernel {
+            errno: message.raw_code().saturating_abs(),
+            // rtnetlink's socket does not cap acknowledgements: the whole
+            // request is echoed.
+            extack: extack_message(&message.header, false),
         },
-        other => other.to_string(),
+        other => Cause::Other(other.to_string()),
     }
 }
 
