@@ -2,6 +2,8 @@
 //! each is tested against a real kernel in the lab VM.
 
 pub mod fake;
+#[cfg(test)]
+mod fuzz;
 pub mod ipvs;
 pub mod netlink;
 pub mod nft;

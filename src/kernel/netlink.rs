@@ -520,7 +520,7 @@ fn rule_message(rule: &MarkRule) -> RuleMessage {
 }
 
 /// A rule of the dump that is ours: our protocol, a mark and a table.
-fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
+pub(super) fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
     let (mut ours, mut mark, mut table) = (false, None, u32::from(message.header.table));
     for attribute in &message.attributes {
         match attribute {
@@ -776,7 +776,7 @@ fn route_status(
 }
 
 /// The observation the three dumps add up to.
-fn assemble(
+pub(super) fn assemble(
     links: Vec<LinkMessage>,
     addresses: Vec<AddressMessage>,
     routes: Vec<RouteMessage>,

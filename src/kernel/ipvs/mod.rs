@@ -44,10 +44,10 @@
 //! modules can be loaded (Debian's `ip_vs.ko` has the alias
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
-mod consts;
-mod decode;
+pub(super) mod consts;
+pub(super) mod decode;
 mod encode;
-mod family;
+pub(super) mod family;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
