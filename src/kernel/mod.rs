@@ -357,3 +357,74 @@ pub struct Stats {
     pub bytes_in_per_second: u64,
     pub bytes_out_per_second: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errno: i32, extack: Option<&str>) -> Cause {
+        Cause::Kernel {
+            errno,
+            extack: extack.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_cause_reads_as_the_sentence_it_always_was() {
+        let exists = refused(17, Some("Service exists"));
+        assert_eq!(
+            exists.to_string(),
+            "File exists (os error 17): Service exists"
+        );
+        let error = KernelError::Operation {
+            op: "add real server 10.0.0.1:80".to_owned(),
+            cause: exists
+                .within("real server 10.0.0.1:80: ", "")
+                .within("", " (the new service was deleted again)"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "add real server 10.0.0.1:80: real server 10.0.0.1:80: File exists (os error 17): \
+             Service exists (the new service was deleted again)"
+        );
+        assert_eq!(error.errno(), Some(17));
+        assert!(!error.is_permission_denied());
+        let broken = KernelError::Observe {
+            what: "the IPVS services",
+            cause: Cause::io(&io::Error::from_raw_os_error(104))
+                .within("cannot read the kernel's answer: ", ""),
+        };
+        assert_eq!(
+            broken.to_string(),
+            "cannot read the IPVS services from the kernel: cannot read the kernel's answer: \
+             Connection reset by peer (os error 104)"
+        );
+        assert_eq!(broken.errno(), None);
+    }
+
+    #[test]
+    fn a_ui_can_tell_a_missing_privilege_and_a_missing_facility() {
+        let eperm = KernelError::Operation {
+            op: "flush the IPVS table".to_owned(),
+            cause: refused(1, None).within("not permitted (run it as root): ", ""),
+        };
+        assert!(eperm.is_permission_denied());
+        assert_eq!(eperm.errno(), Some(1));
+        let socket =
+            KernelError::Connect(Cause::io(&io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(socket.is_permission_denied());
+        let nft = KernelError::Operation {
+            op: "install the flows".to_owned(),
+            cause: Cause::Unavailable("the nft command is not installed".to_owned()),
+        };
+        assert!(nft.is_unavailable() && !nft.is_permission_denied());
+        assert!(KernelError::Unavailable("IPVS is not available".to_owned()).is_unavailable());
+        assert_eq!(
+            Cause::from(nlwire::Refusal {
+                errno: 3,
+                detail: None
+            }),
+            refused(3, None)
+        );
+    }
+}
