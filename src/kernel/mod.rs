@@ -1,5 +1,12 @@
-//! The kernel behind small traits. The real backends live here (`netlink.rs`);
-//! each is tested against a real kernel in the lab VM.
+//! The kernel behind small traits. The real backends live here (`netlink.rs`
+//! for rtnetlink, `ipvs/` for IPVS over generic netlink, `nft.rs`); each is
+//! tested against a real kernel in the lab VM. `nlwire.rs` is netlink on the
+//! wire, one copy for both netlink backends; `fuzz.rs` feeds every decoder of
+//! the kernel's answers arbitrary and damaged frames.
+//!
+//! A failure is a [`KernelError`] with a typed [`Cause`] (the kernel's errno and
+//! extended ack, a failed system call, a missing facility, nft's words), so
+//! that a UI can react to one (`EPERM`: run as root) without parsing sentences.
 
 pub mod fake;
 #[cfg(test)]
