@@ -8,7 +8,7 @@
 //! tested in the lab, not here.
 
 use crate::kernel::{
-    DestStatus, FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus,
+    Cause, DestStatus, FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus,
     NetworkBackend, Observation, ServiceStatus, Stats,
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
@@ -228,7 +228,7 @@ fn reachable(link: &Link, gateway: std::net::Ipv4Addr) -> bool {
 fn refuse(op: &impl std::fmt::Display, reason: &str) -> KernelError {
     KernelError::Operation {
         op: op.to_string(),
-        reason: reason.to_owned(),
+        cause: Cause::Other(reason.to_owned()),
     }
 }
 
@@ -409,7 +409,7 @@ impl FirewallBackend for FakeFirewall {
         if self.fail_at == Some(index) {
             return Err(KernelError::Operation {
                 op: op.to_string(),
-                reason: "injected failure".to_owned(),
+                cause: Cause::Other("injected failure".to_owned()),
             });
         }
         self.table = match op {
@@ -424,7 +424,7 @@ impl FirewallBackend for FakeFirewall {
                 let (fingerprint, chains) =
                     serde_json::from_str(listing).map_err(|error| KernelError::Operation {
                         op: op.to_string(),
-                        reason: error.to_string(),
+                        cause: Cause::Other(error.to_string()),
                     })?;
                 Some(TableState {
                     fingerprint,

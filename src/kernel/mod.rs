@@ -1,13 +1,25 @@
-//! The kernel behind small traits. The real backends live here (`netlink.rs`);
-//! each is tested against a real kernel in the lab VM.
+//! The kernel behind small traits. The real backends live here (`netlink.rs`
+//! for rtnetlink, `ipvs/` for IPVS over generic netlink, `nft.rs`); each is
+//! tested against a real kernel in the lab VM. `nlwire.rs` is netlink on the
+//! wire, one copy for both netlink backends; `fuzz.rs` feeds every decoder of
+//! the kernel's answers arbitrary and damaged frames.
+//!
+//! A failure is a [`KernelError`] with a typed [`Cause`] (the kernel's errno and
+//! extended ack, a failed system call, a missing facility, nft's words), so
+//! that a UI can react to one (`EPERM`: run as root) without parsing sentences.
 
 #[cfg(any(test, feature = "fake-kernel"))]
 pub mod fake;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod ipvs;
 pub mod netlink;
 pub mod nft;
+pub mod nlwire;
 
+use std::fmt;
+use std::io;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -123,16 +135,167 @@ pub struct RouteStatus {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     #[error("cannot open a netlink socket: {0}")]
-    Connect(String),
+    Connect(Cause),
     /// A kernel facility is missing (a module not loaded); the text says which
     /// and what to do.
     #[error("{0}")]
     Unavailable(String),
-    #[error("cannot read {what} from the kernel: {reason}")]
-    Observe { what: &'static str, reason: String },
-    /// `op` is the operation as the plan prints it; `reason` the kernel's answer.
-    #[error("{op}: {reason}")]
-    Operation { op: String, reason: String },
+    #[error("cannot read {what} from the kernel: {cause}")]
+    Observe { what: &'static str, cause: Cause },
+    /// `op` is the operation as the plan prints it; `cause` the kernel's answer.
+    #[error("{op}: {cause}")]
+    Operation { op: String, cause: Cause },
+}
+
+impl KernelError {
+    /// Why it failed, where the kernel (or a tool in front of it) said.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Self::Connect(cause) | Self::Observe { cause, .. } | Self::Operation { cause, .. } => {
+                Some(cause)
+            }
+            Self::Unavailable(_) => None,
+        }
+    }
+
+    /// The errno the kernel refused with (positive: `EPERM` is 1).
+    pub fn errno(&self) -> Option<i32> {
+        self.cause().and_then(Cause::errno)
+    }
+
+    /// Refused for want of privilege (`EPERM`, `EACCES`): lbconsole needs
+    /// `CAP_NET_ADMIN`, so the user should run it as root.
+    pub fn is_permission_denied(&self) -> bool {
+        self.cause().is_some_and(Cause::is_permission_denied)
+    }
+
+    /// A facility is missing (a kernel module, the `nft` program), whatever
+    /// was being done.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            _ => self.cause().is_some_and(Cause::is_unavailable),
+        }
+    }
+}
+
+/// `EPERM` and `EACCES`.
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
+
+/// Why the kernel, or the program in front of it, did not do what was asked.
+/// Its `Display` is the sentence the user reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// The kernel refused: its errno (positive), and its own words when it
+    /// sent an extended acknowledgement.
+    Kernel { errno: i32, extack: Option<String> },
+    /// A system call of ours failed: a socket, a pipe, starting a program.
+    Io { kind: io::ErrorKind, text: String },
+    /// A facility is missing; the text says which and what to do.
+    Unavailable(String),
+    /// `nft` refused, in its own words (the first lines of its error output).
+    Nft(String),
+    /// Words without a cause to name: an answer that could not be read, a
+    /// link that is not there.
+    Other(String),
+    /// `cause` where it happened: what it means here (`before`), what
+    /// followed it, such as undoing the operation (`after`).
+    Context {
+        before: String,
+        cause: Box<Cause>,
+        after: String,
+    },
+}
+
+impl Cause {
+    pub fn io(error: &io::Error) -> Self {
+        Self::Io {
+            kind: error.kind(),
+            text: error.to_string(),
+        }
+    }
+
+    /// This cause with `before` and `after` it in the sentence.
+    pub fn within(self, before: impl Into<String>, after: impl Into<String>) -> Self {
+        Self::Context {
+            before: before.into(),
+            cause: Box::new(self),
+            after: after.into(),
+        }
+    }
+
+    /// The cause itself, without the context around it.
+    pub fn root(&self) -> &Cause {
+        match self {
+            Self::Context { cause, .. } => cause.root(),
+            other => other,
+        }
+    }
+
+    /// The errno the kernel refused with.
+    pub fn errno(&self) -> Option<i32> {
+        match self.root() {
+            Self::Kernel { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
+    pub fn is_permission_denied(&self) -> bool {
+        match self.root() {
+            Self::Kernel { errno, .. } => matches!(*errno, EPERM | EACCES),
+            Self::Io { kind, .. } => *kind == io::ErrorKind::PermissionDenied,
+            _ => false,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.root(), Self::Unavailable(_))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kernel { errno, extack } => {
+                write!(f, "{}", io::Error::from_raw_os_error(*errno))?;
+                if let Some(extack) = extack {
+                    write!(f, ": {extack}")?;
+                }
+                Ok(())
+            }
+            Self::Io { text, .. }
+            | Self::Unavailable(text)
+            | Self::Nft(text)
+            | Self::Other(text) => f.write_str(text),
+            Self::Context {
+                before,
+                cause,
+                after,
+            } => write!(f, "{before}{cause}{after}"),
+        }
+    }
+}
+
+impl From<nlwire::Refusal> for Cause {
+    fn from(refusal: nlwire::Refusal) -> Self {
+        Self::Kernel {
+            errno: refusal.errno,
+            extack: refusal.detail,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(text: &str) -> Self {
+        Self::Other(text.to_owned())
+    }
+}
+
+impl From<String> for Cause {
+    fn from(text: String) -> Self {
+        Self::Other(text)
+    }
 }
 
 /// Our nftables table: what the Flows tab programs.
@@ -209,4 +372,75 @@ pub struct Stats {
     pub packets_out_per_second: u64,
     pub bytes_in_per_second: u64,
     pub bytes_out_per_second: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errno: i32, extack: Option<&str>) -> Cause {
+        Cause::Kernel {
+            errno,
+            extack: extack.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_cause_reads_as_the_sentence_it_always_was() {
+        let exists = refused(17, Some("Service exists"));
+        assert_eq!(
+            exists.to_string(),
+            "File exists (os error 17): Service exists"
+        );
+        let error = KernelError::Operation {
+            op: "add real server 10.0.0.1:80".to_owned(),
+            cause: exists
+                .within("real server 10.0.0.1:80: ", "")
+                .within("", " (the new service was deleted again)"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "add real server 10.0.0.1:80: real server 10.0.0.1:80: File exists (os error 17): \
+             Service exists (the new service was deleted again)"
+        );
+        assert_eq!(error.errno(), Some(17));
+        assert!(!error.is_permission_denied());
+        let broken = KernelError::Observe {
+            what: "the IPVS services",
+            cause: Cause::io(&io::Error::from_raw_os_error(104))
+                .within("cannot read the kernel's answer: ", ""),
+        };
+        assert_eq!(
+            broken.to_string(),
+            "cannot read the IPVS services from the kernel: cannot read the kernel's answer: \
+             Connection reset by peer (os error 104)"
+        );
+        assert_eq!(broken.errno(), None);
+    }
+
+    #[test]
+    fn a_ui_can_tell_a_missing_privilege_and_a_missing_facility() {
+        let eperm = KernelError::Operation {
+            op: "flush the IPVS table".to_owned(),
+            cause: refused(1, None).within("not permitted (run it as root): ", ""),
+        };
+        assert!(eperm.is_permission_denied());
+        assert_eq!(eperm.errno(), Some(1));
+        let socket =
+            KernelError::Connect(Cause::io(&io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(socket.is_permission_denied());
+        let nft = KernelError::Operation {
+            op: "install the flows".to_owned(),
+            cause: Cause::Unavailable("the nft command is not installed".to_owned()),
+        };
+        assert!(nft.is_unavailable() && !nft.is_permission_denied());
+        assert!(KernelError::Unavailable("IPVS is not available".to_owned()).is_unavailable());
+        assert_eq!(
+            Cause::from(nlwire::Refusal {
+                errno: 3,
+                detail: None
+            }),
+            refused(3, None)
+        );
+    }
 }

@@ -48,9 +48,10 @@ use rtnetlink::{
     RouteMessageBuilder,
 };
 
+use super::nlwire::extack_message;
 use super::{
-    BondStatus, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus, SlaveStatus,
-    VlanStatus,
+    BondStatus, Cause, KernelError, LinkStatus, NetworkBackend, Observation, RouteStatus,
+    SlaveStatus, VlanStatus,
 };
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
 use crate::config::model::types::Ipv4Net;
@@ -64,8 +65,6 @@ use crate::plan::network::{
 const RT_TABLE_LOCAL: u32 = 255;
 /// `ENODEV`, as the kernel answers a lookup of a link that does not exist.
 const ENODEV: i32 = 19;
-/// `NLMSGERR_ATTR_MSG`: the extended acknowledgement's text.
-const NLMSGERR_ATTR_MSG: u16 = 1;
 
 /// The rtnetlink connection; its socket is served by a task on the tokio runtime.
 #[derive(Debug, Clone)]
@@ -76,7 +75,7 @@ pub struct NetlinkBackend {
 impl NetlinkBackend {
     pub async fn connect() -> Result<Self, KernelError> {
         let (mut connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| KernelError::Connect(e.to_string()))?;
+            rtnetlink::new_connection().map_err(|e| KernelError::Connect(Cause::io(&e)))?;
         // Extended acks add the kernel's own words to an errno ("Nexthop has
         // invalid gateway"). A kernel without them still answers with the errno.
         let _ = connection.socket_mut().socket_mut().set_ext_ack(true);
@@ -85,8 +84,8 @@ impl NetlinkBackend {
     }
 
     /// The link called `name`, looked up now.
-    async fn lookup(&self, name: &str) -> Result<LinkMessage, String> {
-        let missing = || format!("interface {name} does not exist");
+    async fn lookup(&self, name: &str) -> Result<LinkMessage, Cause> {
+        let missing = || Cause::Other(format!("interface {name} does not exist"));
         let mut reply = self.handle.link().get().match_name(name).execute();
         match reply.try_next().await {
             Ok(Some(link)) => Ok(link),
@@ -96,12 +95,12 @@ impl NetlinkBackend {
         }
     }
 
-    async fn index(&self, name: &str) -> Result<u32, String> {
+    async fn index(&self, name: &str) -> Result<u32, Cause> {
         Ok(self.lookup(name).await?.header.index)
     }
 
     /// The index to send as a bond's `IFLA_BOND_PRIMARY`: 0 clears it.
-    async fn primary_index(&self, primary: Option<&str>) -> Result<u32, String> {
+    async fn primary_index(&self, primary: Option<&str>) -> Result<u32, Cause> {
         match primary {
             Some(name) => self.index(name).await,
             None => Ok(0),
@@ -109,7 +108,7 @@ impl NetlinkBackend {
     }
 
     /// Sends a change (`ip link set`) of an existing link.
-    async fn change(&self, message: LinkMessage) -> Result<(), String> {
+    async fn change(&self, message: LinkMessage) -> Result<(), Cause> {
         self.handle
             .link()
             .change(message)
@@ -119,7 +118,7 @@ impl NetlinkBackend {
     }
 
     /// Creates a link, then marks it as ours; a link that cannot be marked goes again.
-    async fn create(&self, name: &str, message: LinkMessage) -> Result<(), String> {
+    async fn create(&self, name: &str, message: LinkMessage) -> Result<(), Cause> {
         self.handle
             .link()
             .add(message)
@@ -137,15 +136,18 @@ impl NetlinkBackend {
             .execute()
             .await;
         Err(match undo {
-            Ok(()) => format!("{reason} (setting its ifalias; the new link was deleted again)"),
-            Err(e) => format!(
-                "{reason} (setting its ifalias; deleting the new link failed too: {})",
-                describe(e)
+            Ok(()) => reason.within("", " (setting its ifalias; the new link was deleted again)"),
+            Err(e) => reason.within(
+                "",
+                format!(
+                    " (setting its ifalias; deleting the new link failed too: {})",
+                    describe(e)
+                ),
             ),
         })
     }
 
-    async fn carry_out(&self, op: &NetOp) -> Result<(), String> {
+    async fn carry_out(&self, op: &NetOp) -> Result<(), Cause> {
         match op {
             NetOp::CreateLink {
                 name,
@@ -198,8 +200,9 @@ impl NetlinkBackend {
                     None
                 };
                 if let Err(undo) = self.change(bond_change(index, to, from, primary)).await {
-                    return Err(format!(
-                        "{reason}; restoring the options already changed failed too: {undo}"
+                    return Err(reason.within(
+                        "",
+                        format!("; restoring the options already changed failed too: {undo}"),
                     ));
                 }
                 Err(reason)
@@ -235,8 +238,9 @@ impl NetlinkBackend {
                     if let Err(reason) = self.change(down).await {
                         let release = LinkUnspec::new_with_index(index).nocontroller().build();
                         if let Err(undo) = self.change(release).await {
-                            return Err(format!(
-                                "{reason}; releasing it from its bond again failed too: {undo}"
+                            return Err(reason.within(
+                                "",
+                                format!("; releasing it from its bond again failed too: {undo}"),
                             ));
                         }
                         return Err(reason);
@@ -266,8 +270,9 @@ impl NetlinkBackend {
             }
             NetOp::RemoveAddress { name, address } => {
                 let index = self.index(name).await?;
-                promote_secondaries(name)
-                    .map_err(|e| format!("cannot turn on promote_secondaries: {e}"))?;
+                promote_secondaries(name).map_err(|e| {
+                    Cause::io(&e).within("cannot turn on promote_secondaries: ", "")
+                })?;
                 self.handle
                     .address()
                     .del(address_message(index, *address))
@@ -322,7 +327,7 @@ impl NetworkBackend for NetlinkBackend {
         let failed = |what: &'static str| {
             move |e: rtnetlink::Error| KernelError::Observe {
                 what,
-                reason: describe(e),
+                cause: describe(e),
             }
         };
         let links: Vec<LinkMessage> = self
@@ -367,45 +372,24 @@ impl NetworkBackend for NetlinkBackend {
     async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
         self.carry_out(op)
             .await
-            .map_err(|reason| KernelError::Operation {
+            .map_err(|cause| KernelError::Operation {
                 op: op.to_string(),
-                reason,
+                cause,
             })
     }
 }
 
-/// The kernel's answer as text: the errno, and the kernel's own message if it sent one.
-fn describe(error: rtnetlink::Error) -> String {
+/// The kernel's answer: the errno, and the kernel's own message if it sent one.
+fn describe(error: rtnetlink::Error) -> Cause {
     match error {
-        rtnetlink::Error::NetlinkError(message) => match extack_message(&message.header) {
-            Some(detail) => format!("{message}: {detail}"),
-            None => message.to_string(),
+        rtnetlink::Error::NetlinkError(message) => Cause::Kernel {
+            errno: message.raw_code().saturating_abs(),
+            // rtnetlink's socket does not cap acknowledgements: the whole
+            // request is echoed.
+            extack: extack_message(&message.header, false),
         },
-        other => other.to_string(),
+        other => Cause::Other(other.to_string()),
     }
-}
-
-/// The text of an extended acknowledgement. `echoed` is what follows the errno in
-/// an `NLMSG_ERROR`: the request as sent (its header says how long), then
-/// attributes, of which `NLMSGERR_ATTR_MSG` is a NUL-terminated string.
-fn extack_message(echoed: &[u8]) -> Option<String> {
-    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
-    let request_len = u32::from_ne_bytes(echoed.get(0..4)?.try_into().ok()?);
-    let mut rest = echoed.get(align(usize::try_from(request_len).ok()?)?..)?;
-    while let Some(&[len_0, len_1, kind_0, kind_1]) = rest.get(0..4) {
-        let len = usize::from(u16::from_ne_bytes([len_0, len_1]));
-        // The top two bits of an attribute's type are flags.
-        let kind = u16::from_ne_bytes([kind_0, kind_1]) & 0x3fff;
-        let value = rest.get(4..len)?;
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = value.split(|&b| b == 0).next().unwrap_or(value);
-            let text = String::from_utf8_lossy(text);
-            let text = text.trim().trim_end_matches('.');
-            return (!text.is_empty()).then(|| text.to_owned());
-        }
-        rest = rest.get(align(len)?..).unwrap_or_default();
-    }
-    None
 }
 
 /// `RTM_NEWLINK` creating a bond. `primary` is the primary slave's index, given
@@ -544,7 +528,7 @@ fn rule_message(rule: &MarkRule) -> RuleMessage {
 }
 
 /// A rule of the dump that is ours: our protocol, a mark and a table.
-fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
+pub(super) fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
     let (mut ours, mut mark, mut table) = (false, None, u32::from(message.header.table));
     for attribute in &message.attributes {
         match attribute {
@@ -800,7 +784,7 @@ fn route_status(
 }
 
 /// The observation the three dumps add up to.
-fn assemble(
+pub(super) fn assemble(
     links: Vec<LinkMessage>,
     addresses: Vec<AddressMessage>,
     routes: Vec<RouteMessage>,
@@ -1025,35 +1009,6 @@ mod tests {
         assert_eq!(mii, ["up", "going-down", "down", "going-back", "4"]);
         assert_eq!(u8::from(BondPortState::Backup), 1);
         assert_eq!(u8::from(MiiStatus::GoingBack), 3);
-    }
-
-    #[test]
-    fn extended_ack_text() {
-        let attribute = |kind: u16, value: &[u8]| {
-            let len = u16::try_from(4 + value.len()).unwrap();
-            let mut bytes = [len.to_ne_bytes(), kind.to_ne_bytes()].concat();
-            bytes.extend_from_slice(value);
-            while bytes.len() % 4 != 0 {
-                bytes.push(0);
-            }
-            bytes
-        };
-        // The echoed request: a 16-byte header and 6 bytes of payload, padded.
-        let mut echoed = 22u32.to_ne_bytes().to_vec();
-        echoed.resize(24, 7);
-        assert_eq!(extack_message(&echoed), None);
-        echoed.extend(attribute(2, &40u32.to_ne_bytes()));
-        echoed.extend(attribute(1, b"Nexthop has invalid gateway.\0"));
-        assert_eq!(
-            extack_message(&echoed).as_deref(),
-            Some("Nexthop has invalid gateway")
-        );
-        // Truncated or nonsensical input is no message, not a panic.
-        for cut in 0..echoed.len() {
-            let _ = extack_message(&echoed[..cut]);
-        }
-        assert_eq!(extack_message(&u32::MAX.to_ne_bytes()), None);
-        assert_eq!(extack_message(&[24, 0, 0, 0, 0, 0]), None);
     }
 
     #[test]

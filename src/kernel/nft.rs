@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 use nftables::schema::Nftables;
 
-use super::{FirewallBackend, KernelError};
+use super::{Cause, FirewallBackend, KernelError};
 use crate::plan::flows::{self, FirewallOp, FlowCounter, TABLE, TableState};
 
 const NFT: &str = "nft";
@@ -34,7 +34,7 @@ impl NftBackend {
             Err(error) if no_table(&error) => Ok(None),
             Err(error) => Err(KernelError::Observe {
                 what: "the nftables table inet lbconsole",
-                reason: describe(error),
+                cause: describe(error),
             }),
         }
     }
@@ -71,7 +71,7 @@ impl FirewallBackend for NftBackend {
         } else {
             Err(KernelError::Observe {
                 what: "the nftables table inet lbconsole",
-                reason: first_lines(&stderr),
+                cause: Cause::Nft(first_lines(&stderr)),
             })
         }
     }
@@ -86,9 +86,9 @@ impl FirewallBackend for NftBackend {
             }
             FirewallOp::Remove => run_script(&replace_table_script()).await,
         };
-        result.map_err(|reason| KernelError::Operation {
+        result.map_err(|cause| KernelError::Operation {
             op: op.to_string(),
-            reason,
+            cause,
         })
     }
 }
@@ -100,28 +100,30 @@ fn replace_table_script() -> String {
 }
 
 /// Runs an `nft -f -` script: one transaction, all or nothing.
-async fn run_script(script: &str) -> Result<(), String> {
+async fn run_script(script: &str) -> Result<(), Cause> {
     let mut child = Command::new(NFT)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| unavailable(&error).to_string())?;
+        .map_err(|error| Cause::Unavailable(unavailable_text(&error)))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| Cause::io(&error))?;
     }
     let output = child
         .wait_with_output()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| Cause::io(&error))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(first_lines(&String::from_utf8_lossy(&output.stderr)))
+        Err(Cause::Nft(first_lines(&String::from_utf8_lossy(
+            &output.stderr,
+        ))))
     }
 }
 
@@ -130,20 +132,22 @@ fn no_table(error: &NftablesError) -> bool {
 }
 
 fn unavailable(error: &io::Error) -> KernelError {
+    KernelError::Unavailable(unavailable_text(error))
+}
+
+fn unavailable_text(error: &io::Error) -> String {
     if error.kind() == io::ErrorKind::NotFound {
-        KernelError::Unavailable(
-            "the nft command is not installed (Debian package nftables)".to_owned(),
-        )
+        "the nft command is not installed (Debian package nftables)".to_owned()
     } else {
-        KernelError::Unavailable(format!("cannot run nft: {error}"))
+        format!("cannot run nft: {error}")
     }
 }
 
-fn describe(error: NftablesError) -> String {
+fn describe(error: NftablesError) -> Cause {
     match error {
-        NftablesError::NftExecution { inner, .. } => unavailable(&inner).to_string(),
-        NftablesError::NftFailed { stderr, .. } => first_lines(&stderr),
-        other => other.to_string(),
+        NftablesError::NftExecution { inner, .. } => Cause::Unavailable(unavailable_text(&inner)),
+        NftablesError::NftFailed { stderr, .. } => Cause::Nft(first_lines(&stderr)),
+        other => Cause::Other(other.to_string()),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use lbconsole::apply;
 use lbconsole::config::parse::parse_lvs;
 use lbconsole::kernel::ipvs::IpvsNetlink;
-use lbconsole::kernel::{IpvsBackend, IpvsObservation, KernelError};
+use lbconsole::kernel::{Cause, IpvsBackend, IpvsObservation, KernelError};
 use lbconsole::plan::ipvs::{IpvsOp, director_marks};
 
 use crate::support::{Background, Lab, Netns, wait_until};
@@ -499,7 +499,7 @@ impl IpvsBackend for RefuseAt {
             results.push(if index == refused {
                 Err(KernelError::Operation {
                     op: op.to_string(),
-                    reason: "injected failure".to_owned(),
+                    cause: Cause::Other("injected failure".to_owned()),
                 })
             } else {
                 self.inner.execute(std::slice::from_ref(op)).await.remove(0)

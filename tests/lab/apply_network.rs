@@ -8,7 +8,7 @@ use std::time::Duration;
 use lbconsole::apply;
 use lbconsole::config::parse::parse_network;
 use lbconsole::kernel::netlink::NetlinkBackend;
-use lbconsole::kernel::{KernelError, NetworkBackend, Observation};
+use lbconsole::kernel::{Cause, KernelError, NetworkBackend, Observation};
 use lbconsole::plan::NetOp;
 
 use crate::support::{Lab, Netns, assert_same_kernel, wait_until};
@@ -402,7 +402,7 @@ impl NetworkBackend for FailAt {
         if self.executed == self.fail_at + 1 {
             return Err(KernelError::Operation {
                 op: op.to_string(),
-                reason: "injected failure".to_owned(),
+                cause: Cause::Other("injected failure".to_owned()),
             });
         }
         self.inner.execute(op).await

@@ -391,7 +391,7 @@ fn execute_and_observe(
 
 fn reason(result: &Result<(), KernelError>) -> String {
     match result {
-        Err(KernelError::Operation { reason, .. }) => reason.clone(),
+        Err(KernelError::Operation { cause, .. }) => cause.to_string(),
         other => panic!("not a refused operation: {other:?}"),
     }
 }

@@ -1,8 +1,9 @@
 //! IPVS over generic netlink: see kernel/mod.rs for the contract.
 //!
-//! The messages are in `messages.rs`: the generic netlink controller's
-//! (resolving the family) built and read with neli, the IPVS family's own
-//! written and read directly, as a big table's tens of thousands of them cost
+//! The messages: the generic netlink controller's (resolving the family,
+//! `family.rs`) built and read with neli; the IPVS family's own
+//! (`consts.rs`, `encode.rs`, `decode.rs`, over `kernel::nlwire`) written and
+//! read directly, as a big table's tens of thousands of them cost
 //! several times as much through neli's typed attributes in the unoptimised
 //! builds the lab and the benchmark run. They travel over netlink-sys's tokio
 //! socket (`rtnetlink::sys`, which `netlink.rs` uses too), because batching
@@ -43,7 +44,10 @@
 //! modules can be loaded (Debian's `ip_vs.ko` has the alias
 //! `net-pf-16-proto-16-family-IPVS`); a missing family means it could not.
 
-mod messages;
+pub(super) mod consts;
+pub(super) mod decode;
+mod encode;
+pub(super) mod family;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -52,8 +56,11 @@ use rtnetlink::sys::protocols::NETLINK_GENERIC;
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 use serde::Serialize;
 
-use self::messages::{Body, DecodeError, EncodeError, Message, Refusal, ServiceEntry, cmd, frames};
-use super::{DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
+use self::consts::cmd;
+use self::decode::ServiceEntry;
+use self::encode::Message;
+use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
+use super::{Cause, DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
 
 /// Room for one answer in the receive buffer, by the kernel's count (an skb's
@@ -113,34 +120,34 @@ pub struct IpvsNetlink {
 enum Failure {
     Refused(Refusal),
     /// The socket failed, or the answer could not be read.
-    Broken(String),
+    Broken(Cause),
 }
 
 impl Failure {
-    fn text(&self) -> String {
+    fn cause(&self) -> Cause {
         match self {
-            Self::Refused(refusal) => refusal.to_string(),
-            Self::Broken(reason) => reason.clone(),
+            Self::Refused(refusal) => refusal.clone().into(),
+            Self::Broken(cause) => cause.clone(),
         }
     }
 }
 
 impl From<EncodeError> for Failure {
     fn from(e: EncodeError) -> Self {
-        Self::Broken(e.to_string())
+        Self::Broken(Cause::Other(e.to_string()))
     }
 }
 
 impl From<DecodeError> for Failure {
     fn from(e: DecodeError) -> Self {
-        Self::Broken(e.to_string())
+        Self::Broken(Cause::Other(e.to_string()))
     }
 }
 
 impl IpvsNetlink {
     /// Opens a generic netlink socket and resolves the IPVS family.
     pub async fn connect() -> Result<Self, KernelError> {
-        let connect = |e: std::io::Error| KernelError::Connect(e.to_string());
+        let connect = |e: std::io::Error| KernelError::Connect(Cause::io(&e));
         let mut socket = TokioSocket::new(NETLINK_GENERIC).map_err(connect)?;
         socket.socket_mut().bind_auto().map_err(connect)?;
         let raw = socket.socket_ref();
@@ -160,12 +167,12 @@ impl IpvsNetlink {
         };
         let seq = ipvs.take_seqs(1);
         let mut request = Vec::new();
-        messages::family_request(&mut request, seq)
-            .map_err(|e| KernelError::Connect(e.to_string()))?;
+        family::family_request(&mut request, seq)
+            .map_err(|e| KernelError::Connect(Cause::Other(e.to_string())))?;
         let mut family = None;
         let answer = ipvs
             .ask(&request, seq, |payload| {
-                family = Some(messages::parse_family_id(payload)?);
+                family = Some(family::parse_family_id(payload)?);
                 Ok(())
             })
             .await;
@@ -182,13 +189,14 @@ impl IpvsNetlink {
                         .to_owned(),
                 ))
             }
-            (Ok(()), None) => Err(KernelError::Connect(
+            (Ok(()), None) => Err(KernelError::Connect(Cause::Other(
                 "the kernel did not say which netlink family IPVS is".to_owned(),
-            )),
-            (Err(failure), _) => Err(KernelError::Connect(format!(
-                "cannot look up the IPVS netlink family: {}",
-                failure.text()
             ))),
+            (Err(failure), _) => Err(KernelError::Connect(
+                failure
+                    .cause()
+                    .within("cannot look up the IPVS netlink family: ", ""),
+            )),
         }
     }
 
@@ -199,11 +207,11 @@ impl IpvsNetlink {
 
     /// Deletes every service (`ipvsadm -C`).
     pub async fn flush(&mut self) -> Result<(), KernelError> {
-        self.command(|out, family, seq| messages::request(out, family, seq, cmd::FLUSH))
+        self.command(|out, family, seq| encode::request(out, family, seq, cmd::FLUSH))
             .await
             .map_err(|failure| KernelError::Operation {
                 op: "flush the IPVS table".to_owned(),
-                reason: describe_failure(&failure),
+                cause: describe_failure(&failure),
             })
     }
 
@@ -211,7 +219,7 @@ impl IpvsNetlink {
     pub async fn info(&mut self) -> Result<IpvsInfo, KernelError> {
         let mut info = None;
         self.query(cmd::GET_INFO, |payload| {
-            info = Some(messages::parse_info(payload)?);
+            info = Some(decode::parse_info(payload)?);
             Ok(())
         })
         .await
@@ -219,7 +227,7 @@ impl IpvsNetlink {
         let (version, connection_table_size) = info.ok_or_else(|| {
             observe_error(
                 "the IPVS information",
-                &Failure::Broken("the kernel sent no answer".to_owned()),
+                &Failure::Broken(Cause::Other("the kernel sent no answer".to_owned())),
             )
         })?;
         Ok(IpvsInfo {
@@ -232,7 +240,7 @@ impl IpvsNetlink {
     pub async fn timeouts(&mut self) -> Result<Timeouts, KernelError> {
         let mut timeouts = None;
         self.query(cmd::GET_CONFIG, |payload| {
-            timeouts = Some(messages::parse_timeouts(payload)?);
+            timeouts = Some(decode::parse_timeouts(payload)?);
             Ok(())
         })
         .await
@@ -240,7 +248,7 @@ impl IpvsNetlink {
         let (tcp, tcp_fin, udp) = timeouts.ok_or_else(|| {
             observe_error(
                 "the IPVS timeouts",
-                &Failure::Broken("the kernel sent no answer".to_owned()),
+                &Failure::Broken(Cause::Other("the kernel sent no answer".to_owned())),
             )
         })?;
         Ok(Timeouts { tcp, tcp_fin, udp })
@@ -256,12 +264,12 @@ impl IpvsNetlink {
     ) -> Result<(), KernelError> {
         let op = || format!("set the IPVS timeouts to tcp {tcp}s, tcp-fin {tcp_fin}s, udp {udp}s");
         self.command(|out, family, seq| {
-            messages::timeouts_request(out, family, seq, (tcp, tcp_fin, udp))
+            encode::timeouts_request(out, family, seq, (tcp, tcp_fin, udp))
         })
         .await
         .map_err(|failure| KernelError::Operation {
             op: op(),
-            reason: describe_failure(&failure),
+            cause: describe_failure(&failure),
         })
     }
 
@@ -291,7 +299,7 @@ impl IpvsNetlink {
     ) -> Result<(), Failure> {
         let seq = self.take_seqs(1);
         let mut request = Vec::new();
-        messages::request(&mut request, self.family, seq, command)?;
+        encode::request(&mut request, self.family, seq, command)?;
         self.ask(&request, seq, each).await
     }
 
@@ -342,7 +350,7 @@ impl IpvsNetlink {
     ) -> Result<(), Failure> {
         let seq = self.take_seqs(1);
         let mut request = Vec::new();
-        messages::dump_request(&mut request, self.family, seq, service)?;
+        encode::dump_request(&mut request, self.family, seq, service)?;
         self.send(&request).await?;
         let mut unreadable = None;
         loop {
@@ -371,16 +379,14 @@ impl IpvsNetlink {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        let sent = self
-            .socket
-            .send(bytes)
-            .await
-            .map_err(|e| Failure::Broken(format!("cannot send to the kernel: {e}")))?;
+        let sent = self.socket.send(bytes).await.map_err(|e| {
+            Failure::Broken(Cause::io(&e).within("cannot send to the kernel: ", ""))
+        })?;
         if sent != bytes.len() {
-            return Err(Failure::Broken(format!(
+            return Err(Failure::Broken(Cause::Other(format!(
                 "the kernel took {sent} of {} bytes",
                 bytes.len()
-            )));
+            ))));
         }
         Ok(())
     }
@@ -388,10 +394,9 @@ impl IpvsNetlink {
     /// The next datagram from the kernel.
     async fn receive(&mut self) -> Result<&[u8], Failure> {
         self.datagram.clear();
-        self.socket
-            .recv(&mut self.datagram)
-            .await
-            .map_err(|e| Failure::Broken(format!("cannot read the kernel's answer: {e}")))?;
+        self.socket.recv(&mut self.datagram).await.map_err(|e| {
+            Failure::Broken(Cause::io(&e).within("cannot read the kernel's answer: ", ""))
+        })?;
         Ok(&self.datagram)
     }
 
@@ -436,14 +441,15 @@ impl IpvsNetlink {
     }
 
     /// Sends `messages` in batches and returns the first refusal, described.
-    async fn send_all(&mut self, messages: &[Message<'_>]) -> Result<(), String> {
+    async fn send_all(&mut self, messages: &[Message<'_>]) -> Result<(), Cause> {
         for chunk in messages.chunks(self.batch_limit) {
             let first = self.take_seqs(chunk.len());
-            let batch = encode_batch(self.family, first, chunk).map_err(|e| e.to_string())?;
+            let batch =
+                encode_batch(self.family, first, chunk).map_err(|e| Cause::Other(e.to_string()))?;
             let refusals = self
                 .exchange(&batch, first, chunk.len())
                 .await
-                .map_err(|failure| failure.text())?;
+                .map_err(|failure| failure.cause())?;
             if let Some((message, refusal)) = chunk
                 .iter()
                 .zip(refusals)
@@ -451,7 +457,7 @@ impl IpvsNetlink {
             {
                 let reason = describe_refusal(message, &refusal);
                 return Err(match message.dest() {
-                    Some(dest) => format!("real server {dest}: {reason}"),
+                    Some(dest) => reason.within(format!("real server {dest}: "), ""),
                     None => reason,
                 });
             }
@@ -461,7 +467,7 @@ impl IpvsNetlink {
 
     /// The verdict on a finished operation: `Ok`, or its first refusal, after
     /// undoing what its other messages did.
-    async fn conclude(&mut self, steps: &[Step<'_>], outcomes: &[Outcome]) -> Result<(), String> {
+    async fn conclude(&mut self, steps: &[Step<'_>], outcomes: &[Outcome]) -> Result<(), Cause> {
         let Some((index, refusal)) = outcomes.iter().enumerate().find_map(|(i, o)| match o {
             Outcome::Refused(r) => Some((i, r)),
             _ => None,
@@ -478,10 +484,13 @@ impl IpvsNetlink {
         if let Some(dest) = steps[index].message.dest() {
             // A destination was refused: the new service goes again, and its
             // destinations with it.
-            let reason = format!("real server {dest}: {reason}");
+            let reason = reason.within(format!("real server {dest}: "), "");
             return Err(match self.send_all(&[Message::DelService(key)]).await {
-                Ok(()) => format!("{reason} (the new service was deleted again)"),
-                Err(undo) => format!("{reason} (deleting the new service failed too: {undo})"),
+                Ok(()) => reason.within("", " (the new service was deleted again)"),
+                Err(undo) => reason.within(
+                    "",
+                    format!(" (deleting the new service failed too: {undo})"),
+                ),
             });
         }
         // The service was refused (it exists, most likely): its destinations
@@ -496,14 +505,20 @@ impl IpvsNetlink {
             return Err(reason);
         }
         Err(match self.send_all(&added).await {
-            Ok(()) => format!(
-                "{reason} ({} real server(s) it added to the existing service were removed again)",
-                added.len()
+            Ok(()) => reason.within(
+                "",
+                format!(
+                    " ({} real server(s) it added to the existing service were removed again)",
+                    added.len()
+                ),
             ),
-            Err(undo) => format!(
-                "{reason} (removing the {} real server(s) it added to the existing service \
-                 failed: {undo})",
-                added.len()
+            Err(undo) => reason.within(
+                "",
+                format!(
+                    " (removing the {} real server(s) it added to the existing service \
+                     failed: {undo})",
+                    added.len()
+                ),
             ),
         })
     }
@@ -516,7 +531,7 @@ impl IpvsBackend for IpvsNetlink {
         let what = "the IPVS table";
         let mut entries = Vec::new();
         self.dump(None, |payload| {
-            entries.extend(messages::parse_service(payload)?);
+            entries.extend(decode::parse_service(payload)?);
             Ok(())
         })
         .await
@@ -525,7 +540,7 @@ impl IpvsBackend for IpvsNetlink {
         for entry in entries {
             let mut destinations = Vec::new();
             self.dump(Some(&entry.key), |payload| {
-                destinations.extend(messages::parse_dest(payload)?);
+                destinations.extend(decode::parse_dest(payload)?);
                 Ok(())
             })
             .await
@@ -590,7 +605,7 @@ impl IpvsBackend for IpvsNetlink {
             let refusals = match answer {
                 Ok(refusals) => refusals,
                 Err(failure) => {
-                    lost(ops, &ranges, after, &failure.text(), &mut results);
+                    lost(ops, &ranges, after, failure.cause(), &mut results);
                     return results;
                 }
             };
@@ -614,9 +629,9 @@ impl IpvsBackend for IpvsNetlink {
                 let verdict = self
                     .conclude(&steps[range.clone()], &outcomes[range.clone()])
                     .await;
-                results.push(verdict.map_err(|reason| KernelError::Operation {
+                results.push(verdict.map_err(|cause| KernelError::Operation {
                     op: ops[op].to_string(),
-                    reason,
+                    cause,
                 }));
             }
         }
@@ -730,24 +745,31 @@ fn lost(
     ops: &[IpvsOp],
     ranges: &[Range<usize>],
     after: usize,
-    reason: &str,
+    reason: impl Into<Cause>,
     results: &mut Vec<Result<(), KernelError>>,
 ) {
+    let reason = reason.into();
     for op in results.len()..ops.len() {
-        let reason = if ranges[op].start < after {
-            format!("{reason}; it may have been carried out in part: check the IPVS table")
+        let cause = if ranges[op].start < after {
+            reason.clone().within(
+                "",
+                "; it may have been carried out in part: check the IPVS table",
+            )
         } else {
-            format!("not attempted: an earlier operation's answer was lost ({reason})")
+            reason.clone().within(
+                "not attempted: an earlier operation's answer was lost (",
+                ")",
+            )
         };
         results.push(Err(KernelError::Operation {
             op: ops[op].to_string(),
-            reason,
+            cause,
         }));
     }
 }
 
 /// A refusal in words: what the errno means for this message, then the errno.
-fn describe_refusal(message: &Message<'_>, refusal: &Refusal) -> String {
+fn describe_refusal(message: &Message<'_>, refusal: &Refusal) -> Cause {
     let meaning = match (message, refusal.errno) {
         (_, EPERM) => {
             Some("not permitted (lbconsole needs CAP_NET_ADMIN: run it as root)".to_owned())
@@ -770,25 +792,27 @@ fn describe_refusal(message: &Message<'_>, refusal: &Refusal) -> String {
         (_, EINVAL) => Some("invalid request".to_owned()),
         _ => None,
     };
+    let cause = Cause::from(refusal.clone());
     match meaning {
-        Some(meaning) => format!("{meaning}: {refusal}"),
-        None => refusal.to_string(),
+        Some(meaning) => cause.within(format!("{meaning}: "), ""),
+        None => cause,
     }
 }
 
-fn describe_failure(failure: &Failure) -> String {
+fn describe_failure(failure: &Failure) -> Cause {
     match failure {
-        Failure::Refused(refusal) if refusal.errno == EPERM => {
-            format!("not permitted (lbconsole needs CAP_NET_ADMIN: run it as root): {refusal}")
-        }
-        other => other.text(),
+        Failure::Refused(refusal) if refusal.errno == EPERM => Cause::from(refusal.clone()).within(
+            "not permitted (lbconsole needs CAP_NET_ADMIN: run it as root): ",
+            "",
+        ),
+        other => other.cause(),
     }
 }
 
 fn observe_error(what: &'static str, failure: &Failure) -> KernelError {
     KernelError::Observe {
         what,
-        reason: describe_failure(failure),
+        cause: describe_failure(failure),
     }
 }
 
@@ -1011,7 +1035,10 @@ mod tests {
             ),
         ];
         for (message, errno, text) in cases {
-            assert_eq!(describe_refusal(&message, &refusal(errno)), text);
+            assert_eq!(
+                describe_refusal(&message, &refusal(errno)).to_string(),
+                text
+            );
         }
     }
 
