@@ -192,7 +192,7 @@ pub fn preflight<N: NetworkBackend>(network: &NetworkConfig, kernel: &N) -> Resu
     ];
     match needs
         .into_iter()
-        .find(|&(module, _, needed)| needed && !kernel.module_loaded(module))
+        .find(|&(module, _, needed)| needed && !kernel.has_module(module))
     {
         Some((module, what, _)) => Err(ApplyError::NoModule { module, what }),
         None => Ok(()),

@@ -233,7 +233,7 @@ fn refuse(op: &impl std::fmt::Display, reason: &str) -> KernelError {
 }
 
 impl NetworkBackend for FakeKernel {
-    fn module_loaded(&self, name: &str) -> bool {
+    fn has_module(&self, name: &str) -> bool {
         !self.missing_modules.contains(&name)
     }
 

@@ -62,9 +62,9 @@ pub trait NetworkBackend {
     /// that a failed operation has changed nothing.
     fn execute(&mut self, op: &NetOp) -> impl Future<Output = Result<(), KernelError>>;
 
-    /// Whether the kernel has module `name` loaded (or built in): bonds and
-    /// VLANs need theirs.
-    fn module_loaded(&self, name: &str) -> bool;
+    /// Whether the kernel has module `name`, loaded or loadable on demand:
+    /// bonds and VLANs need theirs.
+    fn has_module(&self, name: &str) -> bool;
 
     /// Whether this process may change the kernel at all (`CAP_NET_ADMIN`).
     fn may_change(&self) -> bool;

@@ -315,8 +315,8 @@ impl NetlinkBackend {
 }
 
 impl NetworkBackend for NetlinkBackend {
-    fn module_loaded(&self, name: &str) -> bool {
-        super::host::module_loaded(name)
+    fn has_module(&self, name: &str) -> bool {
+        super::host::has_module(name)
     }
 
     fn may_change(&self) -> bool {

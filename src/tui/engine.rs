@@ -527,7 +527,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 .unwrap_or_else(|_| "unknown".to_owned())
         };
         let module = |name: &str, missing: &str| {
-            if self.kernel.network.module_loaded(name) {
+            if self.kernel.network.has_module(name) {
                 Ok(())
             } else {
                 Err(missing.to_owned())

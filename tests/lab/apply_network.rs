@@ -408,8 +408,8 @@ impl NetworkBackend for FailAt {
         self.inner.execute(op).await
     }
 
-    fn module_loaded(&self, name: &str) -> bool {
-        self.inner.module_loaded(name)
+    fn has_module(&self, name: &str) -> bool {
+        self.inner.has_module(name)
     }
 
     fn may_change(&self) -> bool {
