@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui_textarea::{CursorMove, Input};
 
 use super::Looks;
@@ -17,6 +17,7 @@ use super::engine::{
     Request, SettingChange,
 };
 use super::keymap::{Command, Key, Keymap};
+pub use super::overlay::{Outcome, Overlay, Prompt, Question};
 use super::theme::Theme;
 use crate::apply::TearDown;
 use crate::config::{ConfigFile, Diagnostic, Severity};
@@ -75,75 +76,6 @@ pub enum Mode {
     Normal,
     /// Keys are text for the current file.
     Edit,
-}
-
-/// What a yes in an [`Overlay::Ask`] does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Question {
-    Quit,
-    Reload,
-    /// Restore this version of the store.
-    Restore(u64),
-    /// Import this archive.
-    Import(String),
-}
-
-/// What a one-line prompt asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// A regular expression to find in the file.
-    Search,
-    /// Where to export the saved configuration.
-    Export,
-    /// The archive to import.
-    Import,
-    /// Seconds an Apply waits for Confirm.
-    ConfirmTimeout,
-}
-
-/// A window over the tabs that takes the keys until it closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overlay {
-    Help {
-        scroll: u16,
-    },
-    Palette {
-        query: String,
-        selected: usize,
-    },
-    Prompt {
-        prompt: Prompt,
-        input: String,
-    },
-    /// The plan of an apply, waiting for yes.
-    Plan {
-        preview: PlanPreview,
-        scroll: u16,
-    },
-    /// The text diff of a save, waiting for yes.
-    SaveDiff {
-        diff: String,
-        errors: usize,
-        scroll: u16,
-    },
-    Ask {
-        question: Question,
-        text: String,
-    },
-    /// A change refused because the saved configuration changed: reload or go on editing.
-    Stale {
-        text: String,
-    },
-    /// A diff between versions of the store, or a version and the buffers.
-    Diff {
-        diff: Diff,
-        scroll: u16,
-    },
-    Message {
-        title: String,
-        text: String,
-        scroll: u16,
-    },
 }
 
 /// An engine request in flight, so that it is not sent twice.
@@ -1207,153 +1139,57 @@ impl App {
         }
     }
 
-    fn overlay_key(&mut self, overlay: Overlay, event: KeyEvent, now: Instant) -> Vec<Effect> {
-        let code = event.code;
-        let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
-        let cancel = code == KeyCode::Esc || (ctrl && code == KeyCode::Char('c'));
-        let yes = matches!(code, KeyCode::Char('y' | 'Y') | KeyCode::Enter);
-        let scrolled = |scroll: u16| match code {
-            KeyCode::Down | KeyCode::Char('j') => Some(scroll.saturating_add(1)),
-            KeyCode::Up | KeyCode::Char('k') => Some(scroll.saturating_sub(1)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll.saturating_add(10)),
-            KeyCode::PageUp => Some(scroll.saturating_sub(10)),
-            _ => None,
-        };
-        match overlay {
-            Overlay::Help { scroll } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Help { scroll });
-                }
-            }
-            Overlay::Message {
-                title,
-                text,
-                scroll,
-            } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Message {
-                        title,
-                        text,
-                        scroll,
-                    });
-                }
-            }
-            Overlay::Plan { preview, scroll } => {
-                if yes {
-                    self.busy = Some(Busy::Applying);
-                    let tear_down = if preview.tears_down {
-                        TearDown::Allow
-                    } else {
-                        TearDown::Refuse
-                    };
-                    return vec![Effect::Engine(Request::Apply {
-                        files: self.buffers(),
-                        tear_down,
-                    })];
-                } else if !cancel && code != KeyCode::Char('n') {
-                    let scroll = scrolled(scroll).unwrap_or(scroll);
-                    self.overlay = Some(Overlay::Plan { preview, scroll });
-                }
-            }
-            Overlay::SaveDiff {
-                diff,
-                errors,
-                scroll,
-            } => {
-                if yes {
-                    self.busy = Some(Busy::Saving);
-                    return vec![Effect::Engine(Request::Save {
-                        files: self.buffers(),
-                        expected: self.saved.clone(),
-                    })];
-                } else if !cancel && code != KeyCode::Char('n') {
-                    let scroll = scrolled(scroll).unwrap_or(scroll);
-                    self.overlay = Some(Overlay::SaveDiff {
-                        diff,
-                        errors,
-                        scroll,
-                    });
-                }
-            }
-            Overlay::Ask { question, text } => {
-                if yes {
-                    return match question {
-                        Question::Quit => vec![Effect::Quit],
-                        Question::Reload => self.reload(),
-                        Question::Restore(version) => {
-                            self.busy = Some(Busy::Restoring);
-                            vec![Effect::Engine(Request::Restore {
-                                version,
-                                expect_version: self.saved_version,
-                            })]
-                        }
-                        Question::Import(path) => self.import(path),
-                    };
-                } else if !cancel && code != KeyCode::Char('n') {
-                    self.overlay = Some(Overlay::Ask { question, text });
-                }
-            }
-            Overlay::Stale { text } => {
-                if code == KeyCode::Char('r') {
-                    return self.reload();
-                } else if !cancel {
-                    self.overlay = Some(Overlay::Stale { text });
-                }
-            }
-            Overlay::Diff { diff, scroll } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Diff { diff, scroll });
-                }
-            }
-            Overlay::Prompt { prompt, mut input } => match code {
-                KeyCode::Enter => return self.submit(prompt, input),
-                _ if cancel => {}
-                KeyCode::Backspace => {
-                    input.pop();
-                    self.prompt(prompt, input);
-                }
-                // Readline's kill-line: a fresh start instead of the offered text.
-                KeyCode::Char('u') if ctrl => self.prompt(prompt, String::new()),
-                KeyCode::Char(c) if !ctrl => {
-                    input.push(c);
-                    self.prompt(prompt, input);
-                }
-                _ => self.prompt(prompt, input),
-            },
-            Overlay::Palette {
-                mut query,
-                mut selected,
-            } => {
-                let count = palette_entries(&self.keymap, &query).len();
-                match code {
-                    KeyCode::Enter => {
-                        let chosen = palette_entries(&self.keymap, &query)
-                            .get(selected)
-                            .map(|(command, _, _)| *command);
-                        return match chosen {
-                            Some(command) => self.run(command, now),
-                            None => Vec::new(),
-                        };
-                    }
-                    KeyCode::Down | KeyCode::Tab => {
-                        selected = (selected + 1).min(count.saturating_sub(1))
-                    }
-                    KeyCode::Up | KeyCode::BackTab => selected = selected.saturating_sub(1),
-                    KeyCode::Backspace => {
-                        query.pop();
-                        selected = 0;
-                    }
-                    KeyCode::Char(c) if !ctrl => {
-                        query.push(c);
-                        selected = 0;
-                    }
-                    _ if cancel => return Vec::new(),
-                    _ => {}
-                }
-                self.overlay = Some(Overlay::Palette { query, selected });
-            }
+    fn overlay_key(&mut self, mut overlay: Overlay, event: KeyEvent, now: Instant) -> Vec<Effect> {
+        match overlay.key(event, &self.keymap) {
+            Outcome::Stay => self.overlay = Some(overlay),
+            Outcome::Close => {}
+            Outcome::Run(command) => return self.run(command, now),
+            Outcome::Answer => return self.answer(overlay),
         }
         Vec::new()
+    }
+
+    /// Carries out what a dialog closed with: its yes, a reload, a prompt's text.
+    fn answer(&mut self, overlay: Overlay) -> Vec<Effect> {
+        match overlay {
+            Overlay::Plan { preview, .. } => {
+                self.busy = Some(Busy::Applying);
+                let tear_down = if preview.tears_down {
+                    TearDown::Allow
+                } else {
+                    TearDown::Refuse
+                };
+                vec![Effect::Engine(Request::Apply {
+                    files: self.buffers(),
+                    tear_down,
+                })]
+            }
+            Overlay::SaveDiff { .. } => {
+                self.busy = Some(Busy::Saving);
+                vec![Effect::Engine(Request::Save {
+                    files: self.buffers(),
+                    expected: self.saved.clone(),
+                })]
+            }
+            Overlay::Ask { question, .. } => match question {
+                Question::Quit => vec![Effect::Quit],
+                Question::Reload => self.reload(),
+                Question::Restore(version) => {
+                    self.busy = Some(Busy::Restoring);
+                    vec![Effect::Engine(Request::Restore {
+                        version,
+                        expect_version: self.saved_version,
+                    })]
+                }
+                Question::Import(path) => self.import(path),
+            },
+            Overlay::Stale { .. } => self.reload(),
+            Overlay::Prompt { prompt, input } => self.submit(prompt, input),
+            Overlay::Help { .. }
+            | Overlay::Palette { .. }
+            | Overlay::Diff { .. }
+            | Overlay::Message { .. } => Vec::new(),
+        }
     }
 
     fn search_for(&mut self, query: String) -> Vec<Effect> {
@@ -1375,19 +1211,6 @@ impl App {
         self.follow_cursor();
         Vec::new()
     }
-}
-
-/// The palette's entries for `query`: commands whose name or description
-/// contains it, as (command, description, keys).
-pub fn palette_entries<'k>(keymap: &'k Keymap, query: &str) -> Vec<(Command, &'k str, String)> {
-    let query = query.trim().to_lowercase();
-    keymap
-        .commands()
-        .into_iter()
-        .filter(|(command, desc, _)| {
-            command.name().contains(&query) || desc.to_lowercase().contains(&query)
-        })
-        .collect()
 }
 
 fn names(files: &[ConfigFile]) -> String {

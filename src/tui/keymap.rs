@@ -71,6 +71,43 @@ pub enum Command {
     DeleteChar,
 }
 
+/// What a key does in a dialog that asks or shows: the plan, a diff, a question,
+/// help, a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogCommand {
+    /// Do what the dialog asks.
+    Yes,
+    /// Do not.
+    No,
+    /// Close the dialog.
+    Cancel,
+    /// Reload the saved files (when a change was refused as stale).
+    Reload,
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+}
+
+/// What a key does in a one-line prompt or the command palette; keys not
+/// bound here are text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptCommand {
+    /// Take the text (the palette: run the selected command).
+    Accept,
+    Cancel,
+    /// Throw the text away, for a fresh start.
+    Clear,
+    /// Delete the character before the cursor.
+    DeleteBack,
+    /// The palette's next entry.
+    Next,
+    /// The palette's previous entry.
+    Prev,
+}
+
 impl Command {
     /// The name a keymap's `run` gives it: `next_problem`.
     pub fn name(self) -> String {

@@ -7,6 +7,7 @@ pub mod editor;
 pub mod engine;
 pub mod highlight;
 pub mod keymap;
+pub mod overlay;
 pub mod tabs;
 pub mod theme;
 pub mod toml_file;

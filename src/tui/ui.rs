@@ -4,15 +4,15 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::app::{App, Busy, Mode, Overlay, Prompt, Question, Tab, palette_entries};
+use super::app::{App, Busy, Mode, Tab};
 use super::editor::{self, Decorations};
-use super::keymap::{Command, Section, keys_text};
+use super::keymap::{Command, Section};
+use super::overlay;
 use super::tabs;
 use super::theme::Styles;
 use crate::config::{ConfigFile, Diagnostic, Severity};
-use crate::store::settings::CONFIRM_TIMEOUTS;
 
 /// The live pane is shown when the screen is at least this wide.
 const LIVE_MIN_WIDTH: u16 = 60;
@@ -75,7 +75,6 @@ pub fn editor_size(size: (u16, u16), problems: usize) -> (usize, usize) {
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let styles = &app.theme.styles;
     let areas = layout(area, app.diagnostics.len());
     draw_tabs(frame, areas.tabs, app);
     match app.tab.file() {
@@ -92,7 +91,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_state(frame, areas.state, app);
     draw_hint(frame, areas.hint, app);
     if let Some(overlay) = &app.overlay {
-        draw_overlay(frame, area, app, overlay, styles);
+        overlay::draw(frame, area, app, overlay);
     }
 }
 
@@ -380,275 +379,4 @@ fn edit_key(app: &App, command: Command) -> Option<String> {
         .flat_map(|section| app.keymap.section(section))
         .find(|b| b.run == command && !b.on.is_empty())
         .map(|b| b.on[0].to_string())
-}
-
-/// A box of at most `width`×`height` in the middle of `area`.
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    )
-}
-
-fn draw_overlay(frame: &mut Frame, area: Rect, app: &App, overlay: &Overlay, styles: &Styles) {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
-    let close_or_scroll = Line::from(vec![
-        key("Esc"),
-        Span::raw(" close  "),
-        key("up/down"),
-        Span::raw(" scroll"),
-    ]);
-    let (title, body, footer, scroll, size): (String, Text, Line, u16, (u16, u16)) = match overlay {
-        Overlay::Help { scroll } => (
-            "Keys".to_owned(),
-            help_text(app, styles),
-            close_or_scroll.clone(),
-            *scroll,
-            (76, 40),
-        ),
-        Overlay::Palette { query, selected } => {
-            let entries = palette_entries(&app.keymap, query);
-            let mut lines = vec![Line::from(vec![key(":"), Span::raw(query.clone())])];
-            for (index, (command, desc, keys)) in entries.iter().enumerate() {
-                let style = if index == *selected {
-                    styles.tab_active
-                } else {
-                    styles.text
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{:<14} {desc}", command.name()), style),
-                    Span::styled(format!("  {keys}"), styles.comment),
-                ]));
-            }
-            let scroll = (*selected as u16).saturating_sub(8);
-            (
-                "Command".to_owned(),
-                Text::from(lines),
-                Line::from(vec![
-                    key("Enter"),
-                    Span::raw(" run  "),
-                    key("Esc"),
-                    Span::raw(" close"),
-                ]),
-                scroll,
-                (76, 14),
-            )
-        }
-        Overlay::Prompt { prompt, input } => (
-            match prompt {
-                Prompt::Search => "Search (regular expression)".to_owned(),
-                Prompt::Export => "Export the saved configuration to".to_owned(),
-                Prompt::Import => "Import the configuration of (checked first)".to_owned(),
-                Prompt::ConfirmTimeout => format!(
-                    "Seconds an Apply waits for Confirm ({} to {})",
-                    CONFIRM_TIMEOUTS.start(),
-                    CONFIRM_TIMEOUTS.end()
-                ),
-            },
-            Text::from(Line::from(vec![
-                key(if *prompt == Prompt::Search { "/" } else { ">" }),
-                Span::raw(input.clone()),
-            ])),
-            Line::from(vec![
-                key("Enter"),
-                Span::raw(" ok  "),
-                key("Esc"),
-                Span::raw(" cancel  "),
-                key("ctrl-u"),
-                Span::raw(" clear"),
-            ]),
-            0,
-            (64, 4),
-        ),
-        Overlay::Diff { diff, scroll } => (
-            diff.title.clone(),
-            if diff.text.is_empty() {
-                Text::raw("no differences")
-            } else {
-                diff_text(&diff.text, styles)
-            },
-            close_or_scroll.clone(),
-            *scroll,
-            (100, 30),
-        ),
-        Overlay::Plan { preview, scroll } => {
-            let mut lines: Vec<Line> = preview
-                .operations
-                .iter()
-                .map(|op| Line::raw(op.clone()))
-                .collect();
-            lines.push(Line::raw(""));
-            if preview.tears_down {
-                lines.push(Line::styled(
-                    "This configuration has no service, flow or address: applying it \
-                     removes everything lbconsole runs.",
-                    styles.error,
-                ));
-            }
-            lines.push(Line::styled(
-                "A failed step undoes the whole apply. Once applied, confirm before the \
-                 countdown ends, or the previous configuration comes back.",
-                styles.warning,
-            ));
-            (
-                format!("Apply {} kernel operation(s)?", preview.operations.len()),
-                Text::from(lines),
-                Line::from(vec![
-                    key("y"),
-                    Span::raw(" apply  "),
-                    key("n"),
-                    Span::raw(" cancel  "),
-                    key("up/down"),
-                    Span::raw(" scroll"),
-                ]),
-                *scroll,
-                (100, 30),
-            )
-        }
-        Overlay::SaveDiff {
-            diff,
-            errors,
-            scroll,
-        } => {
-            let mut lines: Vec<Line> = Vec::new();
-            if *errors > 0 {
-                lines.push(Line::styled(
-                    format!("The configuration has {errors} error(s); it is saved as it is."),
-                    styles.error,
-                ));
-            }
-            lines.extend(diff_text(diff, styles).lines);
-            (
-                "Save these changes?".to_owned(),
-                Text::from(lines),
-                Line::from(vec![
-                    key("y"),
-                    Span::raw(" save  "),
-                    key("n"),
-                    Span::raw(" cancel  "),
-                    key("up/down"),
-                    Span::raw(" scroll"),
-                ]),
-                *scroll,
-                (100, 30),
-            )
-        }
-        Overlay::Ask { question, text } => (
-            match question {
-                Question::Quit => "Quit?".to_owned(),
-                Question::Reload => "Reload?".to_owned(),
-                Question::Restore(version) => format!("Restore version {version}?"),
-                Question::Import(_) => "Import?".to_owned(),
-            },
-            Text::raw(text.clone()),
-            Line::from(vec![
-                key("y"),
-                Span::raw(" yes  "),
-                key("n"),
-                Span::raw(" no"),
-            ]),
-            0,
-            (64, 9),
-        ),
-        Overlay::Stale { text } => (
-            "Refused: the saved configuration changed".to_owned(),
-            Text::styled(text.clone(), styles.warning),
-            Line::from(vec![
-                key("r"),
-                Span::raw(" reload  "),
-                key("Esc"),
-                Span::raw(" keep editing"),
-            ]),
-            0,
-            (60, 8),
-        ),
-        Overlay::Message {
-            title,
-            text,
-            scroll,
-        } => (
-            title.clone(),
-            Text::raw(text.clone()),
-            Line::from(vec![key("Esc"), Span::raw(" close")]),
-            *scroll,
-            (72, 12),
-        ),
-    };
-    let popup = if matches!(
-        overlay,
-        Overlay::Prompt {
-            prompt: Prompt::Search,
-            ..
-        }
-    ) {
-        let rect = centered(area, size.0, size.1);
-        Rect::new(
-            rect.x,
-            area.bottom().saturating_sub(rect.height + 2).max(area.y),
-            rect.width,
-            rect.height,
-        )
-    } else {
-        centered(area, size.0, size.1)
-    };
-    frame.render_widget(Clear, popup);
-    let outer = block(&title, Borders::ALL, app).style(styles.dialog);
-    let inner = outer.inner(popup);
-    frame.render_widget(outer, popup);
-    let [body_area, footer_area] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(u16::from(inner.height >= 2)),
-    ])
-    .areas(inner);
-    frame.render_widget(
-        Paragraph::new(body)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        body_area,
-    );
-    frame.render_widget(Paragraph::new(footer), footer_area);
-}
-
-fn help_text<'a>(app: &App, styles: &Styles) -> Text<'a> {
-    let mut lines = Vec::new();
-    for section in Section::ALL {
-        lines.push(Line::styled(section.title().to_owned(), styles.title));
-        for binding in app.keymap.section(section) {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<18}", keys_text(&binding.on)), styles.key),
-                Span::raw(binding.desc.clone()),
-            ]));
-        }
-    }
-    lines.push(Line::styled("In dialogs".to_owned(), styles.title));
-    lines.push(Line::raw(
-        "  y or Enter: yes, n or Esc: no, up down PgUp PgDn: scroll",
-    ));
-    Text::from(lines)
-}
-
-/// A unified diff, its headers, additions and removals set apart.
-fn diff_text<'a>(diff: &str, styles: &Styles) -> Text<'a> {
-    Text::from(
-        diff.lines()
-            .map(|line| {
-                let style = if line.starts_with("+++") || line.starts_with("---") {
-                    styles.title
-                } else if line.starts_with('+') {
-                    styles.diff_added
-                } else if line.starts_with('-') {
-                    styles.diff_removed
-                } else if line.starts_with("@@") {
-                    styles.comment
-                } else {
-                    styles.text
-                };
-                Line::styled(line.to_owned(), style)
-            })
-            .collect::<Vec<_>>(),
-    )
 }

@@ -1,0 +1,48 @@
+//! A yes-or-no question before something that cannot be undone.
+
+use ratatui::text::{Line, Span, Text};
+
+use super::{Outcome, View};
+use crate::tui::keymap::DialogCommand;
+use crate::tui::theme::Styles;
+
+/// What a yes does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Question {
+    Quit,
+    Reload,
+    /// Restore this version of the store.
+    Restore(u64),
+    /// Import this archive.
+    Import(String),
+}
+
+pub fn key(command: Option<DialogCommand>) -> Outcome {
+    match command {
+        Some(DialogCommand::Yes) => Outcome::Answer,
+        Some(DialogCommand::No | DialogCommand::Cancel) => Outcome::Close,
+        _ => Outcome::Stay,
+    }
+}
+
+pub fn view<'a>(question: &Question, text: &str, styles: &Styles) -> View<'a> {
+    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+    View {
+        title: match question {
+            Question::Quit => "Quit?".to_owned(),
+            Question::Reload => "Reload?".to_owned(),
+            Question::Restore(version) => format!("Restore version {version}?"),
+            Question::Import(_) => "Import?".to_owned(),
+        },
+        body: Text::raw(text.to_owned()),
+        footer: Line::from(vec![
+            key("y"),
+            Span::raw(" yes  "),
+            key("n"),
+            Span::raw(" no"),
+        ]),
+        scroll: 0,
+        size: (64, 9),
+        low: false,
+    }
+}
