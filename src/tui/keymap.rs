@@ -1,7 +1,10 @@
 //! Keys to commands, from TOML (yazi style: each binding has `on`, `run`, `desc`).
-//! The presets in `keymaps/` are built in; a user's `keymap.toml` replaces the
-//! keys of the bindings it names and adds the ones it does not. The help overlay
-//! and the command palette are generated from the loaded keymap.
+//! Every key is here: the commands' sections (`global`, `normal`, `edit`), and
+//! the dialogs' (`dialog`, as yazi's `[confirm]`/`[help]`) and prompts'
+//! (`prompt`, as yazi's `[input]`). The presets in `keymaps/` are built in; a
+//! user's `keymap.toml` replaces the keys of the bindings it names and adds the
+//! ones it does not. The help overlay, the command palette, the dialogs' footers
+//! and the status line's hints are generated from the loaded keymap.
 
 use std::fmt;
 use std::path::Path;
@@ -111,15 +114,31 @@ pub enum PromptCommand {
 impl Command {
     /// The name a keymap's `run` gives it: `next_problem`.
     pub fn name(self) -> String {
-        let mut name = String::new();
-        for c in format!("{self:?}").chars() {
-            if c.is_ascii_uppercase() && !name.is_empty() {
-                name.push('_');
-            }
-            name.push(c.to_ascii_lowercase());
-        }
-        name
+        snake_case(self)
     }
+}
+
+/// What a binding runs: a command, or a dialog's or a prompt's.
+pub trait Run: Copy + PartialEq + fmt::Debug {
+    /// The name a keymap's `run` gives it: `next_problem`, `scroll_down`.
+    fn name(self) -> String {
+        snake_case(self)
+    }
+}
+
+impl Run for Command {}
+impl Run for DialogCommand {}
+impl Run for PromptCommand {}
+
+fn snake_case(run: impl fmt::Debug) -> String {
+    let mut name = String::new();
+    for c in format!("{run:?}").chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 /// Where a binding applies.
@@ -291,9 +310,9 @@ impl fmt::Display for Key {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Binding {
+pub struct Binding<C = Command> {
     pub on: Vec<Key>,
-    pub run: Command,
+    pub run: C,
     pub desc: String,
 }
 
@@ -302,6 +321,10 @@ pub struct Keymap {
     pub global: Vec<Binding>,
     pub normal: Vec<Binding>,
     pub edit: Vec<Binding>,
+    /// In a dialog that asks or shows (yazi's `[confirm]` and `[help]`).
+    pub dialog: Vec<Binding<DialogCommand>>,
+    /// In a one-line prompt and the palette (yazi's `[input]`).
+    pub prompt: Vec<Binding<PromptCommand>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +336,10 @@ struct KeymapFile {
     normal: Vec<Binding>,
     #[serde(default)]
     edit: Vec<Binding>,
+    #[serde(default)]
+    dialog: Vec<Binding<DialogCommand>>,
+    #[serde(default)]
+    prompt: Vec<Binding<PromptCommand>>,
 }
 
 /// A user's file: like a preset, but `desc` may be left out, and it may name
@@ -327,13 +354,17 @@ struct UserKeymapFile {
     normal: Vec<UserBinding>,
     #[serde(default)]
     edit: Vec<UserBinding>,
+    #[serde(default)]
+    dialog: Vec<UserBinding<DialogCommand>>,
+    #[serde(default)]
+    prompt: Vec<UserBinding<PromptCommand>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UserBinding {
+struct UserBinding<C = Command> {
     on: Vec<Key>,
-    run: Command,
+    run: C,
     desc: Option<String>,
 }
 
@@ -346,6 +377,8 @@ impl Keymap {
             global: file.global,
             normal: file.normal,
             edit: file.edit,
+            dialog: file.dialog,
+            prompt: file.prompt,
         })
     }
 
@@ -374,34 +407,16 @@ impl Keymap {
             (Section::Edit, user.edit),
         ] {
             for binding in bindings {
-                keymap.set(section, binding);
+                set(keymap.section_mut(section), binding);
             }
+        }
+        for binding in user.dialog {
+            set(&mut keymap.dialog, binding);
+        }
+        for binding in user.prompt {
+            set(&mut keymap.prompt, binding);
         }
         Ok(keymap)
-    }
-
-    fn set(&mut self, section: Section, user: UserBinding) {
-        // A key the user binds leaves every other binding of its section.
-        let section_bindings = self.section_mut(section);
-        for binding in section_bindings.iter_mut() {
-            binding.on.retain(|key| !user.on.contains(key));
-        }
-        match section_bindings.iter_mut().find(|b| b.run == user.run) {
-            Some(binding) => {
-                binding.on = user.on;
-                if let Some(desc) = user.desc {
-                    binding.desc = desc;
-                }
-            }
-            None => {
-                let desc = user.desc.unwrap_or_else(|| user.run.name());
-                section_bindings.push(Binding {
-                    on: user.on,
-                    run: user.run,
-                    desc,
-                });
-            }
-        }
     }
 
     pub fn section(&self, section: Section) -> &[Binding] {
@@ -444,6 +459,44 @@ impl Keymap {
             .map(|binding| binding.on[0].to_string())
     }
 
+    /// What `key` does in a dialog that asks or shows.
+    pub fn dialog_command(&self, key: Key) -> Option<DialogCommand> {
+        find(&self.dialog, key)
+    }
+
+    /// What `key` does in a prompt or the palette; `None` is text.
+    pub fn prompt_command(&self, key: Key) -> Option<PromptCommand> {
+        find(&self.prompt, key)
+    }
+
+    /// The first key of a dialog's command and its desc, for a footer.
+    pub fn dialog_hint(&self, command: DialogCommand) -> Option<(String, &str)> {
+        hint(&self.dialog, command)
+    }
+
+    /// The first key of a prompt's command and its desc, for a footer.
+    pub fn prompt_hint(&self, command: PromptCommand) -> Option<(String, &str)> {
+        hint(&self.prompt, command)
+    }
+
+    /// Every binding as (keys, desc) under the title of its section, for the
+    /// help: the commands' sections, then the dialogs' and the prompts'.
+    pub fn help(&self) -> Vec<(&'static str, Vec<(String, &str)>)> {
+        fn rows<C>(bindings: &[Binding<C>]) -> Vec<(String, &str)> {
+            bindings
+                .iter()
+                .map(|binding| (keys_text(&binding.on), binding.desc.as_str()))
+                .collect()
+        }
+        let mut sections: Vec<_> = Section::ALL
+            .into_iter()
+            .map(|section| (section.title(), rows(self.section(section))))
+            .collect();
+        sections.push(("In dialogs", rows(&self.dialog)));
+        sections.push(("In prompts and the palette", rows(&self.prompt)));
+        sections
+    }
+
     /// Every command with its description and keys, once each, for the palette.
     pub fn commands(&self) -> Vec<(Command, &str, String)> {
         let mut commands: Vec<(Command, &str, String)> = Vec::new();
@@ -462,6 +515,47 @@ impl Keymap {
         }
         commands
     }
+}
+
+/// Puts a user's binding into a section of the preset: it replaces the keys
+/// of the binding with the same `run` (and its desc, if given), or is added.
+fn set<C: Run>(bindings: &mut Vec<Binding<C>>, user: UserBinding<C>) {
+    // A key the user binds leaves every other binding of its section.
+    for binding in bindings.iter_mut() {
+        binding.on.retain(|key| !user.on.contains(key));
+    }
+    match bindings.iter_mut().find(|b| b.run == user.run) {
+        Some(binding) => {
+            binding.on = user.on;
+            if let Some(desc) = user.desc {
+                binding.desc = desc;
+            }
+        }
+        None => {
+            let desc = user.desc.unwrap_or_else(|| user.run.name());
+            bindings.push(Binding {
+                on: user.on,
+                run: user.run,
+                desc,
+            });
+        }
+    }
+}
+
+/// The command `key` runs in `bindings`, the first that has it.
+fn find<C: Run>(bindings: &[Binding<C>], key: Key) -> Option<C> {
+    bindings
+        .iter()
+        .find(|binding| binding.on.contains(&key))
+        .map(|binding| binding.run)
+}
+
+/// A hint for `run`: its first key and its desc; none when it has no key.
+fn hint<C: Run>(bindings: &[Binding<C>], run: C) -> Option<(String, &str)> {
+    bindings
+        .iter()
+        .find(|binding| binding.run == run && !binding.on.is_empty())
+        .map(|binding| (binding.on[0].to_string(), binding.desc.as_str()))
 }
 
 pub fn keys_text(keys: &[Key]) -> String {
@@ -553,6 +647,138 @@ mod tests {
         let keymap = user_keymap("preset = \"vim\"\n").unwrap();
         assert_eq!(keymap, Keymap::preset("vim").unwrap());
         assert_eq!(keymap.command(key("j"), false), Some(Command::MoveDown));
+    }
+
+    #[test]
+    fn every_preset_binds_every_dialog_and_prompt_key() {
+        let dialog = [
+            DialogCommand::Yes,
+            DialogCommand::No,
+            DialogCommand::Cancel,
+            DialogCommand::Reload,
+            DialogCommand::ScrollUp,
+            DialogCommand::ScrollDown,
+            DialogCommand::PageUp,
+            DialogCommand::PageDown,
+        ];
+        let prompt = [
+            PromptCommand::Accept,
+            PromptCommand::Cancel,
+            PromptCommand::Clear,
+            PromptCommand::DeleteBack,
+            PromptCommand::Next,
+            PromptCommand::Prev,
+        ];
+        for (name, _) in PRESETS {
+            let keymap = Keymap::preset(name).unwrap();
+            for command in dialog {
+                assert!(keymap.dialog_hint(command).is_some(), "{name} {command:?}");
+            }
+            for command in prompt {
+                assert!(keymap.prompt_hint(command).is_some(), "{name} {command:?}");
+            }
+            for (k, command) in [
+                ("y", DialogCommand::Yes),
+                ("enter", DialogCommand::Yes),
+                ("n", DialogCommand::No),
+                ("esc", DialogCommand::Cancel),
+                ("j", DialogCommand::ScrollDown),
+                ("k", DialogCommand::ScrollUp),
+            ] {
+                assert_eq!(keymap.dialog_command(key(k)), Some(command), "{name} {k}");
+            }
+            assert_eq!(keymap.prompt_command(key("j")), None, "{name}: j is text");
+            assert_eq!(
+                keymap.prompt_command(key("enter")),
+                Some(PromptCommand::Accept)
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_dialog_keys_are_the_ones_the_dialogs_always_had() {
+        let keymap = Keymap::preset("default").unwrap();
+        for (k, command) in [
+            ("Y", DialogCommand::Yes),
+            ("ctrl-c", DialogCommand::Cancel),
+            ("r", DialogCommand::Reload),
+            ("up", DialogCommand::ScrollUp),
+            ("down", DialogCommand::ScrollDown),
+            ("pageup", DialogCommand::PageUp),
+            ("pagedown", DialogCommand::PageDown),
+            ("space", DialogCommand::PageDown),
+        ] {
+            assert_eq!(keymap.dialog_command(key(k)), Some(command), "{k}");
+        }
+        for (k, command) in [
+            ("esc", PromptCommand::Cancel),
+            ("ctrl-c", PromptCommand::Cancel),
+            ("ctrl-u", PromptCommand::Clear),
+            ("backspace", PromptCommand::DeleteBack),
+            ("tab", PromptCommand::Next),
+            ("down", PromptCommand::Next),
+            ("backtab", PromptCommand::Prev),
+            ("up", PromptCommand::Prev),
+        ] {
+            assert_eq!(keymap.prompt_command(key(k)), Some(command), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_user_can_rebind_the_dialog_and_prompt_keys() {
+        let keymap = user_keymap(
+            "[[dialog]]\non = [\"o\"]\nrun = \"yes\"\ndesc = \"oui\"\n\n\
+             [[dialog]]\non = [\"q\"]\nrun = \"cancel\"\n\n\
+             [[prompt]]\non = [\"ctrl-k\"]\nrun = \"clear\"\n",
+        )
+        .unwrap();
+        assert_eq!(keymap.dialog_command(key("o")), Some(DialogCommand::Yes));
+        assert_eq!(keymap.dialog_command(key("y")), None);
+        assert_eq!(
+            keymap.dialog_hint(DialogCommand::Yes),
+            Some(("o".to_owned(), "oui"))
+        );
+        assert_eq!(keymap.dialog_command(key("q")), Some(DialogCommand::Cancel));
+        assert_eq!(keymap.dialog_command(key("esc")), None);
+        assert_eq!(
+            keymap.dialog_hint(DialogCommand::Cancel),
+            Some(("q".to_owned(), "close"))
+        );
+        assert_eq!(
+            keymap.prompt_command(key("ctrl-k")),
+            Some(PromptCommand::Clear)
+        );
+        assert_eq!(keymap.prompt_command(key("ctrl-u")), None);
+        assert_eq!(keymap.dialog_command(key("n")), Some(DialogCommand::No));
+    }
+
+    #[test]
+    fn the_help_lists_every_binding_of_every_section() {
+        let keymap = Keymap::preset("vim").unwrap();
+        let help = keymap.help();
+        let titles: Vec<&str> = help.iter().map(|(title, _)| *title).collect();
+        assert_eq!(
+            titles,
+            [
+                "Everywhere",
+                "Not typing",
+                "Typing",
+                "In dialogs",
+                "In prompts and the palette"
+            ]
+        );
+        let rows: usize = help.iter().map(|(_, rows)| rows.len()).sum();
+        let bindings = keymap.global.len()
+            + keymap.normal.len()
+            + keymap.edit.len()
+            + keymap.dialog.len()
+            + keymap.prompt.len();
+        assert_eq!(rows, bindings);
+        assert!(
+            help[3]
+                .1
+                .contains(&("k, up, ctrl-y".to_owned(), "scroll up"))
+        );
     }
 
     #[test]

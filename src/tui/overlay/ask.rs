@@ -1,9 +1,9 @@
 //! A yes-or-no question before something that cannot be undone.
 
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::Text;
 
-use super::{Outcome, View};
-use crate::tui::keymap::DialogCommand;
+use super::{Outcome, View, dialog_footer};
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
 
 /// What a yes does.
@@ -17,6 +17,9 @@ pub enum Question {
     Import(String),
 }
 
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[DialogCommand::Yes, DialogCommand::No];
+
 pub fn key(command: Option<DialogCommand>) -> Outcome {
     match command {
         Some(DialogCommand::Yes) => Outcome::Answer,
@@ -25,8 +28,7 @@ pub fn key(command: Option<DialogCommand>) -> Outcome {
     }
 }
 
-pub fn view<'a>(question: &Question, text: &str, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(question: &Question, text: &str, keymap: &'a Keymap, styles: &Styles) -> View<'a> {
     View {
         title: match question {
             Question::Quit => "Quit?".to_owned(),
@@ -35,12 +37,7 @@ pub fn view<'a>(question: &Question, text: &str, styles: &Styles) -> View<'a> {
             Question::Import(_) => "Import?".to_owned(),
         },
         body: Text::raw(text.to_owned()),
-        footer: Line::from(vec![
-            key("y"),
-            Span::raw(" yes  "),
-            key("n"),
-            Span::raw(" no"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll: 0,
         size: (64, 9),
         low: false,

@@ -1,18 +1,24 @@
 //! A diff between versions of the store, or a version and the edited files.
 
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::{Line, Text};
 
-use super::{Outcome, View, scroll_or_close};
+use super::{Outcome, View, dialog_footer, scroll_or_close};
 use crate::tui::engine::Diff;
-use crate::tui::keymap::DialogCommand;
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[
+    DialogCommand::Cancel,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     scroll_or_close(scroll, command)
 }
 
-pub fn view<'a>(diff: &Diff, scroll: u16, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(diff: &Diff, scroll: u16, keymap: &'a Keymap, styles: &Styles) -> View<'a> {
     View {
         title: diff.title.clone(),
         body: if diff.text.is_empty() {
@@ -20,12 +26,7 @@ pub fn view<'a>(diff: &Diff, scroll: u16, styles: &Styles) -> View<'a> {
         } else {
             diff_text(&diff.text, styles)
         },
-        footer: Line::from(vec![
-            key("Esc"),
-            Span::raw(" close  "),
-            key("up/down"),
-            Span::raw(" scroll"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll,
         size: (100, 30),
         low: false,

@@ -2,25 +2,26 @@
 
 use ratatui::text::{Line, Span, Text};
 
-use super::{Outcome, View, scroll_or_close};
-use crate::tui::keymap::{DialogCommand, Keymap, Section, keys_text};
+use super::{Outcome, View, dialog_footer, scroll_or_close};
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[
+    DialogCommand::Cancel,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     scroll_or_close(scroll, command)
 }
 
-pub fn view<'a>(scroll: u16, keymap: &Keymap, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(scroll: u16, keymap: &'a Keymap, styles: &Styles) -> View<'a> {
     View {
         title: "Keys".to_owned(),
         body: text(keymap, styles),
-        footer: Line::from(vec![
-            key("Esc"),
-            Span::raw(" close  "),
-            key("up/down"),
-            Span::raw(" scroll"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll,
         size: (76, 40),
         low: false,
@@ -29,18 +30,14 @@ pub fn view<'a>(scroll: u16, keymap: &Keymap, styles: &Styles) -> View<'a> {
 
 fn text<'a>(keymap: &Keymap, styles: &Styles) -> Text<'a> {
     let mut lines = Vec::new();
-    for section in Section::ALL {
-        lines.push(Line::styled(section.title().to_owned(), styles.title));
-        for binding in keymap.section(section) {
+    for (title, rows) in keymap.help() {
+        lines.push(Line::styled(title, styles.title));
+        for (keys, desc) in rows {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<18}", keys_text(&binding.on)), styles.key),
-                Span::raw(binding.desc.clone()),
+                Span::styled(format!("  {keys:<18}"), styles.key),
+                Span::raw(desc.to_owned()),
             ]));
         }
     }
-    lines.push(Line::styled("In dialogs".to_owned(), styles.title));
-    lines.push(Line::raw(
-        "  y or Enter: yes, n or Esc: no, up down PgUp PgDn: scroll",
-    ));
     Text::from(lines)
 }

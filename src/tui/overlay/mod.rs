@@ -17,7 +17,7 @@ pub mod stale;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Text};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Borders, Clear, Paragraph, Wrap};
 
 pub use ask::Question;
@@ -25,7 +25,7 @@ pub use prompt::Prompt;
 
 use super::app::App;
 use super::engine::{Diff, PlanPreview};
-use super::keymap::{Command, DialogCommand, Keymap, PromptCommand};
+use super::keymap::{Command, DialogCommand, Key, Keymap, PromptCommand};
 use super::theme::Styles;
 use super::ui::block;
 
@@ -105,13 +105,14 @@ pub struct View<'a> {
 impl Overlay {
     /// Hands `event` to the dialog.
     pub fn key(&mut self, event: KeyEvent, keymap: &Keymap) -> Outcome {
-        let dialog = || dialog_command(event);
+        let key = Key::from_event(event);
+        let dialog = || keymap.dialog_command(key);
         match self {
             Self::Help { scroll } => help::key(scroll, dialog()),
             Self::Palette { query, selected } => {
-                palette::key(query, selected, prompt_command(event), event, keymap)
+                palette::key(query, selected, keymap.prompt_command(key), event, keymap)
             }
-            Self::Prompt { input, .. } => prompt::key(input, prompt_command(event), event),
+            Self::Prompt { input, .. } => prompt::key(input, keymap.prompt_command(key), event),
             Self::Plan { scroll, .. } => plan::key(scroll, dialog()),
             Self::SaveDiff { scroll, .. } => save::key(scroll, dialog()),
             Self::Ask { .. } => ask::key(dialog()),
@@ -125,55 +126,50 @@ impl Overlay {
         match self {
             Self::Help { scroll } => help::view(*scroll, keymap, styles),
             Self::Palette { query, selected } => palette::view(query, *selected, keymap, styles),
-            Self::Prompt { prompt, input } => prompt::view(*prompt, input, styles),
-            Self::Plan { preview, scroll } => plan::view(preview, *scroll, styles),
+            Self::Prompt { prompt, input } => prompt::view(*prompt, input, keymap, styles),
+            Self::Plan { preview, scroll } => plan::view(preview, *scroll, keymap, styles),
             Self::SaveDiff {
                 diff,
                 errors,
                 scroll,
-            } => save::view(diff, *errors, *scroll, styles),
-            Self::Ask { question, text } => ask::view(question, text, styles),
-            Self::Stale { text } => stale::view(text, styles),
-            Self::Diff { diff, scroll } => diff::view(diff, *scroll, styles),
+            } => save::view(diff, *errors, *scroll, keymap, styles),
+            Self::Ask { question, text } => ask::view(question, text, keymap, styles),
+            Self::Stale { text } => stale::view(text, keymap, styles),
+            Self::Diff { diff, scroll } => diff::view(diff, *scroll, keymap, styles),
             Self::Message {
                 title,
                 text,
                 scroll,
-            } => message::view(title, text, *scroll, styles),
+            } => message::view(title, text, *scroll, keymap, styles),
         }
     }
 }
 
-/// What a key does in a dialog.
-fn dialog_command(event: KeyEvent) -> Option<DialogCommand> {
-    let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
-    Some(match event.code {
-        KeyCode::Char('y' | 'Y') | KeyCode::Enter => DialogCommand::Yes,
-        KeyCode::Esc => DialogCommand::Cancel,
-        KeyCode::Char('c') if ctrl => DialogCommand::Cancel,
-        KeyCode::Char('n') => DialogCommand::No,
-        KeyCode::Down | KeyCode::Char('j') => DialogCommand::ScrollDown,
-        KeyCode::Up | KeyCode::Char('k') => DialogCommand::ScrollUp,
-        KeyCode::PageDown | KeyCode::Char(' ') => DialogCommand::PageDown,
-        KeyCode::PageUp => DialogCommand::PageUp,
-        KeyCode::Char('r') => DialogCommand::Reload,
-        _ => return None,
-    })
+/// A footer of the keys `commands` take, from the keymap: `y yes  n no`.
+fn footer<'a, C: Copy>(
+    commands: &[C],
+    hint: impl Fn(C) -> Option<(String, &'a str)>,
+    styles: &Styles,
+) -> Line<'a> {
+    let mut spans = Vec::new();
+    for (key, desc) in commands.iter().filter_map(|&command| hint(command)) {
+        if !spans.is_empty() {
+            spans.push(Span::raw("  "));
+        }
+        spans.push(Span::styled(key, styles.key));
+        spans.push(Span::raw(format!(" {desc}")));
+    }
+    Line::from(spans)
 }
 
-/// What a key does in a prompt or the palette.
-fn prompt_command(event: KeyEvent) -> Option<PromptCommand> {
-    let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
-    Some(match event.code {
-        KeyCode::Enter => PromptCommand::Accept,
-        KeyCode::Esc => PromptCommand::Cancel,
-        KeyCode::Char('c') if ctrl => PromptCommand::Cancel,
-        KeyCode::Char('u') if ctrl => PromptCommand::Clear,
-        KeyCode::Backspace => PromptCommand::DeleteBack,
-        KeyCode::Down | KeyCode::Tab => PromptCommand::Next,
-        KeyCode::Up | KeyCode::BackTab => PromptCommand::Prev,
-        _ => return None,
-    })
+/// The footer of a dialog that asks or shows.
+fn dialog_footer<'a>(keymap: &'a Keymap, commands: &[DialogCommand], styles: &Styles) -> Line<'a> {
+    footer(commands, |command| keymap.dialog_hint(command), styles)
+}
+
+/// The footer of a prompt or the palette.
+fn prompt_footer<'a>(keymap: &'a Keymap, commands: &[PromptCommand], styles: &Styles) -> Line<'a> {
+    footer(commands, |command| keymap.prompt_hint(command), styles)
 }
 
 /// The character a key types into a prompt, when it is text.
@@ -262,4 +258,93 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width,
         height,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(overlay: &mut Overlay, keymap: &Keymap, code: KeyCode) -> Outcome {
+        overlay.key(KeyEvent::new(code, KeyModifiers::NONE), keymap)
+    }
+
+    fn ask() -> Overlay {
+        Overlay::Ask {
+            question: Question::Quit,
+            text: "Quit?".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_dialog_takes_the_keys_the_keymap_gives_it() {
+        let mut keymap = Keymap::preset("default").unwrap();
+        let yes = keymap
+            .dialog
+            .iter_mut()
+            .find(|b| b.run == DialogCommand::Yes)
+            .unwrap();
+        yes.on = vec!["o".parse().unwrap()];
+        assert_eq!(
+            press(&mut ask(), &keymap, KeyCode::Char('y')),
+            Outcome::Stay
+        );
+        assert_eq!(
+            press(&mut ask(), &keymap, KeyCode::Char('o')),
+            Outcome::Answer
+        );
+        assert_eq!(press(&mut ask(), &keymap, KeyCode::Esc), Outcome::Close);
+        let theme = crate::tui::theme::Theme::load(None, "mono", true).unwrap();
+        let footer = dialog_footer(&keymap, ask::KEYS, &theme.styles);
+        assert_eq!(footer.to_string(), "o yes  n no");
+    }
+
+    #[test]
+    fn a_showing_dialog_scrolls_on_its_keys_and_closes_on_any_other() {
+        let keymap = Keymap::preset("vim").unwrap();
+        let mut help = Overlay::Help { scroll: 0 };
+        assert_eq!(press(&mut help, &keymap, KeyCode::Char('j')), Outcome::Stay);
+        assert_eq!(
+            overlay_key_ctrl(&mut help, &keymap, 'd'),
+            Outcome::Stay,
+            "vim pages down with ctrl-d"
+        );
+        assert_eq!(help, Overlay::Help { scroll: 11 });
+        assert_eq!(
+            press(&mut help, &keymap, KeyCode::Char('x')),
+            Outcome::Close
+        );
+    }
+
+    fn overlay_key_ctrl(overlay: &mut Overlay, keymap: &Keymap, c: char) -> Outcome {
+        overlay.key(
+            KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+            keymap,
+        )
+    }
+
+    #[test]
+    fn keys_a_prompt_does_not_bind_are_text() {
+        let keymap = Keymap::preset("default").unwrap();
+        let mut prompt = Overlay::Prompt {
+            prompt: Prompt::Search,
+            input: String::new(),
+        };
+        for c in ['j', 'y', 'q'] {
+            assert_eq!(press(&mut prompt, &keymap, KeyCode::Char(c)), Outcome::Stay);
+        }
+        press(&mut prompt, &keymap, KeyCode::Backspace);
+        assert_eq!(
+            prompt,
+            Overlay::Prompt {
+                prompt: Prompt::Search,
+                input: "jy".to_owned()
+            }
+        );
+        assert_eq!(overlay_key_ctrl(&mut prompt, &keymap, 'u'), Outcome::Stay);
+        assert_eq!(press(&mut prompt, &keymap, KeyCode::Enter), Outcome::Answer);
+        let Overlay::Prompt { input, .. } = prompt else {
+            unreachable!()
+        };
+        assert_eq!(input, "");
+    }
 }

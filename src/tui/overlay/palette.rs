@@ -3,7 +3,7 @@
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::{Line, Span, Text};
 
-use super::{Outcome, View, typed};
+use super::{Outcome, View, prompt_footer, typed};
 use crate::tui::keymap::{Command, Keymap, PromptCommand};
 use crate::tui::theme::Styles;
 
@@ -19,6 +19,14 @@ pub fn entries<'k>(keymap: &'k Keymap, query: &str) -> Vec<(Command, &'k str, St
         })
         .collect()
 }
+
+/// The keys its footer shows.
+pub const KEYS: &[PromptCommand] = &[
+    PromptCommand::Accept,
+    PromptCommand::Cancel,
+    PromptCommand::Next,
+    PromptCommand::Prev,
+];
 
 pub fn key(
     query: &mut String,
@@ -71,12 +79,7 @@ pub fn view<'a>(query: &str, selected: usize, keymap: &'a Keymap, styles: &Style
     View {
         title: "Command".to_owned(),
         body: Text::from(lines),
-        footer: Line::from(vec![
-            key("Enter"),
-            Span::raw(" run  "),
-            key("Esc"),
-            Span::raw(" close"),
-        ]),
+        footer: prompt_footer(keymap, KEYS, styles),
         scroll: (selected as u16).saturating_sub(8),
         size: (76, 14),
         low: false,

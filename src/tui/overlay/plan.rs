@@ -1,18 +1,30 @@
 //! The plan of an apply: the kernel operations, waiting for yes.
 
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::{Line, Text};
 
-use super::{Outcome, View, ask_or_scroll};
+use super::{Outcome, View, ask_or_scroll, dialog_footer};
 use crate::tui::engine::PlanPreview;
-use crate::tui::keymap::DialogCommand;
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[
+    DialogCommand::Yes,
+    DialogCommand::No,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     ask_or_scroll(scroll, command)
 }
 
-pub fn view<'a>(preview: &PlanPreview, scroll: u16, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(
+    preview: &PlanPreview,
+    scroll: u16,
+    keymap: &'a Keymap,
+    styles: &Styles,
+) -> View<'a> {
     let mut lines: Vec<Line> = preview
         .operations
         .iter()
@@ -34,14 +46,7 @@ pub fn view<'a>(preview: &PlanPreview, scroll: u16, styles: &Styles) -> View<'a>
     View {
         title: format!("Apply {} kernel operation(s)?", preview.operations.len()),
         body: Text::from(lines),
-        footer: Line::from(vec![
-            key("y"),
-            Span::raw(" apply  "),
-            key("n"),
-            Span::raw(" cancel  "),
-            key("up/down"),
-            Span::raw(" scroll"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll,
         size: (100, 30),
         low: false,

@@ -3,9 +3,9 @@
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::{Line, Span, Text};
 
-use super::{Outcome, View, typed};
+use super::{Outcome, View, prompt_footer, typed};
 use crate::store::settings::CONFIRM_TIMEOUTS;
-use crate::tui::keymap::PromptCommand;
+use crate::tui::keymap::{Keymap, PromptCommand};
 use crate::tui::theme::Styles;
 
 /// What a one-line prompt asks for.
@@ -20,6 +20,13 @@ pub enum Prompt {
     /// Seconds an Apply waits for Confirm.
     ConfirmTimeout,
 }
+
+/// The keys its footer shows.
+pub const KEYS: &[PromptCommand] = &[
+    PromptCommand::Accept,
+    PromptCommand::Cancel,
+    PromptCommand::Clear,
+];
 
 pub fn key(input: &mut String, command: Option<PromptCommand>, event: KeyEvent) -> Outcome {
     match command {
@@ -36,7 +43,7 @@ pub fn key(input: &mut String, command: Option<PromptCommand>, event: KeyEvent) 
     Outcome::Stay
 }
 
-pub fn view<'a>(prompt: Prompt, input: &str, styles: &Styles) -> View<'a> {
+pub fn view<'a>(prompt: Prompt, input: &str, keymap: &'a Keymap, styles: &Styles) -> View<'a> {
     let key = |text: &str| Span::styled(text.to_owned(), styles.key);
     View {
         title: match prompt {
@@ -53,14 +60,7 @@ pub fn view<'a>(prompt: Prompt, input: &str, styles: &Styles) -> View<'a> {
             key(if prompt == Prompt::Search { "/" } else { ">" }),
             Span::raw(input.to_owned()),
         ])),
-        footer: Line::from(vec![
-            key("Enter"),
-            Span::raw(" ok  "),
-            key("Esc"),
-            Span::raw(" cancel  "),
-            key("ctrl-u"),
-            Span::raw(" clear"),
-        ]),
+        footer: prompt_footer(keymap, KEYS, styles),
         scroll: 0,
         size: (64, 4),
         low: prompt == Prompt::Search,

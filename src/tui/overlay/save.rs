@@ -1,18 +1,31 @@
 //! The diff of a save, waiting for yes.
 
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::{Line, Text};
 
 use super::diff::diff_text;
-use super::{Outcome, View, ask_or_scroll};
-use crate::tui::keymap::DialogCommand;
+use super::{Outcome, View, ask_or_scroll, dialog_footer};
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[
+    DialogCommand::Yes,
+    DialogCommand::No,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     ask_or_scroll(scroll, command)
 }
 
-pub fn view<'a>(diff: &str, errors: usize, scroll: u16, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(
+    diff: &str,
+    errors: usize,
+    scroll: u16,
+    keymap: &'a Keymap,
+    styles: &Styles,
+) -> View<'a> {
     let mut lines: Vec<Line> = Vec::new();
     if errors > 0 {
         lines.push(Line::styled(
@@ -24,14 +37,7 @@ pub fn view<'a>(diff: &str, errors: usize, scroll: u16, styles: &Styles) -> View
     View {
         title: "Save these changes?".to_owned(),
         body: Text::from(lines),
-        footer: Line::from(vec![
-            key("y"),
-            Span::raw(" save  "),
-            key("n"),
-            Span::raw(" cancel  "),
-            key("up/down"),
-            Span::raw(" scroll"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll,
         size: (100, 30),
         low: false,

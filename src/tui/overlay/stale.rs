@@ -1,11 +1,14 @@
 //! A change refused because the saved configuration changed since it was
 //! read: reload, or go on editing.
 
-use ratatui::text::{Line, Span, Text};
+use ratatui::text::Text;
 
-use super::{Outcome, View};
-use crate::tui::keymap::DialogCommand;
+use super::{Outcome, View, dialog_footer};
+use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[DialogCommand::Reload, DialogCommand::Cancel];
 
 pub fn key(command: Option<DialogCommand>) -> Outcome {
     match command {
@@ -15,17 +18,11 @@ pub fn key(command: Option<DialogCommand>) -> Outcome {
     }
 }
 
-pub fn view<'a>(text: &str, styles: &Styles) -> View<'a> {
-    let key = |text: &str| Span::styled(text.to_owned(), styles.key);
+pub fn view<'a>(text: &str, keymap: &'a Keymap, styles: &Styles) -> View<'a> {
     View {
         title: "Refused: the saved configuration changed".to_owned(),
         body: Text::styled(text.to_owned(), styles.warning),
-        footer: Line::from(vec![
-            key("r"),
-            Span::raw(" reload  "),
-            key("Esc"),
-            Span::raw(" keep editing"),
-        ]),
+        footer: dialog_footer(keymap, KEYS, styles),
         scroll: 0,
         size: (60, 8),
         low: false,
