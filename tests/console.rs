@@ -1180,3 +1180,27 @@ fn the_history_stays_in_view_when_the_facts_are_long() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_status_line_hints_are_the_keymaps_descs_as_many_as_fit() {
+    let mut console = Console::new("hints", examples());
+    console.app.notice = None;
+    let screen = console.screen(80, 24);
+    let hints = screen.lines().last().unwrap().to_owned();
+    assert!(
+        hints.contains("? These keys  i Start typing into the file  a Apply to the kernel"),
+        "{hints}"
+    );
+    assert!(!hints.contains("(shows the plan first)"), "{hints}");
+    let screen = console.screen(160, 24);
+    let hints = screen.lines().last().unwrap().to_owned();
+    assert!(hints.contains("q Quit"), "{hints}");
+
+    console.key(KeyCode::Char('i'));
+    console.app.notice = None;
+    let hints = console.screen(120, 24).lines().last().unwrap().to_owned();
+    assert!(
+        hints.contains("esc Stop typing  ctrl-s Save the three files"),
+        "{hints}"
+    );
+}

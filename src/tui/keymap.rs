@@ -459,6 +459,19 @@ impl Keymap {
             .map(|binding| binding.on[0].to_string())
     }
 
+    /// The first key that runs `command` while typing (`editing`) or not, and
+    /// its desc: a status line's hint.
+    pub fn hint(&self, command: Command, editing: bool) -> Option<(String, &str)> {
+        let mode = if editing {
+            Section::Edit
+        } else {
+            Section::Normal
+        };
+        [mode, Section::Global]
+            .into_iter()
+            .find_map(|section| hint(self.section(section), command))
+    }
+
     /// What `key` does in a dialog that asks or shows.
     pub fn dialog_command(&self, key: Key) -> Option<DialogCommand> {
         find(&self.dialog, key)

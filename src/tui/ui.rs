@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::{App, Busy, Mode, Tab};
 use super::editor::{self, Decorations};
-use super::keymap::{Command, Section};
+use super::keymap::Command;
 use super::overlay;
 use super::tabs;
 use super::theme::Styles;
@@ -326,57 +326,53 @@ fn draw_hint(frame: &mut Frame, area: Rect, app: &App) {
         ),
         None => {
             let editing = app.mode == Mode::Edit && app.tab.file().is_some();
-            let commands: &[(Command, &str)] = if app.tab == Tab::Setup {
+            // The key to all keys first, so that it shows on the narrowest screen.
+            let commands: &[Command] = if app.tab == Tab::Setup {
                 &[
-                    (Command::ShowDiff, "diff"),
-                    (Command::DiffEdited, "diff edited"),
-                    (Command::RestoreVersion, "restore"),
-                    (Command::Export, "export"),
-                    (Command::Import, "import"),
-                    (Command::NextTheme, "theme"),
-                    (Command::Help, "keys"),
+                    Command::Help,
+                    Command::ShowDiff,
+                    Command::DiffEdited,
+                    Command::RestoreVersion,
+                    Command::Export,
+                    Command::Import,
+                    Command::NextTheme,
                 ]
             } else if editing {
                 &[
-                    (Command::StopEditing, "stop typing"),
-                    (Command::Save, "save"),
-                    (Command::Apply, "apply"),
-                    (Command::NextProblem, "next problem"),
-                    (Command::Undo, "undo"),
+                    Command::StopEditing,
+                    Command::Save,
+                    Command::Apply,
+                    Command::NextProblem,
+                    Command::Undo,
                 ]
             } else {
                 &[
-                    (Command::Edit, "type"),
-                    (Command::Apply, "apply"),
-                    (Command::Save, "save"),
-                    (Command::Help, "keys"),
-                    (Command::Palette, "commands"),
-                    (Command::Quit, "quit"),
+                    Command::Help,
+                    Command::Edit,
+                    Command::Apply,
+                    Command::Save,
+                    Command::Palette,
+                    Command::Quit,
                 ]
             };
             let mut spans = Vec::new();
-            for (command, what) in commands {
-                let key = if editing {
-                    edit_key(app, *command)
-                } else {
-                    app.keymap.keys_for(*command)
+            let mut room = area.width as usize;
+            for &command in commands {
+                let Some((key, desc)) = app.keymap.hint(command, editing) else {
+                    continue;
                 };
-                if let Some(key) = key {
-                    spans.push(Span::styled(key, styles.key));
-                    spans.push(Span::raw(format!(" {what}  ")));
+                // A desc's words before its parenthesis: `Apply to the kernel`.
+                let what = desc.split(" (").next().unwrap_or(desc);
+                let width = key.chars().count() + what.chars().count() + 3;
+                if width > room {
+                    break;
                 }
+                room -= width;
+                spans.push(Span::styled(key, styles.key));
+                spans.push(Span::raw(format!(" {what}  ")));
             }
             Line::from(spans)
         }
     };
     frame.render_widget(Paragraph::new(line), area);
-}
-
-/// The key that runs `command` while typing: a global or edit binding.
-fn edit_key(app: &App, command: Command) -> Option<String> {
-    [Section::Edit, Section::Global]
-        .into_iter()
-        .flat_map(|section| app.keymap.section(section))
-        .find(|b| b.run == command && !b.on.is_empty())
-        .map(|b| b.on[0].to_string())
 }
