@@ -1204,3 +1204,29 @@ fn the_status_line_hints_are_the_keymaps_descs_as_many_as_fit() {
         "{hints}"
     );
 }
+
+#[test]
+fn a_rebound_dialog_key_is_the_one_the_dialog_takes_and_shows() {
+    let mut console = Console::new("rebound", examples());
+    let yes = console
+        .app
+        .keymap
+        .dialog
+        .iter_mut()
+        .find(|b| b.run == lbconsole::tui::keymap::DialogCommand::Yes)
+        .unwrap();
+    yes.on = vec!["o".parse().unwrap()];
+    yes.desc = "oui".to_owned();
+    console.key(KeyCode::Char('i'));
+    console.type_text("# an edit\n");
+    console.key(KeyCode::Esc);
+    console.key(KeyCode::Char('q'));
+    assert!(matches!(console.app.overlay, Some(Overlay::Ask { .. })));
+    let screen = console.screen(80, 24);
+    assert!(screen.contains("o oui  n no"), "{screen}");
+    console.key(KeyCode::Char('y'));
+    assert!(console.app.overlay.is_some(), "y is no longer yes");
+    assert!(!console.quit);
+    console.key(KeyCode::Char('o'));
+    assert!(console.quit, "o is");
+}
