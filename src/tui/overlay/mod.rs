@@ -347,4 +347,38 @@ mod tests {
         };
         assert_eq!(input, "");
     }
+
+    #[test]
+    fn the_palette_moves_with_its_keys_and_clears_like_a_prompt() {
+        let keymap = Keymap::preset("default").unwrap();
+        let mut palette = Overlay::Palette {
+            query: String::new(),
+            selected: 0,
+        };
+        for c in "tab".chars() {
+            press(&mut palette, &keymap, KeyCode::Char(c));
+        }
+        press(&mut palette, &keymap, KeyCode::Tab);
+        press(&mut palette, &keymap, KeyCode::Down);
+        press(&mut palette, &keymap, KeyCode::BackTab);
+        assert_eq!(
+            palette,
+            Overlay::Palette {
+                query: "tab".to_owned(),
+                selected: 1
+            }
+        );
+        assert_eq!(overlay_key_ctrl(&mut palette, &keymap, 'u'), Outcome::Stay);
+        assert_eq!(
+            palette,
+            Overlay::Palette {
+                query: String::new(),
+                selected: 0
+            }
+        );
+        assert_eq!(
+            press(&mut palette, &keymap, KeyCode::Enter),
+            Outcome::Run(Command::TabNetwork)
+        );
+    }
 }

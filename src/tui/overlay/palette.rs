@@ -51,7 +51,10 @@ pub fn key(
             query.pop();
             *selected = 0;
         }
-        Some(PromptCommand::Clear) => {}
+        Some(PromptCommand::Clear) => {
+            query.clear();
+            *selected = 0;
+        }
         None => {
             if let Some(c) = typed(event) {
                 query.push(c);
