@@ -16,7 +16,8 @@ use super::engine::{
     self, Applied, Diff, Facts, History, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
 };
 use super::keymap::{Command, Key, Keymap};
-pub use super::overlay::{Outcome, Overlay, Prompt, Question};
+use super::overlay::Outcome;
+pub use super::overlay::{Overlay, Prompt, Question};
 
 mod answers;
 mod commands;

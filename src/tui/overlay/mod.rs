@@ -1,8 +1,11 @@
 //! Dialogs: a window over the tabs that takes the keys until it closes. Each
-//! dialog is a module with its keys (`key`, which says what became of the
-//! dialog) and its look (`view`, which only reads); this module holds the
-//! enum that joins them and draws every dialog's frame the same way.
-//! Adding a dialog is a module here and a variant in [`Overlay`].
+//! dialog is a module with its state's types, `key` (a command of the keymap's
+//! `dialog` or `prompt` section in, what became of the dialog out), `view`
+//! (which only reads) and `KEYS` (what its footer shows, with the keymap's
+//! keys and descs). This module holds the enum that joins them and draws every
+//! dialog's frame the same way. Adding a dialog is a module here, a variant in
+//! [`Overlay`] with its arm in `key` and `view`, and, if it answers, an arm in
+//! `App::answer`.
 
 pub mod ask;
 pub mod diff;
