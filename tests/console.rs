@@ -1179,3 +1179,53 @@ fn the_history_stays_in_view_when_the_facts_are_long() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_status_line_hints_are_the_keymaps_descs_as_many_as_fit() {
+    let mut console = Console::new("hints", examples());
+    console.app.notice = None;
+    let screen = console.screen(80, 24);
+    let hints = screen.lines().last().unwrap().to_owned();
+    assert!(
+        hints.contains("? These keys  i Start typing into the file  a Apply to the kernel"),
+        "{hints}"
+    );
+    assert!(!hints.contains("(shows the plan first)"), "{hints}");
+    let screen = console.screen(160, 24);
+    let hints = screen.lines().last().unwrap().to_owned();
+    assert!(hints.contains("q Quit"), "{hints}");
+
+    console.key(KeyCode::Char('i'));
+    console.app.notice = None;
+    let hints = console.screen(120, 24).lines().last().unwrap().to_owned();
+    assert!(
+        hints.contains("esc Stop typing  ctrl-s Save the three files"),
+        "{hints}"
+    );
+}
+
+#[test]
+fn a_rebound_dialog_key_is_the_one_the_dialog_takes_and_shows() {
+    let mut console = Console::new("rebound", examples());
+    let yes = console
+        .app
+        .keymap
+        .dialog
+        .iter_mut()
+        .find(|b| b.run == lbconsole::tui::keymap::DialogCommand::Yes)
+        .unwrap();
+    yes.on = vec!["o".parse().unwrap()];
+    yes.desc = "oui".to_owned();
+    console.key(KeyCode::Char('i'));
+    console.type_text("# an edit\n");
+    console.key(KeyCode::Esc);
+    console.key(KeyCode::Char('q'));
+    assert!(matches!(console.app.overlay, Some(Overlay::Ask { .. })));
+    let screen = console.screen(80, 24);
+    assert!(screen.contains("o oui  n no"), "{screen}");
+    console.key(KeyCode::Char('y'));
+    assert!(console.app.overlay.is_some(), "y is no longer yes");
+    assert!(!console.quit);
+    console.key(KeyCode::Char('o'));
+    assert!(console.quit, "o is");
+}

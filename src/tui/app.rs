@@ -7,18 +7,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui_textarea::{CursorMove, Input};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui_textarea::Input;
 
 use super::Looks;
 use super::editor::Editor;
 use super::engine::{
-    self, Applied, Diff, DiffBase, Facts, History, Live, Loaded, NewVersion, PlanPreview, Refusal,
-    Request, SettingChange,
+    self, Applied, Diff, Facts, History, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
 };
 use super::keymap::{Command, Key, Keymap};
+use super::overlay::Outcome;
+pub use super::overlay::{Overlay, Prompt, Question};
+
+mod answers;
+mod commands;
 use super::theme::Theme;
-use crate::apply::TearDown;
 use crate::config::{ConfigFile, Diagnostic, Severity};
 use crate::plan::ipvs::ServiceKey;
 use crate::store::{self, ConfigFiles, Saved, VersionMeta};
@@ -75,75 +78,6 @@ pub enum Mode {
     Normal,
     /// Keys are text for the current file.
     Edit,
-}
-
-/// What a yes in an [`Overlay::Ask`] does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Question {
-    Quit,
-    Reload,
-    /// Restore this version of the store.
-    Restore(u64),
-    /// Import this archive.
-    Import(String),
-}
-
-/// What a one-line prompt asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// A regular expression to find in the file.
-    Search,
-    /// Where to export the saved configuration.
-    Export,
-    /// The archive to import.
-    Import,
-    /// Seconds an Apply waits for Confirm.
-    ConfirmTimeout,
-}
-
-/// A window over the tabs that takes the keys until it closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overlay {
-    Help {
-        scroll: u16,
-    },
-    Palette {
-        query: String,
-        selected: usize,
-    },
-    Prompt {
-        prompt: Prompt,
-        input: String,
-    },
-    /// The plan of an apply, waiting for yes.
-    Plan {
-        preview: PlanPreview,
-        scroll: u16,
-    },
-    /// The text diff of a save, waiting for yes.
-    SaveDiff {
-        diff: String,
-        errors: usize,
-        scroll: u16,
-    },
-    Ask {
-        question: Question,
-        text: String,
-    },
-    /// A change refused because the saved configuration changed: reload or go on editing.
-    Stale {
-        text: String,
-    },
-    /// A diff between versions of the store, or a version and the buffers.
-    Diff {
-        diff: Diff,
-        scroll: u16,
-    },
-    Message {
-        title: String,
-        text: String,
-        scroll: u16,
-    },
 }
 
 /// An engine request in flight, so that it is not sent twice.
@@ -382,19 +316,6 @@ impl App {
         history.versions.get(at).map(|meta| (at, meta))
     }
 
-    /// Moves the selection `by` versions: negative to newer ones.
-    fn move_selection(&mut self, by: isize) {
-        let Some((at, _)) = self.selected() else {
-            return;
-        };
-        let Some(Ok(history)) = &self.history else {
-            return;
-        };
-        let last = history.versions.len() as isize - 1;
-        let to = (at as isize).saturating_add(by).clamp(0, last) as usize;
-        self.selected_version = Some(history.versions[to].number);
-    }
-
     pub fn editor(&self, file: ConfigFile) -> &Editor {
         &self.editors[file as usize]
     }
@@ -496,16 +417,7 @@ impl App {
     pub fn update(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         match action {
             Action::Key(key) => self.key(key, now),
-            Action::Paste(text) => {
-                if self.mode == Mode::Edit
-                    && self.overlay.is_none()
-                    && let Some(editor) = self.current_editor()
-                    && editor.insert_str(&text)
-                {
-                    self.edited(now);
-                }
-                Vec::new()
-            }
+            Action::Paste(text) => self.paste(&text, now),
             Action::Resize(width, height) => {
                 self.size = (width, height);
                 self.follow_cursor();
@@ -518,182 +430,37 @@ impl App {
                 generation,
                 diagnostics,
                 directors,
-            } => {
-                if self
-                    .checked_generation
-                    .is_none_or(|shown| generation >= shown)
-                {
-                    self.checked_generation = Some(generation);
-                    self.diagnostics = diagnostics;
-                    self.directors = directors;
-                }
-                Vec::new()
-            }
-            Action::Observed(live) => {
-                self.observing = false;
-                self.live = Some(*live);
-                Vec::new()
-            }
+            } => self.checked(generation, diagnostics, directors),
+            Action::Observed(live) => self.observed(*live),
             Action::Facts(facts) => {
                 self.facts = Some(*facts);
                 Vec::new()
             }
-            Action::Planned(result) => {
-                self.busy = None;
-                match result {
-                    Ok(preview) if preview.operations.is_empty() => {
-                        self.note("no changes: the kernel already runs this configuration");
-                    }
-                    Ok(preview) => self.overlay = Some(Overlay::Plan { preview, scroll: 0 }),
-                    Err(error) => self.show_error("Cannot apply", error),
-                }
-                Vec::new()
-            }
-            Action::Applied(result) => {
-                self.busy = None;
-                match result {
-                    Ok(applied) => {
-                        self.running = Some(applied.running);
-                        self.compare(&ConfigFile::ALL);
-                        match applied.confirm_within {
-                            Some(seconds) => {
-                                self.confirm_deadline = Some(now + Duration::from_secs(seconds));
-                                self.confirm_left = Some(seconds);
-                                let key = self
-                                    .keymap
-                                    .keys_for(Command::Confirm)
-                                    .unwrap_or_else(|| ":confirm".to_owned());
-                                self.note(&format!(
-                                    "applied {} change(s): confirm within {seconds} s ({key}) or they are undone",
-                                    applied.changes
-                                ));
-                            }
-                            None => self.note(&format!(
-                                "applied {} change(s), not guarded by a confirm timeout",
-                                applied.changes
-                            )),
-                        }
-                    }
-                    Err(error) => self.show_error("Apply failed", error),
-                }
-                // The history marks the version that runs.
-                let mut effects = self.refresh_live();
-                effects.push(Effect::Engine(Request::History));
-                effects
-            }
-            Action::Saved(result) => {
-                self.busy = None;
-                match result {
-                    Ok(saved) => {
-                        (self.saved, self.saved_version) = (saved.files, saved.version);
-                        self.compare(&ConfigFile::ALL);
-                        self.note(&format!(
-                            "saved as version {} in {}",
-                            saved.version, self.settings.config_dir
-                        ));
-                        return vec![Effect::Engine(Request::History)];
-                    }
-                    Err(refusal) => self.refused("Save failed", refusal),
-                }
-                Vec::new()
-            }
-            Action::Confirmed(result) => {
-                match result {
-                    Ok(text) => {
-                        (self.confirm_deadline, self.confirm_left) = (None, None);
-                        self.note(&text);
-                    }
-                    Err(error) => self.show_error("Confirm failed", error),
-                }
-                Vec::new()
-            }
-            Action::Reloaded(result) => {
-                self.busy = None;
-                match *result {
-                    Ok(loaded) => {
-                        self.load_buffers(loaded);
-                        self.note("reloaded the saved files");
-                        vec![self.check_now(), Effect::Engine(Request::History)]
-                    }
-                    Err(error) => {
-                        self.show_error("Reload failed", error);
-                        Vec::new()
-                    }
-                }
-            }
+            Action::Planned(result) => self.planned(result),
+            Action::Applied(result) => self.applied(result, now),
+            Action::Saved(result) => self.saved(result),
+            Action::Confirmed(result) => self.confirmed(result),
+            Action::Reloaded(result) => self.reloaded(*result),
             Action::History(result) => {
                 self.history = Some(result);
                 Vec::new()
             }
-            Action::Diffed(result) => {
-                match result {
-                    Ok(diff) => self.overlay = Some(Overlay::Diff { diff, scroll: 0 }),
-                    Err(error) => self.show_error("No diff", error),
-                }
-                Vec::new()
-            }
-            Action::Replaced(result) => {
-                let title = if self.busy == Some(Busy::Importing) {
-                    "Import refused"
-                } else {
-                    "Restore refused"
-                };
-                self.busy = None;
-                match *result {
-                    Ok(NewVersion { meta, loaded }) => {
-                        self.load_buffers(loaded);
-                        self.selected_version = Some(meta.number);
-                        let apply = self.keymap.keys_for(Command::Apply).unwrap_or_default();
-                        self.note(&format!(
-                            "saved version {}: {}; not applied ({apply} applies it)",
-                            meta.number, meta.summary
-                        ));
-                        vec![self.check_now(), Effect::Engine(Request::History)]
-                    }
-                    Err(refusal) => {
-                        self.refused(title, refusal);
-                        Vec::new()
-                    }
-                }
-            }
-            Action::Exported(result) => {
-                self.busy = None;
-                match result {
-                    Ok((version, path)) => {
-                        let edits = if self.unsaved.is_empty() {
-                            ""
-                        } else {
-                            " (as saved: without the unsaved edits)"
-                        };
-                        self.note(&format!(
-                            "exported version {version}{edits} to {}",
-                            path.display()
-                        ));
-                    }
-                    Err(error) => self.show_error("Export failed", error),
-                }
-                Vec::new()
-            }
-            Action::LooksChanged(result) => {
-                match *result {
-                    Ok(looks) => {
-                        (self.keymap, self.theme) = (looks.keymap, looks.theme);
-                        let settings = &mut self.settings;
-                        (settings.stored, settings.theme, settings.keymap) =
-                            (looks.settings, looks.theme_choice, looks.keymap_choice);
-                        let note = format!(
-                            "kept in lbconsole.toml: theme {}, keymap {}, confirm timeout {} s",
-                            settings.theme.name,
-                            settings.keymap.name,
-                            settings.stored.confirm_timeout
-                        );
-                        self.note(&note);
-                    }
-                    Err(error) => self.show_error("Setting not changed", error),
-                }
-                Vec::new()
-            }
+            Action::Diffed(result) => self.diffed(result),
+            Action::Replaced(result) => self.replaced(*result),
+            Action::Exported(result) => self.exported(result),
+            Action::LooksChanged(result) => self.looks_changed(*result),
         }
+    }
+
+    fn paste(&mut self, text: &str, now: Instant) -> Vec<Effect> {
+        if self.mode == Mode::Edit
+            && self.overlay.is_none()
+            && let Some(editor) = self.current_editor()
+            && editor.insert_str(text)
+        {
+            self.edited(now);
+        }
+        Vec::new()
     }
 
     fn tick(&mut self, now: Instant) -> Vec<Effect> {
@@ -793,601 +560,15 @@ impl App {
         Vec::new()
     }
 
-    fn run(&mut self, command: Command, now: Instant) -> Vec<Effect> {
-        let page = super::ui::editor_size(self.size, self.diagnostics.len())
-            .1
-            .max(1);
-        let setup = self.tab == Tab::Setup;
-        match command {
-            Command::TabNetwork => return self.switch(Tab::Network),
-            Command::TabFlows => return self.switch(Tab::Flows),
-            Command::TabLvs => return self.switch(Tab::Lvs),
-            Command::TabSetup => return self.switch(Tab::Setup),
-            Command::NextTab => return self.switch(Tab::ALL[(self.tab.index() + 1) % 4]),
-            Command::PrevTab => return self.switch(Tab::ALL[(self.tab.index() + 3) % 4]),
-            Command::Edit => self.start_editing(),
-            Command::Append => {
-                self.move_cursor(CursorMove::Forward);
-                self.start_editing();
-            }
-            Command::OpenLine => {
-                if let Some(editor) = self.current_editor() {
-                    editor.open_line_below();
-                    self.edited(now);
-                    self.start_editing();
-                }
-            }
-            Command::StopEditing => self.mode = Mode::Normal,
-            Command::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
-            Command::Palette => {
-                self.overlay = Some(Overlay::Palette {
-                    query: String::new(),
-                    selected: 0,
-                });
-            }
-            Command::Search => self.prompt(Prompt::Search, String::new()),
-            Command::Export => self.prompt(Prompt::Export, self.archive_path()),
-            Command::Import => self.prompt(Prompt::Import, self.archive_path()),
-            Command::SetConfirmTimeout => self.prompt(
-                Prompt::ConfirmTimeout,
-                self.settings.stored.confirm_timeout.to_string(),
-            ),
-            Command::NextTheme => {
-                let theme = self.settings.theme.next();
-                return vec![Effect::Engine(Request::ChangeSetting(
-                    SettingChange::Theme(theme),
-                ))];
-            }
-            Command::NextKeymap => {
-                let keymap = self.settings.keymap.next();
-                return vec![Effect::Engine(Request::ChangeSetting(
-                    SettingChange::Keymap(keymap),
-                ))];
-            }
-            Command::ShowDiff | Command::DiffEdited => {
-                if let Some(version) = self.version_to_act_on().map(|meta| meta.number) {
-                    let base = if command == Command::ShowDiff {
-                        DiffBase::Previous
-                    } else {
-                        DiffBase::Edited(self.buffers())
-                    };
-                    return vec![Effect::Engine(Request::Diff { version, base })];
-                }
-            }
-            Command::RestoreVersion => self.ask_restore(),
-            Command::Quit => return self.quit(),
-            Command::Apply => return self.apply(),
-            Command::Save => self.save(),
-            Command::Confirm if self.confirm_deadline.is_some() => {
-                return vec![Effect::Engine(Request::Confirm)];
-            }
-            Command::Confirm => self.warn("no apply is waiting for confirmation"),
-            Command::Reload => {
-                if self.unsaved().is_empty() {
-                    return self.reload();
-                }
-                self.overlay = Some(Overlay::Ask {
-                    question: Question::Reload,
-                    text: format!(
-                        "Throw away the edits of {} and reload the saved files?",
-                        names(self.unsaved())
-                    ),
-                });
-            }
-            Command::Undo | Command::Redo | Command::DeleteChar => {
-                let changed = self.current_editor().is_some_and(|editor| match command {
-                    Command::Undo => editor.undo(),
-                    Command::Redo => editor.redo(),
-                    _ => editor.delete_next_char(),
-                });
-                if changed {
-                    self.edited(now);
-                }
-            }
-            Command::MoveUp if setup => self.move_selection(-1),
-            Command::MoveDown if setup => self.move_selection(1),
-            Command::PageUp if setup => self.move_selection(-(page as isize)),
-            Command::PageDown if setup => self.move_selection(page as isize),
-            Command::BufferTop if setup => self.move_selection(isize::MIN),
-            Command::BufferBottom if setup => self.move_selection(isize::MAX),
-            Command::NextProblem => self.jump_to_problem(true),
-            Command::PrevProblem => self.jump_to_problem(false),
-            Command::SearchNext | Command::SearchPrev => self.search_again(command),
-            Command::MoveUp => self.move_cursor(CursorMove::Up),
-            Command::MoveDown => self.move_cursor(CursorMove::Down),
-            Command::MoveLeft => self.move_cursor(CursorMove::Back),
-            Command::MoveRight => self.move_cursor(CursorMove::Forward),
-            Command::WordForward => self.move_cursor(CursorMove::WordForward),
-            Command::WordBack => self.move_cursor(CursorMove::WordBack),
-            Command::LineStart => self.move_cursor(CursorMove::Head),
-            Command::LineEnd => self.move_cursor(CursorMove::End),
-            Command::BufferTop => self.move_cursor(CursorMove::Top),
-            Command::BufferBottom => self.move_cursor(CursorMove::Bottom),
-            Command::PageUp | Command::PageDown => {
-                if let Some(editor) = self.current_editor() {
-                    editor.page(page, command == Command::PageDown);
-                }
-            }
-        }
-        self.follow_cursor();
-        Vec::new()
-    }
-
-    fn switch(&mut self, tab: Tab) -> Vec<Effect> {
-        let arriving = tab != self.tab;
-        self.tab = tab;
-        self.follow_cursor();
-        if tab.file().is_some() {
-            return Vec::new();
-        }
-        self.mode = Mode::Normal;
-        // Someone may have saved, or edited the config dir, since it was read.
-        if arriving {
-            vec![Effect::Engine(Request::History)]
-        } else {
-            Vec::new()
-        }
-    }
-
-    fn prompt(&mut self, prompt: Prompt, input: String) {
-        self.overlay = Some(Overlay::Prompt { prompt, input });
-    }
-
-    /// The archive a prompt offers: the last one, or one named after the
-    /// saved version in the current directory.
-    fn archive_path(&self) -> String {
-        self.archive_path
-            .clone()
-            .unwrap_or_else(|| format!("lbconsole-{}.toml", self.saved_version))
-    }
-
-    fn submit(&mut self, prompt: Prompt, input: String) -> Vec<Effect> {
-        match prompt {
-            Prompt::Search => return self.search_for(input),
-            Prompt::Export | Prompt::Import if input.trim().is_empty() => {
-                self.warn("no file named");
-                self.prompt(prompt, input);
-            }
-            _ if self.refuse_when_busy() => {}
-            Prompt::Export => {
-                self.archive_path = Some(input.clone());
-                self.busy = Some(Busy::Exporting);
-                return vec![Effect::Engine(Request::Export(PathBuf::from(input)))];
-            }
-            Prompt::Import if self.unsaved.is_empty() => return self.import(input),
-            Prompt::Import => {
-                self.archive_path = Some(input.clone());
-                self.overlay = Some(Overlay::Ask {
-                    text: format!(
-                        "Import {input}? It becomes the saved configuration as a new version, \
-                         and your unsaved edits of {} are thrown away.",
-                        names(&self.unsaved)
-                    ),
-                    question: Question::Import(input),
-                });
-            }
-            Prompt::ConfirmTimeout => {
-                let seconds = input
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| format!("`{input}` is not a whole number of seconds"));
-                match seconds.and_then(|seconds| {
-                    store::settings::check_confirm_timeout(seconds).map(|()| seconds)
-                }) {
-                    Ok(seconds) => {
-                        return vec![Effect::Engine(Request::ChangeSetting(
-                            SettingChange::ConfirmTimeout(seconds),
-                        ))];
-                    }
-                    Err(why) => {
-                        self.warn(&why);
-                        self.prompt(prompt, input);
-                    }
-                }
-            }
+    fn overlay_key(&mut self, mut overlay: Overlay, event: KeyEvent, now: Instant) -> Vec<Effect> {
+        match overlay.key(event, &self.keymap) {
+            Outcome::Stay => self.overlay = Some(overlay),
+            Outcome::Close => {}
+            Outcome::Run(command) => return self.run(command, now),
+            Outcome::Answer => return self.answer(overlay),
         }
         Vec::new()
     }
-
-    fn import(&mut self, path: String) -> Vec<Effect> {
-        self.archive_path = Some(path.clone());
-        self.busy = Some(Busy::Importing);
-        vec![Effect::Engine(Request::Import {
-            path: PathBuf::from(path),
-            expect_version: self.saved_version,
-        })]
-    }
-
-    /// The version selected in the Setup tab's history; a warning instead
-    /// elsewhere, or when there is none.
-    fn version_to_act_on(&mut self) -> Option<VersionMeta> {
-        if self.tab != Tab::Setup {
-            let key = self.keymap.keys_for(Command::TabSetup).unwrap_or_default();
-            self.warn(&format!(
-                "select a version in the history of the Setup tab ({key}) first"
-            ));
-            return None;
-        }
-        let selected = self.selected().map(|(_, meta)| meta.clone());
-        if selected.is_none() {
-            self.warn("no version to select: nothing was saved yet");
-        }
-        selected
-    }
-
-    fn ask_restore(&mut self) {
-        let Some(meta) = self.version_to_act_on() else {
-            return;
-        };
-        if meta.number == self.saved_version && self.unsaved.is_empty() {
-            self.note(&format!(
-                "version {} is the saved configuration already",
-                meta.number
-            ));
-            return;
-        }
-        let mut text = format!(
-            "Restore version {} ({} by {} at {})? It becomes the saved configuration as a \
-             new version; it is not applied.",
-            meta.number,
-            meta.origin.name(),
-            meta.user,
-            meta.time
-        );
-        if !self.unsaved.is_empty() {
-            text.push_str(&format!(
-                " Your unsaved edits of {} are thrown away.",
-                names(&self.unsaved)
-            ));
-        }
-        self.overlay = Some(Overlay::Ask {
-            question: Question::Restore(meta.number),
-            text,
-        });
-    }
-
-    /// Says so when an engine request is in flight, so that none is sent twice.
-    fn refuse_when_busy(&mut self) -> bool {
-        match self.busy {
-            Some(busy) => {
-                self.warn(&format!("busy: {busy:?}").to_lowercase());
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn refused(&mut self, title: &str, refusal: Refusal) {
-        match refusal {
-            Refusal::Stale(text) => self.overlay = Some(Overlay::Stale { text }),
-            Refusal::Failed(text) => self.show_error(title, text),
-        }
-    }
-
-    fn start_editing(&mut self) {
-        if self.tab.file().is_some() {
-            self.mode = Mode::Edit;
-        } else {
-            self.warn("the Setup tab has no file to type into (F1-F3 have)");
-        }
-    }
-
-    fn move_cursor(&mut self, to: CursorMove) {
-        if let Some(editor) = self.current_editor() {
-            editor.move_cursor(to);
-        }
-    }
-
-    fn quit(&mut self) -> Vec<Effect> {
-        let unsaved = self.unsaved.clone();
-        let unapplied = self.unapplied.clone();
-        let mut reasons = Vec::new();
-        if !unsaved.is_empty() {
-            reasons.push(format!("unsaved edits in {}", names(&unsaved)));
-        }
-        // A config nobody applied yet is no reason to ask, unless it was edited.
-        let never_applied = self.running.is_none() && unsaved.is_empty();
-        if !unapplied.is_empty() && !never_applied {
-            reasons.push(format!("{} not applied", names(&unapplied)));
-        }
-        if reasons.is_empty() {
-            return vec![Effect::Quit];
-        }
-        self.overlay = Some(Overlay::Ask {
-            question: Question::Quit,
-            text: format!("Quit with {}?", reasons.join(" and ")),
-        });
-        Vec::new()
-    }
-
-    fn apply(&mut self) -> Vec<Effect> {
-        if self.refuse_when_busy() {
-            return Vec::new();
-        }
-        let errors = self.count(Severity::Error);
-        if errors > 0 && !self.checking() {
-            let key = self
-                .keymap
-                .keys_for(Command::NextProblem)
-                .unwrap_or_default();
-            self.warn(&format!(
-                "{errors} error(s): nothing can be applied until they are fixed ({key} jumps to the next)"
-            ));
-            return Vec::new();
-        }
-        self.busy = Some(Busy::Planning);
-        vec![Effect::Engine(Request::Plan(self.buffers()))]
-    }
-
-    fn save(&mut self) {
-        let buffers = self.buffers();
-        let mut diff = String::new();
-        for file in ConfigFile::ALL {
-            let old = String::from_utf8_lossy(self.saved.get(file));
-            let new = String::from_utf8_lossy(buffers.get(file));
-            if old != new {
-                let name = file.file_name();
-                diff.push_str(
-                    &similar::TextDiff::from_lines(&old, &new)
-                        .unified_diff()
-                        .context_radius(2)
-                        .header(&format!("saved/{name}"), &format!("edited/{name}"))
-                        .to_string(),
-                );
-            }
-        }
-        if diff.is_empty() {
-            self.note("nothing to save: the files are as saved");
-            return;
-        }
-        self.overlay = Some(Overlay::SaveDiff {
-            diff,
-            errors: self.count(Severity::Error),
-            scroll: 0,
-        });
-    }
-
-    fn reload(&mut self) -> Vec<Effect> {
-        self.busy = Some(Busy::Reloading);
-        vec![Effect::Engine(Request::Reload)]
-    }
-
-    fn jump_to_problem(&mut self, forward: bool) {
-        let Some(current) = self.tab.file().or(self.diagnostics.first().map(|d| d.file)) else {
-            self.note("no problems");
-            return;
-        };
-        let (line, _) = self.editor(current).cursor();
-        // Diagnostics are sorted by file, line and column: order by where they
-        // stand from the cursor, going round.
-        let here = (current, line as u32 + 1);
-        let next = if forward {
-            self.diagnostics
-                .iter()
-                .find(|d| (d.file, d.line) > here)
-                .or(self.diagnostics.first())
-        } else {
-            self.diagnostics
-                .iter()
-                .rev()
-                .find(|d| (d.file, d.line) < here)
-                .or(self.diagnostics.last())
-        };
-        let Some(problem) = next.cloned() else {
-            self.note("no problems");
-            return;
-        };
-        self.tab = Tab::of(problem.file);
-        self.editors[problem.file as usize].jump(
-            problem.line as usize - 1,
-            (problem.col as usize).saturating_sub(1),
-        );
-        self.notice = Some(Notice {
-            text: problem.to_string(),
-            is_error: problem.is_error(),
-        });
-    }
-
-    fn search_again(&mut self, command: Command) {
-        let Some(editor) = self.current_editor() else {
-            return;
-        };
-        if !editor.has_search() {
-            self.warn("no search yet");
-            return;
-        }
-        let found = if command == Command::SearchNext {
-            editor.search_forward()
-        } else {
-            editor.search_back()
-        };
-        if !found {
-            let search = self.search.clone();
-            self.warn(&format!("`{search}` not found"));
-        }
-    }
-
-    fn overlay_key(&mut self, overlay: Overlay, event: KeyEvent, now: Instant) -> Vec<Effect> {
-        let code = event.code;
-        let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
-        let cancel = code == KeyCode::Esc || (ctrl && code == KeyCode::Char('c'));
-        let yes = matches!(code, KeyCode::Char('y' | 'Y') | KeyCode::Enter);
-        let scrolled = |scroll: u16| match code {
-            KeyCode::Down | KeyCode::Char('j') => Some(scroll.saturating_add(1)),
-            KeyCode::Up | KeyCode::Char('k') => Some(scroll.saturating_sub(1)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll.saturating_add(10)),
-            KeyCode::PageUp => Some(scroll.saturating_sub(10)),
-            _ => None,
-        };
-        match overlay {
-            Overlay::Help { scroll } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Help { scroll });
-                }
-            }
-            Overlay::Message {
-                title,
-                text,
-                scroll,
-            } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Message {
-                        title,
-                        text,
-                        scroll,
-                    });
-                }
-            }
-            Overlay::Plan { preview, scroll } => {
-                if yes {
-                    self.busy = Some(Busy::Applying);
-                    let tear_down = if preview.tears_down {
-                        TearDown::Allow
-                    } else {
-                        TearDown::Refuse
-                    };
-                    return vec![Effect::Engine(Request::Apply {
-                        files: self.buffers(),
-                        tear_down,
-                    })];
-                } else if !cancel && code != KeyCode::Char('n') {
-                    let scroll = scrolled(scroll).unwrap_or(scroll);
-                    self.overlay = Some(Overlay::Plan { preview, scroll });
-                }
-            }
-            Overlay::SaveDiff {
-                diff,
-                errors,
-                scroll,
-            } => {
-                if yes {
-                    self.busy = Some(Busy::Saving);
-                    return vec![Effect::Engine(Request::Save {
-                        files: self.buffers(),
-                        expected: self.saved.clone(),
-                    })];
-                } else if !cancel && code != KeyCode::Char('n') {
-                    let scroll = scrolled(scroll).unwrap_or(scroll);
-                    self.overlay = Some(Overlay::SaveDiff {
-                        diff,
-                        errors,
-                        scroll,
-                    });
-                }
-            }
-            Overlay::Ask { question, text } => {
-                if yes {
-                    return match question {
-                        Question::Quit => vec![Effect::Quit],
-                        Question::Reload => self.reload(),
-                        Question::Restore(version) => {
-                            self.busy = Some(Busy::Restoring);
-                            vec![Effect::Engine(Request::Restore {
-                                version,
-                                expect_version: self.saved_version,
-                            })]
-                        }
-                        Question::Import(path) => self.import(path),
-                    };
-                } else if !cancel && code != KeyCode::Char('n') {
-                    self.overlay = Some(Overlay::Ask { question, text });
-                }
-            }
-            Overlay::Stale { text } => {
-                if code == KeyCode::Char('r') {
-                    return self.reload();
-                } else if !cancel {
-                    self.overlay = Some(Overlay::Stale { text });
-                }
-            }
-            Overlay::Diff { diff, scroll } => {
-                if let Some(scroll) = scrolled(scroll) {
-                    self.overlay = Some(Overlay::Diff { diff, scroll });
-                }
-            }
-            Overlay::Prompt { prompt, mut input } => match code {
-                KeyCode::Enter => return self.submit(prompt, input),
-                _ if cancel => {}
-                KeyCode::Backspace => {
-                    input.pop();
-                    self.prompt(prompt, input);
-                }
-                // Readline's kill-line: a fresh start instead of the offered text.
-                KeyCode::Char('u') if ctrl => self.prompt(prompt, String::new()),
-                KeyCode::Char(c) if !ctrl => {
-                    input.push(c);
-                    self.prompt(prompt, input);
-                }
-                _ => self.prompt(prompt, input),
-            },
-            Overlay::Palette {
-                mut query,
-                mut selected,
-            } => {
-                let count = palette_entries(&self.keymap, &query).len();
-                match code {
-                    KeyCode::Enter => {
-                        let chosen = palette_entries(&self.keymap, &query)
-                            .get(selected)
-                            .map(|(command, _, _)| *command);
-                        return match chosen {
-                            Some(command) => self.run(command, now),
-                            None => Vec::new(),
-                        };
-                    }
-                    KeyCode::Down | KeyCode::Tab => {
-                        selected = (selected + 1).min(count.saturating_sub(1))
-                    }
-                    KeyCode::Up | KeyCode::BackTab => selected = selected.saturating_sub(1),
-                    KeyCode::Backspace => {
-                        query.pop();
-                        selected = 0;
-                    }
-                    KeyCode::Char(c) if !ctrl => {
-                        query.push(c);
-                        selected = 0;
-                    }
-                    _ if cancel => return Vec::new(),
-                    _ => {}
-                }
-                self.overlay = Some(Overlay::Palette { query, selected });
-            }
-        }
-        Vec::new()
-    }
-
-    fn search_for(&mut self, query: String) -> Vec<Effect> {
-        let Some(editor) = self.current_editor() else {
-            self.warn("the Setup tab has no file to search");
-            return Vec::new();
-        };
-        match editor.set_search(&query) {
-            Err(error) => self.warn(&format!("not a valid pattern: {error}")),
-            Ok(()) => {
-                let found = query.is_empty() || editor.search_forward();
-                self.search = query;
-                if !found {
-                    let search = self.search.clone();
-                    self.warn(&format!("`{search}` not found"));
-                }
-            }
-        }
-        self.follow_cursor();
-        Vec::new()
-    }
-}
-
-/// The palette's entries for `query`: commands whose name or description
-/// contains it, as (command, description, keys).
-pub fn palette_entries<'k>(keymap: &'k Keymap, query: &str) -> Vec<(Command, &'k str, String)> {
-    let query = query.trim().to_lowercase();
-    keymap
-        .commands()
-        .into_iter()
-        .filter(|(command, desc, _)| {
-            command.name().contains(&query) || desc.to_lowercase().contains(&query)
-        })
-        .collect()
 }
 
 fn names(files: &[ConfigFile]) -> String {

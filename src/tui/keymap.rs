@@ -1,15 +1,20 @@
 //! Keys to commands, from TOML (yazi style: each binding has `on`, `run`, `desc`).
-//! The presets in `keymaps/` are built in; a user's `keymap.toml` replaces the
-//! keys of the bindings it names and adds the ones it does not. The help overlay
-//! and the command palette are generated from the loaded keymap.
+//! Every key is here: the commands' sections (`global`, `normal`, `edit`), and
+//! the dialogs' (`dialog`, as yazi's `[confirm]`/`[help]`) and prompts'
+//! (`prompt`, as yazi's `[input]`). The presets in `keymaps/` are built in; a
+//! user's `keymap.toml` replaces the keys of the bindings it names and adds the
+//! ones it does not. The help overlay, the command palette, the dialogs' footers
+//! and the status line's hints are generated from the loaded keymap.
 
 use std::fmt;
 use std::path::Path;
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
 use super::toml_file::{self, FileError};
+
+mod key;
+pub use key::Key;
 
 pub const PRESETS: [(&str, &str); 2] = [
     ("default", include_str!("../../keymaps/default.toml")),
@@ -71,18 +76,71 @@ pub enum Command {
     DeleteChar,
 }
 
+/// What a key does in a dialog that asks or shows: the plan, a diff, a question,
+/// help, a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogCommand {
+    /// Do what the dialog asks.
+    Yes,
+    /// Do not.
+    No,
+    /// Close the dialog.
+    Cancel,
+    /// Reload the saved files (when a change was refused as stale).
+    Reload,
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+}
+
+/// What a key does in a one-line prompt or the command palette; keys not
+/// bound here are text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptCommand {
+    /// Take the text (the palette: run the selected command).
+    Accept,
+    Cancel,
+    /// Throw the text away, for a fresh start.
+    Clear,
+    /// Delete the character before the cursor.
+    DeleteBack,
+    /// The palette's next entry.
+    Next,
+    /// The palette's previous entry.
+    Prev,
+}
+
 impl Command {
     /// The name a keymap's `run` gives it: `next_problem`.
     pub fn name(self) -> String {
-        let mut name = String::new();
-        for c in format!("{self:?}").chars() {
-            if c.is_ascii_uppercase() && !name.is_empty() {
-                name.push('_');
-            }
-            name.push(c.to_ascii_lowercase());
-        }
-        name
+        snake_case(self)
     }
+}
+
+/// What a binding runs: a command, or a dialog's or a prompt's.
+pub trait Run: Copy + PartialEq + fmt::Debug {
+    /// The name a keymap's `run` gives it: `next_problem`, `scroll_down`.
+    fn name(self) -> String {
+        snake_case(self)
+    }
+}
+
+impl Run for Command {}
+impl Run for DialogCommand {}
+impl Run for PromptCommand {}
+
+fn snake_case(run: impl fmt::Debug) -> String {
+    let mut name = String::new();
+    for c in format!("{run:?}").chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 /// Where a binding applies.
@@ -108,155 +166,11 @@ impl Section {
     }
 }
 
-/// One key with its modifiers, as written in a keymap (`ctrl-s`, `f5`, `?`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Key {
-    code: KeyCode,
-    modifiers: KeyModifiers,
-}
-
-impl Key {
-    /// The key a terminal event stands for. A character carries its shift in its
-    /// case, so `N` and shift-n are the same key.
-    pub fn from_event(event: KeyEvent) -> Self {
-        let mut modifiers =
-            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
-        let code = match event.code {
-            KeyCode::Char(c) => {
-                modifiers.remove(KeyModifiers::SHIFT);
-                if modifiers.contains(KeyModifiers::CONTROL) {
-                    KeyCode::Char(c.to_ascii_lowercase())
-                } else {
-                    KeyCode::Char(c)
-                }
-            }
-            KeyCode::BackTab => {
-                modifiers.remove(KeyModifiers::SHIFT);
-                KeyCode::BackTab
-            }
-            other => other,
-        };
-        Self { code, modifiers }
-    }
-}
-
-impl TryFrom<String> for Key {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        text.parse()
-    }
-}
-
-impl std::str::FromStr for Key {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let mut modifiers = KeyModifiers::NONE;
-        let mut rest = text;
-        // `-` alone is a key; `ctrl--` is ctrl and `-`.
-        while rest.chars().count() > 1 {
-            let Some((prefix, tail)) = rest.split_once('-') else {
-                break;
-            };
-            modifiers |= match prefix {
-                "ctrl" => KeyModifiers::CONTROL,
-                "alt" => KeyModifiers::ALT,
-                "shift" => KeyModifiers::SHIFT,
-                _ => break,
-            };
-            rest = tail;
-        }
-        let code = match rest {
-            "enter" => KeyCode::Enter,
-            "esc" => KeyCode::Esc,
-            "tab" => KeyCode::Tab,
-            "backtab" => KeyCode::BackTab,
-            "space" => KeyCode::Char(' '),
-            "backspace" => KeyCode::Backspace,
-            "delete" => KeyCode::Delete,
-            "insert" => KeyCode::Insert,
-            "up" => KeyCode::Up,
-            "down" => KeyCode::Down,
-            "left" => KeyCode::Left,
-            "right" => KeyCode::Right,
-            "home" => KeyCode::Home,
-            "end" => KeyCode::End,
-            "pageup" => KeyCode::PageUp,
-            "pagedown" => KeyCode::PageDown,
-            _ => match (
-                rest.strip_prefix('f').map(str::parse::<u8>),
-                single_char(rest),
-            ) {
-                (Some(Ok(n @ 1..=12)), _) => KeyCode::F(n),
-                (_, Some(c)) => KeyCode::Char(c),
-                _ => {
-                    return Err(format!(
-                        "unknown key `{text}` (a character, f1-f12, enter, esc, tab, backtab, \
-                         space, backspace, delete, insert, up, down, left, right, home, end, \
-                         pageup or pagedown, with ctrl-, alt- or shift- in front)"
-                    ));
-                }
-            },
-        };
-        // A terminal sends shift-n as `N`.
-        let code = match code {
-            KeyCode::Char(c) if modifiers.contains(KeyModifiers::SHIFT) => {
-                KeyCode::Char(c.to_ascii_uppercase())
-            }
-            other => other,
-        };
-        Ok(Self::from_event(KeyEvent::new(code, modifiers)))
-    }
-}
-
-fn single_char(text: &str) -> Option<char> {
-    let mut chars = text.chars();
-    let c = chars.next()?;
-    chars.next().is_none().then_some(c)
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (modifier, name) in [
-            (KeyModifiers::CONTROL, "ctrl-"),
-            (KeyModifiers::ALT, "alt-"),
-            (KeyModifiers::SHIFT, "shift-"),
-        ] {
-            if self.modifiers.contains(modifier) {
-                f.write_str(name)?;
-            }
-        }
-        match self.code {
-            KeyCode::Char(' ') => f.write_str("space"),
-            KeyCode::Char(c) => write!(f, "{c}"),
-            KeyCode::F(n) => write!(f, "f{n}"),
-            KeyCode::Enter => f.write_str("enter"),
-            KeyCode::Esc => f.write_str("esc"),
-            KeyCode::Tab => f.write_str("tab"),
-            KeyCode::BackTab => f.write_str("backtab"),
-            KeyCode::Backspace => f.write_str("backspace"),
-            KeyCode::Delete => f.write_str("delete"),
-            KeyCode::Insert => f.write_str("insert"),
-            KeyCode::Up => f.write_str("up"),
-            KeyCode::Down => f.write_str("down"),
-            KeyCode::Left => f.write_str("left"),
-            KeyCode::Right => f.write_str("right"),
-            KeyCode::Home => f.write_str("home"),
-            KeyCode::End => f.write_str("end"),
-            KeyCode::PageUp => f.write_str("pageup"),
-            KeyCode::PageDown => f.write_str("pagedown"),
-            other => write!(f, "{other:?}"),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Binding {
+pub struct Binding<C = Command> {
     pub on: Vec<Key>,
-    pub run: Command,
+    pub run: C,
     pub desc: String,
 }
 
@@ -265,6 +179,10 @@ pub struct Keymap {
     pub global: Vec<Binding>,
     pub normal: Vec<Binding>,
     pub edit: Vec<Binding>,
+    /// In a dialog that asks or shows (yazi's `[confirm]` and `[help]`).
+    pub dialog: Vec<Binding<DialogCommand>>,
+    /// In a one-line prompt and the palette (yazi's `[input]`).
+    pub prompt: Vec<Binding<PromptCommand>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,6 +194,10 @@ struct KeymapFile {
     normal: Vec<Binding>,
     #[serde(default)]
     edit: Vec<Binding>,
+    #[serde(default)]
+    dialog: Vec<Binding<DialogCommand>>,
+    #[serde(default)]
+    prompt: Vec<Binding<PromptCommand>>,
 }
 
 /// A user's file: like a preset, but `desc` may be left out, and it may name
@@ -290,13 +212,17 @@ struct UserKeymapFile {
     normal: Vec<UserBinding>,
     #[serde(default)]
     edit: Vec<UserBinding>,
+    #[serde(default)]
+    dialog: Vec<UserBinding<DialogCommand>>,
+    #[serde(default)]
+    prompt: Vec<UserBinding<PromptCommand>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UserBinding {
+struct UserBinding<C = Command> {
     on: Vec<Key>,
-    run: Command,
+    run: C,
     desc: Option<String>,
 }
 
@@ -309,6 +235,8 @@ impl Keymap {
             global: file.global,
             normal: file.normal,
             edit: file.edit,
+            dialog: file.dialog,
+            prompt: file.prompt,
         })
     }
 
@@ -337,34 +265,16 @@ impl Keymap {
             (Section::Edit, user.edit),
         ] {
             for binding in bindings {
-                keymap.set(section, binding);
+                set(keymap.section_mut(section), binding);
             }
+        }
+        for binding in user.dialog {
+            set(&mut keymap.dialog, binding);
+        }
+        for binding in user.prompt {
+            set(&mut keymap.prompt, binding);
         }
         Ok(keymap)
-    }
-
-    fn set(&mut self, section: Section, user: UserBinding) {
-        // A key the user binds leaves every other binding of its section.
-        let section_bindings = self.section_mut(section);
-        for binding in section_bindings.iter_mut() {
-            binding.on.retain(|key| !user.on.contains(key));
-        }
-        match section_bindings.iter_mut().find(|b| b.run == user.run) {
-            Some(binding) => {
-                binding.on = user.on;
-                if let Some(desc) = user.desc {
-                    binding.desc = desc;
-                }
-            }
-            None => {
-                let desc = user.desc.unwrap_or_else(|| user.run.name());
-                section_bindings.push(Binding {
-                    on: user.on,
-                    run: user.run,
-                    desc,
-                });
-            }
-        }
     }
 
     pub fn section(&self, section: Section) -> &[Binding] {
@@ -407,6 +317,57 @@ impl Keymap {
             .map(|binding| binding.on[0].to_string())
     }
 
+    /// The first key that runs `command` while typing (`editing`) or not, and
+    /// its desc: a status line's hint.
+    pub fn hint(&self, command: Command, editing: bool) -> Option<(String, &str)> {
+        let mode = if editing {
+            Section::Edit
+        } else {
+            Section::Normal
+        };
+        [mode, Section::Global]
+            .into_iter()
+            .find_map(|section| hint(self.section(section), command))
+    }
+
+    /// What `key` does in a dialog that asks or shows.
+    pub fn dialog_command(&self, key: Key) -> Option<DialogCommand> {
+        find(&self.dialog, key)
+    }
+
+    /// What `key` does in a prompt or the palette; `None` is text.
+    pub fn prompt_command(&self, key: Key) -> Option<PromptCommand> {
+        find(&self.prompt, key)
+    }
+
+    /// The first key of a dialog's command and its desc, for a footer.
+    pub fn dialog_hint(&self, command: DialogCommand) -> Option<(String, &str)> {
+        hint(&self.dialog, command)
+    }
+
+    /// The first key of a prompt's command and its desc, for a footer.
+    pub fn prompt_hint(&self, command: PromptCommand) -> Option<(String, &str)> {
+        hint(&self.prompt, command)
+    }
+
+    /// Every binding as (keys, desc) under the title of its section, for the
+    /// help: the commands' sections, then the dialogs' and the prompts'.
+    pub fn help(&self) -> Vec<(&'static str, Vec<(String, &str)>)> {
+        fn rows<C>(bindings: &[Binding<C>]) -> Vec<(String, &str)> {
+            bindings
+                .iter()
+                .map(|binding| (keys_text(&binding.on), binding.desc.as_str()))
+                .collect()
+        }
+        let mut sections: Vec<_> = Section::ALL
+            .into_iter()
+            .map(|section| (section.title(), rows(self.section(section))))
+            .collect();
+        sections.push(("In dialogs", rows(&self.dialog)));
+        sections.push(("In prompts and the palette", rows(&self.prompt)));
+        sections
+    }
+
     /// Every command with its description and keys, once each, for the palette.
     pub fn commands(&self) -> Vec<(Command, &str, String)> {
         let mut commands: Vec<(Command, &str, String)> = Vec::new();
@@ -427,6 +388,47 @@ impl Keymap {
     }
 }
 
+/// Puts a user's binding into a section of the preset: it replaces the keys
+/// of the binding with the same `run` (and its desc, if given), or is added.
+fn set<C: Run>(bindings: &mut Vec<Binding<C>>, user: UserBinding<C>) {
+    // A key the user binds leaves every other binding of its section.
+    for binding in bindings.iter_mut() {
+        binding.on.retain(|key| !user.on.contains(key));
+    }
+    match bindings.iter_mut().find(|b| b.run == user.run) {
+        Some(binding) => {
+            binding.on = user.on;
+            if let Some(desc) = user.desc {
+                binding.desc = desc;
+            }
+        }
+        None => {
+            let desc = user.desc.unwrap_or_else(|| user.run.name());
+            bindings.push(Binding {
+                on: user.on,
+                run: user.run,
+                desc,
+            });
+        }
+    }
+}
+
+/// The command `key` runs in `bindings`, the first that has it.
+fn find<C: Run>(bindings: &[Binding<C>], key: Key) -> Option<C> {
+    bindings
+        .iter()
+        .find(|binding| binding.on.contains(&key))
+        .map(|binding| binding.run)
+}
+
+/// A hint for `run`: its first key and its desc; none when it has no key.
+fn hint<C: Run>(bindings: &[Binding<C>], run: C) -> Option<(String, &str)> {
+    bindings
+        .iter()
+        .find(|binding| binding.run == run && !binding.on.is_empty())
+        .map(|binding| (binding.on[0].to_string(), binding.desc.as_str()))
+}
+
 pub fn keys_text(keys: &[Key]) -> String {
     keys.iter()
         .map(ToString::to_string)
@@ -436,6 +438,8 @@ pub fn keys_text(keys: &[Key]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
     use super::*;
 
     fn key(text: &str) -> Key {
@@ -516,6 +520,138 @@ mod tests {
         let keymap = user_keymap("preset = \"vim\"\n").unwrap();
         assert_eq!(keymap, Keymap::preset("vim").unwrap());
         assert_eq!(keymap.command(key("j"), false), Some(Command::MoveDown));
+    }
+
+    #[test]
+    fn every_preset_binds_every_dialog_and_prompt_key() {
+        let dialog = [
+            DialogCommand::Yes,
+            DialogCommand::No,
+            DialogCommand::Cancel,
+            DialogCommand::Reload,
+            DialogCommand::ScrollUp,
+            DialogCommand::ScrollDown,
+            DialogCommand::PageUp,
+            DialogCommand::PageDown,
+        ];
+        let prompt = [
+            PromptCommand::Accept,
+            PromptCommand::Cancel,
+            PromptCommand::Clear,
+            PromptCommand::DeleteBack,
+            PromptCommand::Next,
+            PromptCommand::Prev,
+        ];
+        for (name, _) in PRESETS {
+            let keymap = Keymap::preset(name).unwrap();
+            for command in dialog {
+                assert!(keymap.dialog_hint(command).is_some(), "{name} {command:?}");
+            }
+            for command in prompt {
+                assert!(keymap.prompt_hint(command).is_some(), "{name} {command:?}");
+            }
+            for (k, command) in [
+                ("y", DialogCommand::Yes),
+                ("enter", DialogCommand::Yes),
+                ("n", DialogCommand::No),
+                ("esc", DialogCommand::Cancel),
+                ("j", DialogCommand::ScrollDown),
+                ("k", DialogCommand::ScrollUp),
+            ] {
+                assert_eq!(keymap.dialog_command(key(k)), Some(command), "{name} {k}");
+            }
+            assert_eq!(keymap.prompt_command(key("j")), None, "{name}: j is text");
+            assert_eq!(
+                keymap.prompt_command(key("enter")),
+                Some(PromptCommand::Accept)
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_dialog_keys_are_the_ones_the_dialogs_always_had() {
+        let keymap = Keymap::preset("default").unwrap();
+        for (k, command) in [
+            ("Y", DialogCommand::Yes),
+            ("ctrl-c", DialogCommand::Cancel),
+            ("r", DialogCommand::Reload),
+            ("up", DialogCommand::ScrollUp),
+            ("down", DialogCommand::ScrollDown),
+            ("pageup", DialogCommand::PageUp),
+            ("pagedown", DialogCommand::PageDown),
+            ("space", DialogCommand::PageDown),
+        ] {
+            assert_eq!(keymap.dialog_command(key(k)), Some(command), "{k}");
+        }
+        for (k, command) in [
+            ("esc", PromptCommand::Cancel),
+            ("ctrl-c", PromptCommand::Cancel),
+            ("ctrl-u", PromptCommand::Clear),
+            ("backspace", PromptCommand::DeleteBack),
+            ("tab", PromptCommand::Next),
+            ("down", PromptCommand::Next),
+            ("backtab", PromptCommand::Prev),
+            ("up", PromptCommand::Prev),
+        ] {
+            assert_eq!(keymap.prompt_command(key(k)), Some(command), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_user_can_rebind_the_dialog_and_prompt_keys() {
+        let keymap = user_keymap(
+            "[[dialog]]\non = [\"o\"]\nrun = \"yes\"\ndesc = \"oui\"\n\n\
+             [[dialog]]\non = [\"q\"]\nrun = \"cancel\"\n\n\
+             [[prompt]]\non = [\"ctrl-k\"]\nrun = \"clear\"\n",
+        )
+        .unwrap();
+        assert_eq!(keymap.dialog_command(key("o")), Some(DialogCommand::Yes));
+        assert_eq!(keymap.dialog_command(key("y")), None);
+        assert_eq!(
+            keymap.dialog_hint(DialogCommand::Yes),
+            Some(("o".to_owned(), "oui"))
+        );
+        assert_eq!(keymap.dialog_command(key("q")), Some(DialogCommand::Cancel));
+        assert_eq!(keymap.dialog_command(key("esc")), None);
+        assert_eq!(
+            keymap.dialog_hint(DialogCommand::Cancel),
+            Some(("q".to_owned(), "close"))
+        );
+        assert_eq!(
+            keymap.prompt_command(key("ctrl-k")),
+            Some(PromptCommand::Clear)
+        );
+        assert_eq!(keymap.prompt_command(key("ctrl-u")), None);
+        assert_eq!(keymap.dialog_command(key("n")), Some(DialogCommand::No));
+    }
+
+    #[test]
+    fn the_help_lists_every_binding_of_every_section() {
+        let keymap = Keymap::preset("vim").unwrap();
+        let help = keymap.help();
+        let titles: Vec<&str> = help.iter().map(|(title, _)| *title).collect();
+        assert_eq!(
+            titles,
+            [
+                "Everywhere",
+                "Not typing",
+                "Typing",
+                "In dialogs",
+                "In prompts and the palette"
+            ]
+        );
+        let rows: usize = help.iter().map(|(_, rows)| rows.len()).sum();
+        let bindings = keymap.global.len()
+            + keymap.normal.len()
+            + keymap.edit.len()
+            + keymap.dialog.len()
+            + keymap.prompt.len();
+        assert_eq!(rows, bindings);
+        assert!(
+            help[3]
+                .1
+                .contains(&("k, up, ctrl-y".to_owned(), "scroll up"))
+        );
     }
 
     #[test]

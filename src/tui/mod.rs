@@ -1,12 +1,16 @@
-//! The console: tabs Network · Flows · LB Layer4 · Setup. `app` is the state and
-//! `update`, `ui` draws it, `engine` does the I/O; this module runs the loop that
-//! joins them: terminal events and engine answers in, frames out.
+//! The console: tabs Network · Flows · LB Layer4 · Setup. `app` is the shared
+//! state and `update`, `ui` draws it (each tab's live pane in `tabs`, each
+//! dialog, with its keys, in `overlay`), `keymap` holds every key, `engine`
+//! does the I/O; this module runs the loop that joins them: terminal events and
+//! engine answers in, frames out.
 
 pub mod app;
 pub mod editor;
 pub mod engine;
 pub mod highlight;
 pub mod keymap;
+pub mod overlay;
+pub mod tabs;
 pub mod theme;
 pub mod toml_file;
 pub mod ui;

@@ -1,0 +1,206 @@
+//! The engine's answers: each arm of `update` that an [`Effect`] asked for
+//! comes back here, clears what is busy, and says how it went.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{App, Busy, Effect, Overlay};
+use crate::config::{ConfigFile, Diagnostic};
+use crate::plan::ipvs::ServiceKey;
+use crate::store::Saved;
+use crate::tui::Looks;
+use crate::tui::engine::{Applied, Diff, Live, Loaded, NewVersion, PlanPreview, Refusal, Request};
+use crate::tui::keymap::Command;
+
+impl App {
+    /// A validation; one of buffers older than those shown is ignored.
+    pub(super) fn checked(
+        &mut self,
+        generation: u64,
+        diagnostics: Vec<Diagnostic>,
+        directors: BTreeMap<ServiceKey, String>,
+    ) -> Vec<Effect> {
+        if self
+            .checked_generation
+            .is_none_or(|shown| generation >= shown)
+        {
+            self.checked_generation = Some(generation);
+            self.diagnostics = diagnostics;
+            self.directors = directors;
+        }
+        Vec::new()
+    }
+
+    pub(super) fn observed(&mut self, live: Live) -> Vec<Effect> {
+        self.observing = false;
+        self.live = Some(live);
+        Vec::new()
+    }
+
+    pub(super) fn planned(&mut self, result: Result<PlanPreview, String>) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok(preview) if preview.operations.is_empty() => {
+                self.note("no changes: the kernel already runs this configuration");
+            }
+            Ok(preview) => self.overlay = Some(Overlay::Plan { preview, scroll: 0 }),
+            Err(error) => self.show_error("Cannot apply", error),
+        }
+        Vec::new()
+    }
+
+    pub(super) fn applied(&mut self, result: Result<Applied, String>, now: Instant) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok(applied) => {
+                self.running = Some(applied.running);
+                self.compare(&ConfigFile::ALL);
+                match applied.confirm_within {
+                    Some(seconds) => {
+                        self.confirm_deadline = Some(now + Duration::from_secs(seconds));
+                        self.confirm_left = Some(seconds);
+                        let key = self
+                            .keymap
+                            .keys_for(Command::Confirm)
+                            .unwrap_or_else(|| ":confirm".to_owned());
+                        self.note(&format!(
+                            "applied {} change(s): confirm within {seconds} s ({key}) or they are undone",
+                            applied.changes
+                        ));
+                    }
+                    None => self.note(&format!(
+                        "applied {} change(s), not guarded by a confirm timeout",
+                        applied.changes
+                    )),
+                }
+            }
+            Err(error) => self.show_error("Apply failed", error),
+        }
+        // The history marks the version that runs.
+        let mut effects = self.refresh_live();
+        effects.push(Effect::Engine(Request::History));
+        effects
+    }
+
+    pub(super) fn saved(&mut self, result: Result<Saved, Refusal>) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok(saved) => {
+                (self.saved, self.saved_version) = (saved.files, saved.version);
+                self.compare(&ConfigFile::ALL);
+                self.note(&format!(
+                    "saved as version {} in {}",
+                    saved.version, self.settings.config_dir
+                ));
+                return vec![Effect::Engine(Request::History)];
+            }
+            Err(refusal) => self.refused("Save failed", refusal),
+        }
+        Vec::new()
+    }
+
+    pub(super) fn confirmed(&mut self, result: Result<String, String>) -> Vec<Effect> {
+        match result {
+            Ok(text) => {
+                (self.confirm_deadline, self.confirm_left) = (None, None);
+                self.note(&text);
+            }
+            Err(error) => self.show_error("Confirm failed", error),
+        }
+        Vec::new()
+    }
+
+    pub(super) fn reloaded(&mut self, result: Result<Loaded, String>) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok(loaded) => {
+                self.load_buffers(loaded);
+                self.note("reloaded the saved files");
+                vec![self.check_now(), Effect::Engine(Request::History)]
+            }
+            Err(error) => {
+                self.show_error("Reload failed", error);
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn diffed(&mut self, result: Result<Diff, String>) -> Vec<Effect> {
+        match result {
+            Ok(diff) => self.overlay = Some(Overlay::Diff { diff, scroll: 0 }),
+            Err(error) => self.show_error("No diff", error),
+        }
+        Vec::new()
+    }
+
+    /// A restore or an import made a new saved version, or was refused.
+    pub(super) fn replaced(&mut self, result: Result<NewVersion, Refusal>) -> Vec<Effect> {
+        let title = if self.busy == Some(Busy::Importing) {
+            "Import refused"
+        } else {
+            "Restore refused"
+        };
+        self.busy = None;
+        match result {
+            Ok(NewVersion { meta, loaded }) => {
+                self.load_buffers(loaded);
+                self.selected_version = Some(meta.number);
+                let apply = self.keymap.keys_for(Command::Apply).unwrap_or_default();
+                self.note(&format!(
+                    "saved version {}: {}; not applied ({apply} applies it)",
+                    meta.number, meta.summary
+                ));
+                vec![self.check_now(), Effect::Engine(Request::History)]
+            }
+            Err(refusal) => {
+                self.refused(title, refusal);
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn exported(&mut self, result: Result<(u64, PathBuf), String>) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok((version, path)) => {
+                let edits = if self.unsaved.is_empty() {
+                    ""
+                } else {
+                    " (as saved: without the unsaved edits)"
+                };
+                self.note(&format!(
+                    "exported version {version}{edits} to {}",
+                    path.display()
+                ));
+            }
+            Err(error) => self.show_error("Export failed", error),
+        }
+        Vec::new()
+    }
+
+    pub(super) fn looks_changed(&mut self, result: Result<Looks, String>) -> Vec<Effect> {
+        match result {
+            Ok(looks) => {
+                (self.keymap, self.theme) = (looks.keymap, looks.theme);
+                let settings = &mut self.settings;
+                (settings.stored, settings.theme, settings.keymap) =
+                    (looks.settings, looks.theme_choice, looks.keymap_choice);
+                let note = format!(
+                    "kept in lbconsole.toml: theme {}, keymap {}, confirm timeout {} s",
+                    settings.theme.name, settings.keymap.name, settings.stored.confirm_timeout
+                );
+                self.note(&note);
+            }
+            Err(error) => self.show_error("Setting not changed", error),
+        }
+        Vec::new()
+    }
+
+    fn refused(&mut self, title: &str, refusal: Refusal) {
+        match refusal {
+            Refusal::Stale(text) => self.overlay = Some(Overlay::Stale { text }),
+            Refusal::Failed(text) => self.show_error(title, text),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The plan of an apply: the kernel operations, waiting for yes.
+
+use ratatui::text::{Line, Text};
+
+use super::{Outcome, View, ask_or_scroll, dialog_footer};
+use crate::tui::engine::PlanPreview;
+use crate::tui::keymap::{DialogCommand, Keymap};
+use crate::tui::theme::Styles;
+
+/// The keys its footer shows.
+pub const KEYS: &[DialogCommand] = &[
+    DialogCommand::Yes,
+    DialogCommand::No,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
+
+pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
+    ask_or_scroll(scroll, command)
+}
+
+pub fn view<'a>(
+    preview: &PlanPreview,
+    scroll: u16,
+    keymap: &'a Keymap,
+    styles: &Styles,
+) -> View<'a> {
+    let mut lines: Vec<Line> = preview
+        .operations
+        .iter()
+        .map(|op| Line::raw(op.clone()))
+        .collect();
+    lines.push(Line::raw(""));
+    if preview.tears_down {
+        lines.push(Line::styled(
+            "This configuration has no service, flow or address: applying it \
+             removes everything lbconsole runs.",
+            styles.error,
+        ));
+    }
+    lines.push(Line::styled(
+        "A failed step undoes the whole apply. Once applied, confirm before the \
+         countdown ends, or the previous configuration comes back.",
+        styles.warning,
+    ));
+    View {
+        title: format!("Apply {} kernel operation(s)?", preview.operations.len()),
+        body: Text::from(lines),
+        footer: dialog_footer(keymap, KEYS, styles),
+        scroll,
+        size: (100, 30),
+        low: false,
+    }
+}
