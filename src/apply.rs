@@ -62,6 +62,36 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// The kernel error that stopped the apply, if one did.
+    pub fn kernel_error(&self) -> Option<&KernelError> {
+        match self {
+            Self::Kernel(error)
+            | Self::RolledBack { error, .. }
+            | Self::UndoFailed { error, .. }
+            | Self::NoIpvs { error, .. }
+            | Self::NoFirewall { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Refused for want of privilege: by preflight, or by the kernel (`EPERM`).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Self::NotPermitted)
+            || self
+                .kernel_error()
+                .is_some_and(KernelError::is_permission_denied)
+    }
+
+    /// Refused because the kernel lacks a facility (a module, IPVS, nft).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::NoModule { .. } | Self::NoIpvs { .. } | Self::NoFirewall { .. }
+        ) || self.kernel_error().is_some_and(KernelError::is_unavailable)
+    }
+}
+
 /// Whether an apply may take away everything lbconsole runs. A plan that
 /// would leave lbconsole running nothing at all (every service, flow and
 /// address gone) is refused unless the administrator said so: an empty

@@ -7,7 +7,7 @@ use lbconsole::apply::{ApplyError, TearDown};
 use lbconsole::cli::{self, CommandError};
 use lbconsole::confirm::{ApplyRequest, ConfirmError};
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
-use lbconsole::kernel::{Kernel, KernelError};
+use lbconsole::kernel::{Cause, Kernel, KernelError};
 
 type Fake = Kernel<FakeKernel, FakeIpvs, FakeFirewall>;
 
@@ -221,4 +221,37 @@ fn skipped_flows_leave_no_table_and_removing_the_flows_removes_it() {
         "remove nftables table inet lbconsole\napplied 1 change\n"
     );
     assert_eq!(kernel.firewall.table, None);
+}
+
+/// A process without CAP_NET_ADMIN is refused before the first change, and a
+/// kernel that says EPERM halfway is recognised as the same cause.
+#[test]
+fn an_unprivileged_apply_is_refused_before_anything_changes() {
+    let state = TempDir::new("unprivileged-state");
+    let mut kernel = sandbox();
+    kernel.network.unprivileged = true;
+    let (result, out) = run(Path::new("examples"), &state.0, &mut kernel);
+    let error = result.expect_err("unprivileged");
+    assert_eq!(
+        error.to_string(),
+        "changing the kernel needs CAP_NET_ADMIN, which this process lacks (run lbconsole as root); nothing was applied"
+    );
+    let CommandError::Confirm(ConfirmError::Apply(error)) = error else {
+        panic!("not an apply error: {error:?}");
+    };
+    assert!(error.is_permission_denied());
+    assert_eq!(kernel.network.executed, 0);
+    assert!(out.ends_with("\n") && !out.contains("applied"), "{out}");
+
+    let refused = ApplyError::RolledBack {
+        error: KernelError::Operation {
+            op: "add address 192.0.2.1/24 to eth1".to_owned(),
+            cause: Cause::Kernel {
+                errno: 1,
+                extack: None,
+            },
+        },
+        undone: 0,
+    };
+    assert!(refused.is_permission_denied() && !refused.is_unavailable());
 }

@@ -571,6 +571,28 @@ fn an_apply_that_takes_everything_away_says_so_and_runs_on_yes() {
     assert_eq!(console.engine.kernel.firewall.table, None);
 }
 
+/// The engine keeps the cause of a refusal typed, so the console can say what
+/// to do: a console not started as root can preview, but not apply.
+#[test]
+fn an_apply_without_privilege_says_to_run_as_root() {
+    let mut console = Console::new("unprivileged", examples());
+    console.engine.kernel.network.unprivileged = true;
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { .. }) = console.app.overlay.clone() else {
+        panic!("a preview needs no privilege: {:?}", console.app.overlay);
+    };
+    console.key(KeyCode::Char('y'));
+    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(title, "Not permitted: run the console as root");
+    assert_eq!(
+        text,
+        "changing the kernel needs CAP_NET_ADMIN, which this process lacks (run lbconsole as root); nothing was applied"
+    );
+    assert_eq!(console.engine.kernel.network.executed, 0);
+}
+
 #[test]
 fn apply_without_ipvs_names_the_missing_module() {
     let mut console = Console::new("no-ipvs", examples());

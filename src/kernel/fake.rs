@@ -23,6 +23,8 @@ pub struct FakeKernel {
     pub executed: usize,
     /// Kernel modules this kernel lacks (every other one is loaded).
     pub missing_modules: Vec<&'static str>,
+    /// The process may not change this kernel (no `CAP_NET_ADMIN`).
+    pub unprivileged: bool,
 }
 
 impl FakeKernel {
@@ -32,6 +34,7 @@ impl FakeKernel {
             fail_at: None,
             executed: 0,
             missing_modules: Vec::new(),
+            unprivileged: false,
         }
     }
 
@@ -238,7 +241,7 @@ impl NetworkBackend for FakeKernel {
     }
 
     fn may_change(&self) -> bool {
-        true
+        !self.unprivileged
     }
 
     async fn observe(&mut self) -> Result<Observation, KernelError> {

@@ -13,7 +13,8 @@ use ratatui_textarea::Input;
 use super::Looks;
 use super::editor::Editor;
 use super::engine::{
-    self, Applied, Diff, Facts, History, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
+    self, Applied, Diff, Facts, Failure, History, Live, Loaded, NewVersion, PlanPreview, Refusal,
+    Request,
 };
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
@@ -155,8 +156,8 @@ pub enum Action {
     },
     Observed(Box<Live>),
     Facts(Box<Facts>),
-    Planned(Result<PlanPreview, String>),
-    Applied(Result<Applied, String>),
+    Planned(Result<PlanPreview, Failure>),
+    Applied(Result<Applied, Failure>),
     Saved(Result<Saved, Refusal>),
     Reloaded(Box<Result<Loaded, String>>),
     Confirmed(Result<String, String>),

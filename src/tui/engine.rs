@@ -270,6 +270,63 @@ pub struct PlanPreview {
     pub tears_down: bool,
 }
 
+/// Why a plan or an apply did not happen. The cause stays typed so the
+/// console can react to it; the text is the sentence `lbconsole apply` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub text: String,
+    pub cause: FailureCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// This process may not change the kernel (no `CAP_NET_ADMIN`, `EPERM`).
+    NotPermitted,
+    /// The kernel lacks a module, IPVS or nft; the Setup tab says which.
+    Unavailable,
+    Other,
+}
+
+impl From<apply::ApplyError> for Failure {
+    fn from(error: apply::ApplyError) -> Self {
+        let cause = if error.is_permission_denied() {
+            FailureCause::NotPermitted
+        } else if error.is_unavailable() {
+            FailureCause::Unavailable
+        } else {
+            FailureCause::Other
+        };
+        Self {
+            text: error.to_string(),
+            cause,
+        }
+    }
+}
+
+impl From<confirm::ConfirmError> for Failure {
+    fn from(error: confirm::ConfirmError) -> Self {
+        match error {
+            confirm::ConfirmError::Apply(error) => error.into(),
+            error => Self::other(error),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::other(error)
+    }
+}
+
+impl Failure {
+    fn other(error: impl std::fmt::Display) -> Self {
+        Self {
+            text: error.to_string(),
+            cause: FailureCause::Other,
+        }
+    }
+}
+
 /// The outcome of an apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -473,18 +530,15 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
 
     /// The plan that would bring the kernel to `files`, refused as `apply`
     /// refuses it (errors, a missing module).
-    async fn plan(&mut self, files: &ConfigFiles) -> Result<PlanPreview, String> {
-        let running =
-            ConfigFiles::read_running(&self.paths.state_dir).map_err(|e| e.to_string())?;
+    async fn plan(&mut self, files: &ConfigFiles) -> Result<PlanPreview, Failure> {
+        let running = ConfigFiles::read_running(&self.paths.state_dir)?;
         let health = self.daemon_health().await;
         let target = apply::Target {
             files,
             hand_back: running.as_ref(),
             health: &health,
         };
-        let plan = apply::plan(&mut self.kernel, target, &mut |_| {})
-            .await
-            .map_err(|e| e.to_string())?;
+        let plan = apply::plan(&mut self.kernel, target, &mut |_| {}).await?;
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
             tears_down: plan.tears_down,
@@ -498,9 +552,8 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         &mut self,
         files: &ConfigFiles,
         tear_down: apply::TearDown,
-    ) -> Result<Applied, String> {
-        let store = Store::open(&self.paths.config_dir, &self.paths.state_dir)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Applied, Failure> {
+        let store = Store::open(&self.paths.config_dir, &self.paths.state_dir)?;
         let request = ApplyRequest {
             files: Some(files.clone()),
             confirm_timeout: self.confirm_timeout,
@@ -511,8 +564,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         let applied = confirm::apply(&store, &request, &mut self.kernel, &mut |_: Progress<
             '_,
         >| {})
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         Ok(Applied {
             changes: applied.plan.len(),
             running: files.clone(),

@@ -10,7 +10,9 @@ use crate::config::{ConfigFile, Diagnostic};
 use crate::plan::ipvs::ServiceKey;
 use crate::store::Saved;
 use crate::tui::Looks;
-use crate::tui::engine::{Applied, Diff, Live, Loaded, NewVersion, PlanPreview, Refusal, Request};
+use crate::tui::engine::{
+    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
+};
 use crate::tui::keymap::Command;
 
 impl App {
@@ -38,19 +40,34 @@ impl App {
         Vec::new()
     }
 
-    pub(super) fn planned(&mut self, result: Result<PlanPreview, String>) -> Vec<Effect> {
+    pub(super) fn planned(&mut self, result: Result<PlanPreview, Failure>) -> Vec<Effect> {
         self.busy = None;
         match result {
             Ok(preview) if preview.operations.is_empty() => {
                 self.note("no changes: the kernel already runs this configuration");
             }
             Ok(preview) => self.overlay = Some(Overlay::Plan { preview, scroll: 0 }),
-            Err(error) => self.show_error("Cannot apply", error),
+            Err(failure) => self.failed("Cannot apply", failure),
         }
         Vec::new()
     }
 
-    pub(super) fn applied(&mut self, result: Result<Applied, String>, now: Instant) -> Vec<Effect> {
+    /// A plan or an apply that did not happen. Refused for want of privilege,
+    /// the title says what to do: nothing this console applies can work until
+    /// it runs as root.
+    fn failed(&mut self, title: &str, failure: Failure) {
+        let title = match failure.cause {
+            FailureCause::NotPermitted => "Not permitted: run the console as root",
+            FailureCause::Unavailable | FailureCause::Other => title,
+        };
+        self.show_error(title, failure.text);
+    }
+
+    pub(super) fn applied(
+        &mut self,
+        result: Result<Applied, Failure>,
+        now: Instant,
+    ) -> Vec<Effect> {
         self.busy = None;
         match result {
             Ok(applied) => {
@@ -75,7 +92,7 @@ impl App {
                     )),
                 }
             }
-            Err(error) => self.show_error("Apply failed", error),
+            Err(failure) => self.failed("Apply failed", failure),
         }
         // The history marks the version that runs.
         let mut effects = self.refresh_live();
