@@ -140,7 +140,8 @@ pub fn parse_status(line: &[u8]) -> Result<u16, CheckError> {
 fn mark(fd: RawFd) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let mark = HEALTH_CHECK_MARK;
-    // SAFETY: setsockopt(2) on a socket we own, with a u32 option value.
+    // SAFETY: setsockopt(2) reads `size_of::<u32>()` bytes from `mark`, a u32
+    // borrowed for the call; on a descriptor that is no socket it fails.
     let result = unsafe {
         libc::setsockopt(
             fd,
@@ -216,9 +217,24 @@ pub(super) fn socket(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+mod sealed {
+    /// A C socket address structure. Sealed: implemented here only, for
+    /// `repr(C)` structs of integers and integer arrays, which every bit
+    /// pattern (all zeroes, whatever the kernel writes) leaves valid. Over
+    /// any other type, `bind`, `send_datagram` and `receive_datagram` would
+    /// hand the kernel a pointer to something that is not an address, and
+    /// `receive_datagram` would conjure a value (a reference, an enum) out of
+    /// zeroes.
+    pub trait SocketAddress: Copy {}
+    impl SocketAddress for libc::sockaddr_in {}
+    impl SocketAddress for libc::sockaddr_ll {}
+}
+use sealed::SocketAddress;
+
 /// Binds `fd` to `address`, a socket address structure of the socket's family.
-pub(super) fn bind<A>(fd: &OwnedFd, address: &A) -> io::Result<()> {
-    // SAFETY: bind(2) with an address that lives across the call.
+pub(super) fn bind<A: SocketAddress>(fd: &OwnedFd, address: &A) -> io::Result<()> {
+    // SAFETY: `address` is a C socket address structure (`SocketAddress`) of
+    // `size_of::<A>()` bytes, borrowed for the call; bind(2) only reads it.
     let result = unsafe {
         libc::bind(
             fd.as_raw_fd(),
@@ -285,22 +301,33 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
     }
 }
 
+/// A datagram socket registered with tokio. Its descriptor is private: an
+/// `AsyncFd` handed out would let a caller swap the descriptor under tokio's
+/// registration (`get_mut`), which `AsyncFd::register` forbids.
+pub(super) struct DatagramSocket(AsyncFd<OwnedFd>);
+
 /// A datagram socket, registered with tokio.
-pub(super) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: the OwnedFd is moved in and stays open as long as the AsyncFd.
-    unsafe { AsyncFd::register(fd) }.map_err(|error| error.into_parts().1)
+pub(super) fn register(fd: OwnedFd) -> io::Result<DatagramSocket> {
+    // SAFETY: the OwnedFd is moved in, and `DatagramSocket` never lets it out
+    // nor replaces it, so it stays open and the same descriptor as long as the
+    // AsyncFd.
+    unsafe { AsyncFd::register(fd) }
+        .map(DatagramSocket)
+        .map_err(|error| error.into_parts().1)
 }
 
 /// Sends `packet` to `address`, a socket address structure of the socket's family.
-pub(super) async fn send_datagram<A>(
-    socket: &AsyncFd<OwnedFd>,
+pub(super) async fn send_datagram<A: SocketAddress>(
+    socket: &DatagramSocket,
     packet: &[u8],
     address: &A,
 ) -> io::Result<()> {
     loop {
-        let mut guard = socket.writable().await?;
+        let mut guard = socket.0.writable().await?;
         let sent = guard.try_io(|fd| {
-            // SAFETY: sendto(2) from a buffer and an address that outlive the call.
+            // SAFETY: sendto(2) reads `packet.len()` bytes of `packet` and
+            // `size_of::<A>()` bytes of `address`, a C socket address structure
+            // (`SocketAddress`); both are borrowed for the call.
             let n = unsafe {
                 libc::sendto(
                     fd.as_raw_fd(),
@@ -325,17 +352,21 @@ pub(super) async fn send_datagram<A>(
 
 /// Receives one datagram into `buffer`: its length and its sender's address.
 /// `A` is the plain C address structure of the socket's family.
-pub(super) async fn receive_datagram<A: Copy>(
-    socket: &AsyncFd<OwnedFd>,
+pub(super) async fn receive_datagram<A: SocketAddress>(
+    socket: &DatagramSocket,
     buffer: &mut [u8],
 ) -> io::Result<(usize, A)> {
     loop {
-        let mut guard = socket.readable().await?;
-        // SAFETY: every socket address structure is valid all zeroes.
+        let mut guard = socket.0.readable().await?;
+        // SAFETY: `A` is a C socket address structure (`SocketAddress`): integers
+        // and integer arrays, for which all zeroes is a valid value.
         let mut from: A = unsafe { std::mem::zeroed() };
         let received = guard.try_io(|fd| {
             let mut from_len = size_of::<A>() as libc::socklen_t;
-            // SAFETY: recvfrom(2) into buffers that outlive the call.
+            // SAFETY: recvfrom(2) writes at most `buffer.len()` bytes into
+            // `buffer` and at most `from_len` (`size_of::<A>()`) bytes into
+            // `from`, whose every bit pattern is valid (`SocketAddress`); both
+            // are borrowed mutably for the call.
             let n = unsafe {
                 libc::recvfrom(
                     fd.as_raw_fd(),
