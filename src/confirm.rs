@@ -435,6 +435,41 @@ where
     }
 }
 
+/// `lbconsole guard`: takes the watch over the pending apply `id`, tells the
+/// process that started it (on stdout) that it is on watch, lets go of stdout,
+/// and guards it ([`guard`]). Ignores SIGHUP, which the applying session's end
+/// would send.
+pub async fn stand_guard<N, I, W, F, Fut>(
+    store: &Store,
+    id: &str,
+    connect: F,
+) -> Result<(), StoreError>
+where
+    N: NetworkBackend,
+    I: IpvsBackend,
+    W: FirewallBackend,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+{
+    crate::sys::ignore_hangup();
+    let Some(_watch) = take_watch(store, id)? else {
+        tracing::info!(
+            id,
+            "nothing to guard: confirmed already, or guarded by another"
+        );
+        return Ok(());
+    };
+    tracing::info!(id, "on watch");
+    // Not a message for a person: the line `spawn_guard` waits for.
+    println!("ready");
+    // The applying process reads one line and may be gone soon after: stdout is
+    // pointed at /dev/null so that no later write can fail on a broken pipe.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = crate::sys::redirect_stdout(&null);
+    }
+    guard(store, id, connect).await
+}
+
 /// `status`, `apply` and the daemon: rolls back a pending apply whose deadline has
 /// passed and whose guard is gone. Returns the pending apply still waiting, if any.
 pub async fn roll_back_abandoned<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(

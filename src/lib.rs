@@ -16,5 +16,6 @@ pub mod kernel;
 pub mod plan;
 pub mod sandbox;
 pub mod store;
+mod sys;
 pub mod text;
 pub mod tui;
