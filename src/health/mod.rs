@@ -7,3 +7,4 @@ pub mod checks;
 pub mod publish;
 pub mod run;
 pub mod state;
+mod sys;
