@@ -27,3 +27,37 @@ pub fn redirect_stdout(file: &File) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// This process's limits of open files: the soft one and the hard one.
+pub fn open_file_limits() -> io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one `rlimit` into `limit`, borrowed mutably
+    // for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Sets this process's limits of open files.
+pub fn set_open_file_limits(soft: libc::rlim_t, hard: libc::rlim_t) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit(2) reads one `rlimit` from `limit`, borrowed for the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets this process's umask; the previous one.
+#[cfg(test)]
+pub fn set_umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask(2) takes an integer, touches no memory and cannot fail.
+    unsafe { libc::umask(mask) }
+}
