@@ -248,7 +248,6 @@ fn deadline_ms(start_ms: u64, timeout_seconds: u64) -> u64 {
 /// stdin and stdout from /dev/null once it has said `ready`, stderr to
 /// `STATE_DIR/guard.log`.
 fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find lbconsole itself: {e}"))?;
     let log_path = store.state_dir().join("guard.log");
     let log =
@@ -263,15 +262,7 @@ fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe, as code between fork and exec must be.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::new_session_on_exec(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;

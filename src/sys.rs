@@ -6,6 +6,8 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Ignores SIGHUP from now on, so that a session leader's hangup (a dropped
 /// SSH connection) does not end this process.
@@ -60,4 +62,19 @@ pub fn set_open_file_limits(soft: libc::rlim_t, hard: libc::rlim_t) -> io::Resul
 pub fn set_umask(mask: libc::mode_t) -> libc::mode_t {
     // SAFETY: umask(2) takes an integer, touches no memory and cannot fail.
     unsafe { libc::umask(mask) }
+}
+
+/// Makes `command`'s process leader of a new session (setsid(2)) before it
+/// runs the program: no terminal, and no SIGHUP when this one's session ends.
+pub fn new_session_on_exec(command: &mut Command) {
+    // SAFETY: between fork and exec the closure calls only setsid(2), which is
+    // async-signal-safe, and makes its error without allocating.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
