@@ -78,3 +78,9 @@ pub fn new_session_on_exec(command: &mut Command) {
         });
     }
 }
+
+/// The real user id of this process.
+pub fn user_id() -> u32 {
+    // SAFETY: getuid(2) takes nothing, touches no memory and cannot fail.
+    unsafe { libc::getuid() }
+}
