@@ -84,3 +84,20 @@ pub fn user_id() -> u32 {
     // SAFETY: getuid(2) takes nothing, touches no memory and cannot fail.
     unsafe { libc::getuid() }
 }
+
+/// The real group id of this process.
+pub fn group_id() -> u32 {
+    // SAFETY: getgid(2) takes nothing, touches no memory and cannot fail.
+    unsafe { libc::getgid() }
+}
+
+/// Sends SIGTERM to `child`. Once it has been waited for, its id may be
+/// another process's: call this only on a child not yet reaped.
+pub fn terminate(child: &std::process::Child) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
+    // SAFETY: kill(2) takes integers and touches no memory of this process.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
