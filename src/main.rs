@@ -1,3 +1,9 @@
+//! The `lbconsole` command: parses the arguments and wires the real backends
+//! to the library, nothing else. What needs `unsafe` is in the library's `sys`
+//! modules.
+
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

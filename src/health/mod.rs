@@ -7,4 +7,5 @@ pub mod checks;
 pub mod publish;
 pub mod run;
 pub mod state;
+#[allow(unsafe_code)]
 mod sys;

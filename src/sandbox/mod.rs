@@ -12,6 +12,7 @@
 
 mod demo;
 mod netns;
+#[allow(unsafe_code)]
 mod sys;
 
 use std::path::{Path, PathBuf};

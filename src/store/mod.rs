@@ -27,6 +27,7 @@ pub mod lock;
 pub mod pending;
 pub mod settings;
 pub mod summary;
+#[allow(unsafe_code)]
 mod sys;
 pub mod versions;
 
