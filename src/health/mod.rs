@@ -1,6 +1,6 @@
 //! The health checker: `state` decides (pure), `checks` probes the servers (`arp`
 //! asks who-has), `run` drives both on tokio and changes IPVS, `publish` tells
-//! `status`.
+//! `status`. `sys` holds their raw sockets, the checker's only `unsafe`.
 
 mod arp;
 pub mod checks;

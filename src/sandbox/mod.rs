@@ -8,7 +8,9 @@
 //! bonding, VLANs), the sandbox is alive ([`demo`]): the example's real servers
 //! answer in namespaces of their own, a demo client sends a few requests a
 //! second through the VIPs, and `lbconsole daemon` applies the example and
-//! checks the servers. Everything it starts ends with the console.
+//! checks the servers. Everything it starts ends with the console. `sys` holds
+//! the namespace calls and what the children do before exec, the sandbox's only
+//! `unsafe`.
 
 mod demo;
 mod netns;
