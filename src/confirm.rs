@@ -245,7 +245,6 @@ fn deadline_ms(start_ms: u64, timeout_seconds: u64) -> u64 {
 /// stdin and stdout from /dev/null once it has said `ready`, stderr to
 /// `STATE_DIR/guard.log`.
 fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find lbconsole itself: {e}"))?;
     let log_path = store.state_dir().join("guard.log");
     let log =
@@ -260,15 +259,7 @@ fn spawn_guard(store: &Store, id: &str) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe, as code between fork and exec must be.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::new_session_on_exec(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
@@ -430,6 +421,41 @@ where
         }
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// `lbconsole guard`: takes the watch over the pending apply `id`, tells the
+/// process that started it (on stdout) that it is on watch, lets go of stdout,
+/// and guards it ([`guard`]). Ignores SIGHUP, which the applying session's end
+/// would send.
+pub async fn stand_guard<N, I, W, F, Fut>(
+    store: &Store,
+    id: &str,
+    connect: F,
+) -> Result<(), StoreError>
+where
+    N: NetworkBackend,
+    I: IpvsBackend,
+    W: FirewallBackend,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+{
+    crate::sys::ignore_hangup();
+    let Some(_watch) = take_watch(store, id)? else {
+        tracing::info!(
+            id,
+            "nothing to guard: confirmed already, or guarded by another"
+        );
+        return Ok(());
+    };
+    tracing::info!(id, "on watch");
+    // Not a message for a person: the line `spawn_guard` waits for.
+    println!("ready");
+    // The applying process reads one line and may be gone soon after: stdout is
+    // pointed at /dev/null so that no later write can fail on a broken pipe.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = crate::sys::redirect_stdout(&null);
+    }
+    guard(store, id, connect).await
 }
 
 /// `status`, `apply` and the daemon: rolls back a pending apply whose deadline has

@@ -1,3 +1,9 @@
+//! The `lbconsole` command: parses the arguments and wires the real backends
+//! to the library, nothing else. What needs `unsafe` is in the library's `sys`
+//! modules.
+
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -298,7 +304,9 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         }
         Command::Guard { id } => {
             log_to_stderr();
-            guard(&store, &id).await
+            confirm::stand_guard(&store, &id, connect)
+                .await
+                .map_err(Into::into)
         }
     };
     match result {
@@ -322,31 +330,6 @@ fn format(json: bool) -> cli::Format {
     } else {
         cli::Format::Text
     }
-}
-
-/// `lbconsole guard`: takes the watch over the pending apply, tells the process
-/// that started it (on stdout) that it is on watch, lets go of stdout, and waits.
-async fn guard(store: &Store, id: &str) -> Result<(), cli::CommandError> {
-    // SAFETY: ignoring SIGHUP changes only this process's signal disposition.
-    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
-    let Some(_watch) = confirm::take_watch(store, id)? else {
-        tracing::info!(
-            id,
-            "nothing to guard: confirmed already, or guarded by another"
-        );
-        return Ok(());
-    };
-    tracing::info!(id, "on watch");
-    println!("ready");
-    // The applying process reads one line and may be gone soon after: stdout is
-    // pointed at /dev/null so that no later write can fail on a broken pipe.
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup2 onto stdout, which this process owns.
-        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
-    }
-    confirm::guard(store, id, connect).await?;
-    Ok(())
 }
 
 async fn console(paths: tui::engine::Paths, sandbox: Option<sandbox::Notes>) -> ExitCode {

@@ -3,13 +3,13 @@
 //! that the server's network stack is on the link, not that a service answers:
 //! the check for servers that must not be probed on a port.
 
-use std::ffi::CStr;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 
-use super::checks::{CheckError, bind, receive_datagram, register, send_datagram, socket};
+use super::checks::CheckError;
 use super::state::Check;
+use super::sys::{self, Family, bind, receive_datagram, register, send_datagram, socket};
 
 const ETH_P_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
@@ -143,27 +143,13 @@ fn packet_socket(index: u32) -> io::Result<OwnedFd> {
 
 /// The machine's interfaces with their Ethernet and IPv4 addresses.
 fn interfaces() -> io::Result<Vec<Interface>> {
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs(3) fills `list`, freed below with freeifaddrs(3).
-    if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
     let mut interfaces: Vec<Interface> = Vec::new();
-    let mut entry = list;
-    while !entry.is_null() {
-        // SAFETY: a node of the list getifaddrs returned, alive until freed.
-        let ifaddr = unsafe { &*entry };
-        entry = ifaddr.ifa_next;
-        if ifaddr.ifa_addr.is_null() {
-            continue;
-        }
-        // SAFETY: a NUL-terminated name in the same node.
-        let name = unsafe { CStr::from_ptr(ifaddr.ifa_name) }.to_string_lossy();
-        let position = match interfaces.iter().position(|i| i.name == name) {
+    for entry in sys::interface_addresses()? {
+        let position = match interfaces.iter().position(|i| i.name == entry.name) {
             Some(position) => position,
             None => {
                 interfaces.push(Interface {
-                    name: name.into_owned(),
+                    name: entry.name,
                     index: 0,
                     mac: None,
                     addresses: Vec::new(),
@@ -172,33 +158,27 @@ fn interfaces() -> io::Result<Vec<Interface>> {
             }
         };
         let interface = &mut interfaces[position];
-        // SAFETY: ifa_addr is non-null; its family says which structure it is.
-        match i32::from(unsafe { (*ifaddr.ifa_addr).sa_family }) {
-            libc::AF_PACKET => {
-                // SAFETY: an AF_PACKET address is a sockaddr_ll.
-                let link = unsafe { &*ifaddr.ifa_addr.cast::<libc::sockaddr_ll>() };
-                interface.index = link.sll_ifindex as u32;
-                if link.sll_halen == 6 && link.sll_addr[..6] != [0; 6] {
-                    interface.mac = link.sll_addr[..6].try_into().ok();
+        match entry.address {
+            Family::Link {
+                index,
+                length,
+                hardware,
+            } => {
+                interface.index = index;
+                if length == 6 && hardware[..6] != [0; 6] {
+                    interface.mac = hardware[..6].try_into().ok();
                 }
             }
-            libc::AF_INET if !ifaddr.ifa_netmask.is_null() => {
-                // SAFETY: AF_INET addresses and their masks are sockaddr_in.
-                let (address, mask) = unsafe {
-                    (
-                        &*ifaddr.ifa_addr.cast::<libc::sockaddr_in>(),
-                        &*ifaddr.ifa_netmask.cast::<libc::sockaddr_in>(),
-                    )
-                };
-                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
-                let address = Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr));
+            Family::Ipv4 {
+                address,
+                netmask: Some(mask),
+            } => {
+                let prefix = u32::from(mask).count_ones() as u8;
                 interface.addresses.push((address, prefix));
             }
             _ => {}
         }
     }
-    // SAFETY: the list getifaddrs returned, not used after this.
-    unsafe { libc::freeifaddrs(list) };
     Ok(interfaces)
 }
 

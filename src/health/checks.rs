@@ -6,17 +6,17 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use super::arp;
 use super::state::{Check, Probe};
+use super::sys::{self, bind, receive_datagram, register, send_datagram, socket};
 use crate::plan::flows::HEALTH_CHECK_MARK;
 
 /// An HTTP answer must show its status line within this many bytes.
@@ -84,7 +84,7 @@ async fn probe(check: &Check) -> Result<(), CheckError> {
 
 async fn connect(check: &Check, port: u16) -> Result<TcpStream, CheckError> {
     let socket = TcpSocket::new_v4().map_err(CheckError::Local)?;
-    mark(socket.as_raw_fd());
+    mark(socket.as_fd());
     if let Some(source) = check.source {
         socket.bind(SocketAddr::from((source, 0)))?;
     }
@@ -137,24 +137,12 @@ pub fn parse_status(line: &[u8]) -> Result<u16, CheckError> {
 
 /// Sets `SO_MARK`; without CAP_NET_ADMIN the check goes unmarked, which only
 /// matters when a flow would catch it, and that is said once.
-fn mark(fd: RawFd) {
+fn mark(fd: BorrowedFd<'_>) {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let mark = HEALTH_CHECK_MARK;
-    // SAFETY: setsockopt(2) on a socket we own, with a u32 option value.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&raw const mark).cast(),
-            size_of::<u32>() as libc::socklen_t,
-        )
-    };
-    if result != 0 && !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "health checks cannot set SO_MARK ({}); flows may filter them",
-            io::Error::last_os_error()
-        );
+    if let Err(error) = sys::set_mark(fd, HEALTH_CHECK_MARK)
+        && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!("health checks cannot set SO_MARK ({error}); flows may filter them");
     }
 }
 
@@ -195,44 +183,6 @@ pub fn is_echo_reply(message: &[u8], id: Option<u16>, seq: u16) -> bool {
         && message[6..8] == seq.to_be_bytes()
 }
 
-/// A non-blocking socket of `domain`, `kind` and `protocol`, as socket(2) takes them.
-pub(super) fn socket(
-    domain: libc::c_int,
-    kind: libc::c_int,
-    protocol: libc::c_int,
-) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) with plain integer arguments; the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Binds `fd` to `address`, a socket address structure of the socket's family.
-pub(super) fn bind<A>(fd: &OwnedFd, address: &A) -> io::Result<()> {
-    // SAFETY: bind(2) with an address that lives across the call.
-    let result = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const *address).cast(),
-            size_of::<A>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 fn sockaddr(address: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -256,7 +206,7 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
             true,
         ),
     };
-    mark(fd.as_raw_fd());
+    mark(fd.as_fd());
     if let Some(source) = check.source {
         bind(&fd, &sockaddr(SocketAddrV4::new(source, 0)))?;
     }
@@ -281,75 +231,6 @@ async fn ping(check: &Check) -> Result<(), CheckError> {
         };
         if is_echo_reply(message, raw.then_some(id), seq) {
             return Ok(());
-        }
-    }
-}
-
-/// A datagram socket, registered with tokio.
-pub(super) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: the OwnedFd is moved in and stays open as long as the AsyncFd.
-    unsafe { AsyncFd::register(fd) }.map_err(|error| error.into_parts().1)
-}
-
-/// Sends `packet` to `address`, a socket address structure of the socket's family.
-pub(super) async fn send_datagram<A>(
-    socket: &AsyncFd<OwnedFd>,
-    packet: &[u8],
-    address: &A,
-) -> io::Result<()> {
-    loop {
-        let mut guard = socket.writable().await?;
-        let sent = guard.try_io(|fd| {
-            // SAFETY: sendto(2) from a buffer and an address that outlive the call.
-            let n = unsafe {
-                libc::sendto(
-                    fd.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    0,
-                    (&raw const *address).cast(),
-                    size_of::<A>() as libc::socklen_t,
-                )
-            };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        });
-        if let Ok(result) = sent {
-            return result;
-        }
-    }
-}
-
-/// Receives one datagram into `buffer`: its length and its sender's address.
-/// `A` is the plain C address structure of the socket's family.
-pub(super) async fn receive_datagram<A: Copy>(
-    socket: &AsyncFd<OwnedFd>,
-    buffer: &mut [u8],
-) -> io::Result<(usize, A)> {
-    loop {
-        let mut guard = socket.readable().await?;
-        // SAFETY: every socket address structure is valid all zeroes.
-        let mut from: A = unsafe { std::mem::zeroed() };
-        let received = guard.try_io(|fd| {
-            let mut from_len = size_of::<A>() as libc::socklen_t;
-            // SAFETY: recvfrom(2) into buffers that outlive the call.
-            let n = unsafe {
-                libc::recvfrom(
-                    fd.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    0,
-                    (&raw mut from).cast(),
-                    &mut from_len,
-                )
-            };
-            usize::try_from(n).map_err(|_| io::Error::last_os_error())
-        });
-        if let Ok(result) = received {
-            return result.map(|len| (len, from));
         }
     }
 }

@@ -386,18 +386,9 @@ mod tests {
 
     /// Sets this process's soft limit of open files.
     fn set_open_file_limit(soft: u64) {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit(2) and setrlimit(2) on a struct we own.
-        let set = unsafe {
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
-                limit.rlim_cur = soft.min(limit.rlim_max);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
-            }
-        };
-        assert!(set, "setrlimit: {}", io::Error::last_os_error());
+        let set = crate::sys::open_file_limits()
+            .and_then(|(_, hard)| crate::sys::set_open_file_limits(soft.min(hard), hard));
+        assert!(set.is_ok(), "setrlimit: {}", set.unwrap_err());
     }
 
     fn open_file_limit() -> u64 {
@@ -603,8 +594,7 @@ mod tests {
 
     /// Sets this process's umask (the child's: it is the whole process's).
     fn set_umask(mask: libc::mode_t) {
-        // SAFETY: umask(2) cannot fail.
-        unsafe { libc::umask(mask) };
+        crate::sys::set_umask(mask);
     }
 
     #[test]

@@ -346,25 +346,16 @@ impl<I> Drop for HealthChecker<I> {
 /// holds a socket for up to its timeout, so a few thousand servers need more
 /// than the usual soft limit of 1,024.
 pub fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) and setrlimit(2) on a struct we own.
-    let raised = unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
-            && (limit.rlim_cur >= limit.rlim_max || {
-                limit.rlim_cur = limit.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
-            })
-    };
-    if raised {
-        tracing::debug!("health: up to {} open files", limit.rlim_cur);
-    } else {
-        tracing::warn!(
-            "health: cannot raise the limit of open files: {}",
-            std::io::Error::last_os_error()
-        );
+    let raised = crate::sys::open_file_limits().and_then(|(soft, hard)| {
+        if soft >= hard {
+            Ok(soft)
+        } else {
+            crate::sys::set_open_file_limits(hard, hard).map(|()| hard)
+        }
+    });
+    match raised {
+        Ok(limit) => tracing::debug!("health: up to {limit} open files"),
+        Err(error) => tracing::warn!("health: cannot raise the limit of open files: {error}"),
     }
 }
 

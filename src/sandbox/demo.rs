@@ -19,7 +19,6 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -243,8 +242,7 @@ impl Drop for Demo {
             let _ = client.join();
         }
         // SIGTERM: the daemon removes its socket and logs that it stops.
-        // SAFETY: kill(2) on the daemon this demo started and has not reaped.
-        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        let _ = crate::sys::terminate(&self.daemon);
         let deadline = Instant::now() + Duration::from_secs(3);
         while matches!(self.daemon.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -479,21 +477,7 @@ fn start_daemon(config_dir: &Path, state_dir: &Path, log: &Path) -> Result<Child
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid, prctl and getppid are async-signal-safe, as code between
-    // fork and exec must be; the error is made without allocating.
-    unsafe {
-        command.pre_exec(move || {
-            libc::setsid();
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The console may have died before the line above.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+    super::sys::child_dies_with_parent_on_exec(&mut command, parent);
     command
         .spawn()
         .map_err(|e| SandboxError::Setup(format!("cannot start lbconsole daemon: {e}")))

@@ -8,10 +8,14 @@
 //! bonding, VLANs), the sandbox is alive ([`demo`]): the example's real servers
 //! answer in namespaces of their own, a demo client sends a few requests a
 //! second through the VIPs, and `lbconsole daemon` applies the example and
-//! checks the servers. Everything it starts ends with the console.
+//! checks the servers. Everything it starts ends with the console. `sys` holds
+//! the namespace calls and what the children do before exec, the sandbox's only
+//! `unsafe`.
 
 mod demo;
 mod netns;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::path::{Path, PathBuf};
 
@@ -91,17 +95,8 @@ pub enum SandboxError {
 /// when not root) with the demo interfaces. Must run before any thread starts:
 /// the kernel refuses a user namespace to a threaded process.
 pub fn enter(seed: Option<&Path>) -> Result<Sandbox, SandboxError> {
-    // SAFETY: plain libc calls on this single-threaded process.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let flags = if uid == 0 {
-        libc::CLONE_NEWNET
-    } else {
-        libc::CLONE_NEWUSER | libc::CLONE_NEWNET
-    };
-    // SAFETY: unshare has no memory effects.
-    if unsafe { libc::unshare(flags) } != 0 {
-        return Err(SandboxError::Unshare(std::io::Error::last_os_error()));
-    }
+    let (uid, gid) = (crate::sys::user_id(), crate::sys::group_id());
+    sys::unshare_network(uid != 0).map_err(SandboxError::Unshare)?;
     if uid != 0 {
         // Root inside, mapped to the caller outside: what creating links needs.
         let write = |file: &str, text: String| {

@@ -5,28 +5,27 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
-use super::SandboxError;
+use super::{SandboxError, sys};
 
 #[derive(Debug)]
-pub struct Netns(OwnedFd);
+pub struct Netns(Arc<OwnedFd>);
 
 impl Netns {
     /// The calling thread's namespace.
     pub fn current() -> io::Result<Netns> {
-        Ok(Netns(File::open("/proc/thread-self/ns/net")?.into()))
+        Ok(Netns(Arc::new(
+            File::open("/proc/thread-self/ns/net")?.into(),
+        )))
     }
 
     /// A new, empty namespace. The calling thread stays where it was.
     pub fn create() -> io::Result<Netns> {
         let home = Netns::current()?;
-        // SAFETY: unshare changes only the calling thread's namespaces.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sys::unshare_network(false)?;
         let created = Netns::current();
         home.enter()?;
         created
@@ -34,34 +33,18 @@ impl Netns {
 
     /// A second handle on the same namespace (for a thread to enter it).
     pub fn try_clone(&self) -> io::Result<Netns> {
-        Ok(Netns(self.0.try_clone()?))
+        Ok(Netns(Arc::new(self.0.try_clone()?)))
     }
 
     /// Moves the calling thread into this namespace.
     pub fn enter(&self) -> io::Result<()> {
-        // SAFETY: setns on a descriptor this handle owns; it changes only the
-        // calling thread's namespace.
-        if unsafe { libc::setns(self.0.as_raw_fd(), libc::CLONE_NEWNET) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        sys::enter_network(self.0.as_fd())
     }
 
     /// `program` to run inside this namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        let fd = self.0.as_raw_fd();
-        // SAFETY: setns is async-signal-safe, as code between fork and exec must be.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            });
-        }
+        sys::enter_network_on_exec(&mut command, Arc::clone(&self.0));
         command
     }
 
@@ -77,18 +60,8 @@ impl Netns {
         let mut command = self.command(tool);
         let script = match other {
             Some(other) => {
-                let fd = other.0.as_raw_fd();
-                // SAFETY: fcntl is async-signal-safe; it lets the tool inherit
-                // the descriptor (in its own table only), to open it by path.
-                unsafe {
-                    command.pre_exec(move || {
-                        if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
-                            Ok(())
-                        } else {
-                            Err(io::Error::last_os_error())
-                        }
-                    });
-                }
+                // The tool inherits the descriptor, to open it by path.
+                let fd = sys::inherit_on_exec(&mut command, Arc::clone(&other.0));
                 script.replace("OTHER", &format!("/proc/self/fd/{fd}"))
             }
             None => script.to_owned(),

@@ -427,10 +427,7 @@ mod tests {
                 .expect("link")
                 .is_symlink()
         );
-        let fifo =
-            std::ffi::CString::new(dir.join("fifo").as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        crate::store::sys::mkfifo(&dir.join("fifo")).expect("a FIFO");
         let error = write_file(&dir.join("fifo"), b"x", Scratch::Unrecorded).expect_err("a FIFO");
         assert!(error.to_string().contains("is a FIFO"), "{error}");
         assert_eq!(names(&dir), ["fifo", "link", "victim"]);

@@ -7,11 +7,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::atomic::FILE_MODE;
+use super::sys::flock;
 
 /// An exclusive flock, released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -30,19 +30,6 @@ fn open(path: &Path) -> io::Result<File> {
         .mode(FILE_MODE)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-}
-
-fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor that `file` keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
 }
 
 impl Lock {

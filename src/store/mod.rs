@@ -19,7 +19,8 @@
 //! that is not a regular file (a FIFO would hang the reader, a device never
 //! ends). Every write is atomic (atomic.rs); versions.rs keeps the history with
 //! optimistic concurrency; pending.rs records an unconfirmed apply. Files of the
-//! state dir are opened without following symbolic links.
+//! state dir are opened without following symbolic links. sys.rs holds the
+//! store's only `unsafe` (flock, the password database).
 
 pub mod archive;
 pub mod atomic;
@@ -27,6 +28,8 @@ pub mod lock;
 pub mod pending;
 pub mod settings;
 pub mod summary;
+#[allow(unsafe_code)]
+mod sys;
 pub mod versions;
 
 use std::io::Read;

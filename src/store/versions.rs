@@ -682,31 +682,11 @@ pub fn current_user() -> String {
     {
         return user;
     }
-    // SAFETY: getuid cannot fail.
-    user_name(unsafe { libc::getuid() })
+    user_name(crate::sys::user_id())
 }
 
 fn user_name(uid: u32) -> String {
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // SAFETY: passwd is plain old data; getpwuid_r writes into it and into
-    // `buffer`, whose length it is told, and sets `result` to null or `&passwd`.
-    let name = unsafe {
-        let mut passwd: libc::passwd = std::mem::zeroed();
-        let mut result = std::ptr::null_mut();
-        let status = libc::getpwuid_r(
-            uid,
-            &mut passwd,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut result,
-        );
-        (status == 0 && !result.is_null() && !passwd.pw_name.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(passwd.pw_name)
-                .to_string_lossy()
-                .into_owned()
-        })
-    };
-    name.unwrap_or_else(|| format!("uid {uid}"))
+    super::sys::login_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// Seconds since the epoch.
