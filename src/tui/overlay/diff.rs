@@ -2,17 +2,13 @@
 
 use ratatui::text::{Line, Text};
 
-use super::{Outcome, View, dialog_footer, scroll_or_close};
+use super::{Outcome, SHOWING_KEYS, View, dialog_footer, scroll_or_close};
 use crate::tui::engine::Diff;
 use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
 
-/// The keys its footer shows.
-pub const KEYS: &[DialogCommand] = &[
-    DialogCommand::Cancel,
-    DialogCommand::ScrollDown,
-    DialogCommand::ScrollUp,
-];
+/// The keys its footer shows: those of every dialog that only shows.
+pub const KEYS: &[DialogCommand] = SHOWING_KEYS;
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     scroll_or_close(scroll, command)

@@ -194,6 +194,21 @@ fn scrolled(scroll: u16, command: Option<DialogCommand>) -> Option<u16> {
     }
 }
 
+/// The footer of a dialog that only shows (a diff, the help, a message).
+const SHOWING_KEYS: &[DialogCommand] = &[
+    DialogCommand::Cancel,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
+
+/// The footer of a question over text to scroll (a plan, a save's diff).
+const ASKING_KEYS: &[DialogCommand] = &[
+    DialogCommand::Yes,
+    DialogCommand::No,
+    DialogCommand::ScrollDown,
+    DialogCommand::ScrollUp,
+];
+
 /// A dialog that only shows: scrolling keys scroll it, any other closes it.
 fn scroll_or_close(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     match scrolled(*scroll, command) {

@@ -2,18 +2,13 @@
 
 use ratatui::text::{Line, Text};
 
-use super::{Outcome, View, ask_or_scroll, dialog_footer};
+use super::{ASKING_KEYS, Outcome, View, ask_or_scroll, dialog_footer};
 use crate::tui::engine::PlanPreview;
 use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
 
-/// The keys its footer shows.
-pub const KEYS: &[DialogCommand] = &[
-    DialogCommand::Yes,
-    DialogCommand::No,
-    DialogCommand::ScrollDown,
-    DialogCommand::ScrollUp,
-];
+/// The keys its footer shows: those of every question over text to scroll.
+pub const KEYS: &[DialogCommand] = ASKING_KEYS;
 
 pub fn key(scroll: &mut u16, command: Option<DialogCommand>) -> Outcome {
     ask_or_scroll(scroll, command)
