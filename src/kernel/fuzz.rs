@@ -18,11 +18,7 @@ use std::net::Ipv4Addr;
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::link::{
-    BondMode as KernelBondMode, BondPortState, InfoBond, InfoBondPort, InfoData, InfoKind,
-    InfoPortData, InfoPortKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MiiStatus, State,
-};
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
 };
@@ -30,7 +26,6 @@ use netlink_packet_route::rule::{RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, IpProtocol};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use rtnetlink::AddressMessageBuilder;
 use rtnetlink::packet_core::{Emitable, ParseableParametrized};
 
 use super::ipvs::consts::{
@@ -38,20 +33,17 @@ use super::ipvs::consts::{
 };
 use super::ipvs::decode::{ServiceEntry, parse_dest, parse_info, parse_service, parse_timeouts};
 use super::ipvs::family::parse_family_id;
+use super::ipvs::fixtures::{A, inet, kernel_message, service_key, u16v, u32v};
 use super::netlink::{assemble, mark_rule};
 use super::nlwire::{
     Body, Frame, GENL_HDRLEN, NLA_TYPE_MASK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_HDRLEN, NLMSGERR_ATTR_MSG, Writer, align, extack_message, frames, genl_table, table,
-    walk,
+    NLMSG_HDRLEN, NLMSGERR_ATTR_MSG, align, extack_message, frames, genl_table, table, walk,
 };
+use super::samples::{self, FAMILY, NLM_F_MULTI, address, netlink};
 use super::{DestStatus, Stats};
 use crate::plan::ipvs::{FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, ServiceKey, ServiceSettings};
-use crate::plan::network::{OWNED_ALIAS, ROUTE_PROTOCOL};
+use crate::plan::network::ROUTE_PROTOCOL;
 
-/// The IPVS family id the frames carry: any id from `NLMSG_MIN_TYPE` on.
-const FAMILY: u16 = 0x20;
-/// `NLM_F_MULTI`: how the kernel marks the messages of a dump.
-const NLM_F_MULTI: u16 = 0x2;
 /// rtnetlink's message types, as `RouteNetlinkMessage` takes them.
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
@@ -180,50 +172,6 @@ fn read_ipvs(datagram: &[u8]) {
     }
 }
 
-/// An attribute of a kernel answer: a value, or a nest of attributes.
-#[derive(Debug, Clone)]
-enum A {
-    V(u16, Vec<u8>),
-    N(u16, Vec<A>),
-}
-
-fn put(writer: &mut Writer<'_>, attrs: &[A]) {
-    for attr in attrs {
-        match attr {
-            A::V(kind, value) => writer.put(*kind, value).expect("fits"),
-            A::N(kind, children) => {
-                let nest = writer.begin_nest(*kind);
-                put(writer, children);
-                writer.end_nest(nest).expect("fits");
-            }
-        }
-    }
-}
-
-/// A message as the kernel sends one in a dump.
-fn kernel_message(seq: u32, command: u8, attrs: &[A]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut writer = Writer::genl(&mut out, FAMILY, NLM_F_MULTI, seq, command, IPVS_VERSION);
-    put(&mut writer, attrs);
-    writer.finish().expect("fits");
-    out
-}
-
-fn u16v(kind: u16, value: u16) -> A {
-    A::V(kind, value.to_ne_bytes().to_vec())
-}
-
-fn u32v(kind: u16, value: u32) -> A {
-    A::V(kind, value.to_ne_bytes().to_vec())
-}
-
-/// An `nf_inet_addr`: 16 bytes, of which IPv4 uses 4.
-fn inet(kind: u16, address: Ipv4Addr) -> A {
-    let mut value = address.octets().to_vec();
-    value.resize(16, 0);
-    A::V(kind, value)
-}
-
 /// `STATS64`: every counter 64 bits.
 fn stats64(kind: u16, stats: &Stats) -> A {
     let counters = [
@@ -265,18 +213,8 @@ fn stats() -> impl Strategy<Value = Stats> {
 /// A service as a dump reports it, and the entry it must read as. `flags` is
 /// what the kernel reports: ours, its own hashed bit, and others.
 fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
-    let key = prop_oneof![
-        (any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(protocol, address, port)| {
-            ServiceKey::Vip {
-                protocol,
-                address: Ipv4Addr::from(address),
-                port,
-            }
-        }),
-        (1..=u32::MAX).prop_map(|mark| ServiceKey::Fwmark { mark }),
-    ];
     (
-        key,
+        service_key(),
         "[a-z]{1,15}",
         any::<u32>(),
         any::<u32>(),
@@ -371,19 +309,6 @@ fn dumped_dest() -> impl Strategy<Value = (Vec<u8>, DestStatus)> {
         )
 }
 
-/// A netlink message of any type around `body`.
-fn netlink(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(body);
-    out.resize(align(out.len()), 0);
-    out
-}
-
 fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
     let mut out = [((4 + value.len()) as u16).to_ne_bytes(), kind.to_ne_bytes()].concat();
     out.extend_from_slice(value);
@@ -449,108 +374,21 @@ fn extack_text(text: &str) -> Option<String> {
 
 // --- rtnetlink ------------------------------------------------------------------------
 
-fn link(index: u32, name: &str, up: bool, attributes: Vec<LinkAttribute>) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    if up {
-        message.header.flags = LinkFlags::Up;
-    }
-    message.attributes = vec![
-        LinkAttribute::IfName(name.to_owned()),
-        LinkAttribute::Mtu(1500),
-        LinkAttribute::OperState(if up { State::Up } else { State::Down }),
-    ];
-    message.attributes.extend(attributes);
-    message
-}
-
-/// A dump as `observe` reads it: a bond of two slaves, a VLAN on it, a veth,
-/// addresses, routes of our protocol and others, a mark rule of ours.
+/// A dump as `observe` reads it: the sample links (bond, slaves, VLANs, veth,
+/// foreign links), addresses, routes of our protocol and others, a mark rule
+/// of ours.
 fn rtnetlink_dump() -> (
     Vec<LinkMessage>,
     Vec<AddressMessage>,
     Vec<RouteMessage>,
     Vec<RuleMessage>,
 ) {
-    let port = |state: u8, failures: u32| {
-        LinkAttribute::LinkInfo(vec![
-            LinkInfo::PortKind(InfoPortKind::Bond),
-            LinkInfo::PortData(InfoPortData::BondPort(vec![
-                InfoBondPort::BondPortState(BondPortState::from(state)),
-                InfoBondPort::MiiStatus(MiiStatus::Up),
-                InfoBondPort::LinkFailureCount(failures),
-            ])),
-        ])
-    };
-    let links = vec![
-        link(1, "lo", true, vec![]),
-        link(
-            2,
-            "eth0",
-            true,
-            vec![LinkAttribute::Controller(4), port(0, 0)],
-        ),
-        link(
-            3,
-            "eth1",
-            true,
-            vec![LinkAttribute::Controller(4), port(1, 2)],
-        ),
-        link(
-            4,
-            "bond0",
-            true,
-            vec![
-                LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                LinkAttribute::LinkInfo(vec![
-                    LinkInfo::Kind(InfoKind::Bond),
-                    LinkInfo::Data(InfoData::Bond(vec![
-                        InfoBond::Mode(KernelBondMode::ActiveBackup),
-                        InfoBond::ActivePort(2),
-                        InfoBond::MiiMon(100),
-                        InfoBond::UpDelay(1000),
-                        InfoBond::DownDelay(500),
-                        InfoBond::Primary(2),
-                    ])),
-                ]),
-            ],
-        ),
-        link(
-            5,
-            "bond0.10",
-            true,
-            vec![
-                LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                LinkAttribute::Link(4),
-                LinkAttribute::LinkInfo(vec![
-                    LinkInfo::Kind(InfoKind::Vlan),
-                    LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)])),
-                ]),
-            ],
-        ),
-        link(
-            6,
-            "veth0",
-            false,
-            vec![
-                LinkAttribute::Link(7),
-                LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
-            ],
-        ),
+    let links = samples::links();
+    let addresses = vec![
+        address(4, "192.0.2.1/24"),
+        address(5, "10.0.0.1/8"),
+        address(1, "127.0.0.1/8"),
     ];
-    let addresses = [
-        (4, [192, 0, 2, 1], 24),
-        (5, [10, 0, 0, 1], 8),
-        (1, [127, 0, 0, 1], 8),
-    ]
-    .into_iter()
-    .map(|(index, address, prefix)| {
-        AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(index)
-            .address(Ipv4Addr::from(address), prefix)
-            .build()
-    })
-    .collect();
     let route = |table: u32, protocol: u8, destination: [u8; 4], gateway: Option<[u8; 4]>| {
         let mut message = RouteMessage::default();
         message.header.address_family = AddressFamily::Inet;
@@ -745,11 +583,11 @@ proptest! {
     /// rtnetlink answers, damaged, as `observe` reads them.
     #[test]
     fn damaged_rtnetlink_answers_read_without_panicking(
-        seed in 0..11usize,
+        seed in any::<prop::sample::Index>(),
         damages in vec(damage(), 1..5),
     ) {
         let seeds = rtnetlink_seeds();
-        let (kind, bytes) = &seeds[seed % seeds.len()];
+        let (kind, bytes) = &seeds[seed.index(seeds.len())];
         read_rtnetlink(*kind, &damaged(bytes.clone(), &damages));
     }
 }
@@ -789,7 +627,7 @@ fn valid_rtnetlink_answers_read_as_the_messages() {
         read.3.push(rule);
     }
     let expected = assemble(links, addresses, routes);
-    assert_eq!(expected.links.len(), 6);
+    assert_eq!(expected.links.len(), 8);
     assert!(expected.state.links.contains_key("bond0"));
     assert_eq!(assemble(read.0, read.1, read.2), expected);
     let marks: Vec<_> = rules.iter().filter_map(mark_rule).collect();

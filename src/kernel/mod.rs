@@ -17,6 +17,8 @@ pub mod ipvs;
 pub mod netlink;
 pub mod nft;
 pub mod nlwire;
+#[cfg(test)]
+mod samples;
 
 use std::fmt;
 use std::io;

@@ -901,9 +901,10 @@ fn promote_secondaries(interface: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use netlink_packet_route::link::{BondPortState, MiiStatus, State};
+    use netlink_packet_route::link::{BondPortState, MiiStatus};
 
     use super::*;
+    use crate::kernel::samples::{self, address, link};
 
     fn net(text: &str) -> Ipv4Net {
         Ipv4Net::try_from(text.to_owned()).unwrap()
@@ -919,30 +920,6 @@ mod tests {
             xmit_hash_policy: XmitHashPolicy::Layer2,
             lacp_rate: LacpRate::Slow,
         }
-    }
-
-    fn link(index: u32, name: &str, up: bool, attributes: Vec<LinkAttribute>) -> LinkMessage {
-        let mut message = LinkMessage::default();
-        message.header.index = index;
-        if up {
-            message.header.flags = LinkFlags::Up;
-        }
-        message.attributes = vec![
-            LinkAttribute::IfName(name.to_owned()),
-            LinkAttribute::Mtu(1500),
-            LinkAttribute::OperState(if up { State::Up } else { State::Down }),
-        ];
-        message.attributes.extend(attributes);
-        message
-    }
-
-    fn address(index: u32, text: &str) -> AddressMessage {
-        let address = net(text);
-        // As the kernel reports an address added with `brd +`.
-        AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(index)
-            .address(address.addr, address.prefix)
-            .build()
     }
 
     fn route(
@@ -1013,105 +990,7 @@ mod tests {
 
     #[test]
     fn observation_from_dumps() {
-        let port = |state: u8, failures: u32| {
-            LinkAttribute::LinkInfo(vec![
-                LinkInfo::PortKind(netlink_packet_route::link::InfoPortKind::Bond),
-                LinkInfo::PortData(InfoPortData::BondPort(vec![
-                    InfoBondPort::BondPortState(BondPortState::from(state)),
-                    InfoBondPort::MiiStatus(MiiStatus::Up),
-                    InfoBondPort::LinkFailureCount(failures),
-                ])),
-            ])
-        };
-        let links = vec![
-            link(
-                5,
-                "bond0.10",
-                true,
-                vec![
-                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                    LinkAttribute::Link(4),
-                    LinkAttribute::LinkInfo(vec![
-                        LinkInfo::Kind(InfoKind::Vlan),
-                        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)])),
-                    ]),
-                ],
-            ),
-            link(1, "lo", true, vec![]),
-            link(
-                2,
-                "eth0",
-                true,
-                vec![LinkAttribute::Controller(4), port(0, 0)],
-            ),
-            link(
-                3,
-                "eth1",
-                true,
-                vec![LinkAttribute::Controller(4), port(1, 2)],
-            ),
-            link(
-                4,
-                "bond0",
-                true,
-                vec![
-                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                    LinkAttribute::LinkInfo(vec![
-                        LinkInfo::Kind(InfoKind::Bond),
-                        LinkInfo::Data(InfoData::Bond(vec![
-                            InfoBond::Mode(KernelBondMode::ActiveBackup),
-                            InfoBond::ActivePort(2),
-                            InfoBond::MiiMon(100),
-                            InfoBond::UpDelay(1000),
-                            InfoBond::DownDelay(500),
-                            InfoBond::Primary(2),
-                            InfoBond::XmitHashPolicy(BondXmitHashPolicy::Layer2),
-                            InfoBond::AdLacpRate(BondLacpRate::Slow),
-                        ])),
-                    ]),
-                ],
-            ),
-            link(
-                6,
-                "veth0",
-                false,
-                vec![
-                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                    LinkAttribute::Link(7),
-                    LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
-                ],
-            ),
-            // A VLAN whose parent lives in another namespace, and a bond in a
-            // mode lbconsole does not know: both are someone else's.
-            link(
-                8,
-                "vlan9",
-                false,
-                vec![
-                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                    LinkAttribute::Link(2),
-                    LinkAttribute::LinkNetNsId(1),
-                    LinkAttribute::LinkInfo(vec![
-                        LinkInfo::Kind(InfoKind::Vlan),
-                        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(9)])),
-                    ]),
-                ],
-            ),
-            link(
-                9,
-                "bond9",
-                false,
-                vec![
-                    LinkAttribute::IfAlias(OWNED_ALIAS.to_owned()),
-                    LinkAttribute::LinkInfo(vec![
-                        LinkInfo::Kind(InfoKind::Bond),
-                        LinkInfo::Data(InfoData::Bond(vec![InfoBond::Mode(
-                            KernelBondMode::Other(9),
-                        )])),
-                    ]),
-                ],
-            ),
-        ];
+        let links = samples::links();
         let mut v6 = address(4, "192.0.2.1/24");
         v6.header.family = AddressFamily::Inet6;
         let addresses = vec![

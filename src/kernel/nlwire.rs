@@ -344,42 +344,8 @@ fn attr_length(length: usize) -> Result<u16, EncodeError> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
-
-    use neli::ToBytes;
-    use neli::genl::{AttrTypeBuilder, Nlattr, NlattrBuilder};
-    use neli::types::Buffer;
-
     use super::*;
-
-    /// Any generic netlink family: data messages are told apart by type only.
-    const FAMILY: u16 = 0x20;
-
-    fn neli_attr(kind: u16, payload: &[u8]) -> Nlattr<u16, Buffer> {
-        NlattrBuilder::default()
-            .nla_type(AttrTypeBuilder::default().nla_type(kind).build().unwrap())
-            .nla_payload(payload)
-            .build()
-            .unwrap()
-    }
-
-    fn neli_bytes(attr: Nlattr<u16, Buffer>) -> Vec<u8> {
-        let mut bytes = Cursor::new(Vec::new());
-        attr.to_bytes(&mut bytes).unwrap();
-        bytes.into_inner()
-    }
-
-    fn netlink(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(&flags.to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&0u32.to_ne_bytes());
-        out.extend_from_slice(body);
-        out.resize(align(out.len()), 0);
-        out
-    }
+    use crate::kernel::samples::{FAMILY, neli_attr, neli_bytes, netlink};
 
     #[test]
     fn acks_refusals_and_dump_ends_are_told_apart() {

@@ -201,63 +201,19 @@ fn stats(stats64: Option<&[u8]>, stats32: Option<&[u8]>) -> Result<Stats, Decode
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::consts::{IPVS_VERSION, cmd};
+    use super::super::consts::cmd;
     use super::super::encode::Message;
     use super::super::family::parse_family_id;
+    use super::super::fixtures::{
+        A, inet, kernel_message, persistent, service_key, u16v, u32v, u64v, vip,
+    };
     use super::*;
-    use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, Writer, frames};
-
-    const FAMILY: u16 = 0x20;
-
-    fn vip() -> ServiceKey {
-        ServiceKey::Vip {
-            protocol: TCP,
-            address: Ipv4Addr::new(198, 51, 100, 10),
-            port: 80,
-        }
-    }
-
-    fn persistent() -> ServiceSettings {
-        ServiceSettings {
-            scheduler: "wlc".to_owned(),
-            flags: FLAG_PERSISTENT,
-            timeout: 300,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            fwmark_protocol: 0,
-        }
-    }
+    use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, frames};
+    use crate::kernel::samples::FAMILY;
 
     fn encoded(message: Message<'_>, seq: u32, ack: bool) -> Vec<u8> {
         let mut out = Vec::new();
         message.encode(FAMILY, seq, ack, &mut out).expect("encodes");
-        out
-    }
-
-    /// A netlink message as the kernel sends one: header, generic header,
-    /// attributes as `(type, value)` or nests as `(type, children)`.
-    enum A {
-        V(u16, Vec<u8>),
-        N(u16, Vec<A>),
-    }
-
-    fn put(writer: &mut Writer<'_>, attrs: &[A]) {
-        for attr in attrs {
-            match attr {
-                A::V(kind, value) => writer.put(*kind, value).unwrap(),
-                A::N(kind, children) => {
-                    let nest = writer.begin_nest(*kind);
-                    put(writer, children);
-                    writer.end_nest(nest).unwrap();
-                }
-            }
-        }
-    }
-
-    fn kernel_message(seq: u32, command: u8, attrs: &[A]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut writer = Writer::genl(&mut out, FAMILY, 2, seq, command, IPVS_VERSION); // NLM_F_MULTI
-        put(&mut writer, attrs);
-        writer.finish().unwrap();
         out
     }
 
@@ -269,24 +225,6 @@ mod tests {
             })) => payload,
             other => panic!("not a data message: {other:?}"),
         }
-    }
-
-    fn u16v(kind: u16, v: u16) -> A {
-        A::V(kind, v.to_ne_bytes().to_vec())
-    }
-
-    fn u32v(kind: u16, v: u32) -> A {
-        A::V(kind, v.to_ne_bytes().to_vec())
-    }
-
-    fn u64v(kind: u16, v: u64) -> A {
-        A::V(kind, v.to_ne_bytes().to_vec())
-    }
-
-    fn inet(kind: u16, address: [u8; 4]) -> A {
-        let mut value = address.to_vec();
-        value.resize(16, 0);
-        A::V(kind, value)
     }
 
     /// `STATS` (32-bit counters but for the bytes) or `STATS64`, each counter
@@ -332,7 +270,7 @@ mod tests {
     fn vip_key() -> Vec<A> {
         vec![
             u16v(svc_attr::PROTOCOL, TCP),
-            inet(svc_attr::ADDR, [198, 51, 100, 10]),
+            inet(svc_attr::ADDR, Ipv4Addr::new(198, 51, 100, 10)),
             A::V(svc_attr::PORT, 80u16.to_be_bytes().to_vec()),
         ]
     }
@@ -385,7 +323,7 @@ mod tests {
 
     fn kernel_dest(family: Option<u16>, method: u32) -> Vec<u8> {
         let mut attrs = vec![
-            inet(dest_attr::ADDR, [10, 0, 0, 1]),
+            inet(dest_attr::ADDR, Ipv4Addr::new(10, 0, 0, 1)),
             A::V(dest_attr::PORT, 8080u16.to_be_bytes().to_vec()),
             u32v(dest_attr::FWD_METHOD, method),
             u32v(dest_attr::WEIGHT, 5),
@@ -483,18 +421,14 @@ mod tests {
     }
 
     fn service_settings() -> impl Strategy<Value = (ServiceKey, ServiceSettings)> {
-        let key = prop_oneof![
-            (any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(protocol, address, port)| {
-                ServiceKey::Vip {
-                    protocol,
-                    address: Ipv4Addr::from(address),
-                    port,
-                }
-            }),
-            (1..=u32::MAX).prop_map(|mark| ServiceKey::Fwmark { mark }),
-        ];
-        (key, "[a-z]{1,15}", 0..8u32, any::<u32>(), any::<u32>()).prop_map(
-            |(key, scheduler, flags, timeout, netmask)| {
+        (
+            service_key(),
+            "[a-z]{1,15}",
+            0..8u32,
+            any::<u32>(),
+            any::<u32>(),
+        )
+            .prop_map(|(key, scheduler, flags, timeout, netmask)| {
                 let fwmark_protocol = match key {
                     ServiceKey::Fwmark { .. } => TCP,
                     ServiceKey::Vip { .. } => 0,
@@ -507,8 +441,7 @@ mod tests {
                     fwmark_protocol,
                 };
                 (key, settings)
-            },
-        )
+            })
     }
 
     proptest! {

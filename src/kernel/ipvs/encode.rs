@@ -192,32 +192,14 @@ mod tests {
 
     use neli::ToBytes;
     use neli::consts::nl::NlmF;
-    use neli::genl::{AttrTypeBuilder, GenlmsghdrBuilder, Nlattr, NlattrBuilder, NoUserHeader};
+    use neli::genl::{GenlmsghdrBuilder, Nlattr, NoUserHeader};
     use neli::nl::{NlPayload, NlmsghdrBuilder};
     use neli::types::{Buffer, GenlBuffer};
 
+    use super::super::fixtures::{persistent, vip};
     use super::*;
-    use crate::plan::ipvs::{FLAG_PERSISTENT, Forward, TCP};
-
-    const FAMILY: u16 = 0x20;
-
-    fn vip() -> ServiceKey {
-        ServiceKey::Vip {
-            protocol: TCP,
-            address: Ipv4Addr::new(198, 51, 100, 10),
-            port: 80,
-        }
-    }
-
-    fn persistent() -> ServiceSettings {
-        ServiceSettings {
-            scheduler: "wlc".to_owned(),
-            flags: FLAG_PERSISTENT,
-            timeout: 300,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
-            fwmark_protocol: 0,
-        }
-    }
+    use crate::kernel::samples::{FAMILY, neli_attr};
+    use crate::plan::ipvs::Forward;
 
     fn real() -> (DestKey, DestSettings) {
         (
@@ -261,14 +243,6 @@ mod tests {
             encoded(Message::NewService(&vip(), &settings), 7, false),
             expected
         );
-    }
-
-    fn neli_attr(kind: u16, payload: &[u8]) -> Nlattr<u16, Buffer> {
-        NlattrBuilder::default()
-            .nla_type(AttrTypeBuilder::default().nla_type(kind).build().unwrap())
-            .nla_payload(payload)
-            .build()
-            .unwrap()
     }
 
     /// A nested attribute without `NLA_F_NESTED`, as ipvsadm sends it.

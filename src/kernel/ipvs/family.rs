@@ -61,18 +61,8 @@ pub fn parse_family_id(payload: &[u8]) -> Result<u16, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use neli::genl::Nlattr;
-    use neli::types::Buffer;
-
     use super::*;
-
-    fn neli_attr(kind: u16, payload: &[u8]) -> Nlattr<u16, Buffer> {
-        NlattrBuilder::default()
-            .nla_type(AttrTypeBuilder::default().nla_type(kind).build().unwrap())
-            .nla_payload(payload)
-            .build()
-            .unwrap()
-    }
+    use crate::kernel::samples::{neli_attr, neli_bytes};
 
     #[test]
     fn the_family_request_and_answer() {
@@ -93,11 +83,5 @@ mod tests {
         answer.extend(neli_bytes(neli_attr(1, &33u16.to_ne_bytes())));
         assert_eq!(parse_family_id(&answer), Ok(33));
         assert!(parse_family_id(&answer[..12]).is_err());
-    }
-
-    fn neli_bytes(attr: Nlattr<u16, Buffer>) -> Vec<u8> {
-        let mut bytes = Cursor::new(Vec::new());
-        attr.to_bytes(&mut bytes).unwrap();
-        bytes.into_inner()
     }
 }

@@ -48,6 +48,8 @@ pub(super) mod consts;
 pub(super) mod decode;
 mod encode;
 pub(super) mod family;
+#[cfg(test)]
+pub(super) mod fixtures;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
