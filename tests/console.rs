@@ -264,6 +264,14 @@ impl Console {
         }
     }
 
+    /// The title and text of the message the console shows; panics without one.
+    fn message(&self) -> (String, String) {
+        match self.app.overlay.clone() {
+            Some(Overlay::Message { title, text, .. }) => (title, text),
+            other => panic!("no message: {other:?}"),
+        }
+    }
+
     fn screen(&mut self, width: u16, height: u16) -> String {
         self.act(Action::Resize(width, height));
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -582,9 +590,7 @@ fn an_apply_without_privilege_says_to_run_as_root() {
         panic!("a preview needs no privilege: {:?}", console.app.overlay);
     };
     console.key(KeyCode::Char('y'));
-    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let (title, text) = console.message();
     assert_eq!(title, "Not permitted: run the console as root");
     assert_eq!(
         text,
@@ -600,9 +606,7 @@ fn apply_without_ipvs_names_the_missing_module() {
         "IPVS is not available (modprobe ip_vs)".to_owned(),
     ));
     console.run(Command::Apply);
-    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let (title, text) = console.message();
     assert_eq!(title, "Cannot apply");
     assert_eq!(
         text,
@@ -616,9 +620,7 @@ fn apply_without_bonding_names_the_missing_module() {
     let mut console = Console::new("no-bonding", examples());
     console.engine.kernel.network.missing_modules = vec!["bonding"];
     console.run(Command::Apply);
-    let Some(Overlay::Message { text, .. }) = console.app.overlay.clone() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let (_, text) = console.message();
     assert_eq!(
         text,
         "network.conf has bonds, but this kernel has no bonding module loaded (modprobe bonding); \
@@ -1066,9 +1068,7 @@ fn an_import_with_errors_shows_the_problems_and_changes_nothing() {
     std::fs::write(&archive, edited).unwrap();
     console.shift('I');
     console.key(KeyCode::Enter);
-    let Some(Overlay::Message { title, text, .. }) = console.app.overlay.clone() else {
-        panic!("{:?}", console.app.overlay);
-    };
+    let (title, text) = console.message();
     assert_eq!(title, "Import refused");
     assert!(
         text.starts_with("the configuration has 1 error; nothing was imported"),
