@@ -425,20 +425,9 @@ where
 
 /// `lbconsole guard`: takes the watch over the pending apply `id`, tells the
 /// process that started it (on stdout) that it is on watch, lets go of stdout,
-/// and guards it ([`guard`]). Ignores SIGHUP, which the applying session's end
-/// would send.
-pub async fn stand_guard<N, I, W, F, Fut>(
-    store: &Store,
-    id: &str,
-    connect: F,
-) -> Result<(), StoreError>
-where
-    N: NetworkBackend,
-    I: IpvsBackend,
-    W: FirewallBackend,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Kernel<N, I, W>, KernelError>>,
-{
+/// and guards it ([`guard`]) over the real kernel. Ignores SIGHUP, which the
+/// applying session's end would send.
+pub async fn stand_guard(store: &Store, id: &str) -> Result<(), StoreError> {
     crate::sys::ignore_hangup();
     let Some(_watch) = take_watch(store, id)? else {
         tracing::info!(
@@ -455,7 +444,7 @@ where
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = crate::sys::redirect_stdout(&null);
     }
-    guard(store, id, connect).await
+    guard(store, id, crate::kernel::RealKernel::connect).await
 }
 
 /// `status`, `apply` and the daemon: rolls back a pending apply whose deadline has

@@ -304,9 +304,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         }
         Command::Guard { id } => {
             log_to_stderr();
-            confirm::stand_guard(&store, &id, connect)
-                .await
-                .map_err(Into::into)
+            confirm::stand_guard(&store, &id).await.map_err(Into::into)
         }
     };
     match result {
