@@ -128,8 +128,7 @@ pub struct Target<'a> {
 
 /// The one way a configuration reaches the kernel — `apply`, the confirm guard's
 /// rollback, the daemon's boot apply and the console all come through here:
-/// [`plan`], [`execute`] (undone on any failure), then record the files as what
-/// runs in `STATE_DIR/running/`.
+/// [`plan`], then [`carry_out`].
 pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
     target: Target<'_>,
@@ -138,9 +137,41 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Plan, ApplyError> {
     let plan = plan(kernel, target, progress).await?;
-    execute(kernel, &plan, tear_down).await?;
-    target.files.write_running(state_dir)?;
+    carry_out(kernel, &plan, tear_down, target.files, state_dir).await?;
     Ok(plan)
+}
+
+/// [`execute`]s `plan`, then records `files`, what it was planned from, as
+/// what runs in `STATE_DIR/running/`.
+pub async fn carry_out<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    kernel: &mut Kernel<N, I, F>,
+    plan: &Plan,
+    tear_down: TearDown,
+    files: &ConfigFiles,
+    state_dir: &Path,
+) -> Result<(), ApplyError> {
+    execute(kernel, plan, tear_down).await?;
+    files.write_running(state_dir)?;
+    Ok(())
+}
+
+/// Refuses a plan that tears everything down unless `tear_down` allows it, and
+/// any change by a process that may not change the kernel. Changes nothing:
+/// callers may ask before they start anything (the confirm guard).
+pub fn permit<N: NetworkBackend>(
+    network: &N,
+    plan: &Plan,
+    tear_down: TearDown,
+) -> Result<(), ApplyError> {
+    if plan.tears_down && tear_down == TearDown::Refuse {
+        return Err(ApplyError::TearsDown {
+            changes: plan.len(),
+        });
+    }
+    if !plan.is_empty() && !network.may_change() {
+        return Err(ApplyError::NotPermitted);
+    }
+    Ok(())
 }
 
 /// Validates the target, checks that this kernel can run it ([`preflight`]) and
@@ -230,22 +261,14 @@ pub fn preflight<N: NetworkBackend>(network: &NetworkConfig, kernel: &N) -> Resu
 }
 
 /// Carries `plan` out as one transaction: on any failure what was done is
-/// undone, newest first, so the kernel ends exactly where it started. A plan
-/// that tears everything down is refused unless `tear_down` allows it, and
-/// nothing is tried by a process that may not change the kernel.
+/// undone, newest first, so the kernel ends exactly where it started. What
+/// [`permit`] refuses is not tried.
 pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
     plan: &Plan,
     tear_down: TearDown,
 ) -> Result<(), ApplyError> {
-    if plan.tears_down && tear_down == TearDown::Refuse {
-        return Err(ApplyError::TearsDown {
-            changes: plan.len(),
-        });
-    }
-    if !plan.is_empty() && !kernel.network.may_change() {
-        return Err(ApplyError::NotPermitted);
-    }
+    permit(&kernel.network, plan, tear_down)?;
     let firewall = plan.firewall.is_some().then_some(&mut kernel.firewall);
     execute_parts(
         &mut kernel.network,

@@ -156,8 +156,17 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         saved.version = 0;
     }
     let running = store.running()?;
+    let target = Target {
+        files: &saved.files,
+        hand_back: running.as_ref(),
+        health: &health,
+    };
+    let plan = apply::plan(kernel, target, progress).await?;
+    // What is refused before any change needs no guard, nor does a plan that
+    // changes nothing: there would be nothing to roll back.
+    apply::permit(&kernel.network, &plan, request.tear_down)?;
     let pending = match request.confirm_timeout {
-        Some(timeout) => Some(start_guard(
+        Some(timeout) if !plan.is_empty() => Some(start_guard(
             store,
             &locked,
             &saved.files,
@@ -165,31 +174,22 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             saved.version,
             timeout,
         )?),
-        None => None,
+        _ => None,
     };
-    let target = Target {
-        files: &saved.files,
-        hand_back: running.as_ref(),
-        health: &health,
-    };
-    let result = apply::apply(
+    let result = apply::carry_out(
         kernel,
-        target,
+        &plan,
         request.tear_down,
+        &saved.files,
         store.state_dir(),
-        progress,
     )
     .await;
-    let keep_pending = match &result {
-        Ok(plan) => !plan.is_empty(),
-        // The kernel is part-way: the guard is to bring back what ran.
-        Err(ApplyError::UndoFailed { .. }) => true,
-        Err(_) => false,
-    };
+    // The kernel part-way (the undo failed): the guard is to bring back what ran.
+    let keep_pending = matches!(&result, Ok(()) | Err(ApplyError::UndoFailed { .. }));
     if pending.is_some() && !keep_pending {
         PendingApply::remove(&locked, store.state_dir())?;
     }
-    let plan = result?;
+    result?;
     let mut state = store.state()?;
     state.running = Some(RunningRecord {
         version: (saved.version > 0).then_some(saved.version),

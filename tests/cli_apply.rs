@@ -255,3 +255,24 @@ fn an_unprivileged_apply_is_refused_before_anything_changes() {
     };
     assert!(refused.is_permission_denied() && !refused.is_unavailable());
 }
+
+/// With a confirm timeout, a configuration the kernel cannot run is refused
+/// before the confirm guard starts: no guard process, no pending apply.
+#[test]
+fn a_refused_guarded_apply_starts_no_guard() {
+    let state = TempDir::new("refused-guarded-state");
+    let mut kernel = sandbox();
+    kernel.network.missing_modules = vec!["bonding"];
+    let request = ApplyRequest {
+        confirm_timeout: Some(60),
+        ..ApplyRequest::default()
+    };
+    let (result, _) = run_request(Path::new("examples"), &state.0, &mut kernel, &request);
+    assert_eq!(
+        result.expect_err("no bonding module").to_string(),
+        "network.conf has bonds, but this kernel has no bonding module loaded \
+         (modprobe bonding); nothing was applied"
+    );
+    assert!(!state.0.join("pending.toml").exists());
+    assert!(!state.0.join("guard.log").exists(), "a guard was started");
+}
