@@ -128,7 +128,7 @@ pub struct Target<'a> {
 
 /// The one way a configuration reaches the kernel — `apply`, the confirm guard's
 /// rollback, the daemon's boot apply and the console all come through here:
-/// [`plan`], then [`carry_out`].
+/// [`plan`], then [`execute_and_record`].
 pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
     target: Target<'_>,
@@ -137,13 +137,13 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Plan, ApplyError> {
     let plan = plan(kernel, target, progress).await?;
-    carry_out(kernel, &plan, tear_down, target.files, state_dir).await?;
+    execute_and_record(kernel, &plan, tear_down, target.files, state_dir).await?;
     Ok(plan)
 }
 
 /// [`execute`]s `plan`, then records `files`, what it was planned from, as
 /// what runs in `STATE_DIR/running/`.
-pub async fn carry_out<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+pub async fn execute_and_record<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
     plan: &Plan,
     tear_down: TearDown,

@@ -176,7 +176,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         )?),
         _ => None,
     };
-    let result = apply::carry_out(
+    let result = apply::execute_and_record(
         kernel,
         &plan,
         request.tear_down,
