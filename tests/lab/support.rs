@@ -372,21 +372,47 @@ pub struct Run {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// Killed at [`RUN_LIMIT`]: it hung.
+    pub timed_out: bool,
 }
 
+/// How long one command may take: far above any apply in the VM, so that a
+/// hang fails its test with what the command printed so far, instead of
+/// stopping the whole lab run at its timeout with nothing to show.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
 impl Run {
-    /// Runs the command to completion; panics only when it cannot be started.
+    /// Runs the command to completion, or kills it at [`RUN_LIMIT`]; panics
+    /// only when it cannot be started.
     pub fn of(command: &mut Command) -> Run {
         let shown = format!("{command:?}");
-        let output = command
+        let mut child = command
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        let stdout = Collected::of(child.stdout.take());
+        let stderr = Collected::of(child.stderr.take());
+        let deadline = Instant::now() + RUN_LIMIT;
+        let (status, timed_out) = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break (status, false),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = child.kill();
+                    break (child.wait().expect("a killed child's status"), true);
+                }
+            }
+        };
         Run {
             command: shown,
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status,
+            // After a hang, a descendant may still hold the pipes: take what
+            // came so far rather than wait for their end.
+            stdout: stdout.text(!timed_out),
+            stderr: stderr.text(!timed_out),
+            timed_out,
         }
     }
 
@@ -408,11 +434,49 @@ impl Run {
 
 impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hung = if self.timed_out {
+            format!(", killed after {} s", RUN_LIMIT.as_secs())
+        } else {
+            String::new()
+        };
         write!(
             f,
-            "{} ({})\n--- stdout\n{}--- stderr\n{}",
+            "{} ({}{hung})\n--- stdout\n{}--- stderr\n{}",
             self.command, self.status, self.stdout, self.stderr
         )
+    }
+}
+
+/// One pipe of a child, read on a thread of its own as it comes.
+struct Collected {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Collected {
+    fn of(pipe: Option<impl io::Read + Send + 'static>) -> Self {
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = pipe.map(|mut pipe| {
+            let bytes = bytes.clone();
+            thread::spawn(move || {
+                let mut chunk = [0; 8192];
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    bytes
+                        .lock()
+                        .expect("pipe bytes")
+                        .extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
+        Self { bytes, reader }
+    }
+
+    /// What was read; with `to_end`, after the pipe's end.
+    fn text(mut self, to_end: bool) -> String {
+        if let Some(reader) = self.reader.take().filter(|_| to_end) {
+            let _ = reader.join();
+        }
+        String::from_utf8_lossy(&self.bytes.lock().expect("pipe bytes")).into_owned()
     }
 }
 
