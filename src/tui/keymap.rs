@@ -155,6 +155,11 @@ pub enum Section {
 }
 
 impl Section {
+    /// The section of the keys for typing (`editing`) or not.
+    fn typing(editing: bool) -> Self {
+        if editing { Self::Edit } else { Self::Normal }
+    }
+
     pub const ALL: [Self; 3] = [Self::Global, Self::Normal, Self::Edit];
 
     pub fn title(self) -> &'static str {
@@ -296,36 +301,23 @@ impl Keymap {
     /// The command `key` runs while typing (`editing`) or not; global bindings
     /// come first.
     pub fn command(&self, key: Key, editing: bool) -> Option<Command> {
-        let mode = if editing {
-            Section::Edit
-        } else {
-            Section::Normal
-        };
-        [Section::Global, mode]
+        [Section::Global, Section::typing(editing)]
             .into_iter()
-            .flat_map(|section| self.section(section))
-            .find(|binding| binding.on.contains(&key))
-            .map(|binding| binding.run)
+            .find_map(|section| find(self.section(section), key))
     }
 
     /// The keys that run `command` outside typing, for hints: `"a"`, `"f5"`.
     pub fn keys_for(&self, command: Command) -> Option<String> {
         [Section::Normal, Section::Global]
             .into_iter()
-            .flat_map(|section| self.section(section))
-            .find(|binding| binding.run == command && !binding.on.is_empty())
-            .map(|binding| binding.on[0].to_string())
+            .find_map(|section| hint(self.section(section), command))
+            .map(|(key, _)| key)
     }
 
     /// The first key that runs `command` while typing (`editing`) or not, and
     /// its desc: a status line's hint.
     pub fn hint(&self, command: Command, editing: bool) -> Option<(String, &str)> {
-        let mode = if editing {
-            Section::Edit
-        } else {
-            Section::Normal
-        };
-        [mode, Section::Global]
+        [Section::typing(editing), Section::Global]
             .into_iter()
             .find_map(|section| hint(self.section(section), command))
     }
