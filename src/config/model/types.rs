@@ -2,7 +2,7 @@
 //! Each is parsed once at the edge and trusted afterwards.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
@@ -202,6 +202,127 @@ fn check_name(text: &str, rules: &NameRules) -> Result<(), String> {
     Ok(())
 }
 
+/// An address family. A director, a route or a flow rule belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Self::Ipv4,
+            IpAddr::V6(_) => Self::Ipv6,
+        }
+    }
+
+    /// The longest prefix an address of this family has.
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            Self::Ipv4 => 32,
+            Self::Ipv6 => 128,
+        }
+    }
+
+    /// As administrators say it: `IPv4`, `IPv6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipv4 => "IPv4",
+            Self::Ipv6 => "IPv6",
+        }
+    }
+
+    /// The kernel's number (`AF_INET`, `AF_INET6`).
+    pub fn af(self) -> u16 {
+        match self {
+            Self::Ipv4 => 2,
+            Self::Ipv6 => 10,
+        }
+    }
+
+    /// The unspecified address: the destination of a default route.
+    pub fn unspecified(self) -> IpAddr {
+        match self {
+            Self::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Self::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An IPv4 or IPv6 address with a prefix length, e.g. `172.16.100.5/24` or
+/// `2001:db8::5/64`. The address may have host bits set: an interface address does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Self> {
+        (prefix <= Family::of(addr).max_prefix()).then_some(Self { addr, prefix })
+    }
+
+    /// The address alone: `/32` or `/128`.
+    pub fn host(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            prefix: Family::of(addr).max_prefix(),
+        }
+    }
+
+    /// `0.0.0.0/0` or `::/0`.
+    pub fn any(family: Family) -> Self {
+        Self {
+            addr: family.unspecified(),
+            prefix: 0,
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(self.addr)
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.prefix == self.family().max_prefix()
+    }
+
+    /// The network address: the address with its host bits cleared.
+    pub fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(addr) => {
+                IpAddr::V4(Ipv4Addr::from(u32::from(addr) & v4_mask(self.prefix)))
+            }
+            IpAddr::V6(addr) => {
+                IpAddr::V6(Ipv6Addr::from(u128::from(addr) & v6_mask(self.prefix)))
+            }
+        }
+    }
+
+    pub fn has_host_bits(&self) -> bool {
+        self.network() != self.addr
+    }
+
+    /// Whether `addr` lies in this network; never for an address of the other family.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        Family::of(addr) == self.family()
+            && IpNet {
+                addr,
+                prefix: self.prefix,
+            }
+            .network()
+                == self.network()
+    }
+}
+
 /// An IPv4 address with a prefix length, e.g. `172.16.100.5/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -267,13 +388,46 @@ impl From<Ipv4Net> for String {
     }
 }
 
+fn v4_mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (addr, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` needs a prefix length"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let max = Family::of(addr).max_prefix();
+        prefix
+            .parse()
+            .ok()
+            .and_then(|p| IpNet::new(addr, p))
+            .ok_or_else(|| format!("`{prefix}` is not a prefix length 0-{max}"))
+    }
+}
+
+impl From<IpNet> for String {
+    fn from(net: IpNet) -> String {
+        net.to_string()
+    }
+}
+
 pub fn prefix_to_mask(prefix: u8) -> Ipv4Addr {
-    let bits = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    Ipv4Addr::from(bits)
+    Ipv4Addr::from(v4_mask(prefix))
 }
 
 /// The prefix length of a contiguous dotted netmask, or `None` for a mask with holes.
