@@ -84,7 +84,7 @@ fn virtual_server(rendered: &mut Rendered, fwmark: usize, director: &Director) {
         let _ = writeln!(
             out,
             "    persistence_granularity {}",
-            netmask(persistence.netmask_prefix())
+            netmask(persistence.netmask_prefix(director.family()))
         );
     }
     if check.inhibit {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use lbconsole::config;
+use lbconsole::config::model::types::Family;
 use lbconsole::plan::flows::{self, FirewallOp, MarkRule, TableState};
 use lbconsole::store::ConfigFiles;
 
@@ -42,10 +43,11 @@ fn only_table_policies_need_routing_rules() {
     let config = examples();
     assert_eq!(
         flows::mark_rules(&config.flows),
-        BTreeSet::from([MarkRule {
+        BTreeSet::from([Family::Ipv4, Family::Ipv6].map(|family| MarkRule {
+            family,
             mark: 0x200c8,
             table: 200
-        }])
+        }))
     );
 }
 

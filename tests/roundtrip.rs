@@ -6,10 +6,11 @@
 //! every enum variant of the model, within the ranges the parsers accept.
 
 use std::fmt::Debug;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lbconsole::config::model::flows::{
-    Condition, Conditions, Direction, Flow, FlowsConfig, Policy, Rule, RuleAction,
+    Condition, Conditions, Direction, Flow, FlowsConfig, ICMP_TYPE_NAMES, ICMPV6_TYPE_NAMES,
+    Policy, Rule, RuleAction,
 };
 use lbconsole::config::model::lvs::{
     CheckMethod, CheckParams, Director, ForwardMode, HttpCheck, LvsConfig, Persistence, Scheduler,
@@ -20,7 +21,7 @@ use lbconsole::config::model::network::{
     XmitHashPolicy,
 };
 use lbconsole::config::model::types::{
-    DirectorName, FlowName, IfName, Ipv4Net, Loc, Port, PortRange, Protocol, ServerName, Spanned,
+    DirectorName, FlowName, IfName, IpNet, Loc, Port, PortRange, Protocol, ServerName, Spanned,
     TableId,
 };
 use lbconsole::config::{Config, Diagnostic, keywords, parse, print};
@@ -73,8 +74,37 @@ fn ipv4() -> impl Strategy<Value = Ipv4Addr> {
     ]
 }
 
-fn ipv4_net() -> impl Strategy<Value = Ipv4Net> {
-    (ipv4(), 0..=32u8).prop_map(|(addr, prefix)| Ipv4Net::new(addr, prefix).expect("prefix <= 32"))
+fn ipv6() -> impl Strategy<Value = Ipv6Addr> {
+    prop_oneof![
+        4 => any::<u128>().prop_map(Ipv6Addr::from),
+        // Runs of zero groups, which print shortened with `::`.
+        2 => (any::<u16>(), any::<u16>(), 0..8usize).prop_map(|(first, last, zeros)| {
+            let mut groups = [0u16; 8];
+            groups[0] = first;
+            groups[7.min(zeros.max(1))] = last;
+            Ipv6Addr::from(groups)
+        }),
+        1 => select(vec![
+            Ipv6Addr::UNSPECIFIED,
+            Ipv6Addr::LOCALHOST,
+            "fe80::1".parse().expect("an address"),
+            "::ffff:10.0.0.1".parse().expect("an address"),
+        ]),
+    ]
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        3 => ipv4().prop_map(IpAddr::V4),
+        2 => ipv6().prop_map(IpAddr::V6),
+    ]
+}
+
+fn ip_net() -> impl Strategy<Value = IpNet> {
+    prop_oneof![
+        3 => (ipv4(), 0..=32u8).prop_map(|(addr, prefix)| IpNet { addr: addr.into(), prefix }),
+        2 => (ipv6(), 0..=128u8).prop_map(|(addr, prefix)| IpNet { addr: addr.into(), prefix }),
+    ]
 }
 
 fn port() -> impl Strategy<Value = Port> {
@@ -163,9 +193,9 @@ fn route() -> impl Strategy<Value = Route> {
     (
         prop_oneof![
             Just(RouteDestination::Default),
-            ipv4_net().prop_map(RouteDestination::Net),
+            ip_net().prop_map(RouteDestination::Net),
         ],
-        ipv4(),
+        ip(),
         maybe(unplaced(table_id())),
     )
         .prop_map(|(destination, gateway, table)| Route {
@@ -185,7 +215,7 @@ fn interface() -> impl Strategy<Value = Interface> {
             select(vec![68, 1500, 9000, 65_535])
         ])),
         maybe(any::<bool>()),
-        vec(unplaced(ipv4_net()), 0..4),
+        vec(unplaced(ip_net()), 0..4),
         vec(route(), 0..4),
     )
         .prop_map(|(name, kind, mtu, auto, addresses, routes)| Interface {
@@ -231,15 +261,28 @@ fn condition<T: Debug>(
 fn conditions() -> impl Strategy<Value = Conditions> {
     (
         condition(if_name()),
-        condition(select(vec![Protocol::Tcp, Protocol::Udp, Protocol::Icmp])),
-        condition(ipv4_net()),
-        condition(ipv4_net()),
+        condition(select(vec![
+            Protocol::Tcp,
+            Protocol::Udp,
+            Protocol::Icmp,
+            Protocol::Icmpv6,
+        ])),
+        condition(ip_net()),
+        condition(ip_net()),
         condition(port_range()),
         condition(port_range()),
         condition(any::<u8>()),
     )
-        .prop_map(
-            |(iface, proto, src, dst, srcport, dstport, icmptype)| Conditions {
+        .prop_map(|(iface, proto, src, dst, srcport, dstport, mut icmptype)| {
+            // A type number the parser would place in the other ICMP family's
+            // table is refused, as it should be; keep to ones it accepts.
+            let icmpv6 = proto.as_ref().is_some_and(|p| p.value == Protocol::Icmpv6);
+            if let Some(t) = &mut icmptype
+                && is_other_family_type(t.value, icmpv6)
+            {
+                t.value = 200;
+            }
+            Conditions {
                 iface,
                 proto,
                 src,
@@ -247,8 +290,17 @@ fn conditions() -> impl Strategy<Value = Conditions> {
                 srcport,
                 dstport,
                 icmptype,
-            },
-        )
+            }
+        })
+}
+
+fn is_other_family_type(code: u8, icmpv6: bool) -> bool {
+    let (own, other) = if icmpv6 {
+        (ICMPV6_TYPE_NAMES, ICMP_TYPE_NAMES)
+    } else {
+        (ICMP_TYPE_NAMES, ICMPV6_TYPE_NAMES)
+    };
+    !own.iter().any(|&(_, c)| c == code) && other.iter().any(|&(_, c)| c == code)
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
@@ -288,7 +340,7 @@ fn flows_config() -> impl Strategy<Value = FlowsConfig> {
 
 fn virtual_service() -> impl Strategy<Value = VirtualService> {
     (
-        ipv4(),
+        ip(),
         maybe(port()),
         maybe(select(vec![ServiceProtocol::Tcp, ServiceProtocol::Udp])),
     )
@@ -311,7 +363,7 @@ fn check_params() -> impl Strategy<Value = CheckParams> {
     (
         maybe(seconds()),
         maybe(seconds()),
-        maybe(unplaced(ipv4())),
+        maybe(unplaced(ip())),
         maybe(unplaced(port())),
         maybe(count()),
         maybe(count()),
@@ -368,14 +420,17 @@ fn check_method() -> impl Strategy<Value = CheckMethod> {
 }
 
 fn persistence() -> impl Strategy<Value = Persistence> {
-    (maybe(seconds()), maybe(0..=32u8))
-        .prop_map(|(timeout, netmask)| Persistence { timeout, netmask })
+    (maybe(seconds()), maybe(0..=32u8)).prop_map(|(timeout, netmask)| Persistence {
+        timeout,
+        netmask,
+        netmask_loc: Loc::default(),
+    })
 }
 
 fn server() -> impl Strategy<Value = Server> {
     (
         unplaced(server_name()),
-        ipv4(),
+        ip(),
         maybe(port()),
         maybe(prop_oneof![any::<u16>(), select(vec![0, 1, u16::MAX])]),
         any::<bool>(),
@@ -582,7 +637,7 @@ fn seed_interface_with_a_dotted_netmask_and_a_table_route() {
     );
     assert_eq!(
         config.interfaces[0].addresses[0].value,
-        Ipv4Net::new(Ipv4Addr::new(192, 168, 161, 10), 24).unwrap()
+        IpNet::new(Ipv4Addr::new(192, 168, 161, 10).into(), 24).unwrap()
     );
     assert_eq!(
         print::network(&config),

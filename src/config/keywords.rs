@@ -38,7 +38,7 @@ pub mod flows {
     pub const CONDITIONS: &[&str] = &[
         "iface", "proto", "src", "dst", "srcport", "dstport", "icmptype", "not",
     ];
-    pub const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp"];
+    pub const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp", "icmpv6"];
 }
 
 /// `lvs.conf`.

@@ -4,12 +4,13 @@
 //! file normalises it.
 
 use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
 
 use super::model::Config;
 use super::model::flows::{Condition, Flow, FlowsConfig, Policy, Rule};
 use super::model::lvs::{CheckMethod, Director, LvsConfig, Server};
 use super::model::network::{Interface, LinkKind, NetworkConfig, RouteDestination};
-use super::model::types::prefix_to_mask;
+use super::model::types::{Family, Port, prefix_to_mask};
 
 const INDENT: &str = "    ";
 
@@ -100,8 +101,7 @@ fn interface(out: &mut String, interface: &Interface) {
     for route in &interface.routes {
         let destination = match route.destination {
             RouteDestination::Default => "default".to_owned(),
-            RouteDestination::Net(net) if net.prefix == 32 => net.addr.to_string(),
-            RouteDestination::Net(net) => net.to_string(),
+            RouteDestination::Net(net) => net.shortest(),
         };
         let _ = write!(out, "{INDENT}ip route {destination} {}", route.gateway);
         if let Some(table) = &route.table {
@@ -147,30 +147,16 @@ fn rule(out: &mut String, rule: &Rule) {
     condition(
         out,
         "src",
-        c.src
-            .as_ref()
-            .map(|n| n.map_ref(|n| net_or_host(*n)))
-            .as_ref(),
+        c.src.as_ref().map(|n| n.map_ref(|n| n.shortest())).as_ref(),
     );
     condition(
         out,
         "dst",
-        c.dst
-            .as_ref()
-            .map(|n| n.map_ref(|n| net_or_host(*n)))
-            .as_ref(),
+        c.dst.as_ref().map(|n| n.map_ref(|n| n.shortest())).as_ref(),
     );
     condition(out, "srcport", c.srcport.as_ref());
     condition(out, "dstport", c.dstport.as_ref());
     condition(out, "icmptype", c.icmptype.as_ref());
-}
-
-fn net_or_host(net: super::model::types::Ipv4Net) -> String {
-    if net.prefix == 32 {
-        net.addr.to_string()
-    } else {
-        net.to_string()
-    }
 }
 
 fn condition<T: std::fmt::Display>(out: &mut String, key: &str, condition: Option<&Condition<T>>) {
@@ -183,10 +169,7 @@ fn condition<T: std::fmt::Display>(out: &mut String, key: &str, condition: Optio
 fn director(out: &mut String, director: &Director) {
     let _ = write!(out, "director {}", director.name.value);
     if let Some(service) = &director.service {
-        let _ = write!(out, " {}", service.address);
-        if let Some(port) = service.port {
-            let _ = write!(out, ":{port}");
-        }
+        let _ = write!(out, " {}", address_and_port(service.address, service.port));
         if let Some(protocol) = service.protocol {
             let _ = write!(out, " {}", protocol.keyword());
         }
@@ -227,8 +210,14 @@ fn director(out: &mut String, director: &Director) {
         if let Some(timeout) = persistence.timeout {
             let _ = write!(out, " timeout {timeout}");
         }
-        if let Some(prefix) = persistence.netmask {
-            let _ = write!(out, " netmask {}", prefix_to_mask(prefix));
+        match (persistence.netmask, director.family()) {
+            (Some(prefix), Family::Ipv4) => {
+                let _ = write!(out, " netmask {}", prefix_to_mask(prefix));
+            }
+            (Some(prefix), Family::Ipv6) => {
+                let _ = write!(out, " netmask {prefix}");
+            }
+            (None, _) => {}
         }
         out.push('\n');
     }
@@ -265,11 +254,9 @@ fn server(out: &mut String, server: &Server) {
     let _ = write!(
         out,
         "{INDENT}server {} {}",
-        server.name.value, server.address
+        server.name.value,
+        address_and_port(server.address, server.port)
     );
-    if let Some(port) = server.port {
-        let _ = write!(out, ":{port}");
-    }
     if let Some(weight) = server.weight {
         let _ = write!(out, " weight {weight}");
     }
@@ -280,4 +267,12 @@ fn server(out: &mut String, server: &Server) {
         out.push_str(" sorry");
     }
     out.push('\n');
+}
+
+/// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port.
+fn address_and_port(address: IpAddr, port: Option<Port>) -> String {
+    match port {
+        Some(port) => SocketAddr::new(address, port.get()).to_string(),
+        None => address.to_string(),
+    }
 }

@@ -3,14 +3,14 @@
 //! kernel would refuse or silently ignore.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
 use super::model::Config;
 use super::model::flows::{Condition, Direction, Flow, MAX_FLOW_TABLE, Policy, Rule, RuleAction};
 use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
 use super::model::network::{Interface, LinkKind, NetworkConfig};
-use super::model::types::{DirectorName, Loc, Protocol, TableId};
+use super::model::types::{DirectorName, Family, IpNet, Loc, Port, Protocol, TableId};
 
 /// Which files parsed without errors. Warnings that something is missing (a bond
 /// without slaves, a flow without rules, a director without servers) would only
@@ -264,7 +264,19 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
                     Some("remove the route or turn the interface on".to_owned()),
                 );
             }
-            let destination = route.destination.net();
+            let destination = route.destination_net();
+            if destination.family() != route.family() {
+                sink.error(
+                    route.loc,
+                    format!(
+                        "route to {} network {destination} has {} gateway {}; a route and its gateway are one family",
+                        destination.family(),
+                        route.family(),
+                        route.gateway
+                    ),
+                );
+                continue;
+            }
             if destination.has_host_bits() {
                 sink.error_hint(
                     route.loc,
@@ -291,12 +303,17 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
                 );
             }
             if !enslaved
+                && !is_link_local(route.gateway)
                 && !interface
                     .addresses
                     .iter()
                     .any(|a| a.contains(route.gateway))
             {
-                let hint = match interface.addresses.first() {
+                let hint = match interface
+                    .addresses
+                    .iter()
+                    .find(|a| a.family() == route.family())
+                {
                     None => format!("add an `ip address` on `{name}` in the gateway's subnet"),
                     Some(a) => format!("`{name}` has {}", a.value),
                 };
@@ -313,7 +330,12 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
     }
 }
 
-fn route_target(net: super::model::types::Ipv4Net) -> String {
+/// A link-local gateway (`fe80::/10`) is on its link by definition.
+fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local())
+}
+
+fn route_target(net: IpNet) -> String {
     if net.prefix == 0 {
         "default".to_owned()
     } else {
@@ -437,7 +459,31 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
                 );
             }
         }
+        if let Policy::Director(name) = &flow.policy.value
+            && let Some(director) = config.lvs.director(name.as_str())
+        {
+            check_directed_family(flow, director, sink);
+        }
         check_rules(&config.network, flow, sink);
+    }
+}
+
+/// IPVS takes a marked packet only into a service of the packet's family.
+fn check_directed_family(flow: &Flow, director: &Director, sink: &mut Sink) {
+    let family = director.family();
+    for rule in &flow.rules {
+        if let Some(rule_family) = rule.conditions.family()
+            && rule_family != family
+            && rule.action == RuleAction::Match
+        {
+            sink.error(
+                rule.loc,
+                format!(
+                    "this rule matches {rule_family} packets but director `{}` serves {family}; IPVS would never take them",
+                    director.name.value
+                ),
+            );
+        }
     }
 }
 
@@ -459,13 +505,14 @@ fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
         let c = &rule.conditions;
         let proto = c.known_protocol();
         if let Some(icmptype) = &c.icmptype
-            && proto != Some(Protocol::Icmp)
+            && !proto.is_some_and(Protocol::is_icmp)
         {
             sink.error(
                 icmptype.loc,
-                "`icmptype` needs `proto icmp` in the same rule",
+                "`icmptype` needs `proto icmp` or `proto icmpv6` in the same rule",
             );
         }
+        check_rule_family(rule, sink);
         for (key, port) in [("srcport", &c.srcport), ("dstport", &c.dstport)] {
             if let Some(port) = port
                 && !proto.is_some_and(Protocol::has_ports)
@@ -505,6 +552,43 @@ fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
     }
 }
 
+/// A packet is IPv4 or IPv6, so a rule naming both can match nothing.
+fn check_rule_family(rule: &Rule, sink: &mut Sink) {
+    let c = &rule.conditions;
+    let named = [("src", &c.src), ("dst", &c.dst)]
+        .into_iter()
+        .filter_map(|(key, net)| {
+            net.as_ref().map(|n| {
+                (
+                    format!("{key} {}", n.value.shortest()),
+                    n.value.family(),
+                    n.loc,
+                )
+            })
+        })
+        .chain(c.proto.as_ref().filter(|p| !p.negated).and_then(|p| {
+            p.value
+                .family()
+                .map(|family| (format!("proto {}", p.value.keyword()), family, p.loc))
+        }));
+    let mut first: Option<(String, Family)> = None;
+    for (what, family, loc) in named {
+        match &first {
+            None => first = Some((what, family)),
+            Some((earlier, earlier_family)) if *earlier_family != family => {
+                sink.error(
+                    loc,
+                    format!(
+                        "`{what}` is {family} but `{earlier}` is {earlier_family}; a rule matches one family"
+                    ),
+                );
+                return;
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
     let mut names = FirstSeen::new();
     let mut services: HashMap<_, &Director> = HashMap::new();
@@ -517,7 +601,7 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
             _ => None,
         })
         .collect();
-    let interface_addresses: Vec<Ipv4Addr> = config
+    let interface_addresses: Vec<IpAddr> = config
         .network
         .interfaces
         .iter()
@@ -553,7 +637,7 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
                 }
             }
             None => {
-                if !directed.contains(&director.name.value) {
+                if clean && !directed.contains(&director.name.value) {
                     sink.warning_hint(
                         director.name.loc,
                         format!("director `{name}` has no VIP and no flow sends it traffic"),
@@ -565,6 +649,7 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
             }
         }
         check_servers(director, clean, sink);
+        check_persistence(director, sink);
         check_health(config, director, &interface_addresses, sink);
         if director.onepacket
             && let Some(service) = &director.service
@@ -579,18 +664,38 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
     }
 }
 
+fn check_persistence(director: &Director, sink: &mut Sink) {
+    let family = director.family();
+    if let Some(persistence) = &director.persistence
+        && let Some(prefix) = persistence.netmask
+        && prefix > family.max_prefix()
+    {
+        sink.error(
+            persistence.netmask_loc,
+            format!(
+                "persistence prefix length {prefix} is longer than an {family} address ({} bits)",
+                family.max_prefix()
+            ),
+        );
+    }
+}
+
 fn describe_vip(director: &Director) -> String {
     match &director.service {
         None => "no VIP".to_owned(),
-        Some(service) => match service.port {
-            Some(port) => format!(
-                "{}:{port} {}",
-                service.address,
-                service.protocol().keyword()
-            ),
-            None => format!("{} {}", service.address, service.protocol().keyword()),
-        },
+        Some(service) => format!(
+            "{} {}",
+            endpoint(service.address, service.port),
+            service.protocol().keyword()
+        ),
     }
+}
+
+/// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port.
+fn endpoint(address: IpAddr, port: Option<Port>) -> String {
+    port.map_or(address.to_string(), |p| {
+        SocketAddr::new(address, p.get()).to_string()
+    })
 }
 
 fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
@@ -606,6 +711,7 @@ fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
         return;
     }
     let vip_port = director.service.as_ref().and_then(|s| s.port);
+    let family = director.family();
     let mut names = FirstSeen::new();
     let mut endpoints = FirstSeen::new();
     for server in &director.servers {
@@ -620,15 +726,26 @@ fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
         }
         let port = server.port.or(vip_port);
         if let Some(line) = endpoints.earlier((server.address, port), server.loc) {
-            let shown = port.map_or(server.address.to_string(), |p| {
-                format!("{}:{p}", server.address)
-            });
             sink.error(
                 server.loc,
-                format!("real server {shown} is already in `{name}` on line {line}"),
+                format!(
+                    "real server {} is already in `{name}` on line {line}",
+                    endpoint(server.address, port)
+                ),
             );
         }
         let mode = director.forward_mode();
+        if Family::of(server.address) != family && mode != ForwardMode::Tunnel {
+            sink.error_hint(
+                server.loc,
+                format!(
+                    "server `{}` is {} but director `{name}` is {family}; IPVS mixes families only in tunnel mode",
+                    server.name.value,
+                    Family::of(server.address)
+                ),
+                Some(format!("give `{}` an {family} address, or use `mode tunnel`", server.name.value)),
+            );
+        }
         if mode != ForwardMode::Nat
             && let (Some(port), Some(vip_port)) = (server.port, vip_port)
             && port != vip_port
@@ -653,7 +770,7 @@ fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
 fn check_health(
     config: &Config,
     director: &Director,
-    interface_addresses: &[Ipv4Addr],
+    interface_addresses: &[IpAddr],
     sink: &mut Sink,
 ) {
     let check = &director.check;
@@ -680,6 +797,19 @@ fn check_health(
         );
     }
     if let Some(source) = &check.source
+        && Family::of(source.value) != director.family()
+    {
+        sink.error(
+            source.loc,
+            format!(
+                "check source {} is {} but director `{}` is {}; a check leaves from the servers' family",
+                source.value,
+                Family::of(source.value),
+                director.name.value,
+                director.family()
+            ),
+        );
+    } else if let Some(source) = &check.source
         && !interface_addresses.contains(&source.value)
     {
         sink.warning(

@@ -214,9 +214,15 @@ pub fn roster(config: &LvsConfig) -> Roster {
                     _ => true,
                 });
                 probe.map(|probe| Check {
-                    address: server.address,
+                    address: match server.address {
+                        std::net::IpAddr::V4(address) => address,
+                        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                    },
                     probe,
-                    source: params.source.as_ref().map(|s| s.value),
+                    source: params.source.as_ref().and_then(|s| match s.value {
+                        std::net::IpAddr::V4(address) => Some(address),
+                        std::net::IpAddr::V6(_) => None,
+                    }),
                     interval: Duration::from_secs(u64::from(params.interval().max(1))),
                     timeout: Duration::from_secs(u64::from(params.timeout().max(1))),
                     rise: params.rise(),

@@ -54,7 +54,7 @@ use super::{
     SlaveStatus, VlanStatus,
 };
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
-use crate::config::model::types::Ipv4Net;
+use crate::config::model::types::{Family, Ipv4Net};
 use crate::plan::flows::{MarkRule, RULE_PRIORITY};
 use crate::plan::network::{
     BondSettings, DEFAULT_MTU, Identity, Link, LinkType, MacAddress, NetOp, NewLink, OWNED_ALIAS,
@@ -356,14 +356,18 @@ impl NetworkBackend for NetlinkBackend {
             .try_collect()
             .await
             .map_err(failed("routes"))?;
-        let rules: Vec<RuleMessage> = self
-            .handle
-            .rule()
-            .get(rtnetlink::IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(failed("rules"))?;
+        let mut rules: Vec<RuleMessage> = Vec::new();
+        for version in [rtnetlink::IpVersion::V4, rtnetlink::IpVersion::V6] {
+            let dump: Vec<RuleMessage> = self
+                .handle
+                .rule()
+                .get(version)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(failed("rules"))?;
+            rules.extend(dump);
+        }
         let mut observation = assemble(links, addresses, routes);
         observation.state.rules = rules.iter().filter_map(mark_rule).collect();
         Ok(observation)
@@ -516,7 +520,10 @@ fn route_message(route: &RouteEntry, device: u32) -> RouteMessage {
 /// as ours, and deleting matches it too.
 fn rule_message(rule: &MarkRule) -> RuleMessage {
     let mut message = RuleMessage::default();
-    message.header.family = AddressFamily::Inet;
+    message.header.family = match rule.family {
+        Family::Ipv4 => AddressFamily::Inet,
+        Family::Ipv6 => AddressFamily::Inet6,
+    };
     message.header.action = RuleAction::ToTable;
     message.attributes = vec![
         RuleAttribute::FwMark(rule.mark),
@@ -539,7 +546,16 @@ pub(super) fn mark_rule(message: &RuleMessage) -> Option<MarkRule> {
         }
     }
     ours.then_some(())?;
-    Some(MarkRule { mark: mark?, table })
+    let family = match message.header.family {
+        AddressFamily::Inet => Family::Ipv4,
+        AddressFamily::Inet6 => Family::Ipv6,
+        _ => return None,
+    };
+    Some(MarkRule {
+        family,
+        mark: mark?,
+        table,
+    })
 }
 
 fn bond_mode(number: u8) -> Option<BondMode> {

@@ -6,25 +6,28 @@
 //! it is tested and benchmarked on its own.
 //!
 //! Layout of `table inet lbconsole`:
-//! - `incoming` (prerouting, before routing and IPVS): loopback, IPv6 and
-//!   packets of known connections pass (the latter get their connection's mark
+//! - `incoming` (prerouting, before routing and IPVS): loopback, IPv6
+//!   neighbour discovery and packets of known connections pass (the latter get their connection's mark
 //!   back, so a whole connection follows its first packet's `table N`); so do
 //!   IPVS NAT replies from real servers, which conntrack cannot place. Every
 //!   other packet jumps to each flow's chain in file order.
 //! - `outgoing` (a `route` chain on output, so a changed mark re-routes the
-//!   packet): IPVS's own forwarded packets and health checks pass; every other
+//!   packet): IPVS's own forwarded packets, health checks and neighbour
+//!   discovery pass; every other
 //!   locally sent packet — replies included — jumps to each outflow's chain.
 //! - one chain per flow (`in-NAME`) or outflow (`out-NAME`): `ignore` returns,
 //!   `match` applies the policy. A counter on every rule.
 //! - `deny`: drops new traffic; a packet of a known connection is let through,
 //!   so `alltherest deny` never cuts a permitted connection's replies.
+//! - IPv4 and IPv6 are judged alike; a rule that names addresses or an ICMP
+//!   protocol matches only its family.
 //! - an empty chain whose name carries the ruleset's fingerprint, so re-applying
 //!   the same flows is recognised without reading nft's listing back.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
 use nftables::schema::{
@@ -35,7 +38,7 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Policy, RuleAction};
 use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
-use crate::config::model::types::{Ipv4Net, PortRange, Protocol, TableId};
+use crate::config::model::types::{Family, IpNet, PortRange, Protocol, TableId};
 use crate::plan::ipvs::director_marks;
 
 /// Our table; nothing else in the kernel's ruleset is ever touched.
@@ -59,35 +62,46 @@ pub fn table_mark(table: TableId) -> u32 {
     TABLE_MARK_BASE + table.get()
 }
 
-/// An `ip rule fwmark MARK lookup TABLE`, tagged with our protocol number.
+/// An `ip [-6] rule fwmark MARK lookup TABLE`, tagged with our protocol number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct MarkRule {
+    pub family: Family,
     pub mark: u32,
     pub table: u32,
 }
 
 impl fmt::Display for MarkRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let six = if self.family == Family::Ipv6 {
+            "-6 "
+        } else {
+            ""
+        };
         write!(
             f,
-            "rule fwmark {:#x} lookup {} priority {RULE_PRIORITY}",
+            "{six}rule fwmark {:#x} lookup {} priority {RULE_PRIORITY}",
             self.mark, self.table
         )
     }
 }
 
-/// The routing rules the flows need: one per table a flow or outflow routes to.
+/// The routing rules the flows need: per table a flow or outflow routes to, one
+/// for each family, since a mark is set on IPv4 and IPv6 packets alike.
 pub fn mark_rules(flows: &FlowsConfig) -> BTreeSet<MarkRule> {
     flows
         .flows
         .iter()
         .filter(|flow| !flow.rules.is_empty())
         .filter_map(|flow| match &flow.policy.value {
-            Policy::Table(table) => Some(MarkRule {
-                mark: table_mark(*table),
-                table: table.get(),
-            }),
+            Policy::Table(table) => Some(*table),
             _ => None,
+        })
+        .flat_map(|table| {
+            [Family::Ipv4, Family::Ipv6].map(|family| MarkRule {
+                family,
+                mark: table_mark(table),
+                table: table.get(),
+            })
         })
         .collect()
 }
@@ -256,29 +270,40 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
         handle: None,
     }));
     let (nat_services, nat_hosts) = nat_replies(lvs);
-    builder.add(set(
-        "nat-replies",
-        SetTypeValue::Concatenated(Cow::Owned(vec![
-            SetType::Ipv4Addr,
-            SetType::InetProto,
-            SetType::InetService,
-        ])),
-        nat_services
-            .iter()
-            .map(|&(addr, proto, port)| {
-                Expression::Named(NamedExpression::Concat(vec![
-                    address(addr),
-                    Expression::String(proto.into()),
-                    Expression::Number(port.into()),
-                ]))
-            })
-            .collect(),
-    ));
-    builder.add(set(
-        "nat-reply-hosts",
-        SetTypeValue::Single(SetType::Ipv4Addr),
-        nat_hosts.iter().map(|&addr| address(addr)).collect(),
-    ));
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let address_type = match family {
+            Family::Ipv4 => SetType::Ipv4Addr,
+            Family::Ipv6 => SetType::Ipv6Addr,
+        };
+        builder.add(set(
+            &nat_set(NAT_REPLIES, family),
+            SetTypeValue::Concatenated(Cow::Owned(vec![
+                address_type,
+                SetType::InetProto,
+                SetType::InetService,
+            ])),
+            nat_services
+                .iter()
+                .filter(|(addr, _, _)| Family::of(*addr) == family)
+                .map(|&(addr, proto, port)| {
+                    Expression::Named(NamedExpression::Concat(vec![
+                        address(addr),
+                        Expression::String(proto.into()),
+                        Expression::Number(port.into()),
+                    ]))
+                })
+                .collect(),
+        ));
+        builder.add(set(
+            &nat_set(NAT_REPLY_HOSTS, family),
+            SetTypeValue::Single(address_type),
+            nat_hosts
+                .iter()
+                .filter(|addr| Family::of(**addr) == family)
+                .map(|&addr| address(addr))
+                .collect(),
+        ));
+    }
 
     builder.base_chain(INCOMING, NfChainType::Filter, NfHook::Prerouting);
     builder.base_chain(OUTGOING, NfChainType::Route, NfHook::Output);
@@ -289,11 +314,7 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
         vec![equals(meta(MetaKey::Iifname), string("lo")), accept()],
         "loopback",
     );
-    builder.rule(
-        INCOMING,
-        vec![not_equals(meta(MetaKey::Nfproto), string("ipv4")), accept()],
-        "flows judge IPv4 only",
-    );
+    builder.rule(INCOMING, neighbour_discovery(), "IPv6 neighbour discovery");
     let mut restore_mark = vec![is_in(ct_state(), established_or_related())];
     restore_mark.extend(set_mark_from_connection());
     builder.rule(
@@ -306,29 +327,35 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
         vec![is_in(ct_state(), established_or_related()), accept()],
         "known connections",
     );
-    builder.rule(
-        INCOMING,
-        vec![
-            equals(
-                Expression::Named(NamedExpression::Concat(vec![
-                    payload("ip", "saddr"),
-                    meta(MetaKey::L4proto),
-                    payload("th", "sport"),
-                ])),
-                string("@nat-replies"),
-            ),
-            accept(),
-        ],
-        "IPVS NAT replies",
-    );
-    builder.rule(
-        INCOMING,
-        vec![
-            equals(payload("ip", "saddr"), string("@nat-reply-hosts")),
-            accept(),
-        ],
-        "IPVS NAT replies (any port)",
-    );
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let source = payload(address_protocol(family), "saddr");
+        builder.rule(
+            INCOMING,
+            vec![
+                equals(
+                    Expression::Named(NamedExpression::Concat(vec![
+                        source.clone(),
+                        meta(MetaKey::L4proto),
+                        payload("th", "sport"),
+                    ])),
+                    string(&format!("@{}", nat_set(NAT_REPLIES, family))),
+                ),
+                accept(),
+            ],
+            &format!("IPVS NAT replies ({family})"),
+        );
+        builder.rule(
+            INCOMING,
+            vec![
+                equals(
+                    source,
+                    string(&format!("@{}", nat_set(NAT_REPLY_HOSTS, family))),
+                ),
+                accept(),
+            ],
+            &format!("IPVS NAT replies, any port ({family})"),
+        );
+    }
     builder.rule(
         OUTGOING,
         vec![equals(ct_state(), string("untracked")), accept()],
@@ -348,11 +375,7 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
         ],
         "health checks",
     );
-    builder.rule(
-        OUTGOING,
-        vec![not_equals(meta(MetaKey::Nfproto), string("ipv4")), accept()],
-        "outflows judge IPv4 only",
-    );
+    builder.rule(OUTGOING, neighbour_discovery(), "IPv6 neighbour discovery");
     builder.rule(OUTGOING, restore_mark, "known connections keep their mark");
     builder.rule(
         DENY,
@@ -442,18 +465,25 @@ fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'s
             string(iface.value.as_str()),
         ));
     }
+    let named_addresses = conditions.src.is_some() || conditions.dst.is_some();
+    if let Some(family) = conditions.family()
+        && !named_addresses
+    {
+        // `proto icmp` alone must not match IPv6 packets, nor `icmpv6` IPv4 ones.
+        statements.push(equals(meta(MetaKey::Nfproto), string(nfproto(family))));
+    }
     if let Some(proto) = &conditions.proto {
         statements.push(compare(
             proto.negated,
             meta(MetaKey::L4proto),
-            string(proto.value.keyword()),
+            string(l4proto(proto.value)),
         ));
     }
     for (condition, field) in [(&conditions.src, "saddr"), (&conditions.dst, "daddr")] {
         if let Some(net) = condition {
             statements.push(compare(
                 net.negated,
-                payload("ip", field),
+                payload(address_protocol(net.value.family()), field),
                 network(net.value),
             ));
         }
@@ -480,7 +510,14 @@ fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'s
     if let Some(icmptype) = &conditions.icmptype {
         statements.push(compare(
             icmptype.negated,
-            payload("icmp", "type"),
+            payload(
+                if known == Some(Protocol::Icmpv6) {
+                    "icmpv6"
+                } else {
+                    "icmp"
+                },
+                "type",
+            ),
             Expression::Number(icmptype.value.into()),
         ));
     }
@@ -490,7 +527,66 @@ fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'s
 /// Real servers of NAT directors, whose replies come back through us: with a
 /// port as (address, protocol, port), without one (the packet's own port is
 /// kept) as bare addresses.
-type NatReplies = (BTreeSet<(Ipv4Addr, &'static str, u16)>, BTreeSet<Ipv4Addr>);
+type NatReplies = (BTreeSet<(IpAddr, &'static str, u16)>, BTreeSet<IpAddr>);
+
+const NAT_REPLIES: &str = "nat-replies";
+const NAT_REPLY_HOSTS: &str = "nat-reply-hosts";
+
+/// One set per family: an nft set holds addresses of one type.
+fn nat_set(base: &str, family: Family) -> String {
+    match family {
+        Family::Ipv4 => base.to_owned(),
+        Family::Ipv6 => format!("{base}6"),
+    }
+}
+
+/// Neighbour solicitations and advertisements, router ones and redirects
+/// (ICMPv6 133-137): without them a `deny` cuts the box off its own IPv6 link.
+fn neighbour_discovery() -> Vec<Statement<'static>> {
+    vec![
+        equals(meta(MetaKey::L4proto), string(l4proto(Protocol::Icmpv6))),
+        is_in(
+            payload("icmpv6", "type"),
+            Expression::Named(NamedExpression::Set(
+                [
+                    "nd-router-solicit",
+                    "nd-router-advert",
+                    "nd-neighbor-solicit",
+                    "nd-neighbor-advert",
+                    "nd-redirect",
+                ]
+                .into_iter()
+                .map(|t| nftables::expr::SetItem::Element(string(t)))
+                .collect(),
+            )),
+        ),
+        accept(),
+    ]
+}
+
+/// nft's name of the network-layer payload: `ip` or `ip6`.
+fn address_protocol(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "ip",
+        Family::Ipv6 => "ip6",
+    }
+}
+
+/// `meta nfproto`'s value for a family.
+fn nfproto(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "ipv4",
+        Family::Ipv6 => "ipv6",
+    }
+}
+
+/// `meta l4proto`'s value: `/etc/protocols` calls ICMPv6 `ipv6-icmp`.
+fn l4proto(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Icmpv6 => "ipv6-icmp",
+        other => other.keyword(),
+    }
+}
 
 fn nat_replies(lvs: &LvsConfig) -> NatReplies {
     let mut services = BTreeSet::new();
@@ -656,12 +752,12 @@ fn string(value: &str) -> Expression<'static> {
     Expression::String(value.to_owned().into())
 }
 
-fn address(addr: Ipv4Addr) -> Expression<'static> {
+fn address(addr: IpAddr) -> Expression<'static> {
     string(&addr.to_string())
 }
 
-fn network(net: Ipv4Net) -> Expression<'static> {
-    if net.prefix == 32 {
+fn network(net: IpNet) -> Expression<'static> {
+    if net.is_host() {
         address(net.addr)
     } else {
         Expression::Named(NamedExpression::Prefix(Prefix {

@@ -340,6 +340,13 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     })
 }
 
+fn ipv4_until_dual_stack(address: std::net::IpAddr) -> Ipv4Addr {
+    match address {
+        std::net::IpAddr::V4(address) => address,
+        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
 /// The key of the service a director becomes: its VIP, or its firewall mark.
 pub fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> ServiceKey {
     match &director.service {
@@ -348,7 +355,7 @@ pub fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> Servic
                 ServiceProtocol::Tcp => TCP,
                 ServiceProtocol::Udp => UDP,
             },
-            address: vip.address,
+            address: ipv4_until_dual_stack(vip.address),
             port: vip.port.map_or(0, |p| p.get()),
         },
         None => ServiceKey::Fwmark {
@@ -375,7 +382,7 @@ pub fn dest_key(forward: Forward, server: &Server, service_port: u16) -> DestKey
         Forward::Route | Forward::Tunnel => service_port,
     };
     DestKey {
-        address: server.address,
+        address: ipv4_until_dual_stack(server.address),
         port,
     }
 }
@@ -412,7 +419,9 @@ pub fn desired(config: &LvsConfig) -> IpvsState {
             scheduler: kernel_scheduler(director).to_owned(),
             flags,
             timeout: persistence.map_or(0, |p| p.timeout()),
-            netmask: prefix_to_mask(persistence.map_or(32, |p| p.netmask_prefix())),
+            netmask: prefix_to_mask(
+                persistence.map_or(32, |p| p.netmask_prefix(director.family())),
+            ),
             fwmark_protocol,
         };
         let forward = forward(director);

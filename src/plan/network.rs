@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
@@ -422,7 +422,9 @@ pub fn desired(
         let mut kept = link.clone();
         if let Some(before) = previous.and_then(|p| p.interface(name)) {
             for address in &before.addresses {
-                kept.addresses.remove(&address.value);
+                if let Some(address) = Ipv4Net::from_ip(address.value) {
+                    kept.addresses.remove(&address);
+                }
             }
         }
         if kept
@@ -473,10 +475,15 @@ pub fn desired(
             }
         }
         for route in &interface.routes {
+            let (Some(destination), IpAddr::V4(gateway)) =
+                (Ipv4Net::from_ip(route.destination_net()), route.gateway)
+            else {
+                continue;
+            };
             desired.routes.insert(RouteEntry {
                 table: route.table.as_ref().map_or(TableId::MAIN, |t| t.get()),
-                destination: route.destination.net(),
-                gateway: route.gateway,
+                destination,
+                gateway,
                 device: name.to_owned(),
             });
         }
@@ -545,7 +552,11 @@ fn desired_link(interface: &Interface, observed: &NetworkState) -> Result<Link, 
         master: None,
         mtu,
         up: interface.is_up(),
-        addresses: interface.addresses.iter().map(|a| a.value).collect(),
+        addresses: interface
+            .addresses
+            .iter()
+            .filter_map(|a| Ipv4Net::from_ip(a.value))
+            .collect(),
     })
 }
 

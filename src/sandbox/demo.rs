@@ -694,7 +694,7 @@ mod tests {
                 );
                 let direct = director.forward_mode() == ForwardMode::Gateway;
                 assert_eq!(
-                    host.direct_vip,
+                    host.direct_vip.map(std::net::IpAddr::V4),
                     direct.then(|| vip.unwrap().address),
                     "{name}"
                 );

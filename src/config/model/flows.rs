@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    DirectorName, FlowName, IfName, Ipv4Net, Loc, PortRange, Protocol, Spanned, TableId,
+    DirectorName, Family, FlowName, IfName, IpNet, Loc, PortRange, Protocol, Spanned, TableId,
 };
 
 /// The highest table a flow can route to: the table number travels in the
@@ -98,9 +98,9 @@ pub struct Conditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<Condition<Protocol>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src: Option<Condition<Ipv4Net>>,
+    pub src: Option<Condition<IpNet>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dst: Option<Condition<Ipv4Net>>,
+    pub dst: Option<Condition<IpNet>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srcport: Option<Condition<PortRange>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +112,17 @@ pub struct Conditions {
 impl Conditions {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The one family this rule's addresses and protocol name, or `None` when it names
+    /// none and so matches both. A rule that mixes families is the validator's to refuse.
+    pub fn family(&self) -> Option<Family> {
+        let addresses = [&self.src, &self.dst]
+            .into_iter()
+            .flatten()
+            .map(|c| c.value.family());
+        let protocol = self.proto.as_ref().and_then(|p| p.value.family());
+        addresses.chain(protocol).next()
     }
 
     /// The protocol every matching packet is known to have.
@@ -158,4 +169,24 @@ pub const ICMP_TYPE_NAMES: &[(&str, u8)] = &[
     ("info-reply", 16),
     ("address-mask-request", 17),
     ("address-mask-reply", 18),
+];
+
+/// ICMPv6 type names accepted beside numbers under `proto icmpv6`, as nft spells them.
+pub const ICMPV6_TYPE_NAMES: &[(&str, u8)] = &[
+    ("destination-unreachable", 1),
+    ("packet-too-big", 2),
+    ("time-exceeded", 3),
+    ("parameter-problem", 4),
+    ("echo-request", 128),
+    ("echo-reply", 129),
+    ("mld-listener-query", 130),
+    ("mld-listener-report", 131),
+    ("mld-listener-done", 132),
+    ("nd-router-solicit", 133),
+    ("nd-router-advert", 134),
+    ("nd-neighbor-solicit", 135),
+    ("nd-neighbor-advert", 136),
+    ("nd-redirect", 137),
+    ("router-renumbering", 138),
+    ("mld2-listener-report", 143),
 ];

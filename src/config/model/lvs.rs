@@ -3,11 +3,11 @@
 //! Export names (serde) follow the appliance's L4 farm API where it has one
 //! (`least-connections`, `hash-source`, `check-interval`, …).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{DirectorName, IfName, Loc, Port, ServerName, Spanned};
+use super::types::{DirectorName, Family, IfName, Loc, Port, ServerName, Spanned};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LvsConfig {
@@ -62,6 +62,16 @@ impl Director {
         }
     }
 
+    /// The family of the director's IPVS service: its VIP's, or for a VIP-less
+    /// director its first server's. A director with neither is IPv4.
+    pub fn family(&self) -> Family {
+        self.service
+            .as_ref()
+            .map(|s| s.value.address)
+            .or_else(|| self.servers.first().map(|s| s.address))
+            .map_or(Family::Ipv4, Family::of)
+    }
+
     /// The reference: "leastconn … This is the default."
     pub fn scheduler(&self) -> Scheduler {
         self.balance
@@ -85,7 +95,7 @@ impl Director {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct VirtualService {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// No port intercepts every port of the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<Port>,
@@ -265,7 +275,7 @@ pub struct CheckParams {
         skip_serializing_if = "Option::is_none",
         rename = "check-source"
     )]
-    pub source: Option<Spanned<Ipv4Addr>>,
+    pub source: Option<Spanned<IpAddr>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -379,9 +389,13 @@ impl HttpCheck {
 pub struct Persistence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
-    /// The netmask as a prefix length; written dotted in `lvs.conf`.
+    /// The netmask as a prefix length: written dotted in `lvs.conf` for an IPv4
+    /// director, as a number 0-128 for an IPv6 one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netmask: Option<u8>,
+    /// Where the netmask was written, for diagnostics.
+    #[serde(skip)]
+    pub netmask_loc: Loc,
 }
 
 impl Persistence {
@@ -391,15 +405,17 @@ impl Persistence {
         self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT_S)
     }
 
-    pub fn netmask_prefix(&self) -> u8 {
-        self.netmask.unwrap_or(32)
+    /// Clients whose addresses share this many leading bits stick together; by
+    /// default each address on its own.
+    pub fn netmask_prefix(&self, family: Family) -> u8 {
+        self.netmask.unwrap_or(family.max_prefix())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Server {
     pub name: Spanned<ServerName>,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// No port: the packet's own destination port is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<Port>,

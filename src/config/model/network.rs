@@ -1,10 +1,10 @@
 //! `network.conf`: one `service network IF` section per interface.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{IfName, Ipv4Net, Loc, Spanned, TableId};
+use super::types::{Family, IfName, IpNet, Loc, Spanned, TableId};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
@@ -44,7 +44,7 @@ pub struct Interface {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<Spanned<Ipv4Net>>,
+    pub addresses: Vec<Spanned<IpNet>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
 }
@@ -301,7 +301,7 @@ impl Vlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub destination: RouteDestination,
-    pub gateway: Ipv4Addr,
+    pub gateway: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<Spanned<TableId>>,
     #[serde(skip)]
@@ -313,17 +313,20 @@ pub struct Route {
 pub enum RouteDestination {
     Default,
     #[serde(untagged)]
-    Net(Ipv4Net),
+    Net(IpNet),
 }
 
-impl RouteDestination {
-    pub fn net(self) -> Ipv4Net {
-        match self {
-            Self::Default => Ipv4Net {
-                addr: Ipv4Addr::UNSPECIFIED,
-                prefix: 0,
-            },
-            Self::Net(net) => net,
+impl Route {
+    /// The network the route leads to; `default` is `0.0.0.0/0` or `::/0` by the
+    /// gateway's family.
+    pub fn destination_net(&self) -> IpNet {
+        match self.destination {
+            RouteDestination::Default => IpNet::any(self.family()),
+            RouteDestination::Net(net) => net,
         }
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(self.gateway)
     }
 }

@@ -291,6 +291,15 @@ impl IpNet {
         Family::of(self.addr)
     }
 
+    /// As `lvs.conf` and `flows.conf` write it: a host without its prefix.
+    pub fn shortest(&self) -> String {
+        if self.is_host() {
+            self.addr.to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
     pub fn is_host(&self) -> bool {
         self.prefix == self.family().max_prefix()
     }
@@ -298,12 +307,8 @@ impl IpNet {
     /// The network address: the address with its host bits cleared.
     pub fn network(&self) -> IpAddr {
         match self.addr {
-            IpAddr::V4(addr) => {
-                IpAddr::V4(Ipv4Addr::from(u32::from(addr) & v4_mask(self.prefix)))
-            }
-            IpAddr::V6(addr) => {
-                IpAddr::V6(Ipv6Addr::from(u128::from(addr) & v6_mask(self.prefix)))
-            }
+            IpAddr::V4(addr) => IpAddr::V4(Ipv4Addr::from(u32::from(addr) & v4_mask(self.prefix))),
+            IpAddr::V6(addr) => IpAddr::V6(Ipv6Addr::from(u128::from(addr) & v6_mask(self.prefix))),
         }
     }
 
@@ -382,6 +387,19 @@ impl TryFrom<String> for Ipv4Net {
     }
 }
 
+impl Ipv4Net {
+    /// Until every engine is dual-stack: the IPv4 network, or `None` for IPv6.
+    pub fn from_ip(net: IpNet) -> Option<Self> {
+        match net.addr {
+            IpAddr::V4(addr) => Some(Self {
+                addr,
+                prefix: net.prefix,
+            }),
+            IpAddr::V6(_) => None,
+        }
+    }
+}
+
 impl From<Ipv4Net> for String {
     fn from(net: Ipv4Net) -> String {
         net.to_string()
@@ -389,11 +407,15 @@ impl From<Ipv4Net> for String {
 }
 
 fn v4_mask(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
 }
 
 fn v6_mask(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
 }
 
 impl fmt::Display for IpNet {
@@ -581,6 +603,7 @@ pub enum Protocol {
     Tcp,
     Udp,
     Icmp,
+    Icmpv6,
 }
 
 impl Protocol {
@@ -589,7 +612,21 @@ impl Protocol {
             Self::Tcp => "tcp",
             Self::Udp => "udp",
             Self::Icmp => "icmp",
+            Self::Icmpv6 => "icmpv6",
         }
+    }
+
+    /// The family an ICMP protocol belongs to; TCP and UDP run over both.
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Self::Icmp => Some(Family::Ipv4),
+            Self::Icmpv6 => Some(Family::Ipv6),
+            Self::Tcp | Self::Udp => None,
+        }
+    }
+
+    pub fn is_icmp(self) -> bool {
+        matches!(self, Self::Icmp | Self::Icmpv6)
     }
 
     pub fn has_ports(self) -> bool {

@@ -2,7 +2,8 @@
 
 use crate::config::diagnostic::{ConfigFile, Diagnostic, Problem, Sink};
 use crate::config::model::flows::{
-    Condition, Conditions, Direction, Flow, FlowsConfig, ICMP_TYPE_NAMES, Policy, Rule, RuleAction,
+    Condition, Conditions, Direction, Flow, FlowsConfig, ICMP_TYPE_NAMES, ICMPV6_TYPE_NAMES,
+    Policy, Rule, RuleAction,
 };
 use crate::config::model::types::{
     DirectorName, FlowName, IfName, Loc, PortRange, Protocol, Spanned, TableId,
@@ -10,7 +11,7 @@ use crate::config::model::types::{
 
 use crate::config::keywords::flows::{CONDITIONS, POLICIES, PROTOCOLS, STATEMENTS};
 
-use super::lexer::{Cursor, Lexer, Token, ipv4_net, number, port, unknown};
+use super::lexer::{Cursor, Lexer, Token, ip_net, number, port, unknown};
 use super::name;
 
 pub fn parse(source: &[u8]) -> (FlowsConfig, Vec<Diagnostic>) {
@@ -127,6 +128,8 @@ fn rule(action: Token<'_>, cursor: &mut Cursor<'_, '_>) -> Result<Rule, Problem>
         RuleAction::Ignore
     };
     let mut conditions = Conditions::default();
+    // Its names and numbers depend on `proto`, which may come later in the line.
+    let mut icmptype = None;
     while let Some(first) = cursor.next_token() {
         let negated = first.text == "not";
         let key = if negated {
@@ -155,24 +158,13 @@ fn rule(action: Token<'_>, cursor: &mut Cursor<'_, '_>) -> Result<Rule, Problem>
                     "tcp" => Protocol::Tcp,
                     "udp" => Protocol::Udp,
                     "icmp" => Protocol::Icmp,
+                    "icmpv6" => Protocol::Icmpv6,
                     _ => return Err(unknown(value, "protocol", PROTOCOLS)),
                 };
                 set(&mut conditions.proto, key, negated, proto, loc)?;
             }
-            "src" => set(
-                &mut conditions.src,
-                key,
-                negated,
-                ipv4_net(value, true)?,
-                loc,
-            )?,
-            "dst" => set(
-                &mut conditions.dst,
-                key,
-                negated,
-                ipv4_net(value, true)?,
-                loc,
-            )?,
+            "src" => set(&mut conditions.src, key, negated, ip_net(value, true)?, loc)?,
+            "dst" => set(&mut conditions.dst, key, negated, ip_net(value, true)?, loc)?,
             "srcport" => set(
                 &mut conditions.srcport,
                 key,
@@ -187,15 +179,15 @@ fn rule(action: Token<'_>, cursor: &mut Cursor<'_, '_>) -> Result<Rule, Problem>
                 port_range(value)?,
                 loc,
             )?,
-            "icmptype" => set(
-                &mut conditions.icmptype,
-                key,
-                negated,
-                icmp_type(value)?,
-                loc,
-            )?,
+            "icmptype" => {
+                set(&mut conditions.icmptype, key, negated, 0, loc)?;
+                icmptype = Some(value);
+            }
             _ => return Err(unknown(key, "condition", CONDITIONS)),
         }
+    }
+    if let (Some(token), Some(condition)) = (icmptype, conditions.icmptype.as_mut()) {
+        condition.value = icmp_type(token, conditions.proto.as_ref().map(|p| p.value))?;
     }
     Ok(Rule {
         action: action_kind,
@@ -244,18 +236,57 @@ fn port_range(token: Token<'_>) -> Result<PortRange, Problem> {
     }
 }
 
-fn icmp_type(token: Token<'_>) -> Result<u8, Problem> {
-    if let Some(&(_, code)) = ICMP_TYPE_NAMES.iter().find(|(n, _)| *n == token.text) {
+/// An ICMP type by name or number, in the table of the rule's protocol: ICMPv6's
+/// under `proto icmpv6`, ICMP's otherwise. A type of the other family is refused with
+/// the number meant.
+fn icmp_type(token: Token<'_>, proto: Option<Protocol>) -> Result<u8, Problem> {
+    let (table, other, this_name, other_name) = if proto == Some(Protocol::Icmpv6) {
+        (ICMPV6_TYPE_NAMES, ICMP_TYPE_NAMES, "ICMPv6", "ICMP (IPv4)")
+    } else {
+        (ICMP_TYPE_NAMES, ICMPV6_TYPE_NAMES, "ICMP", "ICMPv6")
+    };
+    let name_of = |table: &[(&'static str, u8)], code: u8| {
+        table.iter().find(|&&(_, c)| c == code).map(|&(n, _)| n)
+    };
+    let code_of =
+        |table: &[(&str, u8)], name: &str| table.iter().find(|&&(n, _)| n == name).map(|&(_, c)| c);
+    let other_family = |what: String, name: Option<&str>| {
+        let hint = match name.and_then(|n| code_of(table, n)) {
+            Some(code) => format!(
+                "{this_name}'s `{}` is type {code}",
+                name.unwrap_or_default()
+            ),
+            None if proto == Some(Protocol::Icmpv6) => {
+                "write `proto icmp` for an IPv4 type".to_owned()
+            }
+            None => "write `proto icmpv6` for an ICMPv6 type".to_owned(),
+        };
+        Problem::new(
+            token.loc,
+            format!("{what} is an {other_name} type, not an {this_name} one"),
+        )
+        .with_hint(Some(hint))
+    };
+    if let Some(code) = code_of(table, token.text) {
         return Ok(code);
     }
+    if code_of(other, token.text).is_some() {
+        return Err(other_family(format!("`{}`", token.text), Some(token.text)));
+    }
     if token.text.chars().all(|c| c.is_ascii_digit()) {
-        return token.text.parse().map_err(|_| {
+        let code: u8 = token.text.parse().map_err(|_| {
             Problem::new(
                 token.loc,
-                format!("ICMP type {} is out of range 0-255", token.text),
+                format!("{this_name} type {} is out of range 0-255", token.text),
             )
-        });
+        })?;
+        if name_of(table, code).is_none()
+            && let Some(name) = name_of(other, code)
+        {
+            return Err(other_family(format!("type {code} ({name})"), Some(name)));
+        }
+        return Ok(code);
     }
-    let names: Vec<&str> = ICMP_TYPE_NAMES.iter().map(|(n, _)| *n).collect();
-    Err(unknown(token, "ICMP type", &names))
+    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    Err(unknown(token, &format!("{this_name} type"), &names))
 }

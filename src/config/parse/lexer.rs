@@ -4,11 +4,11 @@
 //! Bytes that are not UTF-8 text, and control characters, are reported and their
 //! line skipped, so a binary file yields a handful of clear errors and no panic.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::config::diagnostic::{ConfigFile, Diagnostic, Problem, Sink, did_you_mean};
-use crate::config::model::types::{Ipv4Net, Loc, Port, mask_to_prefix};
+use crate::config::model::types::{Family, IpNet, Loc, Port, mask_to_prefix};
 
 /// After this many unreadable lines the rest of the file is not worth reporting.
 const MAX_ENCODING_ERRORS: usize = 10;
@@ -246,25 +246,28 @@ pub fn number_in(
     }
 }
 
-pub fn ipv4(token: Token<'_>) -> Result<Ipv4Addr, Problem> {
-    ipv4_at(token.text, token.loc)
+pub fn ip(token: Token<'_>) -> Result<IpAddr, Problem> {
+    ip_at(token.text, token.loc)
 }
 
-fn ipv4_at(text: &str, loc: Loc) -> Result<Ipv4Addr, Problem> {
+fn ip_at(text: &str, loc: Loc) -> Result<IpAddr, Problem> {
     text.parse().map_err(|_| {
-        let message = if text.contains(':') && text.parse::<std::net::Ipv6Addr>().is_ok() {
-            format!("`{text}` is an IPv6 address; only IPv4 is supported")
-        } else {
-            format!("`{text}` is not an IPv4 address")
-        };
-        Problem::new(loc, message)
+        let hint = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .filter(|inner| inner.parse::<Ipv6Addr>().is_ok())
+            .map(|inner| {
+                format!("brackets only go round an IPv6 address a port follows; write `{inner}`")
+            });
+        Problem::new(loc, format!("`{text}` is not an IP address")).with_hint(hint)
     })
 }
 
 /// A dotted netmask such as `255.255.255.0`, as a prefix length.
 pub fn netmask(text: &str, loc: Loc) -> Result<u8, Problem> {
-    let mask =
-        ipv4_at(text, loc).map_err(|_| Problem::new(loc, format!("`{text}` is not a netmask")))?;
+    let mask = text
+        .parse::<Ipv4Addr>()
+        .map_err(|_| Problem::new(loc, format!("`{text}` is not a netmask")))?;
     mask_to_prefix(mask).ok_or_else(|| {
         Problem::new(
             loc,
@@ -273,31 +276,40 @@ pub fn netmask(text: &str, loc: Loc) -> Result<u8, Problem> {
     })
 }
 
-/// `A.B.C.D/PREFIX` or `A.B.C.D/DOTTED.MASK`; a bare address only when `bare_is_host`.
-pub fn ipv4_net(token: Token<'_>, bare_is_host: bool) -> Result<Ipv4Net, Problem> {
+/// `ADDR/PREFIX`, or for IPv4 also `A.B.C.D/DOTTED.MASK`; a bare address only when
+/// `bare_is_host`.
+pub fn ip_net(token: Token<'_>, bare_is_host: bool) -> Result<IpNet, Problem> {
     let Some((addr, mask)) = token.text.split_once('/') else {
         if bare_is_host {
-            return ipv4(token).map(Ipv4Net::host);
+            return ip(token).map(IpNet::host);
         }
+        let example = match ip(token).map(Family::of) {
+            Ok(Family::Ipv6) => format!("write `{}/64` or `{}/128`", token.text, token.text),
+            _ => format!("write `{}/24` or `{}/32`", token.text, token.text),
+        };
         return Err(Problem::new(
             token.loc,
             format!("`{}` needs a prefix length or netmask", token.text),
         )
-        .with_hint(Some(format!(
-            "write `{}/24` or `{}/32`",
-            token.text, token.text
-        ))));
+        .with_hint(Some(example)));
     };
-    let addr = ipv4_at(addr, token.loc)?;
+    let addr = ip_at(addr, token.loc)?;
     let mask_loc = Loc::new(
         token.loc.line,
         token.loc.col + u32::try_from(token.text.find('/').unwrap_or(0) + 1).unwrap_or(0),
     );
-    let prefix = if mask.contains('.') {
+    let family = Family::of(addr);
+    let prefix = if mask.contains('.') && family == Family::Ipv4 {
         netmask(mask, mask_loc)?
     } else {
         match mask.parse::<u8>() {
-            Ok(prefix) if prefix <= 32 => prefix,
+            Ok(prefix) if prefix <= family.max_prefix() => prefix,
+            _ if family == Family::Ipv6 => {
+                return Err(Problem::new(
+                    mask_loc,
+                    format!("`{mask}` is not a prefix length 0-128"),
+                ));
+            }
             _ => {
                 return Err(Problem::new(
                     mask_loc,
@@ -306,7 +318,7 @@ pub fn ipv4_net(token: Token<'_>, bare_is_host: bool) -> Result<Ipv4Net, Problem
             }
         }
     };
-    Ok(Ipv4Net { addr, prefix })
+    Ok(IpNet { addr, prefix })
 }
 
 pub fn port(text: &str, loc: Loc) -> Result<Port, Problem> {
@@ -319,24 +331,61 @@ pub fn port(text: &str, loc: Loc) -> Result<Port, Problem> {
         .ok_or_else(|| Problem::new(loc, format!("`{text}` is not a port 1-65535")))
 }
 
-/// `IP[:PORT]`; a port of 0 means "any port", the same as none.
-pub fn ipv4_and_port(token: Token<'_>) -> Result<(Ipv4Addr, Option<Port>), Problem> {
-    match token.text.rsplit_once(':') {
-        Some((addr, port_text)) if !addr.contains(':') => {
-            let addr = ipv4_at(addr, token.loc)?;
-            let port_loc = Loc::new(
-                token.loc.line,
-                token.loc.col
-                    + u32::try_from(token.text.chars().count() - port_text.chars().count())
-                        .unwrap_or(0),
-            );
-            if port_text == "0" {
-                return Ok((addr, None));
+/// `IPV4[:PORT]`, `[IPV6]:PORT` or a bare IPv6 address; a port of 0 means "any
+/// port", the same as none.
+pub fn ip_and_port(token: Token<'_>) -> Result<(IpAddr, Option<Port>), Problem> {
+    let text = token.text;
+    let (addr, port_text) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((inner, after)) = rest.split_once(']') else {
+            return Err(Problem::new(
+                token.loc,
+                format!("`{text}` opens a `[` it does not close"),
+            ));
+        };
+        let inner_loc = Loc::new(token.loc.line, token.loc.col + 1);
+        let addr = match inner.parse::<Ipv6Addr>() {
+            Ok(addr) => IpAddr::V6(addr),
+            Err(_) => {
+                return Err(
+                    Problem::new(inner_loc, format!("`{inner}` is not an IPv6 address")).with_hint(
+                        Some(
+                            "brackets go round an IPv6 address only: `[2001:db8::10]:80`"
+                                .to_owned(),
+                        ),
+                    ),
+                );
             }
-            Ok((addr, Some(port(port_text, port_loc)?)))
+        };
+        match after.strip_prefix(':') {
+            Some(port_text) => (addr, port_text),
+            None if after.is_empty() => {
+                return Err(
+                    Problem::new(token.loc, format!("`{text}` has brackets but no port"))
+                        .with_hint(Some(format!("write `{inner}` or `[{inner}]:PORT`"))),
+                );
+            }
+            None => {
+                return Err(Problem::new(
+                    token.loc,
+                    format!("`{text}`: after `]` comes `:` and a port"),
+                ));
+            }
         }
-        _ => Ok((ipv4(token)?, None)),
+    } else {
+        match text.rsplit_once(':') {
+            Some((addr, port_text)) if !addr.contains(':') => (ip_at(addr, token.loc)?, port_text),
+            _ => return Ok((ip(token)?, None)),
+        }
+    };
+    let port_loc = Loc::new(
+        token.loc.line,
+        token.loc.col
+            + u32::try_from(text.chars().count() - port_text.chars().count()).unwrap_or(0),
+    );
+    if port_text == "0" {
+        return Ok((addr, None));
     }
+    Ok((addr, Some(port(port_text, port_loc)?)))
 }
 
 #[cfg(test)]

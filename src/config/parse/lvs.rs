@@ -5,11 +5,11 @@ use crate::config::model::lvs::{
     CheckMethod, Director, ForwardMode, HttpCheck, LvsConfig, Persistence, Scheduler, Server,
     ServiceProtocol, VirtualService,
 };
-use crate::config::model::types::{DirectorName, IfName, Placeholder, ServerName, Spanned};
+use crate::config::model::types::{DirectorName, Family, IfName, Placeholder, ServerName, Spanned};
 
 use crate::config::keywords::lvs::{CHECK_PARAMS, OPTIONS, SERVER_FLAGS, STATEMENTS};
 
-use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_and_port, netmask, number_in, port, unknown};
+use super::lexer::{Cursor, Lexer, Token, ip, ip_and_port, netmask, number_in, port, unknown};
 use super::{Seen, name};
 
 /// Seconds for intervals and timeouts: at least one, at most a day.
@@ -88,7 +88,7 @@ pub fn parse(source: &[u8]) -> (LvsConfig, Vec<Diagnostic>) {
 /// The rest of `director NAME [IP[:PORT] [TCP|UDP]]`, after the name.
 fn service(director: &mut Director, cursor: &mut Cursor<'_, '_>) -> Result<(), Problem> {
     if let Some(address) = cursor.next_token() {
-        let (ip, port) = ipv4_and_port(address)?;
+        let (ip, port) = ip_and_port(address)?;
         let protocol = match cursor.next_token() {
             None => None,
             Some(t) => Some(match t.text.to_ascii_uppercase().as_str() {
@@ -192,8 +192,8 @@ fn check(
                 params.interval = Some(number_in(value("seconds")?, "check interval", SECONDS)?)
             }
             "source" => {
-                let token = value("an IPv4 address")?;
-                params.source = Some(Spanned::new(ipv4(token)?, token.loc));
+                let token = value("an IP address")?;
+                params.source = Some(Spanned::new(ip(token)?, token.loc));
             }
             "port" => {
                 let token = value("a port")?;
@@ -229,9 +229,12 @@ fn option(
                             Some(number_in(token, "persistence timeout", SECONDS)?);
                     }
                     "netmask" => {
-                        let token = cursor
-                            .value("persistence netmask", "a netmask such as 255.255.255.0")?;
-                        persistence.netmask = Some(netmask(token.text, token.loc)?);
+                        let token = cursor.value(
+                            "persistence netmask",
+                            "a netmask such as 255.255.255.0, or a prefix length such as 64",
+                        )?;
+                        persistence.netmask = Some(persistence_netmask(token, director.family())?);
+                        persistence.netmask_loc = token.loc;
                     }
                     _ => {
                         return Err(unknown(
@@ -317,7 +320,7 @@ fn option(
 fn server(cursor: &mut Cursor<'_, '_>) -> Result<Server, Problem> {
     let server_name = name::<ServerName>(cursor.value("server", "a name")?)?;
     let address = cursor.value("server NAME", "an address IP[:PORT]")?;
-    let (ip, port) = ipv4_and_port(address)?;
+    let (ip, port) = ip_and_port(address)?;
     let mut server = Server {
         name: server_name,
         address: ip,
@@ -349,4 +352,25 @@ fn server(cursor: &mut Cursor<'_, '_>) -> Result<Server, Problem> {
         seen.once(flag.text, flag)?;
     }
     Ok(server)
+}
+
+/// A dotted netmask (IPv4) or a prefix length 0-128; the validator holds the prefix
+/// to the director's family.
+fn persistence_netmask(token: Token<'_>, family: Family) -> Result<u8, Problem> {
+    if token.text.contains('.') {
+        if family == Family::Ipv6 {
+            return Err(Problem::new(
+                token.loc,
+                format!(
+                    "`{}` is an IPv4 netmask; an IPv6 director takes a prefix length",
+                    token.text
+                ),
+            )
+            .with_hint(Some(
+                "write `netmask 64` to keep a /64 of clients on one server".to_owned(),
+            )));
+        }
+        return netmask(token.text, token.loc);
+    }
+    number_in(token, "persistence prefix length", 0..=128).map(|prefix| prefix as u8)
 }

@@ -9,7 +9,7 @@ use crate::config::model::types::{IfName, Loc, Placeholder, Spanned, TableId};
 
 use crate::config::keywords::network::{BONDING_OPTIONS, STATEMENTS, TYPES};
 
-use super::lexer::{Cursor, Lexer, Token, ipv4, ipv4_net, number, number_in, unknown};
+use super::lexer::{Cursor, Lexer, Token, ip, ip_net, number, number_in, unknown};
 use super::{Seen, name};
 
 pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
@@ -256,7 +256,7 @@ impl Section {
         match what.text {
             "address" => {
                 let token = cursor.value("ip address", "an address such as 192.168.0.10/24")?;
-                let net = ipv4_net(token, false)?;
+                let net = ip_net(token, false)?;
                 self.interface.addresses.push(Spanned::new(net, token.loc));
             }
             "route" => {
@@ -265,9 +265,9 @@ impl Section {
                 let destination = if dest_token.text == "default" {
                     RouteDestination::Default
                 } else {
-                    RouteDestination::Net(ipv4_net(dest_token, true)?)
+                    RouteDestination::Net(ip_net(dest_token, true)?)
                 };
-                let gateway = ipv4(cursor.value("ip route DEST", "a gateway address")?)?;
+                let gateway = ip(cursor.value("ip route DEST", "a gateway address")?)?;
                 let table = if cursor.eat("table") {
                     let token = cursor.value("table", "a routing table id")?;
                     let id = TableId::new(number(token, "routing table id")?)

@@ -20,19 +20,18 @@ pub fn view<'a>(
     keymap: &'a Keymap,
     styles: &Styles,
 ) -> View<'a> {
-    let mut lines: Vec<Line> = preview
-        .operations
-        .iter()
-        .map(|op| Line::raw(op.clone()))
-        .collect();
-    lines.push(Line::raw(""));
+    let mut lines: Vec<Line> = Vec::new();
+    // First, so that no length of plan scrolls it out of sight.
     if preview.tears_down {
         lines.push(Line::styled(
             "This configuration has no service, flow or address: applying it \
              removes everything lbconsole runs.",
             styles.error,
         ));
+        lines.push(Line::raw(""));
     }
+    lines.extend(preview.operations.iter().map(|op| Line::raw(op.clone())));
+    lines.push(Line::raw(""));
     lines.push(Line::styled(
         "A failed step undoes the whole apply. Once applied, confirm before the \
          countdown ends, or the previous configuration comes back.",
