@@ -2,6 +2,9 @@
 //! daemon calls them: tcpcheck, httpcheck, icmpcheck (ICMPv6 echo) and
 //! arpcheck (neighbour solicitation) see a live server up, a killed service
 //! down for its TCP checks only, and a server whose link is gone down for all.
+//! A Linux target drops a solicitation whose hop limit is not 255, so every
+//! arpcheck that passes shows that ours are sent so; a forged advertisement
+//! shows that one received with another hop limit does not count.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -28,6 +31,31 @@ while True:
         log.write(peer[0].encode() + b"\n" + request)
     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     c.close()
+"#;
+
+/// An address nobody holds, for which the responder below advertises.
+const FORGED: &str = "2001:db8:1::66";
+
+/// Answers each solicitation for [FORGED] on s1 with an advertisement sent
+/// with the hop limit written in the file named by its first argument; it
+/// writes the file named by its second once it listens.
+const RESPONDER_PY: &str = r#"
+import socket, sys
+hops_file, ready = sys.argv[1], sys.argv[2]
+target = socket.inet_pton(socket.AF_INET6, "2001:db8:1::66")
+group = socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:66")
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+index = socket.if_nametoindex("s1")
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group + index.to_bytes(4, sys.byteorder))
+open(ready, "w").close()
+while True:
+    message, peer = s.recvfrom(1500)
+    if len(message) < 24 or message[0] != 135 or message[8:24] != target:
+        continue
+    hops = int(open(hops_file).read())
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
+    option = bytes([2, 1, 2, 0, 0, 0, 0, 0x66])
+    s.sendto(bytes([136, 0, 0, 0, 0x60, 0, 0, 0]) + target + option, peer)
 "#;
 
 fn v6(text: &str) -> IpAddr {
@@ -90,12 +118,26 @@ fn all_up(checks: &[(&str, Check)]) -> bool {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn ipv6_checks_see_a_live_server_a_killed_service_and_a_link_gone() {
+    let start = std::time::Instant::now();
     let (lab, server) = link();
     let log = lab.state_dir().join("requests");
+    let hops = lab.state_dir().join("hops");
+    let ready = lab.state_dir().join("ready");
+    std::fs::write(&hops, "255").expect("the hop limit");
+    // Both start at once: python starts slowly in the VM.
     let service = server.spawn(&format!("exec python3 -c '{SERVER_PY}' {}", log.display()));
+    let _responder = server.spawn(&format!(
+        "exec python3 -c '{RESPONDER_PY}' {} {}",
+        hops.display(),
+        ready.display()
+    ));
     assert!(
         wait_until(Duration::from_secs(20), || server.listens(80)),
         "the IPv6 server did not start"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || ready.exists()),
+        "the responder did not start"
     );
     let tcp = check(Probe::Tcp { port: 80 }, None);
     let http = check(
@@ -154,6 +196,23 @@ fn ipv6_checks_see_a_live_server_a_killed_service_and_a_link_gone() {
         "the server's stack still answers: {killed:?}"
     );
 
+    let forged = [(
+        "arpcheck of a forged neighbour",
+        Check {
+            address: v6(FORGED),
+            ..check(Probe::Arp { iface: None }, None)
+        },
+    )];
+    let on_link = run_all(&forged);
+    assert_eq!(on_link[0].1, Ok(()), "an advertisement with hop limit 255");
+    std::fs::write(&hops, "64").expect("the hop limit");
+    let forwarded = run_all(&forged);
+    assert_eq!(
+        forwarded[0].1,
+        Err("no answer within 1s".into()),
+        "the same with hop limit 64, as a router forwards it"
+    );
+
     server.ip(&["link", "set", "s1", "down"]);
     let gone = run_all(&stack);
     for (name, result) in &gone {
@@ -164,11 +223,17 @@ fn ipv6_checks_see_a_live_server_a_killed_service_and_a_link_gone() {
         );
     }
 
+    // Down, the link lost its IPv6 addresses (`keep_addr_on_down` is off): the
+    // server comes back as after a reboot.
     server.ip(&["link", "set", "s1", "up"]);
+    server.ip(&["addr", "add", &format!("{SERVER}/64"), "dev", "s1", "nodad"]);
     assert!(
         wait_until(Duration::from_secs(10), || all_up(&stack)),
         "the link is back: {:?}",
         run_all(&stack)
     );
-    eprintln!("health6: up {up:?}\nhealth6: killed {killed:?}\nhealth6: gone {gone:?}");
+    eprintln!(
+        "health6: {:?}; killed {killed:?}; link down {gone:?}",
+        start.elapsed()
+    );
 }
