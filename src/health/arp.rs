@@ -1,15 +1,17 @@
 //! `arpcheck`: an ARP who-has for the server's address, broadcast on the link
 //! that reaches it; any reply from that address in time is a success. It tells
 //! that the server's network stack is on the link, not that a service answers:
-//! the check for servers that must not be probed on a port.
+//! the check for servers that must not be probed on a port. An IPv6 server is
+//! asked by neighbour solicitation instead (`ndisc.rs`), which shares the
+//! interface list here.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use super::checks::CheckError;
-use super::state::Check;
 use super::sys::{self, Family, bind, receive_datagram, register, send_datagram, socket};
+use crate::config::model::types::IpNet;
 
 const ETH_P_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
@@ -17,15 +19,25 @@ const ARP_REPLY: u16 = 2;
 /// An ARP packet for IPv4 over Ethernet, without the Ethernet header.
 const ARP_LEN: usize = 28;
 
-/// An interface as far as ARP needs it.
+/// An interface as far as ARP and neighbour discovery need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
     pub index: u32,
     /// `None` on links without Ethernet addresses (loopback, tunnels).
     pub mac: Option<[u8; 6]>,
-    /// Each IPv4 address with its prefix length.
-    pub addresses: Vec<(Ipv4Addr, u8)>,
+    /// Each address, of either family, with its prefix length.
+    pub addresses: Vec<IpNet>,
+}
+
+impl Interface {
+    /// Its IPv4 addresses with their prefix lengths.
+    fn ipv4(&self) -> impl Iterator<Item = (Ipv4Addr, u8)> + '_ {
+        self.addresses.iter().filter_map(|net| match net.addr {
+            IpAddr::V4(address) => Some((address, net.prefix)),
+            IpAddr::V6(_) => None,
+        })
+    }
 }
 
 /// Where the who-has goes out and what it says of the asker.
@@ -57,7 +69,7 @@ pub fn sender(
             .ok_or_else(|| format!("no interface {name}"))?,
         None => interfaces
             .iter()
-            .find(|i| i.mac.is_some() && i.addresses.iter().any(|&a| contains(a, target)))
+            .find(|i| i.mac.is_some() && i.ipv4().any(|a| contains(a, target)))
             .ok_or_else(|| format!("no interface has a subnet holding {target}"))?,
     };
     let mac = interface
@@ -65,8 +77,8 @@ pub fn sender(
         .ok_or_else(|| format!("{} has no Ethernet address to ask from", interface.name))?;
     let address = source
         .or_else(|| {
-            let on_link = interface.addresses.iter().find(|&&a| contains(a, target));
-            on_link.or(interface.addresses.first()).map(|a| a.0)
+            let on_link = interface.ipv4().find(|&a| contains(a, target));
+            on_link.or(interface.ipv4().next()).map(|a| a.0)
         })
         .ok_or_else(|| format!("{} has no IPv4 address to ask from", interface.name))?;
     Ok(Sender {
@@ -99,18 +111,23 @@ pub fn is_reply_from(packet: &[u8], target: Ipv4Addr) -> bool {
         && packet[14..18] == target.octets()
 }
 
-/// Sends the who-has and waits for its reply (the caller holds the timeout).
-pub async fn probe(check: &Check, iface: Option<&str>) -> Result<(), CheckError> {
+/// Sends a who-has for `target` from `source` (or the address [`sender`]
+/// picks) and waits for its reply (the caller holds the timeout).
+pub async fn probe(
+    target: Ipv4Addr,
+    source: Option<Ipv4Addr>,
+    iface: Option<&str>,
+) -> Result<(), CheckError> {
     let interfaces = interfaces().map_err(CheckError::Local)?;
-    let sender = sender(&interfaces, check.address, iface, check.source)
+    let sender = sender(&interfaces, target, iface, source)
         .map_err(|why| CheckError::Io(io::Error::other(why)))?;
     let socket = register(packet_socket(sender.index).map_err(CheckError::Local)?)?;
     let broadcast = link_address(sender.index, [0xff; 6]);
-    send_datagram(&socket, &request(&sender, check.address), &broadcast).await?;
+    send_datagram(&socket, &request(&sender, target), &broadcast).await?;
     let mut buffer = [0u8; 128];
     loop {
         let (len, _) = receive_datagram::<libc::sockaddr_ll>(&socket, &mut buffer).await?;
-        if is_reply_from(&buffer[..len], check.address) {
+        if is_reply_from(&buffer[..len], target) {
             return Ok(());
         }
     }
@@ -141,8 +158,8 @@ fn packet_socket(index: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// The machine's interfaces with their Ethernet and IPv4 addresses.
-fn interfaces() -> io::Result<Vec<Interface>> {
+/// The machine's interfaces with their Ethernet, IPv4 and IPv6 addresses.
+pub(super) fn interfaces() -> io::Result<Vec<Interface>> {
     let mut interfaces: Vec<Interface> = Vec::new();
     for entry in sys::interface_addresses()? {
         let position = match interfaces.iter().position(|i| i.name == entry.name) {
@@ -174,7 +191,18 @@ fn interfaces() -> io::Result<Vec<Interface>> {
                 netmask: Some(mask),
             } => {
                 let prefix = u32::from(mask).count_ones() as u8;
-                interface.addresses.push((address, prefix));
+                interface
+                    .addresses
+                    .extend(IpNet::new(address.into(), prefix));
+            }
+            Family::Ipv6 {
+                address,
+                prefix: Some(prefix),
+                ..
+            } => {
+                interface
+                    .addresses
+                    .extend(IpNet::new(address.into(), prefix));
             }
             _ => {}
         }
@@ -193,7 +221,7 @@ mod tests {
             mac: Some([2, 0, 0, 0, 0, index as u8]),
             addresses: addresses
                 .iter()
-                .map(|(a, p)| (a.parse().expect("address"), *p))
+                .map(|(a, p)| IpNet::new(a.parse().expect("address"), *p).expect("a prefix"))
                 .collect(),
         }
     }
@@ -204,7 +232,8 @@ mod tests {
                 mac: None,
                 ..eth("lo", 1, &[("127.0.0.1", 8)])
             },
-            eth("eth0", 2, &[("192.0.2.1", 24)]),
+            // An IPv6 address first: ARP asks from an IPv4 one all the same.
+            eth("eth0", 2, &[("2001:db8:2::1", 64), ("192.0.2.1", 24)]),
             eth("eth1", 3, &[("10.0.9.1", 24), ("10.0.1.1", 24)]),
         ]
     }

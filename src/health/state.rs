@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -114,9 +114,9 @@ pub enum Probe {
 /// check is unchanged by a reload keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Check {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub probe: Probe,
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
     pub interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
@@ -214,15 +214,9 @@ pub fn roster(config: &LvsConfig) -> Roster {
                     _ => true,
                 });
                 probe.map(|probe| Check {
-                    address: match server.address {
-                        std::net::IpAddr::V4(address) => address,
-                        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-                    },
+                    address: server.address,
                     probe,
-                    source: params.source.as_ref().and_then(|s| match s.value {
-                        std::net::IpAddr::V4(address) => Some(address),
-                        std::net::IpAddr::V6(_) => None,
-                    }),
+                    source: params.source.as_ref().map(|s| s.value),
                     interval: Duration::from_secs(u64::from(params.interval().max(1))),
                     timeout: Duration::from_secs(u64::from(params.timeout().max(1))),
                     rise: params.rise(),
@@ -466,7 +460,7 @@ pub(crate) mod tests {
         assert_eq!(
             a.check,
             Some(Check {
-                address: Ipv4Addr::new(10, 0, 1, 1),
+                address: Ipv4Addr::new(10, 0, 1, 1).into(),
                 probe: Probe::Http {
                     port: 8080,
                     uri: "/health".into(),
@@ -496,7 +490,7 @@ pub(crate) mod tests {
              server c 10.0.1.3\n"));
         let a = roster.members[0].check.as_ref().expect("checked");
         assert_eq!(a.probe, Probe::Tcp { port: 81 });
-        assert_eq!(a.source, Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(a.source, Some(Ipv4Addr::new(10, 0, 0, 5).into()));
         assert_eq!(a.timeout, Duration::from_secs(3));
         assert_eq!(a.interval, Duration::from_secs(10));
         let b = roster.members[1].check.as_ref().expect("checked");
