@@ -616,6 +616,13 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
             );
         }
         match &director.service {
+            Some(service) if is_link_local(service.address) => sink.error(
+                service.loc,
+                format!(
+                    "VIP {} is link-local; clients beyond the link could not reach it",
+                    service.address
+                ),
+            ),
             Some(service) => {
                 let key = (
                     service.address,
@@ -731,6 +738,15 @@ fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
                 format!(
                     "real server {} is already in `{name}` on line {line}",
                     endpoint(server.address, port)
+                ),
+            );
+        }
+        if is_link_local(server.address) {
+            sink.error(
+                server.loc,
+                format!(
+                    "server `{}` has link-local address {}; IPVS and the checks need an address that names no link",
+                    server.name.value, server.address
                 ),
             );
         }

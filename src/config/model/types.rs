@@ -650,6 +650,23 @@ mod tests {
     }
 
     #[test]
+    fn networks_of_either_family_hold_only_their_own_addresses() {
+        let net = |t: &str| IpNet::try_from(t.to_owned()).expect("a network");
+        let v6 = net("2001:db8::5/64");
+        assert_eq!(v6.network(), "2001:db8::".parse::<IpAddr>().unwrap());
+        assert!(v6.has_host_bits());
+        assert!(v6.contains("2001:db8::ffff".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(!net("0.0.0.0/0").contains("::1".parse().unwrap()));
+        assert!(net("::/0").contains("2001:db8::1".parse().unwrap()));
+        assert!(net("10.0.0.0/8").contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(net("2001:db8::1/128").shortest(), "2001:db8::1");
+        assert_eq!(IpNet::any(Family::Ipv6).to_string(), "::/0");
+        assert!(IpNet::try_from("2001:db8::/129".to_owned()).is_err());
+        assert!(IpNet::new("10.0.0.1".parse().unwrap(), 33).is_none());
+    }
+
+    #[test]
     fn names_follow_their_documented_rules() {
         assert!(FlowName::new("return-eth1").is_ok());
         assert!(FlowName::new("a.b").is_err());
