@@ -1131,7 +1131,8 @@ fn promote_secondaries(interface: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use netlink_packet_route::link::{BondPortState, MiiStatus};
+    use netlink_packet_route::address::AddressHeaderFlags;
+    use netlink_packet_route::link::{BondPortState, Inet6DevConf, MiiStatus};
 
     use super::*;
     use crate::kernel::samples::{self, address, link};
@@ -1397,6 +1398,228 @@ mod tests {
         );
         assert_eq!(observation.routes[1].device.as_deref(), Some("bond0"));
         assert_eq!(observation.routes[1].gateway, None);
+    }
+
+    /// An IPv6 address as the kernel reports it, with its `IFA_FLAGS`.
+    fn address6(index: u32, text: &str, flags: AddressFlags) -> AddressMessage {
+        let address = net(text);
+        let mut message = address_message(index, address);
+        message.attributes.push(AddressAttribute::Flags(flags));
+        message
+    }
+
+    fn route6(
+        table: u32,
+        kind: RouteType,
+        protocol: u8,
+        destination: &str,
+        gateway: Option<&str>,
+    ) -> RouteMessage {
+        let destination = net(destination);
+        let mut message = route(table, kind, protocol, vec![RouteAttribute::Oif(4)]);
+        message.header.address_family = AddressFamily::Inet6;
+        message.header.destination_prefix_length = destination.prefix;
+        message
+            .attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(
+                destination.addr,
+            )));
+        if let Some(gateway) = gateway {
+            let gateway: IpAddr = gateway.parse().unwrap();
+            message
+                .attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+        }
+        message
+    }
+
+    #[test]
+    fn the_kernels_own_ipv6_addresses_and_routes_are_never_planned() {
+        let mut links = samples::links();
+        let mut conf = Inet6DevConf::default();
+        conf.accept_ra = 2;
+        let bond = links
+            .iter_mut()
+            .find(|l| l.header.index == 4)
+            .expect("bond0 is index 4");
+        bond.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::DevConf(conf)],
+            )]));
+        let permanent = AddressFlags::Permanent;
+        let addresses = vec![
+            address(4, "192.0.2.1/24"),
+            address6(4, "2001:db8::5/64", permanent),
+            // The kernel's link-local address is permanent too.
+            address6(4, "fe80::1/64", permanent),
+            // SLAAC: a lifetime, and a privacy address made from it.
+            address6(4, "2001:db8:1::abcd/64", AddressFlags::Managetempaddr),
+            address6(4, "2001:db8:1::1234/64", AddressFlags::Secondary),
+            address6(
+                4,
+                "2001:db8::dead/64",
+                permanent | AddressFlags::Tentative | AddressFlags::Dadfailed,
+            ),
+        ];
+        let routes = vec![
+            route6(
+                200,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                "::/0",
+                Some("2001:db8::1"),
+            ),
+            route6(
+                254,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                "2001:db8:100::/48",
+                Some("fe80::fe"),
+            ),
+            route6(254, RouteType::Unicast, 2, "2001:db8::/64", None),
+            route6(254, RouteType::Unicast, 2, "fe80::/64", None),
+            route6(254, RouteType::Unicast, 9, "::/0", Some("fe80::1")),
+            route6(255, RouteType::Multicast, 2, "ff00::/8", None),
+            route6(255, RouteType::Local, 2, "2001:db8::5/128", None),
+        ];
+
+        let observation = assemble(links, addresses, routes);
+
+        assert_eq!(
+            observation.state.links["bond0"].addresses,
+            BTreeSet::from([
+                net("192.0.2.1/24"),
+                net("2001:db8::5/64"),
+                net("2001:db8::dead/64")
+            ])
+        );
+        let status = observation
+            .links
+            .iter()
+            .find(|l| l.name == "bond0")
+            .expect("bond0");
+        assert_eq!(
+            status.kernel_addresses,
+            [
+                net("fe80::1/64"),
+                net("2001:db8:1::abcd/64"),
+                net("2001:db8:1::1234/64")
+            ]
+        );
+        assert_eq!(status.dad_failed, [net("2001:db8::dead/64")]);
+        assert_eq!(status.accept_ra, Some(2));
+        assert!(
+            observation
+                .links
+                .iter()
+                .all(|l| l.name == "bond0" || l.accept_ra.is_none())
+        );
+
+        let gateway = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            observation.state.routes,
+            BTreeSet::from([
+                RouteEntry {
+                    table: 200,
+                    destination: net("::/0"),
+                    gateway: gateway("2001:db8::1"),
+                    device: "bond0".to_owned()
+                },
+                RouteEntry {
+                    table: 254,
+                    destination: net("2001:db8:100::/48"),
+                    gateway: gateway("fe80::fe"),
+                    device: "bond0".to_owned()
+                },
+            ])
+        );
+        let shown: Vec<(u32, String, Option<IpAddr>, bool)> = observation
+            .routes
+            .iter()
+            .map(|r| (r.table, r.destination.to_string(), r.gateway, r.ours))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (200, "::/0".to_owned(), Some(gateway("2001:db8::1")), true),
+                (
+                    254,
+                    "2001:db8:100::/48".to_owned(),
+                    Some(gateway("fe80::fe")),
+                    true
+                ),
+                (254, "2001:db8::/64".to_owned(), None, false),
+                (254, "::/0".to_owned(), Some(gateway("fe80::1")), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn dad_is_read_from_the_address_flags() {
+        let flags = |f: AddressFlags| dad_state(f);
+        assert_eq!(flags(AddressFlags::Permanent), Dad::Done);
+        assert_eq!(
+            flags(AddressFlags::Permanent | AddressFlags::Tentative),
+            Dad::Running
+        );
+        assert_eq!(
+            flags(AddressFlags::Tentative | AddressFlags::Dadfailed),
+            Dad::Failed
+        );
+        // Without IFA_FLAGS, the header's byte.
+        let mut message = address_message(3, net("2001:db8::5/64"));
+        message.header.flags = AddressHeaderFlags::Tentative | AddressHeaderFlags::Permanent;
+        assert_eq!(dad_state(address_flags(&message)), Dad::Running);
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Permanent));
+        assert_eq!(dad_state(address_flags(&message)), Dad::Done);
+    }
+
+    #[test]
+    fn ipv6_addresses_and_routes_go_as_ip_sends_them() {
+        let message = address_message(3, net("2001:db8::5/64"));
+        assert_eq!((message.header.index, message.header.prefix_len), (3, 64));
+        assert_eq!(message.header.family, AddressFamily::Inet6);
+        let local: IpAddr = "2001:db8::5".parse().unwrap();
+        assert_eq!(
+            message.attributes,
+            [
+                AddressAttribute::Address(local),
+                AddressAttribute::Local(local)
+            ]
+        );
+
+        let entry = RouteEntry {
+            table: 200,
+            destination: net("::/0"),
+            gateway: "2001:db8::1".parse().unwrap(),
+            device: "bond0".to_owned(),
+        };
+        let message = route_message(&entry, 4).unwrap();
+        assert_eq!(message.header.address_family, AddressFamily::Inet6);
+        assert_eq!(message.header.table, 200);
+        assert_eq!(u8::from(message.header.protocol), ROUTE_PROTOCOL);
+        assert_eq!(message.header.destination_prefix_length, 0);
+        assert!(
+            message
+                .attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
+                    "2001:db8::1".parse().unwrap()
+                )))
+        );
+        assert_eq!(
+            route_status(&message, |_| Some("bond0".to_owned())).map(|r| r.destination),
+            Some(net("::/0"))
+        );
+        let mixed = RouteEntry {
+            gateway: "192.0.2.1".parse().unwrap(),
+            ..entry
+        };
+        assert_eq!(
+            route_message(&mixed, 4).unwrap_err().to_string(),
+            "route default via 192.0.2.1 dev bond0 table 200: an IPv6 destination needs an IPv6 gateway"
+        );
     }
 
     #[test]
