@@ -3,7 +3,9 @@
 //!
 //! Ownership: bonds and VLANs that lbconsole creates carry the ifalias
 //! [`OWNED_ALIAS`]; routes carry the route protocol [`ROUTE_PROTOCOL`]. An interface
-//! named in `network.conf` has exactly the addresses listed there. Nothing else is
+//! named in `network.conf` has exactly the addresses listed there, IPv4 and IPv6;
+//! the kernel's own IPv6 addresses and routes (link-local, autoconfigured) are
+//! not in the state a plan compares, so they are never removed. Nothing else is
 //! touched: a route of another protocol, a link we did not create and that the
 //! file does not name, an address on an interface the file never named.
 
