@@ -3,10 +3,16 @@
 //! that matter to a plan — a link is created down at MTU 1500, a slave must be
 //! down to be enslaved and is opened by its bond, released slaves are closed, a
 //! deleted link takes its addresses and routes with it, a gateway route needs its
-//! link up with the gateway in one of its subnets and dies when either stops
-//! being true. It can be told to fail at the n-th operation. The real kernel is
-//! tested in the lab, not here.
+//! link up with the gateway in one of its subnets (or, for IPv6, link-local) and
+//! dies when either stops being true, a link that goes down loses its IPv6
+//! addresses (`keep_addr_on_down` off, the kernel's default), and a new IPv6
+//! address another host has fails duplicate address detection. It can be told
+//! to fail at the n-th operation. The real kernel is tested in the lab, not here.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::config::model::types::{Family, IpNet};
 use crate::kernel::{
     Cause, DestStatus, FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus,
     NetworkBackend, Observation, ServiceStatus, Stats,
@@ -25,6 +31,9 @@ pub struct FakeKernel {
     pub missing_modules: Vec<&'static str>,
     /// The process may not change this kernel (no `CAP_NET_ADMIN`).
     pub unprivileged: bool,
+    /// IPv6 addresses other hosts on every link already have: adding one fails
+    /// duplicate address detection (and leaves nothing, as the real backend).
+    pub duplicates: BTreeSet<IpAddr>,
 }
 
 impl FakeKernel {
@@ -35,6 +44,7 @@ impl FakeKernel {
             executed: 0,
             missing_modules: Vec::new(),
             unprivileged: false,
+            duplicates: BTreeSet::new(),
         }
     }
 
@@ -164,18 +174,35 @@ impl FakeKernel {
                     .mtu = *to;
             }
             NetOp::SetUp { name, up } => {
-                links
+                let target = links
                     .get_mut(name)
-                    .ok_or_else(|| refuse(op, "No such device"))?
-                    .up = *up;
+                    .ok_or_else(|| refuse(op, "No such device"))?;
+                if target.up && !up {
+                    target.addresses.retain(|a| a.family() == Family::Ipv4);
+                }
+                target.up = *up;
             }
             NetOp::AddAddress { name, address } => {
                 let target = links
                     .get_mut(name)
                     .ok_or_else(|| refuse(op, "No such device"))?;
-                if !target.addresses.insert(*address) {
+                if target.addresses.contains(address) {
                     return Err(refuse(op, "File exists"));
                 }
+                if address.family() == Family::Ipv6
+                    && target.up
+                    && self.duplicates.contains(&address.addr)
+                {
+                    return Err(KernelError::Operation {
+                        op: op.to_string(),
+                        cause: Cause::DuplicateAddress {
+                            interface: name.clone(),
+                            address: *address,
+                        }
+                        .within("", " (the address was removed again)"),
+                    });
+                }
+                target.addresses.insert(*address);
             }
             NetOp::RemoveAddress { name, address } => {
                 let target = links
@@ -224,8 +251,9 @@ impl FakeKernel {
     }
 }
 
-fn reachable(link: &Link, gateway: std::net::Ipv4Addr) -> bool {
-    link.up && link.addresses.iter().any(|a| a.contains(gateway))
+fn reachable(link: &Link, gateway: IpAddr) -> bool {
+    let link_local = matches!(gateway, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    link.up && (link_local || link.addresses.iter().any(|a: &IpNet| a.contains(gateway)))
 }
 
 fn refuse(op: &impl std::fmt::Display, reason: &str) -> KernelError {
@@ -264,6 +292,9 @@ impl NetworkBackend for FakeKernel {
                 master: link.master.clone(),
                 owned: link.owned,
                 addresses: link.addresses.iter().copied().collect(),
+                kernel_addresses: Vec::new(),
+                dad_failed: Vec::new(),
+                accept_ra: Some(1),
                 bond: None,
                 vlan: None,
             })

@@ -22,11 +22,11 @@ mod samples;
 
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::config::model::types::Ipv4Net;
+use crate::config::model::types::IpNet;
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{Forward, IpvsOp, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
@@ -76,7 +76,8 @@ pub trait NetworkBackend {
 pub struct Observation {
     pub state: NetworkState,
     pub links: Vec<LinkStatus>,
-    /// Every IPv4 unicast route of every table, ours or not.
+    /// Every unicast route of both families in every table but `local`, ours
+    /// or not, less the kernel's IPv6 link-local ones (`fe80::/64` on every link).
     pub routes: Vec<RouteStatus>,
 }
 
@@ -93,7 +94,23 @@ pub struct LinkStatus {
     pub mtu: u32,
     pub master: Option<String>,
     pub owned: bool,
-    pub addresses: Vec<Ipv4Net>,
+    /// The addresses of both families a plan manages (those of `Link::addresses`).
+    ///
+    /// [`Link::addresses`]: crate::plan::network::Link::addresses
+    pub addresses: Vec<IpNet>,
+    /// The kernel's own IPv6 addresses: link-local (`fe80::/10`) and those with
+    /// a lifetime (SLAAC, privacy addresses). No plan adds or removes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_addresses: Vec<IpNet>,
+    /// IPv6 addresses of `addresses` that the kernel marks `dadfailed`: another
+    /// host on the link has them, so this one does not use them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dad_failed: Vec<IpNet>,
+    /// The link's `net.ipv6.conf.IF.accept_ra`, as the system set it (lbconsole
+    /// never changes it): 0 ignores router advertisements, 1 accepts them
+    /// unless the link forwards, 2 accepts them even then. `None` when the link
+    /// has no IPv6 (`disable_ipv6`, or an MTU below 1280).
+    pub accept_ra: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bond: Option<BondStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,8 +143,8 @@ pub struct VlanStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteStatus {
     pub table: u32,
-    pub destination: Ipv4Net,
-    pub gateway: Option<Ipv4Addr>,
+    pub destination: IpNet,
+    pub gateway: Option<IpAddr>,
     pub device: Option<String>,
     pub protocol: u8,
     /// Tagged with lbconsole's route protocol.
@@ -201,6 +218,9 @@ pub enum Cause {
     /// Words without a cause to name: an answer that could not be read, a
     /// link that is not there.
     Other(String),
+    /// The kernel's duplicate address detection found another host on the
+    /// link answering for `address`, a new IPv6 address of `interface`.
+    DuplicateAddress { interface: String, address: IpNet },
     /// `cause` where it happened: what it means here (`before`), what
     /// followed it, such as undoing the operation (`after`).
     Context {
@@ -270,6 +290,12 @@ impl fmt::Display for Cause {
             | Self::Unavailable(text)
             | Self::Nft(text)
             | Self::Other(text) => f.write_str(text),
+            Self::DuplicateAddress { interface, address } => write!(
+                f,
+                "another host on the link of {interface} already has {} \
+                 (duplicate address detection failed: the kernel marked {address} dadfailed)",
+                address.addr
+            ),
             Self::Context {
                 before,
                 cause,

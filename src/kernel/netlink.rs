@@ -21,22 +21,38 @@
 //!   refuses them then).
 //! - Addresses are added as `ip addr add A/P dev X` adds them: local and peer
 //!   address, universe scope, and no broadcast address.
-//! - Removing the first address of a subnet removes the others with it unless
-//!   the interface promotes secondaries; before removing an address from an
-//!   interface (one `network.conf` names), `promote_secondaries` is turned on
-//!   for it, so exactly the planned address goes.
+//! - Removing the first IPv4 address of a subnet removes the others with it
+//!   unless the interface promotes secondaries; before removing an IPv4 address
+//!   from an interface (one `network.conf` names), `promote_secondaries` is
+//!   turned on for it, so exactly the planned address goes.
+//! - A new IPv6 address is `tentative` while the kernel's duplicate address
+//!   detection (DAD) asks the link whether another host has it. Adding one
+//!   returns only once DAD is over, waiting at most [`DAD_LIMIT`]: an address
+//!   the kernel marks `dadfailed`, or one still tentative at the limit, is
+//!   removed again and the operation fails (so the apply rolls back). On a link
+//!   that is down DAD waits for the link: the address is added without waiting.
+//! - The kernel's own IPv6 addresses and routes are not lbconsole's: link-local
+//!   addresses (`fe80::/10`), addresses with a lifetime (SLAAC, privacy
+//!   addresses: not `IFA_F_PERMANENT`), and the routes the kernel makes (of
+//!   protocols other than ours; `fe80::/64`, multicast and local ones are left
+//!   out of the observation altogether). A plan never sees them, so never
+//!   removes them, and they are never a difference to apply.
+//! - `accept_ra` is read per link from the link dump (`IFLA_INET6_CONF`, the
+//!   value of `/proc/sys/net/ipv6/conf/IF/accept_ra`) and never written.
 //! - A VLAN would inherit its parent's MTU; it is created at 1500 (or at the
 //!   parent's MTU when that is lower), the MTU the plan assumes for a new link.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy, InfoBond, InfoBondPort, InfoData,
-    InfoKind, InfoPortData, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BondLacpRate, BondMode as KernelBondMode, BondXmitHashPolicy,
+    InfoBond, InfoBondPort, InfoData, InfoKind, InfoPortData, InfoVlan, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
@@ -54,7 +70,7 @@ use super::{
     SlaveStatus, VlanStatus,
 };
 use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
-use crate::config::model::types::{Family, Ipv4Net};
+use crate::config::model::types::{Family, IpNet};
 use crate::plan::flows::{MarkRule, RULE_PRIORITY};
 use crate::plan::network::{
     BondSettings, DEFAULT_MTU, Identity, Link, LinkType, MacAddress, NetOp, NewLink, OWNED_ALIAS,
@@ -65,6 +81,26 @@ use crate::plan::network::{
 const RT_TABLE_LOCAL: u32 = 255;
 /// `ENODEV`, as the kernel answers a lookup of a link that does not exist.
 const ENODEV: i32 = 19;
+
+/// How long adding an IPv6 address waits for the kernel's duplicate address
+/// detection. With the kernel's defaults DAD takes at most 2 s: a random delay
+/// of up to `rtr_solicit_delay` (1 s), then `dad_transmits` (1) neighbour
+/// solicitation answered by nobody for `retrans_time_ms` (1 s). The rest is for
+/// a link whose carrier is still coming up (a bond just given its slaves).
+pub const DAD_LIMIT: Duration = Duration::from_secs(5);
+/// How often the address is looked at while DAD runs.
+const DAD_POLL: Duration = Duration::from_millis(50);
+
+/// Where the kernel's duplicate address detection stands for one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dad {
+    /// `tentative`: still asking the link.
+    Running,
+    /// `dadfailed`: another host on the link has it.
+    Failed,
+    /// In use (or never checked: an IPv4 address, `nodad`).
+    Done,
+}
 
 /// The rtnetlink connection; its socket is served by a task on the tokio runtime.
 #[derive(Debug, Clone)]
@@ -145,6 +181,78 @@ impl NetlinkBackend {
                 ),
             ),
         })
+    }
+
+    /// Waits, at most [`DAD_LIMIT`], until the kernel's duplicate address
+    /// detection is done with `address`, just added to link `name`. When it
+    /// fails, or is still running at the limit, the address is removed again.
+    async fn await_dad(&self, name: &str, index: u32, address: IpNet) -> Result<(), Cause> {
+        // A link that is down starts DAD when it comes up: nothing to wait for.
+        if !self
+            .lookup(name)
+            .await?
+            .header
+            .flags
+            .contains(LinkFlags::Up)
+        {
+            return Ok(());
+        }
+        let deadline = Instant::now() + DAD_LIMIT;
+        let failure = loop {
+            match self.dad(index, address).await? {
+                Some(Dad::Done) => return Ok(()),
+                Some(Dad::Failed) => {
+                    break Cause::DuplicateAddress {
+                        interface: name.to_owned(),
+                        address,
+                    };
+                }
+                Some(Dad::Running) if Instant::now() >= deadline => {
+                    break Cause::Other(format!(
+                        "{address} on {name} is still tentative after {} s: duplicate address \
+                         detection has not finished (has the link no carrier?)",
+                        DAD_LIMIT.as_secs()
+                    ));
+                }
+                Some(Dad::Running) => tokio::time::sleep(DAD_POLL).await,
+                None => {
+                    return Err(Cause::Other(format!(
+                        "{address} disappeared from {name} during duplicate address detection"
+                    )));
+                }
+            }
+        };
+        // The failed operation leaves nothing behind.
+        let removed = self
+            .handle
+            .address()
+            .del(address_message(index, address))
+            .execute()
+            .await;
+        Err(match removed {
+            Ok(()) => failure.within("", " (the address was removed again)"),
+            Err(e) => failure.within(
+                "",
+                format!(" (removing the address failed too: {})", describe(e)),
+            ),
+        })
+    }
+
+    /// Where DAD stands for `address` on link `index`; `None` when the link
+    /// does not have it.
+    async fn dad(&self, index: u32, address: IpNet) -> Result<Option<Dad>, Cause> {
+        let mut request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(address.addr);
+        request.message_mut().header.family = AddressFamily::Inet6;
+        let found: Vec<AddressMessage> = request.execute().try_collect().await.map_err(describe)?;
+        Ok(found
+            .iter()
+            .find(|m| m.header.prefix_len == address.prefix)
+            .map(|m| dad_state(address_flags(m))))
     }
 
     async fn carry_out(&self, op: &NetOp) -> Result<(), Cause> {
@@ -260,19 +368,25 @@ impl NetlinkBackend {
             }
             NetOp::AddAddress { name, address } => {
                 let index = self.index(name).await?;
-                let mut request =
-                    self.handle
-                        .address()
-                        .add(index, IpAddr::V4(address.addr), address.prefix);
+                let mut request = self
+                    .handle
+                    .address()
+                    .add(index, address.addr, address.prefix);
                 // The same message, less the broadcast address rtnetlink adds.
                 *request.message_mut() = address_message(index, *address);
-                request.execute().await.map_err(describe)
+                request.execute().await.map_err(describe)?;
+                if address.family() == Family::Ipv6 {
+                    self.await_dad(name, index, *address).await?;
+                }
+                Ok(())
             }
             NetOp::RemoveAddress { name, address } => {
                 let index = self.index(name).await?;
-                promote_secondaries(name).map_err(|e| {
-                    Cause::io(&e).within("cannot turn on promote_secondaries: ", "")
-                })?;
+                if address.family() == Family::Ipv4 {
+                    promote_secondaries(name).map_err(|e| {
+                        Cause::io(&e).within("cannot turn on promote_secondaries: ", "")
+                    })?;
+                }
                 self.handle
                     .address()
                     .del(address_message(index, *address))
@@ -284,7 +398,7 @@ impl NetlinkBackend {
                 let device = self.index(&route.device).await?;
                 self.handle
                     .route()
-                    .add(route_message(route, device))
+                    .add(route_message(route, device)?)
                     .execute()
                     .await
                     .map_err(describe)
@@ -293,7 +407,7 @@ impl NetlinkBackend {
                 let device = self.index(&route.device).await?;
                 self.handle
                     .route()
-                    .del(route_message(route, device))
+                    .del(route_message(route, device)?)
                     .execute()
                     .await
                     .map_err(describe)
@@ -338,24 +452,29 @@ impl NetworkBackend for NetlinkBackend {
             .try_collect()
             .await
             .map_err(failed("links"))?;
+        // No family: the addresses of both.
         let mut addresses = self.handle.address().get();
-        addresses.message_mut().header.family = AddressFamily::Inet;
+        addresses.message_mut().header.family = AddressFamily::Unspec;
         let addresses: Vec<AddressMessage> = addresses
             .execute()
             .try_collect()
             .await
             .map_err(failed("addresses"))?;
-        // Table 0 and no other field set: every table, unfiltered.
-        let mut dump = RouteMessage::default();
-        dump.header.address_family = AddressFamily::Inet;
-        let routes: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(dump)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(failed("routes"))?;
+        let mut routes: Vec<RouteMessage> = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            // Table 0 and no other field set: every table, unfiltered.
+            let mut dump = RouteMessage::default();
+            dump.header.address_family = family;
+            let mut of_family: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(dump)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(failed("routes"))?;
+            routes.append(&mut of_family);
+        }
         let mut rules: Vec<RuleMessage> = Vec::new();
         for version in [rtnetlink::IpVersion::V4, rtnetlink::IpVersion::V6] {
             let dump: Vec<RuleMessage> = self
@@ -491,12 +610,19 @@ fn new_vlan(name: &str, id: u16, parent: &LinkMessage) -> LinkMessage {
     }
 }
 
-/// An IPv4 address as `ip addr add|del A/P dev X` sends it: no broadcast.
-fn address_message(index: u32, address: Ipv4Net) -> AddressMessage {
-    let mut message = AddressMessageBuilder::<Ipv4Addr>::new()
-        .index(index)
-        .address(address.addr, address.prefix)
-        .build();
+/// An address as `ip addr add|del A/P dev X` sends it: local and peer address
+/// the same, no broadcast.
+fn address_message(index: u32, address: IpNet) -> AddressMessage {
+    let mut message = match address.addr {
+        IpAddr::V4(addr) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(addr, address.prefix)
+            .build(),
+        IpAddr::V6(addr) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(addr, address.prefix)
+            .build(),
+    };
     message
         .attributes
         .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
@@ -504,16 +630,25 @@ fn address_message(index: u32, address: Ipv4Net) -> AddressMessage {
 }
 
 /// One of our routes, to add or to delete: unicast, universe scope, our
-/// protocol (so that deleting matches it too). A table above 255 travels in
-/// `RTA_TABLE`.
-fn route_message(route: &RouteEntry, device: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
+/// protocol (so that deleting matches it too), of its destination's family. A
+/// table above 255 travels in `RTA_TABLE`.
+fn route_message(route: &RouteEntry, device: u32) -> Result<RouteMessage, Cause> {
+    if route.destination.family() != Family::of(route.gateway) {
+        return Err(Cause::Other(format!(
+            "route {route}: an {} destination needs an {} gateway",
+            route.destination.family(),
+            route.destination.family()
+        )));
+    }
+    let builder = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(route.destination.network(), route.destination.prefix)
+        .and_then(|b| b.gateway(route.gateway))
+        .map_err(|e| Cause::Other(format!("route {route}: {e}")))?;
+    Ok(builder
         .table_id(route.table)
         .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
-        .destination_prefix(route.destination.network(), route.destination.prefix)
-        .gateway(route.gateway)
         .output_interface(device)
-        .build()
+        .build())
 }
 
 /// One of our policy routing rules, to add or to delete; the protocol tags it
@@ -629,6 +764,8 @@ struct LinkFacts {
     bond: Vec<InfoBond>,
     vlan_id: Option<u16>,
     port: Vec<InfoBondPort>,
+    /// `net.ipv6.conf.IF.accept_ra`, when the link has IPv6.
+    accept_ra: Option<u8>,
 }
 
 impl LinkFacts {
@@ -647,6 +784,7 @@ impl LinkFacts {
             bond: Vec::new(),
             vlan_id: None,
             port: Vec::new(),
+            accept_ra: None,
         };
         let mut parent_elsewhere = false;
         for attribute in message.attributes {
@@ -663,6 +801,15 @@ impl LinkFacts {
                 }
                 LinkAttribute::Link(index) => facts.parent = Some(index).filter(|&i| i > 0),
                 LinkAttribute::LinkNetNsId(_) => parent_elsewhere = true,
+                LinkAttribute::AfSpecUnspec(families) => {
+                    facts.accept_ra = families.iter().find_map(|family| match family {
+                        AfSpecUnspec::Inet6(inet6) => inet6.iter().find_map(|a| match a {
+                            AfSpecInet6::DevConf(conf) => u8::try_from(conf.accept_ra).ok(),
+                            _ => None,
+                        }),
+                        _ => None,
+                    });
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
@@ -741,58 +888,124 @@ fn slave_status(name: &str, port: &[InfoBondPort]) -> SlaveStatus {
     slave
 }
 
-/// An IPv4 address of a link: its local address (the peer's is `IFA_ADDRESS`).
-fn ipv4_address(message: &AddressMessage) -> Option<Ipv4Net> {
-    if message.header.family != AddressFamily::Inet {
-        return None;
+/// What an address of the dump is to a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// An administrator's (lbconsole's, or someone's by hand): planned.
+    /// `dad_failed`: an IPv6 address another host on the link has.
+    Admin { dad_failed: bool },
+    /// The kernel's: an IPv6 link-local address, or one with a lifetime.
+    Kernel,
+}
+
+/// The address flags: `IFA_FLAGS` when the kernel sends it (all 32 bits),
+/// else the header's 8.
+fn address_flags(message: &AddressMessage) -> AddressFlags {
+    message
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Flags(flags) => Some(*flags),
+            _ => None,
+        })
+        .unwrap_or_else(|| AddressFlags::from_bits_retain(u32::from(message.header.flags.bits())))
+}
+
+fn dad_state(flags: AddressFlags) -> Dad {
+    if flags.contains(AddressFlags::Dadfailed) {
+        Dad::Failed
+    } else if flags.contains(AddressFlags::Tentative) {
+        Dad::Running
+    } else {
+        Dad::Done
     }
+}
+
+/// An address of a link, IPv4 or IPv6: its local address (the peer's is
+/// `IFA_ADDRESS`), and whose it is.
+fn link_address(message: &AddressMessage) -> Option<(IpNet, Owner)> {
+    let family = match message.header.family {
+        AddressFamily::Inet => Family::Ipv4,
+        AddressFamily::Inet6 => Family::Ipv6,
+        _ => return None,
+    };
     let address = |local: bool| {
         message.attributes.iter().find_map(|a| match (a, local) {
-            (AddressAttribute::Local(IpAddr::V4(addr)), true)
-            | (AddressAttribute::Address(IpAddr::V4(addr)), false) => Some(*addr),
+            (AddressAttribute::Local(addr), true) | (AddressAttribute::Address(addr), false) => {
+                Some(*addr).filter(|addr| Family::of(*addr) == family)
+            }
             _ => None,
         })
     };
     let addr = address(true).or_else(|| address(false))?;
-    Some(Ipv4Net {
-        addr,
-        prefix: message.header.prefix_len,
-    })
+    let net = IpNet::new(addr, message.header.prefix_len)?;
+    let flags = address_flags(message);
+    let owner = match addr {
+        IpAddr::V6(v6) if is_link_local(v6) || !flags.contains(AddressFlags::Permanent) => {
+            Owner::Kernel
+        }
+        IpAddr::V6(_) => Owner::Admin {
+            dad_failed: dad_state(flags) == Dad::Failed,
+        },
+        IpAddr::V4(_) => Owner::Admin { dad_failed: false },
+    };
+    Some((net, owner))
 }
 
-/// An IPv4 unicast route outside the `local` table.
+/// `fe80::/10`: the kernel gives every IPv6 link one of these.
+fn is_link_local(addr: Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn route_address(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(addr) => Some(IpAddr::V4(*addr)),
+        RouteAddress::Inet6(addr) => Some(IpAddr::V6(*addr)),
+        _ => None,
+    }
+}
+
+/// A unicast route of either family outside the `local` table, less the
+/// kernel's IPv6 link-local ones.
 fn route_status(
     message: &RouteMessage,
     name_of: impl Fn(u32) -> Option<String>,
 ) -> Option<RouteStatus> {
     let header = &message.header;
-    if header.address_family != AddressFamily::Inet || header.kind != RouteType::Unicast {
+    let family = match header.address_family {
+        AddressFamily::Inet => Family::Ipv4,
+        AddressFamily::Inet6 => Family::Ipv6,
+        _ => return None,
+    };
+    if header.kind != RouteType::Unicast {
         return None;
     }
     let mut table = u32::from(header.table);
-    let mut destination = Ipv4Addr::UNSPECIFIED;
+    let mut destination = family.unspecified();
     let mut gateway = None;
     let mut device = None;
     for attribute in &message.attributes {
         match attribute {
             RouteAttribute::Table(id) => table = *id,
-            RouteAttribute::Destination(RouteAddress::Inet(addr)) => destination = *addr,
-            RouteAttribute::Gateway(RouteAddress::Inet(addr)) => gateway = Some(*addr),
+            RouteAttribute::Destination(addr) => destination = route_address(addr)?,
+            RouteAttribute::Gateway(addr) => gateway = route_address(addr),
             RouteAttribute::Oif(index) => device = name_of(*index),
             _ => {}
         }
     }
-    if table == RT_TABLE_LOCAL {
+    if table == RT_TABLE_LOCAL || Family::of(destination) != family {
+        return None;
+    }
+    if let IpAddr::V6(v6) = destination
+        && is_link_local(v6)
+    {
         return None;
     }
     let protocol = u8::from(header.protocol);
     Some(RouteStatus {
         table,
-        destination: Ipv4Net {
-            addr: destination,
-            prefix: header.destination_prefix_length,
-        },
-        gateway,
+        destination: IpNet::new(destination, header.destination_prefix_length)?,
+        gateway: gateway.filter(|g| Family::of(*g) == family),
         device,
         protocol,
         ours: protocol == ROUTE_PROTOCOL,
@@ -810,13 +1023,27 @@ pub(super) fn assemble(
     let names: BTreeMap<u32, &str> = facts.iter().map(|f| (f.index, f.name.as_str())).collect();
     let name_of = |index: u32| names.get(&index).map(|name| (*name).to_owned());
 
-    let mut addresses_of: BTreeMap<u32, BTreeSet<Ipv4Net>> = BTreeMap::new();
+    /// A link's addresses: the planned ones, which of them failed DAD, the kernel's.
+    #[derive(Default)]
+    struct Addresses {
+        admin: BTreeSet<IpNet>,
+        dad_failed: Vec<IpNet>,
+        kernel: Vec<IpNet>,
+    }
+    let mut addresses_of: BTreeMap<u32, Addresses> = BTreeMap::new();
     for message in &addresses {
-        if let Some(address) = ipv4_address(message) {
-            addresses_of
-                .entry(message.header.index)
-                .or_default()
-                .insert(address);
+        let Some((address, owner)) = link_address(message) else {
+            continue;
+        };
+        let of_link = addresses_of.entry(message.header.index).or_default();
+        match owner {
+            Owner::Admin { dad_failed } => {
+                of_link.admin.insert(address);
+                if dad_failed {
+                    of_link.dad_failed.push(address);
+                }
+            }
+            Owner::Kernel => of_link.kernel.push(address),
         }
     }
 
@@ -870,7 +1097,10 @@ pub(super) fn assemble(
             mtu: link.mtu,
             master: master.clone(),
             owned,
-            addresses: addresses.iter().copied().collect(),
+            addresses: addresses.admin.iter().copied().collect(),
+            kernel_addresses: addresses.kernel,
+            dad_failed: addresses.dad_failed,
+            accept_ra: link.accept_ra,
             bond,
             vlan,
         });
@@ -886,7 +1116,7 @@ pub(super) fn assemble(
                 master,
                 mtu: link.mtu,
                 up: link.admin_up,
-                addresses,
+                addresses: addresses.admin,
             },
         );
     }
@@ -917,13 +1147,14 @@ fn promote_secondaries(interface: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use netlink_packet_route::link::{BondPortState, MiiStatus};
+    use netlink_packet_route::address::AddressHeaderFlags;
+    use netlink_packet_route::link::{BondPortState, Inet6DevConf, MiiStatus};
 
     use super::*;
     use crate::kernel::samples::{self, address, link};
 
-    fn net(text: &str) -> Ipv4Net {
-        Ipv4Net::try_from(text.to_owned()).unwrap()
+    fn net(text: &str) -> IpNet {
+        IpNet::try_from(text.to_owned()).unwrap()
     }
 
     fn settings() -> BondSettings {
@@ -1116,13 +1347,13 @@ mod tests {
                 RouteEntry {
                     table: 200,
                     destination: net("0.0.0.0/0"),
-                    gateway: Ipv4Addr::new(192, 0, 2, 254),
+                    gateway: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254)),
                     device: "bond0".to_owned()
                 },
                 RouteEntry {
                     table: 1000,
                     destination: net("198.51.100.0/24"),
-                    gateway: Ipv4Addr::new(192, 0, 2, 253),
+                    gateway: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 253)),
                     device: "bond0".to_owned()
                 },
             ])
@@ -1183,6 +1414,228 @@ mod tests {
         );
         assert_eq!(observation.routes[1].device.as_deref(), Some("bond0"));
         assert_eq!(observation.routes[1].gateway, None);
+    }
+
+    /// An IPv6 address as the kernel reports it, with its `IFA_FLAGS`.
+    fn address6(index: u32, text: &str, flags: AddressFlags) -> AddressMessage {
+        let address = net(text);
+        let mut message = address_message(index, address);
+        message.attributes.push(AddressAttribute::Flags(flags));
+        message
+    }
+
+    fn route6(
+        table: u32,
+        kind: RouteType,
+        protocol: u8,
+        destination: &str,
+        gateway: Option<&str>,
+    ) -> RouteMessage {
+        let destination = net(destination);
+        let mut message = route(table, kind, protocol, vec![RouteAttribute::Oif(4)]);
+        message.header.address_family = AddressFamily::Inet6;
+        message.header.destination_prefix_length = destination.prefix;
+        message
+            .attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(
+                destination.addr,
+            )));
+        if let Some(gateway) = gateway {
+            let gateway: IpAddr = gateway.parse().unwrap();
+            message
+                .attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+        }
+        message
+    }
+
+    #[test]
+    fn the_kernels_own_ipv6_addresses_and_routes_are_never_planned() {
+        let mut links = samples::links();
+        let mut conf = Inet6DevConf::default();
+        conf.accept_ra = 2;
+        let bond = links
+            .iter_mut()
+            .find(|l| l.header.index == 4)
+            .expect("bond0 is index 4");
+        bond.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::DevConf(conf)],
+            )]));
+        let permanent = AddressFlags::Permanent;
+        let addresses = vec![
+            address(4, "192.0.2.1/24"),
+            address6(4, "2001:db8::5/64", permanent),
+            // The kernel's link-local address is permanent too.
+            address6(4, "fe80::1/64", permanent),
+            // SLAAC: a lifetime, and a privacy address made from it.
+            address6(4, "2001:db8:1::abcd/64", AddressFlags::Managetempaddr),
+            address6(4, "2001:db8:1::1234/64", AddressFlags::Secondary),
+            address6(
+                4,
+                "2001:db8::dead/64",
+                permanent | AddressFlags::Tentative | AddressFlags::Dadfailed,
+            ),
+        ];
+        let routes = vec![
+            route6(
+                200,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                "::/0",
+                Some("2001:db8::1"),
+            ),
+            route6(
+                254,
+                RouteType::Unicast,
+                ROUTE_PROTOCOL,
+                "2001:db8:100::/48",
+                Some("fe80::fe"),
+            ),
+            route6(254, RouteType::Unicast, 2, "2001:db8::/64", None),
+            route6(254, RouteType::Unicast, 2, "fe80::/64", None),
+            route6(254, RouteType::Unicast, 9, "::/0", Some("fe80::1")),
+            route6(255, RouteType::Multicast, 2, "ff00::/8", None),
+            route6(255, RouteType::Local, 2, "2001:db8::5/128", None),
+        ];
+
+        let observation = assemble(links, addresses, routes);
+
+        assert_eq!(
+            observation.state.links["bond0"].addresses,
+            BTreeSet::from([
+                net("192.0.2.1/24"),
+                net("2001:db8::5/64"),
+                net("2001:db8::dead/64")
+            ])
+        );
+        let status = observation
+            .links
+            .iter()
+            .find(|l| l.name == "bond0")
+            .expect("bond0");
+        assert_eq!(
+            status.kernel_addresses,
+            [
+                net("fe80::1/64"),
+                net("2001:db8:1::abcd/64"),
+                net("2001:db8:1::1234/64")
+            ]
+        );
+        assert_eq!(status.dad_failed, [net("2001:db8::dead/64")]);
+        assert_eq!(status.accept_ra, Some(2));
+        assert!(
+            observation
+                .links
+                .iter()
+                .all(|l| l.name == "bond0" || l.accept_ra.is_none())
+        );
+
+        let gateway = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            observation.state.routes,
+            BTreeSet::from([
+                RouteEntry {
+                    table: 200,
+                    destination: net("::/0"),
+                    gateway: gateway("2001:db8::1"),
+                    device: "bond0".to_owned()
+                },
+                RouteEntry {
+                    table: 254,
+                    destination: net("2001:db8:100::/48"),
+                    gateway: gateway("fe80::fe"),
+                    device: "bond0".to_owned()
+                },
+            ])
+        );
+        let shown: Vec<(u32, String, Option<IpAddr>, bool)> = observation
+            .routes
+            .iter()
+            .map(|r| (r.table, r.destination.to_string(), r.gateway, r.ours))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (200, "::/0".to_owned(), Some(gateway("2001:db8::1")), true),
+                (
+                    254,
+                    "2001:db8:100::/48".to_owned(),
+                    Some(gateway("fe80::fe")),
+                    true
+                ),
+                (254, "2001:db8::/64".to_owned(), None, false),
+                (254, "::/0".to_owned(), Some(gateway("fe80::1")), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn dad_is_read_from_the_address_flags() {
+        let flags = |f: AddressFlags| dad_state(f);
+        assert_eq!(flags(AddressFlags::Permanent), Dad::Done);
+        assert_eq!(
+            flags(AddressFlags::Permanent | AddressFlags::Tentative),
+            Dad::Running
+        );
+        assert_eq!(
+            flags(AddressFlags::Tentative | AddressFlags::Dadfailed),
+            Dad::Failed
+        );
+        // Without IFA_FLAGS, the header's byte.
+        let mut message = address_message(3, net("2001:db8::5/64"));
+        message.header.flags = AddressHeaderFlags::Tentative | AddressHeaderFlags::Permanent;
+        assert_eq!(dad_state(address_flags(&message)), Dad::Running);
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Permanent));
+        assert_eq!(dad_state(address_flags(&message)), Dad::Done);
+    }
+
+    #[test]
+    fn ipv6_addresses_and_routes_go_as_ip_sends_them() {
+        let message = address_message(3, net("2001:db8::5/64"));
+        assert_eq!((message.header.index, message.header.prefix_len), (3, 64));
+        assert_eq!(message.header.family, AddressFamily::Inet6);
+        let local: IpAddr = "2001:db8::5".parse().unwrap();
+        assert_eq!(
+            message.attributes,
+            [
+                AddressAttribute::Address(local),
+                AddressAttribute::Local(local)
+            ]
+        );
+
+        let entry = RouteEntry {
+            table: 200,
+            destination: net("::/0"),
+            gateway: "2001:db8::1".parse().unwrap(),
+            device: "bond0".to_owned(),
+        };
+        let message = route_message(&entry, 4).unwrap();
+        assert_eq!(message.header.address_family, AddressFamily::Inet6);
+        assert_eq!(message.header.table, 200);
+        assert_eq!(u8::from(message.header.protocol), ROUTE_PROTOCOL);
+        assert_eq!(message.header.destination_prefix_length, 0);
+        assert!(
+            message
+                .attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
+                    "2001:db8::1".parse().unwrap()
+                )))
+        );
+        assert_eq!(
+            route_status(&message, |_| Some("bond0".to_owned())).map(|r| r.destination),
+            Some(net("::/0"))
+        );
+        let mixed = RouteEntry {
+            gateway: "192.0.2.1".parse().unwrap(),
+            ..entry
+        };
+        assert_eq!(
+            route_message(&mixed, 4).unwrap_err().to_string(),
+            "route default via 192.0.2.1 dev bond0 table 200: an IPv6 destination needs an IPv6 gateway"
+        );
     }
 
     #[test]
@@ -1306,7 +1759,10 @@ mod tests {
                 AddressAttribute::Local(local)
             ]
         );
-        assert_eq!(ipv4_address(&message), Some(net("192.0.2.1/24")));
+        assert_eq!(
+            link_address(&message),
+            Some((net("192.0.2.1/24"), Owner::Admin { dad_failed: false }))
+        );
     }
 
     #[test]
@@ -1314,10 +1770,10 @@ mod tests {
         let entry = RouteEntry {
             table: 200,
             destination: net("198.51.100.7/24"),
-            gateway: Ipv4Addr::new(192, 0, 2, 254),
+            gateway: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254)),
             device: "bond0".to_owned(),
         };
-        let message = route_message(&entry, 4);
+        let message = route_message(&entry, 4).unwrap();
         assert_eq!(message.header.table, 200);
         assert_eq!(u8::from(message.header.protocol), ROUTE_PROTOCOL);
         assert_eq!(message.header.kind, RouteType::Unicast);
@@ -1343,7 +1799,8 @@ mod tests {
                 ..entry
             },
             4,
-        );
+        )
+        .unwrap();
         assert!(message.attributes.contains(&RouteAttribute::Table(1000)));
         assert_eq!(
             route_status(&message, |_| Some("bond0".to_owned())).map(|r| r.table),

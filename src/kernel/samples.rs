@@ -18,7 +18,6 @@ use netlink_packet_route::link::{
 use rtnetlink::AddressMessageBuilder;
 
 use super::nlwire::{NLMSG_HDRLEN, align};
-use crate::config::model::types::Ipv4Net;
 use crate::plan::network::OWNED_ALIAS;
 
 /// Any generic netlink family id (from `NLMSG_MIN_TYPE` on): data messages
@@ -51,10 +50,13 @@ pub(super) fn link(
 
 /// An IPv4 address as the kernel reports one added with `brd +`.
 pub(super) fn address(index: u32, text: &str) -> AddressMessage {
-    let address = Ipv4Net::try_from(text.to_owned()).unwrap();
+    let (addr, prefix) = text.split_once('/').expect("ADDRESS/PREFIX");
     AddressMessageBuilder::<Ipv4Addr>::new()
         .index(index)
-        .address(address.addr, address.prefix)
+        .address(
+            addr.parse().expect("an IPv4 address"),
+            prefix.parse().expect("a prefix length"),
+        )
         .build()
 }
 

@@ -3,19 +3,21 @@
 //!
 //! Ownership: bonds and VLANs that lbconsole creates carry the ifalias
 //! [`OWNED_ALIAS`]; routes carry the route protocol [`ROUTE_PROTOCOL`]. An interface
-//! named in `network.conf` has exactly the addresses listed there. Nothing else is
+//! named in `network.conf` has exactly the addresses listed there, IPv4 and IPv6;
+//! the kernel's own IPv6 addresses and routes (link-local, autoconfigured) are
+//! not in the state a plan compares, so they are never removed. Nothing else is
 //! touched: a route of another protocol, a link we did not create and that the
 //! file does not name, an address on an interface the file never named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::config::model::NetworkConfig;
 use crate::config::model::network::{BondMode, Interface, LacpRate, LinkKind, XmitHashPolicy};
-use crate::config::model::types::{Ipv4Net, TableId};
+use crate::config::model::types::{Family, IpNet, TableId};
 use crate::plan::flows::MarkRule;
 
 /// The ifalias that marks a link as created by lbconsole.
@@ -44,7 +46,10 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up.
     pub up: bool,
-    pub addresses: BTreeSet<Ipv4Net>,
+    /// The addresses an administrator gave it, of both families; never the
+    /// kernel's own (IPv6 link-local and autoconfigured ones), which no plan
+    /// sees.
+    pub addresses: BTreeSet<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,8 +164,9 @@ impl fmt::Display for BondSettings {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct RouteEntry {
     pub table: u32,
-    pub destination: Ipv4Net,
-    pub gateway: Ipv4Addr,
+    /// `0.0.0.0/0` or `::/0` for a default route: the gateway's family.
+    pub destination: IpNet,
+    pub gateway: IpAddr,
     pub device: String,
 }
 
@@ -224,13 +230,15 @@ pub enum NetOp {
         name: String,
         up: bool,
     },
+    /// An IPv6 address is added only once the kernel's duplicate address
+    /// detection has accepted it (see `kernel::netlink`).
     AddAddress {
         name: String,
-        address: Ipv4Net,
+        address: IpNet,
     },
     RemoveAddress {
         name: String,
-        address: Ipv4Net,
+        address: IpNet,
     },
     AddRoute {
         route: RouteEntry,
@@ -422,9 +430,7 @@ pub fn desired(
         let mut kept = link.clone();
         if let Some(before) = previous.and_then(|p| p.interface(name)) {
             for address in &before.addresses {
-                if let Some(address) = Ipv4Net::from_ip(address.value) {
-                    kept.addresses.remove(&address);
-                }
+                kept.addresses.remove(&address.value);
             }
         }
         if kept
@@ -475,15 +481,10 @@ pub fn desired(
             }
         }
         for route in &interface.routes {
-            let (Some(destination), IpAddr::V4(gateway)) =
-                (Ipv4Net::from_ip(route.destination_net()), route.gateway)
-            else {
-                continue;
-            };
             desired.routes.insert(RouteEntry {
                 table: route.table.as_ref().map_or(TableId::MAIN, |t| t.get()),
-                destination,
-                gateway,
+                destination: route.destination_net(),
+                gateway: route.gateway,
                 device: name.to_owned(),
             });
         }
@@ -552,11 +553,7 @@ fn desired_link(interface: &Interface, observed: &NetworkState) -> Result<Link, 
         master: None,
         mtu,
         up: interface.is_up(),
-        addresses: interface
-            .addresses
-            .iter()
-            .filter_map(|a| Ipv4Net::from_ip(a.value))
-            .collect(),
+        addresses: interface.addresses.iter().map(|a| a.value).collect(),
     })
 }
 
@@ -770,6 +767,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         }
     }
 
+    let mut toggled: BTreeSet<&str> = BTreeSet::new();
     for (name, want) in &by_depth {
         let (_, up, master) = start(name);
         // A bond opens a slave as it enslaves it.
@@ -779,13 +777,40 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
                 name: (*name).clone(),
                 up: want.up,
             }));
+            toggled.insert(name.as_str());
         }
     }
+
+    // The kernel drops every IPv6 address of a link that goes down (unless
+    // `keep_addr_on_down` is set), and an undo takes down a link the plan
+    // raised. The IPv6 addresses that a link going up or down keeps are taken
+    // off before and put back after, as steps of their own, so that the plan
+    // and its undo both restore them.
+    let moved = |name: &str, address: &IpNet| {
+        address.family() == Family::Ipv6
+            && toggled.contains(name)
+            && current(name).is_some_and(|l| l.addresses.contains(address))
+    };
+    let disturbed_addresses: Vec<Step> = desired
+        .links
+        .iter()
+        .flat_map(|(name, want)| {
+            want.addresses
+                .iter()
+                .filter(|a| moved(name, a))
+                .map(|address| {
+                    step(NetOp::RemoveAddress {
+                        name: name.clone(),
+                        address: *address,
+                    })
+                })
+        })
+        .collect();
 
     for (name, want) in &desired.links {
         let have = current(name).map(|l| &l.addresses);
         for address in &want.addresses {
-            if !have.is_some_and(|h| h.contains(address)) {
+            if !have.is_some_and(|h| h.contains(address)) || moved(name, address) {
                 steps.push(step(NetOp::AddAddress {
                     name: name.clone(),
                     address: *address,
@@ -800,6 +825,7 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
     // and an undo restores them.
     let disturbed: BTreeSet<String> = steps
         .iter()
+        .chain(&disturbed_addresses)
         .filter_map(|s| match &s.op {
             NetOp::RemoveAddress { name, .. }
             | NetOp::DeleteLink { name, .. }
@@ -825,7 +851,10 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
         .iter()
         .position(|s| !matches!(s.op, NetOp::RemoveRoute { .. }))
         .unwrap_or(steps.len());
-    steps.splice(first_non_route..first_non_route, disturbed_routes);
+    steps.splice(
+        first_non_route..first_non_route,
+        disturbed_routes.into_iter().chain(disturbed_addresses),
+    );
     // Rules name a table number, not a link: they can change at any point.
     for rule in observed.rules.difference(&desired.rules) {
         steps.push(step(NetOp::RemoveRule { rule: *rule }));

@@ -18,6 +18,7 @@ mod ipvs_backend;
 mod isolation;
 mod load;
 mod network;
+mod network6;
 mod safety;
 mod sandbox;
 mod support;
