@@ -252,6 +252,31 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
                     ),
                 );
             }
+            if is_link_local(address.addr) {
+                sink.error_hint(
+                    address.loc,
+                    format!(
+                        "{} is link-local; the kernel gives every IPv6 link its own fe80:: address",
+                        address.value
+                    ),
+                    Some("use a global or unique-local (fd00::/8) address".to_owned()),
+                );
+            }
+        }
+        if let Some(mtu) = &interface.mtu
+            && mtu.value < IPV6_MIN_MTU
+            && let Some(address) = interface
+                .addresses
+                .iter()
+                .find(|a| a.family() == Family::Ipv6)
+        {
+            sink.error(
+                address.loc,
+                format!(
+                    "`{name}` has mtu {}; the kernel turns IPv6 off below {IPV6_MIN_MTU}, so {} could not be added",
+                    mtu.value, address.value
+                ),
+            );
         }
         let enslaved = network.bond_of(name).is_some();
         for route in &interface.routes {
@@ -329,6 +354,9 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
         }
     }
 }
+
+/// RFC 8200's minimum link MTU for IPv6.
+const IPV6_MIN_MTU: u32 = 1280;
 
 /// A link-local gateway (`fe80::/10`) is on its link by definition.
 fn is_link_local(address: IpAddr) -> bool {
