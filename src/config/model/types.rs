@@ -298,12 +298,8 @@ impl IpNet {
     /// The network address: the address with its host bits cleared.
     pub fn network(&self) -> IpAddr {
         match self.addr {
-            IpAddr::V4(addr) => {
-                IpAddr::V4(Ipv4Addr::from(u32::from(addr) & v4_mask(self.prefix)))
-            }
-            IpAddr::V6(addr) => {
-                IpAddr::V6(Ipv6Addr::from(u128::from(addr) & v6_mask(self.prefix)))
-            }
+            IpAddr::V4(addr) => IpAddr::V4(Ipv4Addr::from(u32::from(addr) & v4_mask(self.prefix))),
+            IpAddr::V6(addr) => IpAddr::V6(Ipv6Addr::from(u128::from(addr) & v6_mask(self.prefix))),
         }
     }
 
@@ -389,11 +385,15 @@ impl From<Ipv4Net> for String {
 }
 
 fn v4_mask(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
 }
 
 fn v6_mask(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
 }
 
 impl fmt::Display for IpNet {
