@@ -24,7 +24,7 @@ use crate::support::Lab;
 /// handling (the `process` feature) creates a Unix socket pair with the first
 /// runtime, which would keep that runtime's namespace, and the services in it,
 /// alive until the test binary exits.
-fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
+pub(crate) fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,7 +34,7 @@ fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
 
 /// Runs `f` with a backend connected in the calling thread's namespace (the
 /// lab's).
-fn with_ipvs<T>(runtime: &Runtime, f: impl AsyncFnOnce(&mut IpvsNetlink) -> T) -> T {
+pub(crate) fn with_ipvs<T>(runtime: &Runtime, f: impl AsyncFnOnce(&mut IpvsNetlink) -> T) -> T {
     runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("connect to IPVS");
         f(&mut ipvs).await
@@ -93,7 +93,7 @@ fn state(services: &[(ServiceKey, &Service)]) -> IpvsState {
     }
 }
 
-fn ipvsadm(lab: &Lab) -> String {
+pub(crate) fn ipvsadm(lab: &Lab) -> String {
     lab.sh("ipvsadm -Ln")
 }
 

@@ -13,6 +13,7 @@ mod confirm;
 mod daemon;
 mod flows;
 mod health;
+mod ipvs6;
 mod ipvs_backend;
 mod isolation;
 mod load;
