@@ -11,8 +11,12 @@
 //! waits as `tentative`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use lbconsole::apply;
@@ -27,61 +31,130 @@ use tokio::runtime::Runtime;
 
 use crate::apply_lvs::{ipvsadm_table, tally};
 use crate::ipvs_backend::{lab_and_runtime, with_ipvs};
-use crate::support::{Background, Lab, Netns, wait_until};
+use crate::support::{Lab, Netns};
 
-/// An HTTP/1.1 server (keep-alive) on `[::]:80` answering with its name: on
-/// every address of its namespace, so also on a VIP that direct routing and
-/// tunnels deliver to it.
-const SERVER: &str = r#"
-import http.server, socket, sys
-name = sys.argv[1]
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = name.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-class Server(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-    def handle_error(self, request, client_address):
-        pass
-Server(("::", 80), Handler).serve_forever()
-"#;
-
-/// A named namespace whose new links skip duplicate address detection.
+/// A namespace whose new links skip duplicate address detection.
 fn netns6(lab: &Lab, name: &str) -> Netns {
     let netns = lab.netns(name);
     netns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
     netns
 }
 
-/// Starts the HTTP server named `name` in `backend` and waits until it listens.
-fn serve(lab: &Lab, backend: &Netns, name: &str) -> Background {
-    let script = lab.state_dir().join("server.py");
-    std::fs::write(&script, SERVER).expect("write the server");
-    let server = backend.spawn(&format!("exec python3 {} {name}", script.display()));
-    // Python starts slowly in a busy VM.
-    assert!(
-        wait_until(Duration::from_secs(30), || backend.listens(80)),
-        "{name} did not start listening"
-    );
-    server
+/// An HTTP/1.1 server (keep-alive) on `[::]:80` of a namespace, answering
+/// every request with its name: on every address there, so also on a VIP that
+/// direct routing or a tunnel delivers to it. It runs on threads of the test
+/// binary (a program's start costs seconds in the VM) and stops when dropped.
+struct Server {
+    stop: Arc<AtomicBool>,
+    accepting: Option<thread::JoinHandle<()>>,
 }
 
-/// `count` new connections (one `curl` each) from `client` to `url`: the
-/// backends' answers.
-fn fetch(client: &Netns, url: &str, count: usize) -> Vec<String> {
+fn serve(backend: &Netns, name: &'static str) -> Server {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let (ready, listening) = mpsc::channel();
+    let accepting = backend.thread(move || {
+        let listener = TcpListener::bind("[::]:80").expect("bind [::]:80");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let _ = ready.send(());
+        while !stopped.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    thread::spawn(move || answer(stream, name));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    listening
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{name} does not listen"));
+    Server {
+        stop,
+        accepting: Some(accepting),
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+    }
+}
+
+/// Answers each request of one connection with `name`, until the client
+/// closes it (or is silent for 10 s).
+fn answer(stream: TcpStream, name: &str) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&stream);
+    let mut writer = &stream;
+    loop {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+            name.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A connection from the calling thread's namespace, bounded by 3 s.
+fn connect(to: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    Ok(stream)
+}
+
+/// One `GET /` on `stream`: the body of the answer.
+fn ask(stream: &TcpStream) -> io::Result<String> {
+    let mut writer = stream;
+    writer.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `count` new connections from `client` to `to`, one request each: the
+/// backends' answers (empty where one failed).
+fn fetch(client: &Netns, to: &str, count: usize) -> Vec<String> {
+    let to: SocketAddr = to.parse().expect("a socket address");
     client
-        .sh(&format!(
-            "for i in $(seq {count}); do curl -g -6 -s --max-time 3 '{url}'; echo; done"
-        ))
-        .lines()
-        .map(str::to_owned)
-        .collect()
+        .thread(move || {
+            (0..count)
+                .map(|_| connect(to).and_then(|s| ask(&s)).unwrap_or_default())
+                .collect()
+        })
+        .join()
+        .expect("the client")
 }
 
 fn address(text: &str) -> IpAddr {
@@ -180,7 +253,7 @@ fn an_ipv6_nat_vip_splits_30_to_10_and_a_weight_change_keeps_an_open_connection(
         let own = format!("2001:db8:{n}::2/64");
         backend.ip(&["-6", "addr", "add", &own, "dev", &there, "nodad"]);
         backend.ip(&["-6", "route", "add", "default", "via", &director]);
-        servers.push(serve(&lab, &backend, &format!("web{n}")));
+        servers.push(serve(&backend, ["web1", "web2"][n - 1]));
     }
 
     let web = vip("2001:db8::10");
@@ -236,7 +309,7 @@ fn an_ipv6_nat_vip_splits_30_to_10_and_a_weight_change_keeps_an_open_connection(
         ]
     );
 
-    let answers = fetch(&client, "http://[2001:db8::10]/", 40);
+    let answers = fetch(&client, "[2001:db8::10]:80", 40);
     let counts = tally(&answers);
     assert_eq!(
         (counts.get("web1"), counts.get("web2")),
@@ -250,7 +323,7 @@ fn an_ipv6_nat_vip_splits_30_to_10_and_a_weight_change_keeps_an_open_connection(
          mangle; }' && nft add rule ip6 t pre ip6 daddr 2001:db8::20 tcp dport 80 meta mark set \
          0x10001",
     );
-    let answers = fetch(&client, "http://[2001:db8::20]/", 4);
+    let answers = fetch(&client, "[2001:db8::20]:80", 4);
     let counts = tally(&answers);
     assert_eq!(
         (counts.get("web1"), counts.get("web2")),
@@ -260,27 +333,19 @@ fn an_ipv6_nat_vip_splits_30_to_10_and_a_weight_change_keeps_an_open_connection(
 
     // One connection open over the VIP, asked once before the weight change
     // and once after.
-    let (log, go) = (
-        lab.state_dir().join("client.log"),
-        lab.state_dir().join("go"),
-    );
-    let open = client.spawn(&format!(
-        "exec python3 -c '
-import http.client, os, time
-c = http.client.HTTPConnection(\"2001:db8::10\", 80, timeout=10)
-c.request(\"GET\", \"/\"); first = c.getresponse().read().decode()
-open(\"{log}\", \"w\").write(first + \"\\n\")
-while not os.path.exists(\"{go}\"): time.sleep(0.1)
-c.request(\"GET\", \"/\"); second = c.getresponse().read().decode()
-open(\"{log}\", \"a\").write(second + \"\\n\")
-'",
-        log = log.display(),
-        go = go.display()
-    ));
-    assert!(
-        wait_until(Duration::from_secs(30), || lines(&log) == 1),
-        "the first answer did not come"
-    );
+    let (answers, answered) = mpsc::channel();
+    let (go, going) = mpsc::channel::<()>();
+    let open = client.thread(move || -> io::Result<()> {
+        let stream = connect("[2001:db8::10]:80".parse().expect("an address"))?;
+        let _ = answers.send(ask(&stream)?);
+        let _ = going.recv_timeout(Duration::from_secs(30));
+        let _ = answers.send(ask(&stream)?);
+        Ok(())
+    });
+    let first = answered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first answer");
+    assert!(first == "web1" || first == "web2", "{first}");
     let plan = apply_table(&runtime, &table(5));
     assert_eq!(
         plan,
@@ -289,26 +354,15 @@ open(\"{log}\", \"a\").write(second + \"\\n\")
           weight 5"
         ]
     );
-    std::fs::write(&go, "").expect("go");
-    assert!(
-        wait_until(Duration::from_secs(30), || lines(&log) == 2),
-        "the open connection did not survive the weight change"
-    );
-    let answers = std::fs::read_to_string(&log).expect("answers");
-    let [first, second] = answers.lines().collect::<Vec<_>>()[..] else {
-        panic!("two answers: {answers}");
-    };
-    assert!(first == "web1" || first == "web2", "{answers}");
+    go.send(()).expect("the client waits");
+    let second = answered.recv_timeout(Duration::from_secs(10));
+    let outcome = open.join().expect("the client");
     assert_eq!(
-        second, first,
-        "the kept connection moved to another backend"
+        second.as_deref(),
+        Ok(first.as_str()),
+        "the open connection did not survive the weight change, or moved: {outcome:?}"
     );
-    drop(open);
     drop(servers);
-}
-
-fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
 }
 
 /// Direct routing and a tunnel, IPv6: the client, the director and both real
@@ -374,10 +428,24 @@ fn ipv6_gateway_and_tunnel_services_forward_by_route_and_tunnel() {
         lab.ip(&["link", "set", port, "master", "br0", "up"]);
     }
     lab.ip(&["link", "set", "br0", "up"]);
-    for local in ["2001:db8::1/64", "2001:db8::10/64", "2001:db8::11/64"] {
-        lab.ip(&["-6", "addr", "add", local, "dev", "br0", "nodad"]);
+    lab.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "br0", "nodad"]);
+    // The VIPs take traffic but are never a source: the tunnel's outer
+    // packets come from 2001:db8::1, not from a VIP that web2 holds itself
+    // (ip6tnl drops a packet whose outer source is one of its own addresses).
+    for local in ["2001:db8::10/64", "2001:db8::11/64"] {
+        lab.ip(&[
+            "-6",
+            "addr",
+            "add",
+            local,
+            "dev",
+            "br0",
+            "nodad",
+            "preferred_lft",
+            "0",
+        ]);
     }
-    let servers = [serve(&lab, &web1, "web1"), serve(&lab, &web2, "web2")];
+    let servers = [serve(&web1, "web1"), serve(&web2, "web2")];
 
     let (dr, tunnel) = (vip("2001:db8::10"), vip("2001:db8::11"));
     let desired = IpvsState {
@@ -415,12 +483,21 @@ fn ipv6_gateway_and_tunnel_services_forward_by_route_and_tunnel() {
         ]
     );
     assert_eq!(
-        fetch(&client, "http://[2001:db8::10]/", 3),
+        fetch(&client, "[2001:db8::10]:80", 3),
         ["web1", "web1", "web1"]
     );
+    // And with curl, as an administrator would check it.
     assert_eq!(
-        fetch(&client, "http://[2001:db8::11]/", 3),
-        ["web2", "web2", "web2"]
+        client.sh("curl -g -6 -s --max-time 3 'http://[2001:db8::10]/'"),
+        "web1"
+    );
+    let answers = fetch(&client, "[2001:db8::11]:80", 3);
+    assert_eq!(
+        answers,
+        ["web2", "web2", "web2"],
+        "web2: {}director: {}",
+        web2.sh("ip -s -d link show tun6; ip -6 addr; ip -6 route"),
+        lab.sh("ip -6 addr show br0; ipvsadm -Ln --stats")
     );
     // The tunnel carried them: web2's ip6tnl device received the packets.
     let received = web2.sh("cat /sys/class/net/tun6/statistics/rx_packets");
