@@ -751,7 +751,7 @@ fn write_health(health: &HealthReport, out: &mut dyn Write) -> std::io::Result<(
             "  {:<15} {:<15} {:<21} {state}",
             server.director,
             server.server,
-            format!("{}:{}", server.address, server.port)
+            std::net::SocketAddr::new(server.address, server.port).to_string()
         )?;
     }
     Ok(())
@@ -783,7 +783,7 @@ fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()>
             writeln!(
                 out,
                 "    -> {:<21} {:<6} weight {:<5} active {:<5} inactive {:<5} {} conn/s",
-                format!("{}:{}", dest.address, dest.port),
+                dest.key().to_string(),
                 dest.forward.name(),
                 dest.weight,
                 dest.active_connections,

@@ -701,8 +701,16 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
 
 fn check_persistence(director: &Director, sink: &mut Sink) {
     let family = director.family();
-    if let Some(persistence) = &director.persistence
-        && let Some(prefix) = persistence.netmask
+    let Some(persistence) = &director.persistence else {
+        return;
+    };
+    if family == Family::Ipv6 && persistence.netmask == Some(0) {
+        sink.error(
+            persistence.netmask_loc,
+            "persistence prefix length 0 for an IPv6 director: IPVS takes 1-128",
+        );
+    }
+    if let Some(prefix) = persistence.netmask
         && prefix > family.max_prefix()
     {
         sink.error(

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::Permissions;
 use std::io::{self, Read};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,7 +58,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 pub struct ServerReport {
     pub director: String,
     pub server: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
     /// A server that is not checked is always up.
     pub checked: bool,
@@ -359,7 +359,7 @@ mod tests {
             .map(|n| ServerReport {
                 director: format!("director{}", n / 10),
                 server: format!("server{n}"),
-                address: Ipv4Addr::from(0x0a00_0000 + n as u32),
+                address: std::net::Ipv4Addr::from(0x0a00_0000 + n as u32).into(),
                 port: 80,
                 checked: true,
                 sorry: false,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -317,7 +317,7 @@ pub fn with_reported_health(
     config: &LvsConfig,
     reports: &[ServerReport],
 ) -> IpvsState {
-    let down: HashSet<(&str, &str, Ipv4Addr, u16)> = reports
+    let down: HashSet<(&str, &str, IpAddr, u16)> = reports
         .iter()
         .filter(|report| report.checked && report.health == Health::Down)
         .map(|report| {
@@ -374,6 +374,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::parse::parse_lvs;
     use crate::plan::ipvs::{DestSettings, Forward, desired};
+    use std::net::Ipv4Addr;
 
     pub(crate) fn lvs(text: &str) -> LvsConfig {
         let (config, diagnostics) = parse_lvs(text.as_bytes());
@@ -391,14 +392,14 @@ pub(crate) mod tests {
     fn vip() -> ServiceKey {
         ServiceKey::Vip {
             protocol: 6,
-            address: Ipv4Addr::new(10, 0, 0, 1),
+            address: Ipv4Addr::new(10, 0, 0, 1).into(),
             port: 80,
         }
     }
 
     fn dest(last: u8) -> DestKey {
         DestKey {
-            address: Ipv4Addr::new(10, 0, 1, last),
+            address: Ipv4Addr::new(10, 0, 1, last).into(),
             port: 8080,
         }
     }
@@ -407,7 +408,12 @@ pub(crate) mod tests {
         table.services[&vip()]
             .destinations
             .iter()
-            .map(|(d, s)| (d.address.octets()[3], s.weight))
+            .map(|(d, s)| {
+                let IpAddr::V4(address) = d.address else {
+                    panic!("an IPv4 real server: {d}");
+                };
+                (address.octets()[3], s.weight)
+            })
             .collect()
     }
 
@@ -612,7 +618,7 @@ pub(crate) mod tests {
         let report = |server: &str, last: u8, health: Health| ServerReport {
             director: "web".into(),
             server: server.into(),
-            address: Ipv4Addr::new(10, 0, 1, last),
+            address: Ipv4Addr::new(10, 0, 1, last).into(),
             port: 8080,
             checked: true,
             sorry: false,

@@ -18,7 +18,9 @@ use crate::kernel::{
     NetworkBackend, Observation, ServiceStatus, Stats,
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
-use crate::plan::ipvs::{IpvsOp, IpvsState};
+use crate::plan::ipvs::{
+    DestKey, DestSettings, Forward, IpvsOp, IpvsState, Netmask, ServiceKey, ServiceSettings,
+};
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
 
 #[derive(Debug, Clone, Default)]
@@ -312,7 +314,9 @@ impl NetworkBackend for FakeKernel {
 }
 
 /// An in-memory IPVS table with the kernel's refusals (a service or real server
-/// that exists already, or does not exist), failing on purpose at one operation.
+/// that exists already, or does not exist; a real server of the other family
+/// than its service's but in tunnel mode; an IPv6 service whose persistence
+/// prefix is not 1-128), failing on purpose at one operation.
 #[derive(Debug, Clone, Default)]
 pub struct FakeIpvs {
     pub state: IpvsState,
@@ -329,6 +333,34 @@ impl FakeIpvs {
         self.executed += 1;
         if self.fail_at == Some(index) {
             return Err(refuse(op, "injected failure"));
+        }
+        let invalid = |valid: bool| {
+            if valid {
+                Ok(())
+            } else {
+                Err(refuse(op, "Invalid argument"))
+            }
+        };
+        match op {
+            IpvsOp::AddService { key, service } => {
+                invalid(netmask_fits(key, &service.settings))?;
+                for (dest, settings) in &service.destinations {
+                    invalid(family_fits(key, dest, settings))?;
+                }
+            }
+            IpvsOp::EditService { key, to, .. } => invalid(netmask_fits(key, to))?,
+            IpvsOp::AddDest {
+                service,
+                dest,
+                settings,
+            }
+            | IpvsOp::EditDest {
+                service,
+                dest,
+                to: settings,
+                ..
+            } => invalid(family_fits(service, dest, settings))?,
+            IpvsOp::DeleteService { .. } | IpvsOp::DeleteDest { .. } => {}
         }
         let services = &mut self.state.services;
         let missing = || refuse(op, "No such process");
@@ -367,6 +399,19 @@ impl FakeIpvs {
         }
         Ok(())
     }
+}
+
+/// The kernel takes a real server of the other family than its service's in
+/// tunnel mode only (`ip_vs_genl_set_cmd`).
+fn family_fits(service: &ServiceKey, dest: &DestKey, settings: &DestSettings) -> bool {
+    service.family() == dest.family() || settings.forward == Forward::Tunnel
+}
+
+/// An IPv6 service's netmask is a prefix length of 1-128 (`ip_vs_add_service`);
+/// one of the other family would reach the kernel as a number it refuses, or
+/// as the wrong mask.
+fn netmask_fits(key: &ServiceKey, settings: &ServiceSettings) -> bool {
+    settings.netmask.family() == key.family() && settings.netmask != Netmask::Ipv6(0)
 }
 
 impl IpvsBackend for FakeIpvs {

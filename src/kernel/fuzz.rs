@@ -29,11 +29,13 @@ use proptest::prelude::*;
 use rtnetlink::packet_core::{Emitable, ParseableParametrized};
 
 use super::ipvs::consts::{
-    AF_INET, IPVS_VERSION, cmd, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
+    IPVS_VERSION, cmd, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
 };
 use super::ipvs::decode::{ServiceEntry, parse_dest, parse_info, parse_service, parse_timeouts};
 use super::ipvs::family::parse_family_id;
-use super::ipvs::fixtures::{A, inet, kernel_message, service_key, u16v, u32v};
+use super::ipvs::fixtures::{
+    A, family, inet, ip_address, kernel_message, netmask, service_key, u16v, u32v,
+};
 use super::netlink::{assemble, mark_rule};
 use super::nlwire::{
     Body, Frame, GENL_HDRLEN, NLA_TYPE_MASK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_DONE, NLMSG_ERROR,
@@ -41,6 +43,7 @@ use super::nlwire::{
 };
 use super::samples::{self, FAMILY, NLM_F_MULTI, address, netlink};
 use super::{DestStatus, Stats};
+use crate::config::model::types::Family;
 use crate::plan::ipvs::{FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, ServiceKey, ServiceSettings};
 use crate::plan::network::ROUTE_PROTOCOL;
 
@@ -156,7 +159,8 @@ fn read_ipvs(datagram: &[u8]) {
                 ..
             }) => {
                 let _ = parse_service(payload);
-                let _ = parse_dest(payload);
+                let _ = parse_dest(payload, Family::Ipv4);
+                let _ = parse_dest(payload, Family::Ipv6);
                 let _ = parse_info(payload);
                 let _ = parse_timeouts(payload);
                 let _ = parse_family_id(payload);
@@ -213,16 +217,19 @@ fn stats() -> impl Strategy<Value = Stats> {
 /// A service as a dump reports it, and the entry it must read as. `flags` is
 /// what the kernel reports: ours, its own hashed bit, and others.
 fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
-    (
-        service_key(),
-        "[a-z]{1,15}",
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        stats(),
-    )
-        .prop_map(|(key, scheduler, flags, timeout, netmask, stats)| {
-            let mut service = vec![u16v(svc_attr::AF, AF_INET)];
+    service_key()
+        .prop_flat_map(|key| (Just(key), netmask(key.family())))
+        .prop_flat_map(|(key, netmask)| {
+            (
+                Just((key, netmask)),
+                "[a-z]{1,15}",
+                any::<u32>(),
+                any::<u32>(),
+                stats(),
+            )
+        })
+        .prop_map(|((key, netmask), scheduler, flags, timeout, stats)| {
+            let mut service = vec![u16v(svc_attr::AF, key.family().af())];
             let fwmark_protocol = match key {
                 ServiceKey::Vip {
                     protocol,
@@ -234,7 +241,7 @@ fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
                     service.push(A::V(svc_attr::PORT, port.to_be_bytes().to_vec()));
                     0
                 }
-                ServiceKey::Fwmark { mark } => {
+                ServiceKey::Fwmark { mark, .. } => {
                     service.push(u32v(svc_attr::FWMARK, mark));
                     crate::plan::ipvs::TCP
                 }
@@ -246,7 +253,7 @@ fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
                     [flags.to_ne_bytes(), u32::MAX.to_ne_bytes()].concat(),
                 ),
                 u32v(svc_attr::TIMEOUT, timeout),
-                A::V(svc_attr::NETMASK, netmask.to_be_bytes().to_vec()),
+                A::V(svc_attr::NETMASK, netmask.kernel_value().to_vec()),
                 stats64(svc_attr::STATS64, &stats),
             ]);
             let frame = kernel_message(1, cmd::NEW_SERVICE, &[A::N(cmd_attr::SERVICE, service)]);
@@ -257,7 +264,7 @@ fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
                     scheduler,
                     flags: flags & (FLAG_PERSISTENT | FLAG_ONEPACKET),
                     timeout,
-                    netmask: Ipv4Addr::from(netmask),
+                    netmask,
                     fwmark_protocol,
                 },
                 flags,
@@ -267,20 +274,37 @@ fn dumped_service() -> impl Strategy<Value = (Vec<u8>, ServiceEntry)> {
         })
 }
 
-/// A destination as a dump reports it, and the status it must read as.
-fn dumped_dest() -> impl Strategy<Value = (Vec<u8>, DestStatus)> {
+/// A destination as a dump reports it, the family of its service, and the
+/// status it must read as. Its own family is said, or (as before Linux 3.18)
+/// left to be the service's.
+fn dumped_dest() -> impl Strategy<Value = (Vec<u8>, Family, DestStatus)> {
     let forward = prop::sample::select(vec![Forward::Masquerade, Forward::Tunnel, Forward::Route]);
     (
-        any::<u32>(),
+        ip_address(),
+        family(),
+        any::<bool>(),
         any::<u16>(),
         forward,
         any::<[u32; 4]>(),
         stats(),
     )
         .prop_map(
-            |(address, port, forward, [weight, active, inactive, persistent], stats)| {
-                let address = Ipv4Addr::from(address);
-                let dest = vec![
+            |(
+                address,
+                other_family,
+                said,
+                port,
+                forward,
+                [weight, active, inactive, persistent],
+                stats,
+            )| {
+                // Unsaid, the family is the service's.
+                let service_family = if said {
+                    other_family
+                } else {
+                    Family::of(address)
+                };
+                let mut dest = vec![
                     inet(dest_attr::ADDR, address),
                     A::V(dest_attr::PORT, port.to_be_bytes().to_vec()),
                     u32v(dest_attr::FWD_METHOD, forward.kernel_value()),
@@ -290,9 +314,11 @@ fn dumped_dest() -> impl Strategy<Value = (Vec<u8>, DestStatus)> {
                     u32v(dest_attr::ACTIVE_CONNS, active),
                     u32v(dest_attr::INACT_CONNS, inactive),
                     u32v(dest_attr::PERSIST_CONNS, persistent),
-                    u16v(dest_attr::ADDR_FAMILY, AF_INET),
-                    stats64(dest_attr::STATS64, &stats),
                 ];
+                if said {
+                    dest.push(u16v(dest_attr::ADDR_FAMILY, Family::of(address).af()));
+                }
+                dest.push(stats64(dest_attr::STATS64, &stats));
                 let frame = kernel_message(2, cmd::NEW_DEST, &[A::N(cmd_attr::DEST, dest)]);
                 let status = DestStatus {
                     address,
@@ -304,7 +330,7 @@ fn dumped_dest() -> impl Strategy<Value = (Vec<u8>, DestStatus)> {
                     persistent_connections: persistent,
                     stats,
                 };
-                (frame, status)
+                (frame, service_family, status)
             },
         )
 }
@@ -334,7 +360,7 @@ fn refusal_body(errno: i32, request: &[u8], capped: bool, text: &str) -> Vec<u8>
 fn ipvs_answer() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         dumped_service().prop_map(|(frame, _)| frame),
-        dumped_dest().prop_map(|(frame, _)| frame),
+        dumped_dest().prop_map(|(frame, ..)| frame),
         any::<[u32; 2]>().prop_map(|[version, size]| kernel_message(
             3,
             cmd::GET_INFO,
@@ -481,7 +507,8 @@ proptest! {
     fn any_bytes_read_without_panicking(bytes in vec(any::<u8>(), 0..600), capped in any::<bool>()) {
         read_ipvs(&bytes);
         let _ = parse_service(&bytes);
-        let _ = parse_dest(&bytes);
+        let _ = parse_dest(&bytes, Family::Ipv4);
+        let _ = parse_dest(&bytes, Family::Ipv6);
         let _ = parse_info(&bytes);
         let _ = parse_timeouts(&bytes);
         let _ = parse_family_id(&bytes);
@@ -507,7 +534,8 @@ proptest! {
             // The payload alone, as the decoders get it.
             if let Some(payload) = answer.get(NLMSG_HDRLEN..) {
                 let _ = parse_service(payload);
-                let _ = parse_dest(payload);
+                let _ = parse_dest(payload, Family::Ipv4);
+                let _ = parse_dest(payload, Family::Ipv6);
                 let _ = parse_info(payload);
                 let _ = parse_timeouts(payload);
                 let _ = parse_family_id(payload);
@@ -520,7 +548,7 @@ proptest! {
     #[test]
     fn valid_ipvs_answers_read_as_written(
         (service, entry) in dumped_service(),
-        (dest, status) in dumped_dest(),
+        (dest, service_family, status) in dumped_dest(),
         errno in 1..4096i32,
         capped in any::<bool>(),
         text in "[ -~]{0,60}",
@@ -535,7 +563,7 @@ proptest! {
         let Body::Data(payload) = read[0].body else { panic!("{:?}", read[0]) };
         prop_assert_eq!(parse_service(payload), Ok(Some(entry)));
         let Body::Data(payload) = read[1].body else { panic!("{:?}", read[1]) };
-        prop_assert_eq!(parse_dest(payload), Ok(Some(status)));
+        prop_assert_eq!(parse_dest(payload, service_family), Ok(Some(status)));
         let Body::Refused(refusal) = &read[2].body else { panic!("{:?}", read[2]) };
         prop_assert_eq!(refusal.errno, errno);
         prop_assert_eq!(&refusal.detail, &extack_text(&text));

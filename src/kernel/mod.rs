@@ -22,13 +22,13 @@ mod samples;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::config::model::types::IpNet;
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
-use crate::plan::ipvs::{Forward, IpvsOp, IpvsState, ServiceKey};
+use crate::plan::ipvs::{DestKey, Forward, IpvsOp, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
 
 /// The three backends one apply drives. IPVS may be missing (no `ip_vs`
@@ -375,9 +375,11 @@ pub struct ServiceStatus {
     pub destinations: Vec<DestStatus>,
 }
 
+/// A real server as `status` shows it: IPv4 or IPv6, whatever its service's
+/// family (a tunnel may cross families).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestStatus {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
@@ -385,6 +387,17 @@ pub struct DestStatus {
     pub inactive_connections: u32,
     pub persistent_connections: u32,
     pub stats: Stats,
+}
+
+impl DestStatus {
+    /// The real server as IPVS keys it; its `Display` puts an IPv6 address in
+    /// brackets: `[2001:db8::11]:80`.
+    pub fn key(&self) -> DestKey {
+        DestKey {
+            address: self.address,
+            port: self.port,
+        }
+    }
 }
 
 /// IPVS counters (`IPVS_STATS_ATTR_*`): totals and per-second rates.

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::config::model::LvsConfig;
 use crate::config::model::lvs::{Director, ForwardMode, Scheduler, Server, ServiceProtocol};
-use crate::config::model::types::prefix_to_mask;
+use crate::config::model::types::{Family, prefix_to_mask};
 
 /// IPPROTO_TCP and IPPROTO_UDP, as IPVS keys services.
 pub const TCP: u16 = 6;
@@ -27,29 +27,56 @@ pub const FLAG_ONEPACKET: u32 = 0x0004;
 /// Flows can tell them from its own marks (routing tables).
 pub const DIRECTOR_MARKS: std::ops::RangeInclusive<u32> = 0x0001_0000..=0x0001_ffff;
 
-/// How IPVS identifies a virtual service.
+/// How IPVS identifies a virtual service. A service belongs to one address
+/// family (`IPVS_SVC_ATTR_AF`): a VIP's own, or for a firewall mark the
+/// family of the packets it takes (IPVS looks an fwmark service up by family
+/// and mark, so one mark may have a service in each family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceKey {
     /// An address, port (0: every port) and protocol.
     Vip {
         protocol: u16,
-        address: Ipv4Addr,
+        address: IpAddr,
         port: u16,
     },
-    /// A firewall mark, set by a flow.
-    Fwmark { mark: u32 },
+    /// A firewall mark, set by a flow, on packets of `family`.
+    Fwmark { mark: u32, family: Family },
 }
 
+impl ServiceKey {
+    /// The family of the packets the service takes (`IPVS_SVC_ATTR_AF`).
+    pub fn family(&self) -> Family {
+        match *self {
+            Self::Vip { address, .. } => Family::of(address),
+            Self::Fwmark { family, .. } => family,
+        }
+    }
+}
+
+/// `tcp 192.0.2.10:80`, `tcp [2001:db8::10]:80`, `fwmark 0x10001` (IPv4),
+/// `fwmark 0x10001 IPv6`.
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match *self {
             Self::Vip {
                 protocol,
                 address,
                 port,
-            } => write!(f, "{} {address}:{port}", protocol_name(*protocol)),
-            Self::Fwmark { mark } => write!(f, "fwmark {mark:#x}"),
+            } => write!(
+                f,
+                "{} {}",
+                protocol_name(protocol),
+                SocketAddr::new(address, port)
+            ),
+            Self::Fwmark {
+                mark,
+                family: Family::Ipv4,
+            } => write!(f, "fwmark {mark:#x}"),
+            Self::Fwmark {
+                mark,
+                family: Family::Ipv6,
+            } => write!(f, "fwmark {mark:#x} IPv6"),
         }
     }
 }
@@ -62,6 +89,78 @@ fn protocol_name(protocol: u16) -> &'static str {
     }
 }
 
+/// The persistence netmask as the kernel keeps it (`IPVS_SVC_ATTR_NETMASK`):
+/// connections from clients within one netmask go to one real server. An
+/// IPv4 service keeps a dotted mask; an IPv6 one a prefix length, which the
+/// kernel insists is 1-128 (so 128 when the service is not persistent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netmask {
+    Ipv4(Ipv4Addr),
+    Ipv6(u8),
+}
+
+impl Netmask {
+    /// The netmask of a `prefix`-bit network of `family` (at most the
+    /// family's longest prefix).
+    pub fn prefix(family: Family, prefix: u8) -> Self {
+        match family {
+            Family::Ipv4 => Self::Ipv4(prefix_to_mask(prefix.min(32))),
+            Family::Ipv6 => Self::Ipv6(prefix.min(128)),
+        }
+    }
+
+    /// One client per group: the netmask of a service that is not persistent.
+    pub fn host(family: Family) -> Self {
+        Self::prefix(family, family.max_prefix())
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Self::Ipv4(_) => Family::Ipv4,
+            Self::Ipv6(_) => Family::Ipv6,
+        }
+    }
+
+    /// The attribute's value: an IPv4 mask in network order; an IPv6 prefix
+    /// length as a host-order number (the kernel reads the same `__be32` field
+    /// as one: `(__force __u32) svc->netmask`).
+    pub fn kernel_value(self) -> [u8; 4] {
+        match self {
+            Self::Ipv4(mask) => mask.octets(),
+            Self::Ipv6(prefix) => u32::from(prefix).to_ne_bytes(),
+        }
+    }
+
+    /// The netmask the kernel reports for a service of `family`; `None` for
+    /// an IPv6 prefix length beyond 128.
+    pub fn from_kernel(family: Family, value: [u8; 4]) -> Option<Self> {
+        match family {
+            Family::Ipv4 => Some(Self::Ipv4(Ipv4Addr::from(value))),
+            Family::Ipv6 => u8::try_from(u32::from_ne_bytes(value))
+                .ok()
+                .filter(|&prefix| prefix <= 128)
+                .map(Self::Ipv6),
+        }
+    }
+}
+
+/// `255.255.255.0` for IPv4, `/64` for IPv6, as `ipvsadm -Ln` shows them
+/// (but for the slash, which tells a prefix from a mask).
+impl fmt::Display for Netmask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ipv4(mask) => write!(f, "{mask}"),
+            Self::Ipv6(prefix) => write!(f, "/{prefix}"),
+        }
+    }
+}
+
+impl Serialize for Netmask {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// A virtual service's settings (everything but its key and destinations).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceSettings {
@@ -71,8 +170,9 @@ pub struct ServiceSettings {
     pub flags: u32,
     /// Persistence timeout in seconds (meaningful when persistent).
     pub timeout: u32,
-    /// Persistence netmask, as a mask (`255.255.255.255` when not persistent).
-    pub netmask: Ipv4Addr,
+    /// Persistence netmask, of the service's family (the host's when not
+    /// persistent).
+    pub netmask: Netmask,
     /// The protocol of an fwmark service (IPVS keeps one); for a VIP it is in the key.
     pub fwmark_protocol: u16,
 }
@@ -129,15 +229,25 @@ impl Forward {
     }
 }
 
+/// A real server as IPVS keys it within a service. Its family is its
+/// address's (`IPVS_DEST_ATTR_ADDR_FAMILY`); the kernel takes one of the other
+/// family than the service's only in tunnel mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct DestKey {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
 }
 
+impl DestKey {
+    pub fn family(&self) -> Family {
+        Family::of(self.address)
+    }
+}
+
+/// `10.0.0.1:80`, `[2001:db8::11]:80`.
 impl fmt::Display for DestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.address, self.port)
+        write!(f, "{}", SocketAddr::new(self.address, self.port))
     }
 }
 
@@ -340,13 +450,6 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     })
 }
 
-fn ipv4_until_dual_stack(address: std::net::IpAddr) -> Ipv4Addr {
-    match address {
-        std::net::IpAddr::V4(address) => address,
-        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    }
-}
-
 /// The key of the service a director becomes: its VIP, or its firewall mark.
 pub fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> ServiceKey {
     match &director.service {
@@ -355,11 +458,12 @@ pub fn service_key(director: &Director, marks: &BTreeMap<String, u32>) -> Servic
                 ServiceProtocol::Tcp => TCP,
                 ServiceProtocol::Udp => UDP,
             },
-            address: ipv4_until_dual_stack(vip.address),
+            address: vip.address,
             port: vip.port.map_or(0, |p| p.get()),
         },
         None => ServiceKey::Fwmark {
             mark: marks.get(director.name.as_str()).copied().unwrap_or(0),
+            family: director.family(),
         },
     }
 }
@@ -382,7 +486,7 @@ pub fn dest_key(forward: Forward, server: &Server, service_port: u16) -> DestKey
         Forward::Route | Forward::Tunnel => service_port,
     };
     DestKey {
-        address: ipv4_until_dual_stack(server.address),
+        address: server.address,
         port,
     }
 }
@@ -419,8 +523,9 @@ pub fn desired(config: &LvsConfig) -> IpvsState {
             scheduler: kernel_scheduler(director).to_owned(),
             flags,
             timeout: persistence.map_or(0, |p| p.timeout()),
-            netmask: prefix_to_mask(
-                persistence.map_or(32, |p| p.netmask_prefix(director.family())),
+            netmask: persistence.and_then(|p| p.netmask).map_or_else(
+                || Netmask::host(key.family()),
+                |prefix| Netmask::prefix(key.family(), prefix),
             ),
             fwmark_protocol,
         };
@@ -517,6 +622,7 @@ mod tests {
     use super::*;
     use crate::apply;
     use crate::config::parse::parse_lvs;
+    use crate::kernel::IpvsBackend;
     use crate::kernel::fake::FakeIpvs;
 
     fn lvs(text: &str) -> LvsConfig {
@@ -551,7 +657,10 @@ mod tests {
         let mark = director_marks(&config)["maildirect"];
         assert!(DIRECTOR_MARKS.contains(&mark));
 
-        let mail = &table.services[&ServiceKey::Fwmark { mark }];
+        let mail = &table.services[&ServiceKey::Fwmark {
+            mark,
+            family: Family::Ipv4,
+        }];
         assert_eq!(mail.settings.scheduler, "wrr", "weights 3 and 1 differ");
         assert_eq!(mail.destinations[&dest("10.0.1.11", 0)].weight, 3);
 
@@ -559,7 +668,10 @@ mod tests {
         assert_eq!(web.settings.scheduler, "wlc");
         assert_eq!(web.settings.flags, FLAG_PERSISTENT);
         assert_eq!(web.settings.timeout, 300);
-        assert_eq!(web.settings.netmask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(
+            web.settings.netmask,
+            Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0))
+        );
         assert_eq!(
             web.destinations[&dest("10.0.2.99", 8080)],
             DestSettings {
@@ -659,6 +771,181 @@ mod tests {
             "set service tcp 10.0.0.1:80: scheduler wlc -> scheduler wlc, persistent 300s \
              netmask 255.255.255.255\n",
             "the same scheduler stays bound: nothing is refused"
+        );
+    }
+
+    #[test]
+    fn ipv6_keys_read_with_brackets_and_their_family() {
+        let web = vip(TCP, "2001:db8::10", 80);
+        assert_eq!(web.to_string(), "tcp [2001:db8::10]:80");
+        assert_eq!(web.family(), Family::Ipv6);
+        assert_eq!(vip(UDP, "192.0.2.1", 53).family(), Family::Ipv4);
+        let real = dest("2001:db8:1::11", 8080);
+        assert_eq!(real.to_string(), "[2001:db8:1::11]:8080");
+        assert_eq!(real.family(), Family::Ipv6);
+        let mark = |family| ServiceKey::Fwmark {
+            mark: 0x1_0001,
+            family,
+        };
+        assert_eq!(mark(Family::Ipv4).to_string(), "fwmark 0x10001");
+        assert_eq!(mark(Family::Ipv6).to_string(), "fwmark 0x10001 IPv6");
+        assert_ne!(
+            mark(Family::Ipv4),
+            mark(Family::Ipv6),
+            "IPVS keeps a mark's service per family"
+        );
+    }
+
+    #[test]
+    fn the_persistence_netmask_is_a_mask_for_ipv4_and_a_prefix_length_for_ipv6() {
+        assert_eq!(
+            Netmask::prefix(Family::Ipv4, 24),
+            Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0))
+        );
+        assert_eq!(Netmask::prefix(Family::Ipv6, 64), Netmask::Ipv6(64));
+        assert_eq!(
+            Netmask::host(Family::Ipv4),
+            Netmask::Ipv4(Ipv4Addr::BROADCAST)
+        );
+        assert_eq!(
+            Netmask::host(Family::Ipv6),
+            Netmask::Ipv6(128),
+            "the kernel refuses an IPv6 service with prefix length 0"
+        );
+        assert_eq!(Netmask::prefix(Family::Ipv6, 200), Netmask::Ipv6(128));
+        assert_eq!(
+            Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0)).kernel_value(),
+            [255, 255, 255, 0]
+        );
+        assert_eq!(Netmask::Ipv6(64).kernel_value(), 64u32.to_ne_bytes());
+        for netmask in [
+            Netmask::Ipv6(0),
+            Netmask::Ipv6(64),
+            Netmask::Ipv6(128),
+            Netmask::Ipv4(Ipv4Addr::new(255, 0, 255, 0)),
+        ] {
+            assert_eq!(
+                Netmask::from_kernel(netmask.family(), netmask.kernel_value()),
+                Some(netmask)
+            );
+        }
+        assert_eq!(
+            Netmask::from_kernel(Family::Ipv6, 129u32.to_ne_bytes()),
+            None
+        );
+        assert_eq!(Netmask::Ipv6(64).to_string(), "/64");
+        assert_eq!(
+            serde_json::to_string(&Netmask::Ipv4(Ipv4Addr::BROADCAST)).unwrap(),
+            "\"255.255.255.255\""
+        );
+    }
+
+    /// An IPv6 table, built as an IPv6 `lvs.conf` will give it.
+    fn ipv6_web(weight_b: u32) -> IpvsState {
+        let settings = ServiceSettings {
+            scheduler: "wrr".to_owned(),
+            flags: FLAG_PERSISTENT,
+            timeout: 300,
+            netmask: Netmask::prefix(Family::Ipv6, 64),
+            fwmark_protocol: 0,
+        };
+        let masq = |weight| DestSettings {
+            forward: Forward::Masquerade,
+            weight,
+        };
+        let mut state = IpvsState::default();
+        state.services.insert(
+            vip(TCP, "2001:db8::10", 80),
+            Service {
+                settings,
+                destinations: [
+                    (dest("2001:db8:1::11", 8080), masq(3)),
+                    (dest("2001:db8:1::12", 8080), masq(weight_b)),
+                ]
+                .into_iter()
+                .collect(),
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn an_ipv6_weight_change_is_one_edit_that_reads_with_brackets() {
+        let ops = diff(&ipv6_web(1), &ipv6_web(2));
+        let shown: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "set real server [2001:db8:1::12]:8080 of tcp [2001:db8::10]:80: masq weight 1 -> \
+              masq weight 2"
+            ]
+        );
+        let added: Vec<String> = diff(&IpvsState::default(), &ipv6_web(1))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "add service tcp [2001:db8::10]:80 (scheduler wrr, persistent 300s netmask /64) \
+              with 2 real server(s)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_fake_kernel_takes_a_real_server_of_the_other_family_in_tunnel_mode_only() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let web = vip(TCP, "192.0.2.10", 80);
+        let mut kernel = FakeIpvs {
+            state: desired(&lvs("director web 192.0.2.10:80\n server a 10.0.1.1\n")),
+            ..FakeIpvs::default()
+        };
+        let add = |forward| IpvsOp::AddDest {
+            service: web,
+            dest: dest("2001:db8:1::11", 80),
+            settings: DestSettings { forward, weight: 1 },
+        };
+        let results = runtime.block_on(kernel.execute(&[
+            add(Forward::Masquerade),
+            add(Forward::Route),
+            add(Forward::Tunnel),
+        ]));
+        let refused: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(refused, [true, true, false]);
+        let six = vip(TCP, "2001:db8::10", 80);
+        let prefix_0 = IpvsOp::AddService {
+            key: six,
+            service: Service {
+                settings: ServiceSettings {
+                    scheduler: "wlc".to_owned(),
+                    flags: FLAG_PERSISTENT,
+                    timeout: 300,
+                    netmask: Netmask::Ipv6(0),
+                    fwmark_protocol: 0,
+                },
+                destinations: BTreeMap::new(),
+            },
+        };
+        let results = runtime.block_on(kernel.execute(&[prefix_0]));
+        assert!(results[0].is_err(), "an IPv6 prefix length of 0 is refused");
+        assert!(!kernel.state.services.contains_key(&six));
+    }
+
+    #[test]
+    fn the_examples_fwmark_director_is_an_ipv4_service_like_its_servers() {
+        let config = examples();
+        let director = config.director("maildirect").expect("maildirect");
+        assert_eq!(director.family(), Family::Ipv4);
+        let mark = director_marks(&config)["maildirect"];
+        assert_eq!(
+            service_key(director, &director_marks(&config)),
+            ServiceKey::Fwmark {
+                mark,
+                family: Family::Ipv4
+            }
         );
     }
 

@@ -179,7 +179,7 @@ pub(crate) fn ipvsadm_table(lab: &Lab) -> Vec<Vec<String>> {
     services
 }
 
-fn tally(answers: &[String]) -> std::collections::BTreeMap<&str, usize> {
+pub(crate) fn tally(answers: &[String]) -> std::collections::BTreeMap<&str, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for answer in answers {
         *counts.entry(answer.as_str()).or_default() += 1;

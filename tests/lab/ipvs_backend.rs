@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use lbconsole::config::model::types::Family;
 use lbconsole::kernel::ipvs::{IpvsNetlink, Timeouts};
 use lbconsole::kernel::{IpvsBackend, IpvsObservation, KernelError};
 use lbconsole::plan::ipvs::{
-    DestKey, DestSettings, FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, IpvsOp, IpvsState, Service,
-    ServiceKey, ServiceSettings, TCP, UDP,
+    DestKey, DestSettings, FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, IpvsOp, IpvsState, Netmask,
+    Service, ServiceKey, ServiceSettings, TCP, UDP,
 };
 
 use tokio::runtime::Runtime;
@@ -23,7 +24,7 @@ use crate::support::Lab;
 /// handling (the `process` feature) creates a Unix socket pair with the first
 /// runtime, which would keep that runtime's namespace, and the services in it,
 /// alive until the test binary exits.
-fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
+pub(crate) fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,7 +34,7 @@ fn lab_and_runtime(name: &str) -> (Lab, Runtime) {
 
 /// Runs `f` with a backend connected in the calling thread's namespace (the
 /// lab's).
-fn with_ipvs<T>(runtime: &Runtime, f: impl AsyncFnOnce(&mut IpvsNetlink) -> T) -> T {
+pub(crate) fn with_ipvs<T>(runtime: &Runtime, f: impl AsyncFnOnce(&mut IpvsNetlink) -> T) -> T {
     runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("connect to IPVS");
         f(&mut ipvs).await
@@ -53,7 +54,7 @@ fn settings(scheduler: &str) -> ServiceSettings {
         scheduler: scheduler.to_owned(),
         flags: 0,
         timeout: 0,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Netmask::Ipv4(Ipv4Addr::BROADCAST),
         fwmark_protocol: 0,
     }
 }
@@ -92,7 +93,7 @@ fn state(services: &[(ServiceKey, &Service)]) -> IpvsState {
     }
 }
 
-fn ipvsadm(lab: &Lab) -> String {
+pub(crate) fn ipvsadm(lab: &Lab) -> String {
     lab.sh("ipvsadm -Ln")
 }
 
@@ -177,7 +178,10 @@ TCP  198.51.100.10:80 wlc
 #[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
 fn fwmark_persistent_and_one_packet_services_round_trip() {
     let (lab, runtime) = lab_and_runtime("ipvs-kinds");
-    let mark = ServiceKey::Fwmark { mark: 0x1_0001 };
+    let mark = ServiceKey::Fwmark {
+        mark: 0x1_0001,
+        family: Family::Ipv4,
+    };
     let marked = service(
         ServiceSettings {
             fwmark_protocol: TCP,
@@ -193,7 +197,7 @@ fn fwmark_persistent_and_one_packet_services_round_trip() {
         ServiceSettings {
             flags: FLAG_PERSISTENT,
             timeout: 600,
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            netmask: Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0)),
             ..settings("sh")
         },
         &[(dest("10.0.2.1", 443), to(Forward::Masquerade, 5))],
@@ -666,7 +670,7 @@ mod bench {
                 restore.push_str(&format!("-a -t {address}:80 -r {real}:8080 -m -w 1\n"));
                 service.destinations.insert(
                     DestKey {
-                        address: real,
+                        address: real.into(),
                         port: 8080,
                     },
                     to(Forward::Masquerade, 1),

@@ -14,6 +14,7 @@ mod daemon;
 mod flows;
 mod health;
 mod health6;
+mod ipvs6;
 mod ipvs_backend;
 mod isolation;
 mod load;

@@ -9,6 +9,7 @@ pub const IPVS_VERSION: u8 = 1;
 /// The version of the generic netlink controller's own messages.
 pub const CTRL_VERSION: u8 = 2;
 pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
 /// `IP_VS_SVC_F_HASHED`: the kernel's own bookkeeping, reported with the flags.
 pub const FLAG_HASHED: u32 = 0x0002;
 

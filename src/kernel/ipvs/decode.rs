@@ -4,16 +4,25 @@
 //!
 //! Reading never trusts a length (`nlwire` checks every message and attribute
 //! to fit before it is looked at); a value is read only once it is long enough.
-//! Byte orders: ports and the persistence netmask are big endian, everything
-//! else is host order; addresses come as 16 bytes, of which IPv4 uses 4.
+//! Byte orders: ports and an IPv4 persistence netmask are big endian,
+//! everything else (an IPv6 service's netmask, a prefix length, too) is host
+//! order; addresses come as 16 bytes, of which IPv4 uses 4.
+//!
+//! Families: a service is IPv4 or IPv6 (`IPVS_SVC_ATTR_AF`); one of another
+//! family is not lbconsole's and is left out. A real server has its own family
+//! (`IPVS_DEST_ATTR_ADDR_FAMILY`, since Linux 3.18; before, the service's),
+//! which differs from the service's in tunnel mode.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::consts::{AF_INET, FLAG_HASHED, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr};
+use super::consts::{
+    AF_INET, AF_INET6, FLAG_HASHED, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
+};
+use crate::config::model::types::Family;
 use crate::kernel::nlwire::{DecodeError, c_string, genl_table, malformed, table, walk};
 use crate::kernel::{DestStatus, Stats};
 use crate::plan::ipvs::{
-    FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, ServiceKey, ServiceSettings, TCP,
+    FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, Netmask, ServiceKey, ServiceSettings, TCP,
 };
 
 /// The first `N` bytes of an attribute that must be there.
@@ -36,9 +45,22 @@ fn u32_attr(value: Option<&[u8]>, what: &str) -> Result<u32, DecodeError> {
     fixed(value, what).map(u32::from_ne_bytes)
 }
 
-/// An address attribute: an `nf_inet_addr`, of which IPv4 uses the first 4 bytes.
-fn address_attr(value: Option<&[u8]>, what: &str) -> Result<Ipv4Addr, DecodeError> {
-    fixed::<4>(value, what).map(Ipv4Addr::from)
+/// An address attribute: an `nf_inet_addr`, of which IPv4 uses the first 4
+/// bytes and IPv6 all 16.
+fn address_attr(value: Option<&[u8]>, family: Family, what: &str) -> Result<IpAddr, DecodeError> {
+    match family {
+        Family::Ipv4 => fixed::<4>(value, what).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        Family::Ipv6 => fixed::<16>(value, what).map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+    }
+}
+
+/// An address family attribute: IPv4, IPv6, or `None` for another.
+fn family_attr(value: Option<&[u8]>, what: &str) -> Result<Option<Family>, DecodeError> {
+    Ok(match u16_attr(value, what)? {
+        AF_INET => Some(Family::Ipv4),
+        AF_INET6 => Some(Family::Ipv6),
+        _ => None,
+    })
 }
 
 /// A port attribute, big endian.
@@ -56,32 +78,41 @@ pub struct ServiceEntry {
     pub stats: Stats,
 }
 
-/// One message of a service dump; `None` for a service that is not IPv4.
+/// One message of a service dump; `None` for a service that is neither IPv4
+/// nor IPv6.
 pub fn parse_service(payload: &[u8]) -> Result<Option<ServiceEntry>, DecodeError> {
     let top = genl_table::<3>(payload)?;
     let nested = top[usize::from(cmd_attr::SERVICE)]
         .ok_or_else(|| malformed("a service message without IPVS_CMD_ATTR_SERVICE"))?;
     let service = table::<{ svc_attr::MAX }>(nested)?;
     let get = |kind: u16| service[usize::from(kind)];
-    if u16_attr(get(svc_attr::AF), "service address family")? != AF_INET {
+    let Some(family) = family_attr(get(svc_attr::AF), "service address family")? else {
         return Ok(None);
-    }
+    };
     let (key, fwmark_protocol) = match get(svc_attr::FWMARK) {
         Some(mark) => (
             ServiceKey::Fwmark {
                 mark: u32_attr(Some(mark), "service firewall mark")?,
+                family,
             },
             TCP,
         ),
         None => (
             ServiceKey::Vip {
                 protocol: u16_attr(get(svc_attr::PROTOCOL), "service protocol")?,
-                address: address_attr(get(svc_attr::ADDR), "service address")?,
+                address: address_attr(get(svc_attr::ADDR), family, "service address")?,
                 port: port_attr(get(svc_attr::PORT), "service port")?,
             },
             0,
         ),
     };
+    let netmask = fixed::<4>(get(svc_attr::NETMASK), "service netmask")?;
+    let netmask = Netmask::from_kernel(family, netmask).ok_or_else(|| {
+        malformed(format!(
+            "service {key} has netmask /{}, longer than an IPv6 address",
+            u32::from_ne_bytes(netmask)
+        ))
+    })?;
     let scheduler = get(svc_attr::SCHED_NAME)
         .map(c_string)
         .ok_or_else(|| malformed(format!("service {key} has no scheduler")))?;
@@ -92,7 +123,7 @@ pub fn parse_service(payload: &[u8]) -> Result<Option<ServiceEntry>, DecodeError
             scheduler,
             flags: flags & (FLAG_PERSISTENT | FLAG_ONEPACKET),
             timeout: u32_attr(get(svc_attr::TIMEOUT), "service timeout")?,
-            netmask: Ipv4Addr::from(fixed::<4>(get(svc_attr::NETMASK), "service netmask")?),
+            netmask,
             fwmark_protocol,
         },
         flags,
@@ -100,26 +131,32 @@ pub fn parse_service(payload: &[u8]) -> Result<Option<ServiceEntry>, DecodeError
     }))
 }
 
-/// One message of a destination dump; `None` for a destination that is not
-/// IPv4 (IPVS allows IPv6 real servers behind an IPv4 service, for tunnels).
-pub fn parse_dest(payload: &[u8]) -> Result<Option<DestStatus>, DecodeError> {
+/// One message of a dump of the destinations of a service of
+/// `service_family`; `None` for a destination that is neither IPv4 nor IPv6.
+pub fn parse_dest(
+    payload: &[u8],
+    service_family: Family,
+) -> Result<Option<DestStatus>, DecodeError> {
     let top = genl_table::<3>(payload)?;
     let nested = top[usize::from(cmd_attr::DEST)]
         .ok_or_else(|| malformed("a destination message without IPVS_CMD_ATTR_DEST"))?;
     let dest = table::<{ dest_attr::MAX }>(nested)?;
     let get = |kind: u16| dest[usize::from(kind)];
-    // Kernels before 3.18 do not say: then it is the service's, IPv4 here.
-    if let Some(family) = get(dest_attr::ADDR_FAMILY)
-        && u16_attr(Some(family), "real server address family")? != AF_INET
-    {
-        return Ok(None);
-    }
-    let address = address_attr(get(dest_attr::ADDR), "real server address")?;
+    // Kernels before 3.18 do not say: then it is the service's.
+    let family = match get(dest_attr::ADDR_FAMILY) {
+        None => service_family,
+        Some(family) => match family_attr(Some(family), "real server address family")? {
+            Some(family) => family,
+            None => return Ok(None),
+        },
+    };
+    let address = address_attr(get(dest_attr::ADDR), family, "real server address")?;
     let port = port_attr(get(dest_attr::PORT), "real server port")?;
+    let shown = std::net::SocketAddr::new(address, port);
     let method = u32_attr(get(dest_attr::FWD_METHOD), "forwarding method")?;
     let forward = Forward::from_kernel(method).ok_or_else(|| {
         DecodeError(format!(
-            "real server {address}:{port} forwards with IPVS method {method} ({}), which \
+            "real server {shown} forwards with IPVS method {method} ({}), which \
              lbconsole does not manage; remove it with ipvsadm",
             match method & 0x7 {
                 1 => "local node",
@@ -205,7 +242,8 @@ mod tests {
     use super::super::encode::Message;
     use super::super::family::parse_family_id;
     use super::super::fixtures::{
-        A, inet, kernel_message, persistent, service_key, u16v, u32v, u64v, vip,
+        A, inet, kernel_message, netmask, persistent, persistent6, service_key, u16v, u32v, u64v,
+        vip, vip6,
     };
     use super::*;
     use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, frames};
@@ -246,6 +284,16 @@ mod tests {
     }
 
     fn kernel_service(af: u16, key: &[A], flags: u32, stats64: bool) -> Vec<u8> {
+        kernel_service_with(af, key, flags, stats64, vec![255, 255, 255, 0])
+    }
+
+    fn kernel_service_with(
+        af: u16,
+        key: &[A],
+        flags: u32,
+        stats64: bool,
+        netmask: Vec<u8>,
+    ) -> Vec<u8> {
         let mut attrs = vec![u16v(svc_attr::AF, af)];
         attrs.extend(key.iter().map(|a| match a {
             A::V(k, v) => A::V(*k, v.clone()),
@@ -258,7 +306,7 @@ mod tests {
                 [flags.to_ne_bytes(), u32::MAX.to_ne_bytes()].concat(),
             ),
             u32v(svc_attr::TIMEOUT, 300),
-            A::V(svc_attr::NETMASK, vec![255, 255, 255, 0]),
+            A::V(svc_attr::NETMASK, netmask),
             stats_attr(svc_attr::STATS, false, 1),
         ]);
         if stats64 {
@@ -312,18 +360,93 @@ mod tests {
     }
 
     #[test]
-    fn a_dumped_fwmark_service_is_tcp_and_an_ipv6_one_is_left_out() {
+    fn a_dumped_fwmark_service_is_tcp_of_its_family_and_another_family_is_left_out() {
         let message = kernel_service(AF_INET, &[u32v(svc_attr::FWMARK, 0x1_0001)], 0x2, true);
         let entry = parse_service(data(&message)).unwrap().unwrap();
-        assert_eq!(entry.key, ServiceKey::Fwmark { mark: 0x1_0001 });
+        assert_eq!(
+            entry.key,
+            ServiceKey::Fwmark {
+                mark: 0x1_0001,
+                family: Family::Ipv4
+            }
+        );
         assert_eq!(entry.settings.fwmark_protocol, TCP);
-        let message = kernel_service(10, &vip_key(), 0x2, true);
+        let message = kernel_service_with(
+            AF_INET6,
+            &[u32v(svc_attr::FWMARK, 0x1_0001)],
+            0x2,
+            true,
+            128u32.to_ne_bytes().to_vec(),
+        );
+        let entry = parse_service(data(&message)).unwrap().unwrap();
+        assert_eq!(
+            entry.key,
+            ServiceKey::Fwmark {
+                mark: 0x1_0001,
+                family: Family::Ipv6
+            }
+        );
+        assert_eq!(entry.key.to_string(), "fwmark 0x10001 IPv6");
+        assert_eq!(entry.settings.netmask, Netmask::Ipv6(128));
+        // AF_PACKET: not a family IPVS serves, nor lbconsole's.
+        let message = kernel_service(17, &vip_key(), 0x2, true);
         assert_eq!(parse_service(data(&message)), Ok(None));
     }
 
+    #[test]
+    fn a_dumped_ipv6_service_reads_its_16_byte_address_and_prefix_length() {
+        let key = [
+            u16v(svc_attr::PROTOCOL, TCP),
+            inet(
+                svc_attr::ADDR,
+                "2001:db8::10".parse::<Ipv6Addr>().expect("an address"),
+            ),
+            A::V(svc_attr::PORT, 80u16.to_be_bytes().to_vec()),
+        ];
+        let message = kernel_service_with(
+            AF_INET6,
+            &key,
+            0x2 | 0x1,
+            true,
+            64u32.to_ne_bytes().to_vec(),
+        );
+        let entry = parse_service(data(&message)).unwrap().unwrap();
+        assert_eq!(entry.key, vip6());
+        assert_eq!(entry.key.to_string(), "tcp [2001:db8::10]:80");
+        assert_eq!(entry.settings, persistent6());
+        assert_eq!(
+            entry.settings.to_string(),
+            "scheduler wlc, persistent 300s netmask /64"
+        );
+        // A prefix longer than an address is no netmask the kernel reports.
+        let message = kernel_service_with(AF_INET6, &key, 0x2, true, 129u32.to_ne_bytes().to_vec());
+        assert_eq!(
+            parse_service(data(&message)),
+            Err(malformed(
+                "service tcp [2001:db8::10]:80 has netmask /129, longer than an IPv6 address"
+            ))
+        );
+        // An address cut to IPv4's 4 bytes is too short for IPv6.
+        let short = [
+            u16v(svc_attr::PROTOCOL, TCP),
+            A::V(svc_attr::ADDR, vec![0x20, 0x01, 0x0d, 0xb8]),
+            A::V(svc_attr::PORT, 80u16.to_be_bytes().to_vec()),
+        ];
+        let message =
+            kernel_service_with(AF_INET6, &short, 0x2, true, 64u32.to_ne_bytes().to_vec());
+        assert_eq!(
+            parse_service(data(&message)),
+            Err(malformed("service address missing or too short"))
+        );
+    }
+
     fn kernel_dest(family: Option<u16>, method: u32) -> Vec<u8> {
+        kernel_dest_at(Ipv4Addr::new(10, 0, 0, 1).into(), family, method)
+    }
+
+    fn kernel_dest_at(address: IpAddr, family: Option<u16>, method: u32) -> Vec<u8> {
         let mut attrs = vec![
-            inet(dest_attr::ADDR, Ipv4Addr::new(10, 0, 0, 1)),
+            inet(dest_attr::ADDR, address),
             A::V(dest_attr::PORT, 8080u16.to_be_bytes().to_vec()),
             u32v(dest_attr::FWD_METHOD, method),
             u32v(dest_attr::WEIGHT, 5),
@@ -342,7 +465,7 @@ mod tests {
     #[test]
     fn a_dumped_destination_reads_as_its_status() {
         let expected = DestStatus {
-            address: Ipv4Addr::new(10, 0, 0, 1),
+            address: Ipv4Addr::new(10, 0, 0, 1).into(),
             port: 8080,
             forward: Forward::Tunnel,
             weight: 5,
@@ -352,24 +475,55 @@ mod tests {
             stats: counted(1000),
         };
         let message = kernel_dest(Some(AF_INET), 2);
-        assert_eq!(parse_dest(data(&message)), Ok(Some(expected.clone())));
+        assert_eq!(
+            parse_dest(data(&message), Family::Ipv4),
+            Ok(Some(expected.clone()))
+        );
         // Kernels before 3.18 give no family: the service's.
         let message = kernel_dest(None, 2);
-        assert_eq!(parse_dest(data(&message)), Ok(Some(expected)));
-        // An IPv6 real server behind an IPv4 service is left out.
-        let message = kernel_dest(Some(10), 2);
-        assert_eq!(parse_dest(data(&message)), Ok(None));
+        assert_eq!(parse_dest(data(&message), Family::Ipv4), Ok(Some(expected)));
+        // Another family than IPv4 or IPv6 is left out.
+        let message = kernel_dest(Some(17), 2);
+        assert_eq!(parse_dest(data(&message), Family::Ipv4), Ok(None));
         // The connection flags besides the method do not matter.
         let message = kernel_dest(Some(AF_INET), 0x100 | 3);
-        let dest = parse_dest(data(&message)).unwrap().unwrap();
+        let dest = parse_dest(data(&message), Family::Ipv4).unwrap().unwrap();
         assert_eq!(dest.forward, Forward::Route);
+    }
+
+    #[test]
+    fn an_ipv6_destination_reads_by_its_own_family_or_else_its_services() {
+        let address: IpAddr = "2001:db8:1::11".parse().expect("an address");
+        let six = |family| {
+            parse_dest(data(&kernel_dest_at(address, family, 2)), Family::Ipv6)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(six(Some(AF_INET6)).address, address);
+        assert_eq!(six(None).address, address, "unsaid: the service's family");
+        assert_eq!(
+            six(Some(AF_INET6)).key().to_string(),
+            "[2001:db8:1::11]:8080"
+        );
+        // Mixed families (tunnel mode): an IPv6 real server behind an IPv4
+        // service, and an IPv4 one behind an IPv6 service.
+        let mixed = parse_dest(
+            data(&kernel_dest_at(address, Some(AF_INET6), 2)),
+            Family::Ipv4,
+        );
+        assert_eq!(mixed.unwrap().unwrap().address, address);
+        let four = parse_dest(data(&kernel_dest(Some(AF_INET), 2)), Family::Ipv6);
+        assert_eq!(
+            four.unwrap().unwrap().address,
+            IpAddr::from(Ipv4Addr::new(10, 0, 0, 1))
+        );
     }
 
     #[test]
     fn a_destination_lbconsole_cannot_manage_is_an_error_that_says_what_to_do() {
         let message = kernel_dest(Some(AF_INET), 1);
         assert_eq!(
-            parse_dest(data(&message)),
+            parse_dest(data(&message), Family::Ipv4),
             Err(DecodeError(
                 "real server 10.0.0.1:8080 forwards with IPVS method 1 (local node), which \
                  lbconsole does not manage; remove it with ipvsadm"
@@ -412,7 +566,7 @@ mod tests {
         // The destination nest claims more than there is.
         let at = NLMSG_HDRLEN + GENL_HDRLEN;
         message[at..at + 2].copy_from_slice(&1000u16.to_ne_bytes());
-        let error = parse_dest(data(&message)).unwrap_err();
+        let error = parse_dest(data(&message), Family::Ipv4).unwrap_err();
         assert!(
             error
                 .0
@@ -421,13 +575,16 @@ mod tests {
     }
 
     fn service_settings() -> impl Strategy<Value = (ServiceKey, ServiceSettings)> {
-        (
-            service_key(),
-            "[a-z]{1,15}",
-            0..8u32,
-            any::<u32>(),
-            any::<u32>(),
-        )
+        service_key()
+            .prop_flat_map(|key| {
+                (
+                    Just(key),
+                    "[a-z]{1,15}",
+                    0..8u32,
+                    any::<u32>(),
+                    netmask(key.family()),
+                )
+            })
             .prop_map(|(key, scheduler, flags, timeout, netmask)| {
                 let fwmark_protocol = match key {
                     ServiceKey::Fwmark { .. } => TCP,
@@ -437,7 +594,7 @@ mod tests {
                     scheduler,
                     flags: flags & (FLAG_PERSISTENT | FLAG_ONEPACKET),
                     timeout,
-                    netmask: Ipv4Addr::from(netmask),
+                    netmask,
                     fwmark_protocol,
                 };
                 (key, settings)
@@ -462,14 +619,15 @@ mod tests {
             for frame in frames(&bytes) {
                 if let Ok(Frame { body: Body::Data(payload), .. }) = frame {
                     let _ = parse_service(payload);
-                    let _ = parse_dest(payload);
+                    let _ = parse_dest(payload, Family::Ipv4);
+                    let _ = parse_dest(payload, Family::Ipv6);
                     let _ = parse_info(payload);
                     let _ = parse_timeouts(payload);
                     let _ = parse_family_id(payload);
                 }
             }
             let _ = parse_service(&bytes);
-            let _ = parse_dest(&bytes);
+            let _ = parse_dest(&bytes, Family::Ipv6);
             let _ = parse_family_id(&bytes);
         }
 
@@ -480,14 +638,22 @@ mod tests {
             value in any::<u8>(),
             cut in 0..400usize,
         ) {
-            for mut message in [kernel_dest(Some(AF_INET), 0), kernel_service(AF_INET, &vip_key(), 2, true)] {
+            let six: IpAddr = "2001:db8::1".parse().expect("an address");
+            for mut message in [
+                kernel_dest(Some(AF_INET), 0),
+                kernel_dest_at(six, Some(AF_INET6), 0),
+                kernel_dest_at(six, None, 0),
+                kernel_service(AF_INET, &vip_key(), 2, true),
+                kernel_service_with(AF_INET6, &[u32v(svc_attr::FWMARK, 1)], 2, true, vec![64, 0, 0, 0]),
+            ] {
                 let at = at % message.len();
                 message[at] = value;
                 message.truncate(cut.max(NLMSG_HDRLEN));
                 for frame in frames(&message) {
                     if let Ok(Frame { body: Body::Data(payload), .. }) = frame {
                         let _ = parse_service(payload);
-                        let _ = parse_dest(payload);
+                        let _ = parse_dest(payload, Family::Ipv4);
+                        let _ = parse_dest(payload, Family::Ipv6);
                     }
                 }
             }
@@ -605,26 +771,29 @@ mod captured {
                 ServiceEntry {
                     key: ServiceKey::Vip {
                         protocol: TCP,
-                        address: Ipv4Addr::new(198, 51, 100, 10),
+                        address: Ipv4Addr::new(198, 51, 100, 10).into(),
                         port: 80,
                     },
                     settings: ServiceSettings {
                         scheduler: "wlc".to_owned(),
                         flags: FLAG_PERSISTENT,
                         timeout: 300,
-                        netmask: Ipv4Addr::new(255, 255, 255, 0),
+                        netmask: Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0)),
                         fwmark_protocol: 0,
                     },
                     flags: FLAG_PERSISTENT,
                     stats: Stats::default(),
                 },
                 ServiceEntry {
-                    key: ServiceKey::Fwmark { mark: 65537 },
+                    key: ServiceKey::Fwmark {
+                        mark: 65537,
+                        family: Family::Ipv4,
+                    },
                     settings: ServiceSettings {
                         scheduler: "rr".to_owned(),
                         flags: FLAG_ONEPACKET,
                         timeout: 0,
-                        netmask: Ipv4Addr::BROADCAST,
+                        netmask: Netmask::Ipv4(Ipv4Addr::BROADCAST),
                         fwmark_protocol: TCP,
                     },
                     flags: FLAG_ONEPACKET,
@@ -641,9 +810,9 @@ mod captured {
             panic!("one message");
         };
         assert_eq!(
-            parse_dest(payload),
+            parse_dest(payload, Family::Ipv4),
             Ok(Some(DestStatus {
-                address: Ipv4Addr::new(10, 0, 0, 1),
+                address: Ipv4Addr::new(10, 0, 0, 1).into(),
                 port: 8080,
                 forward: Forward::Masquerade,
                 weight: 5,

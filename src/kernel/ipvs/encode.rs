@@ -11,12 +11,19 @@
 //! ipvsadm sends them. The generic netlink controller's messages (resolving
 //! the family) are neli's, in `family.rs`.
 //!
-//! Byte orders, as the kernel has them: ports and the persistence netmask are
-//! big endian (`nla_get_be16`, `nla_get_be32`), everything else is host order.
-//! Addresses go as 4 bytes (the kernel copies at most 16 into a zeroed
-//! `nf_inet_addr`) and come back as 16.
+//! Byte orders, as the kernel has them: ports and an IPv4 persistence netmask
+//! are big endian (`nla_get_be16`, `nla_get_be32`), everything else, an IPv6
+//! service's netmask (a prefix length) included, is host order. Addresses go
+//! as 4 bytes for IPv4 and 16 for IPv6 (the kernel copies at most 16 into a
+//! zeroed `nf_inet_addr`) and come back as 16.
+//!
+//! Families: a service's (`IPVS_SVC_ATTR_AF`) is its key's; a real server's
+//! (`IPVS_DEST_ATTR_ADDR_FAMILY`) is its address's, which may differ from the
+//! service's (the kernel takes that for tunnels only).
 
-use super::consts::{AF_INET, IPVS_VERSION, cmd, cmd_attr, dest_attr, svc_attr};
+use std::net::IpAddr;
+
+use super::consts::{IPVS_VERSION, cmd, cmd_attr, dest_attr, svc_attr};
 use crate::kernel::nlwire::{EncodeError, NLM_F_ACK, NLM_F_DUMP, Writer};
 use crate::plan::ipvs::{DestKey, DestSettings, ServiceKey, ServiceSettings};
 
@@ -133,7 +140,7 @@ fn put_service(
     settings: Option<&ServiceSettings>,
 ) -> Result<(), EncodeError> {
     let nest = message.begin_nest(cmd_attr::SERVICE);
-    message.put(svc_attr::AF, &AF_INET.to_ne_bytes())?;
+    message.put(svc_attr::AF, &key.family().af().to_ne_bytes())?;
     match *key {
         ServiceKey::Vip {
             protocol,
@@ -141,12 +148,14 @@ fn put_service(
             port,
         } => {
             message.put(svc_attr::PROTOCOL, &protocol.to_ne_bytes())?;
-            message.put(svc_attr::ADDR, &address.octets())?;
+            put_address(message, svc_attr::ADDR, address)?;
             message.put(svc_attr::PORT, &port.to_be_bytes())?;
         }
         // The kernel keeps every firewall-mark service it is given over
         // netlink as TCP, and reports no protocol for it.
-        ServiceKey::Fwmark { mark } => message.put(svc_attr::FWMARK, &mark.to_ne_bytes())?,
+        ServiceKey::Fwmark { mark, .. } => {
+            message.put(svc_attr::FWMARK, &mark.to_ne_bytes())?;
+        }
     }
     if let Some(settings) = settings {
         let mut name = settings.scheduler.as_bytes().to_vec();
@@ -157,9 +166,17 @@ fn put_service(
         message.put(svc_attr::SCHED_NAME, &name)?;
         message.put(svc_attr::FLAGS, &flags)?;
         message.put(svc_attr::TIMEOUT, &settings.timeout.to_ne_bytes())?;
-        message.put(svc_attr::NETMASK, &settings.netmask.octets())?;
+        message.put(svc_attr::NETMASK, &settings.netmask.kernel_value())?;
     }
     message.end_nest(nest)
+}
+
+/// An address: its 4 or 16 bytes.
+fn put_address(message: &mut Writer<'_>, kind: u16, address: IpAddr) -> Result<(), EncodeError> {
+    match address {
+        IpAddr::V4(address) => message.put(kind, &address.octets()),
+        IpAddr::V6(address) => message.put(kind, &address.octets()),
+    }
 }
 
 /// `IPVS_CMD_ATTR_DEST`: the key, and with `settings` the full entry that
@@ -170,7 +187,7 @@ fn put_dest(
     settings: Option<&DestSettings>,
 ) -> Result<(), EncodeError> {
     let nest = message.begin_nest(cmd_attr::DEST);
-    message.put(dest_attr::ADDR, &dest.address.octets())?;
+    put_address(message, dest_attr::ADDR, dest.address)?;
     message.put(dest_attr::PORT, &dest.port.to_be_bytes())?;
     if let Some(settings) = settings {
         message.put(
@@ -181,14 +198,14 @@ fn put_dest(
         message.put(dest_attr::U_THRESH, &0u32.to_ne_bytes())?;
         message.put(dest_attr::L_THRESH, &0u32.to_ne_bytes())?;
     }
-    message.put(dest_attr::ADDR_FAMILY, &AF_INET.to_ne_bytes())?;
+    message.put(dest_attr::ADDR_FAMILY, &dest.family().af().to_ne_bytes())?;
     message.end_nest(nest)
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use neli::ToBytes;
     use neli::consts::nl::NlmF;
@@ -196,7 +213,7 @@ mod tests {
     use neli::nl::{NlPayload, NlmsghdrBuilder};
     use neli::types::{Buffer, GenlBuffer};
 
-    use super::super::fixtures::{persistent, vip};
+    use super::super::fixtures::{persistent, persistent6, vip, vip6};
     use super::*;
     use crate::kernel::samples::{FAMILY, neli_attr};
     use crate::plan::ipvs::Forward;
@@ -204,7 +221,7 @@ mod tests {
     fn real() -> (DestKey, DestSettings) {
         (
             DestKey {
-                address: Ipv4Addr::new(10, 0, 0, 1),
+                address: Ipv4Addr::new(10, 0, 0, 1).into(),
                 port: 8080,
             },
             DestSettings {
@@ -245,6 +262,62 @@ mod tests {
         );
     }
 
+    /// The same for an IPv6 service: `ipvsadm -A -t [2001:db8::10]:80 -s wlc
+    /// -p 300 -M 64`: AF_INET6, a 16-byte address, and the netmask a prefix
+    /// length in host order.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_new_ipv6_service_message_in_bytes() {
+        let expected: &[u8] = &[
+            104, 0, 0, 0, 0x20, 0, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: REQUEST, seq 7
+            1, 1, 0, 0, // genl: IPVS_CMD_NEW_SERVICE, version 1
+            84, 0, 1, 0, // IPVS_CMD_ATTR_SERVICE
+            6, 0, 1, 0, 10, 0, 0, 0, // AF_INET6 (u16, padded)
+            6, 0, 2, 0, 6, 0, 0, 0, // IPPROTO_TCP (u16, padded)
+            20, 0, 3, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 6, 0, 4, 0,
+            0, 80, 0, 0, // port, big endian
+            8, 0, 6, 0, b'w', b'l', b'c', 0, // scheduler
+            12, 0, 7, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, // flags, mask
+            8, 0, 8, 0, 44, 1, 0, 0, // timeout 300
+            8, 0, 9, 0, 64, 0, 0, 0, // netmask: prefix length 64, host order
+        ];
+        let settings = persistent6();
+        assert_eq!(
+            encoded(Message::NewService(&vip6(), &settings), 7, false),
+            expected
+        );
+    }
+
+    /// An IPv6 real server behind an IPv4 service (tunnel mode, the one mode
+    /// the kernel allows across families) says its own family.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_real_server_says_its_own_family_which_may_differ_from_the_services() {
+        let dest = DestKey {
+            address: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11).into(),
+            port: 80,
+        };
+        let tunnel = DestSettings {
+            forward: Forward::Tunnel,
+            weight: 1,
+        };
+        let message = encoded(Message::NewDest(&vip(), &dest, &tunnel), 3, true);
+        let expected_dest: &[u8] = &[
+            72, 0, 2, 0, // IPVS_CMD_ATTR_DEST
+            20, 0, 1, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 6, 0, 2, 0,
+            0, 80, 0, 0, // port, big endian
+            8, 0, 3, 0, 2, 0, 0, 0, // IP_VS_CONN_F_TUNNEL
+            8, 0, 4, 0, 1, 0, 0, 0, // weight
+            8, 0, 5, 0, 0, 0, 0, 0, // upper threshold
+            8, 0, 6, 0, 0, 0, 0, 0, // lower threshold
+            6, 0, 11, 0, 10, 0, 0, 0, // IPVS_DEST_ATTR_ADDR_FAMILY: AF_INET6
+        ];
+        assert!(message.ends_with(expected_dest), "{message:?}");
+        // The service part before it is the IPv4 service's key.
+        let service: &[u8] = &[6, 0, 1, 0, 2, 0, 0, 0];
+        assert_eq!(&message[24..32], service);
+    }
+
     /// A nested attribute without `NLA_F_NESTED`, as ipvsadm sends it.
     fn neli_nest(kind: u16, children: Vec<Nlattr<u16, Buffer>>) -> Nlattr<u16, Buffer> {
         let children: GenlBuffer<u16, Buffer> = children.into_iter().collect();
@@ -278,7 +351,7 @@ mod tests {
     }
 
     fn neli_service(key: &ServiceKey, settings: Option<&ServiceSettings>) -> Nlattr<u16, Buffer> {
-        let mut attrs = vec![neli_attr(svc_attr::AF, &AF_INET.to_ne_bytes())];
+        let mut attrs = vec![neli_attr(svc_attr::AF, &key.family().af().to_ne_bytes())];
         match *key {
             ServiceKey::Vip {
                 protocol,
@@ -286,10 +359,10 @@ mod tests {
                 port,
             } => {
                 attrs.push(neli_attr(svc_attr::PROTOCOL, &protocol.to_ne_bytes()));
-                attrs.push(neli_attr(svc_attr::ADDR, &address.octets()));
+                attrs.push(neli_attr(svc_attr::ADDR, &octets(address)));
                 attrs.push(neli_attr(svc_attr::PORT, &port.to_be_bytes()));
             }
-            ServiceKey::Fwmark { mark } => {
+            ServiceKey::Fwmark { mark, .. } => {
                 attrs.push(neli_attr(svc_attr::FWMARK, &mark.to_ne_bytes()));
             }
         }
@@ -299,14 +372,14 @@ mod tests {
             attrs.push(neli_attr(svc_attr::SCHED_NAME, name.as_bytes()));
             attrs.push(neli_attr(svc_attr::FLAGS, &flags));
             attrs.push(neli_attr(svc_attr::TIMEOUT, &s.timeout.to_ne_bytes()));
-            attrs.push(neli_attr(svc_attr::NETMASK, &s.netmask.octets()));
+            attrs.push(neli_attr(svc_attr::NETMASK, &s.netmask.kernel_value()));
         }
         neli_nest(cmd_attr::SERVICE, attrs)
     }
 
     fn neli_dest(dest: &DestKey, settings: Option<&DestSettings>) -> Nlattr<u16, Buffer> {
         let mut attrs = vec![
-            neli_attr(dest_attr::ADDR, &dest.address.octets()),
+            neli_attr(dest_attr::ADDR, &octets(dest.address)),
             neli_attr(dest_attr::PORT, &dest.port.to_be_bytes()),
         ];
         if let Some(s) = settings {
@@ -318,14 +391,87 @@ mod tests {
             attrs.push(neli_attr(dest_attr::U_THRESH, &0u32.to_ne_bytes()));
             attrs.push(neli_attr(dest_attr::L_THRESH, &0u32.to_ne_bytes()));
         }
-        attrs.push(neli_attr(dest_attr::ADDR_FAMILY, &AF_INET.to_ne_bytes()));
+        attrs.push(neli_attr(
+            dest_attr::ADDR_FAMILY,
+            &dest.family().af().to_ne_bytes(),
+        ));
         neli_nest(cmd_attr::DEST, attrs)
+    }
+
+    fn octets(address: std::net::IpAddr) -> Vec<u8> {
+        match address {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        }
+    }
+
+    #[test]
+    fn every_ipv6_request_is_the_bytes_neli_builds() {
+        let vip = vip6();
+        let mark = ServiceKey::Fwmark {
+            mark: 0x1_0001,
+            family: crate::config::model::types::Family::Ipv6,
+        };
+        let settings = persistent6();
+        let dest = DestKey {
+            address: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11).into(),
+            port: 8080,
+        };
+        let to = DestSettings {
+            forward: Forward::Masquerade,
+            weight: 3,
+        };
+        let none = NlmF::empty();
+        let cases = [
+            (
+                encoded(Message::NewService(&vip, &settings), 1, false),
+                neli_message(
+                    none,
+                    1,
+                    cmd::NEW_SERVICE,
+                    vec![neli_service(&vip, Some(&settings))],
+                ),
+            ),
+            (
+                encoded(Message::SetService(&mark, &settings), 2, false),
+                neli_message(
+                    none,
+                    2,
+                    cmd::SET_SERVICE,
+                    vec![neli_service(&mark, Some(&settings))],
+                ),
+            ),
+            (
+                encoded(Message::NewDest(&vip, &dest, &to), 3, false),
+                neli_message(
+                    none,
+                    3,
+                    cmd::NEW_DEST,
+                    vec![neli_service(&vip, None), neli_dest(&dest, Some(&to))],
+                ),
+            ),
+            (
+                encoded(Message::DelDest(&mark, &dest), 4, false),
+                neli_message(
+                    none,
+                    4,
+                    cmd::DEL_DEST,
+                    vec![neli_service(&mark, None), neli_dest(&dest, None)],
+                ),
+            ),
+        ];
+        for (ours, theirs) in cases {
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]
     fn every_request_is_the_bytes_neli_builds() {
         let vip = vip();
-        let mark = ServiceKey::Fwmark { mark: 0x1_0001 };
+        let mark = ServiceKey::Fwmark {
+            mark: 0x1_0001,
+            family: crate::config::model::types::Family::Ipv4,
+        };
         let settings = persistent();
         let (dest, to) = real();
         let ack = NlmF::ACK;

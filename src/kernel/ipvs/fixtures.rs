@@ -1,19 +1,29 @@
 //! What the IPVS encoder's, decoder's and fuzz tests all write and read:
 //! sample services, and messages built the way the kernel builds its answers.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 
 use super::consts::IPVS_VERSION;
+use crate::config::model::types::Family;
 use crate::kernel::nlwire::Writer;
 use crate::kernel::samples::{FAMILY, NLM_F_MULTI};
-use crate::plan::ipvs::{FLAG_PERSISTENT, ServiceKey, ServiceSettings, TCP};
+use crate::plan::ipvs::{FLAG_PERSISTENT, Netmask, ServiceKey, ServiceSettings, TCP};
 
 pub(in crate::kernel) fn vip() -> ServiceKey {
     ServiceKey::Vip {
         protocol: TCP,
-        address: Ipv4Addr::new(198, 51, 100, 10),
+        address: Ipv4Addr::new(198, 51, 100, 10).into(),
+        port: 80,
+    }
+}
+
+/// `2001:db8::10`, port 80, TCP.
+pub(in crate::kernel) fn vip6() -> ServiceKey {
+    ServiceKey::Vip {
+        protocol: TCP,
+        address: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10).into(),
         port: 80,
     }
 }
@@ -23,23 +33,53 @@ pub(in crate::kernel) fn persistent() -> ServiceSettings {
         scheduler: "wlc".to_owned(),
         flags: FLAG_PERSISTENT,
         timeout: 300,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        netmask: Netmask::Ipv4(Ipv4Addr::new(255, 255, 255, 0)),
         fwmark_protocol: 0,
     }
 }
 
-/// Any service key: a virtual address of any protocol, or any firewall mark
-/// but 0 (which is no mark).
+/// [`persistent`] for an IPv6 service: clients grouped by /64.
+pub(in crate::kernel) fn persistent6() -> ServiceSettings {
+    ServiceSettings {
+        netmask: Netmask::Ipv6(64),
+        ..persistent()
+    }
+}
+
+/// Any IPv4 or IPv6 address.
+pub(in crate::kernel) fn ip_address() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+    ]
+}
+
+pub(in crate::kernel) fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)]
+}
+
+/// Any netmask a service of `family` may have.
+pub(in crate::kernel) fn netmask(family: Family) -> BoxedStrategy<Netmask> {
+    match family {
+        Family::Ipv4 => any::<u32>()
+            .prop_map(|m| Netmask::Ipv4(Ipv4Addr::from(m)))
+            .boxed(),
+        Family::Ipv6 => (0..=128u8).prop_map(Netmask::Ipv6).boxed(),
+    }
+}
+
+/// Any service key: a virtual address (IPv4 or IPv6) of any protocol, or any
+/// firewall mark but 0 (which is no mark) of either family.
 pub(in crate::kernel) fn service_key() -> impl Strategy<Value = ServiceKey> {
     prop_oneof![
-        (any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(protocol, address, port)| {
+        (any::<u16>(), ip_address(), any::<u16>()).prop_map(|(protocol, address, port)| {
             ServiceKey::Vip {
                 protocol,
-                address: Ipv4Addr::from(address),
+                address,
                 port,
             }
         }),
-        (1..=u32::MAX).prop_map(|mark| ServiceKey::Fwmark { mark }),
+        (1..=u32::MAX, family()).prop_map(|(mark, family)| ServiceKey::Fwmark { mark, family }),
     ]
 }
 
@@ -86,8 +126,11 @@ pub(in crate::kernel) fn u64v(kind: u16, value: u64) -> A {
 }
 
 /// An `nf_inet_addr`: 16 bytes, of which IPv4 uses 4.
-pub(in crate::kernel) fn inet(kind: u16, address: Ipv4Addr) -> A {
-    let mut value = address.octets().to_vec();
+pub(in crate::kernel) fn inet(kind: u16, address: impl Into<IpAddr>) -> A {
+    let mut value = match address.into() {
+        IpAddr::V4(address) => address.octets().to_vec(),
+        IpAddr::V6(address) => address.octets().to_vec(),
+    };
     value.resize(16, 0);
     A::V(kind, value)
 }

@@ -63,7 +63,7 @@ use self::decode::ServiceEntry;
 use self::encode::Message;
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{Cause, DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
-use crate::plan::ipvs::{DestKey, DestSettings, IpvsOp, Service, ServiceKey};
+use crate::plan::ipvs::{DestSettings, IpvsOp, Service, ServiceKey};
 
 /// Room for one answer in the receive buffer, by the kernel's count (an skb's
 /// true size): measured on Debian's 6.1, an acknowledgement and a refusal take
@@ -527,7 +527,7 @@ impl IpvsNetlink {
 }
 
 impl IpvsBackend for IpvsNetlink {
-    /// One dump of the services, then one dump of each IPv4 service's
+    /// One dump of the services, then one dump of each service's
     /// destinations (the kernel has no dump of all destinations).
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
         let what = "the IPVS table";
@@ -541,8 +541,9 @@ impl IpvsBackend for IpvsNetlink {
         let mut observation = IpvsObservation::default();
         for entry in entries {
             let mut destinations = Vec::new();
+            let family = entry.key.family();
             self.dump(Some(&entry.key), |payload| {
-                destinations.extend(decode::parse_dest(payload)?);
+                destinations.extend(decode::parse_dest(payload, family)?);
                 Ok(())
             })
             .await
@@ -562,10 +563,7 @@ impl IpvsBackend for IpvsNetlink {
                         .iter()
                         .map(|d| {
                             (
-                                DestKey {
-                                    address: d.address,
-                                    port: d.port,
-                                },
+                                d.key(),
                                 DestSettings {
                                     forward: d.forward,
                                     weight: d.weight,
@@ -823,19 +821,19 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::plan::ipvs::{Forward, ServiceSettings, TCP};
+    use crate::plan::ipvs::{DestKey, Forward, Netmask, ServiceSettings, TCP};
 
     fn vip(last: u8) -> ServiceKey {
         ServiceKey::Vip {
             protocol: TCP,
-            address: Ipv4Addr::new(198, 51, 100, last),
+            address: Ipv4Addr::new(198, 51, 100, last).into(),
             port: 80,
         }
     }
 
     fn real(last: u8) -> DestKey {
         DestKey {
-            address: Ipv4Addr::new(10, 0, 0, last),
+            address: Ipv4Addr::new(10, 0, 0, last).into(),
             port: 80,
         }
     }
@@ -852,7 +850,7 @@ mod tests {
             scheduler: "rr".to_owned(),
             flags: 0,
             timeout: 0,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Netmask::Ipv4(Ipv4Addr::BROADCAST),
             fwmark_protocol: 0,
         }
     }
