@@ -1251,3 +1251,88 @@ fn a_rebound_dialog_key_is_the_one_the_dialog_takes_and_shows() {
     console.key(KeyCode::Char('o'));
     assert!(console.quit, "o is");
 }
+
+/// A dual-stack appliance: an IPv6 address and route beside the IPv4 ones, an
+/// IPv6 director of two servers beside an IPv4 one, an ICMPv6 flow.
+fn dual_stack() -> ConfigFiles {
+    ConfigFiles {
+        network: b"service network eth0
+    type ethernet
+    auto on
+    ip address 192.168.0.1/24
+    ip address 2001:db8::5/64
+    ip address 2001:db8:0:ab12:cd34:ef56:7890:1234/64
+    ip route default 192.168.0.254
+    ip route default 2001:db8::1
+    ip route 2001:db8:100::/48 2001:db8::fe table 200
+"
+        .to_vec(),
+        flows: b"flow ping6 permit
+    match proto icmpv6 dst 2001:db8::5 icmptype 128
+
+flow web6 permit
+    match proto tcp dst 2001:db8::10 dstport 80
+"
+        .to_vec(),
+        lvs: b"director web 192.168.0.10:80 TCP
+    balance roundrobin
+    mode nat
+    server web1 10.0.2.11:8080 weight 2
+    server web2 10.0.2.12:8080 weight 1
+
+director web6 [2001:db8::10]:80 TCP
+    balance roundrobin
+    mode nat
+    server s1 [2001:db8:1::11]:8080 weight 3
+    server s2 [2001:db8:1:0:ab12:cd34:ef56:7890]:8080 weight 1
+"
+        .to_vec(),
+    }
+}
+
+/// The files as the editor shows them, valid; not applied: the live panes'
+/// IPv6 is the kernel backends' to observe (their own tests), and each pane's
+/// layout of a long IPv6 address is tested in `tui::tabs` and `tui::address`.
+#[test]
+fn a_dual_stack_configuration_at_80x24_and_120x40() {
+    let mut console = Console::new("dual-stack", dual_stack());
+    console.act(Action::RefreshLive);
+    for tab in [Tab::Network, Tab::Flows, Tab::Lvs] {
+        console.app.tab = tab;
+        for (width, height) in [(80, 24), (120, 40)] {
+            let name = format!(
+                "dual_stack_{}_{width}x{height}",
+                tab.title().replace(' ', "_").to_lowercase()
+            );
+            insta::assert_snapshot!(name, console.screen(width, height));
+        }
+    }
+    // The editor colours IPv6 literals as addresses, `icmpv6` as a keyword.
+    let styles = console.app.theme.styles.clone();
+    for (tab, word, style) in [
+        (Tab::Network, "2001:db8::5/64", styles.address),
+        (Tab::Network, "2001:db8::1", styles.address),
+        (Tab::Lvs, "[2001:db8::10]:80", styles.address),
+        (Tab::Lvs, "[2001:db8:1::11]:8080", styles.address),
+        (Tab::Flows, "icmpv6", styles.keyword),
+        (Tab::Flows, "2001:db8::10", styles.address),
+    ] {
+        console.app.tab = tab;
+        console.act(Action::Resize(120, 40));
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal
+            .draw(|frame| ui::draw(frame, &console.app))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        // In the editor, left of the live pane; its text is ASCII.
+        let (x, y) = (0..40)
+            .find_map(|y| {
+                let row: String = (0..70).map(|x| buffer[(x, y)].symbol()).collect();
+                row.find(&format!(" {word}")).map(|x| (x as u16 + 1, y))
+            })
+            .unwrap_or_else(|| panic!("{word} not on screen"));
+        for x in x..x + word.len() as u16 {
+            assert_eq!(buffer[(x, y)].fg, style.fg.unwrap(), "{word} at {x},{y}");
+        }
+    }
+}

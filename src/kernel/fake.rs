@@ -304,7 +304,17 @@ impl NetworkBackend for FakeKernel {
         Ok(Observation {
             state: self.state.clone(),
             links,
-            routes: Vec::new(),
+            // The routes it was given, as the real kernel lists ours.
+            routes: (self.state.routes.iter())
+                .map(|route| crate::kernel::RouteStatus {
+                    table: route.table,
+                    destination: route.destination,
+                    gateway: Some(route.gateway),
+                    device: Some(route.device.clone()),
+                    protocol: crate::plan::network::ROUTE_PROTOCOL,
+                    ours: true,
+                })
+                .collect(),
         })
     }
 

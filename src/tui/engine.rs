@@ -18,7 +18,7 @@ use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
-    FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, ServiceStatus,
+    FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
 };
 use crate::observe;
 use crate::plan::ipvs::ServiceKey;
@@ -241,6 +241,9 @@ pub struct FlowCounter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
     pub links: Result<Vec<LinkStatus>, String>,
+    /// Every route of every table, as the kernel has them (empty when the
+    /// links cannot be read).
+    pub routes: Vec<RouteStatus>,
     pub services: Result<Vec<ServiceStatus>, String>,
     /// `None` until the firewall backend reports counters.
     pub flows: Option<Vec<FlowCounter>>,
@@ -510,11 +513,13 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 })
                 .collect()
         });
+        let (links, routes) = match live.network {
+            Ok(observed) => (Ok(observed.links), observed.routes),
+            Err(error) => (Err(error.to_string()), Vec::new()),
+        };
         Live {
-            links: live
-                .network
-                .map(|observed| observed.links)
-                .map_err(|e| e.to_string()),
+            links,
+            routes,
             services: live.services.map_err(|e| e.to_string()),
             flows,
             health: live.health.map_err(|e| e.to_string()),

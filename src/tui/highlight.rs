@@ -2,6 +2,7 @@
 //! are given, addresses, numbers and comments. Works one line at a time, so only
 //! the lines on screen are ever coloured, whatever the size of the buffer.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use crate::config::keywords::{NAMING, is_keyword};
@@ -74,14 +75,21 @@ fn classify(word: &str, names_follow: bool) -> Kind {
     }
 }
 
-/// `a.b.c.d`, with `/prefix`, `/mask` or `:port` after it.
+/// An address of either family as the files write them: `10.0.0.1`, with
+/// `/prefix`, `/mask` or `:port` after it; `2001:db8::5`, with `/prefix`, or in
+/// brackets with `:port` after them (`[2001:db8::10]:80`). The text before the
+/// `/` must be an address as std reads it (`::`, `fe80::1`, `::ffff:10.0.0.1`).
 fn is_address(word: &str) -> bool {
-    let host = word.split(['/', ':']).next().unwrap_or_default();
-    let octets: Vec<&str> = host.split('.').collect();
-    octets.len() == 4
-        && octets
-            .iter()
-            .all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()))
+    if let Some(inner) = word.strip_prefix('[') {
+        return inner.split_once(']').is_some_and(|(host, rest)| {
+            host.parse::<Ipv6Addr>().is_ok() && (rest.is_empty() || rest.starts_with(':'))
+        });
+    }
+    let host = word.split('/').next().unwrap_or_default();
+    host.parse::<IpAddr>().is_ok()
+        || host
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.parse::<Ipv4Addr>().is_ok())
 }
 
 #[cfg(test)]
@@ -123,6 +131,64 @@ mod tests {
                 ("bonding".into(), Kind::Keyword),
                 ("miimon".into(), Kind::Keyword),
                 ("100".into(), Kind::Number),
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_literals_are_addresses_as_ipv4_ones_are() {
+        for word in [
+            "2001:db8::5/64",
+            "[2001:db8::10]:80",
+            "[2001:db8:1::11]:8080",
+            "fe80::1",
+            "::",
+            "::1/128",
+            "::ffff:10.0.0.1",
+            "2001:db8:1234:5678:9abc:def0:1234:5678",
+            "10.0.0.1",
+            "10.0.0.1:80",
+            "192.168.161.10/255.255.255.0",
+        ] {
+            assert_eq!(
+                kinds(word),
+                vec![(word.to_owned(), Kind::Address)],
+                "{word}"
+            );
+        }
+        for word in [
+            "2001:db8::5::1",
+            "[2001:db8::10",
+            "[10.0.0.1]:80",
+            "db8:",
+            "80",
+            "a:b",
+        ] {
+            assert_ne!(
+                kinds(word).first().map(|k| k.1),
+                Some(Kind::Address),
+                "{word}"
+            );
+        }
+        assert_eq!(
+            kinds("    match proto icmpv6 src 2001:db8::/32 icmptype 128"),
+            vec![
+                ("match".into(), Kind::Keyword),
+                ("proto".into(), Kind::Keyword),
+                ("icmpv6".into(), Kind::Keyword),
+                ("src".into(), Kind::Keyword),
+                ("2001:db8::/32".into(), Kind::Address),
+                ("icmptype".into(), Kind::Keyword),
+                ("128".into(), Kind::Number),
+            ]
+        );
+        assert_eq!(
+            kinds("director web6 [2001:db8::10]:80 TCP"),
+            vec![
+                ("director".into(), Kind::Keyword),
+                ("web6".into(), Kind::Name),
+                ("[2001:db8::10]:80".into(), Kind::Address),
+                ("TCP".into(), Kind::Keyword),
             ]
         );
     }

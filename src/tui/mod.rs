@@ -4,6 +4,7 @@
 //! does the I/O; this module runs the loop that joins them: terminal events and
 //! engine answers in, frames out.
 
+pub mod address;
 pub mod app;
 pub mod editor;
 pub mod engine;

@@ -217,12 +217,13 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
     let outer = block(title, Borders::TOP | Borders::LEFT, app);
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
+    let width = usize::from(inner.width);
     let mut text = match &app.live {
         None => Text::styled("reading the kernel...", styles.comment),
         Some(live) => match app.tab {
-            Tab::Network => tabs::network::links_text(live, styles),
+            Tab::Network => tabs::network::links_text(live, styles, width),
             Tab::Flows => tabs::flows::flows_text(live.flows.as_deref(), styles),
-            _ => tabs::lvs::services_text(live, app, styles),
+            _ => tabs::lvs::services_text(live, app, styles, width),
         },
     };
     // A sandbox on a kernel that cannot run the example says, on the first

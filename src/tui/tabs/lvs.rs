@@ -1,16 +1,21 @@
 //! The LB Layer4 tab's live pane: IPVS services, their real servers and the
-//! health the daemon publishes.
+//! health the daemon publishes. A server whose address and counters do not fit
+//! on one line has its counters on the next ([`head_and_tail`]).
 
+use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 
+use super::head_and_tail;
 use crate::health::publish::ServerReport;
 use crate::health::state::Health;
 use crate::kernel::ServiceStatus;
+use crate::tui::address::host_port;
 use crate::tui::app::App;
 use crate::tui::engine::Live;
 use crate::tui::theme::Styles;
 
-pub fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
+/// The pane, `width` columns wide.
+pub fn services_text<'a>(live: &Live, app: &App, styles: &Styles, width: usize) -> Text<'a> {
     let services: &[ServiceStatus] = match &live.services {
         Ok(services) => services,
         Err(error) => {
@@ -48,10 +53,13 @@ pub fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
     }
     for service in services {
         let director = app.directors.get(&service.key).map_or("-", String::as_str);
-        lines.push(Line::from(vec![
+        lines.extend(head_and_tail(
             Span::styled(format!("{director} "), styles.name),
-            Span::styled(service.key.to_string(), styles.address),
-        ]));
+            (service.key.to_string(), styles.address),
+            (String::new(), Style::new()),
+            COUNTERS_INDENT,
+            width,
+        ));
         lines.push(Line::raw(format!(
             "  {} {} conn/s",
             service.scheduler, service.stats.connections_per_second
@@ -63,17 +71,25 @@ pub fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
                 .iter()
                 .find(|r| r.address == dest.address && r.port == dest.port);
             let rotation = if dest.weight == 0 { " (out)" } else { "" };
-            lines.push(Line::from(vec![
+            lines.extend(head_and_tail(
                 health_mark(report.copied(), styles),
-                Span::styled(format!("{}:{}", dest.address, dest.port), styles.address),
-                Span::raw(format!(
-                    " w{}{rotation} {}/{} {}c/s",
-                    dest.weight,
-                    dest.active_connections,
-                    dest.inactive_connections,
-                    dest.stats.connections_per_second
-                )),
-            ]));
+                (
+                    host_port(dest.address, dest.port).to_string(),
+                    styles.address,
+                ),
+                (
+                    format!(
+                        " w{}{rotation} {}/{} {}c/s",
+                        dest.weight,
+                        dest.active_connections,
+                        dest.inactive_connections,
+                        dest.stats.connections_per_second
+                    ),
+                    Style::new(),
+                ),
+                COUNTERS_INDENT,
+                width,
+            ));
         }
         // The daemon takes a down server out of IPVS, and keeps a sorry
         // server out until every other one is down: listed all the same.
@@ -89,18 +105,23 @@ pub fn services_text<'a>(live: &Live, app: &App, styles: &Styles) -> Text<'a> {
             } else {
                 " not in IPVS"
             };
-            lines.push(Line::from(vec![
+            lines.extend(head_and_tail(
                 health_mark(Some(report), styles),
-                Span::styled(
-                    format!("{}:{}", report.address, report.port),
+                (
+                    host_port(report.address, report.port).to_string(),
                     styles.address,
                 ),
-                Span::styled(why, styles.comment),
-            ]));
+                (why.to_owned(), styles.comment),
+                COUNTERS_INDENT,
+                width,
+            ));
         }
     }
     Text::from(lines)
 }
+
+/// Where a server's counters start when they go under its address.
+const COUNTERS_INDENT: usize = 4;
 
 /// What the daemon says of a real server, ahead of its address: `>` when it
 /// says nothing.

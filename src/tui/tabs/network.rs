@@ -1,9 +1,14 @@
-//! The Network tab's live pane: the links, their addresses and the bonds' slaves.
+//! The Network tab's live pane: the links, their addresses and the bonds'
+//! slaves, then the routes through a gateway. Addresses of either family, as
+//! wide as the pane allows ([`head_and_tail`]).
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 
-use crate::kernel::LinkStatus;
+use super::head_and_tail;
+use crate::config::model::types::TableId;
+use crate::kernel::{LinkStatus, RouteStatus};
+use crate::tui::address;
 use crate::tui::engine::Live;
 use crate::tui::theme::Styles;
 
@@ -14,7 +19,8 @@ fn state_style(state: &str, styles: &Styles) -> Style {
     }
 }
 
-pub fn links_text<'a>(live: &Live, styles: &Styles) -> Text<'a> {
+/// The pane, `width` columns wide.
+pub fn links_text<'a>(live: &Live, styles: &Styles, width: usize) -> Text<'a> {
     let links = match &live.links {
         Ok(links) => links,
         Err(error) => return Text::styled(error.clone(), styles.error),
@@ -34,6 +40,8 @@ pub fn links_text<'a>(live: &Live, styles: &Styles) -> Text<'a> {
             Span::raw(format!(" {kind}")),
         ]));
         for address in &link.addresses {
+            let address = address.to_string();
+            let address = address::fit(&address, width.saturating_sub(2));
             lines.push(Line::styled(format!("  {address}"), styles.address));
         }
         let slaves = links
@@ -57,7 +65,41 @@ pub fn links_text<'a>(live: &Live, styles: &Styles) -> Text<'a> {
     if lines.is_empty() {
         lines.push(Line::raw("no links"));
     }
+    lines.extend(route_lines(&live.routes, styles, width));
     Text::from(lines)
+}
+
+/// The routes through a gateway, main table first (a link's own prefixes are
+/// its addresses above): `default via 2001:db8::1`, `… table 200`.
+fn route_lines<'a>(routes: &[RouteStatus], styles: &Styles, width: usize) -> Vec<Line<'a>> {
+    let mut routes: Vec<&RouteStatus> = routes.iter().filter(|r| r.gateway.is_some()).collect();
+    if routes.is_empty() {
+        return Vec::new();
+    }
+    routes.sort_by_key(|r| (r.table != TableId::MAIN, r.table));
+    let mut lines = vec![Line::styled("routes", styles.name)];
+    for route in routes {
+        let destination = if route.destination.prefix == 0 {
+            "default".to_owned()
+        } else {
+            route.destination.to_string()
+        };
+        let mut via = route
+            .gateway
+            .map(|gateway| format!(" via {gateway}"))
+            .unwrap_or_default();
+        if route.table != TableId::MAIN {
+            via.push_str(&format!(" table {}", route.table));
+        }
+        lines.extend(head_and_tail(
+            Span::raw("  "),
+            (destination, styles.address),
+            (via, Style::new()),
+            4,
+            width,
+        ));
+    }
+    lines
 }
 
 fn link_state(link: &LinkStatus) -> &str {
