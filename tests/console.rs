@@ -282,7 +282,12 @@ impl Console {
 
 /// The examples applied to a fake kernel, and the live panes read from it.
 fn applied_console(name: &str) -> Console {
-    let mut console = Console::new(name, examples());
+    applied(name, examples())
+}
+
+/// `files` applied to a fake kernel, and the live panes read from it.
+fn applied(name: &str, files: ConfigFiles) -> Console {
+    let mut console = Console::new(name, files);
     console.run(Command::Apply);
     assert!(matches!(console.app.overlay, Some(Overlay::Plan { .. })));
     console.key(KeyCode::Char('y'));
@@ -1295,8 +1300,7 @@ director web6 [2001:db8::10]:80 TCP
 /// layout of a long IPv6 address is tested in `tui::tabs` and `tui::address`.
 #[test]
 fn a_dual_stack_configuration_at_80x24_and_120x40() {
-    let mut console = Console::new("dual-stack", dual_stack());
-    console.act(Action::RefreshLive);
+    let mut console = applied("dual-stack", dual_stack());
     for tab in [Tab::Network, Tab::Flows, Tab::Lvs] {
         console.app.tab = tab;
         for (width, height) in [(80, 24), (120, 40)] {
