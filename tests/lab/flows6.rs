@@ -140,11 +140,12 @@ flow rest deny
     match
 ";
 
-const NO_PING_FLOWS: &str = "\
+/// No ICMPv6 flow; the deny spares IPv4's ICMP, and so only IPv4's.
+const PING4_FLOWS: &str = "\
 flow web6 permit
     match proto tcp dst 2001:db8::10 dstport 80
 flow rest deny
-    match
+    match not proto icmp
 ";
 
 #[test]
@@ -217,10 +218,12 @@ fn ipv6_flows_permit_one_port_deny_the_rest_and_keep_neighbour_discovery() {
     assert_eq!(ask(&client, &["2001:db8::10,80"]), [appliance]);
     assert!(resolved(Some(&client)) && resolved(None));
 
-    // Without the ICMPv6 flow, the deny takes echo requests too.
-    lab.write_config("", NO_PING_FLOWS, "");
+    // Without the ICMPv6 flow, the deny takes ICMPv6 echo requests too: they
+    // are `not proto icmp`, which is no family's.
+    lab.write_config("", PING4_FLOWS, "");
     apply(&lab);
     assert!(!lab.ping(Some(&client), "2001:db8::10"));
+    assert!(lab.ping(Some(&client), "192.168.0.1"));
 }
 
 #[test]
