@@ -152,3 +152,59 @@ fn counters_and_chains_are_read_back_from_nfts_listing() {
     assert_eq!(state.fingerprint.as_deref(), Some("0123456789abcdef"));
     assert_eq!(state.chains.len(), 3);
 }
+
+/// Each rule of the flows' own chains as `comment: expression`, one a line.
+fn flow_rules(text: &str) -> String {
+    let config = with_flows(text);
+    let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+    let json = serde_json::to_value(&ruleset.batch).expect("JSON");
+    json["nftables"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .filter_map(|command| {
+            let rule = &command["add"]["rule"];
+            let chain = rule["chain"].as_str()?;
+            (chain.starts_with("in-") || chain.starts_with("out-")).then(|| {
+                format!(
+                    "{}: {}",
+                    rule["comment"].as_str().unwrap_or(""),
+                    rule["expr"]
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn ipv6_rules_match_their_own_family_and_rules_without_one_match_both() {
+    let rules = flow_rules(
+        "flow web6 permit\n    match proto tcp dst 2001:db8::10 dstport 80\n\
+         flow net6 deny\n    match src 2001:db8:100::/48 not dst 2001:db8::/64\n\
+         flow ping6 permit\n    match proto icmpv6 icmptype echo-request\n\
+         flow ping4 permit\n    match proto icmp icmptype 8\n\
+         flow rest deny\n    ignore not proto icmp\n    match\n\
+         outflow return6 table 200\n    match proto tcp src 2001:db8::/64 srcport 80\n",
+    );
+    let line = |comment: &str| {
+        rules
+            .lines()
+            .find(|line| line.starts_with(&format!("{comment}: ")))
+            .unwrap_or_else(|| panic!("no {comment} in\n{rules}"))
+            .to_owned()
+    };
+    // An address brings its family: no `meta nfproto` beside it.
+    assert!(line("flow web6 rule 1").contains(r#""field":"daddr","protocol":"ip6""#));
+    assert!(!line("flow web6 rule 1").contains("nfproto"));
+    // An ICMP protocol alone is bound to its family; ICMPv6 types are ICMPv6's.
+    assert!(line("flow ping6 rule 1").contains(r#""right":"ipv6""#));
+    assert!(
+        line("flow ping6 rule 1")
+            .contains(r#""field":"type","protocol":"icmpv6"}},"op":"==","right":128"#)
+    );
+    assert!(line("flow ping4 rule 1").contains(r#""right":"ipv4""#));
+    // `not proto icmp` is every other packet, IPv6 ones included.
+    assert!(!line("flow rest rule 1").contains("nfproto"), "{rules}");
+    insta::assert_snapshot!(rules);
+}

@@ -466,10 +466,12 @@ fn conditions(conditions: &Conditions, direction: Direction) -> Vec<Statement<'s
         ));
     }
     let named_addresses = conditions.src.is_some() || conditions.dst.is_some();
-    if let Some(family) = conditions.family()
+    // `proto icmp` alone must not match IPv6 packets, nor `icmpv6` IPv4 ones
+    // (an address brings its family with it). `not proto icmp` is no family's:
+    // an IPv6 packet is not ICMP either.
+    if let Some(family) = known.and_then(Protocol::family)
         && !named_addresses
     {
-        // `proto icmp` alone must not match IPv6 packets, nor `icmpv6` IPv4 ones.
         statements.push(equals(meta(MetaKey::Nfproto), string(nfproto(family))));
     }
     if let Some(proto) = &conditions.proto {

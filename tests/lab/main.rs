@@ -12,6 +12,7 @@ mod bench;
 mod confirm;
 mod daemon;
 mod flows;
+mod flows6;
 mod health;
 mod health6;
 mod ipvs6;
