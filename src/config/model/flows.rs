@@ -121,7 +121,11 @@ impl Conditions {
             .into_iter()
             .flatten()
             .map(|c| c.value.family());
-        let protocol = self.proto.as_ref().and_then(|p| p.value.family());
+        let protocol = self
+            .proto
+            .as_ref()
+            .filter(|p| !p.negated)
+            .and_then(|p| p.value.family());
         addresses.chain(protocol).next()
     }
 
