@@ -640,15 +640,29 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
         };
         let addresses: Vec<String> = link.addresses.iter().map(ToString::to_string).collect();
         let owner = if link.owned { "  (lbconsole)" } else { "" };
+        // Left as the system set it; shown because it decides whether routers
+        // may add addresses and a default route of their own.
+        let accept_ra = link
+            .accept_ra
+            .map_or(String::new(), |value| format!("  accept_ra {value}"));
         writeln!(
             out,
-            "  {:<15} {:<6} mtu {:<5} {kind}{owner}",
+            "  {:<15} {:<6} mtu {:<5} {kind}{owner}{accept_ra}",
             link.name,
             state(link),
             link.mtu
         )?;
         if !addresses.is_empty() {
             writeln!(out, "  {:<15} {}", "", addresses.join(" "))?;
+        }
+        for (what, list) in [
+            ("kernel's", &link.kernel_addresses),
+            ("DAD failed", &link.dad_failed),
+        ] {
+            if !list.is_empty() {
+                let list: Vec<String> = list.iter().map(ToString::to_string).collect();
+                writeln!(out, "  {:<15} {what}: {}", "", list.join(" "))?;
+            }
         }
         if let Some(bond) = &link.bond {
             if let Some(active) = &bond.active_slave {
