@@ -211,10 +211,11 @@ pub(super) fn interfaces() -> io::Result<Vec<Interface>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn eth(name: &str, index: u32, addresses: &[(&str, u8)]) -> Interface {
+    /// A link with a MAC and these addresses; ndisc's tests share it.
+    pub(in crate::health) fn eth(name: &str, index: u32, addresses: &[(&str, u8)]) -> Interface {
         Interface {
             name: name.into(),
             index,

@@ -202,19 +202,7 @@ fn icmpv6_socket() -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::types::IpNet;
-
-    fn eth(name: &str, index: u32, addresses: &[(&str, u8)]) -> Interface {
-        Interface {
-            name: name.into(),
-            index,
-            mac: Some([2, 0, 0, 0, 0, index as u8]),
-            addresses: addresses
-                .iter()
-                .map(|(a, p)| IpNet::new(a.parse().expect("address"), *p).expect("a prefix"))
-                .collect(),
-        }
-    }
+    use crate::health::arp::tests::eth;
 
     fn interfaces() -> Vec<Interface> {
         vec![
