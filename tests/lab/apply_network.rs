@@ -386,10 +386,10 @@ fn a_kernel_refusal_mid_plan_is_undone() {
 }
 
 /// The real backend, failing on purpose at one operation.
-struct FailAt {
-    inner: NetlinkBackend,
-    fail_at: usize,
-    executed: usize,
+pub(crate) struct FailAt {
+    pub(crate) inner: NetlinkBackend,
+    pub(crate) fail_at: usize,
+    pub(crate) executed: usize,
 }
 
 impl NetworkBackend for FailAt {

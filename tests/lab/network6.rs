@@ -16,9 +16,10 @@ use lbconsole::config::parse::parse_network;
 use lbconsole::kernel::netlink::NetlinkBackend;
 use lbconsole::kernel::{Cause, KernelError, NetworkBackend, Observation};
 use lbconsole::plan::network::{self, RouteEntry};
-use lbconsole::plan::{NetOp, NetworkState, Step};
+use lbconsole::plan::{NetworkState, Step};
 use serde_json::Value;
 
+use crate::apply_network::FailAt;
 use crate::support::{Lab, Netns, wait_until};
 
 /// What a plan should do besides an IPv4 `network.conf`.
@@ -227,38 +228,6 @@ fn a_client_reaches_ipv6_on_a_bond_and_a_vlan_and_table_200_carries_traffic() {
         Some(accept_ra.trim().to_owned())
     );
     assert_eq!(runtime.block_on(plan(BOND, &v6)), []);
-}
-
-/// The real backend, failing on purpose at one operation.
-struct FailAt {
-    inner: NetlinkBackend,
-    fail_at: usize,
-    executed: usize,
-}
-
-impl NetworkBackend for FailAt {
-    async fn observe(&mut self) -> Result<Observation, KernelError> {
-        self.inner.observe().await
-    }
-
-    async fn execute(&mut self, op: &NetOp) -> Result<(), KernelError> {
-        self.executed += 1;
-        if self.executed == self.fail_at + 1 {
-            return Err(KernelError::Operation {
-                op: op.to_string(),
-                cause: Cause::Other("injected failure".to_owned()),
-            });
-        }
-        self.inner.execute(op).await
-    }
-
-    fn has_module(&self, name: &str) -> bool {
-        self.inner.has_module(name)
-    }
-
-    fn may_change(&self) -> bool {
-        self.inner.may_change()
-    }
 }
 
 /// `ip -6 -d -j addr` and `ip -6 -d -j route show table all`.
