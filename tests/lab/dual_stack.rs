@@ -248,7 +248,7 @@ fn one_apply_serves_an_ipv4_and_an_ipv6_vip_at_once_and_a_flow_directs_an_ipv6_r
     };
     assert!(service("web6", "tcp [2001:db8::10]:80  wrr"), "{status}");
     assert!(service("web4", "tcp 198.51.100.10:80  wrr"), "{status}");
-    assert!(service("flowed6", " IPv6  rr"), "{status}");
+    assert!(service("flowed6", " IPv6  wrr"), "{status}");
     assert!(status.contains("-> [2001:db8:1::2]:80 "), "{status}");
     assert_eq!(lab.lbconsole(&["apply"]).expect_success(), "no changes\n");
     eprintln!(
