@@ -34,7 +34,7 @@ use crate::ipvs_backend::{lab_and_runtime, with_ipvs};
 use crate::support::{Lab, Netns};
 
 /// A namespace whose new links skip duplicate address detection.
-fn netns6(lab: &Lab, name: &str) -> Netns {
+pub(crate) fn netns6(lab: &Lab, name: &str) -> Netns {
     let netns = lab.netns(name);
     netns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
     netns
@@ -44,12 +44,12 @@ fn netns6(lab: &Lab, name: &str) -> Netns {
 /// every request with its name: on every address there, so also on a VIP that
 /// direct routing or a tunnel delivers to it. It runs on threads of the test
 /// binary (a program's start costs seconds in the VM) and stops when dropped.
-struct Server {
+pub(crate) struct Server {
     stop: Arc<AtomicBool>,
     accepting: Option<thread::JoinHandle<()>>,
 }
 
-fn serve(backend: &Netns, name: &'static str) -> Server {
+pub(crate) fn serve(backend: &Netns, name: &'static str) -> Server {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let (ready, listening) = mpsc::channel();
@@ -145,7 +145,7 @@ fn ask(stream: &TcpStream) -> io::Result<String> {
 
 /// `count` new connections from `client` to `to`, one request each: the
 /// backends' answers (empty where one failed).
-fn fetch(client: &Netns, to: &str, count: usize) -> Vec<String> {
+pub(crate) fn fetch(client: &Netns, to: &str, count: usize) -> Vec<String> {
     let to: SocketAddr = to.parse().expect("a socket address");
     client
         .thread(move || {

@@ -11,6 +11,7 @@ mod apply_network;
 mod bench;
 mod confirm;
 mod daemon;
+mod dual_stack;
 mod flows;
 mod flows6;
 mod health;
