@@ -237,10 +237,16 @@ impl Demo {
     /// The Setup tab's lines about the demo.
     pub fn details(&self) -> Vec<String> {
         let dir = self.dir.display();
+        let dual: Vec<&str> = HOSTS
+            .iter()
+            .filter(|host| host.ipv6.is_some())
+            .map(|host| host.name)
+            .collect();
         vec![
             format!(
-                "real servers: a namespace each on VLAN {VLAN}, answering with their names; \
-                 {DOWN_ON_PURPOSE} has none: down on purpose"
+                "real servers: a namespace each on VLAN {VLAN}, answering with their names \
+                 ({} over IPv6 too); {DOWN_ON_PURPOSE} has none: down on purpose",
+                dual.join(" and ")
             ),
             format!(
                 "demo client {CLIENT} asks each VIP once a second; what answered: \

@@ -58,8 +58,8 @@ const ADDITIONS: [(ConfigFile, Place, &str); 5] = [
     (
         ConfigFile::Lvs,
         Place::End,
-        "\n# The web farm over IPv6 (the sandbox's addition to the example): two of its\n\
-         # servers, by their IPv6 addresses on the VLAN, checked over IPv6.\n\
+        "\n# The web farm over IPv6, added by the sandbox: two of its servers,\n\
+         # by their IPv6 addresses on the VLAN, checked over IPv6.\n\
          director web6 [2001:db8::10]:80 TCP\n\
          \x20   balance roundrobin\n\
          \x20   mode nat\n\
