@@ -2,12 +2,15 @@
 //! appliance would find in a rack, all in namespaces of the sandbox's own:
 //!
 //! - a switch in the peer namespace: the bond's two peers (eth2, eth3) bridged,
-//!   carrying the real servers' VLAN 100, with the example's router 10.0.0.254;
+//!   carrying the real servers' VLAN 100, with the example's router 10.0.0.254
+//!   (and 2001:db8:100::fe);
 //! - the example's real servers (`lvs.conf`), each a namespace of its own on
 //!   that VLAN, answering with its name: HTTP, a TCP greeting or a UDP datagram.
-//!   [`DOWN_ON_PURPOSE`] has none, so health shows a server down;
-//! - a demo client at 192.168.0.254 (eth0's peer) that asks each VIP once a
-//!   second and writes what answered to `demo-client.txt` in the sandbox dir;
+//!   [`DOWN_ON_PURPOSE`] has none, so health shows a server down. Those of the
+//!   IPv6 director `web6` have an IPv6 address too and answer on both;
+//! - a demo client at 192.168.0.254 and 2001:db8::fe (eth0's peer) that asks
+//!   each VIP once a second and writes what answered to `demo-client.txt` in the
+//!   sandbox dir;
 //! - `lbconsole daemon` on the sandbox's dirs: it applies the example, as at an
 //!   appliance's boot, and checks the servers.
 //!
@@ -18,7 +21,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -65,6 +70,8 @@ impl Service {
 struct Host {
     name: &'static str,
     address: Ipv4Addr,
+    /// On the VLAN's IPv6 network too (a server of the IPv6 director).
+    ipv6: Option<Ipv6Addr>,
     services: &'static [Service],
     /// A direct-routing server holds its director's VIP (on `lo`) and answers
     /// clients through the router, not through the director.
@@ -73,13 +80,13 @@ struct Host {
 
 const MAIL: &[Service] = &[Service::Tcp(25), Service::Tcp(110), Service::Tcp(143)];
 
-/// The example's real servers, but [`DOWN_ON_PURPOSE`] (a test holds this
-/// table to `examples/lvs.conf`).
+/// The sandbox's real servers (`lvs.conf`), but [`DOWN_ON_PURPOSE`] (a test
+/// holds this table to the sandbox's configuration).
 const HOSTS: [Host; 8] = [
     host("mail1", [10, 0, 1, 11], MAIL, None),
     host("mail2", [10, 0, 1, 12], MAIL, None),
-    host("web1", [10, 0, 2, 11], &[Service::Http(8080)], None),
-    host("sorry1", [10, 0, 2, 99], &[Service::Http(8080)], None),
+    host("web1", [10, 0, 2, 11], &[Service::Http(8080)], None).ipv6(0x2_0011),
+    host("sorry1", [10, 0, 2, 99], &[Service::Http(8080)], None).ipv6(0x2_0099),
     host("dns1", [10, 0, 3, 11], &[Service::Udp(53)], None),
     host("dns2", [10, 0, 3, 12], &[Service::Udp(53)], None),
     host("app1", [10, 0, 4, 11], &[Service::Tcp(443)], Some(APP_VIP)),
@@ -97,11 +104,32 @@ const fn host(
     Host {
         name,
         address: ip(address),
+        ipv6: None,
         services,
         direct_vip: match direct_vip {
             Some(vip) => Some(ip(vip)),
             None => None,
         },
+    }
+}
+
+impl Host {
+    /// The host's IPv6 address on the VLAN's network: `host` is its last 32
+    /// bits, written as the IPv4 address's last two numbers read in hex
+    /// (10.0.2.11 is 2001:db8:100::2:11).
+    const fn ipv6(mut self, host: u32) -> Host {
+        let s = SERVERS6.segments();
+        self.ipv6 = Some(Ipv6Addr::new(
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            s[4],
+            s[5],
+            (host >> 16) as u16,
+            host as u16,
+        ));
+        self
     }
 }
 
@@ -118,16 +146,33 @@ const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// The example's router on the VLAN (`ip route 10.200.0.0/16 10.0.0.254`):
 /// the peer namespace, where the client is.
 const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
+/// The VLAN's IPv6 network (the sandbox's `ip address 2001:db8:100::1/64` on
+/// vlan100), the director's address there and the router's
+/// (`ip route 2001:db8:200::/48 2001:db8:100::fe`).
+const SERVERS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0);
+const PREFIX6: u8 = 64;
+const DIRECTOR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0xfe);
 
-/// What the demo client asks each round: every VIP of the example.
-const TARGETS: [(&str, Service, [u8; 4]); 6] = [
-    ("web", Service::Http(80), [192, 168, 0, 10]),
-    ("maildirect", Service::Tcp(25), [192, 168, 0, 2]),
-    ("maildirect", Service::Tcp(110), [192, 168, 0, 2]),
-    ("maildirect", Service::Tcp(143), [192, 168, 0, 2]),
-    ("dns", Service::Udp(53), [192, 168, 0, 11]),
-    ("app", Service::Tcp(443), APP_VIP),
+/// What the demo client asks each round: every VIP of the sandbox's
+/// configuration, of both families.
+const TARGETS: [(&str, Service, IpAddr); 7] = [
+    ("web", Service::Http(80), v4([192, 168, 0, 10])),
+    ("maildirect", Service::Tcp(25), v4([192, 168, 0, 2])),
+    ("maildirect", Service::Tcp(110), v4([192, 168, 0, 2])),
+    ("maildirect", Service::Tcp(143), v4([192, 168, 0, 2])),
+    ("dns", Service::Udp(53), v4([192, 168, 0, 11])),
+    ("app", Service::Tcp(443), v4(APP_VIP)),
+    (
+        "web6",
+        Service::Http(80),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10)),
+    ),
 ];
+
+const fn v4(a: [u8; 4]) -> IpAddr {
+    IpAddr::V4(ip(a))
+}
 /// Where no flow lets new traffic in (`flow alltherest deny`): the client
 /// knocks every few rounds, so that the Flows tab shows a drop counted.
 const BLOCKED: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, 1), 80);
@@ -138,6 +183,9 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const DAEMON_START: Duration = Duration::from_secs(300);
 
 pub const TALLY: &str = "demo-client.txt";
+/// The demo client's addresses (eth0's peer), as the Setup tab and the tally
+/// name them.
+const CLIENT: &str = "192.168.0.254 and 2001:db8::fe";
 pub const DAEMON_LOG: &str = "daemon.log";
 
 pub struct Demo {
@@ -189,13 +237,19 @@ impl Demo {
     /// The Setup tab's lines about the demo.
     pub fn details(&self) -> Vec<String> {
         let dir = self.dir.display();
+        let dual: Vec<&str> = HOSTS
+            .iter()
+            .filter(|host| host.ipv6.is_some())
+            .map(|host| host.name)
+            .collect();
         vec![
             format!(
-                "real servers: a namespace each on VLAN {VLAN}, answering with their names; \
-                 {DOWN_ON_PURPOSE} has none: down on purpose"
+                "real servers: a namespace each on VLAN {VLAN}, answering with their names \
+                 ({} over IPv6 too); {DOWN_ON_PURPOSE} has none: down on purpose",
+                dual.join(" and ")
             ),
             format!(
-                "demo client 192.168.0.254 asks each VIP once a second; what answered: \
+                "demo client {CLIENT} asks each VIP once a second; what answered: \
                  {TALLY} in {dir}"
             ),
             format!(
@@ -257,12 +311,13 @@ fn setup(error: io::Error) -> SandboxError {
 }
 
 /// The peer namespace becomes the switch: eth2's and eth3's peers bridged,
-/// VLAN 100 tagged on both, the router's address on the VLAN. Reverse-path
+/// VLAN 100 tagged on both, the router's addresses on the VLAN (the IPv6 one
+/// `nodad`: usable at once, and nothing else claims it). Reverse-path
 /// filtering is off there: answers come in where the switch would not route
 /// back to their source (a direct-routing server's from its VIP, through the
 /// VLAN; a one-packet NAT server's from its own address, through eth0's peer).
 fn switch(peer: &Netns) -> Result<(), SandboxError> {
-    let peers = super::PEERS.map(|(name, _)| format!("peer-{name}"));
+    let peers = super::PEERS.map(|peer| format!("peer-{}", peer.name));
     for conf in ["all", "default"]
         .into_iter()
         .chain(peers.iter().map(String::as_str))
@@ -271,7 +326,7 @@ fn switch(peer: &Netns) -> Result<(), SandboxError> {
     }
     let eth2 = super::PEERS
         .iter()
-        .find_map(|(name, address)| (*name == "eth2").then_some(*address))
+        .find_map(|peer| (peer.name == "eth2").then_some(peer.ipv4))
         .flatten()
         .unwrap_or("172.16.100.254/24");
     peer.batch(
@@ -285,6 +340,7 @@ fn switch(peer: &Netns) -> Result<(), SandboxError> {
              link set br0 up\n\
              link add link br0 name br0.{VLAN} type vlan id {VLAN}\n\
              address add {ROUTER}/{PREFIX} dev br0.{VLAN}\n\
+             address add {ROUTER6}/{PREFIX6} dev br0.{VLAN} nodad\n\
              link set br0.{VLAN} up\n"
         ),
         None,
@@ -301,7 +357,9 @@ fn switch(peer: &Netns) -> Result<(), SandboxError> {
 }
 
 /// One namespace per real server, its `eth0` plugged into the switch as an
-/// untagged port of VLAN 100.
+/// untagged port of VLAN 100. An IPv6 server's address is `nodad` (usable at
+/// once; nothing else on the VLAN claims it) and the director is its IPv6
+/// gateway, as it is the IPv4 one of a NAT server.
 fn hosts(peer: &Netns) -> Result<Vec<Netns>, SandboxError> {
     let mut namespaces = Vec::new();
     let (mut ports, mut vlans) = (String::new(), String::new());
@@ -321,6 +379,11 @@ fn hosts(peer: &Netns) -> Result<Vec<Netns>, SandboxError> {
                 script.push_str(&format!("route add default via {ROUTER}\n"));
             }
             None => script.push_str(&format!("route add default via {DIRECTOR}\n")),
+        }
+        if let Some(ipv6) = host.ipv6 {
+            script.push_str(&format!(
+                "address add {ipv6}/{PREFIX6} dev eth0 nodad\nroute add ::/0 via {DIRECTOR6}\n"
+            ));
         }
         netns
             .batch("ip", &script, Some(peer))
@@ -345,12 +408,14 @@ fn serve(namespaces: &[Netns]) -> Result<(), SandboxError> {
         for &service in host.services {
             let netns = netns.try_clone().map_err(setup)?;
             let ready = ready.clone();
-            let (name, address) = (host.name, host.address);
+            let (name, address, dual) = (host.name, host.address, host.ipv6.is_some());
             std::thread::Builder::new()
                 .name(format!("demo-{name}-{}", service.port()))
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let socket = netns.enter().and_then(|()| Socket::bind(service, address));
+                    let socket = netns
+                        .enter()
+                        .and_then(|()| Socket::bind(service, address, dual));
                     match socket {
                         Ok(socket) => {
                             let _ = ready.send(Ok(()));
@@ -388,9 +453,14 @@ enum Socket {
 
 impl Socket {
     /// TCP listens on every address of the server's namespace (its own, and
-    /// a direct-routing server's VIP); UDP answers from the server's address.
-    fn bind(service: Service, address: Ipv4Addr) -> io::Result<Socket> {
-        let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, service.port());
+    /// a direct-routing server's VIP); on `[::]` for a server with an IPv6
+    /// address, which takes IPv4 too (a new namespace's `bindv6only` is 0).
+    /// UDP answers from the server's IPv4 address.
+    fn bind(service: Service, address: Ipv4Addr, dual: bool) -> io::Result<Socket> {
+        let any = match dual {
+            true => SocketAddr::from((Ipv6Addr::UNSPECIFIED, service.port())),
+            false => SocketAddr::from((Ipv4Addr::UNSPECIFIED, service.port())),
+        };
         Ok(match service {
             Service::Http(_) => Socket::Http(TcpListener::bind(any)?),
             Service::Tcp(_) => Socket::Tcp(TcpListener::bind(any)?),
@@ -523,7 +593,7 @@ fn client(peer: &Netns, tally: &Path, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         for ((_, service, address), count) in TARGETS.iter().zip(&mut counts) {
-            let target = SocketAddrV4::new(Ipv4Addr::from(*address), service.port());
+            let target = SocketAddr::new(*address, service.port());
             match ask(*service, target) {
                 Ok(name) => *count.answers.entry(name).or_default() += 1,
                 Err(error) => {
@@ -554,12 +624,12 @@ fn client(peer: &Netns, tally: &Path, stop: &AtomicBool) {
 
 /// One request: the name of the server that answered, and where the answer
 /// came from when that is not where the request went.
-fn ask(service: Service, target: SocketAddrV4) -> io::Result<String> {
+fn ask(service: Service, target: SocketAddr) -> io::Result<String> {
     let mut answer = Vec::new();
     let mut elsewhere = None;
     match service {
         Service::Http(_) | Service::Tcp(_) => {
-            let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(target), TIMEOUT)?;
+            let mut stream = TcpStream::connect_timeout(&target, TIMEOUT)?;
             stream.set_read_timeout(Some(TIMEOUT))?;
             stream.set_write_timeout(Some(TIMEOUT))?;
             if let Service::Http(_) = service {
@@ -574,13 +644,17 @@ fn ask(service: Service, target: SocketAddrV4) -> io::Result<String> {
             // Not connected: an answer from another address is shown, not
             // dropped. (IPVS keeps no connection for a one-packet service, so
             // a NAT server's answer leaves with the server's own address.)
-            let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            let any = match target {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            let socket = UdpSocket::bind((any, 0))?;
             socket.set_read_timeout(Some(TIMEOUT))?;
             socket.send_to(b"who are you?\n", target)?;
             let mut datagram = [0u8; 512];
             let (n, from) = socket.recv_from(&mut datagram)?;
             answer.extend_from_slice(&datagram[..n]);
-            elsewhere = (from != SocketAddr::V4(target)).then_some(from);
+            elsewhere = (from != target).then_some(from);
         }
     }
     let text = String::from_utf8_lossy(&answer);
@@ -604,7 +678,7 @@ fn ask(service: Service, target: SocketAddrV4) -> io::Result<String> {
 
 fn tally_text(round: u64, counts: &[Count], knocks: &Count) -> String {
     let mut text = format!(
-        "lbconsole sandbox: the demo client at 192.168.0.254 asks each VIP once a second \
+        "lbconsole sandbox: the demo client at {CLIENT} asks each VIP once a second \
          (round {round})\n"
     );
     let line = |text: &mut String, what: String, count: &Count| {
@@ -626,10 +700,9 @@ fn tally_text(round: u64, counts: &[Count], knocks: &Count) -> String {
     };
     for ((director, service, address), count) in TARGETS.iter().zip(counts) {
         let what = format!(
-            "{director} {} {}:{}",
+            "{director} {} {}",
             service.label(),
-            Ipv4Addr::from(*address),
-            service.port()
+            SocketAddr::new(*address, service.port())
         );
         line(&mut text, what, count);
     }
@@ -654,12 +727,8 @@ mod tests {
     use crate::config::model::lvs::{ForwardMode, ServiceProtocol};
     use crate::config::parse::{parse_flows, parse_lvs};
 
-    fn example(file: crate::config::ConfigFile) -> &'static str {
-        super::super::EXAMPLES
-            .iter()
-            .find(|(f, _)| *f == file)
-            .map(|(_, text)| *text)
-            .expect("an example")
+    fn example(file: crate::config::ConfigFile) -> String {
+        super::super::example::text(file).expect("the sandbox's configuration")
     }
 
     #[test]
@@ -678,7 +747,11 @@ mod tests {
                     continue;
                 }
                 let host = host.unwrap_or_else(|| panic!("no demo host for {name}"));
-                assert_eq!(host.address, server.address, "{name}");
+                let address = match server.address {
+                    IpAddr::V4(_) => Some(IpAddr::V4(host.address)),
+                    IpAddr::V6(_) => host.ipv6.map(IpAddr::V6),
+                };
+                assert_eq!(address, Some(server.address), "{name}");
                 let port = server
                     .port
                     .or(vip.and_then(|v| v.port))
@@ -714,7 +787,6 @@ mod tests {
         let (lvs, _) = parse_lvs(example(crate::config::ConfigFile::Lvs).as_bytes());
         let (flows, _) = parse_flows(example(crate::config::ConfigFile::Flows).as_bytes());
         for (director, service, address) in TARGETS {
-            let address = Ipv4Addr::from(address);
             let port = service.port();
             let d = lvs.director(director).expect("the director exists");
             let by_vip = d.service.as_ref().is_some_and(|s| {

@@ -1,7 +1,8 @@
 //! `lbconsole --sandbox`: the console in a network namespace of its own, with
 //! demo interfaces eth0-eth3 (veth pairs whose peers sit in a second namespace
 //! and answer on the example configuration's gateways) and a throwaway config
-//! and state dir seeded from `examples/`. Nothing it does reaches the host's
+//! and state dir seeded from `examples/`, with the sandbox's IPv6 added
+//! ([`example`]): the sandbox is dual stack. Nothing it does reaches the host's
 //! interfaces: the namespace is entered before any interface is created.
 //!
 //! With the example configuration, on a kernel that has what it needs (IPVS,
@@ -13,31 +14,45 @@
 //! `unsafe`.
 
 mod demo;
+mod example;
 mod netns;
 #[allow(unsafe_code)]
 mod sys;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigFile;
 use netns::Netns;
 
-const EXAMPLES: [(ConfigFile, &str); 3] = [
-    (
-        ConfigFile::Network,
-        include_str!("../../examples/network.conf"),
-    ),
-    (ConfigFile::Flows, include_str!("../../examples/flows.conf")),
-    (ConfigFile::Lvs, include_str!("../../examples/lvs.conf")),
-];
+/// A demo interface and what its peer answers as: the example configuration's
+/// gateways, so that its routes and pings work, and on eth0 the demo client's
+/// IPv6 address, on the appliance's IPv6 network.
+struct Peer {
+    name: &'static str,
+    ipv4: Option<&'static str>,
+    ipv6: Option<&'static str>,
+}
 
-/// What each demo interface's peer answers as: the example configuration's
-/// gateways, so that its routes and pings work.
-const PEERS: [(&str, Option<&str>); 4] = [
-    ("eth0", Some("192.168.0.254/24")),
-    ("eth1", Some("192.168.161.1/24")),
-    ("eth2", Some("172.16.100.254/24")),
-    ("eth3", None),
+const PEERS: [Peer; 4] = [
+    Peer {
+        name: "eth0",
+        ipv4: Some("192.168.0.254/24"),
+        ipv6: Some("2001:db8::fe/64"),
+    },
+    Peer {
+        name: "eth1",
+        ipv4: Some("192.168.161.1/24"),
+        ipv6: None,
+    },
+    Peer {
+        name: "eth2",
+        ipv4: Some("172.16.100.254/24"),
+        ipv6: None,
+    },
+    Peer {
+        name: "eth3",
+        ipv4: None,
+        ipv6: None,
+    },
 ];
 
 /// The command of lbconsole's repository that runs this sandbox on a kernel
@@ -107,10 +122,12 @@ pub fn enter(seed: Option<&Path>) -> Result<Sandbox, SandboxError> {
         write("uid_map", format!("0 {uid} 1"))?;
         write("gid_map", format!("0 {gid} 1"))?;
     }
-    // An appliance forwards (a NAT director's replies are forwarded); the
-    // namespace is new, so this is the sandbox's own setting.
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-        .map_err(|e| SandboxError::Setup(format!("net.ipv4.ip_forward: {e}")))?;
+    // An appliance forwards (a NAT director's replies are forwarded), both
+    // families; the namespace is new, so these are the sandbox's own settings.
+    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+        std::fs::write(format!("/proc/sys/{key}"), "1")
+            .map_err(|e| SandboxError::Setup(format!("{}: {e}", key.replace('/', "."))))?;
+    }
     let here = Netns::current().map_err(|e| SandboxError::Setup(e.to_string()))?;
     let peer =
         Netns::create().map_err(|e| SandboxError::Setup(format!("the peer namespace: {e}")))?;
@@ -136,7 +153,7 @@ pub fn enter(seed: Option<&Path>) -> Result<Sandbox, SandboxError> {
 /// The demo interfaces, up, and their peers in the peer namespace (`OTHER`).
 fn veths() -> String {
     let mut script = String::from("link set lo up\n");
-    for (name, _) in PEERS {
+    for Peer { name, .. } in PEERS {
         script.push_str(&format!(
             "link add {name} type veth peer name peer-{name} netns OTHER\nlink set {name} up\n"
         ));
@@ -144,12 +161,16 @@ fn veths() -> String {
     script
 }
 
-/// The peers' addresses: the example's gateways.
+/// The peers' addresses: the example's gateways, and the client's IPv6
+/// address (`nodad`: usable at once, and nothing else claims it).
 fn peer_addresses() -> String {
     let mut script = String::from("link set lo up\n");
-    for (name, address) in PEERS {
-        if let Some(address) = address {
+    for Peer { name, ipv4, ipv6 } in PEERS {
+        if let Some(address) = ipv4 {
             script.push_str(&format!("address add {address} dev peer-{name}\n"));
+        }
+        if let Some(address) = ipv6 {
+            script.push_str(&format!("address add {address} dev peer-{name} nodad\n"));
         }
         script.push_str(&format!("link set peer-{name} up\n"));
     }
@@ -212,7 +233,9 @@ impl Sandbox {
     pub fn notes(&self) -> Notes {
         let gateways = PEERS
             .iter()
-            .filter_map(|(_, address)| address.map(|a| a.split('/').next().unwrap_or(a)))
+            .flat_map(|peer| [peer.ipv4, peer.ipv6])
+            .flatten()
+            .map(|a| a.split('/').next().unwrap_or(a))
             .collect::<Vec<_>>()
             .join(", ");
         let mut details = vec![format!(
@@ -280,7 +303,7 @@ fn seed_dirs(sandbox: &Sandbox, seed: Option<&Path>) -> Result<(), SandboxError>
     let setup = |e: std::io::Error| SandboxError::Setup(e.to_string());
     std::fs::create_dir_all(&sandbox.config_dir).map_err(setup)?;
     std::fs::create_dir_all(&sandbox.state_dir).map_err(setup)?;
-    for (file, example) in EXAMPLES {
+    for (file, example) in example::files().map_err(SandboxError::Setup)? {
         let target = sandbox.config_dir.join(file.file_name());
         match seed {
             Some(dir) if dir.join(file.file_name()).exists() => {

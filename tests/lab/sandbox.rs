@@ -1,7 +1,8 @@
 //! `lbconsole --sandbox` on the lab's kernel, in tmux, as a user sees it: the
-//! example applied at start, its servers answering through the VIPs, health
-//! with the one server that is down on purpose, flow counters counting; and
-//! nothing left running once the terminal is gone.
+//! example (with the sandbox's IPv6) applied at start, its servers answering
+//! through the VIPs of both families, health with the one server that is down
+//! on purpose, flow counters counting; and nothing left running once the
+//! terminal is gone.
 //!
 //! Every step waits for the condition it asserts: the VM emulates its CPU, and
 //! the debug build takes minutes to start the demo there.
@@ -183,13 +184,16 @@ fn the_sandbox_is_alive_servers_answer_one_is_down_and_flows_count() {
     let daemons = processes_mentioning(&format!("daemon --config-dir {}", dir.display()));
     assert_eq!(daemons.len(), 1, "one health daemon: {daemons:?}");
 
-    // LB Layer4: every checked server is up but web2, which has no host.
+    // LB Layer4: every checked server is up but web2, which has no host;
+    // web6's two, checked over IPv6, among them.
     tmux.keys(&["F3"]);
     let screen = tmux.wait(SETTLE, "web2 down and the others up", |s| {
         let pane = pane(s).join("\n");
         pane.contains("down 10.0.2.12:8080 w0 (out)")
             && pane.matches("  down ").count() == 1
-            && pane.matches("  up ").count() == 7
+            && pane.matches("  up ").count() == 9
+            && pane.contains("up [2001:db8:100::2:11]:8080")
+            && pane.contains("up [2001:db8:100::2:99]:8080")
     });
     assert!(
         pane(&screen).join("\n").contains("sorry 10.0.2.99:8080"),
@@ -212,6 +216,10 @@ fn the_sandbox_is_alive_servers_answer_one_is_down_and_flows_count() {
             && ["app1 ", "app2 "]
                 .iter()
                 .any(|name| tally_line(&answers, "app tcp 192.168.0.12:443").contains(name))
+            // The IPv6 director serves: round robin over both of its servers.
+            && ["web1 ", "sorry1 "]
+                .iter()
+                .all(|name| tally_line(&answers, "web6 http [2001:db8::10]:80").contains(name))
     });
     assert!(
         answered,
