@@ -256,26 +256,22 @@ fn an_ipv6_outflow_to_table_200_sends_replies_through_the_second_gateway() {
         "nodad",
     ]);
     gw2.ip(&["-6", "addr", "add", "2001:db8:5::5/128", "dev", "lo"]);
-    // The IPv4 route in table 200 is what validation asks of a `table 200`
-    // policy; the IPv6 one, which this test is about, is added by hand.
+    // The product owns the addresses of the interfaces network.conf names, so
+    // the IPv6 side is written there too: an address added by hand would be
+    // taken away by the next apply.
     let network = "\
 service network eth1
     ip address 192.168.161.10/24
+    ip address 2001:db8:161::10/64
     ip route default 192.168.161.1 table 200
+    ip route default 2001:db8:161::1 table 200
 service network eth2
     ip address 10.9.0.10/24
+    ip address 2001:db8:9::10/64
+    ip route default 2001:db8:9::1
 ";
     lab.write_config(network, "", "");
     apply(&lab);
-    add6(&lab, "2001:db8:161::10/64", "eth1");
-    add6(&lab, "2001:db8:9::10/64", "eth2");
-    lab.ip(&["-6", "route", "add", "default", "via", "2001:db8:9::1"]);
-    let table_200 = "default via 2001:db8:161::1 dev eth1 table 200";
-    lab.ip(&[
-        &["-6", "route", "add"][..],
-        &table_200.split(' ').collect::<Vec<_>>(),
-    ]
-    .concat());
     let _server = lab.spawn(&format!("{} appliance 2001:db8:161::10 80", python(SERVER)));
     let appliance = Some("appliance".to_owned());
     // From gw2's own address the server answers; from 2001:db8:5::5, without
