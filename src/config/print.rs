@@ -4,13 +4,12 @@
 //! file normalises it.
 
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
 
 use super::model::Config;
 use super::model::flows::{Condition, Flow, FlowsConfig, Policy, Rule};
 use super::model::lvs::{CheckMethod, Director, LvsConfig, Server};
 use super::model::network::{Interface, LinkKind, NetworkConfig, RouteDestination};
-use super::model::types::{Family, Port, prefix_to_mask};
+use super::model::types::{Family, endpoint, prefix_to_mask};
 
 const INDENT: &str = "    ";
 
@@ -169,7 +168,7 @@ fn condition<T: std::fmt::Display>(out: &mut String, key: &str, condition: Optio
 fn director(out: &mut String, director: &Director) {
     let _ = write!(out, "director {}", director.name.value);
     if let Some(service) = &director.service {
-        let _ = write!(out, " {}", address_and_port(service.address, service.port));
+        let _ = write!(out, " {}", endpoint(service.address, service.port));
         if let Some(protocol) = service.protocol {
             let _ = write!(out, " {}", protocol.keyword());
         }
@@ -255,7 +254,7 @@ fn server(out: &mut String, server: &Server) {
         out,
         "{INDENT}server {} {}",
         server.name.value,
-        address_and_port(server.address, server.port)
+        endpoint(server.address, server.port)
     );
     if let Some(weight) = server.weight {
         let _ = write!(out, " weight {weight}");
@@ -267,12 +266,4 @@ fn server(out: &mut String, server: &Server) {
         out.push_str(" sorry");
     }
     out.push('\n');
-}
-
-/// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port.
-fn address_and_port(address: IpAddr, port: Option<Port>) -> String {
-    match port {
-        Some(port) => SocketAddr::new(address, port.get()).to_string(),
-        None => address.to_string(),
-    }
 }

@@ -3,14 +3,14 @@
 //! kernel would refuse or silently ignore.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
 use super::model::Config;
 use super::model::flows::{Condition, Direction, Flow, MAX_FLOW_TABLE, Policy, Rule, RuleAction};
 use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
 use super::model::network::{Interface, LinkKind, NetworkConfig};
-use super::model::types::{DirectorName, Family, IpNet, Loc, Port, Protocol, TableId};
+use super::model::types::{DirectorName, Family, IpNet, Loc, Protocol, TableId, endpoint};
 
 /// Which files parsed without errors. Warnings that something is missing (a bond
 /// without slaves, a flow without rules, a director without servers) would only
@@ -732,13 +732,6 @@ fn describe_vip(director: &Director) -> String {
             service.protocol().keyword()
         ),
     }
-}
-
-/// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port.
-fn endpoint(address: IpAddr, port: Option<Port>) -> String {
-    port.map_or(address.to_string(), |p| {
-        SocketAddr::new(address, p.get()).to_string()
-    })
 }
 
 fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {

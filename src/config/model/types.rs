@@ -381,6 +381,14 @@ pub fn mask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
     (bits.checked_shl(prefix).unwrap_or(0) == 0).then_some(prefix as u8)
 }
 
+/// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port, as
+/// `lvs.conf` writes a VIP or a server.
+pub fn endpoint(address: IpAddr, port: Option<Port>) -> String {
+    port.map_or(address.to_string(), |p| {
+        std::net::SocketAddr::new(address, p.get()).to_string()
+    })
+}
+
 /// A TCP or UDP port, 1-65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u16", into = "u16")]
