@@ -225,11 +225,15 @@ fn interface() -> impl Strategy<Value = Interface> {
             auto,
             addresses,
             routes,
+            vrrp: None,
         })
 }
 
 fn network_config() -> impl Strategy<Value = NetworkConfig> {
-    vec(interface(), 0..5).prop_map(|interfaces| NetworkConfig { interfaces })
+    vec(interface(), 0..5).prop_map(|interfaces| NetworkConfig {
+        interfaces,
+        vrrp: None,
+    })
 }
 
 // ---------------------------------------------------------------------------

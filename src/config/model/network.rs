@@ -9,6 +9,9 @@ use super::types::{Family, IfName, IpNet, Loc, Spanned, TableId};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub interfaces: Vec<Interface>,
+    /// `service vrrp`: this box is one of an HA pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpService>,
 }
 
 impl NetworkConfig {
@@ -47,6 +50,9 @@ pub struct Interface {
     pub addresses: Vec<Spanned<IpNet>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// The interface's `vrrp` lines: one VRRP instance that keepalived runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<InterfaceVrrp>,
 }
 
 impl Interface {
@@ -58,6 +64,7 @@ impl Interface {
             auto: None,
             addresses: Vec::new(),
             routes: Vec::new(),
+            vrrp: None,
         }
     }
 
@@ -328,5 +335,72 @@ impl Route {
 
     pub fn family(&self) -> Family {
         Family::of(self.gateway)
+    }
+}
+
+/// `vrrp id N`, `vrrp prio N` and `vrrp address A/P` of one interface. The
+/// addresses belong to keepalived, which adds them on the master: the network
+/// engine never adds or removes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct InterfaceVrrp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Spanned<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prio: Option<Spanned<u32>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Spanned<IpNet>>,
+    /// Where the first `vrrp` line sits, for diagnostics.
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+impl InterfaceVrrp {
+    pub const ID_RANGE: std::ops::RangeInclusive<u32> = 1..=255;
+    pub const PRIO_RANGE: std::ops::RangeInclusive<u32> = 1..=254;
+}
+
+/// `service vrrp`: what the two appliances of a pair share.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VrrpService {
+    /// `sync-iface IF`: the link the kernel's IPVS connection sync runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_iface: Option<Spanned<IfName>>,
+    /// `peer ADDR`, repeatable: the other appliance. An instance sends unicast
+    /// adverts to the peers inside its interface's subnets (multicast when
+    /// none is); `lbconsole sync` uses the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Spanned<IpAddr>>,
+    /// `track-health on|off`: lower the priority while a director has no server up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_health: Option<bool>,
+    /// `advert MS`: the advertisement interval in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advert_ms: Option<Spanned<u32>>,
+    /// `preempt on|off`: a box of higher priority takes the addresses back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<bool>,
+    /// Where `service vrrp` is, for diagnostics.
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+impl VrrpService {
+    /// keepalived's and ALOHA's default: one advertisement a second.
+    pub const DEFAULT_ADVERT_MS: u32 = 1000;
+    /// VRRPv3 counts in centiseconds, on 12 bits.
+    pub const ADVERT_RANGE_MS: std::ops::RangeInclusive<u32> = 10..=40950;
+
+    pub fn advert_ms(&self) -> u32 {
+        self.advert_ms.map_or(Self::DEFAULT_ADVERT_MS, |a| a.value)
+    }
+
+    pub fn tracks_health(&self) -> bool {
+        self.track_health.unwrap_or(false)
+    }
+
+    pub fn preempts(&self) -> bool {
+        self.preempt.unwrap_or(true)
     }
 }
