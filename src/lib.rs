@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod daemon;
+pub mod ha;
 pub mod health;
 pub mod kernel;
 pub mod observe;
