@@ -14,6 +14,7 @@ mod daemon;
 mod dual_stack;
 mod flows;
 mod flows6;
+mod ha;
 mod health;
 mod health6;
 mod ipvs6;

@@ -40,13 +40,14 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::marker::PhantomData;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -357,6 +358,128 @@ impl Netns {
             setns(&netns, libc::CLONE_NEWNET).expect("enter the namespace");
             f()
         })
+    }
+}
+
+/// An HTTP/1.1 server (keep-alive) on threads of the test binary in a
+/// namespace, answering every request with its name: a real server's
+/// behaviour without a program's start, which costs seconds in the VM.
+/// Dropping it kills it: new connections are refused at once and open ones
+/// are closed within 200 ms.
+pub struct HttpServer {
+    stop: Arc<AtomicBool>,
+    accepting: Option<thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Listens on `at` in `netns` (the address must be there) and returns once
+    /// it does.
+    pub fn start(netns: &Netns, at: SocketAddr, name: &str) -> HttpServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let name = Arc::<str>::from(name);
+        let (ready, listening) = mpsc::channel();
+        let accepting = netns.thread(move || {
+            let listener = match TcpListener::bind(at) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready.send(listener.set_nonblocking(true));
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (name, stopped) = (name.clone(), stopped.clone());
+                        thread::spawn(move || answer(stream, &name, &stopped));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        match listening.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => HttpServer {
+                stop,
+                accepting: Some(accepting),
+            },
+            Ok(Err(e)) => panic!("listen on {at}: {e}"),
+            Err(_) => panic!("no server on {at} within 10 s"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+    }
+}
+
+/// Answers each request of one connection with `name` until the client closes
+/// it, is silent for 30 s, or the server stops.
+fn answer(stream: TcpStream, name: &str, stopped: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    // Short reads, so that a stopped server closes its connections soon.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut request = Vec::new();
+    let mut chunk = [0; 4096];
+    let mut silent_since = Instant::now();
+    let mut writer = &stream;
+    while !stopped.load(Ordering::Relaxed) && silent_since.elapsed() < Duration::from_secs(30) {
+        match (&stream).read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                silent_since = Instant::now();
+                request.extend_from_slice(&chunk[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        // A GET has no body: each blank line ends one request.
+        while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            request.drain(..end + 4);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                name.len()
+            );
+            if writer.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one `GET /` on a keep-alive connection and returns the body of the
+/// answer (an [`HttpServer`]'s name). The stream's read timeout bounds it.
+pub fn http_get(stream: &TcpStream) -> io::Result<String> {
+    let mut writer = stream;
+    writer.write_all(b"GET / HTTP/1.1\r\nHost: lab\r\n\r\n")?;
+    let mut answer = Vec::new();
+    let mut chunk = [0; 1024];
+    loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("Content-Length: "))
+                .and_then(|value| value.trim().parse().ok())
+                .ok_or_else(|| io::Error::other(format!("no Content-Length in {head:?}")))?;
+            if answer.len() >= end + 4 + length {
+                let body = &answer[end + 4..end + 4 + length];
+                return Ok(String::from_utf8_lossy(body).into_owned());
+            }
+        }
+        match (&*stream).read(&mut chunk)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => answer.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
