@@ -27,6 +27,56 @@ impl NetworkConfig {
         })
     }
 
+    /// Every VRRP instance keepalived runs for this box: one per interface and
+    /// family of its `vrrp address` lines, in file order, IPv4 first. An
+    /// interface without `vrrp id` (which the validator refuses) has none.
+    pub fn vrrp_instances(&self) -> Vec<VrrpInstance<'_>> {
+        let mut instances = Vec::new();
+        for interface in &self.interfaces {
+            let Some(vrrp) = &interface.vrrp else {
+                continue;
+            };
+            let Some(id) = vrrp.id() else {
+                continue;
+            };
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let addresses: Vec<IpNet> = vrrp
+                    .addresses
+                    .iter()
+                    .map(|a| a.value)
+                    .filter(|a| a.family() == family)
+                    .collect();
+                if !addresses.is_empty() {
+                    instances.push(VrrpInstance {
+                        interface,
+                        family,
+                        id,
+                        prio: vrrp.prio(),
+                        addresses,
+                    });
+                }
+            }
+        }
+        instances
+    }
+
+    /// The `vrrp address`es of interface `name`: keepalived's, never the
+    /// network engine's.
+    pub fn vips_of<'a>(&'a self, name: &str) -> impl Iterator<Item = IpNet> + 'a {
+        self.interface(name)
+            .and_then(|i| i.vrrp.as_ref())
+            .into_iter()
+            .flat_map(|v| v.addresses.iter().map(|a| a.value))
+    }
+
+    /// The IPVS connection sync id: the lowest `vrrp id` of the box.
+    pub fn sync_id(&self) -> Option<u32> {
+        self.interfaces
+            .iter()
+            .filter_map(|i| i.vrrp.as_ref()?.id())
+            .min()
+    }
+
     /// Every table id that some route fills.
     pub fn route_tables(&self) -> impl Iterator<Item = TableId> + '_ {
         self.interfaces
@@ -358,6 +408,51 @@ pub struct InterfaceVrrp {
 impl InterfaceVrrp {
     pub const ID_RANGE: std::ops::RangeInclusive<u32> = 1..=255;
     pub const PRIO_RANGE: std::ops::RangeInclusive<u32> = 1..=254;
+    /// keepalived's default priority when `vrrp prio` is not written.
+    pub const DEFAULT_PRIO: u32 = 100;
+
+    pub fn id(&self) -> Option<u32> {
+        self.id.map(|id| id.value)
+    }
+
+    pub fn prio(&self) -> u32 {
+        self.prio.map_or(Self::DEFAULT_PRIO, |p| p.value)
+    }
+}
+
+/// One keepalived `vrrp_instance`: the VIPs of one family on one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance<'a> {
+    pub interface: &'a Interface,
+    pub family: Family,
+    pub id: u32,
+    pub prio: u32,
+    pub addresses: Vec<IpNet>,
+}
+
+impl VrrpInstance<'_> {
+    /// keepalived's name for it: the interface's (`eth0`), with `-6` for the
+    /// IPv6 instance (`eth0-6`).
+    pub fn name(&self) -> String {
+        match self.family {
+            Family::Ipv4 => self.interface.name.value.to_string(),
+            Family::Ipv6 => format!("{}-6", self.interface.name.value),
+        }
+    }
+
+    /// The peers this instance sends its adverts to: those in a subnet of its
+    /// interface of its family. Empty means multicast.
+    pub fn unicast_peers(&self, service: &VrrpService) -> Vec<IpAddr> {
+        service
+            .peers
+            .iter()
+            .map(|p| p.value)
+            .filter(|&peer| {
+                Family::of(peer) == self.family
+                    && self.interface.addresses.iter().any(|a| a.contains(peer))
+            })
+            .collect()
+    }
 }
 
 /// `service vrrp`: what the two appliances of a pair share.
