@@ -499,3 +499,79 @@ impl VrrpService {
         self.preempt.unwrap_or(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse::parse_network;
+
+    fn network(text: &str) -> NetworkConfig {
+        let (config, diagnostics) = parse_network(text.as_bytes());
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config
+    }
+
+    const PAIR: &str = "service network eth0\n ip address 10.0.0.2/24\n ip address 2001:db8::2/64\n vrrp id 51\n vrrp prio 150\n vrrp address 2001:db8::100/64\n vrrp address 10.0.0.100/24\nservice network eth1\n ip address 10.1.0.2/24\n vrrp id 12\n vrrp address 10.1.0.1/24\nservice network eth2\n ip address 10.2.0.2/24\nservice vrrp\n peer 2001:db8::3\n peer 10.9.0.3\n peer 10.1.0.3\n";
+
+    #[test]
+    fn each_interface_and_family_is_one_instance_ipv4_first() {
+        let config = network(PAIR);
+        let instances = config.vrrp_instances();
+        let summary: Vec<(String, u32, u32, Vec<String>)> = instances
+            .iter()
+            .map(|i| {
+                let addresses = i.addresses.iter().map(ToString::to_string).collect();
+                (i.name(), i.id, i.prio, addresses)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("eth0".into(), 51, 150, vec!["10.0.0.100/24".into()]),
+                ("eth0-6".into(), 51, 150, vec!["2001:db8::100/64".into()]),
+                (
+                    "eth1".into(),
+                    12,
+                    InterfaceVrrp::DEFAULT_PRIO,
+                    vec!["10.1.0.1/24".into()]
+                ),
+            ]
+        );
+        assert_eq!(config.sync_id(), Some(12));
+        assert_eq!(config.vips_of("eth0").count(), 2);
+        assert_eq!(config.vips_of("eth2").count(), 0);
+    }
+
+    #[test]
+    fn an_instance_adverts_by_unicast_to_the_peers_on_its_subnets() {
+        let config = network(PAIR);
+        let service = config.vrrp.as_ref().expect("service vrrp");
+        let peers: Vec<Vec<String>> = config
+            .vrrp_instances()
+            .iter()
+            .map(|i| {
+                i.unicast_peers(service)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                Vec::<String>::new(),
+                vec!["2001:db8::3".to_owned()],
+                vec!["10.1.0.3".to_owned()],
+            ]
+        );
+    }
+
+    #[test]
+    fn service_vrrp_defaults_follow_keepalived() {
+        let service = VrrpService::default();
+        assert_eq!(service.advert_ms(), 1000);
+        assert!(service.preempts());
+        assert!(!service.tracks_health());
+        assert_eq!(network("").sync_id(), None);
+    }
+}
