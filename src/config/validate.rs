@@ -380,25 +380,8 @@ fn check_vrrp(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
             continue;
         };
         let name = interface.name.as_str();
-        let range_error = |what: &str, value: &Spanned<u32>, range: RangeInclusive<u32>| {
-            (!range.contains(&value.value)).then(|| {
-                (
-                    value.loc,
-                    format!(
-                        "{what} {} is out of range {}-{}",
-                        value.value,
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
-        };
         match &vrrp.id {
-            Some(id) => {
-                if let Some((loc, message)) = range_error("VRRP id", id, InterfaceVrrp::ID_RANGE) {
-                    sink.error(loc, message);
-                }
-            }
+            Some(id) => in_range(sink, "VRRP id", id, InterfaceVrrp::ID_RANGE),
             None if clean => sink.error_hint(
                 vrrp.loc,
                 format!("`{name}` has `vrrp` lines but no `vrrp id`"),
@@ -406,11 +389,8 @@ fn check_vrrp(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
             ),
             None => {}
         }
-        if let Some(prio) = &vrrp.prio
-            && let Some((loc, message)) =
-                range_error("VRRP priority", prio, InterfaceVrrp::PRIO_RANGE)
-        {
-            sink.error(loc, message);
+        if let Some(prio) = &vrrp.prio {
+            in_range(sink, "VRRP priority", prio, InterfaceVrrp::PRIO_RANGE);
         }
         if clean && vrrp.addresses.is_empty() {
             sink.error_hint(
@@ -467,6 +447,21 @@ fn check_vrrp(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
     }
 }
 
+/// A number the parser took as it was written, checked against `range`.
+fn in_range(sink: &mut Sink, what: &str, value: &Spanned<u32>, range: RangeInclusive<u32>) {
+    if !range.contains(&value.value) {
+        sink.error(
+            value.loc,
+            format!(
+                "{what} {} is out of range {}-{}",
+                value.value,
+                range.start(),
+                range.end()
+            ),
+        );
+    }
+}
+
 fn check_vrrp_service(
     network: &NetworkConfig,
     service: &VrrpService,
@@ -476,6 +471,14 @@ fn check_vrrp_service(
     if let Some(sync) = &service.sync_iface {
         let name = sync.as_str();
         match network.interface(name) {
+            _ if let Some(bond) = network.bond_of(name) => sink.error_hint(
+                sync.loc,
+                format!(
+                    "sync interface `{name}` is a slave of `{}`",
+                    bond.name.value
+                ),
+                Some(format!("use `sync-iface {}`", bond.name.value)),
+            ),
             None => {
                 let hint = did_you_mean(name, network.interfaces.iter().map(|i| i.name.as_str()))
                     .or_else(|| Some(format!("add `service network {name}`")));
