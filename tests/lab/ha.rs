@@ -74,9 +74,9 @@ struct Appliance {
 
 impl Appliance {
     /// `n` is 1 (lb1, prio 150, the master) or 2 (lb2, prio 100).
-    fn new(lab: &Lab, n: u8) -> Appliance {
+    /// `netns` is its namespace, new.
+    fn new(lab: &Lab, n: u8, netns: Netns) -> Appliance {
         let name = if n == 1 { "lb1" } else { "lb2" };
-        let netns = lab.netns(name);
         let root = lab.state_dir().join(name);
         let appliance = Appliance {
             name,
@@ -272,12 +272,15 @@ impl Pair {
     /// The namespaces, links, bridges and servers, before any daemon runs.
     fn topology(name: &str) -> Pair {
         let lab = Lab::new(name);
-        let lb1 = Appliance::new(&lab, 1);
-        let lb2 = Appliance::new(&lab, 2);
-        let client = lab.netns("client");
-        let webs: Vec<Netns> = (1..=4).map(|n| lab.netns(&format!("web{n}"))).collect();
         // Each program's start costs a lot in the VM: one `ip -batch` per
-        // namespace instead of one `ip` per command.
+        // namespace instead of one `ip` per command (`lo` up included).
+        let mut namespaces = lab
+            .netns_many(&["lb1", "lb2", "client", "web1", "web2", "web3", "web4"])
+            .into_iter();
+        let lb1 = Appliance::new(&lab, 1, namespaces.next().expect("lb1"));
+        let lb2 = Appliance::new(&lab, 2, namespaces.next().expect("lb2"));
+        let client = namespaces.next().expect("the client");
+        let webs: Vec<Netns> = namespaces.collect();
         let mut bridges = vec![format!(
             "link add cl-f type veth peer name eth0 netns {}",
             client.name()
@@ -310,10 +313,11 @@ impl Pair {
             }
             bridges.push(format!("link set {bridge} up"));
         }
-        ip_batch(&lab, None, &bridges);
+        lab.ip_batch("bridges", &(bridges.join("\n") + "\n"));
         // web3 hangs off lb1 alone, web4 off lb2 alone.
         for (lb, web) in [(&lb1, &webs[2]), (&lb2, &webs[3])] {
             let links = [
+                "link set lo up".to_owned(),
                 format!(
                     "link add eth2 type veth peer name eth0 netns {}",
                     web.name()
@@ -322,22 +326,24 @@ impl Pair {
                 "link set eth1 up".to_owned(),
                 "link set eth2 up".to_owned(),
             ];
-            ip_batch(&lab, Some(&lb.netns), &links);
+            ip_batch(&lab, &lb.netns, &links);
         }
         let client_links = [
+            "link set lo up".to_owned(),
             "link set eth0 up".to_owned(),
             format!("addr add {CLIENT}/24 dev eth0"),
         ];
-        ip_batch(&lab, Some(&client), &client_links);
+        ip_batch(&lab, &client, &client_links);
         let mut servers = Vec::new();
         for (n, web) in webs.iter().enumerate() {
             let (address, gateway) = WEBS[n];
             let links = [
+                "link set lo up".to_owned(),
                 "link set eth0 up".to_owned(),
                 format!("addr add {address}/24 dev eth0"),
                 format!("route add default via {gateway}"),
             ];
-            ip_batch(&lab, Some(web), &links);
+            ip_batch(&lab, web, &links);
             servers.push(Some(serve(web, address, &format!("web{}", n + 1))));
         }
         Pair {
@@ -493,18 +499,12 @@ fn serve(web: &Netns, address: &str, name: &str) -> HttpServer {
     HttpServer::start(web, at, name)
 }
 
-/// Runs `ip` commands (without the `ip`) in one process, in `netns` or the
-/// test's own namespace; panics when one fails.
-fn ip_batch(lab: &Lab, netns: Option<&Netns>, commands: &[String]) {
-    let file = lab
-        .state_dir()
-        .join(format!("ip-batch-{}", netns.map_or("lab", Netns::name)));
+/// Runs `ip` commands (without the `ip`) in `netns` in one process; panics
+/// when one fails.
+fn ip_batch(lab: &Lab, netns: &Netns, commands: &[String]) {
+    let file = lab.state_dir().join(format!("{}.ip", netns.name()));
     fs::write(&file, commands.join("\n") + "\n").expect("write the ip batch");
-    let file = file.to_str().expect("a UTF-8 path");
-    match netns {
-        None => lab.ip(&["-batch", file]),
-        Some(netns) => netns.ip(&["-batch", file]),
-    };
+    netns.ip(&["-batch", file.to_str().expect("a UTF-8 path")]);
 }
 
 /// A keep-alive connection from the client to the VIP, bounded by 5 s per

@@ -168,6 +168,37 @@ impl Lab {
         netns
     }
 
+    /// Creates the named namespaces `<lab id>-<name>` for each of `names` with
+    /// one `ip -batch` (each program's start costs about half a second in the
+    /// VM), deleted when the lab is dropped. Unlike [`Lab::netns`], `lo` is
+    /// left down: bring it up with each namespace's first commands.
+    pub fn netns_many(&self, names: &[&str]) -> Vec<Netns> {
+        let namespaces: Vec<Netns> = names
+            .iter()
+            .map(|name| Netns {
+                name: format!("{}-{name}", self.id),
+            })
+            .collect();
+        let batch: String = namespaces
+            .iter()
+            .map(|netns| format!("netns add {}\n", netns.name))
+            .collect();
+        self.ip_batch("netns-add", &batch);
+        self.namespaces
+            .borrow_mut()
+            .extend(namespaces.iter().map(|netns| netns.name.clone()));
+        namespaces
+    }
+
+    /// Runs `ip -batch` on `commands` (one `ip` command per line, without
+    /// the `ip`) in the test's namespace; panics when one fails. `name` names
+    /// the batch file in the lab's directory.
+    pub fn ip_batch(&self, name: &str, commands: &str) {
+        let file = self.root.join(format!("{name}.ip"));
+        fs::write(&file, commands).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+        self.ip(&["-batch", &file.to_string_lossy()]);
+    }
+
     /// Creates a veth pair: `here` in the test's namespace, left down (a bond slave
     /// must be down to be enslaved), and `peer` in `netns`, up.
     pub fn veth(&self, here: &str, peer: &str, netns: &Netns) {
@@ -257,11 +288,29 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // No panics here: this runs while a failed test unwinds.
-        for name in self.namespaces.borrow().iter().rev() {
-            let run = Run::of(Command::new("ip").args(["netns", "delete", name]));
-            if !run.success() {
-                eprintln!("lab: cannot delete namespace {name}: {run}");
+        // No panics here: this runs while a failed test unwinds. One `ip
+        // -force -batch` deletes them all (a program's start is slow in the
+        // VM), going on after a failure.
+        let batch: String = self
+            .namespaces
+            .borrow()
+            .iter()
+            .rev()
+            .map(|name| format!("netns delete {name}\n"))
+            .collect();
+        if !batch.is_empty() {
+            let file = self.root.join("netns-delete.ip");
+            let run = match fs::write(&file, batch) {
+                Ok(()) => Some(Run::of(
+                    Command::new("ip").args(["-force", "-batch"]).arg(&file),
+                )),
+                Err(e) => {
+                    eprintln!("lab: cannot write {}: {e}", file.display());
+                    None
+                }
+            };
+            if let Some(run) = run.filter(|run| !run.success()) {
+                eprintln!("lab: cannot delete every namespace: {run}");
             }
         }
         self.home.restore();
