@@ -625,8 +625,7 @@ mod tests {
         let mut out = Vec::new();
         start_daemon_request(&mut out, FAMILY, 3, &daemon).unwrap();
         let expected: &[u8] = &[
-            48, 0, 0, 0, 0x20, 0, 5, 0, 3, 0, 0, 0, 0, 0, 0,
-            0, // nlmsghdr: REQUEST|ACK, seq 3
+            52, 0, 0, 0, 0x20, 0, 5, 0, 3, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: ACK, seq 3
             9, 1, 0, 0, // genl: IPVS_CMD_NEW_DAEMON, version 1
             32, 0, 3, 0, // IPVS_CMD_ATTR_DAEMON
             8, 0, 1, 0, 1, 0, 0, 0, // IP_VS_STATE_MASTER
@@ -637,8 +636,7 @@ mod tests {
         out.clear();
         stop_daemon_request(&mut out, FAMILY, 4, SyncRole::Backup).unwrap();
         let expected: &[u8] = &[
-            32, 0, 0, 0, 0x20, 0, 5, 0, 4, 0, 0, 0, 0, 0, 0,
-            0, // nlmsghdr: REQUEST|ACK, seq 4
+            32, 0, 0, 0, 0x20, 0, 5, 0, 4, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: ACK, seq 4
             10, 1, 0, 0, // genl: IPVS_CMD_DEL_DAEMON, version 1
             12, 0, 3, 0, // IPVS_CMD_ATTR_DAEMON
             8, 0, 1, 0, 2, 0, 0, 0, // IP_VS_STATE_BACKUP
