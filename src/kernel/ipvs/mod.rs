@@ -87,7 +87,6 @@ const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
 const EINVAL: i32 = 22;
 const ERANGE: i32 = 34;
-const EADDRNOTAVAIL: i32 = 99;
 
 /// IPVS's version code (`1.2.1` is `0x010201`) and its connection hash table size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -857,9 +856,6 @@ fn describe_daemon_failure(failure: &Failure, role: SyncRole, interface: Option<
         (Some(_), EEXIST) => format!("a {role} sync daemon is already running"),
         (None, ESRCH) => format!("no {role} sync daemon is running"),
         (Some(interface), ENODEV) => format!("no interface named {interface}"),
-        (Some(interface), EADDRNOTAVAIL) => {
-            format!("{interface} has no IPv4 address for the sync messages to come from")
-        }
         (Some(_), EINVAL) => "invalid request (the kernel refuses connection sync while a \
                               service has a real server of the other address family)"
             .to_owned(),
