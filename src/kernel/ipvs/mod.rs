@@ -1149,6 +1149,51 @@ mod tests {
     }
 
     #[test]
+    fn sync_daemon_refusals_are_told_in_words() {
+        let refused = |errno| {
+            Failure::Refused(Refusal {
+                errno,
+                detail: None,
+            })
+        };
+        let cases = [
+            (
+                refused(EEXIST),
+                Some("eth1"),
+                "a master sync daemon is already running: File exists (os error 17)",
+            ),
+            (
+                refused(ENODEV),
+                Some("eth1"),
+                "no interface named eth1: No such device (os error 19)",
+            ),
+            (
+                refused(EINVAL),
+                Some("eth1"),
+                "invalid request (the kernel refuses connection sync while a service has a real \
+                 server of the other address family): Invalid argument (os error 22)",
+            ),
+            (
+                refused(ESRCH),
+                None,
+                "no master sync daemon is running: No such process (os error 3)",
+            ),
+            (
+                refused(EPERM),
+                None,
+                "not permitted (lbconsole needs CAP_NET_ADMIN: run it as root): Operation not \
+                 permitted (os error 1)",
+            ),
+        ];
+        for (failure, interface, text) in cases {
+            assert_eq!(
+                describe_daemon_failure(&failure, SyncRole::Master, interface).to_string(),
+                text
+            );
+        }
+    }
+
+    #[test]
     fn the_version_reads_as_ipvsadm_shows_it() {
         let info = IpvsInfo {
             version: 0x01_02_01,
