@@ -149,6 +149,23 @@ fn a_connection_through_one_box_is_in_the_peers_table_within_seconds() {
         }
     }
 
+    // `status` shows them, in words and in JSON.
+    lab.write_config("", "", "");
+    let status = lab.lbconsole(&["status"]).expect_success();
+    assert!(
+        status.contains("\n  connection sync: master and backup on sync0, sync id 51\n"),
+        "{status}"
+    );
+    let json = lab.lbconsole(&["status", "--json"]).expect_success();
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(
+        report["sync_daemons"],
+        serde_json::json!([
+            {"role": "master", "interface": "sync0", "sync_id": 51},
+            {"role": "backup", "interface": "sync0", "sync_id": 51},
+        ])
+    );
+
     // The kernel's refusals, in words.
     let refusals: Vec<String> = runtime.block_on(with_ipvs(async |ipvs| {
         let mut again = wanted[0].clone();
@@ -238,6 +255,8 @@ fn a_connection_through_one_box_is_in_the_peers_table_within_seconds() {
     });
     assert_eq!(left_in_b, Ok(Vec::new()));
     assert_eq!(lab.sh("ipvsadm -L --daemon").trim(), "");
+    let status = lab.lbconsole(&["status"]).expect_success();
+    assert!(status.contains("\n  connection sync: off\n"), "{status}");
     eprintln!(
         "ipvs sync: B learned A's connection {:.2} s after it was established; the test took {:.1} s",
         sync_time.as_secs_f64(),
