@@ -73,7 +73,7 @@ pub fn interface_problem(interface: &str) -> Option<String> {
             interface.len()
         ))
     } else if interface.contains('\0') {
-        Some("an interface name holds no NUL byte".to_owned())
+        Some("the interface name holds a NUL byte".to_owned())
     } else {
         None
     }
