@@ -27,6 +27,7 @@ struct Peer {
     netns: Netns,
     config: PathBuf,
     state: PathBuf,
+    sshd_log: PathBuf,
     _sshd: crate::support::Background,
 }
 
@@ -49,8 +50,12 @@ impl Peer {
 }
 
 fn keygen(path: &Path) {
-    Run::of(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"]).arg(path))
-        .expect_success();
+    Run::of(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+            .arg(path),
+    )
+    .expect_success();
 }
 
 /// lb1 and lb2 saved once each, sshd listening in lb2, lb1's settings reaching
@@ -63,13 +68,25 @@ fn pair(lab: &Lab) -> Peer {
     netns.ip(&["addr", "add", "10.0.0.3/24", "dev", "p1"]);
     netns.ip(&["link", "set", "p1", "up"]);
 
-    let root = lab.config_dir().parent().expect("the lab's root").join("lb2");
-    let (config, state, ssh) = (root.join("lb2-config"), root.join("lb2-state"), root.join("ssh"));
+    let root = lab
+        .config_dir()
+        .parent()
+        .expect("the lab's root")
+        .join("lb2");
+    let (config, state, ssh) = (
+        root.join("lb2-config"),
+        root.join("lb2-state"),
+        root.join("ssh"),
+    );
     for dir in [&config, &state, &ssh] {
         fs::create_dir_all(dir).expect("create a directory");
     }
     lab.write_config(LB1_NETWORK, LB1_FLOWS, LB1_LVS);
-    for (name, text) in [("network.conf", LB2_NETWORK), ("flows.conf", ""), ("lvs.conf", LB2_LVS)] {
+    for (name, text) in [
+        ("network.conf", LB2_NETWORK),
+        ("flows.conf", ""),
+        ("lvs.conf", LB2_LVS),
+    ] {
         fs::write(config.join(name), text).expect("write lb2's config");
     }
 
@@ -103,7 +120,17 @@ fn pair(lab: &Lab) -> Peer {
     .expect("sshd_config");
     // sshd's privilege separation directory.
     fs::create_dir_all("/run/sshd").expect("/run/sshd");
-    let sshd = netns.spawn(&format!("exec /usr/sbin/sshd -D -e -f {} 2>{}", sshd_config.display(), ssh.join("sshd.log").display()));
+    // virtme-init locks every account of the VM in /etc/shadow (`root:!`), and
+    // sshd without PAM refuses a locked account even with a key. The test's
+    // mount namespace is a slave of the VM's: this bind mount stays in it.
+    let shadow = ssh.join("shadow");
+    fs::write(&shadow, "root:*:::::::\n").expect("shadow");
+    lab.sh(&format!("mount --bind {} /etc/shadow", shadow.display()));
+    let sshd = netns.spawn(&format!(
+        "exec /usr/sbin/sshd -D -e -f {} 2>{}",
+        sshd_config.display(),
+        ssh.join("sshd.log").display()
+    ));
     assert!(
         wait_until(Duration::from_secs(10), || netns.listens(22)),
         "sshd does not listen in lb2: {}",
@@ -126,6 +153,7 @@ fn pair(lab: &Lab) -> Peer {
         netns,
         config,
         state,
+        sshd_log: ssh.join("sshd.log"),
         _sshd: sshd,
     };
     peer.lbconsole(&["save"]).expect_success();
@@ -148,11 +176,23 @@ fn sync_over_ssh_saves_and_applies_lvs_and_flows_on_the_peer_and_refuses_a_stale
     let settings = Settings::load(lab.config_dir()).expect("lb1's settings");
     let comparison = runtime
         .block_on(peer::compare(&lb1_store, &settings, Some("10.0.0.3")))
-        .expect("lb1 reads lb2 over ssh");
+        .unwrap_or_else(|error| {
+            let log = fs::read_to_string(&lb2.sshd_log).unwrap_or_default();
+            panic!("lb1 cannot read lb2 over ssh: {error}\nsshd's log:\n{log}")
+        });
     assert_eq!(comparison.peer_version, first);
-    assert!(comparison.diff.contains("-    server a 10.0.0.50:80 weight 1\n"), "{}", comparison.diff);
-    fs::write(lb2.config.join("flows.conf"), "flow web permit\n    match proto tcp dstport 80\n")
-        .expect("edit lb2");
+    assert!(
+        comparison
+            .diff
+            .contains("-    server a 10.0.0.50:80 weight 1\n"),
+        "{}",
+        comparison.diff
+    );
+    fs::write(
+        lb2.config.join("flows.conf"),
+        "flow web permit\n    match proto tcp dstport 80\n",
+    )
+    .expect("edit lb2");
     lb2.lbconsole(&["save"]).expect_success();
     let before = lb2.saved();
     let error = runtime
@@ -168,15 +208,27 @@ fn sync_over_ssh_saves_and_applies_lvs_and_flows_on_the_peer_and_refuses_a_stale
     assert_eq!(lb2.saved(), before, "lb2 wrote nothing");
 
     // The sync itself, applied by lb2.
-    let synced = lab.lbconsole(&["sync", "--to", "10.0.0.3", "--apply"]).expect_success();
+    let synced = lab
+        .lbconsole(&["sync", "--to", "10.0.0.3", "--apply"])
+        .expect_success();
     eprintln!("{synced}");
-    assert!(synced.contains("--- 10.0.0.3/lvs.conf\n+++ saved/lvs.conf\n"), "{synced}");
-    assert!(synced.contains(&format!("10.0.0.3: saved version {}: ", first + 2)), "{synced}");
+    assert!(
+        synced.contains("--- 10.0.0.3/lvs.conf\n+++ saved/lvs.conf\n"),
+        "{synced}"
+    );
+    assert!(
+        synced.contains(&format!("10.0.0.3: saved version {}: ", first + 2)),
+        "{synced}"
+    );
     let (version, files) = lb2.saved();
     assert_eq!(version, first + 2, "one version more");
     assert_eq!(files.lvs, LB1_LVS.as_bytes());
     assert_eq!(files.flows, LB1_FLOWS.as_bytes());
-    assert_eq!(files.network, LB2_NETWORK.as_bytes(), "network.conf is never synced");
+    assert_eq!(
+        files.network,
+        LB2_NETWORK.as_bytes(),
+        "network.conf is never synced"
+    );
     let ipvs = Run::of(lb2.netns.command("ipvsadm").arg("-Ln")).expect_success();
     let weight = ipvs
         .lines()
@@ -185,10 +237,15 @@ fn sync_over_ssh_saves_and_applies_lvs_and_flows_on_the_peer_and_refuses_a_stale
     assert!(ipvs.contains("TCP  10.0.0.100:80 rr"), "{ipvs}");
     assert_eq!(weight, Some("2"), "lb2 runs lb1's director:\n{ipvs}");
 
-    let again = lab.lbconsole(&["sync", "--to", "10.0.0.3"]).expect_success();
+    let again = lab
+        .lbconsole(&["sync", "--to", "10.0.0.3"])
+        .expect_success();
     assert_eq!(
         again,
-        format!("10.0.0.3 already has this box's lvs.conf and flows.conf (version {})\n", first + 2)
+        format!(
+            "10.0.0.3 already has this box's lvs.conf and flows.conf (version {})\n",
+            first + 2
+        )
     );
     assert_eq!(lb2.saved().0, first + 2, "nothing was written");
 }
