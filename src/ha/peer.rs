@@ -172,10 +172,8 @@ async fn saved(store: &Store) -> Result<Saved, PeerError> {
     let store = store.clone();
     match tokio::task::spawn_blocking(move || store.saved()).await {
         Ok(saved) => Ok(saved?),
-        Err(error) => Err(PeerError::Store(StoreError::Malformed {
-            path: "saved configuration".into(),
-            message: format!("reading it stopped: {error}"),
-        })),
+        // Only a panic ends a blocking task early: it goes on here.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }
 
