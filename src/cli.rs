@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
+use crate::ha::status::{Keepalived, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -428,6 +429,11 @@ struct StatusReport<'a> {
     ipvs: IpvsReport<'a>,
     health: HealthReport,
     flows: FlowsReport,
+    /// keepalived and its instances; null when no `vrrp` line runs.
+    vrrp: Option<VrrpStatus>,
+    /// Why the daemon's VRRP status could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vrrp_error: Option<String>,
 }
 
 /// The servers' health as the daemon publishes it.
@@ -558,6 +564,8 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
             error: counters.as_ref().err().map(ToString::to_string),
             counters: counters.unwrap_or_default(),
         },
+        vrrp_error: live.vrrp.as_ref().err().map(ToString::to_string),
+        vrrp: live.vrrp.ok().flatten(),
     };
     let _ = match format {
         Format::Json => serde_json::to_writer_pretty(&mut *out, &report)
@@ -713,7 +721,50 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
     }
     write_ipvs(&report.ipvs, out)?;
     write_health(&report.health, out)?;
-    write_flows(&report.flows, out)
+    write_flows(&report.flows, out)?;
+    write_vrrp(report, out)
+}
+
+/// Nothing when no `vrrp` line runs.
+fn write_vrrp(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    if let Some(error) = &report.vrrp_error {
+        return writeln!(out, "VRRP\n  {error}");
+    }
+    let Some(vrrp) = &report.vrrp else {
+        return Ok(());
+    };
+    let keepalived = match &vrrp.keepalived {
+        Keepalived::NotConfigured => "not configured".to_owned(),
+        Keepalived::Running { pid } => format!("running (pid {pid})"),
+        Keepalived::Down { reason } => format!("down: {reason}"),
+    };
+    writeln!(out, "VRRP (keepalived {keepalived})")?;
+    for instance in &vrrp.instances {
+        let addresses: Vec<String> = instance.addresses.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "  vrrp {} (vrid {}, {}): {}, prio {}/{}, {}",
+            instance.interface,
+            instance.vrid,
+            instance.family.name(),
+            instance.state.name(),
+            instance.priority,
+            instance.configured_priority,
+            addresses.join(" ")
+        )?;
+    }
+    if !vrrp.peers.is_empty() {
+        let peers: Vec<String> = vrrp.peers.iter().map(ToString::to_string).collect();
+        writeln!(out, "  peer {}", peers.join(" "))?;
+    }
+    match vrrp.healthy {
+        Some(true) => writeln!(out, "  health tracked: every director has a server up"),
+        Some(false) => writeln!(
+            out,
+            "  health tracked: a director has no server up, the priority is lowered"
+        ),
+        None => Ok(()),
+    }
 }
 
 fn write_flows(flows: &FlowsReport, out: &mut dyn Write) -> std::io::Result<()> {

@@ -3,6 +3,8 @@
 //! IPVS and back (`health`). Each tick it rolls back an unconfirmed apply whose
 //! guard died, and follows the running configuration when an apply changed it.
 //! SIGHUP applies the saved configuration again; SIGTERM and SIGINT end it.
+//! When the running `network.conf` has `vrrp` lines it runs keepalived
+//! (`ha::supervisor`), and stops it when it ends.
 //!
 //! Everything it has to say goes to the log (tracing), one line per problem: a
 //! daemon has nobody to answer.
@@ -17,8 +19,9 @@ use crate::apply::Progress;
 use crate::config::ConfigFile;
 use crate::config::Severity;
 use crate::config::model::LvsConfig;
-use crate::config::parse::parse_lvs;
+use crate::config::parse::{parse_lvs, parse_network};
 use crate::confirm::{self, ApplyRequest};
+use crate::ha::supervisor::{self, Supervisor};
 use crate::health;
 use crate::health::publish::{self, HealthSource, Publisher};
 use crate::health::run::HealthChecker;
@@ -27,7 +30,7 @@ use crate::store::lock::Lock;
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
 
 /// The daemon's lock in the state dir.
-const DAEMON_LOCK: &str = "daemon.lock";
+pub const DAEMON_LOCK: &str = "daemon.lock";
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -57,6 +60,9 @@ where
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
+    let mut vrrp = Supervisor::new(store.state_dir()).await;
+    let mut vrrp_followed = None;
+    follow_network(store, &mut vrrp, &mut vrrp_followed).await;
     let publisher = Publisher::start(store.state_dir(), &health.report())
         .inspect_err(|error| {
             tracing::error!(
@@ -76,6 +82,7 @@ where
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
                 }
+                follow_network(store, &mut vrrp, &mut vrrp_followed).await;
                 // An unchanged lvs.conf is not reloaded, but the apply may have
                 // put back servers that health keeps out.
                 health.tick().await;
@@ -85,16 +92,23 @@ where
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
                 }
+                follow_network(store, &mut vrrp, &mut vrrp_followed).await;
+                let healthy = vrrp
+                    .tracks_health()
+                    .then(|| supervisor::every_director_up(&health.report()));
+                vrrp.tick(healthy).await;
                 health.tick().await;
             }
+            notice = vrrp.next_notice() => vrrp.handle(notice),
             report = health.next_report() => {
                 health.handle(report).await;
                 publish(publisher.as_ref(), &health);
             }
         }
     }
-    drop(publisher);
     tracing::info!("lbconsole daemon stopping");
+    vrrp.stop().await;
+    drop(publisher);
     Ok(())
 }
 
@@ -260,4 +274,26 @@ fn publish<I: IpvsBackend>(publisher: Option<&Publisher>, health: &HealthChecker
     if let Some(publisher) = publisher {
         publisher.publish(&health.report());
     }
+}
+
+/// Runs keepalived as the running `network.conf` asks when it differs from
+/// `followed` (the text the supervisor last followed). Without a running
+/// configuration no VRRP runs.
+async fn follow_network(store: &Store, vrrp: &mut Supervisor, followed: &mut Option<Vec<u8>>) {
+    let text = match ConfigFiles::read_running(store.state_dir()) {
+        Ok(running) => {
+            running.map_or_else(Vec::new, |files| files.get(ConfigFile::Network).to_vec())
+        }
+        Err(error) => {
+            tracing::error!("vrrp: {error}");
+            return;
+        }
+    };
+    if followed.as_ref() == Some(&text) {
+        return;
+    }
+    // The running configuration passed validation when it was applied.
+    let (network, _) = parse_network(&text);
+    vrrp.follow(&network).await;
+    *followed = Some(text);
 }

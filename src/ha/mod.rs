@@ -5,3 +5,4 @@
 
 pub mod keepalived;
 pub mod status;
+pub mod supervisor;
