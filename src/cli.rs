@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
-use crate::ha::status::{Keepalived, VrrpStatus};
+use crate::ha;
+use crate::ha::status::{Keepalived, VrrpState, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -137,6 +138,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
     let store = Store::open(config_dir, state_dir)?;
+    write_pair_role(state_dir, out);
     let mut progress = |progress: Progress<'_>| match progress {
         Progress::Checked(diagnostics) => {
             for diagnostic in diagnostics {
@@ -163,6 +165,26 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         );
     }
     Ok(())
+}
+
+/// Says which box of an HA pair this apply changes: applying to the backup
+/// is routine, applying to the master touches the traffic.
+fn write_pair_role(state_dir: &Path, out: &mut dyn Write) {
+    let role = ha::status::read(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|status| status.role());
+    let _ = match role {
+        Some(VrrpState::Master) => writeln!(
+            out,
+            "this box is MASTER of its VRRP pair: this apply changes the box that carries the traffic"
+        ),
+        Some(VrrpState::Backup) => writeln!(
+            out,
+            "this box is BACKUP of its VRRP pair: the master carries the traffic while this applies"
+        ),
+        _ => Ok(()),
+    };
 }
 
 /// `lbconsole confirm`: keeps the apply that waits for confirmation.

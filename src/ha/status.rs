@@ -37,6 +37,22 @@ pub struct VrrpStatus {
     pub peers: Vec<IpAddr>,
 }
 
+impl VrrpStatus {
+    /// This box's part in the pair: MASTER when it holds an instance's
+    /// addresses, BACKUP when every instance waits; `None` otherwise
+    /// (starting, faulty, stopped, or no instance).
+    pub fn role(&self) -> Option<VrrpState> {
+        let states = || self.instances.iter().map(|instance| instance.state);
+        if states().any(|state| state == VrrpState::Master) {
+            Some(VrrpState::Master)
+        } else if !self.instances.is_empty() && states().all(|state| state == VrrpState::Backup) {
+            Some(VrrpState::Backup)
+        } else {
+            None
+        }
+    }
+}
+
 /// keepalived's process, as the daemon that supervises it sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
@@ -205,6 +221,20 @@ mod tests {
             }
         );
         assert_eq!(status.instances[0].state, VrrpState::Stop);
+    }
+
+    #[test]
+    fn a_box_is_master_with_one_master_instance_and_backup_with_all_backup() {
+        let mut status = sample();
+        assert_eq!(status.role(), Some(VrrpState::Master));
+        status.instances.push(status.instances[0].clone());
+        status.instances[0].state = VrrpState::Backup;
+        assert_eq!(status.role(), Some(VrrpState::Master));
+        status.instances[1].state = VrrpState::Backup;
+        assert_eq!(status.role(), Some(VrrpState::Backup));
+        status.instances[1].state = VrrpState::Fault;
+        assert_eq!(status.role(), None);
+        assert_eq!(VrrpStatus::default().role(), None);
     }
 
     fn tempfile_dir() -> PathBuf {
