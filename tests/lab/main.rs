@@ -19,6 +19,7 @@ mod health6;
 mod ipvs6;
 mod ipvs_backend;
 mod isolation;
+mod keepalived;
 mod load;
 mod network;
 mod network6;
