@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::daemon::{start_daemon, stop_daemon};
+use crate::daemon::{Daemon, start_daemon, stop_daemon};
 use crate::support::{Lab, wait_until};
 
 const NETWORK: &str = "service network eth0
@@ -37,7 +37,7 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
     lab.write_config(NETWORK, "", "");
 
     let daemon = start_daemon(&lab);
-    let master = wait_for_master(&lab, &daemon.log());
+    let master = wait_for_master(&lab, &daemon);
     println!("keepalived master with the VIP in {master:?}");
 
     let applied = lab.lbconsole(&["apply"]);
@@ -79,7 +79,7 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
 
     // SIGKILL: nobody stops keepalived but the kernel (PR_SET_PDEATHSIG).
     let daemon = start_daemon(&lab);
-    wait_for_master(&lab, &daemon.log());
+    wait_for_master(&lab, &daemon);
     let pids = keepalived_pids(lab.state_dir());
     assert!(!pids.is_empty(), "{}", daemon.log());
     let started = Instant::now();
@@ -102,7 +102,7 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
 /// Waits until `status --json` says MASTER at priority 150 and the address is
 /// on eth0; how long that took.
 #[track_caller]
-fn wait_for_master(lab: &Lab, log: &str) -> Duration {
+fn wait_for_master(lab: &Lab, daemon: &Daemon) -> Duration {
     let start = Instant::now();
     let mut last = Value::Null;
     let master = wait_until(MASTER_WITHIN, || {
@@ -112,9 +112,10 @@ fn wait_for_master(lab: &Lab, log: &str) -> Duration {
     });
     assert!(
         master,
-        "not MASTER with {VIP} within {MASTER_WITHIN:?}: vrrp {:#}\naddresses {}\n{log}",
+        "not MASTER with {VIP} within {MASTER_WITHIN:?}: vrrp {:#}\naddresses {}\n{}",
         last["vrrp"],
-        lab.ip(&["-j", "addr", "show", "dev", "eth0"])
+        lab.ip(&["-j", "addr", "show", "dev", "eth0"]),
+        daemon.log()
     );
     let instance = &last["vrrp"]["instances"][0];
     assert_eq!(instance["name"], "eth0", "{last:#}");
