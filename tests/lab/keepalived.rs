@@ -20,8 +20,8 @@ const NETWORK: &str = "service network eth0
 
 const VIP: &str = "192.0.2.100";
 
-/// How long keepalived may take to become master: three adverts (1 s) and
-/// the skew, with room for the VM.
+/// How long keepalived may take to become master once started: three adverts
+/// (1 s) and the skew, with room for the slow VM.
 const MASTER_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long keepalived may take to leave and take its address with it.
@@ -99,10 +99,12 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
     );
 }
 
-/// Waits until `status --json` says MASTER at priority 150 and the address is
-/// on eth0; how long that took.
+/// Waits until the daemon has started keepalived (after its boot apply), then
+/// until `status --json` says MASTER at priority 150 and the address is on
+/// eth0; how long the latter took.
 #[track_caller]
 fn wait_for_master(lab: &Lab, daemon: &Daemon) -> Duration {
+    daemon.wait_for_lines("vrrp: keepalived started", 1, Duration::from_secs(30));
     let start = Instant::now();
     let mut last = Value::Null;
     let master = wait_until(MASTER_WITHIN, || {
