@@ -16,12 +16,15 @@ const NETWORK: &str = "service network eth0
     vrrp id 51
     vrrp prio 150
     vrrp address 192.0.2.100/24
+service vrrp
+    advert 500
 ";
 
 const VIP: &str = "192.0.2.100";
 
 /// How long keepalived may take to become master once started: three adverts
-/// (1 s) and the skew, with room for the slow VM.
+/// (half a second each, to keep the test short) and the skew, with much room
+/// for a VM that shares its host's CPUs.
 const MASTER_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long keepalived may take to leave and take its address with it.
