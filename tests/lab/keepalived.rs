@@ -1,7 +1,7 @@
 //! keepalived under `lbconsole daemon`, for one appliance: the daemon starts it
-//! from `network.conf`'s `vrrp` lines, `status` shows what it reports, an apply
-//! leaves its address alone, and it never outlives the daemon, even one killed
-//! with SIGKILL.
+//! (and the IPVS sync daemons) from `network.conf`'s `vrrp` lines, `status`
+//! shows what it reports, an apply leaves its address alone, and it never
+//! outlives the daemon, even one killed with SIGKILL.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ const NETWORK: &str = "service network eth0
     vrrp prio 150
     vrrp address 192.0.2.100/24
 service vrrp
+    sync-iface eth0
     advert 500
 ";
 
@@ -42,6 +43,13 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
     let daemon = start_daemon(&lab);
     let master = wait_for_master(&lab, &daemon);
     println!("keepalived master with the VIP in {master:?}");
+
+    let sync = &status_json(&lab)["sync_daemons"];
+    let expected = serde_json::json!([
+        {"role": "master", "interface": "eth0", "sync_id": 51},
+        {"role": "backup", "interface": "eth0", "sync_id": 51},
+    ]);
+    assert_eq!(sync, &expected, "{}", daemon.log());
 
     let applied = lab.lbconsole(&["apply"]);
     assert!(applied.success(), "{applied}");
