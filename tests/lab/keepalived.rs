@@ -43,6 +43,13 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
     let daemon = start_daemon(&lab);
     let master = wait_for_master(&lab, &daemon);
     println!("keepalived master with the VIP in {master:?}");
+    for line in daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("vrrp") || l.contains("STATE"))
+    {
+        println!("  {line}");
+    }
 
     let sync = &status_json(&lab)["sync_daemons"];
     let expected = serde_json::json!([
