@@ -756,15 +756,19 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
     write_ipvs(&report.ipvs, report.sync_daemons, out)?;
     write_health(&report.health, out)?;
     write_flows(&report.flows, out)?;
-    write_vrrp(report, out)
+    write_vrrp(report.vrrp.as_ref(), report.vrrp_error.as_deref(), out)
 }
 
 /// Nothing when no `vrrp` line runs.
-fn write_vrrp(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
-    if let Some(error) = &report.vrrp_error {
+fn write_vrrp(
+    vrrp: Option<&VrrpStatus>,
+    error: Option<&str>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if let Some(error) = error {
         return writeln!(out, "VRRP\n  {error}");
     }
-    let Some(vrrp) = &report.vrrp else {
+    let Some(vrrp) = vrrp else {
         return Ok(());
     };
     let keepalived = match &vrrp.keepalived {
@@ -933,7 +937,58 @@ fn state(link: &LinkStatus) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::types::{Family, IpNet};
+    use crate::ha::status::InstanceStatus;
     use crate::kernel::SyncRole;
+
+    #[test]
+    fn status_shows_each_vrrp_instance_on_a_line() {
+        let instance = |name: &str, family, state, priority, address: &str| InstanceStatus {
+            name: name.to_owned(),
+            interface: "eth0".to_owned(),
+            family,
+            vrid: 51,
+            state,
+            configured_priority: 150,
+            priority,
+            addresses: vec![IpNet::try_from(address.to_owned()).unwrap()],
+            since: 0,
+        };
+        let vrrp = VrrpStatus {
+            keepalived: Keepalived::Running { pid: 7 },
+            instances: vec![
+                instance(
+                    "eth0",
+                    Family::Ipv4,
+                    VrrpState::Master,
+                    150,
+                    "10.0.0.100/24",
+                ),
+                instance(
+                    "eth0-6",
+                    Family::Ipv6,
+                    VrrpState::Backup,
+                    1,
+                    "2001:db8::100/64",
+                ),
+            ],
+            healthy: Some(false),
+            peers: vec!["10.0.0.3".parse().unwrap()],
+        };
+        let mut out = Vec::new();
+        write_vrrp(Some(&vrrp), None, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "VRRP (keepalived running (pid 7))\n\
+             \x20 vrrp eth0 (vrid 51, IPv4): MASTER, prio 150/150, 10.0.0.100/24\n\
+             \x20 vrrp eth0 (vrid 51, IPv6): BACKUP, prio 1/150, 2001:db8::100/64\n\
+             \x20 peer 10.0.0.3\n\
+             \x20 health tracked: a director has no server up, the priority is lowered\n"
+        );
+        let mut out = Vec::new();
+        write_vrrp(None, None, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
 
     fn daemon(role: SyncRole, interface: &str, sync_id: u8) -> SyncDaemon {
         SyncDaemon {
