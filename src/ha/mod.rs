@@ -4,6 +4,7 @@
 //! speaks a protocol of its own.
 
 pub mod keepalived;
+pub mod peer;
 pub mod status;
 pub mod supervisor;
 

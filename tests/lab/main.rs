@@ -27,3 +27,4 @@ mod network6;
 mod safety;
 mod sandbox;
 mod support;
+mod sync;
