@@ -43,11 +43,9 @@ fn keepalived_holds_the_vip_while_the_daemon_runs_and_never_outlives_it() {
     let daemon = start_daemon(&lab);
     let master = wait_for_master(&lab, &daemon);
     println!("keepalived master with the VIP in {master:?}");
-    for line in daemon
-        .log()
-        .lines()
-        .filter(|l| l.contains("vrrp") || l.contains("STATE"))
-    {
+    let log = daemon.log();
+    let states = |l: &&str| l.contains("vrrp eth0:") || l.contains("keepalived started");
+    for line in log.lines().filter(states) {
         println!("  {line}");
     }
 
