@@ -262,7 +262,11 @@ fn check_path(path: &str) -> Result<(), GenerateError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub instance: String,
-    pub state: VrrpState,
+    /// `None` for a priority change (`MASTER_PRIORITY`, `BACKUP_PRIORITY`),
+    /// which leaves the state as it was: keepalived says `BACKUP_PRIORITY`
+    /// for a FAULT instance too (seen in the lab: links down, then the
+    /// tracked health drops the priority).
+    pub state: Option<VrrpState>,
     pub priority: u32,
 }
 
@@ -273,11 +277,12 @@ pub fn parse_notice(line: &str) -> Option<Notice> {
     let (instance, rest) = rest.split_once('"')?;
     let mut words = rest.split_whitespace();
     let state = match words.next()? {
-        "MASTER" | "MASTER_PRIORITY" => VrrpState::Master,
-        "BACKUP" | "BACKUP_PRIORITY" => VrrpState::Backup,
-        "FAULT" => VrrpState::Fault,
+        "MASTER" => Some(VrrpState::Master),
+        "BACKUP" => Some(VrrpState::Backup),
+        "FAULT" => Some(VrrpState::Fault),
         // A reload that drops an instance reports it deleted: it runs no more.
-        "STOP" | "DELETED" => VrrpState::Stop,
+        "STOP" | "DELETED" => Some(VrrpState::Stop),
+        "MASTER_PRIORITY" | "BACKUP_PRIORITY" => None,
         _ => return None,
     };
     let priority = words.next()?.parse().ok()?;
@@ -519,19 +524,23 @@ vrrp_instance eth1 {
         };
         assert_eq!(
             parse_notice("INSTANCE \"eth0\" MASTER 150\n"),
-            notice("eth0", VrrpState::Master, 150)
+            notice("eth0", Some(VrrpState::Master), 150)
         );
         assert_eq!(
             parse_notice("INSTANCE \"eth0-6\" BACKUP_PRIORITY 1"),
-            notice("eth0-6", VrrpState::Backup, 1)
+            notice("eth0-6", None, 1)
+        );
+        assert_eq!(
+            parse_notice("INSTANCE \"eth0\" MASTER_PRIORITY 150"),
+            notice("eth0", None, 150)
         );
         assert_eq!(
             parse_notice("INSTANCE \"eth1\" FAULT 0"),
-            notice("eth1", VrrpState::Fault, 0)
+            notice("eth1", Some(VrrpState::Fault), 0)
         );
         assert_eq!(
             parse_notice("INSTANCE \"eth1\" DELETED 0"),
-            notice("eth1", VrrpState::Stop, 0)
+            notice("eth1", Some(VrrpState::Stop), 0)
         );
         for ignored in [
             "GROUP \"lbconsole\" MASTER 0",

@@ -196,12 +196,16 @@ impl Supervisor {
         if self.config.is_none() {
             return;
         }
-        if let Some(healthy) = healthy.filter(|_| self.tracks_health)
-            && self.healthy != Some(healthy)
-        {
-            self.write_health(healthy);
-            self.status.healthy = Some(healthy);
-            self.publish();
+        if let Some(healthy) = healthy.filter(|_| self.tracks_health) {
+            if self.healthy != Some(healthy) {
+                self.write_health(healthy);
+            }
+            // Apart from the file: starting keepalived writes it (every server
+            // counts as up) before the checker has said anything.
+            if self.status.healthy != Some(healthy) {
+                self.status.healthy = Some(healthy);
+                self.publish();
+            }
         }
         if let Some(running) = &mut self.child {
             match running.child.try_wait() {
@@ -334,15 +338,16 @@ impl Supervisor {
         else {
             return;
         };
-        if instance.state == notice.state && instance.priority == notice.priority {
+        let state = notice.state.unwrap_or(instance.state);
+        if instance.state == state && instance.priority == notice.priority {
             return;
         }
-        if instance.state != notice.state {
+        if instance.state != state {
             tracing::info!(
                 "vrrp {}: {} -> {} (prio {})",
                 instance.name,
                 instance.state.name(),
-                notice.state.name(),
+                state.name(),
                 notice.priority
             );
             instance.since = now();
@@ -355,7 +360,7 @@ impl Supervisor {
                 notice.priority
             );
         }
-        instance.state = notice.state;
+        instance.state = state;
         instance.priority = notice.priority;
         self.publish();
     }
