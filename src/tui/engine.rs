@@ -6,6 +6,7 @@
 //! take a while); Apply through the same path as `lbconsole apply`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -16,6 +17,7 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::ha::status::{STATUS_FILE, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -23,6 +25,7 @@ use crate::kernel::{
 use crate::observe;
 use crate::plan::ipvs::ServiceKey;
 use crate::store::{self, ConfigFiles, Saved, Store, StoreError, VersionMeta, archive};
+use crate::tui::pair::{self, Role};
 
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -250,6 +253,22 @@ pub struct Live {
     /// The servers' health as the daemon publishes it; `Ok(None)` when no
     /// daemon runs.
     pub health: Result<Option<Vec<ServerReport>>, String>,
+    /// keepalived and its VRRP instances as the daemon publishes them;
+    /// `Ok(None)` when no daemon wrote any.
+    pub vrrp: Result<Option<VrrpStatus>, String>,
+}
+
+/// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
+fn read_vrrp_status(state_dir: &Path) -> Result<Option<VrrpStatus>, String> {
+    let path = state_dir.join(STATUS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))
 }
 
 /// Facts about the machine for the Setup tab.
@@ -271,6 +290,41 @@ pub struct PlanPreview {
     /// The plan takes away everything lbconsole runs; a yes to this preview is
     /// the administrator's say-so, as `--yes` is on the command line.
     pub tears_down: bool,
+    /// What this box is to its HA pair, and what the apply does to the pair.
+    pub pair: Option<PairNote>,
+}
+
+/// What an apply means to the HA pair this box is one of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairNote {
+    /// The master keeps serving: applying to the standby is normal.
+    Backup,
+    /// The change reloads keepalived on the box that holds the addresses.
+    MasterChangesVrrp,
+}
+
+impl PairNote {
+    /// The note for a box of `role` applying a plan that does or does not
+    /// change its VRRP lines; none when there is nothing to say.
+    pub fn of(role: Option<Role>, changes_vrrp: bool) -> Option<Self> {
+        match role? {
+            Role::Backup => Some(Self::Backup),
+            Role::Master if changes_vrrp => Some(Self::MasterChangesVrrp),
+            Role::Master => None,
+        }
+    }
+}
+
+/// The peer's saved `lvs.conf` and `flows.conf` against this box's
+/// (network.conf is each box's own and never compared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerComparison {
+    pub peer: IpAddr,
+    /// The peer's saved version, which a sync expects to replace.
+    pub version: u64,
+    /// A unified diff from the peer's files to this box's; empty when the two
+    /// are in step.
+    pub diff: String,
 }
 
 /// Why a plan or an apply did not happen. The cause stays typed so the
@@ -374,6 +428,14 @@ pub enum Request {
     },
     /// Change one setting of `lbconsole.toml`.
     ChangeSetting(SettingChange),
+    /// Compare the peer's saved files with this box's.
+    ComparePeer(IpAddr),
+    /// Save this box's `lvs.conf` and `flows.conf` on the peer, if its saved
+    /// version is still `expect_version`.
+    SyncPeer {
+        peer: IpAddr,
+        expect_version: u64,
+    },
 }
 
 /// Owns the kernel backends and the paths; answers one request at a time.
@@ -460,6 +522,11 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::ChangeSetting(change) => {
                 Action::LooksChanged(Box::new(self.change_setting(change).await))
             }
+            Request::ComparePeer(peer) => Action::PeerCompared(Err(no_peer_sync(peer))),
+            Request::SyncPeer { peer, .. } => Action::PeerSynced {
+                peer,
+                result: Err(no_peer_sync(peer)),
+            },
         }
     }
 
@@ -517,12 +584,14 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Ok(observed) => (Ok(observed.links), observed.routes),
             Err(error) => (Err(error.to_string()), Vec::new()),
         };
+        let state_dir = self.paths.state_dir.clone();
         Live {
             links,
             routes,
             services: live.services.map_err(|e| e.to_string()),
             flows,
             health: live.health.map_err(|e| e.to_string()),
+            vrrp: blocking(move || read_vrrp_status(&state_dir)).await,
         }
     }
 
@@ -544,9 +613,22 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             health: &health,
         };
         let plan = apply::plan(&mut self.kernel, target, &mut |_| {}).await?;
+        let state_dir = self.paths.state_dir.clone();
+        // A status that cannot be read says nothing of the role; the live
+        // pane shows why.
+        let role = blocking(move || read_vrrp_status(&state_dir))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|status| pair::role(&status));
+        let changes_vrrp = role == Some(Role::Master) && {
+            let network = |files: &ConfigFiles| config::parse::parse_network(&files.network).0;
+            pair::vrrp_changed(running.as_ref().map(network).as_ref(), &network(files))
+        };
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
             tears_down: plan.tears_down,
+            pair: PairNote::of(role, changes_vrrp),
         })
     }
 
@@ -609,6 +691,11 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             ),
         }
     }
+}
+
+/// Until `ha::peer` is merged, the console's sync has no way to the peer.
+fn no_peer_sync(peer: IpAddr) -> String {
+    format!("cannot reach {peer}: this build of lbconsole has no configuration sync")
 }
 
 /// Director names by IPVS service, for the LB Layer4 pane.

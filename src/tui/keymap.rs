@@ -54,6 +54,7 @@ pub enum Command {
     NextTheme,
     NextKeymap,
     SetConfirmTimeout,
+    SyncPeer,
     Undo,
     Redo,
     NextProblem,

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod highlight;
 pub mod keymap;
 pub mod overlay;
+pub mod pair;
 pub mod tabs;
 pub mod theme;
 pub mod toml_file;

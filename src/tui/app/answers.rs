@@ -2,6 +2,7 @@
 //! comes back here, clears what is busy, and says how it went.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,8 @@ use crate::plan::ipvs::ServiceKey;
 use crate::store::Saved;
 use crate::tui::Looks;
 use crate::tui::engine::{
-    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
+    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison, PlanPreview,
+    Refusal, Request,
 };
 use crate::tui::keymap::Command;
 
@@ -105,6 +107,7 @@ impl App {
         match result {
             Ok(saved) => {
                 (self.saved, self.saved_version) = (saved.files, saved.version);
+                self.peer_sync = None;
                 self.compare(&ConfigFile::ALL);
                 self.note(&format!(
                     "saved as version {} in {}",
@@ -133,6 +136,7 @@ impl App {
         match result {
             Ok(loaded) => {
                 self.load_buffers(loaded);
+                self.peer_sync = None;
                 self.note("reloaded the saved files");
                 vec![self.check_now(), Effect::Engine(Request::History)]
             }
@@ -162,6 +166,7 @@ impl App {
         match result {
             Ok(NewVersion { meta, loaded }) => {
                 self.load_buffers(loaded);
+                self.peer_sync = None;
                 self.selected_version = Some(meta.number);
                 let apply = self.keymap.keys_for(Command::Apply).unwrap_or_default();
                 self.note(&format!(
@@ -211,6 +216,57 @@ impl App {
             }
             Err(error) => self.show_error("Setting not changed", error),
         }
+        Vec::new()
+    }
+
+    /// The peer's files compared with this box's: the diff to confirm, or
+    /// nothing to do.
+    pub(super) fn peer_compared(&mut self, result: Result<PeerComparison, String>) -> Vec<Effect> {
+        self.busy = None;
+        match &result {
+            Ok(comparison) if comparison.diff.is_empty() => self.note(&format!(
+                "nothing to sync: {} has this box's lvs.conf and flows.conf (its version {})",
+                comparison.peer, comparison.version
+            )),
+            Ok(comparison) => {
+                let unsent = self
+                    .unsaved
+                    .iter()
+                    .copied()
+                    .filter(|&file| file != ConfigFile::Network)
+                    .collect();
+                self.overlay = Some(Overlay::PeerSync {
+                    comparison: comparison.clone(),
+                    unsent,
+                    scroll: 0,
+                });
+            }
+            Err(error) => self.warn(&format!("no sync: {error}")),
+        }
+        self.peer_sync = Some(result);
+        Vec::new()
+    }
+
+    /// `peer` saved this box's files as its `version`, or refused them.
+    pub(super) fn peer_synced(&mut self, peer: IpAddr, result: Result<u64, String>) -> Vec<Effect> {
+        self.busy = None;
+        self.peer_sync = Some(match result {
+            Ok(version) => {
+                self.note(&format!(
+                    "{peer} saved this box's lvs.conf and flows.conf as its version {version}; \
+                     not applied there"
+                ));
+                Ok(PeerComparison {
+                    peer,
+                    version,
+                    diff: String::new(),
+                })
+            }
+            Err(error) => {
+                self.show_error(&format!("{peer} refused the sync"), error.clone());
+                Err(error)
+            }
+        });
         Vec::new()
     }
 

@@ -1,5 +1,5 @@
-//! The Setup tab: the files' states, the store's history, the settings and
-//! what the machine provides.
+//! The Setup tab: the files' states, the store's history, the HA pair, the
+//! settings and what the machine provides.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,8 +11,9 @@ use crate::config::ConfigFile;
 use crate::health::state::Health;
 use crate::store::VersionMeta;
 use crate::store::settings::CONFIRM_TIMEOUTS;
-use crate::tui::app::{App, Choice};
+use crate::tui::app::{App, Busy, Choice};
 use crate::tui::keymap::Command;
+use crate::tui::tabs::vrrp::keepalived_summary;
 use crate::tui::theme::Styles;
 use crate::tui::ui::block;
 
@@ -51,6 +52,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     configuration.push(Line::raw(""));
     let (history_top, versions) = history_lines(app, styles);
     let mut below = vec![Line::raw("")];
+    let pair = pair_lines(app, &heading, &field);
+    if !pair.is_empty() {
+        below.extend(pair);
+        below.push(Line::raw(""));
+    }
     below.extend(settings_lines(app, &heading, &field));
     below.push(Line::raw(""));
     below.extend(system_lines(app, &heading, &field));
@@ -240,6 +246,61 @@ fn version_row(
     } else {
         line
     }
+}
+
+/// The HA pair: the peer, keepalived, and whether the peer's saved files are
+/// this box's. None when this box is not one of a pair.
+fn pair_lines(
+    app: &App,
+    heading: &dyn Fn(&str) -> Line<'static>,
+    field: &Field,
+) -> Vec<Line<'static>> {
+    let styles = &app.theme.styles;
+    let Some(Ok(Some(status))) = app.live.as_ref().map(|live| &live.vrrp) else {
+        return Vec::new();
+    };
+    let Some((keepalived, keepalived_style)) = keepalived_summary(status, styles) else {
+        return Vec::new();
+    };
+    let mut lines = vec![heading("HA pair")];
+    let peer = match status.peers.as_slice() {
+        [] => "none: VRRP adverts go out by multicast, and no sync".to_owned(),
+        [peer] => peer.to_string(),
+        [peer, more @ ..] => format!("{peer} (and {} more)", more.len()),
+    };
+    lines.push(field("peer", peer, styles.text));
+    lines.push(field("keepalived", keepalived, keepalived_style));
+    if let Some(peer) = app.peer() {
+        let key = app.keymap.keys_for(Command::SyncPeer).unwrap_or_default();
+        let (text, style) = match (app.busy, &app.peer_sync) {
+            (Some(Busy::ComparingPeer), _) => ("comparing...".to_owned(), styles.comment),
+            (Some(Busy::SyncingPeer), _) => ("syncing...".to_owned(), styles.comment),
+            (_, Some(Ok(comparison))) if comparison.peer == peer && comparison.diff.is_empty() => (
+                format!(
+                    "in step: lvs.conf, flows.conf as the peer's version {}",
+                    comparison.version
+                ),
+                styles.ok,
+            ),
+            (_, Some(Ok(comparison))) if comparison.peer == peer => (
+                format!(
+                    "differs from the peer's version {}: {key} shows the diff, then syncs",
+                    comparison.version
+                ),
+                styles.warning,
+            ),
+            (_, Some(Err(error))) => (
+                error.lines().next().unwrap_or_default().to_owned(),
+                styles.error,
+            ),
+            _ => (
+                format!("not compared: {key} compares lvs.conf, flows.conf with the peer's"),
+                styles.comment,
+            ),
+        };
+        lines.push(field("config sync", text, style));
+    }
+    lines
 }
 
 fn settings_lines(
