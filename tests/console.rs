@@ -6,14 +6,18 @@
 use std::time::{Duration, Instant};
 
 use lbconsole::apply::TearDown;
+use lbconsole::config::model::types::{Family, IpNet};
 use lbconsole::config::{self, ConfigFile};
+use lbconsole::ha::status::{InstanceStatus, Keepalived, STATUS_FILE, VrrpState, VrrpStatus};
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Kernel, KernelError};
 use lbconsole::store::{self as lbstore, ConfigFiles, Store};
 use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
-use lbconsole::tui::engine::{self, Applied, Engine, Facts, Paths, Request};
+use lbconsole::tui::engine::{
+    self, Applied, Engine, Facts, PairNote, Paths, PeerComparison, PlanPreview, Request,
+};
 use lbconsole::tui::keymap::{Command, Keymap};
 use lbconsole::tui::theme::Theme;
 use lbconsole::tui::ui;
@@ -91,6 +95,8 @@ struct Console {
     runtime: tokio::runtime::Runtime,
     /// A stand-in health daemon, once a test asks for one.
     health: Option<publish::Publisher>,
+    /// A stand-in HA peer that configuration sync reaches, once a test sets one.
+    peer: Option<FakePeer>,
     now: Instant,
     quit: bool,
 }
@@ -124,6 +130,7 @@ impl Console {
             now: Instant::now(),
             quit: false,
             health: None,
+            peer: None,
         };
         let effects = console.app.start();
         console.carry_out(effects);
@@ -147,6 +154,31 @@ impl Console {
                 }
                 // The machine's facts would make snapshots differ between hosts.
                 Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
+                Effect::Engine(Request::ComparePeer(peer)) => Action::PeerCompared(
+                    self.peer
+                        .as_ref()
+                        .map(|fake| PeerComparison {
+                            peer,
+                            version: fake.version,
+                            diff: fake.diff.clone(),
+                        })
+                        .ok_or_else(|| {
+                            format!("ssh: connect to host {peer} port 22: No route to host")
+                        }),
+                ),
+                Effect::Engine(Request::SyncPeer {
+                    peer,
+                    expect_version,
+                }) => Action::PeerSynced {
+                    peer,
+                    result: self
+                        .peer
+                        .as_mut()
+                        .ok_or_else(|| {
+                            format!("ssh: connect to host {peer} port 22: No route to host")
+                        })
+                        .and_then(|fake| fake.sync(expect_version)),
+                },
                 Effect::Engine(request) => {
                     match self.runtime.block_on(self.engine.answer(request)) {
                         // So would the times and users of the versions.
@@ -277,6 +309,91 @@ impl Console {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|frame| ui::draw(frame, &self.app)).unwrap();
         terminal.backend().to_string()
+    }
+}
+
+/// The other appliance of a pair, as configuration sync sees it: its saved
+/// version, and the diff from its lvs.conf and flows.conf to this box's.
+struct FakePeer {
+    version: u64,
+    diff: String,
+}
+
+impl FakePeer {
+    /// Saves this box's files, as `lbconsole import --expect-version` does.
+    fn sync(&mut self, expect_version: u64) -> Result<u64, String> {
+        if expect_version != self.version {
+            return Err(format!(
+                "the saved configuration is version {}, not {expect_version}",
+                self.version
+            ));
+        }
+        self.version += 1;
+        self.diff.clear();
+        Ok(self.version)
+    }
+}
+
+/// One VRRP instance of this box, as keepalived reports it.
+fn instance(name: &str, state: VrrpState, priority: u32, vips: &[&str]) -> InstanceStatus {
+    let addresses: Vec<IpNet> = vips
+        .iter()
+        .map(|vip| IpNet::try_from((*vip).to_owned()).unwrap())
+        .collect();
+    InstanceStatus {
+        name: name.to_owned(),
+        interface: name.trim_end_matches("-6").to_owned(),
+        family: Family::of(addresses[0].addr),
+        vrid: if name.starts_with("eth0") { 51 } else { 52 },
+        state,
+        configured_priority: 150,
+        priority,
+        addresses,
+        since: 1_764_500_000,
+    }
+}
+
+/// keepalived running `instances`, with the peer of the example.
+fn running(instances: Vec<InstanceStatus>) -> VrrpStatus {
+    VrrpStatus {
+        keepalived: Keepalived::Running { pid: 4242 },
+        instances,
+        healthy: None,
+        peers: vec!["10.0.0.3".parse().unwrap()],
+    }
+}
+
+/// The front and back instances of the example, both in `state`.
+fn front_and_back(state: VrrpState) -> VrrpStatus {
+    running(vec![
+        instance("eth0", state, 150, &["10.0.0.100/24"]),
+        instance("eth1", state, 150, &["10.1.0.1/24"]),
+    ])
+}
+
+impl Console {
+    /// The foreground and background of `word`'s first cell in the live pane
+    /// of an 80×24 screen.
+    fn live_colours(&mut self, word: &str) -> (ratatui::style::Color, ratatui::style::Color) {
+        self.act(Action::Resize(80, 24));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|frame| ui::draw(frame, &self.app)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let (x, y) = (0..24)
+            .find_map(|y| {
+                let row: String = (50..80).map(|x| buffer[(x, y)].symbol()).collect();
+                row.find(word).map(|x| (x as u16 + 50, y))
+            })
+            .unwrap_or_else(|| panic!("{word} not in the live pane"));
+        (buffer[(x, y)].fg, buffer[(x, y)].bg)
+    }
+
+    /// Writes the VRRP status as the daemon does, and reads the live panes again.
+    fn publish_vrrp(&mut self, status: &VrrpStatus) {
+        let path = self.engine.paths.state_dir.join(STATUS_FILE);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, toml::to_string(status).unwrap()).unwrap();
+        self.act(Action::RefreshLive);
     }
 }
 
@@ -1338,5 +1455,235 @@ fn a_dual_stack_configuration_at_80x24_and_120x40() {
         for x in x..x + word.len() as u16 {
             assert_eq!(buffer[(x, y)].fg, style.fg.unwrap(), "{word} at {x},{y}");
         }
+    }
+}
+
+#[test]
+fn the_network_pane_shows_each_vrrp_instance_and_the_peer_as_this_box_sees_it() {
+    let mut console = applied_console("vrrp-pane");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    insta::assert_snapshot!("network_vrrp_master_80x24", console.screen(80, 24));
+    let styles = console.app.theme.styles.clone();
+    let highlighted = (styles.tab_active.fg.unwrap(), styles.tab_active.bg.unwrap());
+    assert_eq!(console.live_colours("MASTER"), highlighted);
+
+    // Health tracking lowered this box's prio: the peer took over.
+    let mut backup = running(vec![
+        instance("eth0", VrrpState::Backup, 1, &["10.0.0.100/24"]),
+        instance("eth1", VrrpState::Backup, 1, &["10.1.0.1/24"]),
+    ]);
+    backup.healthy = Some(false);
+    console.publish_vrrp(&backup);
+    insta::assert_snapshot!("network_vrrp_backup_lowered_80x24", console.screen(80, 24));
+    assert_eq!(
+        console.live_colours("BACKUP").1,
+        ratatui::style::Color::Reset
+    );
+    assert_eq!(console.live_colours("1/150").0, styles.warning.fg.unwrap());
+
+    let mut down = front_and_back(VrrpState::Master);
+    down.keepalived = Keepalived::Down {
+        reason: "install keepalived".to_owned(),
+    };
+    console.publish_vrrp(&down);
+    insta::assert_snapshot!("network_vrrp_keepalived_down_80x24", console.screen(80, 24));
+}
+
+#[test]
+fn an_interface_with_vips_of_both_families_is_two_instances() {
+    let mut console = applied_console("vrrp-dual");
+    console.publish_vrrp(&running(vec![
+        instance("eth0", VrrpState::Master, 150, &["10.0.0.100/24"]),
+        instance(
+            "eth0-6",
+            VrrpState::Master,
+            150,
+            &["2001:db8:0:ab12:cd34:ef56:7890:100/64", "2001:db8::100/64"],
+        ),
+    ]));
+    for (width, height) in [(80, 24), (120, 40)] {
+        let name = format!("network_vrrp_dual_stack_{width}x{height}");
+        insta::assert_snapshot!(name, console.screen(width, height));
+    }
+}
+
+#[test]
+fn no_size_panics_with_the_pair() {
+    let mut console = busy_console("size-pair", Tab::Network);
+    console.publish_vrrp(&running(vec![
+        instance("eth0", VrrpState::Backup, 1, &["10.0.0.100/24"]),
+        instance(
+            "eth0-6",
+            VrrpState::Fault,
+            150,
+            &["2001:db8:0:ab12:cd34:ef56:7890:100/64"],
+        ),
+    ]));
+    console.peer = Some(FakePeer {
+        version: 3,
+        diff: "-a\n+b\n".to_owned(),
+    });
+    sweep(&mut console, 2);
+    console.app.tab = Tab::Setup;
+    sweep(&mut console, 2);
+    console.shift('S');
+    assert!(matches!(
+        console.app.overlay,
+        Some(Overlay::PeerSync { .. })
+    ));
+    sweep(&mut console, 3);
+}
+
+#[test]
+fn without_vrrp_the_panes_show_no_pair() {
+    let mut console = applied_console("vrrp-none");
+    let before = console.screen(120, 40);
+    console.publish_vrrp(&VrrpStatus::default());
+    assert_eq!(console.screen(120, 40), before);
+    console.run(Command::TabSetup);
+    assert!(!console.screen(120, 40).contains("HA pair"));
+}
+
+#[test]
+fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
+    let mut console = applied_console("vrrp-setup");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.peer = Some(FakePeer {
+        version: 7,
+        diff: "--- peer/lvs.conf\n+++ this box/lvs.conf\n@@ -1 +1 @@\n-    balance wlc\n+    balance roundrobin\n".to_owned(),
+    });
+    console.run(Command::TabSetup);
+    assert!(console.screen(120, 40).contains("not compared: S compares"));
+
+    console.shift('S');
+    let Some(Overlay::PeerSync { comparison, .. }) = &console.app.overlay else {
+        panic!("no sync dialog: {:?}", console.app.overlay);
+    };
+    assert_eq!(comparison.version, 7);
+    insta::assert_snapshot!("setup_peer_sync_dialog_100x30", console.screen(100, 30));
+    // No leaves the peer as it was, and says what differs.
+    console.key(KeyCode::Char('n'));
+    assert_eq!(console.peer.as_ref().unwrap().version, 7);
+    insta::assert_snapshot!("setup_ha_pair_120x40", console.screen(120, 40));
+
+    console.shift('S');
+    console.key(KeyCode::Char('y'));
+    assert_eq!(
+        console.notice(),
+        "10.0.0.3 saved this box's lvs.conf and flows.conf as its version 8; not applied there"
+    );
+    assert!(
+        console
+            .screen(120, 40)
+            .contains("in step: lvs.conf, flows.conf as the peer's version 8")
+    );
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert!(
+        console
+            .notice()
+            .starts_with("nothing to sync: 10.0.0.3 has")
+    );
+}
+
+#[test]
+fn a_peer_out_of_reach_is_one_error_line() {
+    let mut console = applied_console("vrrp-unreachable");
+    console.publish_vrrp(&front_and_back(VrrpState::Backup));
+    console.run(Command::TabSetup);
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert_eq!(
+        console.notice(),
+        "no sync: ssh: connect to host 10.0.0.3 port 22: No route to host"
+    );
+    assert!(console.app.busy.is_none());
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("config sync     ssh: connect to host 10.0.0.3"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_sync_the_peer_refuses_says_why_and_sends_nothing_more() {
+    let mut console = applied_console("vrrp-refused");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.peer = Some(FakePeer {
+        version: 7,
+        diff: "-a\n+b\n".to_owned(),
+    });
+    console.shift('S');
+    // Someone saved on the peer since the diff was made.
+    console.peer.as_mut().unwrap().version = 9;
+    console.key(KeyCode::Char('y'));
+    let (title, text) = console.message();
+    assert_eq!(title, "10.0.0.3 refused the sync");
+    assert_eq!(text, "the saved configuration is version 9, not 7");
+    assert_eq!(console.peer.as_ref().unwrap().version, 9);
+}
+
+#[test]
+fn without_a_peer_sync_says_what_is_missing() {
+    let mut console = applied_console("vrrp-no-peer");
+    let mut status = front_and_back(VrrpState::Master);
+    status.peers.clear();
+    console.publish_vrrp(&status);
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert!(console.notice().starts_with("no peer to sync with"));
+    console.run(Command::TabSetup);
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("peer            none: VRRP adverts go out by multicast"),
+        "{screen}"
+    );
+    assert!(!screen.contains("config sync"));
+}
+
+#[test]
+fn an_apply_on_the_backup_says_the_master_keeps_serving() {
+    let mut console = Console::new("vrrp-apply-backup", examples());
+    console.publish_vrrp(&front_and_back(VrrpState::Backup));
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert_eq!(preview.pair, Some(PairNote::Backup));
+
+    // The master applies what leaves VRRP alone without a word about it.
+    let mut console = Console::new("vrrp-apply-master", examples());
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert_eq!(preview.pair, None);
+}
+
+#[test]
+fn the_plan_dialog_names_the_pair_first() {
+    let mut console = Console::new("vrrp-plan-dialog", examples());
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = console.app.overlay.take() else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    // A change of vrrp lines alone has no kernel operation (keepalived owns
+    // the addresses): the examples' plan stands for whatever comes with it.
+    for (note, name) in [
+        (PairNote::Backup, "plan_on_the_backup_80x24"),
+        (
+            PairNote::MasterChangesVrrp,
+            "plan_on_the_master_changing_vrrp_80x24",
+        ),
+    ] {
+        console.app.overlay = Some(Overlay::Plan {
+            preview: PlanPreview {
+                pair: Some(note),
+                ..preview.clone()
+            },
+            scroll: 0,
+        });
+        insta::assert_snapshot!(name, console.screen(80, 24));
     }
 }

@@ -41,10 +41,7 @@ pub fn vrrp_lines<'a>(
     }
     let mut lines = vec![Line::styled("vrrp", styles.name)];
     if status.healthy == Some(false) {
-        lines.push(Line::styled(
-            "  a director has no server up: prio lowered",
-            styles.warning,
-        ));
+        lines.push(Line::styled("  prio lowered: servers down", styles.warning));
     }
     let name_width = status
         .instances
@@ -53,7 +50,7 @@ pub fn vrrp_lines<'a>(
         .max()
         .unwrap_or(0);
     for instance in &status.instances {
-        lines.push(instance_row(instance, name_width, styles));
+        lines.extend(instance_rows(instance, name_width, styles, width));
         lines.push(Line::from(vec![
             Span::raw("  peer "),
             Span::styled(pair::peer_state(instance), styles.comment),
@@ -69,7 +66,13 @@ pub fn vrrp_lines<'a>(
 
 /// `eth0-6  51 IPv6 MASTER 150/150`: the instance's name (its interface, with
 /// `-6` for the IPv6 one), MASTER highlighted, a lowered prio as a warning.
-fn instance_row<'a>(instance: &InstanceStatus, name_width: usize, styles: &Styles) -> Line<'a> {
+/// Wider than `width`, the state and prio go on a line of their own.
+fn instance_rows<'a>(
+    instance: &InstanceStatus,
+    name_width: usize,
+    styles: &Styles,
+    width: usize,
+) -> Vec<Line<'a>> {
     let state_style = match instance.state {
         VrrpState::Master => styles.tab_active,
         VrrpState::Backup => styles.text,
@@ -81,16 +84,29 @@ fn instance_row<'a>(instance: &InstanceStatus, name_width: usize, styles: &Style
     } else {
         styles.text
     };
-    Line::from(vec![
+    let head = vec![
         Span::styled(format!("{:<name_width$}", instance.name), styles.name),
-        Span::raw(format!(" {:>3} {} ", instance.vrid, instance.family.name())),
+        Span::raw(format!(" {:>3} {}", instance.vrid, instance.family.name())),
+    ];
+    let tail = vec![
         Span::styled(instance.state.name(), state_style),
         Span::raw(" "),
         Span::styled(
             format!("{}/{}", instance.priority, instance.configured_priority),
             prio_style,
         ),
-    ])
+    ];
+    let head_width: usize = head.iter().map(Span::width).sum();
+    let tail_width: usize = tail.iter().map(Span::width).sum();
+    if head_width + 1 + tail_width <= width {
+        let mut spans = head;
+        spans.push(Span::raw(" "));
+        spans.extend(tail);
+        return vec![Line::from(spans)];
+    }
+    let mut second = vec![Span::raw("  ")];
+    second.extend(tail);
+    vec![Line::from(head), Line::from(second)]
 }
 
 /// keepalived in one phrase for the Setup tab: `running: MASTER`,
