@@ -1686,4 +1686,29 @@ fn the_plan_dialog_names_the_pair_first() {
         });
         insta::assert_snapshot!(name, console.screen(80, 24));
     }
+    // A change of prio alone: nothing for the kernel, a reload for keepalived.
+    console.app.overlay = None;
+    console.act(Action::Planned(Ok(PlanPreview {
+        operations: Vec::new(),
+        tears_down: false,
+        changes_vrrp: true,
+        pair: Some(PairNote::MasterChangesVrrp),
+    })));
+    let screen = console.screen(80, 24);
+    assert!(
+        screen.contains("│This box is MASTER: this change reloads keepalived"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│No kernel operation: only the vrrp lines change"),
+        "{screen}"
+    );
+    console.act(Action::Planned(Ok(PlanPreview {
+        operations: Vec::new(),
+        tears_down: false,
+        changes_vrrp: false,
+        pair: None,
+    })));
+    assert!(console.notice().starts_with("no changes"));
+    assert!(console.app.overlay.is_none());
 }

@@ -290,6 +290,9 @@ pub struct PlanPreview {
     /// The plan takes away everything lbconsole runs; a yes to this preview is
     /// the administrator's say-so, as `--yes` is on the command line.
     pub tears_down: bool,
+    /// The `vrrp` lines change: keepalived runs another configuration, even
+    /// when no kernel operation is planned (the addresses are its own).
+    pub changes_vrrp: bool,
     /// What this box is to its HA pair, and what the apply does to the pair.
     pub pair: Option<PairNote>,
 }
@@ -621,13 +624,13 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             .ok()
             .flatten()
             .and_then(|status| pair::role(&status));
-        let changes_vrrp = role == Some(Role::Master) && {
-            let network = |files: &ConfigFiles| config::parse::parse_network(&files.network).0;
-            pair::vrrp_changed(running.as_ref().map(network).as_ref(), &network(files))
-        };
+        let network = |files: &ConfigFiles| config::parse::parse_network(&files.network).0;
+        let changes_vrrp =
+            pair::vrrp_changed(running.as_ref().map(network).as_ref(), &network(files));
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
             tears_down: plan.tears_down,
+            changes_vrrp,
             pair: PairNote::of(role, changes_vrrp),
         })
     }

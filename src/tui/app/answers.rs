@@ -45,7 +45,7 @@ impl App {
     pub(super) fn planned(&mut self, result: Result<PlanPreview, Failure>) -> Vec<Effect> {
         self.busy = None;
         match result {
-            Ok(preview) if preview.operations.is_empty() => {
+            Ok(preview) if preview.operations.is_empty() && !preview.changes_vrrp => {
                 self.note("no changes: the kernel already runs this configuration");
             }
             Ok(preview) => self.overlay = Some(Overlay::Plan { preview, scroll: 0 }),

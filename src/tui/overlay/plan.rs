@@ -44,6 +44,11 @@ pub fn view<'a>(
         ));
         lines.push(Line::raw(""));
     }
+    if preview.operations.is_empty() {
+        lines.push(Line::raw(
+            "No kernel operation: only the vrrp lines change, which keepalived runs.",
+        ));
+    }
     lines.extend(preview.operations.iter().map(|op| Line::raw(op.clone())));
     lines.push(Line::raw(""));
     lines.push(Line::styled(
