@@ -1703,6 +1703,7 @@ fn the_plan_dialog_names_the_pair_first() {
         screen.contains("│No kernel operation: only the vrrp lines change"),
         "{screen}"
     );
+    console.app.overlay = None;
     console.act(Action::Planned(Ok(PlanPreview {
         operations: Vec::new(),
         tears_down: false,
