@@ -466,6 +466,11 @@ mod tests {
             assert_eq!(keymap.command(key("esc"), true), Some(Command::StopEditing));
             assert_eq!(keymap.command(key("?"), false), Some(Command::Help));
             assert_eq!(keymap.command(key("?"), true), None, "{name}: ? is text");
+            assert_eq!(
+                keymap.command(key("S"), false),
+                Some(Command::SyncPeer),
+                "{name}"
+            );
         }
     }
 
