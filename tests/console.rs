@@ -154,30 +154,27 @@ impl Console {
                 }
                 // The machine's facts would make snapshots differ between hosts.
                 Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
-                Effect::Engine(Request::ComparePeer(peer)) => Action::PeerCompared(
-                    self.peer
-                        .as_ref()
-                        .map(|fake| PeerComparison {
+                Effect::Engine(Request::ComparePeer(to)) => {
+                    Action::PeerCompared(match (to, &self.peer) {
+                        (None, _) => Err(NO_PEER.to_owned()),
+                        (Some(peer), None) => Err(unreachable(&peer)),
+                        (Some(peer), Some(fake)) => Ok(PeerComparison {
                             peer,
                             version: fake.version,
                             diff: fake.diff.clone(),
-                        })
-                        .ok_or_else(|| {
-                            format!("ssh: connect to host {peer} port 22: No route to host")
                         }),
-                ),
+                    })
+                }
                 Effect::Engine(Request::SyncPeer {
                     peer,
                     expect_version,
                 }) => Action::PeerSynced {
-                    peer,
                     result: self
                         .peer
                         .as_mut()
-                        .ok_or_else(|| {
-                            format!("ssh: connect to host {peer} port 22: No route to host")
-                        })
+                        .ok_or_else(|| unreachable(&peer))
                         .and_then(|fake| fake.sync(expect_version)),
+                    peer,
                 },
                 Effect::Engine(request) => {
                     match self.runtime.block_on(self.engine.answer(request)) {
@@ -312,6 +309,14 @@ impl Console {
     }
 }
 
+/// What `ha::peer` says without a peer.
+const NO_PEER: &str = "no peer to sync with: the saved network.conf has no `peer` in \
+                       `service vrrp`; add one, or name the peer with --to";
+
+fn unreachable(peer: &str) -> String {
+    format!("cannot reach {peer} over ssh: ssh: connect to host {peer} port 22: No route to host")
+}
+
 /// The other appliance of a pair, as configuration sync sees it: its saved
 /// version, and the diff from its lvs.conf and flows.conf to this box's.
 struct FakePeer {
@@ -321,7 +326,7 @@ struct FakePeer {
 
 impl FakePeer {
     /// Saves this box's files, as `lbconsole import --expect-version` does.
-    fn sync(&mut self, expect_version: u64) -> Result<u64, String> {
+    fn sync(&mut self, expect_version: u64) -> Result<String, String> {
         if expect_version != self.version {
             return Err(format!(
                 "the saved configuration is version {}, not {expect_version}",
@@ -330,7 +335,7 @@ impl FakePeer {
         }
         self.version += 1;
         self.diff.clear();
-        Ok(self.version)
+        Ok(format!("saved version {}", self.version))
     }
 }
 
@@ -1568,14 +1573,11 @@ fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
 
     console.shift('S');
     console.key(KeyCode::Char('y'));
-    assert_eq!(
-        console.notice(),
-        "10.0.0.3 saved this box's lvs.conf and flows.conf as its version 8; not applied there"
-    );
+    assert_eq!(console.notice(), "10.0.0.3: saved version 8");
     assert!(
         console
             .screen(120, 40)
-            .contains("in step: lvs.conf, flows.conf as the peer's version 8")
+            .contains("config sync     synced: 10.0.0.3: saved version 8")
     );
     console.shift('S');
     assert!(console.app.overlay.is_none());
@@ -1583,6 +1585,11 @@ fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
         console
             .notice()
             .starts_with("nothing to sync: 10.0.0.3 has")
+    );
+    assert!(
+        console
+            .screen(120, 40)
+            .contains("in step: 10.0.0.3 has these lvs.conf, flows.conf (its version 8)")
     );
 }
 
@@ -1595,12 +1602,12 @@ fn a_peer_out_of_reach_is_one_error_line() {
     assert!(console.app.overlay.is_none());
     assert_eq!(
         console.notice(),
-        "no sync: ssh: connect to host 10.0.0.3 port 22: No route to host"
+        format!("no sync: {}", unreachable("10.0.0.3"))
     );
     assert!(console.app.busy.is_none());
     let screen = console.screen(120, 40);
     assert!(
-        screen.contains("config sync     ssh: connect to host 10.0.0.3"),
+        screen.contains("config sync     cannot reach 10.0.0.3 over ssh"),
         "{screen}"
     );
 }
@@ -1631,7 +1638,7 @@ fn without_a_peer_sync_says_what_is_missing() {
     console.publish_vrrp(&status);
     console.shift('S');
     assert!(console.app.overlay.is_none());
-    assert!(console.notice().starts_with("no peer to sync with"));
+    assert_eq!(console.notice(), format!("no sync: {NO_PEER}"));
     console.run(Command::TabSetup);
     let screen = console.screen(120, 40);
     assert!(

@@ -4,7 +4,6 @@
 //! [`Action`]. Nothing here waits or draws.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use super::Looks;
 use super::editor::Editor;
 use super::engine::{
     self, Applied, Diff, Facts, Failure, History, Live, Loaded, NewVersion, PeerComparison,
-    PlanPreview, Refusal, Request,
+    PeerSync, PlanPreview, Refusal, Request,
 };
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
@@ -172,10 +171,10 @@ pub enum Action {
     Exported(Result<(u64, PathBuf), String>),
     LooksChanged(Box<Result<Looks, String>>),
     PeerCompared(Result<PeerComparison, String>),
-    /// The peer's new saved version, or why it refused.
+    /// The peer's report of what it saved, or why it refused.
     PeerSynced {
-        peer: IpAddr,
-        result: Result<u64, String>,
+        peer: String,
+        result: Result<String, String>,
     },
 }
 
@@ -223,7 +222,7 @@ pub struct App {
     pub facts: Option<Facts>,
     /// The last comparison of this box's saved files with the peer's; `None`
     /// until asked for, and again once this box saves another version.
-    pub peer_sync: Option<Result<PeerComparison, String>>,
+    pub peer_sync: Option<PeerSync>,
     pub busy: Option<Busy>,
     /// When the guard restores what ran, unless Confirm comes first.
     pub confirm_deadline: Option<Instant>,
@@ -407,10 +406,10 @@ impl App {
 
     /// The peer that configuration sync goes to: the first `peer` of the
     /// pair, as the daemon runs it.
-    pub fn peer(&self) -> Option<IpAddr> {
+    pub fn peer(&self) -> Option<String> {
         let live = self.live.as_ref()?;
         let status = live.vrrp.as_ref().ok()?.as_ref()?;
-        status.peers.first().copied()
+        status.peers.first().map(ToString::to_string)
     }
 
     /// The files whose buffer differs from the saved file.

@@ -6,7 +6,6 @@
 //! take a while); Apply through the same path as `lbconsole apply`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -322,12 +321,26 @@ impl PairNote {
 /// (network.conf is each box's own and never compared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerComparison {
-    pub peer: IpAddr,
+    /// The peer as ssh is given it.
+    pub peer: String,
     /// The peer's saved version, which a sync expects to replace.
     pub version: u64,
-    /// A unified diff from the peer's files to this box's; empty when the two
-    /// are in step.
+    /// A unified diff from the peer's files to this box's saved ones; empty
+    /// when the two are in step.
     pub diff: String,
+}
+
+/// What the console last learnt of configuration sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSync {
+    Compared(PeerComparison),
+    /// The peer saved this box's files; its report, as it wrote it.
+    Synced {
+        peer: String,
+        report: String,
+    },
+    /// Why the peer could not be compared with, or refused the sync.
+    Failed(String),
 }
 
 /// Why a plan or an apply did not happen. The cause stays typed so the
@@ -431,12 +444,13 @@ pub enum Request {
     },
     /// Change one setting of `lbconsole.toml`.
     ChangeSetting(SettingChange),
-    /// Compare the peer's saved files with this box's.
-    ComparePeer(IpAddr),
+    /// Compare the peer's saved files with this box's: the peer named, or
+    /// the first `peer` of the saved network.conf.
+    ComparePeer(Option<String>),
     /// Save this box's `lvs.conf` and `flows.conf` on the peer, if its saved
-    /// version is still `expect_version`.
+    /// version is still `expect_version` (the one compared).
     SyncPeer {
-        peer: IpAddr,
+        peer: String,
         expect_version: u64,
     },
 }
@@ -525,10 +539,10 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::ChangeSetting(change) => {
                 Action::LooksChanged(Box::new(self.change_setting(change).await))
             }
-            Request::ComparePeer(peer) => Action::PeerCompared(Err(no_peer_sync(peer))),
+            Request::ComparePeer(_) => Action::PeerCompared(Err(NO_PEER_SYNC.to_owned())),
             Request::SyncPeer { peer, .. } => Action::PeerSynced {
                 peer,
-                result: Err(no_peer_sync(peer)),
+                result: Err(NO_PEER_SYNC.to_owned()),
             },
         }
     }
@@ -697,9 +711,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
 }
 
 /// Until `ha::peer` is merged, the console's sync has no way to the peer.
-fn no_peer_sync(peer: IpAddr) -> String {
-    format!("cannot reach {peer}: this build of lbconsole has no configuration sync")
-}
+const NO_PEER_SYNC: &str = "this build of lbconsole has no configuration sync";
 
 /// Director names by IPVS service, for the LB Layer4 pane.
 pub fn director_names(checked: &config::Checked) -> BTreeMap<ServiceKey, String> {

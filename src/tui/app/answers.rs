@@ -2,7 +2,6 @@
 //! comes back here, clears what is busy, and says how it went.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,8 @@ use crate::plan::ipvs::ServiceKey;
 use crate::store::Saved;
 use crate::tui::Looks;
 use crate::tui::engine::{
-    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison, PlanPreview,
-    Refusal, Request,
+    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison, PeerSync,
+    PlanPreview, Refusal, Request,
 };
 use crate::tui::keymap::Command;
 
@@ -223,48 +222,54 @@ impl App {
     /// nothing to do.
     pub(super) fn peer_compared(&mut self, result: Result<PeerComparison, String>) -> Vec<Effect> {
         self.busy = None;
-        match &result {
-            Ok(comparison) if comparison.diff.is_empty() => self.note(&format!(
-                "nothing to sync: {} has this box's lvs.conf and flows.conf (its version {})",
-                comparison.peer, comparison.version
-            )),
+        self.peer_sync = Some(match result {
             Ok(comparison) => {
-                let unsent = self
-                    .unsaved
-                    .iter()
-                    .copied()
-                    .filter(|&file| file != ConfigFile::Network)
-                    .collect();
-                self.overlay = Some(Overlay::PeerSync {
-                    comparison: comparison.clone(),
-                    unsent,
-                    scroll: 0,
-                });
+                if comparison.diff.is_empty() {
+                    self.note(&format!(
+                        "nothing to sync: {} has this box's lvs.conf and flows.conf (its version {})",
+                        comparison.peer, comparison.version
+                    ));
+                } else {
+                    let unsent = self
+                        .unsaved
+                        .iter()
+                        .copied()
+                        .filter(|&file| file != ConfigFile::Network)
+                        .collect();
+                    self.overlay = Some(Overlay::PeerSync {
+                        comparison: comparison.clone(),
+                        unsent,
+                        scroll: 0,
+                    });
+                }
+                PeerSync::Compared(comparison)
             }
-            Err(error) => self.warn(&format!("no sync: {error}")),
-        }
-        self.peer_sync = Some(result);
+            Err(error) => {
+                self.warn(&format!("no sync: {error}"));
+                PeerSync::Failed(error)
+            }
+        });
         Vec::new()
     }
 
-    /// `peer` saved this box's files as its `version`, or refused them.
-    pub(super) fn peer_synced(&mut self, peer: IpAddr, result: Result<u64, String>) -> Vec<Effect> {
+    /// `peer` saved this box's files, or refused them.
+    pub(super) fn peer_synced(
+        &mut self,
+        peer: String,
+        result: Result<String, String>,
+    ) -> Vec<Effect> {
         self.busy = None;
         self.peer_sync = Some(match result {
-            Ok(version) => {
+            Ok(report) => {
                 self.note(&format!(
-                    "{peer} saved this box's lvs.conf and flows.conf as its version {version}; \
-                     not applied there"
+                    "{peer}: {}",
+                    report.lines().next().unwrap_or_default()
                 ));
-                Ok(PeerComparison {
-                    peer,
-                    version,
-                    diff: String::new(),
-                })
+                PeerSync::Synced { peer, report }
             }
             Err(error) => {
                 self.show_error(&format!("{peer} refused the sync"), error.clone());
-                Err(error)
+                PeerSync::Failed(error)
             }
         });
         Vec::new()

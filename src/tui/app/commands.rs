@@ -352,12 +352,9 @@ impl App {
         if self.refuse_when_busy() {
             return Vec::new();
         }
-        let Some(peer) = self.peer() else {
-            self.warn("no peer to sync with: the daemon runs no `service vrrp` with a `peer` line");
-            return Vec::new();
-        };
         self.busy = Some(Busy::ComparingPeer);
-        vec![Effect::Engine(Request::ComparePeer(peer))]
+        // Without a pair running, the engine takes the saved network.conf's peer.
+        vec![Effect::Engine(Request::ComparePeer(self.peer()))]
     }
 
     pub(super) fn save(&mut self) {

@@ -12,6 +12,7 @@ use crate::health::state::Health;
 use crate::store::VersionMeta;
 use crate::store::settings::CONFIRM_TIMEOUTS;
 use crate::tui::app::{App, Busy, Choice};
+use crate::tui::engine::PeerSync;
 use crate::tui::keymap::Command;
 use crate::tui::tabs::vrrp::keepalived_summary;
 use crate::tui::theme::Styles;
@@ -270,37 +271,51 @@ fn pair_lines(
     };
     lines.push(field("peer", peer, styles.text));
     lines.push(field("keepalived", keepalived, keepalived_style));
-    if let Some(peer) = app.peer() {
-        let key = app.keymap.keys_for(Command::SyncPeer).unwrap_or_default();
-        let (text, style) = match (app.busy, &app.peer_sync) {
-            (Some(Busy::ComparingPeer), _) => ("comparing...".to_owned(), styles.comment),
-            (Some(Busy::SyncingPeer), _) => ("syncing...".to_owned(), styles.comment),
-            (_, Some(Ok(comparison))) if comparison.peer == peer && comparison.diff.is_empty() => (
-                format!(
-                    "in step: lvs.conf, flows.conf as the peer's version {}",
-                    comparison.version
-                ),
-                styles.ok,
-            ),
-            (_, Some(Ok(comparison))) if comparison.peer == peer => (
-                format!(
-                    "differs from the peer's version {}: {key} shows the diff, then syncs",
-                    comparison.version
-                ),
-                styles.warning,
-            ),
-            (_, Some(Err(error))) => (
-                error.lines().next().unwrap_or_default().to_owned(),
-                styles.error,
-            ),
-            _ => (
-                format!("not compared: {key} compares lvs.conf, flows.conf with the peer's"),
-                styles.comment,
-            ),
-        };
-        lines.push(field("config sync", text, style));
+    if !status.peers.is_empty() {
+        lines.push(config_sync_line(app, field));
     }
     lines
+}
+
+/// Whether the peer's saved lvs.conf and flows.conf are this box's, as last
+/// compared.
+fn config_sync_line(app: &App, field: &Field) -> Line<'static> {
+    let styles = &app.theme.styles;
+    let key = app.keymap.keys_for(Command::SyncPeer).unwrap_or_default();
+    let (text, style) = match (app.busy, &app.peer_sync) {
+        (Some(Busy::ComparingPeer), _) => ("comparing...".to_owned(), styles.comment),
+        (Some(Busy::SyncingPeer), _) => ("syncing...".to_owned(), styles.comment),
+        (_, Some(PeerSync::Compared(comparison))) if comparison.diff.is_empty() => (
+            format!(
+                "in step: {} has these lvs.conf, flows.conf (its version {})",
+                comparison.peer, comparison.version
+            ),
+            styles.ok,
+        ),
+        (_, Some(PeerSync::Compared(comparison))) => (
+            format!(
+                "{}'s version {} differs: {key} shows the diff, then syncs",
+                comparison.peer, comparison.version
+            ),
+            styles.warning,
+        ),
+        (_, Some(PeerSync::Synced { peer, report })) => (
+            format!(
+                "synced: {peer}: {}",
+                report.lines().next().unwrap_or_default()
+            ),
+            styles.ok,
+        ),
+        (_, Some(PeerSync::Failed(error))) => (
+            error.lines().next().unwrap_or_default().to_owned(),
+            styles.error,
+        ),
+        (_, None) => (
+            format!("not compared: {key} compares lvs.conf, flows.conf with the peer's"),
+            styles.comment,
+        ),
+    };
+    field("config sync", text, style)
 }
 
 fn settings_lines(
