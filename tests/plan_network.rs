@@ -416,3 +416,65 @@ fn an_address_another_host_has_fails_the_apply_which_rolls_back() {
     );
     assert_eq!(kernel.state, before);
 }
+
+/// The front of an HA pair: its own addresses, and a VIP of each family.
+const HA_FRONT: &str = "service network eth0\n ip address 10.0.0.2/24\n ip address 2001:db8::2/64\n vrrp id 51\n vrrp address 10.0.0.100/24\n vrrp address 2001:db8::100/64\n";
+
+/// What keepalived does on the master: adds the VIP, here with a prefix of
+/// its own choosing.
+fn keepalived_adds(kernel: &mut FakeKernel, link: &str, address: &str) {
+    let address: IpNet = address.to_owned().try_into().expect("an address");
+    kernel
+        .state
+        .links
+        .get_mut(link)
+        .expect("the link exists")
+        .addresses
+        .insert(address);
+}
+
+#[test]
+fn a_vip_is_never_added_and_one_keepalived_holds_is_not_drift() {
+    let config = network(HA_FRONT);
+    let mut kernel = sandbox();
+    let steps = plan(&mut kernel, &config, None);
+    assert_eq!(
+        printed(&steps),
+        "add address 10.0.0.2/24 to eth0\nadd address 2001:db8::2/64 to eth0\n"
+    );
+    block_on(apply::execute_network(&mut kernel, &steps)).expect("apply succeeds");
+    keepalived_adds(&mut kernel, "eth0", "10.0.0.100/32");
+    keepalived_adds(&mut kernel, "eth0", "2001:db8::100/64");
+    assert_eq!(plan(&mut kernel, &config, Some(&config)), []);
+    assert_eq!(plan(&mut kernel, &config, None), []);
+}
+
+#[test]
+fn removing_vrrp_lines_leaves_the_vips_keepalived_still_holds() {
+    let before = network(HA_FRONT);
+    let mut kernel = sandbox();
+    apply(&mut kernel, &before, None);
+    keepalived_adds(&mut kernel, "eth0", "10.0.0.100/24");
+    keepalived_adds(&mut kernel, "eth0", "2001:db8::100/64");
+    let without_vips =
+        network("service network eth0\n ip address 10.0.0.2/24\n ip address 2001:db8::2/64\n");
+    assert_eq!(plan(&mut kernel, &without_vips, Some(&before)), []);
+    // Without the section, its own addresses are handed back, the VIPs not.
+    assert_eq!(
+        printed(&plan(&mut kernel, &network(""), Some(&before))),
+        "remove address 10.0.0.2/24 from eth0\nremove address 2001:db8::2/64 from eth0\n"
+    );
+}
+
+#[test]
+fn a_recreated_bond_neither_removes_nor_adds_its_vip() {
+    let vrrp = " vrrp id 51\n vrrp address 172.16.100.100/24\n";
+    let before = network(&format!("{}{vrrp}", VARIANTS[1].1));
+    let after = network(&format!("{}{vrrp}", VARIANTS[2].1));
+    let mut kernel = sandbox();
+    apply(&mut kernel, &before, None);
+    keepalived_adds(&mut kernel, "bond0", "172.16.100.100/24");
+    let steps = printed(&plan(&mut kernel, &after, Some(&before)));
+    assert!(steps.contains("delete bond bond0"), "{steps}");
+    assert!(!steps.contains("172.16.100.100"), "{steps}");
+}

@@ -17,8 +17,8 @@ use lbconsole::config::model::lvs::{
     Server, ServiceProtocol, VirtualService,
 };
 use lbconsole::config::model::network::{
-    Bond, BondMode, Interface, LacpRate, LinkKind, NetworkConfig, Route, RouteDestination, Vlan,
-    XmitHashPolicy,
+    Bond, BondMode, Interface, InterfaceVrrp, LacpRate, LinkKind, NetworkConfig, Route,
+    RouteDestination, Vlan, VrrpService, XmitHashPolicy,
 };
 use lbconsole::config::model::types::{
     DirectorName, FlowName, IfName, IpNet, Loc, Port, PortRange, Protocol, ServerName, Spanned,
@@ -206,6 +206,33 @@ fn route() -> impl Strategy<Value = Route> {
         })
 }
 
+/// The parser takes any number; the ranges are the validator's.
+fn vrrp_number() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        3 => InterfaceVrrp::ID_RANGE,
+        1 => any::<u32>(),
+        1 => select(vec![0, 1, 100, 254, 255, u32::MAX]),
+    ]
+}
+
+/// An interface's `vrrp` lines: at least one, since none means no `vrrp` at all.
+fn interface_vrrp() -> impl Strategy<Value = InterfaceVrrp> {
+    (
+        maybe(unplaced(vrrp_number())),
+        maybe(unplaced(vrrp_number())),
+        vec(unplaced(ip_net()), 0..4),
+    )
+        .prop_filter("some vrrp line", |(id, prio, addresses)| {
+            id.is_some() || prio.is_some() || !addresses.is_empty()
+        })
+        .prop_map(|(id, prio, addresses)| InterfaceVrrp {
+            id,
+            prio,
+            addresses,
+            loc: Loc::default(),
+        })
+}
+
 fn interface() -> impl Strategy<Value = Interface> {
     (
         unplaced(if_name()),
@@ -217,23 +244,50 @@ fn interface() -> impl Strategy<Value = Interface> {
         maybe(any::<bool>()),
         vec(unplaced(ip_net()), 0..4),
         vec(route(), 0..4),
+        prop_oneof![2 => Just(None), 1 => interface_vrrp().prop_map(Some)],
     )
-        .prop_map(|(name, kind, mtu, auto, addresses, routes)| Interface {
-            name,
-            kind,
-            mtu,
-            auto,
-            addresses,
-            routes,
-            vrrp: None,
-        })
+        .prop_map(
+            |(name, kind, mtu, auto, addresses, routes, vrrp)| Interface {
+                name,
+                kind,
+                mtu,
+                auto,
+                addresses,
+                routes,
+                vrrp,
+            },
+        )
+}
+
+fn vrrp_service() -> impl Strategy<Value = VrrpService> {
+    (
+        maybe(unplaced(if_name())),
+        vec(unplaced(ip()), 0..3),
+        maybe(any::<bool>()),
+        maybe(unplaced(prop_oneof![
+            any::<u32>(),
+            VrrpService::ADVERT_RANGE_MS,
+        ])),
+        maybe(any::<bool>()),
+    )
+        .prop_map(
+            |(sync_iface, peers, track_health, advert_ms, preempt)| VrrpService {
+                sync_iface,
+                peers,
+                track_health,
+                advert_ms,
+                preempt,
+                loc: Loc::default(),
+            },
+        )
 }
 
 fn network_config() -> impl Strategy<Value = NetworkConfig> {
-    vec(interface(), 0..5).prop_map(|interfaces| NetworkConfig {
-        interfaces,
-        vrrp: None,
-    })
+    (
+        vec(interface(), 0..5),
+        prop_oneof![2 => Just(None), 1 => vrrp_service().prop_map(Some)],
+    )
+        .prop_map(|(interfaces, vrrp)| NetworkConfig { interfaces, vrrp })
 }
 
 // ---------------------------------------------------------------------------
@@ -732,4 +786,41 @@ fn seed_style_director_prints_canonically() {
              server ns2 10.0.1.2\n"
     );
     assert_eq!(lvs(&printed), config);
+}
+
+#[test]
+fn ha_pair_example_prints_canonically_with_service_vrrp_last() {
+    let text = "service vrrp\n\
+                preempt yes\n\
+                peer 10.0.0.3\n\
+                sync-iface eth1\n\
+                advert 1000\n\
+                track-health on\n\
+                peer 2001:db8::3\n\
+                service network eth0\n\
+                vrrp address 10.0.0.100/255.255.255.0\n\
+                vrrp prio 150\n\
+                ip address 10.0.0.2/24\n\
+                vrrp id 51\n\
+                vrrp address 2001:db8::100/64\n";
+    let config = network(text);
+    let printed = print::network(&config);
+    assert_eq!(
+        printed,
+        "service network eth0\n    \
+             ip address 10.0.0.2/24\n    \
+             vrrp id 51\n    \
+             vrrp prio 150\n    \
+             vrrp address 10.0.0.100/24\n    \
+             vrrp address 2001:db8::100/64\n\
+         \n\
+         service vrrp\n    \
+             sync-iface eth1\n    \
+             peer 10.0.0.3\n    \
+             peer 2001:db8::3\n    \
+             track-health on\n    \
+             advert 1000\n    \
+             preempt on\n"
+    );
+    assert_eq!(network(&printed), config);
 }

@@ -12,7 +12,7 @@ use crate::config::model::network::{BondMode, LacpRate, XmitHashPolicy};
 pub mod network {
     /// What a line of a `service network` section may start with.
     pub const STATEMENTS: &[&str] = &[
-        "service", "type", "bonding", "slave", "vlan", "mtu", "auto", "ip",
+        "service", "type", "bonding", "slave", "vlan", "mtu", "auto", "ip", "vrrp",
     ];
     pub const TYPES: &[&str] = &["ethernet", "bonding", "vlan"];
     pub const BONDING_OPTIONS: &[&str] = &[
@@ -23,6 +23,17 @@ pub mod network {
         "primary",
         "xmit-hash-policy",
         "lacp-rate",
+    ];
+    /// What follows `vrrp` in a `service network` section.
+    pub const VRRP_OPTIONS: &[&str] = &["id", "prio", "address"];
+    /// What a line of the `service vrrp` section may start with.
+    pub const VRRP_STATEMENTS: &[&str] = &[
+        "service",
+        "sync-iface",
+        "peer",
+        "track-health",
+        "advert",
+        "preempt",
     ];
     /// The other words: `service network`, `vlan id … parent …`, `ip address`,
     /// `ip route … table …`, `auto on|off`.
@@ -64,7 +75,16 @@ pub mod lvs {
 
 /// Words after which the next word (or every word, after `slave`) is a name.
 pub const NAMING: &[&str] = &[
-    "network", "flow", "outflow", "director", "server", "slave", "primary", "parent", "iface",
+    "network",
+    "flow",
+    "outflow",
+    "director",
+    "server",
+    "slave",
+    "primary",
+    "parent",
+    "iface",
+    "sync-iface",
 ];
 
 /// Every keyword of the three languages, value names included (bond modes,
@@ -74,6 +94,8 @@ pub fn all() -> impl Iterator<Item = &'static str> {
         network::STATEMENTS,
         network::TYPES,
         network::BONDING_OPTIONS,
+        network::VRRP_OPTIONS,
+        network::VRRP_STATEMENTS,
         network::WORDS,
         flows::STATEMENTS,
         flows::POLICIES,
@@ -115,6 +137,8 @@ mod tests {
             "wlc",
             "nat",
             "vhost",
+            "vrrp",
+            "track-health",
         ] {
             assert!(is_keyword(word), "{word}");
         }

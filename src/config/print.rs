@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::model::Config;
 use super::model::flows::{Condition, Flow, FlowsConfig, Policy, Rule};
 use super::model::lvs::{CheckMethod, Director, LvsConfig, Server};
-use super::model::network::{Interface, LinkKind, NetworkConfig, RouteDestination};
+use super::model::network::{Interface, LinkKind, NetworkConfig, RouteDestination, VrrpService};
 use super::model::types::{Family, endpoint, prefix_to_mask};
 
 const INDENT: &str = "    ";
@@ -23,7 +23,14 @@ pub fn all(config: &Config) -> [String; 3] {
 }
 
 pub fn network(config: &NetworkConfig) -> String {
-    sections(&config.interfaces, interface)
+    let mut out = sections(&config.interfaces, interface);
+    if let Some(service) = &config.vrrp {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        vrrp_service(&mut out, service);
+    }
+    out
 }
 
 pub fn flows(config: &FlowsConfig) -> String {
@@ -107,6 +114,37 @@ fn interface(out: &mut String, interface: &Interface) {
             let _ = write!(out, " table {}", table.value);
         }
         out.push('\n');
+    }
+    if let Some(vrrp) = &interface.vrrp {
+        if let Some(id) = &vrrp.id {
+            let _ = writeln!(out, "{INDENT}vrrp id {}", id.value);
+        }
+        if let Some(prio) = &vrrp.prio {
+            let _ = writeln!(out, "{INDENT}vrrp prio {}", prio.value);
+        }
+        for address in &vrrp.addresses {
+            let _ = writeln!(out, "{INDENT}vrrp address {}", address.value);
+        }
+    }
+}
+
+fn vrrp_service(out: &mut String, service: &VrrpService) {
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    out.push_str("service vrrp\n");
+    if let Some(interface) = &service.sync_iface {
+        let _ = writeln!(out, "{INDENT}sync-iface {}", interface.value);
+    }
+    for peer in &service.peers {
+        let _ = writeln!(out, "{INDENT}peer {}", peer.value);
+    }
+    if let Some(on) = service.track_health {
+        let _ = writeln!(out, "{INDENT}track-health {}", on_off(on));
+    }
+    if let Some(advert) = &service.advert_ms {
+        let _ = writeln!(out, "{INDENT}advert {}", advert.value);
+    }
+    if let Some(on) = service.preempt {
+        let _ = writeln!(out, "{INDENT}preempt {}", on_off(on));
     }
 }
 

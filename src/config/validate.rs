@@ -4,13 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 
 use super::diagnostic::{ConfigFile, Diagnostic, Sink, did_you_mean};
 use super::model::Config;
 use super::model::flows::{Condition, Direction, Flow, MAX_FLOW_TABLE, Policy, Rule, RuleAction};
 use super::model::lvs::{CheckMethod, Director, ForwardMode, ServiceProtocol};
-use super::model::network::{Interface, LinkKind, NetworkConfig};
-use super::model::types::{DirectorName, Family, IpNet, Loc, Protocol, TableId, endpoint};
+use super::model::network::{Interface, InterfaceVrrp, LinkKind, NetworkConfig, VrrpService};
+use super::model::types::{
+    DirectorName, Family, IfName, IpNet, Loc, Protocol, Spanned, TableId, endpoint,
+};
 
 /// Which files parsed without errors. Warnings that something is missing (a bond
 /// without slaves, a flow without rules, a director without servers) would only
@@ -107,6 +110,7 @@ fn check_network(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
         }
     }
     check_addresses_and_routes(network, sink);
+    check_vrrp(network, clean, sink);
 }
 
 fn check_bond<'a>(
@@ -167,6 +171,13 @@ fn check_bond<'a>(
                 route.loc,
                 format!("`{name}` is a slave of `{bond_name}` and cannot carry a route"),
                 Some(format!("put the route on `{bond_name}`")),
+            );
+        }
+        if let Some(vrrp) = &section.vrrp {
+            sink.error_hint(
+                vrrp.loc,
+                format!("`{name}` is a slave of `{bond_name}` and cannot run VRRP"),
+                Some(format!("put the `vrrp` lines on `{bond_name}`")),
             );
         }
         // The kernel gives every slave its bond's MTU and keeps them equal.
@@ -352,6 +363,207 @@ fn check_addresses_and_routes(network: &NetworkConfig, sink: &mut Sink) {
                 );
             }
         }
+    }
+}
+
+/// The `vrrp` lines of each interface and the `service vrrp` section.
+fn check_vrrp(network: &NetworkConfig, clean: bool, sink: &mut Sink) {
+    let plain: HashMap<IpAddr, Loc> = network
+        .interfaces
+        .iter()
+        .flat_map(|i| &i.addresses)
+        .map(|a| (a.addr, a.loc))
+        .collect();
+    let mut vips = FirstSeen::new();
+    for interface in &network.interfaces {
+        let Some(vrrp) = &interface.vrrp else {
+            continue;
+        };
+        let name = interface.name.as_str();
+        match &vrrp.id {
+            Some(id) => in_range(sink, "VRRP id", id, InterfaceVrrp::ID_RANGE),
+            None if clean => sink.error_hint(
+                vrrp.loc,
+                format!("`{name}` has `vrrp` lines but no `vrrp id`"),
+                Some("add `vrrp id N` (1-255), the same on both appliances".to_owned()),
+            ),
+            None => {}
+        }
+        if let Some(prio) = &vrrp.prio {
+            in_range(sink, "VRRP priority", prio, InterfaceVrrp::PRIO_RANGE);
+        }
+        if clean && vrrp.addresses.is_empty() {
+            sink.error_hint(
+                vrrp.loc,
+                format!("`{name}` has `vrrp` lines but no `vrrp address`"),
+                Some(
+                    "add the address that moves between the appliances: `vrrp address A/P`"
+                        .to_owned(),
+                ),
+            );
+        }
+        let enslaved = network.bond_of(name).is_some();
+        for vip in &vrrp.addresses {
+            if let Some(line) = vips.earlier(vip.addr, vip.loc) {
+                sink.error(
+                    vip.loc,
+                    format!(
+                        "VIP {} is already a `vrrp address` on line {line}",
+                        vip.addr
+                    ),
+                );
+            } else if let Some(plain) = plain.get(&vip.addr) {
+                sink.error_hint(
+                    vip.loc,
+                    format!(
+                        "VIP {} is also an `ip address` on line {}",
+                        vip.addr, plain.line
+                    ),
+                    Some("keepalived moves a VIP between the appliances; an `ip address` stays on one".to_owned()),
+                );
+            }
+            let own = interface
+                .addresses
+                .iter()
+                .filter(|a| a.family() == vip.family());
+            if !enslaved && !own.clone().any(|a| a.contains(vip.addr)) {
+                let hint = match own.clone().next() {
+                    None => format!(
+                        "add an {} `ip address` on `{name}` in the VIP's subnet",
+                        vip.family()
+                    ),
+                    Some(a) => format!("`{name}` has {}", a.value),
+                };
+                sink.error_hint(
+                    vip.loc,
+                    format!("VIP {} is not in a subnet of `{name}`", vip.value),
+                    Some(hint),
+                );
+            }
+        }
+    }
+    if let Some(service) = &network.vrrp {
+        check_vrrp_service(network, service, clean, sink);
+    }
+}
+
+/// A number the parser took as it was written, checked against `range`.
+fn in_range(sink: &mut Sink, what: &str, value: &Spanned<u32>, range: RangeInclusive<u32>) {
+    if !range.contains(&value.value) {
+        sink.error(
+            value.loc,
+            format!(
+                "{what} {} is out of range {}-{}",
+                value.value,
+                range.start(),
+                range.end()
+            ),
+        );
+    }
+}
+
+fn check_vrrp_service(
+    network: &NetworkConfig,
+    service: &VrrpService,
+    clean: bool,
+    sink: &mut Sink,
+) {
+    if let Some(sync) = &service.sync_iface {
+        let name = sync.as_str();
+        match network.interface(name) {
+            _ if let Some(bond) = network.bond_of(name) => sink.error_hint(
+                sync.loc,
+                format!(
+                    "sync interface `{name}` is a slave of `{}`",
+                    bond.name.value
+                ),
+                Some(format!("use `sync-iface {}`", bond.name.value)),
+            ),
+            None => {
+                let hint = did_you_mean(name, network.interfaces.iter().map(|i| i.name.as_str()))
+                    .or_else(|| Some(format!("add `service network {name}`")));
+                sink.error_hint(
+                    sync.loc,
+                    format!("sync interface `{name}` is not defined in network.conf"),
+                    hint,
+                );
+            }
+            Some(interface)
+                if !interface
+                    .addresses
+                    .iter()
+                    .any(|a| a.family() == Family::Ipv4) =>
+            {
+                sink.error_hint(
+                    sync.loc,
+                    format!(
+                        "sync interface `{name}` has no IPv4 address; the kernel's IPVS connection sync multicasts over IPv4 (224.0.0.81)"
+                    ),
+                    Some(format!("add an IPv4 `ip address` on `{name}`")),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(advert) = &service.advert_ms {
+        let range = VrrpService::ADVERT_RANGE_MS;
+        if !range.contains(&advert.value) {
+            sink.error(
+                advert.loc,
+                format!(
+                    "advert {} ms is out of VRRPv3's range {}-{} ms",
+                    advert.value,
+                    range.start(),
+                    range.end()
+                ),
+            );
+        } else if advert.value % 10 != 0 {
+            sink.error_hint(
+                advert.loc,
+                format!(
+                    "advert {} ms is not a multiple of 10; VRRPv3 counts in hundredths of a second",
+                    advert.value
+                ),
+                Some(format!("write `advert {}`", advert.value / 10 * 10)),
+            );
+        }
+    }
+    let mut peers = FirstSeen::new();
+    for peer in &service.peers {
+        if let Some(line) = peers.earlier(peer.value, peer.loc) {
+            sink.error(
+                peer.loc,
+                format!("peer {} is already listed on line {line}", peer.value),
+            );
+            continue;
+        }
+        let own = network.interfaces.iter().find_map(|i| {
+            let vips = i.vrrp.iter().flat_map(|v| &v.addresses);
+            i.addresses
+                .iter()
+                .chain(vips)
+                .find(|a| a.addr == peer.value)
+                .map(|a| (i, a.loc.line))
+        });
+        if let Some((interface, line)) = own {
+            sink.error_hint(
+                peer.loc,
+                format!(
+                    "peer {} is an address of this appliance (`{}`, line {line})",
+                    peer.value, interface.name.value
+                ),
+                Some("`peer` names the other appliance's own address".to_owned()),
+            );
+        }
+    }
+    if clean && !network.interfaces.iter().any(|i| i.vrrp.is_some()) {
+        sink.warning_hint(
+            service.loc,
+            "`service vrrp` but no interface has `vrrp` lines; keepalived has nothing to run",
+            Some(
+                "add `vrrp id N` and `vrrp address A/P` to a `service network` section".to_owned(),
+            ),
+        );
     }
 }
 
@@ -683,7 +895,12 @@ fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
                 }
             }
         }
-        check_servers(director, clean, sink);
+        let sync_iface = config
+            .network
+            .vrrp
+            .as_ref()
+            .and_then(|v| v.sync_iface.as_ref());
+        check_servers(director, sync_iface, clean, sink);
         check_persistence(director, sink);
         check_health(config, director, &interface_addresses, sink);
         if director.onepacket
@@ -734,7 +951,13 @@ fn describe_vip(director: &Director) -> String {
     }
 }
 
-fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
+/// `sync_iface`: the IPVS connection sync runs (network.conf's `service vrrp`).
+fn check_servers(
+    director: &Director,
+    sync_iface: Option<&Spanned<IfName>>,
+    clean: bool,
+    sink: &mut Sink,
+) {
     let name = director.name.as_str();
     if director.servers.is_empty() {
         if !clean {
@@ -789,6 +1012,19 @@ fn check_servers(director: &Director, clean: bool, sink: &mut Sink) {
                     Family::of(server.address)
                 ),
                 Some(format!("give `{}` an {family} address, or use `mode tunnel`", server.name.value)),
+            );
+        } else if Family::of(server.address) != family
+            && let Some(sync_iface) = sync_iface
+        {
+            sink.error_hint(
+                server.loc,
+                format!(
+                    "server `{}` is {} but director `{name}` is {family}; the kernel refuses mixed families while its IPVS connection sync runs (`sync-iface {}` in network.conf)",
+                    server.name.value,
+                    Family::of(server.address),
+                    sync_iface.value
+                ),
+                Some(format!("give `{}` an {family} address, or put the {} servers in a director of their own", server.name.value, Family::of(server.address))),
             );
         }
         if mode != ForwardMode::Nat

@@ -8,6 +8,11 @@
 //! not in the state a plan compares, so they are never removed. Nothing else is
 //! touched: a route of another protocol, a link we did not create and that the
 //! file does not name, an address on an interface the file never named.
+//!
+//! The `vrrp address`es are keepalived's: it adds them on the master and takes
+//! them off the backup. A plan never adds or removes an address equal to one
+//! (whatever its prefix), neither those of the file nor those of the file
+//! applied before, which keepalived may still hold until it reloads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,6 +37,10 @@ pub struct NetworkState {
     pub routes: BTreeSet<RouteEntry>,
     /// Our `ip rule fwmark … lookup N` rules (the flows' `table N`).
     pub rules: BTreeSet<MarkRule>,
+    /// The addresses keepalived owns, by link; only a desired state has them.
+    /// The diff leaves an address of the kernel's equal to one of these alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keepalived: BTreeMap<String, BTreeSet<IpAddr>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -420,7 +429,16 @@ pub fn desired(
     previous: Option<&NetworkConfig>,
     observed: &NetworkState,
 ) -> Result<NetworkState, PlanError> {
-    let mut desired = NetworkState::default();
+    let mut desired = NetworkState {
+        keepalived: keepalived_addresses(config, previous),
+        ..NetworkState::default()
+    };
+    let keepalived_owns = |name: &str, address: &IpNet| {
+        desired
+            .keepalived
+            .get(name)
+            .is_some_and(|vips| vips.contains(&address.addr))
+    };
     // Links the file does not name: ours are deleted, the rest stay as they are,
     // minus what an earlier apply put on them.
     for (name, link) in &observed.links {
@@ -433,6 +451,7 @@ pub fn desired(
                 kept.addresses.remove(&address.value);
             }
         }
+        kept.addresses.retain(|a| !keepalived_owns(name, a));
         if kept
             .master
             .as_ref()
@@ -490,6 +509,29 @@ pub fn desired(
         }
     }
     Ok(desired)
+}
+
+/// The `vrrp address`es of `config` and of `previous`, by interface.
+fn keepalived_addresses(
+    config: &NetworkConfig,
+    previous: Option<&NetworkConfig>,
+) -> BTreeMap<String, BTreeSet<IpAddr>> {
+    let mut owned: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+    for interface in previous
+        .into_iter()
+        .chain([config])
+        .flat_map(|c| &c.interfaces)
+    {
+        if let Some(vrrp) = &interface.vrrp
+            && !vrrp.addresses.is_empty()
+        {
+            owned
+                .entry(interface.name.as_str().to_owned())
+                .or_default()
+                .extend(vrrp.addresses.iter().map(|a| a.addr));
+        }
+    }
+    owned
 }
 
 /// The MTU of a link lbconsole creates when the file names none.
@@ -604,7 +646,11 @@ pub fn diff(observed: &NetworkState, desired: &NetworkState) -> Vec<Step> {
     for (name, link) in &observed.links {
         let want = desired.links.get(name);
         let going = recreate.contains_key(name.as_str());
+        let vips = desired.keepalived.get(name);
         for address in &link.addresses {
+            if vips.is_some_and(|v| v.contains(&address.addr)) {
+                continue; // keepalived's; a link that goes takes it along
+            }
             if going || !want.is_some_and(|w| w.addresses.contains(address)) {
                 steps.push(step(NetOp::RemoveAddress {
                     name: name.clone(),

@@ -136,6 +136,32 @@ mod tests {
     }
 
     #[test]
+    fn the_ha_pair_lines_are_coloured_like_the_others() {
+        assert_eq!(
+            kinds("    sync-iface vrrp"),
+            vec![
+                ("sync-iface".into(), Kind::Keyword),
+                ("vrrp".into(), Kind::Name)
+            ]
+        );
+        assert_eq!(
+            kinds("vrrp address 2001:db8::100/64"),
+            vec![
+                ("vrrp".into(), Kind::Keyword),
+                ("address".into(), Kind::Keyword),
+                ("2001:db8::100/64".into(), Kind::Address),
+            ]
+        );
+        assert_eq!(
+            kinds("track-health on"),
+            vec![
+                ("track-health".into(), Kind::Keyword),
+                ("on".into(), Kind::Keyword)
+            ]
+        );
+    }
+
+    #[test]
     fn ipv6_literals_are_addresses_as_ipv4_ones_are() {
         for word in [
             "2001:db8::5/64",

@@ -27,6 +27,56 @@ impl NetworkConfig {
         })
     }
 
+    /// Every VRRP instance keepalived runs for this box: one per interface and
+    /// family of its `vrrp address` lines, in file order, IPv4 first. An
+    /// interface without `vrrp id` (which the validator refuses) has none.
+    pub fn vrrp_instances(&self) -> Vec<VrrpInstance<'_>> {
+        let mut instances = Vec::new();
+        for interface in &self.interfaces {
+            let Some(vrrp) = &interface.vrrp else {
+                continue;
+            };
+            let Some(id) = vrrp.id() else {
+                continue;
+            };
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let addresses: Vec<IpNet> = vrrp
+                    .addresses
+                    .iter()
+                    .map(|a| a.value)
+                    .filter(|a| a.family() == family)
+                    .collect();
+                if !addresses.is_empty() {
+                    instances.push(VrrpInstance {
+                        interface,
+                        family,
+                        id,
+                        prio: vrrp.prio(),
+                        addresses,
+                    });
+                }
+            }
+        }
+        instances
+    }
+
+    /// The `vrrp address`es of interface `name`: keepalived's, never the
+    /// network engine's.
+    pub fn vips_of<'a>(&'a self, name: &str) -> impl Iterator<Item = IpNet> + 'a {
+        self.interface(name)
+            .and_then(|i| i.vrrp.as_ref())
+            .into_iter()
+            .flat_map(|v| v.addresses.iter().map(|a| a.value))
+    }
+
+    /// The IPVS connection sync id: the lowest `vrrp id` of the box.
+    pub fn sync_id(&self) -> Option<u32> {
+        self.interfaces
+            .iter()
+            .filter_map(|i| i.vrrp.as_ref()?.id())
+            .min()
+    }
+
     /// Every table id that some route fills.
     pub fn route_tables(&self) -> impl Iterator<Item = TableId> + '_ {
         self.interfaces
@@ -358,6 +408,51 @@ pub struct InterfaceVrrp {
 impl InterfaceVrrp {
     pub const ID_RANGE: std::ops::RangeInclusive<u32> = 1..=255;
     pub const PRIO_RANGE: std::ops::RangeInclusive<u32> = 1..=254;
+    /// keepalived's default priority when `vrrp prio` is not written.
+    pub const DEFAULT_PRIO: u32 = 100;
+
+    pub fn id(&self) -> Option<u32> {
+        self.id.map(|id| id.value)
+    }
+
+    pub fn prio(&self) -> u32 {
+        self.prio.map_or(Self::DEFAULT_PRIO, |p| p.value)
+    }
+}
+
+/// One keepalived `vrrp_instance`: the VIPs of one family on one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance<'a> {
+    pub interface: &'a Interface,
+    pub family: Family,
+    pub id: u32,
+    pub prio: u32,
+    pub addresses: Vec<IpNet>,
+}
+
+impl VrrpInstance<'_> {
+    /// keepalived's name for it: the interface's (`eth0`), with `-6` for the
+    /// IPv6 instance (`eth0-6`).
+    pub fn name(&self) -> String {
+        match self.family {
+            Family::Ipv4 => self.interface.name.value.to_string(),
+            Family::Ipv6 => format!("{}-6", self.interface.name.value),
+        }
+    }
+
+    /// The peers this instance sends its adverts to: those in a subnet of its
+    /// interface of its family. Empty means multicast.
+    pub fn unicast_peers(&self, service: &VrrpService) -> Vec<IpAddr> {
+        service
+            .peers
+            .iter()
+            .map(|p| p.value)
+            .filter(|&peer| {
+                Family::of(peer) == self.family
+                    && self.interface.addresses.iter().any(|a| a.contains(peer))
+            })
+            .collect()
+    }
 }
 
 /// `service vrrp`: what the two appliances of a pair share.
@@ -402,5 +497,81 @@ impl VrrpService {
 
     pub fn preempts(&self) -> bool {
         self.preempt.unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse::parse_network;
+
+    fn network(text: &str) -> NetworkConfig {
+        let (config, diagnostics) = parse_network(text.as_bytes());
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        config
+    }
+
+    const PAIR: &str = "service network eth0\n ip address 10.0.0.2/24\n ip address 2001:db8::2/64\n vrrp id 51\n vrrp prio 150\n vrrp address 2001:db8::100/64\n vrrp address 10.0.0.100/24\nservice network eth1\n ip address 10.1.0.2/24\n vrrp id 12\n vrrp address 10.1.0.1/24\nservice network eth2\n ip address 10.2.0.2/24\nservice vrrp\n peer 2001:db8::3\n peer 10.9.0.3\n peer 10.1.0.3\n";
+
+    #[test]
+    fn each_interface_and_family_is_one_instance_ipv4_first() {
+        let config = network(PAIR);
+        let instances = config.vrrp_instances();
+        let summary: Vec<(String, u32, u32, Vec<String>)> = instances
+            .iter()
+            .map(|i| {
+                let addresses = i.addresses.iter().map(ToString::to_string).collect();
+                (i.name(), i.id, i.prio, addresses)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("eth0".into(), 51, 150, vec!["10.0.0.100/24".into()]),
+                ("eth0-6".into(), 51, 150, vec!["2001:db8::100/64".into()]),
+                (
+                    "eth1".into(),
+                    12,
+                    InterfaceVrrp::DEFAULT_PRIO,
+                    vec!["10.1.0.1/24".into()]
+                ),
+            ]
+        );
+        assert_eq!(config.sync_id(), Some(12));
+        assert_eq!(config.vips_of("eth0").count(), 2);
+        assert_eq!(config.vips_of("eth2").count(), 0);
+    }
+
+    #[test]
+    fn an_instance_adverts_by_unicast_to_the_peers_on_its_subnets() {
+        let config = network(PAIR);
+        let service = config.vrrp.as_ref().expect("service vrrp");
+        let peers: Vec<Vec<String>> = config
+            .vrrp_instances()
+            .iter()
+            .map(|i| {
+                i.unicast_peers(service)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                Vec::<String>::new(),
+                vec!["2001:db8::3".to_owned()],
+                vec!["10.1.0.3".to_owned()],
+            ]
+        );
+    }
+
+    #[test]
+    fn service_vrrp_defaults_follow_keepalived() {
+        let service = VrrpService::default();
+        assert_eq!(service.advert_ms(), 1000);
+        assert!(service.preempts());
+        assert!(!service.tracks_health());
+        assert_eq!(network("").sync_id(), None);
     }
 }

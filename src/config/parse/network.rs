@@ -2,12 +2,14 @@
 
 use crate::config::diagnostic::{ConfigFile, Diagnostic, Problem, Sink};
 use crate::config::model::network::{
-    Bond, BondMode, Interface, LacpRate, LinkKind, NetworkConfig, Route, RouteDestination, Vlan,
-    XmitHashPolicy,
+    Bond, BondMode, Interface, InterfaceVrrp, LacpRate, LinkKind, NetworkConfig, Route,
+    RouteDestination, Vlan, VrrpService, XmitHashPolicy,
 };
 use crate::config::model::types::{IfName, Loc, Placeholder, Spanned, TableId};
 
-use crate::config::keywords::network::{BONDING_OPTIONS, STATEMENTS, TYPES};
+use crate::config::keywords::network::{
+    BONDING_OPTIONS, STATEMENTS, TYPES, VRRP_OPTIONS, VRRP_STATEMENTS,
+};
 
 use super::lexer::{Cursor, Lexer, Token, ip, ip_net, number, number_in, unknown};
 use super::{Seen, name};
@@ -22,18 +24,19 @@ pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
         let keyword = cursor.next_token();
         if line.unreadable || keyword.is_some_and(|k| k.text == "service") {
             if let Some(done) = section.take() {
-                config.interfaces.extend(done.finish(&mut sink));
+                done.finish(&mut config, &mut sink);
             }
             // Under a header that cannot be read, statements are still checked,
             // against a scratch section that is then dropped.
             let header = keyword.filter(|_| !line.unreadable);
-            section = Some(match header.map(|_| start_section(&mut cursor)) {
-                Some(Ok(name)) => Section::new(name),
+            let opened = header.map(|k| start_section(k, &mut cursor, &config, &mut sink));
+            section = Some(match opened {
+                Some(Ok(section)) => section,
                 Some(Err(problem)) => {
                     sink.report(problem);
-                    Section::scratch()
+                    Section::Interface(Box::new(InterfaceSection::scratch()))
                 }
-                None => Section::scratch(),
+                None => Section::Interface(Box::new(InterfaceSection::scratch())),
             });
             continue;
         }
@@ -44,40 +47,176 @@ pub fn parse(source: &[u8]) -> (NetworkConfig, Vec<Diagnostic>) {
             let problem = if STATEMENTS.contains(&keyword.text) {
                 Problem::new(keyword.loc, format!("`{}` outside a section", keyword.text))
                     .with_hint(Some("start one with `service network NAME`".to_owned()))
+            } else if VRRP_STATEMENTS.contains(&keyword.text) {
+                Problem::new(keyword.loc, format!("`{}` outside a section", keyword.text))
+                    .with_hint(Some("start one with `service vrrp`".to_owned()))
             } else {
                 unknown(keyword, "keyword", STATEMENTS)
             };
             sink.report(problem);
             continue;
         };
-        if let Err(problem) = current.statement(keyword, &mut cursor) {
+        let read = match current {
+            Section::Interface(section) => section.statement(keyword, &mut cursor),
+            Section::Vrrp(section) => section.statement(keyword, &mut cursor),
+        };
+        if let Err(problem) = read {
             sink.report(problem);
         }
     }
     if let Some(done) = section.take() {
-        config.interfaces.extend(done.finish(&mut sink));
+        done.finish(&mut config, &mut sink);
     }
     (config, lexer.diagnostics_then(sink.diagnostics))
 }
 
-fn start_section(cursor: &mut Cursor<'_, '_>) -> Result<Spanned<IfName>, Problem> {
-    let kind = cursor.value("service", "`network` and an interface name")?;
-    if kind.text != "network" {
-        return Err(Problem::new(
+/// The section a `service` line opens. A second `service vrrp` is reported and
+/// read into a scratch section, so its lines are still checked.
+fn start_section(
+    service: Token<'_>,
+    cursor: &mut Cursor<'_, '_>,
+    config: &NetworkConfig,
+    sink: &mut Sink,
+) -> Result<Section, Problem> {
+    let kind = cursor.value("service", "`network` and an interface name, or `vrrp`")?;
+    match kind.text {
+        "network" => {
+            let interface = name::<IfName>(cursor.value("service network", "an interface name")?)?;
+            cursor.finish("service network NAME")?;
+            Ok(Section::Interface(Box::new(InterfaceSection::new(
+                interface,
+            ))))
+        }
+        "vrrp" => {
+            cursor.finish("service vrrp")?;
+            let mut section = VrrpSection::new(service.loc);
+            if let Some(first) = &config.vrrp {
+                sink.error_hint(
+                    service.loc,
+                    format!(
+                        "`service vrrp` is already defined on line {}",
+                        first.loc.line
+                    ),
+                    Some("merge the two sections into one".to_owned()),
+                );
+                section.scratch = true;
+            }
+            Ok(Section::Vrrp(section))
+        }
+        _ => Err(Problem::new(
             kind.loc,
             format!(
-                "unknown service `{}`; network.conf holds `service network NAME` sections",
+                "unknown service `{}`; network.conf holds `service network NAME` and `service vrrp` sections",
                 kind.text
             ),
-        ));
+        )),
     }
-    let interface = name::<IfName>(cursor.value("service network", "an interface name")?)?;
-    cursor.finish("service network NAME")?;
-    Ok(interface)
+}
+
+enum Section {
+    /// Boxed: an interface section is several times the size of `service vrrp`.
+    Interface(Box<InterfaceSection>),
+    Vrrp(VrrpSection),
+}
+
+impl Section {
+    fn finish(self, config: &mut NetworkConfig, sink: &mut Sink) {
+        match self {
+            Self::Interface(section) => config.interfaces.extend(section.finish(sink)),
+            Self::Vrrp(section) => section.finish(config),
+        }
+    }
+}
+
+/// The `service vrrp` section as it is read.
+struct VrrpSection {
+    service: VrrpService,
+    seen: Seen,
+    /// A second `service vrrp` (reported): read, checked, then dropped.
+    scratch: bool,
+}
+
+impl VrrpSection {
+    fn new(loc: Loc) -> Self {
+        Self {
+            service: VrrpService {
+                loc,
+                ..VrrpService::default()
+            },
+            seen: Seen::default(),
+            scratch: false,
+        }
+    }
+
+    fn statement(
+        &mut self,
+        keyword: Token<'_>,
+        cursor: &mut Cursor<'_, '_>,
+    ) -> Result<(), Problem> {
+        match keyword.text {
+            "sync-iface" => {
+                let interface = name::<IfName>(cursor.value("sync-iface", "an interface name")?)?;
+                self.seen.once("sync-iface", keyword)?;
+                self.service.sync_iface = Some(interface);
+            }
+            "peer" => {
+                let token = cursor.value("peer", "the other appliance's address")?;
+                let address = ip(token)?;
+                self.service.peers.push(Spanned::new(address, token.loc));
+            }
+            "track-health" => {
+                let on = on_off(cursor, "track-health")?;
+                self.seen.once("track-health", keyword)?;
+                self.service.track_health = Some(on);
+            }
+            "advert" => {
+                let token = cursor.value("advert", "an interval in ms")?;
+                let interval = number(token, "advertisement interval")?;
+                self.seen.once("advert", keyword)?;
+                self.service.advert_ms = Some(Spanned::new(interval, token.loc));
+            }
+            "preempt" => {
+                let on = on_off(cursor, "preempt")?;
+                self.seen.once("preempt", keyword)?;
+                self.service.preempt = Some(on);
+            }
+            _ if STATEMENTS.contains(&keyword.text) => {
+                return Err(Problem::new(
+                    keyword.loc,
+                    format!(
+                        "`{}` belongs in a `service network` section, not in `service vrrp`",
+                        keyword.text
+                    ),
+                ));
+            }
+            _ => return Err(unknown(keyword, "keyword", VRRP_STATEMENTS)),
+        }
+        cursor.finish(keyword.text)
+    }
+
+    fn finish(self, config: &mut NetworkConfig) {
+        if !self.scratch {
+            config.vrrp = Some(self.service);
+        }
+    }
+}
+
+/// `on` or `off` (also `yes` or `no`) after `keyword`.
+fn on_off(cursor: &mut Cursor<'_, '_>, keyword: &str) -> Result<bool, Problem> {
+    let value = cursor.value(keyword, "on or off")?;
+    match value.text {
+        "on" | "yes" => Ok(true),
+        "off" | "no" => Ok(false),
+        _ => Err(unknown(
+            value,
+            &format!("value for `{keyword}`"),
+            &["on", "off"],
+        )),
+    }
 }
 
 /// One interface section as it is read; statements may come in any order.
-struct Section {
+struct InterfaceSection {
     interface: Interface,
     kind: Option<Spanned<&'static str>>,
     bond: Bond,
@@ -92,7 +231,7 @@ struct Section {
     scratch: bool,
 }
 
-impl Section {
+impl InterfaceSection {
     fn new(name: Spanned<IfName>) -> Self {
         Self {
             interface: Interface::new(name),
@@ -159,16 +298,21 @@ impl Section {
                 self.interface.mtu = Some(Spanned::new(mtu, loc));
             }
             "auto" => {
-                let value = cursor.value("auto", "on or off")?;
-                let on = match value.text {
-                    "on" | "yes" => true,
-                    "off" | "no" => false,
-                    _ => return Err(unknown(value, "value for `auto`", &["on", "off"])),
-                };
+                let on = on_off(cursor, "auto")?;
                 self.seen.once("auto", keyword)?;
                 self.interface.auto = Some(on);
             }
             "ip" => self.ip(cursor)?,
+            "vrrp" => self.vrrp(keyword, cursor)?,
+            _ if VRRP_STATEMENTS.contains(&keyword.text) => {
+                return Err(Problem::new(
+                    keyword.loc,
+                    format!(
+                        "`{}` belongs in the `service vrrp` section, not in `service network`",
+                        keyword.text
+                    ),
+                ));
+            }
             _ => return Err(unknown(keyword, "keyword", STATEMENTS)),
         }
         cursor.finish(keyword.text)
@@ -286,6 +430,41 @@ impl Section {
             _ => return Err(unknown(what, "`ip` statement", &["address", "route"])),
         }
         Ok(())
+    }
+
+    /// `vrrp id N`, `vrrp prio N` or `vrrp address A/P`; ranges are the validator's.
+    fn vrrp(&mut self, keyword: Token<'_>, cursor: &mut Cursor<'_, '_>) -> Result<(), Problem> {
+        let option = cursor.value("vrrp", "`id`, `prio` or `address`")?;
+        match option.text {
+            "id" => {
+                let token = cursor.value("vrrp id", "a virtual router id 1-255")?;
+                let id = number(token, "VRRP id")?;
+                self.seen.once_named("vrrp id", option.loc)?;
+                self.vrrp_lines(keyword).id = Some(Spanned::new(id, token.loc));
+            }
+            "prio" => {
+                let token = cursor.value("vrrp prio", "a priority 1-254")?;
+                let prio = number(token, "VRRP priority")?;
+                self.seen.once_named("vrrp prio", option.loc)?;
+                self.vrrp_lines(keyword).prio = Some(Spanned::new(prio, token.loc));
+            }
+            "address" => {
+                let token = cursor.value("vrrp address", "an address such as 10.0.0.100/24")?;
+                let net = ip_net(token, false)?;
+                let line = Spanned::new(net, token.loc);
+                self.vrrp_lines(keyword).addresses.push(line);
+            }
+            _ => return Err(unknown(option, "vrrp option", VRRP_OPTIONS)),
+        }
+        Ok(())
+    }
+
+    /// The interface's `vrrp` lines, started at `keyword` if this is the first.
+    fn vrrp_lines(&mut self, keyword: Token<'_>) -> &mut InterfaceVrrp {
+        self.interface.vrrp.get_or_insert_with(|| InterfaceVrrp {
+            loc: keyword.loc,
+            ..InterfaceVrrp::default()
+        })
     }
 
     /// Settles the interface's kind once the whole section has been read.
