@@ -1668,6 +1668,52 @@ fn an_apply_on_the_backup_says_the_master_keeps_serving() {
     assert_eq!(preview.pair, None);
 }
 
+/// One box of the issue's pair: the front VIP on eth0, last in the file.
+fn pair_box() -> ConfigFiles {
+    ConfigFiles {
+        network: b"service vrrp
+    peer 10.0.0.3
+service network eth0
+    ip address 10.0.0.2/24
+    vrrp id 51
+    vrrp address 10.0.0.100/24
+"
+        .to_vec(),
+        flows: Vec::new(),
+        lvs: Vec::new(),
+    }
+}
+
+#[test]
+fn a_prio_change_on_the_master_says_the_addresses_may_move() {
+    let mut console = applied("vrrp-apply-prio", pair_box());
+    console.publish_vrrp(&running(vec![instance(
+        "eth0",
+        VrrpState::Master,
+        100,
+        &["10.0.0.100/24"],
+    )]));
+    console.run(Command::BufferBottom);
+    console.run(Command::Edit);
+    console.type_text("    vrrp prio 150");
+    console.key(KeyCode::Esc);
+    console.pause();
+    assert_eq!(
+        console.app.count(config::Severity::Error),
+        0,
+        "{:?}",
+        console.app.diagnostics
+    );
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?} {}", console.app.overlay, console.notice());
+    };
+    assert_eq!(preview.pair, Some(PairNote::MasterChangesVrrp));
+    assert!(preview.changes_vrrp);
+    // keepalived owns the address: the kernel has nothing to do.
+    assert_eq!(preview.operations, Vec::<String>::new());
+}
+
 #[test]
 fn the_plan_dialog_names_the_pair_first() {
     let mut console = Console::new("vrrp-plan-dialog", examples());

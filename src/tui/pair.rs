@@ -3,8 +3,8 @@
 //! of network.conf touches what keepalived runs. Pure: the panes, the plan
 //! dialog and the engine share these answers.
 
-use crate::config::model::network::{InterfaceVrrp, NetworkConfig, VrrpService};
-use crate::config::model::types::{IpNet, Spanned};
+use crate::config::model::network::{NetworkConfig, VrrpService};
+use crate::config::model::types::{Family, IpNet, Spanned};
 use crate::ha::status::{InstanceStatus, Keepalived, VrrpState, VrrpStatus};
 
 /// What this box is to the pair, as a whole sync group.
@@ -54,29 +54,25 @@ pub fn vrrp_changed(before: Option<&NetworkConfig>, after: &NetworkConfig) -> bo
     instances(before) != instances(after) || service(before) != service(after)
 }
 
-/// The VRRP lines of each interface, by name, without their places.
-type Instance<'a> = (&'a str, Option<u32>, Option<u32>, Vec<IpNet>);
+/// What keepalived runs of each instance: its name, family, id, prio (the
+/// default when none is written) and addresses.
+type Instance = (String, Family, u32, u32, Vec<IpNet>);
 
-fn instances(network: &NetworkConfig) -> Vec<Instance<'_>> {
+fn instances(network: &NetworkConfig) -> Vec<Instance> {
     let mut instances: Vec<Instance> = network
-        .interfaces
+        .vrrp_instances()
         .iter()
-        .filter_map(|interface| {
-            let InterfaceVrrp {
-                id,
-                prio,
-                addresses,
-                ..
-            } = interface.vrrp.as_ref()?;
-            Some((
-                interface.name.as_str(),
-                id.map(|id| id.value),
-                prio.map(|prio| prio.value),
-                addresses.iter().map(|address| address.value).collect(),
-            ))
+        .map(|instance| {
+            (
+                instance.name(),
+                instance.family,
+                instance.id,
+                instance.prio,
+                instance.addresses.clone(),
+            )
         })
         .collect();
-    instances.sort_by(|a, b| a.0.cmp(b.0));
+    instances.sort();
     instances
 }
 
@@ -103,8 +99,8 @@ fn service(network: &NetworkConfig) -> Option<VrrpService> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::network::Interface;
-    use crate::config::model::types::{Family, IfName, Loc};
+    use crate::config::model::network::{Interface, InterfaceVrrp};
+    use crate::config::model::types::{IfName, Loc};
 
     fn net(text: &str) -> IpNet {
         IpNet::try_from(text.to_owned()).unwrap()
