@@ -11,6 +11,7 @@ use crate::confirm::{self, ApplyRequest, ConfirmError};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
+    SyncDaemon,
 };
 use crate::observe::observe;
 use crate::plan::flows::{FlowCounter, MarkRule};
@@ -426,6 +427,8 @@ struct StatusReport<'a> {
     /// Our `ip rule fwmark … lookup N` rules.
     rules: Vec<MarkRule>,
     ipvs: IpvsReport<'a>,
+    /// The IPVS connection-sync daemons running, the master first.
+    sync_daemons: &'a [SyncDaemon],
     health: HealthReport,
     flows: FlowsReport,
 }
@@ -473,6 +476,9 @@ struct IpvsReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     services: Vec<NamedService<'a>>,
+    /// Why the sync daemons could not be read, IPVS being there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -519,6 +525,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     let live = observe(kernel, store.state_dir()).await;
     let observation = live.network?;
     let (services, counters) = (live.services, live.flows);
+    let sync_daemons = live.sync_daemons;
     let names = ConfigFiles::read_running(store.state_dir())?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
@@ -540,7 +547,12 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                     service,
                 })
                 .collect(),
+            sync_error: match (&services, &sync_daemons) {
+                (Ok(_), Err(error)) => Some(error.to_string()),
+                _ => None,
+            },
         },
+        sync_daemons: sync_daemons.as_deref().unwrap_or_default(),
         health: match live.health {
             Ok(servers) => HealthReport {
                 daemon: servers.is_some(),
@@ -711,7 +723,7 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
             writeln!(out, "  {rule}")?;
         }
     }
-    write_ipvs(&report.ipvs, out)?;
+    write_ipvs(&report.ipvs, report.sync_daemons, out)?;
     write_health(&report.health, out)?;
     write_flows(&report.flows, out)
 }
@@ -771,7 +783,11 @@ fn write_health(health: &HealthReport, out: &mut dyn Write) -> std::io::Result<(
     Ok(())
 }
 
-fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+fn write_ipvs(
+    ipvs: &IpvsReport<'_>,
+    sync_daemons: &[SyncDaemon],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(out, "LVS")?;
     if let Some(error) = &ipvs.error {
         return writeln!(out, "  {error}");
@@ -806,7 +822,31 @@ fn write_ipvs(ipvs: &IpvsReport<'_>, out: &mut dyn Write) -> std::io::Result<()>
             )?;
         }
     }
-    Ok(())
+    match &ipvs.sync_error {
+        Some(error) => writeln!(out, "  connection sync: {error}"),
+        None => writeln!(out, "  connection sync: {}", sync_summary(sync_daemons)),
+    }
+}
+
+/// The sync daemons in a few words: `master and backup on eth1, sync id 51`
+/// when both share an interface and id, as an HA pair runs them.
+fn sync_summary(daemons: &[SyncDaemon]) -> String {
+    match daemons {
+        [] => "off".to_owned(),
+        [first, second]
+            if first.interface == second.interface && first.sync_id == second.sync_id =>
+        {
+            format!(
+                "{} and {} on {}, sync id {}",
+                first.role, second.role, first.interface, first.sync_id
+            )
+        }
+        daemons => daemons
+            .iter()
+            .map(|d| format!("{} on {}, sync id {}", d.role, d.interface, d.sync_id))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 fn state(link: &LinkStatus) -> &str {
@@ -814,5 +854,39 @@ fn state(link: &LinkStatus) -> &str {
         &link.oper_state
     } else {
         "down"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::SyncRole;
+
+    fn daemon(role: SyncRole, interface: &str, sync_id: u8) -> SyncDaemon {
+        SyncDaemon {
+            role,
+            interface: interface.to_owned(),
+            sync_id,
+        }
+    }
+
+    #[test]
+    fn the_sync_daemons_read_in_a_few_words() {
+        let master = daemon(SyncRole::Master, "eth1", 51);
+        let backup = daemon(SyncRole::Backup, "eth1", 51);
+        assert_eq!(sync_summary(&[]), "off");
+        assert_eq!(
+            sync_summary(&[master.clone(), backup.clone()]),
+            "master and backup on eth1, sync id 51"
+        );
+        assert_eq!(
+            sync_summary(std::slice::from_ref(&backup)),
+            "backup on eth1, sync id 51"
+        );
+        let elsewhere = daemon(SyncRole::Backup, "eth2", 51);
+        assert_eq!(
+            sync_summary(&[master, elsewhere]),
+            "master on eth1, sync id 51; backup on eth2, sync id 51"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::health::publish::{self, ReadError, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, Observation, ServiceStatus,
+    SyncDaemon,
 };
 use crate::plan::flows::FlowCounter;
 
@@ -18,6 +19,8 @@ pub struct Live {
     pub network: Result<Observation, KernelError>,
     /// IPVS services with their real servers; the error says why IPVS is missing.
     pub services: Result<Vec<ServiceStatus>, KernelError>,
+    /// The IPVS connection-sync daemons running, the master first.
+    pub sync_daemons: Result<Vec<SyncDaemon>, KernelError>,
     /// Packets and bytes per flow and per rule of our nft table.
     pub flows: Result<Vec<FlowCounter>, KernelError>,
     /// The servers' health as the daemon publishes it in `state_dir`; `None`
@@ -32,9 +35,12 @@ pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     state_dir: &Path,
 ) -> Live {
     let network = kernel.network.observe().await;
-    let services = match kernel.ipvs.as_mut() {
-        Ok(backend) => backend.observe().await.map(|observed| observed.services),
-        Err(error) => Err(error.clone()),
+    let (services, sync_daemons) = match kernel.ipvs.as_mut() {
+        Ok(backend) => (
+            backend.observe().await.map(|observed| observed.services),
+            backend.sync_daemons().await,
+        ),
+        Err(error) => (Err(error.clone()), Err(error.clone())),
     };
     let flows = kernel.firewall.counters().await;
     let state_dir = state_dir.to_owned();
@@ -45,6 +51,7 @@ pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     Live {
         network,
         services,
+        sync_daemons,
         flows,
         health,
     }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use lbconsole::cli;
-use lbconsole::kernel::Kernel;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
+use lbconsole::kernel::{Kernel, SyncDaemon, SyncRole};
 use lbconsole::store::Store;
 use lbconsole::text::EscapingWriter;
 
@@ -154,7 +154,17 @@ fn status(dirs: &Dirs, format: cli::Format) -> Vec<u8> {
     let store = Store::open(&dirs.config(), &dirs.root.join("state")).expect("store");
     let mut kernel = Kernel {
         network: FakeKernel::with_veths(&[&format!("eth0{RETITLE}")]),
-        ipvs: Ok(FakeIpvs::default()),
+        // The kernel keeps any interface name a sync daemon was started with.
+        ipvs: Ok(FakeIpvs {
+            sync: [SyncRole::Master, SyncRole::Backup]
+                .map(|role| SyncDaemon {
+                    role,
+                    interface: format!("e{RETITLE}"),
+                    sync_id: 51,
+                })
+                .to_vec(),
+            ..FakeIpvs::default()
+        }),
         firewall: FakeFirewall::default(),
     };
     let mut out = Vec::new();
@@ -180,4 +190,26 @@ fn status_shows_a_links_escapes_in_text_and_keeps_them_in_json() {
     let json = safe(&status(&dirs, cli::Format::Json));
     let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(report["links"][0]["name"], format!("eth0{RETITLE}"));
+}
+
+#[test]
+fn status_shows_the_sync_daemons_escaped_in_text_and_as_they_are_in_json() {
+    let dirs = Dirs::new("status-sync");
+    let text = safe(&status(&dirs, cli::Format::Text));
+    assert!(
+        text.contains(&format!(
+            "  connection sync: master and backup on e{RETITLE_SHOWN}, sync id 51\n"
+        )),
+        "{text}"
+    );
+
+    let json = safe(&status(&dirs, cli::Format::Json));
+    let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(
+        report["sync_daemons"],
+        serde_json::json!([
+            {"role": "master", "interface": format!("e{RETITLE}"), "sync_id": 51},
+            {"role": "backup", "interface": format!("e{RETITLE}"), "sync_id": 51},
+        ])
+    );
 }

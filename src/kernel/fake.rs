@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use crate::config::model::types::{Family, IpNet};
 use crate::kernel::{
     Cause, DestStatus, FirewallBackend, IpvsBackend, IpvsObservation, KernelError, LinkStatus,
-    NetworkBackend, Observation, ServiceStatus, Stats,
+    NetworkBackend, Observation, ServiceStatus, Stats, SyncDaemon, SyncRole,
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{
@@ -335,6 +335,10 @@ pub struct FakeIpvs {
     pub executed: usize,
     /// How many times the table was read.
     pub observed: usize,
+    /// The connection-sync daemons running, in the order they started.
+    pub sync: Vec<SyncDaemon>,
+    /// How many sync daemons were started or stopped.
+    pub sync_changes: usize,
 }
 
 impl FakeIpvs {
@@ -462,6 +466,36 @@ impl IpvsBackend for FakeIpvs {
 
     async fn execute(&mut self, ops: &[IpvsOp]) -> Vec<Result<(), KernelError>> {
         ops.iter().map(|op| self.apply(op)).collect()
+    }
+
+    async fn sync_daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError> {
+        let mut running = self.sync.clone();
+        running.sort_by_key(|daemon| daemon.role);
+        Ok(running)
+    }
+
+    async fn start_sync_daemon(&mut self, daemon: &SyncDaemon) -> Result<(), KernelError> {
+        let op = format!("start {daemon}");
+        if let Some(problem) = crate::kernel::ipvs::sync::interface_problem(&daemon.interface) {
+            return Err(refuse(&op, &problem));
+        }
+        if self.sync.iter().any(|running| running.role == daemon.role) {
+            let reason = format!("a {} sync daemon is already running", daemon.role);
+            return Err(refuse(&op, &reason));
+        }
+        self.sync.push(daemon.clone());
+        self.sync_changes += 1;
+        Ok(())
+    }
+
+    async fn stop_sync_daemon(&mut self, role: SyncRole) -> Result<(), KernelError> {
+        let Some(at) = self.sync.iter().position(|running| running.role == role) else {
+            let op = format!("stop the IPVS {role} sync daemon");
+            return Err(refuse(&op, &format!("no {role} sync daemon is running")));
+        };
+        self.sync.remove(at);
+        self.sync_changes += 1;
+        Ok(())
     }
 }
 

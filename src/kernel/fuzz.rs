@@ -1,7 +1,8 @@
 //! Fuzz targets for every decoder of what the kernel sends: the netlink frame
 //! walk, attribute walk and extended acknowledgement (`nlwire`), the IPVS
-//! service, destination, stats, info, timeouts and family decoders, and the
-//! rtnetlink side's reading of dumped links, addresses, routes and rules.
+//! service, destination, stats, info, timeouts, sync daemon and family
+//! decoders, and the rtnetlink side's reading of dumped links, addresses,
+//! routes and rules.
 //!
 //! They run on stable Rust inside the normal tests (`cargo test --lib
 //! kernel::fuzz`, a few seconds at proptest's default 256 cases each). Each
@@ -31,10 +32,12 @@ use rtnetlink::packet_core::{Emitable, ParseableParametrized};
 use super::ipvs::consts::{
     IPVS_VERSION, cmd, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
 };
-use super::ipvs::decode::{ServiceEntry, parse_dest, parse_info, parse_service, parse_timeouts};
+use super::ipvs::decode::{
+    ServiceEntry, parse_daemon, parse_dest, parse_info, parse_service, parse_timeouts,
+};
 use super::ipvs::family::parse_family_id;
 use super::ipvs::fixtures::{
-    A, family, inet, ip_address, kernel_message, netmask, service_key, u16v, u32v,
+    A, family, inet, ip_address, kernel_daemon, kernel_message, netmask, service_key, u16v, u32v,
 };
 use super::netlink::{assemble, mark_rule};
 use super::nlwire::{
@@ -42,7 +45,7 @@ use super::nlwire::{
     NLMSG_HDRLEN, NLMSGERR_ATTR_MSG, align, extack_message, frames, genl_table, table, walk,
 };
 use super::samples::{self, FAMILY, NLM_F_MULTI, address, netlink};
-use super::{DestStatus, Stats};
+use super::{DestStatus, Stats, SyncDaemon, SyncRole};
 use crate::config::model::types::Family;
 use crate::plan::ipvs::{FLAG_ONEPACKET, FLAG_PERSISTENT, Forward, ServiceKey, ServiceSettings};
 use crate::plan::network::ROUTE_PROTOCOL;
@@ -164,6 +167,7 @@ fn read_ipvs(datagram: &[u8]) {
                 let _ = parse_info(payload);
                 let _ = parse_timeouts(payload);
                 let _ = parse_family_id(payload);
+                let _ = parse_daemon(payload);
             }
             Ok(Frame {
                 body: Body::Refused(refusal) | Body::Done(Some(refusal)),
@@ -389,6 +393,12 @@ fn ipvs_answer() -> impl Strategy<Value = Vec<u8>> {
             )
         }),
         any::<i32>().prop_map(|errno| netlink(NLMSG_DONE, NLM_F_MULTI, 10, &errno.to_ne_bytes())),
+        (1..=2u32, "[a-z0-9.]{1,15}", any::<u8>()).prop_map(|(state, name, id)| kernel_daemon(
+            11,
+            state,
+            &name,
+            u32::from(id)
+        )),
     ]
 }
 
@@ -512,6 +522,7 @@ proptest! {
         let _ = parse_info(&bytes);
         let _ = parse_timeouts(&bytes);
         let _ = parse_family_id(&bytes);
+        let _ = parse_daemon(&bytes);
         let _ = walk(&bytes, |_, _| {});
         let _ = table::<16>(&bytes);
         let _ = genl_table::<16>(&bytes);
@@ -519,6 +530,19 @@ proptest! {
         for kind in [RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWRULE] {
             read_rtnetlink(kind, &bytes);
         }
+    }
+
+    /// A dumped sync daemon reads back as it was written.
+    #[test]
+    fn a_dumped_sync_daemon_reads_as_written(
+        master in any::<bool>(),
+        interface in "[a-z0-9.@-]{1,15}",
+        sync_id in any::<u8>(),
+    ) {
+        let (state, role) = if master { (1, SyncRole::Master) } else { (2, SyncRole::Backup) };
+        let frame = kernel_daemon(1, state, &interface, u32::from(sync_id));
+        let payload = &frame[NLMSG_HDRLEN..];
+        prop_assert_eq!(parse_daemon(payload), Ok(SyncDaemon { role, interface, sync_id }));
     }
 
     /// IPVS answers, several to a datagram, damaged.
@@ -539,6 +563,7 @@ proptest! {
                 let _ = parse_info(payload);
                 let _ = parse_timeouts(payload);
                 let _ = parse_family_id(payload);
+                let _ = parse_daemon(payload);
             }
         }
     }

@@ -31,6 +31,8 @@ use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{DestKey, Forward, IpvsOp, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
 
+pub use ipvs::sync::{SyncDaemon, SyncRole, ensure_sync_daemons};
+
 /// The three backends one apply drives. IPVS may be missing (no `ip_vs`
 /// module), which matters only when `lvs.conf` has directors; nft reports its
 /// own absence when it is asked.
@@ -356,6 +358,19 @@ pub trait IpvsBackend {
     /// acknowledgements read in bulk; an operation after a refused one is still
     /// attempted and reported.
     fn execute(&mut self, ops: &[IpvsOp]) -> impl Future<Output = Vec<Result<(), KernelError>>>;
+
+    /// The connection-sync daemons running, the master first.
+    fn sync_daemons(&mut self) -> impl Future<Output = Result<Vec<SyncDaemon>, KernelError>>;
+
+    /// Starts `daemon`; refused when one of its role runs already.
+    fn start_sync_daemon(
+        &mut self,
+        daemon: &SyncDaemon,
+    ) -> impl Future<Output = Result<(), KernelError>>;
+
+    /// Stops the daemon of `role`; refused when none runs.
+    fn stop_sync_daemon(&mut self, role: SyncRole)
+    -> impl Future<Output = Result<(), KernelError>>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

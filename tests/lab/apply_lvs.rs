@@ -9,7 +9,7 @@ use std::time::Duration;
 use lbconsole::apply;
 use lbconsole::config::parse::parse_lvs;
 use lbconsole::kernel::ipvs::IpvsNetlink;
-use lbconsole::kernel::{Cause, IpvsBackend, IpvsObservation, KernelError};
+use lbconsole::kernel::{Cause, IpvsBackend, IpvsObservation, KernelError, SyncDaemon, SyncRole};
 use lbconsole::plan::ipvs::{IpvsOp, director_marks};
 
 use crate::support::{Background, Lab, Netns, wait_until};
@@ -506,6 +506,18 @@ impl IpvsBackend for RefuseAt {
             });
         }
         results
+    }
+
+    async fn sync_daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError> {
+        self.inner.sync_daemons().await
+    }
+
+    async fn start_sync_daemon(&mut self, daemon: &SyncDaemon) -> Result<(), KernelError> {
+        self.inner.start_sync_daemon(daemon).await
+    }
+
+    async fn stop_sync_daemon(&mut self, role: SyncRole) -> Result<(), KernelError> {
+        self.inner.stop_sync_daemon(role).await
     }
 }
 

@@ -18,6 +18,7 @@ mod health;
 mod health6;
 mod ipvs6;
 mod ipvs_backend;
+mod ipvs_sync;
 mod isolation;
 mod load;
 mod network;

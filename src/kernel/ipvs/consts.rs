@@ -25,6 +25,9 @@ pub mod cmd {
     pub const GET_DEST: u8 = 8;
     pub const SET_CONFIG: u8 = 12;
     pub const GET_CONFIG: u8 = 13;
+    pub const NEW_DAEMON: u8 = 9;
+    pub const DEL_DAEMON: u8 = 10;
+    pub const GET_DAEMON: u8 = 11;
     pub const GET_INFO: u8 = 15;
     pub const FLUSH: u8 = 17;
 }
@@ -33,6 +36,7 @@ pub mod cmd {
 pub mod cmd_attr {
     pub const SERVICE: u16 = 1;
     pub const DEST: u16 = 2;
+    pub const DAEMON: u16 = 3;
     pub const TIMEOUT_TCP: u16 = 4;
     pub const TIMEOUT_TCP_FIN: u16 = 5;
     pub const TIMEOUT_UDP: u16 = 6;
@@ -91,4 +95,20 @@ pub mod info_attr {
     pub const VERSION: u16 = 1;
     pub const CONN_TAB_SIZE: u16 = 2;
     pub const MAX: usize = 3;
+}
+
+/// `IP_VS_STATE_*`: a sync daemon's role.
+pub mod sync_state {
+    pub const MASTER: u32 = 0x0001;
+    pub const BACKUP: u32 = 0x0002;
+}
+
+/// `IPVS_DAEMON_ATTR_*`, nested in `IPVS_CMD_ATTR_DAEMON`. The kernel sends
+/// more (the UDP payload size, the multicast group, port and TTL); lbconsole
+/// keeps the kernel's defaults for them and reads none.
+pub mod daemon_attr {
+    pub const STATE: u16 = 1;
+    pub const MCAST_IFN: u16 = 2;
+    pub const SYNC_ID: u16 = 3;
+    pub const MAX: usize = 4;
 }

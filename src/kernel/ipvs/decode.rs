@@ -16,8 +16,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::consts::{
-    AF_INET, AF_INET6, FLAG_HASHED, cmd_attr, dest_attr, info_attr, stats_attr, svc_attr,
+    AF_INET, AF_INET6, FLAG_HASHED, cmd_attr, daemon_attr, dest_attr, info_attr, stats_attr,
+    svc_attr, sync_state,
 };
+use super::sync::{SyncDaemon, SyncRole};
 use crate::config::model::types::Family;
 use crate::kernel::nlwire::{DecodeError, c_string, genl_table, malformed, table, walk};
 use crate::kernel::{DestStatus, Stats};
@@ -201,6 +203,31 @@ pub fn parse_timeouts(payload: &[u8]) -> Result<(u32, u32, u32), DecodeError> {
     ))
 }
 
+/// One message of a dump of the sync daemons (`IPVS_CMD_GET_DAEMON`).
+pub fn parse_daemon(payload: &[u8]) -> Result<SyncDaemon, DecodeError> {
+    let top = genl_table::<4>(payload)?;
+    let nested = top[usize::from(cmd_attr::DAEMON)]
+        .ok_or_else(|| malformed("a sync daemon message without IPVS_CMD_ATTR_DAEMON"))?;
+    let daemon = table::<{ daemon_attr::MAX }>(nested)?;
+    let get = |kind: u16| daemon[usize::from(kind)];
+    let role = match u32_attr(get(daemon_attr::STATE), "sync daemon state")? {
+        sync_state::MASTER => SyncRole::Master,
+        sync_state::BACKUP => SyncRole::Backup,
+        other => return Err(malformed(format!("a sync daemon in state {other}"))),
+    };
+    let interface = get(daemon_attr::MCAST_IFN)
+        .map(c_string)
+        .ok_or_else(|| malformed(format!("the {role} sync daemon has no interface")))?;
+    let sync_id = u32_attr(get(daemon_attr::SYNC_ID), "sync id")?;
+    let sync_id = u8::try_from(sync_id)
+        .map_err(|_| malformed(format!("sync id {sync_id}, where the kernel keeps 0-255")))?;
+    Ok(SyncDaemon {
+        role,
+        interface,
+        sync_id,
+    })
+}
+
 /// The counters: `STATS64` when the kernel sends it (4.x on), else `STATS`,
 /// whose packet and connection counters are 32-bit; neither is all zeros.
 fn stats(stats64: Option<&[u8]>, stats32: Option<&[u8]>) -> Result<Stats, DecodeError> {
@@ -242,8 +269,8 @@ mod tests {
     use super::super::encode::Message;
     use super::super::family::parse_family_id;
     use super::super::fixtures::{
-        A, inet, kernel_message, netmask, persistent, persistent6, service_key, u16v, u32v, u64v,
-        vip, vip6,
+        A, inet, kernel_daemon, kernel_message, netmask, persistent, persistent6, service_key,
+        u16v, u32v, u64v, vip, vip6,
     };
     use super::*;
     use crate::kernel::nlwire::{Body, Frame, GENL_HDRLEN, NLMSG_HDRLEN, frames};
@@ -357,6 +384,35 @@ mod tests {
         let entry = parse_service(data(&message)).unwrap().unwrap();
         assert_eq!(entry.stats, counted(1));
         assert_eq!(entry.settings.flags, 0);
+    }
+
+    #[test]
+    fn a_dumped_sync_daemon_reads_as_its_role_interface_and_id() {
+        let master = kernel_daemon(1, sync_state::MASTER, "eth1", 51);
+        assert_eq!(
+            parse_daemon(data(&master)),
+            Ok(SyncDaemon {
+                role: SyncRole::Master,
+                interface: "eth1".to_owned(),
+                sync_id: 51,
+            })
+        );
+        let backup = kernel_daemon(1, sync_state::BACKUP, "bond0.12", 0);
+        assert_eq!(
+            parse_daemon(data(&backup)).map(|d| (d.role, d.interface, d.sync_id)),
+            Ok((SyncRole::Backup, "bond0.12".to_owned(), 0))
+        );
+        // A state the kernel does not have, a sync id it cannot keep.
+        for (state, id, error) in [
+            (3, 1, "a sync daemon in state 3"),
+            (1, 256, "sync id 256, where the kernel keeps 0-255"),
+        ] {
+            let message = kernel_daemon(1, state, "eth1", id);
+            let found = parse_daemon(data(&message)).expect_err("refused").0;
+            assert!(found.contains(error), "{found}");
+        }
+        let other = kernel_message(1, cmd::NEW_DAEMON, &[u32v(cmd_attr::SERVICE, 1)]);
+        assert!(parse_daemon(data(&other)).is_err());
     }
 
     #[test]
@@ -624,8 +680,10 @@ mod tests {
                     let _ = parse_info(payload);
                     let _ = parse_timeouts(payload);
                     let _ = parse_family_id(payload);
+                    let _ = parse_daemon(payload);
                 }
             }
+            let _ = parse_daemon(&bytes);
             let _ = parse_service(&bytes);
             let _ = parse_dest(&bytes, Family::Ipv6);
             let _ = parse_family_id(&bytes);
@@ -645,6 +703,7 @@ mod tests {
                 kernel_dest_at(six, None, 0),
                 kernel_service(AF_INET, &vip_key(), 2, true),
                 kernel_service_with(AF_INET6, &[u32v(svc_attr::FWMARK, 1)], 2, true, vec![64, 0, 0, 0]),
+                kernel_daemon(1, sync_state::BACKUP, "eth1", 51),
             ] {
                 let at = at % message.len();
                 message[at] = value;
@@ -654,6 +713,7 @@ mod tests {
                         let _ = parse_service(payload);
                         let _ = parse_dest(payload, Family::Ipv4);
                         let _ = parse_dest(payload, Family::Ipv6);
+                        let _ = parse_daemon(payload);
                     }
                 }
             }

@@ -23,7 +23,8 @@
 
 use std::net::IpAddr;
 
-use super::consts::{IPVS_VERSION, cmd, cmd_attr, dest_attr, svc_attr};
+use super::consts::{IPVS_VERSION, cmd, cmd_attr, daemon_attr, dest_attr, svc_attr, sync_state};
+use super::sync::{SyncDaemon, SyncRole};
 use crate::kernel::nlwire::{EncodeError, NLM_F_ACK, NLM_F_DUMP, Writer};
 use crate::plan::ipvs::{DestKey, DestSettings, ServiceKey, ServiceSettings};
 
@@ -124,6 +125,57 @@ pub fn timeouts_request(
     message.put(cmd_attr::TIMEOUT_TCP_FIN, &tcp_fin.to_ne_bytes())?;
     message.put(cmd_attr::TIMEOUT_UDP, &udp.to_ne_bytes())?;
     message.finish()
+}
+
+/// `IPVS_CMD_GET_DAEMON`: a dump of the running sync daemons (the kernel
+/// answers it only as a dump).
+pub fn daemons_request(out: &mut Vec<u8>, family: u16, seq: u32) -> Result<(), EncodeError> {
+    ipvs_message(out, family, NLM_F_DUMP, seq, cmd::GET_DAEMON).finish()
+}
+
+/// `IPVS_CMD_NEW_DAEMON`, as ipvsadm sends it: the role, the interface name
+/// with its NUL and the sync id; the kernel's defaults for the rest (the
+/// multicast group 224.0.0.81, port 8848, TTL 1, a payload sized to the MTU).
+pub fn start_daemon_request(
+    out: &mut Vec<u8>,
+    family: u16,
+    seq: u32,
+    daemon: &SyncDaemon,
+) -> Result<(), EncodeError> {
+    let mut message = ipvs_message(out, family, NLM_F_ACK, seq, cmd::NEW_DAEMON);
+    let nest = message.begin_nest(cmd_attr::DAEMON);
+    message.put(daemon_attr::STATE, &state(daemon.role).to_ne_bytes())?;
+    let mut name = daemon.interface.as_bytes().to_vec();
+    name.push(0);
+    message.put(daemon_attr::MCAST_IFN, &name)?;
+    message.put(
+        daemon_attr::SYNC_ID,
+        &u32::from(daemon.sync_id).to_ne_bytes(),
+    )?;
+    message.end_nest(nest)?;
+    message.finish()
+}
+
+/// `IPVS_CMD_DEL_DAEMON`: the role alone says which.
+pub fn stop_daemon_request(
+    out: &mut Vec<u8>,
+    family: u16,
+    seq: u32,
+    role: SyncRole,
+) -> Result<(), EncodeError> {
+    let mut message = ipvs_message(out, family, NLM_F_ACK, seq, cmd::DEL_DAEMON);
+    let nest = message.begin_nest(cmd_attr::DAEMON);
+    message.put(daemon_attr::STATE, &state(role).to_ne_bytes())?;
+    message.end_nest(nest)?;
+    message.finish()
+}
+
+/// `IP_VS_STATE_MASTER` or `IP_VS_STATE_BACKUP`.
+fn state(role: SyncRole) -> u32 {
+    match role {
+        SyncRole::Master => sync_state::MASTER,
+        SyncRole::Backup => sync_state::BACKUP,
+    }
 }
 
 /// A request to the IPVS family.
@@ -558,6 +610,41 @@ mod tests {
                 ],
             )
         );
+    }
+
+    /// What `ipvsadm --start-daemon master --mcast-interface eth1 --syncid 51`
+    /// sends, and `--stop-daemon backup`.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn the_sync_daemon_requests_in_bytes() {
+        let daemon = SyncDaemon {
+            role: SyncRole::Master,
+            interface: "eth1".to_owned(),
+            sync_id: 51,
+        };
+        let mut out = Vec::new();
+        start_daemon_request(&mut out, FAMILY, 3, &daemon).unwrap();
+        let expected: &[u8] = &[
+            52, 0, 0, 0, 0x20, 0, 5, 0, 3, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: ACK, seq 3
+            9, 1, 0, 0, // genl: IPVS_CMD_NEW_DAEMON, version 1
+            32, 0, 3, 0, // IPVS_CMD_ATTR_DAEMON
+            8, 0, 1, 0, 1, 0, 0, 0, // IP_VS_STATE_MASTER
+            9, 0, 2, 0, b'e', b't', b'h', b'1', 0, 0, 0, 0, // the interface, NUL, padding
+            8, 0, 3, 0, 51, 0, 0, 0, // sync id
+        ];
+        assert_eq!(out, expected);
+        out.clear();
+        stop_daemon_request(&mut out, FAMILY, 4, SyncRole::Backup).unwrap();
+        let expected: &[u8] = &[
+            32, 0, 0, 0, 0x20, 0, 5, 0, 4, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: ACK, seq 4
+            10, 1, 0, 0, // genl: IPVS_CMD_DEL_DAEMON, version 1
+            12, 0, 3, 0, // IPVS_CMD_ATTR_DAEMON
+            8, 0, 1, 0, 2, 0, 0, 0, // IP_VS_STATE_BACKUP
+        ];
+        assert_eq!(out, expected);
+        out.clear();
+        daemons_request(&mut out, FAMILY, 5).unwrap();
+        assert_eq!(out, neli_message(NlmF::DUMP, 5, cmd::GET_DAEMON, vec![]));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 
-use super::consts::IPVS_VERSION;
+use super::consts::{IPVS_VERSION, cmd, cmd_attr, daemon_attr};
 use crate::config::model::types::Family;
 use crate::kernel::nlwire::Writer;
 use crate::kernel::samples::{FAMILY, NLM_F_MULTI};
@@ -133,4 +133,33 @@ pub(in crate::kernel) fn inet(kind: u16, address: impl Into<IpAddr>) -> A {
     };
     value.resize(16, 0);
     A::V(kind, value)
+}
+
+/// A sync daemon as the kernel dumps one (`ip_vs_genl_fill_daemon`): its
+/// state, interface and sync id, then the UDP payload size, multicast port,
+/// TTL and IPv4 group that lbconsole leaves at the kernel's defaults.
+pub(in crate::kernel) fn kernel_daemon(
+    seq: u32,
+    state: u32,
+    interface: &str,
+    sync_id: u32,
+) -> Vec<u8> {
+    let mut name = interface.as_bytes().to_vec();
+    name.push(0);
+    kernel_message(
+        seq,
+        cmd::NEW_DAEMON,
+        &[A::N(
+            cmd_attr::DAEMON,
+            vec![
+                u32v(daemon_attr::STATE, state),
+                A::V(daemon_attr::MCAST_IFN, name),
+                u32v(daemon_attr::SYNC_ID, sync_id),
+                u16v(4, 1472),    // IPVS_DAEMON_ATTR_SYNC_MAXLEN
+                u16v(8, 8848),    // IPVS_DAEMON_ATTR_MCAST_PORT
+                A::V(9, vec![1]), // IPVS_DAEMON_ATTR_MCAST_TTL
+                A::V(5, Ipv4Addr::new(224, 0, 0, 81).octets().to_vec()), // MCAST_GROUP
+            ],
+        )],
+    )
 }

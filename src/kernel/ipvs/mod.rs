@@ -50,6 +50,7 @@ mod encode;
 pub(super) mod family;
 #[cfg(test)]
 pub(super) mod fixtures;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -61,6 +62,7 @@ use serde::Serialize;
 use self::consts::cmd;
 use self::decode::ServiceEntry;
 use self::encode::Message;
+use self::sync::{SyncDaemon, SyncRole};
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{Cause, DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
 use crate::plan::ipvs::{DestSettings, IpvsOp, Service, ServiceKey};
@@ -82,6 +84,7 @@ const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
 const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
 const EINVAL: i32 = 22;
 const ERANGE: i32 = 34;
 
@@ -341,18 +344,18 @@ impl IpvsNetlink {
         }
     }
 
-    /// A dump: every service, or with `service` every destination of it. Each
-    /// message is given to `each`; the dump is read to its end even when one
+    /// A dump (the request written by `encode`): every service, every
+    /// destination of one, the sync daemons. Each message is given to `each`; the dump is read to its end even when one
     /// cannot be read, so that the next dump may start (the kernel runs one at
     /// a time per socket).
     async fn dump(
         &mut self,
-        service: Option<&ServiceKey>,
+        encode: impl FnOnce(&mut Vec<u8>, u16, u32) -> Result<(), EncodeError>,
         mut each: impl FnMut(&[u8]) -> Result<(), DecodeError>,
     ) -> Result<(), Failure> {
         let seq = self.take_seqs(1);
         let mut request = Vec::new();
-        encode::dump_request(&mut request, self.family, seq, service)?;
+        encode(&mut request, self.family, seq)?;
         self.send(&request).await?;
         let mut unreadable = None;
         loop {
@@ -532,20 +535,27 @@ impl IpvsBackend for IpvsNetlink {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
         let what = "the IPVS table";
         let mut entries = Vec::new();
-        self.dump(None, |payload| {
-            entries.extend(decode::parse_service(payload)?);
-            Ok(())
-        })
+        self.dump(
+            |out, family, seq| encode::dump_request(out, family, seq, None),
+            |payload| {
+                entries.extend(decode::parse_service(payload)?);
+                Ok(())
+            },
+        )
         .await
         .map_err(|failure| observe_error(what, &failure))?;
         let mut observation = IpvsObservation::default();
         for entry in entries {
             let mut destinations = Vec::new();
             let family = entry.key.family();
-            self.dump(Some(&entry.key), |payload| {
-                destinations.extend(decode::parse_dest(payload, family)?);
-                Ok(())
-            })
+            let key = entry.key;
+            self.dump(
+                |out, family, seq| encode::dump_request(out, family, seq, Some(&key)),
+                |payload| {
+                    destinations.extend(decode::parse_dest(payload, family)?);
+                    Ok(())
+                },
+            )
             .await
             .map_err(|failure| observe_error(what, &failure))?;
             destinations.sort_by_key(|d: &DestStatus| (d.address, d.port));
@@ -636,6 +646,43 @@ impl IpvsBackend for IpvsNetlink {
             }
         }
         results
+    }
+
+    async fn sync_daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError> {
+        let mut daemons = Vec::new();
+        self.dump(encode::daemons_request, |payload| {
+            daemons.push(decode::parse_daemon(payload)?);
+            Ok(())
+        })
+        .await
+        .map_err(|failure| observe_error("the IPVS sync daemons", &failure))?;
+        daemons.sort_by_key(|daemon| daemon.role);
+        Ok(daemons)
+    }
+
+    async fn start_sync_daemon(&mut self, daemon: &SyncDaemon) -> Result<(), KernelError> {
+        let op = || format!("start {daemon}");
+        if let Some(problem) = sync::interface_problem(&daemon.interface) {
+            return Err(KernelError::Operation {
+                op: op(),
+                cause: Cause::Other(problem),
+            });
+        }
+        self.command(|out, family, seq| encode::start_daemon_request(out, family, seq, daemon))
+            .await
+            .map_err(|failure| KernelError::Operation {
+                op: op(),
+                cause: describe_daemon_failure(&failure, daemon.role, Some(&daemon.interface)),
+            })
+    }
+
+    async fn stop_sync_daemon(&mut self, role: SyncRole) -> Result<(), KernelError> {
+        self.command(|out, family, seq| encode::stop_daemon_request(out, family, seq, role))
+            .await
+            .map_err(|failure| KernelError::Operation {
+                op: format!("stop the IPVS {role} sync daemon"),
+                cause: describe_daemon_failure(&failure, role, None),
+            })
     }
 }
 
@@ -797,6 +844,24 @@ fn describe_refusal(message: &Message<'_>, refusal: &Refusal) -> Cause {
         Some(meaning) => cause.within(format!("{meaning}: "), ""),
         None => cause,
     }
+}
+
+/// A sync daemon's start (with its `interface`) or stop refused, in words:
+/// the refusals `start_sync_thread` and `stop_sync_thread` have.
+fn describe_daemon_failure(failure: &Failure, role: SyncRole, interface: Option<&str>) -> Cause {
+    let Failure::Refused(refusal) = failure else {
+        return describe_failure(failure);
+    };
+    let meaning = match (interface, refusal.errno) {
+        (Some(_), EEXIST) => format!("a {role} sync daemon is already running"),
+        (None, ESRCH) => format!("no {role} sync daemon is running"),
+        (Some(interface), ENODEV) => format!("no interface named {interface}"),
+        (Some(_), EINVAL) => "invalid request (the kernel refuses connection sync while a \
+                              service has a real server of the other address family)"
+            .to_owned(),
+        _ => return describe_failure(failure),
+    };
+    Cause::from(refusal.clone()).within(format!("{meaning}: "), "")
 }
 
 fn describe_failure(failure: &Failure) -> Cause {
@@ -1081,6 +1146,51 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn sync_daemon_refusals_are_told_in_words() {
+        let refused = |errno| {
+            Failure::Refused(Refusal {
+                errno,
+                detail: None,
+            })
+        };
+        let cases = [
+            (
+                refused(EEXIST),
+                Some("eth1"),
+                "a master sync daemon is already running: File exists (os error 17)",
+            ),
+            (
+                refused(ENODEV),
+                Some("eth1"),
+                "no interface named eth1: No such device (os error 19)",
+            ),
+            (
+                refused(EINVAL),
+                Some("eth1"),
+                "invalid request (the kernel refuses connection sync while a service has a real \
+                 server of the other address family): Invalid argument (os error 22)",
+            ),
+            (
+                refused(ESRCH),
+                None,
+                "no master sync daemon is running: No such process (os error 3)",
+            ),
+            (
+                refused(EPERM),
+                None,
+                "not permitted (lbconsole needs CAP_NET_ADMIN: run it as root): Operation not \
+                 permitted (os error 1)",
+            ),
+        ];
+        for (failure, interface, text) in cases {
+            assert_eq!(
+                describe_daemon_failure(&failure, SyncRole::Master, interface).to_string(),
+                text
+            );
+        }
     }
 
     #[test]
