@@ -12,7 +12,7 @@ use lbconsole::ha::status::{InstanceStatus, Keepalived, STATUS_FILE, VrrpState, 
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
-use lbconsole::kernel::{Kernel, KernelError};
+use lbconsole::kernel::{IpvsBackend, Kernel, KernelError, SyncDaemon, SyncRole};
 use lbconsole::store::{self as lbstore, ConfigFiles, Store};
 use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
 use lbconsole::tui::engine::{
@@ -1552,6 +1552,18 @@ fn without_vrrp_the_panes_show_no_pair() {
 #[test]
 fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
     let mut console = applied_console("vrrp-setup");
+    let ipvs = console.engine.kernel.ipvs.as_mut().unwrap();
+    for role in [SyncRole::Master, SyncRole::Backup] {
+        let daemon = SyncDaemon {
+            role,
+            interface: "eth1".to_owned(),
+            sync_id: 51,
+        };
+        console
+            .runtime
+            .block_on(ipvs.start_sync_daemon(&daemon))
+            .unwrap();
+    }
     console.publish_vrrp(&front_and_back(VrrpState::Master));
     console.peer = Some(FakePeer {
         version: 7,
@@ -1646,6 +1658,10 @@ fn without_a_peer_sync_says_what_is_missing() {
         "{screen}"
     );
     assert!(!screen.contains("config sync"));
+    assert!(
+        screen.contains("connection sync off: a failover drops the established connections"),
+        "{screen}"
+    );
 }
 
 #[test]

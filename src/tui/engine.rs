@@ -20,6 +20,7 @@ use crate::ha::status::{STATUS_FILE, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
+    SyncDaemon,
 };
 use crate::observe;
 use crate::plan::ipvs::ServiceKey;
@@ -247,6 +248,8 @@ pub struct Live {
     /// links cannot be read).
     pub routes: Vec<RouteStatus>,
     pub services: Result<Vec<ServiceStatus>, String>,
+    /// The IPVS connection-sync daemons running, the master first.
+    pub sync_daemons: Result<Vec<SyncDaemon>, String>,
     /// `None` until the firewall backend reports counters.
     pub flows: Option<Vec<FlowCounter>>,
     /// The servers' health as the daemon publishes it; `Ok(None)` when no
@@ -606,6 +609,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             links,
             routes,
             services: live.services.map_err(|e| e.to_string()),
+            sync_daemons: live.sync_daemons.map_err(|e| e.to_string()),
             flows,
             health: live.health.map_err(|e| e.to_string()),
             vrrp: blocking(move || read_vrrp_status(&state_dir)).await,

@@ -1,5 +1,6 @@
-//! The Setup tab: the files' states, the store's history, the HA pair, the
-//! settings and what the machine provides.
+//! The Setup tab: the files' states, the store's history, the HA pair (peer,
+//! keepalived, connection sync, configuration sync), the settings and what the
+//! machine provides.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,6 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Borders, Paragraph, Wrap};
 
+use crate::cli::sync_summary;
 use crate::config::ConfigFile;
 use crate::health::state::Health;
 use crate::store::VersionMeta;
@@ -271,6 +273,19 @@ fn pair_lines(
     };
     lines.push(field("peer", peer, styles.text));
     lines.push(field("keepalived", keepalived, keepalived_style));
+    if let Some(live) = &app.live {
+        // Both boxes run both daemons: none means a failover drops every
+        // established connection.
+        lines.push(match &live.sync_daemons {
+            Ok(daemons) if daemons.is_empty() => field(
+                "connection sync",
+                "off: a failover drops the established connections".to_owned(),
+                styles.warning,
+            ),
+            Ok(daemons) => field("connection sync", sync_summary(daemons), styles.ok),
+            Err(error) => field("connection sync", error.clone(), styles.error),
+        });
+    }
     if !status.peers.is_empty() {
         lines.push(config_sync_line(app, field));
     }
