@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
+use crate::ha::peer::{self, PeerError};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -18,7 +19,9 @@ use crate::plan::flows::{FlowCounter, MarkRule};
 use crate::plan::ipvs;
 use crate::plan::network::ROUTE_PROTOCOL;
 use crate::store::versions::{RollbackRecord, RunningRecord, rfc3339};
-use crate::store::{ConfigFiles, PendingApply, Store, StoreError, VersionMeta, archive, plural};
+use crate::store::{
+    ConfigFiles, PendingApply, Settings, Store, StoreError, VersionMeta, archive, plural,
+};
 use crate::text::Printable;
 
 /// Exit statuses of `lbconsole check`.
@@ -113,6 +116,8 @@ pub enum CommandError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Confirm(#[from] ConfirmError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
 }
 
 impl From<crate::kernel::KernelError> for CommandError {
@@ -407,14 +412,75 @@ pub fn import(
     expect_version: Option<u64>,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<(), CommandError> {
+) -> Result<VersionMeta, CommandError> {
     match archive::import(store, archive::Place::of(path), expect_version) {
         Ok(meta) => {
             write_saved(out, &meta);
-            Ok(())
+            Ok(meta)
         }
         Err(error) => Err(with_diagnostics(error, path, err)),
     }
+}
+
+/// `lbconsole import FILE --apply`: [`import`], then the version saved is
+/// applied as `lbconsole apply` does, all or nothing. What `sync --apply` runs
+/// on the peer.
+pub async fn import_and_apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
+    store: &Store,
+    path: &Path,
+    expect_version: Option<u64>,
+    kernel: &mut Kernel<N, I, F>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let meta = import(store, path, expect_version, out, err)?;
+    let request = ApplyRequest {
+        // Another save between the two is not applied unseen.
+        expect_version: Some(meta.number),
+        ..ApplyRequest::default()
+    };
+    apply(
+        store.config_dir(),
+        store.state_dir(),
+        &request,
+        kernel,
+        out,
+        err,
+    )
+    .await
+}
+
+/// `lbconsole sync [--to PEER] [--dry-run] [--apply]`: the diff of the peer's
+/// saved lvs.conf and flows.conf to this box's, then, unless the peer is in
+/// step or it is a dry run, the peer saves this box's (and applies them with
+/// `apply`) if its saved version did not move meanwhile.
+pub async fn sync(
+    store: &Store,
+    to: Option<&str>,
+    dry_run: bool,
+    apply: bool,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let settings = Settings::load(store.config_dir())?;
+    let comparison = peer::compare(store, &settings, to).await?;
+    let _ = write!(out, "{}", comparison.diff);
+    if comparison.in_step() {
+        let _ = writeln!(out, "{}", comparison.in_step_sentence());
+        return Ok(());
+    }
+    if dry_run {
+        let _ = writeln!(
+            out,
+            "dry run: nothing was sent to {} (its saved version is {})",
+            comparison.peer, comparison.peer_version
+        );
+        return Ok(());
+    }
+    let pushed = peer::push(&settings, &comparison, apply).await?;
+    for line in pushed.report.lines() {
+        let _ = writeln!(out, "{}: {}", pushed.peer, Printable(line));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

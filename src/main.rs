@@ -137,6 +137,27 @@ enum Command {
         /// Refuse unless the saved configuration is version N.
         #[arg(long, value_name = "N")]
         expect_version: Option<u64>,
+        /// Then apply the saved configuration as `lbconsole apply` does, all or
+        /// nothing.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Make the peer's saved lvs.conf and flows.conf this box's, over ssh: show
+    /// the diff, then `ssh PEER lbconsole import - --expect-version V` with the
+    /// peer's own network.conf (never synced). The ssh command is the `ssh`
+    /// setting of lbconsole.toml, or LBCONSOLE_SSH; what the peer runs is
+    /// `peer_command`.
+    Sync {
+        /// The peer; the first `peer` of `service vrrp` in the saved network.conf
+        /// by default.
+        #[arg(long, value_name = "PEER")]
+        to: Option<String>,
+        /// Show the diff and send nothing.
+        #[arg(long, conflicts_with = "apply")]
+        dry_run: bool,
+        /// Have the peer apply what it saved.
+        #[arg(long)]
+        apply: bool,
     },
     /// Apply the saved configuration at boot and keep running (systemd:
     /// dist/lbconsole.service); SIGHUP applies it again.
@@ -297,7 +318,31 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         Command::Import {
             file,
             expect_version,
-        } => cli::import(&store, &file, expect_version, &mut out, &mut err),
+            apply: false,
+        } => cli::import(&store, &file, expect_version, &mut out, &mut err).map(drop),
+        // The kernel is reached first: an import must not be saved and then
+        // find that it cannot be applied for want of a netlink socket.
+        Command::Import {
+            file,
+            expect_version,
+            apply: true,
+        } => match connect().await {
+            Ok(mut kernel) => {
+                cli::import_and_apply(
+                    &store,
+                    &file,
+                    expect_version,
+                    &mut kernel,
+                    &mut out,
+                    &mut err,
+                )
+                .await
+            }
+            Err(error) => Err(error.into()),
+        },
+        Command::Sync { to, dry_run, apply } => {
+            cli::sync(&store, to.as_deref(), dry_run, apply, &mut out).await
+        }
         Command::Daemon => {
             log_to_stderr();
             daemon::run(&store, connect).await.map_err(Into::into)

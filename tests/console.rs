@@ -1302,6 +1302,7 @@ fn settings_are_written_to_lbconsole_toml_and_take_effect() {
             confirm_timeout: 120,
             theme: Some("themes/dark.toml".to_owned()),
             keymap: Some("vim".to_owned()),
+            ..lbstore::Settings::default()
         }
     );
     assert_eq!(

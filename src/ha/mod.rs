@@ -3,4 +3,5 @@
 //! and `ssh` carries `lvs.conf` and `flows.conf` to the peer. Nothing here
 //! speaks a protocol of its own.
 
+pub mod peer;
 pub mod status;

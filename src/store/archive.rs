@@ -123,14 +123,19 @@ impl Archive {
         })
     }
 
+    /// The archive as the TOML document `import` reads; `path` names it in errors.
+    pub fn to_toml(&self, path: &Path) -> Result<String, StoreError> {
+        toml::to_string(self).map_err(|e| StoreError::Malformed {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
     /// Writes the archive to a regular file atomically, or to stdout. A
     /// device, a FIFO or a symbolic link is refused: export never replaces one.
     pub fn write(&self, place: Place<'_>) -> Result<(), StoreError> {
         let path = place.path();
-        let text = toml::to_string(self).map_err(|e| StoreError::Malformed {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let text = self.to_toml(path)?;
         let write_error = |source| StoreError::Write {
             path: path.to_owned(),
             source,

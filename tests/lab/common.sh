@@ -21,10 +21,11 @@ as_root() {
 # qemu-system-x86: the VM (software emulation: KVM is present here but fails);
 # linux-image-amd64: the kernel and its modules (bonding, 8021q, ip_vs…);
 # busybox-static: virtme-ng's initramfs; the rest are the tools that run inside
-# the VM (the guest uses the host's /usr): keepalived is the HA pair's VRRP engine.
+# the VM (the guest uses the host's /usr): keepalived is the HA pair's VRRP engine;
+# openssh: `lbconsole sync` between two appliances (sshd runs in a namespace).
 lab_install() {
     local packages=(qemu-system-x86 linux-image-amd64 busybox-static iproute2 iputils-ping
-        nftables ipvsadm curl keepalived "$@")
+        nftables ipvsadm curl keepalived openssh-server openssh-client "$@")
     local missing=() package status
     for package in "${packages[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)

@@ -26,3 +26,4 @@ mod network6;
 mod safety;
 mod sandbox;
 mod support;
+mod sync;
