@@ -76,6 +76,7 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirew
         confirm_timeout: None,
         user_dir: None,
         monochrome: false,
+        peer_comparison: None,
     }
 }
 
@@ -95,8 +96,12 @@ struct Console {
     runtime: tokio::runtime::Runtime,
     /// A stand-in health daemon, once a test asks for one.
     health: Option<publish::Publisher>,
-    /// A stand-in HA peer that configuration sync reaches, once a test sets one.
+    /// A stand-in HA peer that configuration sync reaches, once a test sets
+    /// one; none is out of reach.
     peer: Option<FakePeer>,
+    /// Configuration sync goes through the engine, to the ssh of the config
+    /// dir's lbconsole.toml, instead of to `peer`.
+    real_sync: bool,
     now: Instant,
     quit: bool,
 }
@@ -131,6 +136,7 @@ impl Console {
             quit: false,
             health: None,
             peer: None,
+            real_sync: false,
         };
         let effects = console.app.start();
         console.carry_out(effects);
@@ -154,7 +160,7 @@ impl Console {
                 }
                 // The machine's facts would make snapshots differ between hosts.
                 Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
-                Effect::Engine(Request::ComparePeer(to)) => {
+                Effect::Engine(Request::ComparePeer(to)) if !self.real_sync => {
                     Action::PeerCompared(match (to, &self.peer) {
                         (None, _) => Err(NO_PEER.to_owned()),
                         (Some(peer), None) => Err(unreachable(&peer)),
@@ -168,7 +174,7 @@ impl Console {
                 Effect::Engine(Request::SyncPeer {
                     peer,
                     expect_version,
-                }) => Action::PeerSynced {
+                }) if !self.real_sync => Action::PeerSynced {
                     result: self
                         .peer
                         .as_mut()
@@ -1603,6 +1609,94 @@ fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
         console
             .screen(120, 40)
             .contains("in step: 10.0.0.3 has these lvs.conf, flows.conf (its version 8)")
+    );
+}
+
+/// The real engine's sync, to a second store on this host through a
+/// stand-in for ssh (as tests/sync.rs does): the diff first, then the peer
+/// saves this box's lvs.conf and flows.conf and keeps its network.conf.
+#[test]
+fn sync_through_the_engine_saves_on_the_peer_after_the_diff() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut console = applied_console("vrrp-engine-sync");
+    let root = temp_dir("vrrp-engine-sync-lb2");
+    let (lb2_config, lb2_state) = (root.join("config"), root.join("state"));
+    std::fs::create_dir_all(&lb2_config).unwrap();
+    // lb2's own network.conf, which can run lb1's flows and directors.
+    let mut lb2_network = b"# lb2\n".to_vec();
+    lb2_network.extend(examples().network);
+    std::fs::write(lb2_config.join("network.conf"), &lb2_network).unwrap();
+    std::fs::write(lb2_config.join("lvs.conf"), "").unwrap();
+    std::fs::write(lb2_config.join("flows.conf"), "").unwrap();
+    let lb2 = Store::open(&lb2_config, &lb2_state).unwrap();
+    assert_eq!(lb2.saved_or_first().unwrap().version, 1);
+    let ssh = root.join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\n\
+             while [ \"$1\" != -- ]; do shift; done\n\
+             shift 2\n\
+             export LBCONSOLE_CONFIG_DIR='{}' LBCONSOLE_STATE_DIR='{}'\n\
+             exec sh -c \"$*\"\n",
+            lb2_config.display(),
+            lb2_state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        console.engine.paths.config_dir.join("lbconsole.toml"),
+        format!(
+            "ssh = \"{}\"\npeer_command = \"{}\"\n",
+            ssh.display(),
+            env!("CARGO_BIN_EXE_lbconsole")
+        ),
+    )
+    .unwrap();
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.real_sync = true;
+
+    console.shift('S');
+    let Some(Overlay::PeerSync { comparison, .. }) = &console.app.overlay else {
+        panic!(
+            "no sync dialog: {:?} {}",
+            console.app.overlay,
+            console.notice()
+        );
+    };
+    assert_eq!(comparison.version, 1);
+    assert!(
+        comparison.diff.contains("+director web"),
+        "{}",
+        comparison.diff
+    );
+    assert!(
+        !comparison.diff.contains("/network.conf"),
+        "{}",
+        comparison.diff
+    );
+    console.key(KeyCode::Char('y'));
+    assert!(
+        console.notice().contains("version 2"),
+        "{} {:?}",
+        console.notice(),
+        console.app.overlay
+    );
+    let saved = lb2.saved().unwrap();
+    assert_eq!(saved.version, 2);
+    assert_eq!(saved.files.lvs, examples().lvs);
+    assert_eq!(saved.files.flows, examples().flows);
+    assert_eq!(saved.files.network, lb2_network);
+
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert!(
+        console
+            .notice()
+            .starts_with("nothing to sync: 10.0.0.3 has"),
+        "{}",
+        console.notice()
     );
 }
 

@@ -16,6 +16,7 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::ha::peer;
 use crate::ha::status::{STATUS_FILE, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
@@ -470,6 +471,9 @@ pub struct Engine<N, I, F> {
     pub user_dir: Option<PathBuf>,
     /// Whether the terminal gets no colours (themes are loaded for it).
     pub monochrome: bool,
+    /// The last comparison with the peer: what a sync sends, once the
+    /// administrator has seen its diff.
+    pub peer_comparison: Option<peer::PeerComparison>,
 }
 
 impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
@@ -542,10 +546,13 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::ChangeSetting(change) => {
                 Action::LooksChanged(Box::new(self.change_setting(change).await))
             }
-            Request::ComparePeer(_) => Action::PeerCompared(Err(NO_PEER_SYNC.to_owned())),
-            Request::SyncPeer { peer, .. } => Action::PeerSynced {
+            Request::ComparePeer(to) => Action::PeerCompared(self.compare_with_peer(to).await),
+            Request::SyncPeer {
                 peer,
-                result: Err(NO_PEER_SYNC.to_owned()),
+                expect_version,
+            } => Action::PeerSynced {
+                result: self.sync_peer(&peer, expect_version).await,
+                peer,
             },
         }
     }
@@ -582,6 +589,55 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             *timeout = looks.settings.confirm_timeout;
         }
         Ok(looks)
+    }
+
+    /// The peer's saved lvs.conf and flows.conf against this box's, over ssh
+    /// as `lbconsole sync --dry-run` reads them; kept for the sync that may
+    /// follow.
+    async fn compare_with_peer(&mut self, to: Option<String>) -> Result<PeerComparison, String> {
+        self.peer_comparison = None;
+        let paths = self.paths.clone();
+        let (store, settings) = blocking(move || {
+            let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+            let settings = store::Settings::load(&paths.config_dir)?;
+            Ok::<_, StoreError>((store, settings))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let comparison = peer::compare(&store, &settings, to.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let shown = PeerComparison {
+            peer: comparison.peer.clone(),
+            version: comparison.peer_version,
+            diff: if comparison.in_step() {
+                String::new()
+            } else {
+                comparison.diff.clone()
+            },
+        };
+        self.peer_comparison = Some(comparison);
+        Ok(shown)
+    }
+
+    /// Sends what the last comparison with `peer` showed, which the peer
+    /// saves if its version is still `expect_version`; the peer's report.
+    async fn sync_peer(&mut self, peer: &str, expect_version: u64) -> Result<String, String> {
+        let comparison = self
+            .peer_comparison
+            .take()
+            .filter(|c| c.peer == peer && c.peer_version == expect_version)
+            .ok_or_else(|| {
+                format!("nothing sent: compare with {peer} again, the diff shown is not the last")
+            })?;
+        let config_dir = self.paths.config_dir.clone();
+        let settings = blocking(move || store::Settings::load(&config_dir))
+            .await
+            .map_err(|e| e.to_string())?;
+        peer::push(&settings, &comparison, false)
+            .await
+            .map(|pushed| pushed.report)
+            .map_err(|e| e.to_string())
     }
 
     /// What runs, read as `lbconsole status` reads it, for the live panes.
@@ -713,9 +769,6 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         }
     }
 }
-
-/// Until `ha::peer` is merged, the console's sync has no way to the peer.
-const NO_PEER_SYNC: &str = "this build of lbconsole has no configuration sync";
 
 /// Director names by IPVS service, for the LB Layer4 pane.
 pub fn director_names(checked: &config::Checked) -> BTreeMap<ServiceKey, String> {
