@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
+use crate::ha;
 use crate::ha::peer::{self, PeerError};
+use crate::ha::status::{Keepalived, VrrpState, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -142,6 +144,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     err: &mut dyn Write,
 ) -> Result<(), CommandError> {
     let store = Store::open(config_dir, state_dir)?;
+    write_pair_role(state_dir, out);
     let mut progress = |progress: Progress<'_>| match progress {
         Progress::Checked(diagnostics) => {
             for diagnostic in diagnostics {
@@ -168,6 +171,26 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         );
     }
     Ok(())
+}
+
+/// Says which box of an HA pair this apply changes: applying to the backup
+/// is routine, applying to the master touches the traffic.
+fn write_pair_role(state_dir: &Path, out: &mut dyn Write) {
+    let role = ha::status::read(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|status| status.role());
+    let _ = match role {
+        Some(VrrpState::Master) => writeln!(
+            out,
+            "this box is MASTER of its VRRP pair: this apply changes the box that carries the traffic"
+        ),
+        Some(VrrpState::Backup) => writeln!(
+            out,
+            "this box is BACKUP of its VRRP pair: the master carries the traffic while this applies"
+        ),
+        _ => Ok(()),
+    };
 }
 
 /// `lbconsole confirm`: keeps the apply that waits for confirmation.
@@ -497,6 +520,11 @@ struct StatusReport<'a> {
     sync_daemons: &'a [SyncDaemon],
     health: HealthReport,
     flows: FlowsReport,
+    /// keepalived and its instances; null when no `vrrp` line runs.
+    vrrp: Option<VrrpStatus>,
+    /// Why the daemon's VRRP status could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vrrp_error: Option<String>,
 }
 
 /// The servers' health as the daemon publishes it.
@@ -636,6 +664,8 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
             error: counters.as_ref().err().map(ToString::to_string),
             counters: counters.unwrap_or_default(),
         },
+        vrrp_error: live.vrrp.as_ref().err().map(ToString::to_string),
+        vrrp: live.vrrp.ok().flatten(),
     };
     let _ = match format {
         Format::Json => serde_json::to_writer_pretty(&mut *out, &report)
@@ -791,7 +821,54 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
     }
     write_ipvs(&report.ipvs, report.sync_daemons, out)?;
     write_health(&report.health, out)?;
-    write_flows(&report.flows, out)
+    write_flows(&report.flows, out)?;
+    write_vrrp(report.vrrp.as_ref(), report.vrrp_error.as_deref(), out)
+}
+
+/// Nothing when no `vrrp` line runs.
+fn write_vrrp(
+    vrrp: Option<&VrrpStatus>,
+    error: Option<&str>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if let Some(error) = error {
+        return writeln!(out, "VRRP\n  {error}");
+    }
+    let Some(vrrp) = vrrp else {
+        return Ok(());
+    };
+    let keepalived = match &vrrp.keepalived {
+        Keepalived::NotConfigured => "not configured".to_owned(),
+        Keepalived::Running { pid } => format!("running (pid {pid})"),
+        Keepalived::Down { reason } => format!("down: {reason}"),
+    };
+    writeln!(out, "VRRP (keepalived {keepalived})")?;
+    for instance in &vrrp.instances {
+        let addresses: Vec<String> = instance.addresses.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "  vrrp {} (vrid {}, {}): {}, prio {}/{}, {}",
+            instance.interface,
+            instance.vrid,
+            instance.family.name(),
+            instance.state.name(),
+            instance.priority,
+            instance.configured_priority,
+            addresses.join(" ")
+        )?;
+    }
+    if !vrrp.peers.is_empty() {
+        let peers: Vec<String> = vrrp.peers.iter().map(ToString::to_string).collect();
+        writeln!(out, "  peer {}", peers.join(" "))?;
+    }
+    match vrrp.healthy {
+        Some(true) => writeln!(out, "  health tracked: every director has a server up"),
+        Some(false) => writeln!(
+            out,
+            "  health tracked: a director has no server up, the priority is lowered"
+        ),
+        None => Ok(()),
+    }
 }
 
 fn write_flows(flows: &FlowsReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -926,7 +1003,58 @@ fn state(link: &LinkStatus) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::types::{Family, IpNet};
+    use crate::ha::status::InstanceStatus;
     use crate::kernel::SyncRole;
+
+    #[test]
+    fn status_shows_each_vrrp_instance_on_a_line() {
+        let instance = |name: &str, family, state, priority, address: &str| InstanceStatus {
+            name: name.to_owned(),
+            interface: "eth0".to_owned(),
+            family,
+            vrid: 51,
+            state,
+            configured_priority: 150,
+            priority,
+            addresses: vec![IpNet::try_from(address.to_owned()).unwrap()],
+            since: 0,
+        };
+        let vrrp = VrrpStatus {
+            keepalived: Keepalived::Running { pid: 7 },
+            instances: vec![
+                instance(
+                    "eth0",
+                    Family::Ipv4,
+                    VrrpState::Master,
+                    150,
+                    "10.0.0.100/24",
+                ),
+                instance(
+                    "eth0-6",
+                    Family::Ipv6,
+                    VrrpState::Backup,
+                    1,
+                    "2001:db8::100/64",
+                ),
+            ],
+            healthy: Some(false),
+            peers: vec!["10.0.0.3".parse().unwrap()],
+        };
+        let mut out = Vec::new();
+        write_vrrp(Some(&vrrp), None, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "VRRP (keepalived running (pid 7))\n\
+             \x20 vrrp eth0 (vrid 51, IPv4): MASTER, prio 150/150, 10.0.0.100/24\n\
+             \x20 vrrp eth0 (vrid 51, IPv6): BACKUP, prio 1/150, 2001:db8::100/64\n\
+             \x20 peer 10.0.0.3\n\
+             \x20 health tracked: a director has no server up, the priority is lowered\n"
+        );
+        let mut out = Vec::new();
+        write_vrrp(None, None, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
 
     fn daemon(role: SyncRole, interface: &str, sync_id: u8) -> SyncDaemon {
         SyncDaemon {

@@ -3,6 +3,9 @@
 //! IPVS and back (`health`). Each tick it rolls back an unconfirmed apply whose
 //! guard died, and follows the running configuration when an apply changed it.
 //! SIGHUP applies the saved configuration again; SIGTERM and SIGINT end it.
+//! When the running `network.conf` has `vrrp` lines it runs keepalived
+//! (`ha::supervisor`) and, with a `sync-iface`, the kernel's IPVS sync
+//! daemons, and stops them when it ends.
 //!
 //! Everything it has to say goes to the log (tracing), one line per problem: a
 //! daemon has nobody to answer.
@@ -17,17 +20,22 @@ use crate::apply::Progress;
 use crate::config::ConfigFile;
 use crate::config::Severity;
 use crate::config::model::LvsConfig;
-use crate::config::parse::parse_lvs;
+use crate::config::parse::{parse_lvs, parse_network};
 use crate::confirm::{self, ApplyRequest};
+use crate::ha;
+use crate::ha::supervisor::{self, Supervisor};
 use crate::health;
 use crate::health::publish::{self, HealthSource, Publisher};
 use crate::health::run::HealthChecker;
-use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
+use crate::kernel::{
+    FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, SyncDaemon,
+    ensure_sync_daemons,
+};
 use crate::store::lock::Lock;
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
 
 /// The daemon's lock in the state dir.
-const DAEMON_LOCK: &str = "daemon.lock";
+pub const DAEMON_LOCK: &str = "daemon.lock";
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -57,6 +65,8 @@ where
     let mut health = HealthChecker::new(None);
     let mut checked = None;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
+    let mut pair = Pair::new(store.state_dir()).await;
+    pair.follow(store, &mut connect).await;
     let publisher = Publisher::start(store.state_dir(), &health.report())
         .inspect_err(|error| {
             tracing::error!(
@@ -76,6 +86,7 @@ where
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
                 }
+                pair.follow(store, &mut connect).await;
                 // An unchanged lvs.conf is not reloaded, but the apply may have
                 // put back servers that health keeps out.
                 health.tick().await;
@@ -85,16 +96,24 @@ where
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
                 }
+                pair.follow(store, &mut connect).await;
+                let healthy = pair
+                    .vrrp
+                    .tracks_health()
+                    .then(|| supervisor::every_director_up(&health.report()));
+                pair.vrrp.tick(healthy).await;
                 health.tick().await;
             }
+            notice = pair.vrrp.next_notice() => pair.vrrp.handle(notice),
             report = health.next_report() => {
                 health.handle(report).await;
                 publish(publisher.as_ref(), &health);
             }
         }
     }
-    drop(publisher);
     tracing::info!("lbconsole daemon stopping");
+    pair.stop(&mut connect).await;
+    drop(publisher);
     Ok(())
 }
 
@@ -259,5 +278,124 @@ where
 fn publish<I: IpvsBackend>(publisher: Option<&Publisher>, health: &HealthChecker<I>) {
     if let Some(publisher) = publisher {
         publisher.publish(&health.report());
+    }
+}
+
+/// The HA side of the daemon: keepalived and the IPVS sync daemons, as the
+/// running `network.conf` asks.
+struct Pair {
+    vrrp: Supervisor,
+    /// The `network.conf` text last followed.
+    followed: Option<Vec<u8>>,
+    wanted_sync: Vec<SyncDaemon>,
+    /// The sync daemons this daemon made run; `None` until it succeeded, and
+    /// retried each tick until then.
+    running_sync: Option<Vec<SyncDaemon>>,
+    /// Whether the last failure to start them was logged.
+    told_sync_failure: bool,
+}
+
+impl Pair {
+    async fn new(state_dir: &Path) -> Self {
+        Self {
+            vrrp: Supervisor::new(state_dir).await,
+            followed: None,
+            wanted_sync: Vec::new(),
+            // Sync daemons that run while the configuration wants none are
+            // someone else's: left alone.
+            running_sync: Some(Vec::new()),
+            told_sync_failure: false,
+        }
+    }
+
+    /// Follows the running `network.conf` when it differs from the text last
+    /// followed; without a running configuration nothing runs.
+    async fn follow<N, I, W, F, Fut>(&mut self, store: &Store, connect: &mut F)
+    where
+        N: NetworkBackend,
+        I: IpvsBackend,
+        W: FirewallBackend,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+    {
+        let text = match ConfigFiles::read_running(store.state_dir()) {
+            Ok(running) => {
+                running.map_or_else(Vec::new, |files| files.get(ConfigFile::Network).to_vec())
+            }
+            Err(error) => {
+                tracing::error!("vrrp: {error}");
+                return;
+            }
+        };
+        if self.followed.as_ref() != Some(&text) {
+            // The running configuration passed validation when it was applied.
+            let (network, _) = parse_network(&text);
+            self.vrrp.follow(&network).await;
+            let wanted = ha::sync_daemons(&network);
+            if wanted != self.wanted_sync {
+                self.wanted_sync = wanted;
+                self.told_sync_failure = false;
+            }
+            self.followed = Some(text);
+        }
+        if self.running_sync.as_ref() != Some(&self.wanted_sync) {
+            let wanted = self.wanted_sync.clone();
+            self.ensure_sync(connect, wanted).await;
+        }
+    }
+
+    async fn ensure_sync<N, I, W, F, Fut>(&mut self, connect: &mut F, wanted: Vec<SyncDaemon>)
+    where
+        N: NetworkBackend,
+        I: IpvsBackend,
+        W: FirewallBackend,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+    {
+        let result = match connect().await.and_then(|kernel| kernel.ipvs) {
+            Ok(mut ipvs) => ensure_sync_daemons(&mut ipvs, &wanted).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                match wanted.first() {
+                    Some(daemon) => tracing::info!(
+                        "ipvs sync: master and backup sync daemons on {} (sync id {})",
+                        daemon.interface,
+                        daemon.sync_id
+                    ),
+                    None => tracing::info!("ipvs sync: sync daemons stopped"),
+                }
+                self.running_sync = Some(wanted);
+                self.told_sync_failure = false;
+            }
+            Err(error) => {
+                if !self.told_sync_failure {
+                    tracing::error!("ipvs sync: {error}; trying again each second");
+                    self.told_sync_failure = true;
+                }
+                self.running_sync = None;
+            }
+        }
+    }
+
+    /// Stops keepalived, which takes its addresses along, and the sync daemons.
+    async fn stop<N, I, W, F, Fut>(&mut self, connect: &mut F)
+    where
+        N: NetworkBackend,
+        I: IpvsBackend,
+        W: FirewallBackend,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+    {
+        self.vrrp.stop().await;
+        if self
+            .running_sync
+            .as_ref()
+            .is_none_or(|running| !running.is_empty())
+        {
+            self.told_sync_failure = false;
+            self.ensure_sync(connect, Vec::new()).await;
+        }
     }
 }

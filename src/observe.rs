@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::ha::status::{self, VrrpStatus};
 use crate::health::publish::{self, ReadError, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, Observation, ServiceStatus,
@@ -26,10 +27,13 @@ pub struct Live {
     /// The servers' health as the daemon publishes it in `state_dir`; `None`
     /// when no daemon runs.
     pub health: Result<Option<Vec<ServerReport>>, ReadError>,
+    /// keepalived and its VRRP instances as the daemon last wrote them;
+    /// `None` when no `vrrp` line runs.
+    pub vrrp: Result<Option<VrrpStatus>, status::ReadError>,
 }
 
-/// Reads every part. The daemon's socket is asked on tokio's blocking threads:
-/// a busy daemon may take the socket's deadline to answer.
+/// Reads every part. The daemon's socket and files are read on tokio's
+/// blocking threads: a busy daemon may take the socket's deadline to answer.
 pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     kernel: &mut Kernel<N, I, F>,
     state_dir: &Path,
@@ -44,8 +48,10 @@ pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     };
     let flows = kernel.firewall.counters().await;
     let state_dir = state_dir.to_owned();
-    let health = match tokio::task::spawn_blocking(move || publish::read(&state_dir)).await {
-        Ok(health) => health,
+    let daemon =
+        tokio::task::spawn_blocking(move || (publish::read(&state_dir), status::read(&state_dir)));
+    let (health, vrrp) = match daemon.await {
+        Ok(read) => read,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     Live {
@@ -54,5 +60,6 @@ pub async fn observe<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         sync_daemons,
         flows,
         health,
+        vrrp,
     }
 }

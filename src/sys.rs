@@ -101,3 +101,67 @@ pub fn terminate(child: &std::process::Child) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Makes `command`'s process receive SIGTERM when the thread that spawns it
+/// ends (prctl(PR_SET_PDEATHSIG)), and not start at all when this process is
+/// gone already. The kernel ties the signal to the spawning *thread*: spawn
+/// from a thread that lives as long as the process (the daemon's runtime
+/// thread), never from a pool's.
+pub fn terminate_with_parent_on_exec(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec the closure calls only prctl(2) and
+    // getppid(2), which are async-signal-safe, and makes its errors without
+    // allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the line above.
+            if u32::try_from(libc::getppid()) != Ok(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The signals lbconsole sends to the processes it supervises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Hangup,
+    Terminate,
+    Kill,
+}
+
+/// Sends `signal` to process `pid`. Process groups (0, negative ids) cannot
+/// be named: only one process is ever signalled.
+pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&pid| pid > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
+    let signal = match signal {
+        Signal::Hangup => libc::SIGHUP,
+        Signal::Terminate => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill(2) takes integers and touches no memory of this process.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Creates the named pipe `path` with `mode` (less the umask).
+pub fn make_fifo(path: &std::path::Path, mode: libc::mode_t) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: mkfifo(3) reads the NUL-terminated string `path` owns, borrowed
+    // for the call.
+    if unsafe { libc::mkfifo(path.as_ptr(), mode) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -20,6 +20,7 @@ mod ipvs6;
 mod ipvs_backend;
 mod ipvs_sync;
 mod isolation;
+mod keepalived;
 mod load;
 mod network;
 mod network6;
