@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use lbconsole::apply::TearDown;
 use lbconsole::config::model::types::{Family, IpNet};
 use lbconsole::config::{self, ConfigFile};
-use lbconsole::ha::status::{InstanceStatus, Keepalived, STATUS_FILE, VrrpState, VrrpStatus};
+use lbconsole::daemon::DAEMON_LOCK;
+use lbconsole::ha::status::{InstanceStatus, Keepalived, VrrpState, VrrpStatus};
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{IpvsBackend, Kernel, KernelError, SyncDaemon, SyncRole};
+use lbconsole::store::lock::Lock;
 use lbconsole::store::{self as lbstore, ConfigFiles, Store};
 use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
 use lbconsole::tui::engine::{
@@ -102,6 +104,9 @@ struct Console {
     /// Configuration sync goes through the engine, to the ssh of the config
     /// dir's lbconsole.toml, instead of to `peer`.
     real_sync: bool,
+    /// The daemon's lock, held as a running daemon holds it: its VRRP
+    /// status is trusted only while it does.
+    daemon: Option<Lock>,
     now: Instant,
     quit: bool,
 }
@@ -137,6 +142,7 @@ impl Console {
             health: None,
             peer: None,
             real_sync: false,
+            daemon: None,
         };
         let effects = console.app.start();
         console.carry_out(effects);
@@ -399,11 +405,18 @@ impl Console {
         (buffer[(x, y)].fg, buffer[(x, y)].bg)
     }
 
-    /// Writes the VRRP status as the daemon does, and reads the live panes again.
+    /// Writes the VRRP status as a running daemon does, and reads the live
+    /// panes again.
     fn publish_vrrp(&mut self, status: &VrrpStatus) {
-        let path = self.engine.paths.state_dir.join(STATUS_FILE);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, toml::to_string(status).unwrap()).unwrap();
+        let state_dir = &self.engine.paths.state_dir;
+        if self.daemon.is_none() {
+            self.daemon = Some(
+                Lock::try_acquire(&state_dir.join(DAEMON_LOCK))
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        lbconsole::ha::status::write(state_dir, status).unwrap();
         self.act(Action::RefreshLive);
     }
 }
@@ -1499,6 +1512,21 @@ fn the_network_pane_shows_each_vrrp_instance_and_the_peer_as_this_box_sees_it() 
     };
     console.publish_vrrp(&down);
     insta::assert_snapshot!("network_vrrp_keepalived_down_80x24", console.screen(80, 24));
+}
+
+#[test]
+fn a_status_left_by_a_killed_daemon_says_keepalived_is_down() {
+    let mut console = applied_console("vrrp-killed");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    // SIGKILL: the lock goes with the process, the file stays.
+    console.daemon = None;
+    console.act(Action::RefreshLive);
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("│vrrp: keepalived down: the daemon is not "),
+        "{screen}"
+    );
+    assert!(!screen.contains("MASTER"), "{screen}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
 use crate::ha::peer;
-use crate::ha::status::{STATUS_FILE, VrrpStatus};
+use crate::ha::status::{self, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
@@ -263,15 +263,7 @@ pub struct Live {
 
 /// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
 fn read_vrrp_status(state_dir: &Path) -> Result<Option<VrrpStatus>, String> {
-    let path = state_dir.join(STATUS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
-    };
-    toml::from_str(&text)
-        .map(Some)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))
+    status::read(state_dir).map_err(|e| e.to_string())
 }
 
 /// Facts about the machine for the Setup tab.

@@ -24,13 +24,10 @@ pub fn role(status: &VrrpStatus) -> Option<Role> {
     if !matches!(status.keepalived, Keepalived::Running { .. }) {
         return None;
     }
-    let states = || status.instances.iter().map(|instance| instance.state);
-    if states().any(|state| state == VrrpState::Master) {
-        Some(Role::Master)
-    } else if !status.instances.is_empty() && states().all(|state| state == VrrpState::Backup) {
-        Some(Role::Backup)
-    } else {
-        None
+    match status.role()? {
+        VrrpState::Master => Some(Role::Master),
+        VrrpState::Backup => Some(Role::Backup),
+        VrrpState::Init | VrrpState::Fault | VrrpState::Stop => None,
     }
 }
 
