@@ -973,7 +973,7 @@ fn write_ipvs(
 
 /// The sync daemons in a few words: `master and backup on eth1, sync id 51`
 /// when both share an interface and id, as an HA pair runs them.
-fn sync_summary(daemons: &[SyncDaemon]) -> String {
+pub fn sync_summary(daemons: &[SyncDaemon]) -> String {
     match daemons {
         [] => "off".to_owned(),
         [first, second]

@@ -6,14 +6,20 @@
 use std::time::{Duration, Instant};
 
 use lbconsole::apply::TearDown;
+use lbconsole::config::model::types::{Family, IpNet};
 use lbconsole::config::{self, ConfigFile};
+use lbconsole::daemon::DAEMON_LOCK;
+use lbconsole::ha::status::{InstanceStatus, Keepalived, VrrpState, VrrpStatus};
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
-use lbconsole::kernel::{Kernel, KernelError};
+use lbconsole::kernel::{IpvsBackend, Kernel, KernelError, SyncDaemon, SyncRole};
+use lbconsole::store::lock::Lock;
 use lbconsole::store::{self as lbstore, ConfigFiles, Store};
 use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
-use lbconsole::tui::engine::{self, Applied, Engine, Facts, Paths, Request};
+use lbconsole::tui::engine::{
+    self, Applied, Engine, Facts, PairNote, Paths, PeerComparison, PlanPreview, Request,
+};
 use lbconsole::tui::keymap::{Command, Keymap};
 use lbconsole::tui::theme::Theme;
 use lbconsole::tui::ui;
@@ -72,6 +78,7 @@ fn engine(state_dir: &std::path::Path) -> Engine<FakeKernel, FakeIpvs, FakeFirew
         confirm_timeout: None,
         user_dir: None,
         monochrome: false,
+        peer_comparison: None,
     }
 }
 
@@ -91,6 +98,15 @@ struct Console {
     runtime: tokio::runtime::Runtime,
     /// A stand-in health daemon, once a test asks for one.
     health: Option<publish::Publisher>,
+    /// A stand-in HA peer that configuration sync reaches, once a test sets
+    /// one; none is out of reach.
+    peer: Option<FakePeer>,
+    /// Configuration sync goes through the engine, to the ssh of the config
+    /// dir's lbconsole.toml, instead of to `peer`.
+    real_sync: bool,
+    /// The daemon's lock, held as a running daemon holds it: its VRRP
+    /// status is trusted only while it does.
+    daemon: Option<Lock>,
     now: Instant,
     quit: bool,
 }
@@ -124,6 +140,9 @@ impl Console {
             now: Instant::now(),
             quit: false,
             health: None,
+            peer: None,
+            real_sync: false,
+            daemon: None,
         };
         let effects = console.app.start();
         console.carry_out(effects);
@@ -147,6 +166,28 @@ impl Console {
                 }
                 // The machine's facts would make snapshots differ between hosts.
                 Effect::Engine(Request::Facts) => Action::Facts(Box::new(facts())),
+                Effect::Engine(Request::ComparePeer(to)) if !self.real_sync => {
+                    Action::PeerCompared(match (to, &self.peer) {
+                        (None, _) => Err(NO_PEER.to_owned()),
+                        (Some(peer), None) => Err(unreachable(&peer)),
+                        (Some(peer), Some(fake)) => Ok(PeerComparison {
+                            peer,
+                            version: fake.version,
+                            diff: fake.diff.clone(),
+                        }),
+                    })
+                }
+                Effect::Engine(Request::SyncPeer {
+                    peer,
+                    expect_version,
+                }) if !self.real_sync => Action::PeerSynced {
+                    result: self
+                        .peer
+                        .as_mut()
+                        .ok_or_else(|| unreachable(&peer))
+                        .and_then(|fake| fake.sync(expect_version)),
+                    peer,
+                },
                 Effect::Engine(request) => {
                     match self.runtime.block_on(self.engine.answer(request)) {
                         // So would the times and users of the versions.
@@ -277,6 +318,106 @@ impl Console {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|frame| ui::draw(frame, &self.app)).unwrap();
         terminal.backend().to_string()
+    }
+}
+
+/// What `ha::peer` says without a peer.
+const NO_PEER: &str = "no peer to sync with: the saved network.conf has no `peer` in \
+                       `service vrrp`; add one, or name the peer with --to";
+
+fn unreachable(peer: &str) -> String {
+    format!("cannot reach {peer} over ssh: ssh: connect to host {peer} port 22: No route to host")
+}
+
+/// The other appliance of a pair, as configuration sync sees it: its saved
+/// version, and the diff from its lvs.conf and flows.conf to this box's.
+struct FakePeer {
+    version: u64,
+    diff: String,
+}
+
+impl FakePeer {
+    /// Saves this box's files, as `lbconsole import --expect-version` does.
+    fn sync(&mut self, expect_version: u64) -> Result<String, String> {
+        if expect_version != self.version {
+            return Err(format!(
+                "the saved configuration is version {}, not {expect_version}",
+                self.version
+            ));
+        }
+        self.version += 1;
+        self.diff.clear();
+        Ok(format!("saved version {}", self.version))
+    }
+}
+
+/// One VRRP instance of this box, as keepalived reports it.
+fn instance(name: &str, state: VrrpState, priority: u32, vips: &[&str]) -> InstanceStatus {
+    let addresses: Vec<IpNet> = vips
+        .iter()
+        .map(|vip| IpNet::try_from((*vip).to_owned()).unwrap())
+        .collect();
+    InstanceStatus {
+        name: name.to_owned(),
+        interface: name.trim_end_matches("-6").to_owned(),
+        family: Family::of(addresses[0].addr),
+        vrid: if name.starts_with("eth0") { 51 } else { 52 },
+        state,
+        configured_priority: 150,
+        priority,
+        addresses,
+        since: 1_764_500_000,
+    }
+}
+
+/// keepalived running `instances`, with the peer of the issue's example.
+fn running(instances: Vec<InstanceStatus>) -> VrrpStatus {
+    VrrpStatus {
+        keepalived: Keepalived::Running { pid: 4242 },
+        instances,
+        healthy: None,
+        peers: vec!["10.0.0.3".parse().unwrap()],
+    }
+}
+
+/// The front and back instances of the issue's example, both in `state`.
+fn front_and_back(state: VrrpState) -> VrrpStatus {
+    running(vec![
+        instance("eth0", state, 150, &["10.0.0.100/24"]),
+        instance("eth1", state, 150, &["10.1.0.1/24"]),
+    ])
+}
+
+impl Console {
+    /// The foreground and background of `word`'s first cell in the live pane
+    /// of an 80×24 screen.
+    fn live_colours(&mut self, word: &str) -> (ratatui::style::Color, ratatui::style::Color) {
+        self.act(Action::Resize(80, 24));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|frame| ui::draw(frame, &self.app)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let (x, y) = (0..24)
+            .find_map(|y| {
+                let row: String = (50..80).map(|x| buffer[(x, y)].symbol()).collect();
+                row.find(word).map(|x| (x as u16 + 50, y))
+            })
+            .unwrap_or_else(|| panic!("{word} not in the live pane"));
+        (buffer[(x, y)].fg, buffer[(x, y)].bg)
+    }
+
+    /// Writes the VRRP status as a running daemon does, and reads the live
+    /// panes again.
+    fn publish_vrrp(&mut self, status: &VrrpStatus) {
+        let state_dir = &self.engine.paths.state_dir;
+        if self.daemon.is_none() {
+            self.daemon = Some(
+                Lock::try_acquire(&state_dir.join(DAEMON_LOCK))
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        lbconsole::ha::status::write(state_dir, status).unwrap();
+        self.act(Action::RefreshLive);
     }
 }
 
@@ -1340,4 +1481,427 @@ fn a_dual_stack_configuration_at_80x24_and_120x40() {
             assert_eq!(buffer[(x, y)].fg, style.fg.unwrap(), "{word} at {x},{y}");
         }
     }
+}
+
+#[test]
+fn the_network_pane_shows_each_vrrp_instance_and_the_peer_as_this_box_sees_it() {
+    let mut console = applied_console("vrrp-pane");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    insta::assert_snapshot!("network_vrrp_master_80x24", console.screen(80, 24));
+    let styles = console.app.theme.styles.clone();
+    let highlighted = (styles.tab_active.fg.unwrap(), styles.tab_active.bg.unwrap());
+    assert_eq!(console.live_colours("MASTER"), highlighted);
+
+    // Health tracking lowered this box's prio: the peer took over.
+    let mut backup = running(vec![
+        instance("eth0", VrrpState::Backup, 1, &["10.0.0.100/24"]),
+        instance("eth1", VrrpState::Backup, 1, &["10.1.0.1/24"]),
+    ]);
+    backup.healthy = Some(false);
+    console.publish_vrrp(&backup);
+    insta::assert_snapshot!("network_vrrp_backup_lowered_80x24", console.screen(80, 24));
+    assert_eq!(
+        console.live_colours("BACKUP").1,
+        ratatui::style::Color::Reset
+    );
+    assert_eq!(console.live_colours("1/150").0, styles.warning.fg.unwrap());
+
+    let mut down = front_and_back(VrrpState::Master);
+    down.keepalived = Keepalived::Down {
+        reason: "install keepalived".to_owned(),
+    };
+    console.publish_vrrp(&down);
+    insta::assert_snapshot!("network_vrrp_keepalived_down_80x24", console.screen(80, 24));
+}
+
+#[test]
+fn a_status_left_by_a_killed_daemon_says_keepalived_is_down() {
+    let mut console = applied_console("vrrp-killed");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    // SIGKILL: the lock goes with the process, the file stays.
+    console.daemon = None;
+    console.act(Action::RefreshLive);
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("│vrrp: keepalived down: the daemon is not "),
+        "{screen}"
+    );
+    assert!(!screen.contains("MASTER"), "{screen}");
+}
+
+#[test]
+fn an_interface_with_vips_of_both_families_is_two_instances() {
+    let mut console = applied_console("vrrp-dual");
+    console.publish_vrrp(&running(vec![
+        instance("eth0", VrrpState::Master, 150, &["10.0.0.100/24"]),
+        instance(
+            "eth0-6",
+            VrrpState::Master,
+            150,
+            &["2001:db8:0:ab12:cd34:ef56:7890:100/64", "2001:db8::100/64"],
+        ),
+    ]));
+    for (width, height) in [(80, 24), (120, 40)] {
+        let name = format!("network_vrrp_dual_stack_{width}x{height}");
+        insta::assert_snapshot!(name, console.screen(width, height));
+    }
+}
+
+#[test]
+fn no_size_panics_with_the_pair() {
+    let mut console = busy_console("size-pair", Tab::Network);
+    console.publish_vrrp(&running(vec![
+        instance("eth0", VrrpState::Backup, 1, &["10.0.0.100/24"]),
+        instance(
+            "eth0-6",
+            VrrpState::Fault,
+            150,
+            &["2001:db8:0:ab12:cd34:ef56:7890:100/64"],
+        ),
+    ]));
+    console.peer = Some(FakePeer {
+        version: 3,
+        diff: "-a\n+b\n".to_owned(),
+    });
+    sweep(&mut console, 2);
+    console.app.tab = Tab::Setup;
+    sweep(&mut console, 2);
+    console.shift('S');
+    assert!(matches!(
+        console.app.overlay,
+        Some(Overlay::PeerSync { .. })
+    ));
+    sweep(&mut console, 3);
+}
+
+#[test]
+fn without_vrrp_the_panes_show_no_pair() {
+    let mut console = applied_console("vrrp-none");
+    let before = console.screen(120, 40);
+    console.publish_vrrp(&VrrpStatus::default());
+    assert_eq!(console.screen(120, 40), before);
+    console.run(Command::TabSetup);
+    assert!(!console.screen(120, 40).contains("HA pair"));
+}
+
+#[test]
+fn the_setup_tab_shows_the_pair_and_syncs_the_peer_after_its_diff() {
+    let mut console = applied_console("vrrp-setup");
+    let ipvs = console.engine.kernel.ipvs.as_mut().unwrap();
+    for role in [SyncRole::Master, SyncRole::Backup] {
+        let daemon = SyncDaemon {
+            role,
+            interface: "eth1".to_owned(),
+            sync_id: 51,
+        };
+        console
+            .runtime
+            .block_on(ipvs.start_sync_daemon(&daemon))
+            .unwrap();
+    }
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.peer = Some(FakePeer {
+        version: 7,
+        diff: "--- peer/lvs.conf\n+++ this box/lvs.conf\n@@ -1 +1 @@\n-    balance wlc\n+    balance roundrobin\n".to_owned(),
+    });
+    console.run(Command::TabSetup);
+    assert!(console.screen(120, 40).contains("not compared: S compares"));
+
+    console.shift('S');
+    let Some(Overlay::PeerSync { comparison, .. }) = &console.app.overlay else {
+        panic!("no sync dialog: {:?}", console.app.overlay);
+    };
+    assert_eq!(comparison.version, 7);
+    insta::assert_snapshot!("setup_peer_sync_dialog_100x30", console.screen(100, 30));
+    // No leaves the peer as it was, and says what differs.
+    console.key(KeyCode::Char('n'));
+    assert_eq!(console.peer.as_ref().unwrap().version, 7);
+    insta::assert_snapshot!("setup_ha_pair_120x40", console.screen(120, 40));
+
+    console.shift('S');
+    console.key(KeyCode::Char('y'));
+    assert_eq!(console.notice(), "10.0.0.3: saved version 8");
+    assert!(
+        console
+            .screen(120, 40)
+            .contains("config sync     synced: 10.0.0.3: saved version 8")
+    );
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert!(
+        console
+            .notice()
+            .starts_with("nothing to sync: 10.0.0.3 has")
+    );
+    assert!(
+        console
+            .screen(120, 40)
+            .contains("in step: 10.0.0.3 has these lvs.conf, flows.conf (its version 8)")
+    );
+}
+
+/// The real engine's sync, to a second store on this host through a
+/// stand-in for ssh (as tests/sync.rs does): the diff first, then the peer
+/// saves this box's lvs.conf and flows.conf and keeps its network.conf.
+#[test]
+fn sync_through_the_engine_saves_on_the_peer_after_the_diff() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut console = applied_console("vrrp-engine-sync");
+    let root = temp_dir("vrrp-engine-sync-lb2");
+    let (lb2_config, lb2_state) = (root.join("config"), root.join("state"));
+    std::fs::create_dir_all(&lb2_config).unwrap();
+    // lb2's own network.conf, which can run lb1's flows and directors.
+    let mut lb2_network = b"# lb2\n".to_vec();
+    lb2_network.extend(examples().network);
+    std::fs::write(lb2_config.join("network.conf"), &lb2_network).unwrap();
+    std::fs::write(lb2_config.join("lvs.conf"), "").unwrap();
+    std::fs::write(lb2_config.join("flows.conf"), "").unwrap();
+    let lb2 = Store::open(&lb2_config, &lb2_state).unwrap();
+    assert_eq!(lb2.saved_or_first().unwrap().version, 1);
+    let ssh = root.join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\n\
+             while [ \"$1\" != -- ]; do shift; done\n\
+             shift 2\n\
+             export LBCONSOLE_CONFIG_DIR='{}' LBCONSOLE_STATE_DIR='{}'\n\
+             exec sh -c \"$*\"\n",
+            lb2_config.display(),
+            lb2_state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        console.engine.paths.config_dir.join("lbconsole.toml"),
+        format!(
+            "ssh = \"{}\"\npeer_command = \"{}\"\n",
+            ssh.display(),
+            env!("CARGO_BIN_EXE_lbconsole")
+        ),
+    )
+    .unwrap();
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.real_sync = true;
+
+    console.shift('S');
+    let Some(Overlay::PeerSync { comparison, .. }) = &console.app.overlay else {
+        panic!(
+            "no sync dialog: {:?} {}",
+            console.app.overlay,
+            console.notice()
+        );
+    };
+    assert_eq!(comparison.version, 1);
+    assert!(
+        comparison.diff.contains("+director web"),
+        "{}",
+        comparison.diff
+    );
+    assert!(
+        !comparison.diff.contains("/network.conf"),
+        "{}",
+        comparison.diff
+    );
+    console.key(KeyCode::Char('y'));
+    assert!(
+        console.notice().contains("version 2"),
+        "{} {:?}",
+        console.notice(),
+        console.app.overlay
+    );
+    let saved = lb2.saved().unwrap();
+    assert_eq!(saved.version, 2);
+    assert_eq!(saved.files.lvs, examples().lvs);
+    assert_eq!(saved.files.flows, examples().flows);
+    assert_eq!(saved.files.network, lb2_network);
+
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert!(
+        console
+            .notice()
+            .starts_with("nothing to sync: 10.0.0.3 has"),
+        "{}",
+        console.notice()
+    );
+}
+
+#[test]
+fn a_peer_out_of_reach_is_one_error_line() {
+    let mut console = applied_console("vrrp-unreachable");
+    console.publish_vrrp(&front_and_back(VrrpState::Backup));
+    console.run(Command::TabSetup);
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert_eq!(
+        console.notice(),
+        format!("no sync: {}", unreachable("10.0.0.3"))
+    );
+    assert!(console.app.busy.is_none());
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("config sync     cannot reach 10.0.0.3 over ssh"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_sync_the_peer_refuses_says_why_and_sends_nothing_more() {
+    let mut console = applied_console("vrrp-refused");
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.peer = Some(FakePeer {
+        version: 7,
+        diff: "-a\n+b\n".to_owned(),
+    });
+    console.shift('S');
+    // Someone saved on the peer since the diff was made.
+    console.peer.as_mut().unwrap().version = 9;
+    console.key(KeyCode::Char('y'));
+    let (title, text) = console.message();
+    assert_eq!(title, "10.0.0.3 refused the sync");
+    assert_eq!(text, "the saved configuration is version 9, not 7");
+    assert_eq!(console.peer.as_ref().unwrap().version, 9);
+}
+
+#[test]
+fn without_a_peer_sync_says_what_is_missing() {
+    let mut console = applied_console("vrrp-no-peer");
+    let mut status = front_and_back(VrrpState::Master);
+    status.peers.clear();
+    console.publish_vrrp(&status);
+    console.shift('S');
+    assert!(console.app.overlay.is_none());
+    assert_eq!(console.notice(), format!("no sync: {NO_PEER}"));
+    console.run(Command::TabSetup);
+    let screen = console.screen(120, 40);
+    assert!(
+        screen.contains("peer            none: VRRP adverts go out by multicast"),
+        "{screen}"
+    );
+    assert!(!screen.contains("config sync"));
+    assert!(
+        screen.contains("connection sync off: a failover drops the established connections"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn an_apply_on_the_backup_says_the_master_keeps_serving() {
+    let mut console = Console::new("vrrp-apply-backup", examples());
+    console.publish_vrrp(&front_and_back(VrrpState::Backup));
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert_eq!(preview.pair, Some(PairNote::Backup));
+
+    // The master applies what leaves VRRP alone without a word about it.
+    let mut console = Console::new("vrrp-apply-master", examples());
+    console.publish_vrrp(&front_and_back(VrrpState::Master));
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    assert_eq!(preview.pair, None);
+}
+
+/// One box of the issue's pair: the front VIP on eth0, last in the file.
+fn pair_box() -> ConfigFiles {
+    ConfigFiles {
+        network: b"service vrrp
+    peer 10.0.0.3
+service network eth0
+    ip address 10.0.0.2/24
+    vrrp id 51
+    vrrp address 10.0.0.100/24
+"
+        .to_vec(),
+        flows: Vec::new(),
+        lvs: Vec::new(),
+    }
+}
+
+#[test]
+fn a_prio_change_on_the_master_says_the_addresses_may_move() {
+    let mut console = applied("vrrp-apply-prio", pair_box());
+    console.publish_vrrp(&running(vec![instance(
+        "eth0",
+        VrrpState::Master,
+        100,
+        &["10.0.0.100/24"],
+    )]));
+    console.run(Command::BufferBottom);
+    console.run(Command::Edit);
+    console.type_text("    vrrp prio 150");
+    console.key(KeyCode::Esc);
+    console.pause();
+    assert_eq!(
+        console.app.count(config::Severity::Error),
+        0,
+        "{:?}",
+        console.app.diagnostics
+    );
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = &console.app.overlay else {
+        panic!("no plan: {:?} {}", console.app.overlay, console.notice());
+    };
+    assert_eq!(preview.pair, Some(PairNote::MasterChangesVrrp));
+    assert!(preview.changes_vrrp);
+    // keepalived owns the address: the kernel has nothing to do.
+    assert_eq!(preview.operations, Vec::<String>::new());
+}
+
+#[test]
+fn the_plan_dialog_names_the_pair_first() {
+    let mut console = Console::new("vrrp-plan-dialog", examples());
+    console.run(Command::Apply);
+    let Some(Overlay::Plan { preview, .. }) = console.app.overlay.take() else {
+        panic!("no plan: {:?}", console.app.overlay);
+    };
+    // A change of vrrp lines alone has no kernel operation (keepalived owns
+    // the addresses): the examples' plan stands for whatever comes with it.
+    for (note, name) in [
+        (PairNote::Backup, "plan_on_the_backup_80x24"),
+        (
+            PairNote::MasterChangesVrrp,
+            "plan_on_the_master_changing_vrrp_80x24",
+        ),
+    ] {
+        console.app.overlay = Some(Overlay::Plan {
+            preview: PlanPreview {
+                pair: Some(note),
+                ..preview.clone()
+            },
+            scroll: 0,
+        });
+        insta::assert_snapshot!(name, console.screen(80, 24));
+    }
+    // A change of prio alone: nothing for the kernel, a reload for keepalived.
+    console.app.overlay = None;
+    console.act(Action::Planned(Ok(PlanPreview {
+        operations: Vec::new(),
+        tears_down: false,
+        changes_vrrp: true,
+        pair: Some(PairNote::MasterChangesVrrp),
+    })));
+    let screen = console.screen(80, 24);
+    assert!(
+        screen.contains("│This box is MASTER: this change reloads keepalived"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("│No kernel operation: only the vrrp lines change"),
+        "{screen}"
+    );
+    console.app.overlay = None;
+    console.act(Action::Planned(Ok(PlanPreview {
+        operations: Vec::new(),
+        tears_down: false,
+        changes_vrrp: false,
+        pair: None,
+    })));
+    assert!(console.notice().starts_with("no changes"));
+    assert!(console.app.overlay.is_none());
 }

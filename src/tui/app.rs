@@ -13,8 +13,8 @@ use ratatui_textarea::Input;
 use super::Looks;
 use super::editor::Editor;
 use super::engine::{
-    self, Applied, Diff, Facts, Failure, History, Live, Loaded, NewVersion, PlanPreview, Refusal,
-    Request,
+    self, Applied, Diff, Facts, Failure, History, Live, Loaded, NewVersion, PeerComparison,
+    PeerSync, PlanPreview, Refusal, Request,
 };
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
@@ -91,6 +91,8 @@ pub enum Busy {
     Restoring,
     Importing,
     Exporting,
+    ComparingPeer,
+    SyncingPeer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +170,12 @@ pub enum Action {
     /// The version exported and the file it went to.
     Exported(Result<(u64, PathBuf), String>),
     LooksChanged(Box<Result<Looks, String>>),
+    PeerCompared(Result<PeerComparison, String>),
+    /// The peer's report of what it saved, or why it refused.
+    PeerSynced {
+        peer: String,
+        result: Result<String, String>,
+    },
 }
 
 #[derive(Debug)]
@@ -212,6 +220,9 @@ pub struct App {
     pub live: Option<Live>,
     observing: bool,
     pub facts: Option<Facts>,
+    /// The last comparison of this box's saved files with the peer's; `None`
+    /// until asked for, and again once this box saves another version.
+    pub peer_sync: Option<PeerSync>,
     pub busy: Option<Busy>,
     /// When the guard restores what ran, unless Confirm comes first.
     pub confirm_deadline: Option<Instant>,
@@ -250,6 +261,7 @@ impl App {
             live: None,
             observing: false,
             facts: None,
+            peer_sync: None,
             busy: None,
             confirm_deadline: None,
             confirm_left: None,
@@ -392,6 +404,14 @@ impl App {
         }
     }
 
+    /// The peer that configuration sync goes to: the first `peer` of the
+    /// pair, as the daemon runs it.
+    pub fn peer(&self) -> Option<String> {
+        let live = self.live.as_ref()?;
+        let status = live.vrrp.as_ref().ok()?.as_ref()?;
+        status.peers.first().map(ToString::to_string)
+    }
+
     /// The files whose buffer differs from the saved file.
     pub fn unsaved(&self) -> &[ConfigFile] {
         &self.unsaved
@@ -450,6 +470,8 @@ impl App {
             Action::Replaced(result) => self.replaced(*result),
             Action::Exported(result) => self.exported(result),
             Action::LooksChanged(result) => self.looks_changed(*result),
+            Action::PeerCompared(result) => self.peer_compared(result),
+            Action::PeerSynced { peer, result } => self.peer_synced(peer, result),
         }
     }
 

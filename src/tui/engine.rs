@@ -16,13 +16,17 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::ha::peer;
+use crate::ha::status::{self, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
+    SyncDaemon,
 };
 use crate::observe;
 use crate::plan::ipvs::ServiceKey;
 use crate::store::{self, ConfigFiles, Saved, Store, StoreError, VersionMeta, archive};
+use crate::tui::pair::{self, Role};
 
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -245,11 +249,21 @@ pub struct Live {
     /// links cannot be read).
     pub routes: Vec<RouteStatus>,
     pub services: Result<Vec<ServiceStatus>, String>,
+    /// The IPVS connection-sync daemons running, the master first.
+    pub sync_daemons: Result<Vec<SyncDaemon>, String>,
     /// `None` until the firewall backend reports counters.
     pub flows: Option<Vec<FlowCounter>>,
     /// The servers' health as the daemon publishes it; `Ok(None)` when no
     /// daemon runs.
     pub health: Result<Option<Vec<ServerReport>>, String>,
+    /// keepalived and its VRRP instances as the daemon publishes them;
+    /// `Ok(None)` when no daemon wrote any.
+    pub vrrp: Result<Option<VrrpStatus>, String>,
+}
+
+/// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
+fn read_vrrp_status(state_dir: &Path) -> Result<Option<VrrpStatus>, String> {
+    status::read(state_dir).map_err(|e| e.to_string())
 }
 
 /// Facts about the machine for the Setup tab.
@@ -271,6 +285,58 @@ pub struct PlanPreview {
     /// The plan takes away everything lbconsole runs; a yes to this preview is
     /// the administrator's say-so, as `--yes` is on the command line.
     pub tears_down: bool,
+    /// The `vrrp` lines change: keepalived runs another configuration, even
+    /// when no kernel operation is planned (the addresses are its own).
+    pub changes_vrrp: bool,
+    /// What this box is to its HA pair, and what the apply does to the pair.
+    pub pair: Option<PairNote>,
+}
+
+/// What an apply means to the HA pair this box is one of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairNote {
+    /// The master keeps serving: applying to the standby is normal.
+    Backup,
+    /// The change reloads keepalived on the box that holds the addresses.
+    MasterChangesVrrp,
+}
+
+impl PairNote {
+    /// The note for a box of `role` applying a plan that does or does not
+    /// change its VRRP lines; none when there is nothing to say.
+    pub fn of(role: Option<Role>, changes_vrrp: bool) -> Option<Self> {
+        match role? {
+            Role::Backup => Some(Self::Backup),
+            Role::Master if changes_vrrp => Some(Self::MasterChangesVrrp),
+            Role::Master => None,
+        }
+    }
+}
+
+/// The peer's saved `lvs.conf` and `flows.conf` against this box's
+/// (network.conf is each box's own and never compared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerComparison {
+    /// The peer as ssh is given it.
+    pub peer: String,
+    /// The peer's saved version, which a sync expects to replace.
+    pub version: u64,
+    /// A unified diff from the peer's files to this box's saved ones; empty
+    /// when the two are in step.
+    pub diff: String,
+}
+
+/// What the console last learnt of configuration sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSync {
+    Compared(PeerComparison),
+    /// The peer saved this box's files; its report, as it wrote it.
+    Synced {
+        peer: String,
+        report: String,
+    },
+    /// Why the peer could not be compared with, or refused the sync.
+    Failed(String),
 }
 
 /// Why a plan or an apply did not happen. The cause stays typed so the
@@ -374,6 +440,15 @@ pub enum Request {
     },
     /// Change one setting of `lbconsole.toml`.
     ChangeSetting(SettingChange),
+    /// Compare the peer's saved files with this box's: the peer named, or
+    /// the first `peer` of the saved network.conf.
+    ComparePeer(Option<String>),
+    /// Save this box's `lvs.conf` and `flows.conf` on the peer, if its saved
+    /// version is still `expect_version` (the one compared).
+    SyncPeer {
+        peer: String,
+        expect_version: u64,
+    },
 }
 
 /// Owns the kernel backends and the paths; answers one request at a time.
@@ -388,6 +463,9 @@ pub struct Engine<N, I, F> {
     pub user_dir: Option<PathBuf>,
     /// Whether the terminal gets no colours (themes are loaded for it).
     pub monochrome: bool,
+    /// The last comparison with the peer: what a sync sends, once the
+    /// administrator has seen its diff.
+    pub peer_comparison: Option<peer::PeerComparison>,
 }
 
 impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
@@ -460,6 +538,14 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Request::ChangeSetting(change) => {
                 Action::LooksChanged(Box::new(self.change_setting(change).await))
             }
+            Request::ComparePeer(to) => Action::PeerCompared(self.compare_with_peer(to).await),
+            Request::SyncPeer {
+                peer,
+                expect_version,
+            } => Action::PeerSynced {
+                result: self.sync_peer(&peer, expect_version).await,
+                peer,
+            },
         }
     }
 
@@ -497,6 +583,55 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         Ok(looks)
     }
 
+    /// The peer's saved lvs.conf and flows.conf against this box's, over ssh
+    /// as `lbconsole sync --dry-run` reads them; kept for the sync that may
+    /// follow.
+    async fn compare_with_peer(&mut self, to: Option<String>) -> Result<PeerComparison, String> {
+        self.peer_comparison = None;
+        let paths = self.paths.clone();
+        let (store, settings) = blocking(move || {
+            let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+            let settings = store::Settings::load(&paths.config_dir)?;
+            Ok::<_, StoreError>((store, settings))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let comparison = peer::compare(&store, &settings, to.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let shown = PeerComparison {
+            peer: comparison.peer.clone(),
+            version: comparison.peer_version,
+            diff: if comparison.in_step() {
+                String::new()
+            } else {
+                comparison.diff.clone()
+            },
+        };
+        self.peer_comparison = Some(comparison);
+        Ok(shown)
+    }
+
+    /// Sends what the last comparison with `peer` showed, which the peer
+    /// saves if its version is still `expect_version`; the peer's report.
+    async fn sync_peer(&mut self, peer: &str, expect_version: u64) -> Result<String, String> {
+        let comparison = self
+            .peer_comparison
+            .take()
+            .filter(|c| c.peer == peer && c.peer_version == expect_version)
+            .ok_or_else(|| {
+                format!("nothing sent: compare with {peer} again, the diff shown is not the last")
+            })?;
+        let config_dir = self.paths.config_dir.clone();
+        let settings = blocking(move || store::Settings::load(&config_dir))
+            .await
+            .map_err(|e| e.to_string())?;
+        peer::push(&settings, &comparison, false)
+            .await
+            .map(|pushed| pushed.report)
+            .map_err(|e| e.to_string())
+    }
+
     /// What runs, read as `lbconsole status` reads it, for the live panes.
     pub async fn observe(&mut self) -> Live {
         let live = observe::observe(&mut self.kernel, &self.paths.state_dir).await;
@@ -517,12 +652,15 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Ok(observed) => (Ok(observed.links), observed.routes),
             Err(error) => (Err(error.to_string()), Vec::new()),
         };
+        let state_dir = self.paths.state_dir.clone();
         Live {
             links,
             routes,
             services: live.services.map_err(|e| e.to_string()),
+            sync_daemons: live.sync_daemons.map_err(|e| e.to_string()),
             flows,
             health: live.health.map_err(|e| e.to_string()),
+            vrrp: blocking(move || read_vrrp_status(&state_dir)).await,
         }
     }
 
@@ -544,9 +682,22 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             health: &health,
         };
         let plan = apply::plan(&mut self.kernel, target, &mut |_| {}).await?;
+        let state_dir = self.paths.state_dir.clone();
+        // A status that cannot be read says nothing of the role; the live
+        // pane shows why.
+        let role = blocking(move || read_vrrp_status(&state_dir))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|status| pair::role(&status));
+        let network = |files: &ConfigFiles| config::parse::parse_network(&files.network).0;
+        let changes_vrrp =
+            pair::vrrp_changed(running.as_ref().map(network).as_ref(), &network(files));
         Ok(PlanPreview {
             operations: plan.to_string().lines().map(str::to_owned).collect(),
             tears_down: plan.tears_down,
+            changes_vrrp,
+            pair: PairNote::of(role, changes_vrrp),
         })
     }
 

@@ -54,6 +54,7 @@ pub enum Command {
     NextTheme,
     NextKeymap,
     SetConfirmTimeout,
+    SyncPeer,
     Undo,
     Redo,
     NextProblem,
@@ -465,6 +466,11 @@ mod tests {
             assert_eq!(keymap.command(key("esc"), true), Some(Command::StopEditing));
             assert_eq!(keymap.command(key("?"), false), Some(Command::Help));
             assert_eq!(keymap.command(key("?"), true), None, "{name}: ? is text");
+            assert_eq!(
+                keymap.command(key("S"), false),
+                Some(Command::SyncPeer),
+                "{name}"
+            );
         }
     }
 

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod highlight;
 pub mod keymap;
 pub mod overlay;
+pub mod pair;
 pub mod tabs;
 pub mod theme;
 pub mod toml_file;
@@ -144,6 +145,7 @@ pub async fn run<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         confirm_timeout: Some(settings.stored.confirm_timeout),
         user_dir: user_config_dir(),
         monochrome: settings.monochrome,
+        peer_comparison: None,
     };
     let mut app = App::new(loaded, keymap, theme, settings);
     let (action_tx, action_rx) = mpsc::unbounded_channel();

@@ -308,6 +308,8 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
             Busy::Restoring => "restoring...",
             Busy::Importing => "importing...",
             Busy::Exporting => "exporting...",
+            Busy::ComparingPeer => "comparing with the peer...",
+            Busy::SyncingPeer => "syncing to the peer...",
         };
         spans.push(Span::styled(format!(" | {doing}"), styles.warning));
     }

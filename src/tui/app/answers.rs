@@ -11,7 +11,8 @@ use crate::plan::ipvs::ServiceKey;
 use crate::store::Saved;
 use crate::tui::Looks;
 use crate::tui::engine::{
-    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PlanPreview, Refusal, Request,
+    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison, PeerSync,
+    PlanPreview, Refusal, Request,
 };
 use crate::tui::keymap::Command;
 
@@ -43,7 +44,7 @@ impl App {
     pub(super) fn planned(&mut self, result: Result<PlanPreview, Failure>) -> Vec<Effect> {
         self.busy = None;
         match result {
-            Ok(preview) if preview.operations.is_empty() => {
+            Ok(preview) if preview.operations.is_empty() && !preview.changes_vrrp => {
                 self.note("no changes: the kernel already runs this configuration");
             }
             Ok(preview) => self.overlay = Some(Overlay::Plan { preview, scroll: 0 }),
@@ -105,6 +106,7 @@ impl App {
         match result {
             Ok(saved) => {
                 (self.saved, self.saved_version) = (saved.files, saved.version);
+                self.peer_sync = None;
                 self.compare(&ConfigFile::ALL);
                 self.note(&format!(
                     "saved as version {} in {}",
@@ -133,6 +135,7 @@ impl App {
         match result {
             Ok(loaded) => {
                 self.load_buffers(loaded);
+                self.peer_sync = None;
                 self.note("reloaded the saved files");
                 vec![self.check_now(), Effect::Engine(Request::History)]
             }
@@ -162,6 +165,7 @@ impl App {
         match result {
             Ok(NewVersion { meta, loaded }) => {
                 self.load_buffers(loaded);
+                self.peer_sync = None;
                 self.selected_version = Some(meta.number);
                 let apply = self.keymap.keys_for(Command::Apply).unwrap_or_default();
                 self.note(&format!(
@@ -211,6 +215,63 @@ impl App {
             }
             Err(error) => self.show_error("Setting not changed", error),
         }
+        Vec::new()
+    }
+
+    /// The peer's files compared with this box's: the diff to confirm, or
+    /// nothing to do.
+    pub(super) fn peer_compared(&mut self, result: Result<PeerComparison, String>) -> Vec<Effect> {
+        self.busy = None;
+        self.peer_sync = Some(match result {
+            Ok(comparison) => {
+                if comparison.diff.is_empty() {
+                    self.note(&format!(
+                        "nothing to sync: {} has this box's lvs.conf and flows.conf (its version {})",
+                        comparison.peer, comparison.version
+                    ));
+                } else {
+                    let unsent = self
+                        .unsaved
+                        .iter()
+                        .copied()
+                        .filter(|&file| file != ConfigFile::Network)
+                        .collect();
+                    self.overlay = Some(Overlay::PeerSync {
+                        comparison: comparison.clone(),
+                        unsent,
+                        scroll: 0,
+                    });
+                }
+                PeerSync::Compared(comparison)
+            }
+            Err(error) => {
+                self.warn(&format!("no sync: {error}"));
+                PeerSync::Failed(error)
+            }
+        });
+        Vec::new()
+    }
+
+    /// `peer` saved this box's files, or refused them.
+    pub(super) fn peer_synced(
+        &mut self,
+        peer: String,
+        result: Result<String, String>,
+    ) -> Vec<Effect> {
+        self.busy = None;
+        self.peer_sync = Some(match result {
+            Ok(report) => {
+                self.note(&format!(
+                    "{peer}: {}",
+                    report.lines().next().unwrap_or_default()
+                ));
+                PeerSync::Synced { peer, report }
+            }
+            Err(error) => {
+                self.show_error(&format!("{peer} refused the sync"), error.clone());
+                PeerSync::Failed(error)
+            }
+        });
         Vec::new()
     }
 

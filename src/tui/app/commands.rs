@@ -88,6 +88,7 @@ impl App {
                 }
             }
             Command::RestoreVersion => self.ask_restore(),
+            Command::SyncPeer => return self.compare_with_peer(),
             Command::Quit => return self.quit(),
             Command::Apply => return self.apply(),
             Command::Save => self.save(),
@@ -345,6 +346,17 @@ impl App {
         vec![Effect::Engine(Request::Plan(self.buffers()))]
     }
 
+    /// Compares the saved files with the peer's; the answer shows the diff
+    /// and asks before anything is sent.
+    pub(super) fn compare_with_peer(&mut self) -> Vec<Effect> {
+        if self.refuse_when_busy() {
+            return Vec::new();
+        }
+        self.busy = Some(Busy::ComparingPeer);
+        // Without a pair running, the engine takes the saved network.conf's peer.
+        vec![Effect::Engine(Request::ComparePeer(self.peer()))]
+    }
+
     pub(super) fn save(&mut self) {
         let buffers = self.buffers();
         let mut diff = String::new();
@@ -467,6 +479,13 @@ impl App {
                 }
                 Question::Import(path) => self.import(path),
             },
+            Overlay::PeerSync { comparison, .. } => {
+                self.busy = Some(Busy::SyncingPeer);
+                vec![Effect::Engine(Request::SyncPeer {
+                    peer: comparison.peer,
+                    expect_version: comparison.version,
+                })]
+            }
             Overlay::Stale { .. } => self.reload(),
             Overlay::Prompt { prompt, input } => self.submit(prompt, input),
             Overlay::Help { .. }

@@ -12,6 +12,7 @@ pub mod diff;
 pub mod help;
 pub mod message;
 pub mod palette;
+pub mod peer;
 pub mod plan;
 pub mod prompt;
 pub mod save;
@@ -27,10 +28,11 @@ pub use ask::Question;
 pub use prompt::Prompt;
 
 use super::app::App;
-use super::engine::{Diff, PlanPreview};
+use super::engine::{Diff, PeerComparison, PlanPreview};
 use super::keymap::{Command, DialogCommand, Key, Keymap, PromptCommand};
 use super::theme::Styles;
 use super::ui::block;
+use crate::config::ConfigFile;
 
 /// A window over the tabs that takes the keys until it closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,13 @@ pub enum Overlay {
     SaveDiff {
         diff: String,
         errors: usize,
+        scroll: u16,
+    },
+    /// The diff of a configuration sync to the peer, waiting for yes.
+    PeerSync {
+        comparison: PeerComparison,
+        /// Files with unsaved edits, which are not sent.
+        unsent: Vec<ConfigFile>,
         scroll: u16,
     },
     Ask {
@@ -118,6 +127,7 @@ impl Overlay {
             Self::Prompt { input, .. } => prompt::key(input, keymap.prompt_command(key), event),
             Self::Plan { scroll, .. } => plan::key(scroll, dialog()),
             Self::SaveDiff { scroll, .. } => save::key(scroll, dialog()),
+            Self::PeerSync { scroll, .. } => peer::key(scroll, dialog()),
             Self::Ask { .. } => ask::key(dialog()),
             Self::Stale { .. } => stale::key(dialog()),
             Self::Diff { scroll, .. } => diff::key(scroll, dialog()),
@@ -136,6 +146,11 @@ impl Overlay {
                 errors,
                 scroll,
             } => save::view(diff, *errors, *scroll, keymap, styles),
+            Self::PeerSync {
+                comparison,
+                unsent,
+                scroll,
+            } => peer::view(comparison, unsent, *scroll, keymap, styles),
             Self::Ask { question, text } => ask::view(question, text, keymap, styles),
             Self::Stale { text } => stale::view(text, keymap, styles),
             Self::Diff { diff, scroll } => diff::view(diff, *scroll, keymap, styles),

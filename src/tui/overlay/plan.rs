@@ -3,7 +3,7 @@
 use ratatui::text::{Line, Text};
 
 use super::{ASKING_KEYS, Outcome, View, ask_or_scroll, dialog_footer};
-use crate::tui::engine::PlanPreview;
+use crate::tui::engine::{PairNote, PlanPreview};
 use crate::tui::keymap::{DialogCommand, Keymap};
 use crate::tui::theme::Styles;
 
@@ -21,7 +21,21 @@ pub fn view<'a>(
     styles: &Styles,
 ) -> View<'a> {
     let mut lines: Vec<Line> = Vec::new();
-    // First, so that no length of plan scrolls it out of sight.
+    // First, so that no length of plan scrolls them out of sight.
+    if let Some(note) = preview.pair {
+        lines.push(match note {
+            PairNote::MasterChangesVrrp => Line::styled(
+                "This box is MASTER: this change reloads keepalived and may move the virtual \
+                 addresses to the peer.",
+                styles.error,
+            ),
+            PairNote::Backup => Line::styled(
+                "This box is BACKUP: the master keeps serving; apply here is normal.",
+                styles.ok,
+            ),
+        });
+        lines.push(Line::raw(""));
+    }
     if preview.tears_down {
         lines.push(Line::styled(
             "This configuration has no service, flow or address: applying it \
@@ -29,6 +43,11 @@ pub fn view<'a>(
             styles.error,
         ));
         lines.push(Line::raw(""));
+    }
+    if preview.operations.is_empty() {
+        lines.push(Line::raw(
+            "No kernel operation: only the vrrp lines change, which keepalived runs.",
+        ));
     }
     lines.extend(preview.operations.iter().map(|op| Line::raw(op.clone())));
     lines.push(Line::raw(""));

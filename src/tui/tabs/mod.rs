@@ -5,6 +5,7 @@ pub mod flows;
 pub mod lvs;
 pub mod network;
 pub mod setup;
+pub mod vrrp;
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};

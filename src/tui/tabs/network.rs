@@ -1,11 +1,12 @@
-//! The Network tab's live pane: the links, their addresses and the bonds'
-//! slaves, then the routes through a gateway. Addresses of either family, as
+//! The Network tab's live pane: the HA pair's VRRP instances, the links, their
+//! addresses and the bonds' slaves, then the routes through a gateway. Addresses of either family, as
 //! wide as the pane allows ([`head_and_tail`]).
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
 
 use super::head_and_tail;
+use super::vrrp::vrrp_lines;
 use crate::config::model::types::TableId;
 use crate::kernel::{LinkStatus, RouteStatus};
 use crate::tui::address;
@@ -21,11 +22,15 @@ fn state_style(state: &str, styles: &Styles) -> Style {
 
 /// The pane, `width` columns wide.
 pub fn links_text<'a>(live: &Live, styles: &Styles, width: usize) -> Text<'a> {
+    // First: whether this box holds the virtual addresses matters most.
+    let mut lines = vrrp_lines(&live.vrrp, styles, width);
     let links = match &live.links {
         Ok(links) => links,
-        Err(error) => return Text::styled(error.clone(), styles.error),
+        Err(error) => {
+            lines.push(Line::styled(error.clone(), styles.error));
+            return Text::from(lines);
+        }
     };
-    let mut lines = Vec::new();
     for link in links.iter().filter(|l| l.master.is_none()) {
         let state = link_state(link);
         let kind = match (&link.bond, &link.vlan) {
@@ -62,7 +67,7 @@ pub fn links_text<'a>(live: &Live, styles: &Styles, width: usize) -> Text<'a> {
             ]));
         }
     }
-    if lines.is_empty() {
+    if links.iter().all(|l| l.master.is_some()) {
         lines.push(Line::raw("no links"));
     }
     lines.extend(route_lines(&live.routes, styles, width));

@@ -1,5 +1,6 @@
-//! The Setup tab: the files' states, the store's history, the settings and
-//! what the machine provides.
+//! The Setup tab: the files' states, the store's history, the HA pair (peer,
+//! keepalived, connection sync, configuration sync), the settings and what the
+//! machine provides.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,12 +8,15 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Borders, Paragraph, Wrap};
 
+use crate::cli::sync_summary;
 use crate::config::ConfigFile;
 use crate::health::state::Health;
 use crate::store::VersionMeta;
 use crate::store::settings::CONFIRM_TIMEOUTS;
-use crate::tui::app::{App, Choice};
+use crate::tui::app::{App, Busy, Choice};
+use crate::tui::engine::PeerSync;
 use crate::tui::keymap::Command;
+use crate::tui::tabs::vrrp::keepalived_summary;
 use crate::tui::theme::Styles;
 use crate::tui::ui::block;
 
@@ -51,6 +55,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     configuration.push(Line::raw(""));
     let (history_top, versions) = history_lines(app, styles);
     let mut below = vec![Line::raw("")];
+    let pair = pair_lines(app, &heading, &field);
+    if !pair.is_empty() {
+        below.extend(pair);
+        below.push(Line::raw(""));
+    }
     below.extend(settings_lines(app, &heading, &field));
     below.push(Line::raw(""));
     below.extend(system_lines(app, &heading, &field));
@@ -240,6 +249,88 @@ fn version_row(
     } else {
         line
     }
+}
+
+/// The HA pair: the peer, keepalived, and whether the peer's saved files are
+/// this box's. None when this box is not one of a pair.
+fn pair_lines(
+    app: &App,
+    heading: &dyn Fn(&str) -> Line<'static>,
+    field: &Field,
+) -> Vec<Line<'static>> {
+    let styles = &app.theme.styles;
+    let Some(Ok(Some(status))) = app.live.as_ref().map(|live| &live.vrrp) else {
+        return Vec::new();
+    };
+    let Some((keepalived, keepalived_style)) = keepalived_summary(status, styles) else {
+        return Vec::new();
+    };
+    let mut lines = vec![heading("HA pair")];
+    let peer = match status.peers.as_slice() {
+        [] => "none: VRRP adverts go out by multicast, and no sync".to_owned(),
+        [peer] => peer.to_string(),
+        [peer, more @ ..] => format!("{peer} (and {} more)", more.len()),
+    };
+    lines.push(field("peer", peer, styles.text));
+    lines.push(field("keepalived", keepalived, keepalived_style));
+    if let Some(live) = &app.live {
+        // Both boxes run both daemons: none means a failover drops every
+        // established connection.
+        lines.push(match &live.sync_daemons {
+            Ok(daemons) if daemons.is_empty() => field(
+                "connection sync",
+                "off: a failover drops the established connections".to_owned(),
+                styles.warning,
+            ),
+            Ok(daemons) => field("connection sync", sync_summary(daemons), styles.ok),
+            Err(error) => field("connection sync", error.clone(), styles.error),
+        });
+    }
+    if !status.peers.is_empty() {
+        lines.push(config_sync_line(app, field));
+    }
+    lines
+}
+
+/// Whether the peer's saved lvs.conf and flows.conf are this box's, as last
+/// compared.
+fn config_sync_line(app: &App, field: &Field) -> Line<'static> {
+    let styles = &app.theme.styles;
+    let key = app.keymap.keys_for(Command::SyncPeer).unwrap_or_default();
+    let (text, style) = match (app.busy, &app.peer_sync) {
+        (Some(Busy::ComparingPeer), _) => ("comparing...".to_owned(), styles.comment),
+        (Some(Busy::SyncingPeer), _) => ("syncing...".to_owned(), styles.comment),
+        (_, Some(PeerSync::Compared(comparison))) if comparison.diff.is_empty() => (
+            format!(
+                "in step: {} has these lvs.conf, flows.conf (its version {})",
+                comparison.peer, comparison.version
+            ),
+            styles.ok,
+        ),
+        (_, Some(PeerSync::Compared(comparison))) => (
+            format!(
+                "{}'s version {} differs: {key} shows the diff, then syncs",
+                comparison.peer, comparison.version
+            ),
+            styles.warning,
+        ),
+        (_, Some(PeerSync::Synced { peer, report })) => (
+            format!(
+                "synced: {peer}: {}",
+                report.lines().next().unwrap_or_default()
+            ),
+            styles.ok,
+        ),
+        (_, Some(PeerSync::Failed(error))) => (
+            error.lines().next().unwrap_or_default().to_owned(),
+            styles.error,
+        ),
+        (_, None) => (
+            format!("not compared: {key} compares lvs.conf, flows.conf with the peer's"),
+            styles.comment,
+        ),
+    };
+    field("config sync", text, style)
 }
 
 fn settings_lines(
