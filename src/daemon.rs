@@ -249,8 +249,8 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
 {
-    let text = match ConfigFiles::read_running(store.state_dir()) {
-        Ok(running) => running.map_or_else(Vec::new, |files| files.get(ConfigFile::Lvs).to_vec()),
+    let text = match running_file(store, ConfigFile::Lvs) {
+        Ok(text) => text,
         Err(error) => {
             tracing::error!("health: {error}");
             return false;
@@ -272,6 +272,12 @@ where
     health.load(&config).await;
     *checked = Some(text);
     true
+}
+
+/// One file of the running configuration; empty when nothing was applied.
+fn running_file(store: &Store, file: ConfigFile) -> Result<Vec<u8>, StoreError> {
+    let running = ConfigFiles::read_running(store.state_dir())?;
+    Ok(running.map_or_else(Vec::new, |files| files.get(file).to_vec()))
 }
 
 /// Tells the readers of the health socket what the checker knows now.
@@ -318,10 +324,8 @@ impl Pair {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
     {
-        let text = match ConfigFiles::read_running(store.state_dir()) {
-            Ok(running) => {
-                running.map_or_else(Vec::new, |files| files.get(ConfigFile::Network).to_vec())
-            }
+        let text = match running_file(store, ConfigFile::Network) {
+            Ok(text) => text,
             Err(error) => {
                 tracing::error!("vrrp: {error}");
                 return;

@@ -351,16 +351,7 @@ mod tests {
     use super::*;
 
     fn archive_of(version: u64, network: &str, flows: &str, lvs: &str) -> Archive {
-        let saved = Saved {
-            version,
-            files: ConfigFiles {
-                network: network.into(),
-                flows: flows.into(),
-                lvs: lvs.into(),
-            },
-            meta: None,
-        };
-        Archive::of(&saved, Path::new("-")).expect("archive")
+        Archive::of(&local(version, network, flows, lvs), Path::new("-")).expect("archive")
     }
 
     fn local(version: u64, network: &str, flows: &str, lvs: &str) -> Saved {
