@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!  client 10.0.0.10 ─┐ front 10.0.0.0/24, VIP 10.0.0.100
+//!   2001:db8::10      │       2001:db8::/64, VIP 2001:db8::100 (VRRPv3 over IPv6)
 //!          eth0 .2 lb1 ┤├ lb2 eth0 .3
 //!          eth1 .2 lb1 ┤├ lb2 eth1 .3
 //!  web1 .11, web2 .12 ─┘ back 10.1.0.0/24, VIP 10.1.0.1 (the servers' gateway)
@@ -36,7 +37,15 @@ use crate::support::{HttpServer, Lab, Netns, Run, http_get, lbconsole_binary, wa
 const SERVICE: &str = "10.0.0.100:80";
 const FRONT_VIP: &str = "10.0.0.100/24";
 const BACK_VIP: &str = "10.1.0.1/24";
+/// The front link is dual stack: its IPv6 VIP is a second keepalived
+/// instance (`eth0-6`) of the same sync group, and moves with the others.
+const FRONT_VIP6: &str = "2001:db8::100/64";
+/// Its address, to ping.
+const VIP6: &str = "2001:db8::100";
+/// Every VIP of the pair, in the order `Appliance::vips` lists them.
+const VIPS: [&str; 3] = [FRONT_VIP, FRONT_VIP6, BACK_VIP];
 const CLIENT: &str = "10.0.0.10";
+const CLIENT6: &str = "2001:db8::10";
 /// web1–web4: address and default gateway. web1 and web2 route through the
 /// back VIP, as NAT needs; web3 and web4 through the one box they hang off.
 const WEBS: [(&str, &str); 4] = [
@@ -90,8 +99,9 @@ impl Appliance {
         fs::create_dir_all(&appliance.state_dir).expect("the state dir");
         let (address, prio, peer) = if n == 1 { (2, 150, 3) } else { (3, 100, 2) };
         let network = format!(
-            "service network eth0\n    ip address 10.0.0.{address}/24\n    vrrp id 51\n    \
-             vrrp prio {prio}\n    vrrp address {FRONT_VIP}\n\
+            "service network eth0\n    ip address 10.0.0.{address}/24\n    \
+             ip address 2001:db8::{address}/64\n    vrrp id 51\n    \
+             vrrp prio {prio}\n    vrrp address {FRONT_VIP}\n    vrrp address {FRONT_VIP6}\n\
              service network eth1\n    ip address 10.1.0.{address}/24\n    vrrp id 52\n    \
              vrrp prio {prio}\n    vrrp address {BACK_VIP}\n\
              service network eth2\n    ip address 10.{}.0.1/24\n\
@@ -177,8 +187,7 @@ impl Appliance {
                 )
             })
             .collect();
-        [FRONT_VIP, BACK_VIP]
-            .into_iter()
+        VIPS.into_iter()
             .filter(|vip| held.iter().any(|address| address == vip))
             .collect()
     }
@@ -351,6 +360,7 @@ impl Pair {
             "link set lo up".to_owned(),
             "link set eth0 up".to_owned(),
             format!("addr add {CLIENT}/24 dev eth0"),
+            format!("addr add {CLIENT6}/64 dev eth0 nodad"),
         ];
         ip_batch(&lab, &client, &client_links);
         let mut servers = Vec::new();
@@ -400,7 +410,7 @@ impl Pair {
             );
         }
         let settled = wait_until(Duration::from_secs(10), || {
-            self.lb1.vips() == [FRONT_VIP, BACK_VIP] && self.lb2.vips().is_empty()
+            self.lb1.vips() == VIPS && self.lb2.vips().is_empty()
         });
         assert!(
             settled,
@@ -410,6 +420,13 @@ impl Pair {
             self.logs()
         );
         self.wait_for_states("MASTER", "BACKUP", Duration::from_secs(10));
+        assert!(
+            wait_until(Duration::from_secs(5), || self
+                .lab
+                .ping(Some(&self.client), VIP6)),
+            "the IPv6 VIP does not answer through lb1\n{}",
+            self.logs()
+        );
     }
 
     /// Waits until the daemons publish the states `lb1` and `lb2` for every
@@ -418,9 +435,10 @@ impl Pair {
     /// returns the two.
     #[track_caller]
     fn wait_for_states(&self, lb1: &str, lb2: &str, within: Duration) -> (Value, Value) {
-        // One instance per interface (IPv4 only here), named after it.
-        let expected =
-            |state: &str| ["eth0", "eth1"].map(|name| (name.to_owned(), state.to_owned()));
+        // One instance per interface and family: eth0's IPv6 VIP is `eth0-6`.
+        let expected = |state: &str| {
+            ["eth0", "eth0-6", "eth1"].map(|name| (name.to_owned(), state.to_owned()))
+        };
         let reached = wait_until(within, || {
             self.lb1.published_states() == expected(lb1)
                 && self.lb2.published_states() == expected(lb2)
@@ -471,7 +489,7 @@ impl Pair {
     #[track_caller]
     fn wait_for_lb2(&self, since: Instant, within: Duration) -> Duration {
         let reached = wait_until(within.saturating_sub(since.elapsed()), || {
-            self.lb2.vips() == [FRONT_VIP, BACK_VIP]
+            self.lb2.vips() == VIPS
         });
         let took = since.elapsed();
         assert!(
@@ -724,8 +742,17 @@ fn the_pair_fails_over_keeping_an_open_connection_and_lb1_takes_its_addresses_ba
         pair.lb2.vips(),
         pair.logs()
     );
-    assert_eq!(pair.lb2.vips(), [FRONT_VIP, BACK_VIP]);
+    assert_eq!(pair.lb2.vips(), VIPS);
     assert_eq!(pair.lb1.vips(), [""; 0], "lb1 kept VIPs without links");
+    // The IPv6 VIP answers through lb2: keepalived's unsolicited neighbour
+    // advertisement moved the client's neighbour entry.
+    assert!(
+        wait_until(Duration::from_secs(5), || pair
+            .lab
+            .ping(Some(&pair.client), VIP6)),
+        "the IPv6 VIP does not answer through lb2\n{}",
+        pair.logs()
+    );
     assert_eq!(
         second.as_deref().ok(),
         Some(first.as_str()),
@@ -758,7 +785,7 @@ fn the_pair_fails_over_keeping_an_open_connection_and_lb1_takes_its_addresses_ba
     let prober = Prober::start(&pair.client);
     thread::sleep(Duration::from_millis(300));
     pair.lb1_links(true);
-    let back = pair.wait_for_vips(&[FRONT_VIP, BACK_VIP], &[], Duration::from_secs(20));
+    let back = pair.wait_for_vips(&VIPS, &[], Duration::from_secs(20));
     thread::sleep(Duration::from_millis(700));
     let probes = prober.finish();
     let gap = longest_gap(&probes);
@@ -812,7 +839,7 @@ fn losing_its_servers_or_its_daemon_hands_the_addresses_to_the_peer() {
     );
 
     pair.web(3, false);
-    let handover = pair.wait_for_vips(&[], &[FRONT_VIP, BACK_VIP], Duration::from_secs(15));
+    let handover = pair.wait_for_vips(&[], &VIPS, Duration::from_secs(15));
     eprintln!(
         "track-health: lb2 holds the VIPs {} after web3 died",
         seconds(handover)
@@ -833,7 +860,7 @@ fn losing_its_servers_or_its_daemon_hands_the_addresses_to_the_peer() {
     );
 
     pair.web(3, true);
-    let back = pair.wait_for_vips(&[FRONT_VIP, BACK_VIP], &[], Duration::from_secs(15));
+    let back = pair.wait_for_vips(&VIPS, &[], Duration::from_secs(15));
     eprintln!(
         "track-health: lb1 holds the VIPs again {} after web3 came back",
         seconds(back)
