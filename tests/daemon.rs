@@ -105,3 +105,91 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start_and_leaves_the_first_a
     );
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+/// A machine without keepalived: the daemon, asked for VRRP, says once what to
+/// install, in its log and in `vrrp/status.toml`, and runs the rest (its
+/// health socket answers). keepalived is hidden by a private mount namespace
+/// in which /usr/sbin holds every program but keepalived.
+#[test]
+fn without_keepalived_the_daemon_says_what_to_install_and_runs_the_rest() {
+    let dir = scratch("no-keepalived");
+    let (config_dir, state_dir) = (dir.join("config"), dir.join("state"));
+    std::fs::create_dir_all(&config_dir).expect("the config dir");
+    std::fs::write(
+        config_dir.join("network.conf"),
+        "service network eth0\n    ip address 10.0.0.2/24\n    vrrp id 51\n    \
+         vrrp address 10.0.0.100/24\n",
+    )
+    .expect("network.conf");
+    for file in ["flows.conf", "lvs.conf"] {
+        std::fs::write(config_dir.join(file), "").expect("a config file");
+    }
+    let sbin = dir.join("sbin");
+    std::fs::create_dir_all(&sbin).expect("a mount point");
+    let script = r#"
+        set -e
+        ip link add eth0 type veth peer name eth9
+        ip link set eth9 up
+        mount --bind /usr/sbin "$1"
+        mount -t tmpfs none /usr/sbin
+        for program in "$1"/*; do
+            [ "${program##*/}" = keepalived ] || ln -s "$program" /usr/sbin/
+        done
+        exec "$2" daemon --config-dir "$3" --state-dir "$4"
+    "#;
+    let log = dir.join("daemon.log");
+    let mut daemon = Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--map-root-user",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&sbin)
+        .arg(env!("CARGO_BIN_EXE_lbconsole"))
+        .arg(&config_dir)
+        .arg(&state_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("a log"))
+        .spawn()
+        .expect("unshare runs the daemon");
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    let reason = || match lbconsole::ha::status::read(&state_dir) {
+        Ok(Some(status)) => match status.keepalived {
+            lbconsole::ha::status::Keepalived::Down { reason } => Some(reason),
+            _ => None,
+        },
+        _ => None,
+    };
+    let told = wait_until(Duration::from_secs(60), || reason().is_some());
+    // A few more ticks: the sentence is not repeated.
+    std::thread::sleep(Duration::from_secs(3));
+    let health = publish::read(&state_dir);
+    let while_alive = reason();
+    let alive = matches!(daemon.try_wait(), Ok(None));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let log = said();
+
+    assert!(told, "no reason in vrrp/status.toml:\n{log}");
+    let install = "install keepalived (the Debian package): VRRP does not run without it";
+    assert_eq!(while_alive.as_deref(), Some(install));
+    // What the killed daemon left is not believed.
+    assert_eq!(
+        reason().as_deref(),
+        Some(lbconsole::ha::status::NO_DAEMON),
+        "a dead daemon's status"
+    );
+    assert_eq!(log.matches(install).count(), 1, "said once:\n{log}");
+    assert!(alive, "the daemon ended:\n{log}");
+    assert!(
+        matches!(health, Ok(Some(_))),
+        "the health socket does not answer: {health:?}\n{log}"
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::config::model::network::{Interface, NetworkConfig, VrrpService};
+use crate::config::model::network::{NetworkConfig, VrrpService};
 use crate::config::model::types::{Family, IpNet};
 
 use super::status::VrrpState;
@@ -41,80 +41,37 @@ pub struct Instance {
     pub source: Option<IpAddr>,
 }
 
-/// The instances `network` asks for, in the file's order, IPv4 before IPv6 on
-/// one interface. An interface's `vrrp` lines without an id, a priority or an
-/// address make none: the validator reports them.
+/// The instances `network` asks for (the model's, one per interface and
+/// family, with the default priority when none is written), each with the
+/// peers it sends unicast adverts to.
 pub fn instances(network: &NetworkConfig) -> Vec<Instance> {
-    let peers: Vec<IpAddr> = network
-        .vrrp
-        .as_ref()
-        .map(|service| service.peers.iter().map(|peer| peer.value).collect())
-        .unwrap_or_default();
-    let mut instances = Vec::new();
-    for interface in &network.interfaces {
-        let Some(vrrp) = &interface.vrrp else {
-            continue;
-        };
-        let (Some(vrid), Some(priority)) = (vrrp.id, vrrp.prio) else {
-            continue;
-        };
-        for family in [Family::Ipv4, Family::Ipv6] {
-            let addresses: Vec<IpNet> = vrrp
-                .addresses
-                .iter()
-                .map(|address| address.value)
-                .filter(|address| address.family() == family)
-                .collect();
-            if addresses.is_empty() {
-                continue;
-            }
-            let (peers, source) = unicast(interface, family, &peers);
-            instances.push(Instance {
-                name: instance_name(interface.name.as_str(), family),
-                interface: interface.name.to_string(),
-                family,
-                vrid: vrid.value,
-                priority: priority.value,
-                addresses,
+    let service = network.vrrp.clone().unwrap_or_default();
+    network
+        .vrrp_instances()
+        .into_iter()
+        .map(|instance| {
+            let peers = instance.unicast_peers(&service);
+            // The interface's address in the first peer's subnet.
+            let source = peers.first().and_then(|&peer| {
+                instance
+                    .interface
+                    .addresses
+                    .iter()
+                    .find(|address| address.value.contains(peer))
+                    .map(|address| address.value.addr)
+            });
+            Instance {
+                name: instance.name(),
+                interface: instance.interface.name.to_string(),
+                family: instance.family,
+                vrid: instance.id,
+                priority: instance.prio,
+                addresses: instance.addresses,
                 peers,
                 source,
-            });
-        }
-    }
-    instances
-}
-
-fn instance_name(interface: &str, family: Family) -> String {
-    match family {
-        Family::Ipv4 => interface.to_owned(),
-        Family::Ipv6 => format!("{interface}-6"),
-    }
-}
-
-/// The peers that lie in one of `interface`'s subnets of `family`, and the
-/// interface's address in the first one's subnet.
-fn unicast(
-    interface: &Interface,
-    family: Family,
-    peers: &[IpAddr],
-) -> (Vec<IpAddr>, Option<IpAddr>) {
-    let subnet_of = |peer: IpAddr| {
-        interface
-            .addresses
-            .iter()
-            .map(|address| address.value)
-            .find(|address| address.family() == family && address.contains(peer))
-    };
-    let reachable: Vec<IpAddr> = peers
-        .iter()
-        .copied()
-        .filter(|&peer| subnet_of(peer).is_some())
-        .collect();
-    let source = reachable
-        .first()
-        .and_then(|&peer| subnet_of(peer))
-        .map(|a| a.addr);
-    (reachable, source)
+            }
+        })
+        .collect()
 }
 
 /// Where the generated configuration points keepalived: files of the state
@@ -299,7 +256,7 @@ pub fn parse_notice(line: &str) -> Option<Notice> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::network::InterfaceVrrp;
+    use crate::config::model::network::{Interface, InterfaceVrrp};
     use crate::config::model::types::{IfName, Spanned};
 
     fn net(text: &str) -> Spanned<IpNet> {
@@ -337,6 +294,16 @@ mod tests {
         notify_fifo: "/var/lib/lbconsole/vrrp/notify.fifo",
         health: "/var/lib/lbconsole/vrrp/health",
     };
+
+    #[test]
+    fn an_instance_without_a_prio_line_runs_at_the_default_priority() {
+        let mut network = pair(VrrpService::default());
+        network.interfaces[1].vrrp.as_mut().unwrap().prio = None;
+        let instances = instances(&network);
+        let eth1 = instances.iter().find(|i| i.name == "eth1").unwrap();
+        assert_eq!(eth1.priority, InterfaceVrrp::DEFAULT_PRIO);
+        assert_eq!(instances.len(), 3);
+    }
 
     #[test]
     fn a_pair_with_health_tracking_and_a_peer_on_the_front_link() {
