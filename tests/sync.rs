@@ -112,6 +112,21 @@ fn sync_saves_lvs_and_flows_on_the_peer_keeps_its_network_and_then_has_nothing_t
     assert_eq!(saved(&pair.lb2).0, 2, "nothing was written");
 }
 
+#[test]
+fn without_to_the_peer_is_the_first_peer_of_service_vrrp() {
+    let pair = Pair::new("default-peer");
+    pair.lb1.write(
+        "network.conf",
+        "service network eth1\n    ip address 192.0.2.2/24\n    vrrp id 51\n    \
+         vrrp address 192.0.2.100/24\nservice vrrp\n    peer 192.0.2.3\n    peer 192.0.2.4\n",
+    );
+    pair.lb1.ok(&["save"]);
+    let synced = pair.lb1.ok(&["sync"]);
+    assert!(synced.contains("192.0.2.3: saved version 2: "), "{synced}");
+    assert_eq!(read(&pair.lb2.config(), "lvs.conf"), NEW_LVS);
+    assert_eq!(read(&pair.lb2.config(), "network.conf"), LB2_NETWORK);
+}
+
 #[tokio::test]
 async fn a_push_from_a_stale_base_is_refused_by_the_peer_and_writes_nothing() {
     let pair = Pair::new("stale");
