@@ -139,13 +139,17 @@ fn pair(lab: &Lab) -> Peer {
         "sshd does not listen in lb2: {}",
         fs::read_to_string(ssh.join("sshd.log")).unwrap_or_default()
     );
+    // A key exchange costs seconds in the emulated VM: the test's ssh shares
+    // one connection between its calls, as an administrator's ssh_config may.
     fs::write(
         lab.config_dir().join("lbconsole.toml"),
         format!(
-            "ssh = \"ssh -F /dev/null -l root -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes\"\n\
+            "ssh = \"ssh -F /dev/null -l root -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes \
+             -o ControlMaster=auto -o ControlPath={}/mux-%C -o ControlPersist=15\"\n\
              peer_command = \"{}\"\n",
             client_key.display(),
             known_hosts.display(),
+            ssh.display(),
             lbconsole_binary().display()
         ),
     )
