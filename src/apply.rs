@@ -15,6 +15,7 @@ use crate::plan::Step;
 use crate::plan::flows::{self, FirewallOp, MarkRule};
 use crate::plan::ipvs::{self, IpvsOp};
 use crate::plan::network::{self, PlanError};
+use crate::plan::overrides::{Override, Overrides};
 use crate::store::{ConfigFiles, StoreError, plural};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,8 @@ pub struct Target<'a> {
     /// What the daemon reports of the real servers: one it keeps out of IPVS
     /// stays out (see [`with_reported_health`]).
     pub health: &'a [ServerReport],
+    /// The operators' overrides, above the configuration.
+    pub overrides: &'a Overrides,
 }
 
 /// The one way a configuration reaches the kernel — `apply`, the confirm guard's
@@ -207,8 +210,11 @@ pub async fn plan<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         .await?,
         ..Plan::default()
     };
+    let (overrides, dropped) = target.overrides.split_by(&config.lvs);
     match kernel.ipvs.as_mut() {
-        Ok(backend) => plan.ipvs = plan_ipvs(backend, &config.lvs, target.health).await?,
+        Ok(backend) => {
+            plan.ipvs = plan_ipvs(backend, &config.lvs, target.health, &overrides).await?
+        }
         Err(_) if config.lvs.directors.is_empty() => {}
         Err(error) => {
             return Err(ApplyError::NoIpvs {
@@ -230,6 +236,8 @@ pub async fn plan<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         Err(error) => return Err(error),
     };
     plan.tears_down = plan.takes_away_something() && runs_nothing(config);
+    plan.overrides = overrides.servers;
+    plan.dropped_overrides = dropped;
     progress(Progress::Planned(&plan));
     Ok(plan)
 }
@@ -290,6 +298,11 @@ pub struct Plan {
     /// The plan takes away addresses, services or the flows' table, and
     /// leaves lbconsole running none of them.
     pub tears_down: bool,
+    /// The overrides the IPVS part was planned with.
+    pub overrides: Vec<Override>,
+    /// The overrides of servers the configuration no longer has: the apply
+    /// removes them.
+    pub dropped_overrides: Vec<Override>,
 }
 
 /// A configuration with no director, no active flow and no address: applied, it
@@ -312,6 +325,26 @@ pub struct FirewallStep {
 }
 
 impl Plan {
+    /// What the overrides do to this apply, one line each, for a dry run, the
+    /// console's preview and the daemon's log.
+    pub fn override_notes(&self) -> Vec<String> {
+        let held = self.overrides.iter().map(ToString::to_string);
+        held.chain(self.dropped_notes()).collect()
+    }
+
+    /// One line per override the apply removes.
+    pub fn dropped_notes(&self) -> impl Iterator<Item = String> + '_ {
+        self.dropped_overrides.iter().map(|o| {
+            format!(
+                "override removed: lvs.conf no longer has server {} of {} ({} by {})",
+                o.server,
+                o.director,
+                o.hold.name(),
+                o.by
+            )
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -391,15 +424,17 @@ pub async fn plan_firewall<B: FirewallBackend>(
     Ok(Some(FirewallStep { op, undo }))
 }
 
-/// The operations that would bring the IPVS table to `config`, leaving the
-/// servers `health` reports down as the health checker left them.
+/// The operations that would bring the IPVS table to `config` with the
+/// operators' `overrides`, leaving the servers `health` reports down as the
+/// health checker left them.
 pub async fn plan_ipvs<B: IpvsBackend>(
     backend: &mut B,
     config: &LvsConfig,
     health: &[ServerReport],
+    overrides: &Overrides,
 ) -> Result<Vec<IpvsOp>, ApplyError> {
     let observed = backend.observe().await?;
-    let wanted = with_reported_health(&ipvs::desired(config), config, health);
+    let wanted = with_reported_health(&ipvs::desired(config), config, health, overrides);
     Ok(ipvs::diff(&observed.state, &wanted))
 }
 

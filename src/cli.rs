@@ -151,11 +151,15 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                 let _ = writeln!(err, "{}", diagnostic.display_in(config_dir));
             }
         }
-        Progress::Planned(plan) if plan.is_empty() => {
-            let _ = writeln!(out, "no changes");
-        }
         Progress::Planned(plan) => {
-            let _ = write!(out, "{plan}");
+            if plan.is_empty() {
+                let _ = writeln!(out, "no changes");
+            } else {
+                let _ = write!(out, "{plan}");
+            }
+            for note in plan.override_notes() {
+                let _ = writeln!(out, "note: {}", crate::text::printable(&note));
+            }
         }
     };
     let applied = confirm::apply(&store, request, kernel, &mut progress).await?;

@@ -20,7 +20,9 @@ use std::time::Duration;
 use crate::apply::{self, ApplyError, Plan, Progress, Target, TearDown};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
+use crate::plan::overrides::Overrides;
 use crate::store::archive::ArchiveFiles;
+use crate::store::overrides;
 use crate::store::pending::now_ms;
 use crate::store::versions::{RollbackRecord, RunningRecord, current_user, now, rfc3339};
 use crate::store::{ConfigFiles, Locked, PendingApply, Store, StoreError};
@@ -117,10 +119,12 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
             None => store.peek()?,
         };
         let running = store.running()?;
+        let overrides = overrides::read(store.state_dir())?;
         let target = Target {
             files: &files,
             hand_back: running.as_ref(),
             health: &health,
+            overrides: &overrides,
         };
         let plan = apply::plan(kernel, target, progress).await?;
         return Ok(Applied {
@@ -156,10 +160,12 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         saved.version = 0;
     }
     let running = store.running()?;
+    let overrides = overrides::read(store.state_dir())?;
     let target = Target {
         files: &saved.files,
         hand_back: running.as_ref(),
         health: &health,
+        overrides: &overrides,
     };
     let plan = apply::plan(kernel, target, progress).await?;
     // What is refused before any change needs no guard, nor does a plan that
@@ -190,6 +196,7 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         PendingApply::remove(&locked, store.state_dir())?;
     }
     result?;
+    drop_overrides(store, &locked, &overrides, &plan)?;
     let mut state = store.state()?;
     state.running = Some(RunningRecord {
         version: (saved.version > 0).then_some(saved.version),
@@ -202,6 +209,28 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         version: saved.version,
         pending: pending.filter(|_| keep_pending),
     })
+}
+
+/// Removes the overrides of servers the configuration `plan` applied no longer
+/// has, saying so in the log.
+fn drop_overrides(
+    store: &Store,
+    locked: &Locked,
+    overrides: &Overrides,
+    plan: &apply::Plan,
+) -> Result<(), StoreError> {
+    if plan.dropped_overrides.is_empty() {
+        return Ok(());
+    }
+    for note in plan.dropped_notes() {
+        tracing::warn!("{note}");
+    }
+    let kept = Overrides {
+        version: overrides.version,
+        servers: plan.overrides.clone(),
+    };
+    overrides::write(store, locked, &kept)?;
+    Ok(())
 }
 
 /// Records the pending apply and starts its guard, which is on watch when this
@@ -484,10 +513,12 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
 ) -> Result<Result<(), ApplyError>, StoreError> {
     let previous = pending.previous_files().unwrap_or_default();
     let applied = pending.applied_files();
+    let overrides = overrides::read(store.state_dir())?;
     let target = Target {
         files: &previous,
         hand_back: Some(&applied),
         health,
+        overrides: &overrides,
     };
     let result = apply::apply(
         kernel,
@@ -514,8 +545,9 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         outcome: outcome.clone(),
     });
     match result {
-        Ok(_) => {
-            tracing::warn!(applied_at = %pending.applied_at, user = %pending.user, "unconfirmed apply rolled back");
+        Ok(plan) => {
+            tracing::warn!(applied_at = %pending.applied_at, user = %pending.user, "unconfirmed apply rolled back; the overrides stay as they are");
+            drop_overrides(store, locked, &overrides, &plan)?;
             PendingApply::remove(locked, store.state_dir())?;
             state.running = Some(RunningRecord {
                 version: None,

@@ -22,6 +22,7 @@ pub mod ha;
 pub mod health;
 pub mod kernel;
 pub mod observe;
+pub mod operate;
 pub mod plan;
 pub mod sandbox;
 pub mod store;

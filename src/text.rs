@@ -13,7 +13,7 @@ use std::fmt::{self, Display, Write as _};
 use std::io;
 
 /// Whether a terminal would act on `c` instead of showing it.
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

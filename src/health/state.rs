@@ -16,6 +16,7 @@ use crate::plan::ipvs::{
     DestKey, IpvsOp, IpvsState, Service, ServiceKey, dest_key, diff, director_marks, forward,
     service_key,
 };
+use crate::plan::overrides::{Hold, Overrides};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -150,6 +151,8 @@ pub struct Member {
     pub inhibit: bool,
     /// `None`: not checked, always up.
     pub check: Option<Check>,
+    /// An operator's override, above the configuration.
+    pub hold: Option<Hold>,
 }
 
 impl Member {
@@ -234,6 +237,7 @@ pub fn roster(config: &LvsConfig) -> Roster {
                 sorry: server.sorry,
                 inhibit: params.inhibit,
                 check,
+                hold: None,
             });
         }
     }
@@ -280,26 +284,44 @@ pub fn with_health(desired: &IpvsState, members: &[Member], health: &[ServerHeal
     table
 }
 
-/// One service's real servers as health leaves them: a real server that is down
-/// leaves, or stays at weight 0 with `inhibit`; a sorry server gets its weight
-/// (at least 1) while no real server of its director is up with a weight, and 0
-/// otherwise. `servers` are the service's members with their state.
+/// One service's real servers as health and the operators' overrides leave
+/// them:
+/// - `disable` takes a server out, `drain` holds it at weight 0, whatever its
+///   health;
+/// - otherwise a real server that is down leaves, or stays at weight 0 with
+///   `inhibit`; one that is up gets its weight, an override's before the
+///   configuration's;
+/// - a sorry server gets its weight (at least 1) while no real server of its
+///   director is up with a weight, and 0 otherwise.
+///
+/// `servers` are the service's members with their state.
 pub fn service_with_health(desired: &Service, servers: &[(&Member, &ServerHealth)]) -> Service {
+    let takes_traffic = |member: &Member, state: &ServerHealth| match member.hold {
+        Some(hold) if hold.keeps_out() => false,
+        Some(Hold::Weight { weight }) => weight > 0 && state.health() == Health::Up,
+        _ => member.weight > 0 && state.health() == Health::Up,
+    };
     let real_up = servers
         .iter()
-        .any(|(member, state)| !member.sorry && member.weight > 0 && state.health() == Health::Up);
+        .any(|(member, state)| !member.sorry && takes_traffic(member, state));
     let mut service = desired.clone();
     for (member, state) in servers {
-        if member.sorry {
-            if let Some(dest) = service.destinations.get_mut(&member.dest) {
-                dest.weight = if real_up { 0 } else { member.weight.max(1) };
-            }
-        } else if state.health() == Health::Down {
-            if member.inhibit {
+        let weight = match member.hold {
+            Some(Hold::Disable) => None,
+            Some(Hold::Drain { .. }) => Some(0),
+            Some(Hold::Weight { weight }) if member.sorry => Some(if real_up { 0 } else { weight }),
+            None if member.sorry => Some(if real_up { 0 } else { member.weight.max(1) }),
+            _ if state.health() == Health::Down => member.inhibit.then_some(0),
+            Some(Hold::Weight { weight }) => Some(weight),
+            None => continue,
+        };
+        match weight {
+            Some(weight) => {
                 if let Some(dest) = service.destinations.get_mut(&member.dest) {
-                    dest.weight = 0;
+                    dest.weight = weight;
                 }
-            } else {
+            }
+            None => {
                 service.destinations.remove(&member.dest);
             }
         }
@@ -307,8 +329,18 @@ pub fn service_with_health(desired: &Service, servers: &[(&Member, &ServerHealth
     service
 }
 
-/// The IPVS table an apply leaves: what `config` asks for, with the servers the
-/// daemon reports down kept as their health left them. An apply that put them
+/// Gives each member the override `overrides` holds for its server.
+pub fn hold(members: &mut [Member], overrides: &Overrides) {
+    for member in members {
+        member.hold = overrides
+            .get(&member.director, &member.server)
+            .map(|o| o.hold);
+    }
+}
+
+/// The IPVS table an apply leaves: what `config` asks for, with the operators'
+/// `overrides`, and with the servers the daemon reports down kept as their
+/// health left them. An apply that put them
 /// back would send clients to dead servers until the checker's next pass took
 /// them out again. A server counts as reported when its director, name, address
 /// and port match; any other, new or unknown, is up, as a reload would start it.
@@ -316,6 +348,7 @@ pub fn with_reported_health(
     desired: &IpvsState,
     config: &LvsConfig,
     reports: &[ServerReport],
+    overrides: &Overrides,
 ) -> IpvsState {
     let down: HashSet<(&str, &str, IpAddr, u16)> = reports
         .iter()
@@ -329,10 +362,11 @@ pub fn with_reported_health(
             )
         })
         .collect();
-    if down.is_empty() {
+    if down.is_empty() && overrides.is_empty() {
         return desired.clone();
     }
-    let members = roster(config).members;
+    let mut members = roster(config).members;
+    hold(&mut members, overrides);
     let health: Vec<ServerHealth> = members
         .iter()
         .map(|member| {
@@ -374,6 +408,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::parse::parse_lvs;
     use crate::plan::ipvs::{DestSettings, Forward, desired};
+    use crate::plan::overrides::Override;
     use std::net::Ipv4Addr;
 
     pub(crate) fn lvs(text: &str) -> LvsConfig {
@@ -612,6 +647,77 @@ pub(crate) mod tests {
         assert_eq!(weights(&table), vec![(2, 0), (9, 1)]);
     }
 
+    fn held(config: &LvsConfig, holds: &[(&str, Hold)]) -> Vec<Member> {
+        let mut overrides = Overrides::default();
+        for (server, hold) in holds {
+            overrides.set(Override {
+                director: "web".into(),
+                server: (*server).into(),
+                hold: *hold,
+                by: "alice".into(),
+                at: 0,
+                note: None,
+            });
+        }
+        let mut members = roster(config).members;
+        super::hold(&mut members, &overrides);
+        members
+    }
+
+    #[test]
+    fn drain_and_disable_beat_health_and_health_beats_a_weight() {
+        let config = lvs(WEB);
+        let up = vec![ServerHealth::new(); 3];
+        let members = held(
+            &config,
+            &[("a", Hold::Drain { deadline: None }), ("b", Hold::Disable)],
+        );
+        let table = with_health(&desired(&config), &members, &up);
+        assert_eq!(
+            weights(&table),
+            vec![(1, 0), (9, 1)],
+            "a healthy drained server stays at 0, a disabled one out; the sorry server takes over"
+        );
+
+        let members = held(&config, &[("a", Hold::Weight { weight: 5 })]);
+        let table = with_health(&desired(&config), &members, &up);
+        assert_eq!(weights(&table), vec![(1, 5), (2, 2), (9, 0)]);
+        let a_down = vec![down(), ServerHealth::new(), ServerHealth::new()];
+        let table = with_health(&desired(&config), &members, &a_down);
+        assert_eq!(
+            weights(&table),
+            vec![(2, 2), (9, 0)],
+            "down: out, whatever its weight"
+        );
+        let inhibit = lvs(&WEB.replace("fall 3\n", "fall 3 inhibit\n"));
+        let members = held(&inhibit, &[("a", Hold::Weight { weight: 5 })]);
+        let table = with_health(&desired(&inhibit), &members, &a_down);
+        assert_eq!(
+            weights(&table),
+            vec![(1, 0), (2, 2), (9, 0)],
+            "down with inhibit: 0"
+        );
+    }
+
+    #[test]
+    fn a_sorry_server_follows_its_rule_with_its_overridden_weight() {
+        let config = lvs(WEB);
+        let up = vec![ServerHealth::new(); 3];
+        let members = held(
+            &config,
+            &[
+                ("a", Hold::Disable),
+                ("b", Hold::Weight { weight: 0 }),
+                ("sorry", Hold::Weight { weight: 4 }),
+            ],
+        );
+        let table = with_health(&desired(&config), &members, &up);
+        assert_eq!(weights(&table), vec![(2, 0), (9, 4)]);
+        let members = held(&config, &[("sorry", Hold::Disable)]);
+        let table = with_health(&desired(&config), &members, &up);
+        assert_eq!(weights(&table), vec![(1, 3), (2, 2)]);
+    }
+
     #[test]
     fn an_apply_keeps_out_the_servers_the_daemon_reports_down_and_no_other() {
         let config = lvs(WEB);
@@ -625,23 +731,33 @@ pub(crate) mod tests {
             health,
         };
         let both_down = [report("a", 1, Health::Down), report("b", 2, Health::Down)];
-        let table = with_reported_health(&desired(&config), &config, &both_down);
+        let table = with_reported_health(
+            &desired(&config),
+            &config,
+            &both_down,
+            &Overrides::default(),
+        );
         assert_eq!(weights(&table), vec![(9, 1)], "the sorry server takes over");
 
         let up = [report("a", 1, Health::Down), report("b", 2, Health::Up)];
-        let table = with_reported_health(&desired(&config), &config, &up);
+        let table = with_reported_health(&desired(&config), &config, &up, &Overrides::default());
         assert_eq!(weights(&table), vec![(2, 2), (9, 0)]);
 
         // A server whose address changed is new to the checker: up, as a reload
         // would start it; so is one the report names under another director.
         let moved = lvs(&WEB.replace("10.0.1.1:8080", "10.0.1.3:8080"));
-        let table = with_reported_health(&desired(&moved), &moved, &up);
+        let table = with_reported_health(&desired(&moved), &moved, &up, &Overrides::default());
         assert_eq!(weights(&table), vec![(2, 2), (3, 3), (9, 0)]);
         let elsewhere = [ServerReport {
             director: "mail".into(),
             ..report("a", 1, Health::Down)
         }];
-        let table = with_reported_health(&desired(&config), &config, &elsewhere);
+        let table = with_reported_health(
+            &desired(&config),
+            &config,
+            &elsewhere,
+            &Overrides::default(),
+        );
         assert_eq!(weights(&table), weights(&desired(&config)));
     }
 

@@ -339,6 +339,8 @@ pub struct FakeIpvs {
     pub sync: Vec<SyncDaemon>,
     /// How many sync daemons were started or stopped.
     pub sync_changes: usize,
+    /// Whether templates of quiescent servers expire.
+    pub expire_quiescent_templates: bool,
 }
 
 impl FakeIpvs {
@@ -495,6 +497,11 @@ impl IpvsBackend for FakeIpvs {
         };
         self.sync.remove(at);
         self.sync_changes += 1;
+        Ok(())
+    }
+
+    async fn expire_quiescent_templates(&mut self) -> Result<(), KernelError> {
+        self.expire_quiescent_templates = true;
         Ok(())
     }
 }

@@ -371,6 +371,12 @@ pub trait IpvsBackend {
     /// Stops the daemon of `role`; refused when none runs.
     fn stop_sync_daemon(&mut self, role: SyncRole)
     -> impl Future<Output = Result<(), KernelError>>;
+
+    /// Makes IPVS expire a persistence template whose real server has weight
+    /// 0 (`net.ipv4.vs.expire_quiescent_template`), so that a drained
+    /// server's persistent clients go elsewhere instead of keeping it busy for
+    /// ever.
+    fn expire_quiescent_templates(&mut self) -> impl Future<Output = Result<(), KernelError>>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

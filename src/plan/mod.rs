@@ -1,8 +1,9 @@
 //! PURE: the kernel state a configuration asks for, compared with the state the
-//! kernel has, as an ordered list of operations that each know their inverse.
+//! kernel has (with the operators' overrides), as an ordered list of operations that each know their inverse.
 
 pub mod flows;
 pub mod ipvs;
 pub mod network;
+pub mod overrides;
 
 pub use network::{NetOp, NetworkState, Step};

@@ -6,6 +6,7 @@
 //! STATE_DIR/  lock                               flock held around every check-then-write
 //!             daemon.lock                        flock held by the daemon for its life; its pid
 //!             health.sock                        the daemon's health, for `status` (health/publish.rs)
+//!             overrides.toml                     operators' live overrides of real servers
 //!             state.toml                         what runs, the last rollback, a save in progress
 //!             history/N/                         every version: the three files and meta.toml
 //!             running -> running.ID/             what the kernel runs (swapped by one rename)
@@ -25,6 +26,7 @@
 pub mod archive;
 pub mod atomic;
 pub mod lock;
+pub mod overrides;
 pub mod pending;
 pub mod settings;
 pub mod summary;

@@ -676,10 +676,12 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
     async fn plan(&mut self, files: &ConfigFiles) -> Result<PlanPreview, Failure> {
         let running = ConfigFiles::read_running(&self.paths.state_dir)?;
         let health = self.daemon_health().await;
+        let overrides = crate::store::overrides::read(&self.paths.state_dir)?;
         let target = apply::Target {
             files,
             hand_back: running.as_ref(),
             health: &health,
+            overrides: &overrides,
         };
         let plan = apply::plan(&mut self.kernel, target, &mut |_| {}).await?;
         let state_dir = self.paths.state_dir.clone();

@@ -684,7 +684,18 @@ impl IpvsBackend for IpvsNetlink {
                 cause: describe_daemon_failure(&failure, role, None),
             })
     }
+
+    async fn expire_quiescent_templates(&mut self) -> Result<(), KernelError> {
+        // The network namespace's own copy: this process's, as the socket's.
+        // One write to procfs, which never waits on a disk.
+        std::fs::write(EXPIRE_QUIESCENT_TEMPLATE, b"1\n").map_err(|error| KernelError::Operation {
+            op: format!("set {EXPIRE_QUIESCENT_TEMPLATE} to 1"),
+            cause: Cause::io(&error),
+        })
+    }
 }
+
+const EXPIRE_QUIESCENT_TEMPLATE: &str = "/proc/sys/net/ipv4/vs/expire_quiescent_template";
 
 /// One message of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
