@@ -1,5 +1,7 @@
 //! What the subcommands print. `main.rs` parses arguments and calls these.
 
+pub mod server;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -120,6 +122,14 @@ pub enum CommandError {
     Confirm(#[from] ConfirmError),
     #[error(transparent)]
     Peer(#[from] PeerError),
+    #[error(transparent)]
+    Operate(Box<crate::operate::OperateError>),
+}
+
+impl From<crate::operate::OperateError> for CommandError {
+    fn from(error: crate::operate::OperateError) -> Self {
+        Self::Operate(Box::new(error))
+    }
 }
 
 impl From<crate::kernel::KernelError> for CommandError {

@@ -31,7 +31,10 @@ use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, SyncDaemon,
     ensure_sync_daemons,
 };
+use crate::operate;
+use crate::plan::overrides::Overrides;
 use crate::store::lock::Lock;
+use crate::store::overrides;
 use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
 
 /// The daemon's lock in the state dir.
@@ -64,6 +67,8 @@ where
     apply_saved(store, &mut connect, "boot", HealthSource::Known(Vec::new())).await;
     let mut health = HealthChecker::new(None);
     let mut checked = None;
+    let mut overrides = Overriding::default();
+    overrides.follow(store, &mut health).await;
     follow_running(store, &mut connect, &mut health, &mut checked).await;
     let mut pair = Pair::new(store.state_dir()).await;
     pair.follow(store, &mut connect).await;
@@ -96,6 +101,8 @@ where
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
                 }
+                overrides.follow(store, &mut health).await;
+                overrides.finish_drains(store, &mut connect, &mut health).await;
                 pair.follow(store, &mut connect).await;
                 let healthy = pair
                     .vrrp
@@ -106,6 +113,8 @@ where
             }
             notice = pair.vrrp.next_notice() => pair.vrrp.handle(notice),
             report = health.next_report() => {
+                // An override set since the last tick must not be undone.
+                overrides.follow(store, &mut health).await;
                 health.handle(report).await;
                 publish(publisher.as_ref(), &health);
             }
@@ -284,6 +293,83 @@ fn running_file(store: &Store, file: ConfigFile) -> Result<Vec<u8>, StoreError> 
 fn publish<I: IpvsBackend>(publisher: Option<&Publisher>, health: &HealthChecker<I>) {
     if let Some(publisher) = publisher {
         publisher.publish(&health.report());
+    }
+}
+
+/// The operators' overrides, as the daemon follows them: read from the state
+/// dir each tick (a `server` command changed the kernel already; the checker
+/// must not undo it), and drains finished when their server has no active
+/// connection left or their deadline passed.
+#[derive(Default)]
+struct Overriding {
+    in_force: Overrides,
+    /// Whether the last failure to read them was logged.
+    told_failure: bool,
+}
+
+impl Overriding {
+    async fn follow<I: IpvsBackend>(&mut self, store: &Store, health: &mut HealthChecker<I>) {
+        match overrides::read(store.state_dir()) {
+            Ok(read) => {
+                self.told_failure = false;
+                health.set_overrides(&read).await;
+                self.in_force = read;
+            }
+            Err(error) => {
+                if !self.told_failure {
+                    tracing::error!("overrides: {error}; the last ones read stay in force");
+                    self.told_failure = true;
+                }
+            }
+        }
+    }
+
+    async fn finish_drains<N, I, W, F, Fut>(
+        &mut self,
+        store: &Store,
+        connect: &mut F,
+        health: &mut HealthChecker<I>,
+    ) where
+        N: NetworkBackend,
+        I: IpvsBackend,
+        W: FirewallBackend,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Kernel<N, I, W>, KernelError>>,
+    {
+        if !operate::draining(&self.in_force) {
+            return;
+        }
+        let mut ipvs = match connect().await.and_then(|kernel| kernel.ipvs) {
+            Ok(ipvs) => ipvs,
+            Err(error) => {
+                tracing::error!("overrides: {error}; drains not followed");
+                return;
+            }
+        };
+        let observed = match ipvs.observe().await {
+            Ok(observed) => observed,
+            Err(error) => {
+                tracing::error!("overrides: {error}; drains not followed");
+                return;
+            }
+        };
+        match operate::finish_drains(store, &mut ipvs, &observed).await {
+            Ok(finished) if finished.is_empty() => {}
+            Ok(finished) => {
+                for o in &finished {
+                    tracing::info!(
+                        director = o.director,
+                        server = o.server,
+                        "overrides: server {} of {} drained (drain by {}): disabled",
+                        o.server,
+                        o.director,
+                        o.by
+                    );
+                }
+                self.follow(store, health).await;
+            }
+            Err(error) => tracing::error!("overrides: finishing a drain: {error}"),
+        }
     }
 }
 

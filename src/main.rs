@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 use lbconsole::apply::TearDown;
 use lbconsole::confirm::{self, ApplyRequest};
 use lbconsole::kernel::{Kernel, KernelError, RealKernel};
+use lbconsole::operate::{Change, Target};
+use lbconsole::plan::overrides::Hold;
 use lbconsole::store::{Store, settings};
 use lbconsole::text::EscapingWriter;
 use lbconsole::{cli, daemon, sandbox, tui};
@@ -159,6 +161,11 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Take one real server out or put it back, at once and without editing
+    /// lvs.conf: the override is kept in the state dir with who set it, when
+    /// and why, and stays in force across applies, reloads and reboots.
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Apply the saved configuration at boot and keep running (systemd:
     /// dist/lbconsole.service); SIGHUP applies it again.
     Daemon,
@@ -168,6 +175,86 @@ enum Command {
         #[arg(long)]
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Weight 0: no new connection, established ones finish; disabled when
+    /// none is left, or at the deadline. Persistence templates of the server
+    /// expire rather than keep its clients on it.
+    Drain {
+        /// DIRECTOR/SERVER, as in web/web1.
+        target: Target,
+        /// Disable it after S seconds even if connections remain.
+        #[arg(long, value_name = "S")]
+        deadline: Option<u32>,
+        /// Why, kept with the override.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Out of IPVS now, whatever its health.
+    Disable {
+        target: Target,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove the override: back to the configured weight and to health control.
+    Enable { target: Target },
+    /// A temporary weight, in force while the server is up.
+    Weight {
+        target: Target,
+        #[arg(value_parser = clap::value_parser!(u16))]
+        weight: u16,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Every real server that runs: its weights, connections, health and override.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `lbconsole server …`.
+async fn server(
+    store: &Store,
+    command: ServerCommand,
+    out: &mut dyn Write,
+) -> Result<(), cli::CommandError> {
+    let (target, hold, note) = match command {
+        ServerCommand::List { json } => {
+            let mut kernel = connect().await?;
+            return cli::server::list(
+                store,
+                kernel.ipvs.as_mut().map_err(|e| &*e),
+                format(json),
+                out,
+            )
+            .await;
+        }
+        ServerCommand::Drain {
+            target,
+            deadline,
+            note,
+        } => {
+            let deadline = deadline.map(|s| lbconsole::store::versions::unix_now() + i64::from(s));
+            (target, Some(Hold::Drain { deadline }), note)
+        }
+        ServerCommand::Disable { target, note } => (target, Some(Hold::Disable), note),
+        ServerCommand::Enable { target } => (target, None, None),
+        ServerCommand::Weight {
+            target,
+            weight,
+            note,
+        } => {
+            let weight = u32::from(weight);
+            (target, Some(Hold::Weight { weight }), note)
+        }
+    };
+    let mut ipvs = connect().await?.ipvs?;
+    let change = Change { target, hold, note };
+    cli::server::change(store, &mut ipvs, &change, out).await
 }
 
 async fn connect() -> Result<RealKernel, KernelError> {
@@ -343,6 +430,7 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         Command::Sync { to, dry_run, apply } => {
             cli::sync(&store, to.as_deref(), dry_run, apply, &mut out).await
         }
+        Command::Server(command) => server(&store, command, &mut out).await,
         Command::Daemon => {
             log_to_stderr();
             daemon::run(&store, connect).await.map_err(Into::into)

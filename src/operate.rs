@@ -44,14 +44,17 @@ pub enum OperateError {
     #[error("the note has a control character (at character {0}); write it on one line")]
     Note(usize),
     #[error("{target}: {error}; the overrides were left as they were")]
-    Kernel { target: String, error: ApplyError },
+    Kernel {
+        target: String,
+        error: Box<ApplyError>,
+    },
     #[error(
         "{target}: {error}; writing back the previous overrides failed too ({restore}), so overrides.toml says more than the kernel does"
     )]
     Restore {
         target: String,
-        error: ApplyError,
-        restore: StoreError,
+        error: Box<ApplyError>,
+        restore: Box<StoreError>,
     },
 }
 
@@ -256,8 +259,8 @@ fn find<'a>(
 /// Why a commit failed, before it is told which server it was about.
 enum Failure {
     Store(StoreError),
-    Kernel(ApplyError),
-    Restore(ApplyError, StoreError),
+    Kernel(Box<ApplyError>),
+    Restore(Box<ApplyError>, Box<StoreError>),
 }
 
 impl Failure {
@@ -294,7 +297,7 @@ async fn commit<I: IpvsBackend>(
     let observed = ipvs
         .observe()
         .await
-        .map_err(|e| Failure::Kernel(e.into()))?;
+        .map_err(|e| Failure::Kernel(Box::new(e.into())))?;
     let only = |table: &IpvsState| IpvsState {
         services: table
             .services
@@ -311,7 +314,7 @@ async fn commit<I: IpvsBackend>(
     {
         ipvs.expire_quiescent_templates()
             .await
-            .map_err(|e: KernelError| Failure::Kernel(e.into()))?;
+            .map_err(|e: KernelError| Failure::Kernel(Box::new(e.into())))?;
     }
     let written = Overrides {
         version: old.version,
@@ -324,8 +327,8 @@ async fn commit<I: IpvsBackend>(
             servers: old.servers.clone(),
         };
         return Err(match overrides::write(store, locked, &back) {
-            Ok(_) => Failure::Kernel(error),
-            Err(restore) => Failure::Restore(error, restore),
+            Ok(_) => Failure::Kernel(Box::new(error)),
+            Err(restore) => Failure::Restore(Box::new(error), Box::new(restore)),
         });
     }
     Ok(ops)

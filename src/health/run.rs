@@ -17,6 +17,7 @@ use super::state::{self, Check, Health, Member, ServerHealth};
 use crate::config::model::LvsConfig;
 use crate::kernel::IpvsBackend;
 use crate::plan::ipvs::{IpvsOp, IpvsState, Service, ServiceKey, desired};
+use crate::plan::overrides::Overrides;
 
 /// Results waiting to be counted; a full queue slows the checks down rather
 /// than growing.
@@ -54,6 +55,9 @@ pub struct HealthChecker<I> {
     known: Option<IpvsState>,
     /// The services whose table health makes differ from the configuration's.
     deviating: BTreeSet<ServiceKey>,
+    /// The operators' overrides, above the configuration and (drain, disable)
+    /// above health.
+    overrides: Overrides,
     ticks: u32,
     generation: u64,
     tasks: Vec<JoinHandle<()>>,
@@ -74,6 +78,7 @@ impl<I: IpvsBackend> HealthChecker<I> {
             by_service: HashMap::new(),
             known: None,
             deviating: BTreeSet::new(),
+            overrides: Overrides::default(),
             ticks: 0,
             generation: 0,
             tasks: Vec::new(),
@@ -120,7 +125,8 @@ impl<I: IpvsBackend> HealthChecker<I> {
     /// Checks the servers of `config` from now on. A server whose address, port
     /// and check are unchanged keeps its state; IPVS is brought in line at once.
     pub async fn load(&mut self, config: &LvsConfig) {
-        let roster = state::roster(config);
+        let mut roster = state::roster(config);
+        state::hold(&mut roster.members, &self.overrides);
         for warning in &roster.warnings {
             tracing::warn!("health: {warning}");
         }
@@ -163,6 +169,18 @@ impl<I: IpvsBackend> HealthChecker<I> {
             self.members.len()
         );
         self.reconcile().await;
+    }
+
+    /// Takes `overrides` in place of those in force; when they differ, brings
+    /// IPVS in line at once. Whether they differed.
+    pub async fn set_overrides(&mut self, overrides: &Overrides) -> bool {
+        if *overrides == self.overrides {
+            return false;
+        }
+        self.overrides = overrides.clone();
+        state::hold(&mut self.members, &self.overrides);
+        self.reconcile().await;
+        true
     }
 
     /// The next check result.

@@ -11,6 +11,7 @@ use lbconsole::config::parse::parse_lvs;
 use lbconsole::kernel::ipvs::IpvsNetlink;
 use lbconsole::kernel::{Cause, IpvsBackend, IpvsObservation, KernelError, SyncDaemon, SyncRole};
 use lbconsole::plan::ipvs::{IpvsOp, director_marks};
+use lbconsole::plan::overrides::Overrides;
 
 use crate::support::{Background, Lab, Netns, wait_until};
 
@@ -519,6 +520,10 @@ impl IpvsBackend for RefuseAt {
     async fn stop_sync_daemon(&mut self, role: SyncRole) -> Result<(), KernelError> {
         self.inner.stop_sync_daemon(role).await
     }
+
+    async fn expire_quiescent_templates(&mut self) -> Result<(), KernelError> {
+        self.inner.expire_quiescent_templates().await
+    }
 }
 
 #[test]
@@ -537,7 +542,9 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
         .expect("a runtime");
     let ops = runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("IPVS");
-        apply::plan_ipvs(&mut ipvs, &to, &[]).await.expect("a plan")
+        apply::plan_ipvs(&mut ipvs, &to, &[], &Overrides::default())
+            .await
+            .expect("a plan")
     });
     assert!(ops.len() >= 6, "{ops:#?}");
     for refuse in 0..ops.len() {
