@@ -183,6 +183,9 @@ async fn apply_saved<N, I, W, F, Fut>(
             for line in plan.to_string().lines() {
                 tracing::info!("{why} apply: {line}");
             }
+            for note in plan.override_notes() {
+                tracing::info!("{why} apply: {note}");
+            }
         }
     };
     let request = ApplyRequest {

@@ -153,14 +153,12 @@ impl Drop for Backends {
     }
 }
 
-/// Answers each connection to `address` with `name` (after reading the request,
-/// or at once if none comes) and closes it, until `stop`.
+/// Answers each connection to `address` with `name`, a thread per connection,
+/// until `stop`: every request on it while the client keeps it open (HTTP
+/// keep-alive), or at once if no request comes within a second (a health
+/// check's bare connect).
 fn serve(address: &str, name: &str, stop: &AtomicBool) {
     let listener = TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address}: {e}"));
-    let answer = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
-        name.len()
-    );
     while !stop.load(Ordering::Relaxed) {
         let mut ready = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -171,19 +169,45 @@ fn serve(address: &str, name: &str, stop: &AtomicBool) {
         if unsafe { libc::poll(&mut ready, 1, 100) } <= 0 {
             continue;
         }
-        let Ok((mut stream, _)) = listener.accept() else {
+        let Ok((stream, _)) = listener.accept() else {
             continue;
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let name = name.to_owned();
+        thread::spawn(move || answer(stream, &name));
+    }
+}
+
+/// Answers the requests of one connection with `name`, keeping it open after
+/// each while the request does not say `Connection: close`.
+fn answer(mut stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut first = true;
+    loop {
         let mut request = Vec::new();
         let mut buffer = [0; 1024];
         while !request.windows(4).any(|w| w == b"\r\n\r\n") {
             match stream.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => return,
                 Ok(read) => request.extend_from_slice(&buffer[..read]),
+                Err(_) if first => break,
+                // A kept-alive connection waits for the client's next request.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
             }
         }
-        let _ = stream.write_all(answer.as_bytes());
+        first = false;
+        let close = String::from_utf8_lossy(&request)
+            .to_ascii_lowercase()
+            .contains("connection: close")
+            || request.is_empty();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{name}",
+            name.len(),
+            if close { "close" } else { "keep-alive" }
+        );
+        if stream.write_all(answer.as_bytes()).is_err() || close {
+            return;
+        }
     }
 }
 
@@ -195,6 +219,8 @@ struct Tally {
     failures: Vec<(f64, String)>,
     /// Answers per backend.
     backends: BTreeMap<String, u64>,
+    /// When the latest request each backend answered was sent.
+    last_sent: BTreeMap<String, f64>,
     /// Requests slower than a second, with when they were sent.
     slow: Vec<(f64, Duration)>,
     slowest: Duration,
@@ -246,6 +272,16 @@ impl Load {
             load.total()
         );
         load
+    }
+
+    /// When the latest request `backend` answered was sent.
+    fn last_sent(&self, backend: &str) -> Option<f64> {
+        self.tally
+            .lock()
+            .expect("the tally")
+            .last_sent
+            .get(backend)
+            .copied()
     }
 
     /// Requests made so far.
@@ -308,6 +344,7 @@ fn send(first: Instant, period: Duration, tally: &Mutex<Tally>, stop: &AtomicBoo
         match result {
             Ok(backend) => {
                 tally.answered += 1;
+                tally.last_sent.insert(backend.clone(), sent);
                 *tally.backends.entry(backend).or_default() += 1;
             }
             Err(why) => tally.failures.push((sent, why)),
@@ -824,4 +861,254 @@ fn applies_while_a_health_check_flaps_under_load_fail_no_request() {
         "{log}"
     );
     assert_service_never_set(&steps);
+}
+
+/// A client connection kept alive in the client's namespace, on a thread that
+/// sends a request each time it is asked to.
+struct KeptAlive {
+    asks: std::sync::mpsc::Sender<()>,
+    answers: std::sync::mpsc::Receiver<Result<String, String>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KeptAlive {
+    /// Opens connections to `vip` until one is answered by `backend`, and keeps
+    /// that one.
+    fn open_to(farm: &Farm, vip: &str, backend: &str) -> KeptAlive {
+        let (asks, asked) = std::sync::mpsc::channel::<()>();
+        let (answer, answers) = std::sync::mpsc::channel();
+        let (netns, vip, backend) = (
+            farm.client.name().to_owned(),
+            vip.parse::<SocketAddr>().expect("a VIP"),
+            backend.to_owned(),
+        );
+        let thread = thread::spawn(move || {
+            enter(&netns);
+            let mut kept = None;
+            for _ in 0..30 {
+                let Ok(mut stream) = TcpStream::connect_timeout(&vip, TIMEOUT) else {
+                    continue;
+                };
+                if ask(&mut stream).as_deref() == Ok(backend.as_str()) {
+                    kept = Some(stream);
+                    break;
+                }
+            }
+            let Some(mut stream) = kept else {
+                let _ = answer.send(Err(format!("no connection reached {backend}")));
+                return;
+            };
+            let _ = answer.send(Ok(backend));
+            while asked.recv().is_ok() {
+                if answer.send(ask(&mut stream)).is_err() {
+                    break;
+                }
+            }
+        });
+        let kept = KeptAlive {
+            asks,
+            answers,
+            thread: Some(thread),
+        };
+        let opened = kept
+            .answers
+            .recv_timeout(SLOW)
+            .expect("the kept-alive client");
+        opened.expect("a kept-alive connection");
+        kept
+    }
+
+    /// Another request on the same connection; who answered.
+    fn again(&self) -> Result<String, String> {
+        self.asks.send(()).map_err(|e| e.to_string())?;
+        self.answers.recv_timeout(SLOW).map_err(|e| e.to_string())?
+    }
+
+    /// Closes the connection.
+    fn close(mut self) {
+        let (asks, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.asks, asks));
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the kept-alive client");
+        }
+    }
+}
+
+/// One keep-alive request on `stream`; the backend that answered.
+fn ask(stream: &mut TcpStream) -> Result<String, String> {
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .and_then(|()| stream.write_all(b"GET / HTTP/1.1\r\nHost: lab\r\n\r\n"))
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    loop {
+        let read = stream.read(&mut buffer).map_err(|e| format!("read: {e}"))?;
+        if read == 0 {
+            return Err("closed".to_owned());
+        }
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| format!("answer {text:?}"))?;
+            if body.len() >= length {
+                return Ok(body[..length].to_owned());
+            }
+        }
+    }
+}
+
+/// `lbconsole server ARGS…`, which must succeed; what it printed.
+fn server(lab: &Lab, args: &[&str]) -> String {
+    let mut full = vec!["server"];
+    full.extend_from_slice(args);
+    let run = Run::of(&mut command(lab, &full));
+    assert!(run.success(), "server {args:?}: {run}");
+    run.stdout
+}
+
+/// `server list --json`: the row of DIRECTOR/SERVER.
+fn listed(lab: &Lab, target: &str) -> serde_json::Value {
+    let rows: serde_json::Value =
+        serde_json::from_str(&server(lab, &["list", "--json"])).expect("JSON");
+    let (director, name) = target.split_once('/').expect("DIRECTOR/SERVER");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["director"] == director && row["server"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{target} not listed: {rows}"))
+}
+
+/// A director with persistence on the same backends, unchecked.
+const STICKY: &str = "
+director sticky 198.51.100.20:80 TCP
+    balance roundrobin
+    option persistence timeout 300
+    server s1 10.0.1.2:80
+    server s2 10.0.2.2:80
+    server s3 10.0.3.2:80
+";
+
+/// Issue 18's drain, end to end on the real kernel: persistence first (a
+/// drained server's templates expire, so its persistent client goes
+/// elsewhere), then under load with the daemon checking: `server drain`
+/// sends web1 no new connection while a kept-alive one on it is still
+/// answered; when that closes web1 becomes disabled. It stays out across an
+/// apply of another director, its passing health check and a daemon restart,
+/// and `enable` brings it back at its configured weight. A `weight 5` on web2
+/// yields to health (weight 0 by `inhibit` while down) and comes back at 5.
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn a_server_drained_under_load_fails_no_request_and_stays_out_until_enabled() {
+    let mut farm = farm("load-override", 3);
+    let _backends = Backends::start(&mut farm, 3);
+    let lab = &farm.lab;
+    apply(&farm, &lvs(EQUAL, true, &format!("{OTHERS}{STICKY}")));
+
+    // Persistence: the client sticks to one server, drained it goes elsewhere.
+    let sticky = || farm.client.sh("curl -s --max-time 3 http://198.51.100.20/");
+    let first = sticky();
+    assert_eq!(sticky(), first, "persistence keeps the client on {first}");
+    let held = format!("sticky/s{}", &first["web".len()..]);
+    server(lab, &["drain", &held]);
+    assert_eq!(
+        lab.sh("cat /proc/sys/net/ipv4/vs/expire_quiescent_template")
+            .trim(),
+        "1"
+    );
+    let after = sticky();
+    assert!(
+        after.starts_with("web") && after != first,
+        "a drained server's persistent client went to {after:?}, not elsewhere"
+    );
+    server(lab, &["enable", &held]);
+
+    let daemon = start_checking(lab);
+    let load = Load::start(&farm);
+    let mut steps = Steps::default();
+    let kept = KeptAlive::open_to(&farm, VIP, "web1");
+    steps.start("server drain web/web1");
+    let said = server(lab, &["drain", "web/web1", "--note", "kernel upgrade"]);
+    assert!(said.contains("server web1 of web drained by "), "{said}");
+    let drained_at = wall_clock();
+    steps.start("load while web1 drains");
+    load.wait_for_requests(100);
+    assert_eq!(
+        kept.again(),
+        Ok("web1".to_owned()),
+        "the kept-alive connection"
+    );
+    let row = listed(lab, "web/web1");
+    assert_eq!(row["override"]["state"], "drain", "{row}");
+    assert_eq!(row["ipvs_weight"], 0, "{row}");
+    assert!(row["active_connections"].as_u64() >= Some(1), "{row}");
+    assert!(
+        load.last_sent("web1").is_none_or(|sent| sent < drained_at),
+        "web1 took a new connection after the drain"
+    );
+
+    steps.start("close the kept-alive connection");
+    kept.close();
+    let disabled = wait_until(Duration::from_secs(10), || {
+        listed(lab, "web/web1")["override"]["state"] == "disable"
+    });
+    assert!(disabled, "web1 not disabled:\n{}", daemon.log());
+    assert_eq!(
+        weight(lab, "10.0.1.2:80"),
+        None,
+        "a disabled server is out of IPVS"
+    );
+
+    steps.start("apply another director");
+    apply(
+        &farm,
+        &lvs(EQUAL, true, &format!("{OTHERS_CHANGED}{STICKY}")),
+    );
+    steps.start("web2 at weight 5, then its check fails");
+    server(lab, &["weight", "web/web2", "5"]);
+    assert_eq!(weight(lab, "10.0.2.2:80"), Some(5));
+    check_fails(&farm, 2, true);
+    let inhibited = wait_until(SLOW, || weight(lab, "10.0.2.2:80") == Some(0));
+    assert!(inhibited, "down beats weight 5:\n{}", daemon.log());
+    steps.start("web2's check passes");
+    check_fails(&farm, 2, false);
+    let back = wait_until(SLOW, || weight(lab, "10.0.2.2:80") == Some(5));
+    assert!(
+        back,
+        "web2 back at its override's weight:\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        weight(lab, "10.0.1.2:80"),
+        None,
+        "web1 stays out, healthy or not"
+    );
+    load.wait_for_requests(25);
+    let (tally, elapsed) = load.finish();
+    assert_no_request_failed(&tally, elapsed, &steps, || refusals(&farm, 3));
+
+    let (code, log) = stop_daemon(daemon);
+    assert_eq!(code, Some(0), "{log}");
+    let daemon = start_checking(lab);
+    assert_eq!(
+        weight(lab, "10.0.1.2:80"),
+        None,
+        "still out after a restart"
+    );
+    assert_eq!(
+        weight(lab, "10.0.2.2:80"),
+        Some(5),
+        "still 5 after a restart"
+    );
+    server(lab, &["enable", "web/web1"]);
+    server(lab, &["enable", "web/web2"]);
+    assert_eq!(weight(lab, "10.0.1.2:80"), Some(1));
+    assert_eq!(weight(lab, "10.0.2.2:80"), Some(1));
+    let (code, log) = stop_daemon(daemon);
+    assert_eq!(code, Some(0), "{log}");
 }
