@@ -533,6 +533,10 @@ struct StatusReport<'a> {
     /// The IPVS connection-sync daemons running, the master first.
     sync_daemons: &'a [SyncDaemon],
     health: HealthReport,
+    /// The operators' overrides in force (`lbconsole server`).
+    overrides: Vec<crate::plan::overrides::Override>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overrides_error: Option<String>,
     flows: FlowsReport,
     /// keepalived and its instances; null when no `vrrp` line runs.
     vrrp: Option<VrrpStatus>,
@@ -637,6 +641,7 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     let names = ConfigFiles::read_running(store.state_dir())?
         .map(|running| ipvs::service_names(&config::parse::parse_lvs(&running.lvs).0))
         .unwrap_or_default();
+    let overrides = crate::store::overrides::read(store.state_dir());
     let report = StatusReport {
         configuration,
         pending,
@@ -673,6 +678,11 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                 servers: Vec::new(),
             },
         },
+        overrides: overrides
+            .as_ref()
+            .map(|o| o.servers.clone())
+            .unwrap_or_default(),
+        overrides_error: overrides.as_ref().err().map(ToString::to_string),
         flows: FlowsReport {
             available: counters.is_ok(),
             error: counters.as_ref().err().map(ToString::to_string),
@@ -835,6 +845,7 @@ fn write_status(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Resu
     }
     write_ipvs(&report.ipvs, report.sync_daemons, out)?;
     write_health(&report.health, out)?;
+    write_overrides(report, out)?;
     write_flows(&report.flows, out)?;
     write_vrrp(report.vrrp.as_ref(), report.vrrp_error.as_deref(), out)
 }
@@ -908,6 +919,21 @@ fn write_flows(flows: &FlowsReport, out: &mut dyn Write) -> std::io::Result<()> 
             counter.bytes,
             width = 32 - indent.len()
         )?;
+    }
+    Ok(())
+}
+
+/// Each override on a line; the note and user are the operators' text, escaped.
+fn write_overrides(report: &StatusReport<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "Overrides")?;
+    if let Some(error) = &report.overrides_error {
+        return writeln!(out, "  {error}");
+    }
+    if report.overrides.is_empty() {
+        writeln!(out, "  none: every server as lvs.conf and health have it")?;
+    }
+    for o in &report.overrides {
+        writeln!(out, "  {}", crate::text::printable(&o.to_string()))?;
     }
     Ok(())
 }

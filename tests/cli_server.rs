@@ -146,7 +146,11 @@ fn a_drained_server_stays_at_weight_zero_across_applies_until_enabled() {
     );
     assert!(
         said.contains("server web1 of web drained by ")
-            && said.ends_with(": weight 0 until its connections end (kernel upgrade)\n"),
+            && said.contains(": weight 0 until its connections end (kernel upgrade)\n"),
+        "{said}"
+    );
+    assert!(
+        said.ends_with("no daemon runs: the server stays at weight 0 until `lbconsole daemon` disables it, or `lbconsole server disable`\n"),
         "{said}"
     );
     assert_eq!(weights(&mut kernel), [(1, 0), (2, 2)]);

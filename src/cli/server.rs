@@ -43,6 +43,13 @@ pub async fn change<I: IpvsBackend>(
             printable(&change.target.to_string())
         ),
     };
+    let no_daemon = matches!(crate::health::publish::read(store.state_dir()), Ok(None));
+    if no_daemon && matches!(change.hold, Some(Hold::Drain { .. })) {
+        let _ = writeln!(
+            out,
+            "no daemon runs: the server stays at weight 0 until `lbconsole daemon` disables it, or `lbconsole server disable`"
+        );
+    }
     Ok(())
 }
 
