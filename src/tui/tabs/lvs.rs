@@ -401,12 +401,11 @@ pub fn services_text<'a>(
                 selected_line = Some(lines.len());
             }
             let first = lines.len();
-            lines.extend(row_lines(
-                row,
+            let marks = (
+                selected && selection.focused,
                 selection.marked.contains(&key),
-                styles,
-                width,
-            ));
+            );
+            lines.extend(row_lines(row, marks, styles, width));
             if selected && selection.focused {
                 for line in &mut lines[first..] {
                     line.style = line.style.patch(styles.selection);
@@ -420,10 +419,17 @@ pub fn services_text<'a>(
 /// Where a server's counters start when they go under its address.
 const COUNTERS_INDENT: usize = 4;
 
-/// A row: its mark, health, override and name, then its address and
-/// counters; an override adds a line saying who set it.
-fn row_lines<'a>(row: &Row, marked: bool, styles: &Styles, width: usize) -> Vec<Line<'a>> {
+/// A row: the cursor and mark (selected, marked), its health, override and
+/// name, then its address and counters; an override adds a line saying who
+/// set it.
+fn row_lines<'a>(
+    row: &Row,
+    (selected, marked): (bool, bool),
+    styles: &Styles,
+    width: usize,
+) -> Vec<Line<'a>> {
     let mut lead = vec![
+        Span::styled(if selected { "»" } else { " " }, styles.key),
         Span::styled(if marked { "*" } else { " " }, styles.key),
         health_mark(row, styles),
     ];
@@ -502,10 +508,10 @@ fn hold_word(hold: Hold) -> String {
 /// says nothing.
 fn health_mark<'a>(row: &Row, styles: &Styles) -> Span<'a> {
     match (row.sorry, row.health) {
-        (true, _) => Span::styled(" sorry ", styles.warning),
-        (false, Some(Health::Up)) => Span::styled(" up ", styles.ok),
-        (false, Some(Health::Down)) => Span::styled(" down ", styles.error),
-        (false, None) => Span::raw(" > "),
+        (true, _) => Span::styled("sorry ", styles.warning),
+        (false, Some(Health::Up)) => Span::styled("up ", styles.ok),
+        (false, Some(Health::Down)) => Span::styled("down ", styles.error),
+        (false, None) => Span::raw("> "),
     }
 }
 
