@@ -1905,3 +1905,216 @@ fn the_plan_dialog_names_the_pair_first() {
     assert!(console.notice().starts_with("no changes"));
     assert!(console.app.overlay.is_none());
 }
+
+impl Console {
+    /// The LB Layer4 tab with the live pane given the keys.
+    fn work_in_the_pane(&mut self) {
+        self.run(Command::TabLvs);
+        self.ctrl('w');
+        assert!(self.app.pane_focused());
+    }
+
+    /// The screen with the user who set the overrides as `USER`: it differs
+    /// between hosts.
+    fn pane_screen(&mut self, width: u16, height: u16) -> String {
+        let user = lbstore::versions::current_user();
+        self.screen(width, height).replace(
+            &format!("by {user}"),
+            &format!("by {:<w$}", "USER", w = user.len()),
+        )
+    }
+
+    /// Says IPVS has `active` connections on the server at `address`, as the
+    /// next reading of the kernel would (the fake counts none).
+    fn active_on(&mut self, address: &str, active: u32) {
+        let address: std::net::IpAddr = address.parse().unwrap();
+        let live = self.app.live.as_mut().unwrap();
+        for service in live.services.as_mut().unwrap() {
+            for dest in &mut service.destinations {
+                if dest.address == address {
+                    dest.active_connections = active;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lb_pane_selects_and_marks_servers_and_drains_them_with_a_note() {
+    let mut console = applied_console("pane-drain");
+    console.work_in_the_pane();
+    // By name: app1 app2 dns1 dns2 mail1 mail2 sorry1 web1 web2.
+    console.shift('G');
+    console.key(KeyCode::Char('k'));
+    console.key(KeyCode::Char(' '));
+    console.key(KeyCode::Char(' '));
+    console.key(KeyCode::Up);
+    console.key(KeyCode::Up);
+    insta::assert_snapshot!("lb_pane_marked_120x40", console.pane_screen(120, 40));
+
+    console.key(KeyCode::Char('d'));
+    assert!(matches!(console.app.overlay, Some(Overlay::Prompt { .. })));
+    console.type_text("kernel update\n");
+    assert_eq!(console.notice(), "web/web1, web/web2 drained");
+    assert!(console.app.pane.marked.is_empty());
+    let overrides = lbstore::overrides::read(&console.engine.paths.state_dir).unwrap();
+    let drained: Vec<String> = overrides.servers.iter().map(|o| o.to_string()).collect();
+    assert_eq!(drained.len(), 2, "{drained:?}");
+    assert!(
+        drained[0].starts_with(&format!(
+            "server web1 of web drained by {}",
+            lbstore::versions::current_user()
+        )) && drained[0].ends_with("(kernel update)"),
+        "{drained:?}"
+    );
+    // The kernel runs them at weight 0; the pane counts the connections down.
+    console.active_on("10.0.2.11", 3);
+    insta::assert_snapshot!("lb_pane_draining_120x40", console.pane_screen(120, 40));
+    console.active_on("10.0.2.11", 1);
+    assert!(
+        console
+            .pane_screen(120, 40)
+            .contains("draining by USER: 1 active left")
+    );
+
+    // The gutter marks web1's and web2's lines in lvs.conf: the file says
+    // weight 2, the kernel runs 0.
+    console.key(KeyCode::Esc);
+    assert!(!console.app.pane_focused());
+    let screen = console.pane_screen(120, 40);
+    assert!(
+        screen.contains("19 D     server web1 10.0.2.11:8080 weight 2 check"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("20 D     server web2 10.0.2.12:8080 weight 2 check"),
+        "{screen}"
+    );
+    assert!(screen.contains("21       server sorry1"), "{screen}");
+
+    // Enable the selected one only (no marks): web1 is back, web2 stays.
+    console.work_in_the_pane();
+    console.key(KeyCode::Char('j'));
+    console.key(KeyCode::Char('e'));
+    console.key(KeyCode::Enter);
+    assert_eq!(console.notice(), "web/web1 enabled");
+    let overrides = lbstore::overrides::read(&console.engine.paths.state_dir).unwrap();
+    let left: Vec<String> = overrides.servers.iter().map(|o| o.target()).collect();
+    assert_eq!(left, ["web/web2"]);
+}
+
+#[test]
+fn the_lb_pane_sets_a_weight_disables_and_shows_a_refusal_whole() {
+    let mut console = applied_console("pane-weight");
+    console.work_in_the_pane();
+    // app1, the first row.
+    console.key(KeyCode::Char('w'));
+    console.type_text("x\n");
+    assert_eq!(console.notice(), "`x` is not a weight (a whole number)");
+    console.ctrl('u');
+    console.type_text("5\n\n");
+    assert_eq!(console.notice(), "app/app1 at weight 5");
+    console.key(KeyCode::Down);
+    console.key(KeyCode::Char('x'));
+    console.type_text("\n");
+    assert_eq!(console.notice(), "app/app2 disabled");
+    insta::assert_snapshot!(
+        "lb_pane_weight_disabled_120x40",
+        console.pane_screen(120, 40)
+    );
+
+    // IPVS refuses: the console says why in full, and nothing is recorded.
+    let ipvs = console.engine.kernel.ipvs.as_mut().unwrap();
+    ipvs.fail_at = Some(ipvs.executed);
+    console.key(KeyCode::Down);
+    console.key(KeyCode::Char('d'));
+    console.type_text("\n");
+    let (title, text) = console.message();
+    assert_eq!(title, "Not drained");
+    assert!(text.starts_with("dns/dns1: "), "{text}");
+    assert!(
+        text.ends_with("the overrides were left as they were"),
+        "{text}"
+    );
+    let overrides = lbstore::overrides::read(&console.engine.paths.state_dir).unwrap();
+    assert_eq!(overrides.servers.len(), 2);
+}
+
+#[test]
+fn the_lb_pane_filters_inverts_and_sorts() {
+    let mut console = applied_console("pane-filter");
+    console.work_in_the_pane();
+    console.key(KeyCode::Char('/'));
+    console.type_text("web");
+    // The pane follows the filter as it is typed.
+    assert_eq!(console.app.pane.filter, "web");
+    console.key(KeyCode::Enter);
+    insta::assert_snapshot!("lb_pane_filter_120x40", console.pane_screen(120, 40));
+    console.key(KeyCode::Char('/'));
+    console.ctrl('u');
+    console.type_text("!web\n");
+    insta::assert_snapshot!(
+        "lb_pane_inverted_filter_120x40",
+        console.pane_screen(120, 40)
+    );
+    // Esc clears the filter first, then leaves the pane.
+    console.key(KeyCode::Esc);
+    assert_eq!(console.app.pane.filter, "");
+    assert!(console.app.pane_focused());
+    console.active_on("10.0.3.12", 9);
+    console.active_on("10.0.2.12", 4);
+    // Name, then health, then connections.
+    console.key(KeyCode::Char('o'));
+    console.key(KeyCode::Char('o'));
+    assert!(
+        console
+            .pane_screen(120, 40)
+            .contains("Kernel: IPVS by connections")
+    );
+    insta::assert_snapshot!(
+        "lb_pane_sort_connections_120x40",
+        console.pane_screen(120, 40)
+    );
+    console.key(KeyCode::Esc);
+    assert!(!console.app.pane_focused());
+}
+
+#[test]
+fn a_filter_on_two_thousand_directors_shows_exactly_one_servers_rows() {
+    let mut lvs = String::new();
+    for n in 0..2000 {
+        let (a, b) = (n / 250, n % 250);
+        lvs.push_str(&format!(
+            "director d{n:04} 192.168.{a}.{b}:80 TCP\n    server d{n:04}-a 10.1.{a}.{b}:8080\n    server d{n:04}-b 10.2.{a}.{b}:8080\n"
+        ));
+    }
+    let files = ConfigFiles {
+        lvs: lvs.into_bytes(),
+        flows: Vec::new(),
+        ..examples()
+    };
+    let mut console = applied("pane-2000", files);
+    let started = Instant::now();
+    console.work_in_the_pane();
+    console.key(KeyCode::Char('/'));
+    console.type_text("d1234-b\n");
+    let groups = console.app.pane_groups();
+    let rows: Vec<(String, Option<String>)> = groups
+        .iter()
+        .flat_map(|g| {
+            g.rows
+                .iter()
+                .map(|r| (g.director.clone(), r.server.clone()))
+        })
+        .collect();
+    assert_eq!(rows, [("d1234".to_owned(), Some("d1234-b".to_owned()))]);
+    let screen = console.pane_screen(120, 40);
+    assert!(screen.contains("d1234 tcp 192.168.4.234:80"), "{screen}");
+    assert!(screen.contains("> d1234-b 10.2.4.234:8080"), "{screen}");
+    assert!(!screen.contains("d1234-a"), "{screen}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

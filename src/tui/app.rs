@@ -13,8 +13,8 @@ use ratatui_textarea::Input;
 use super::Looks;
 use super::editor::Editor;
 use super::engine::{
-    self, Applied, Diff, Facts, Failure, History, Live, Loaded, NewVersion, PeerComparison,
-    PeerSync, PlanPreview, Refusal, Request,
+    self, Applied, Diff, Directors, Facts, Failure, History, Live, Loaded, NewVersion, Operated,
+    PeerComparison, PeerSync, PlanPreview, Refusal, Request, ServerLine,
 };
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
@@ -22,10 +22,13 @@ pub use super::overlay::{Overlay, Prompt, Question};
 
 mod answers;
 mod commands;
+mod pane;
 use super::theme::Theme;
 use crate::config::{ConfigFile, Diagnostic, Severity};
 use crate::plan::ipvs::ServiceKey;
+use crate::plan::overrides::Hold;
 use crate::store::{self, ConfigFiles, Saved, VersionMeta};
+pub use pane::Pane;
 
 /// How long typing must pause before the buffers are validated.
 pub const CHECK_DELAY: Duration = Duration::from_millis(150);
@@ -93,6 +96,8 @@ pub enum Busy {
     Exporting,
     ComparingPeer,
     SyncingPeer,
+    /// Draining, disabling, enabling or reweighting servers.
+    Operating,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +159,7 @@ pub enum Action {
     Checked {
         generation: u64,
         diagnostics: Vec<Diagnostic>,
-        directors: BTreeMap<ServiceKey, String>,
+        directors: Directors,
     },
     Observed(Box<Live>),
     Facts(Box<Facts>),
@@ -175,6 +180,11 @@ pub enum Action {
     PeerSynced {
         peer: String,
         result: Result<String, String>,
+    },
+    /// What each server's drain, disable, enable (`hold` `None`) or weight did.
+    Operated {
+        hold: Option<Hold>,
+        outcomes: Vec<Operated>,
     },
 }
 
@@ -197,6 +207,10 @@ pub struct App {
     /// The diagnostics of the last validation, of all three files.
     pub diagnostics: Vec<Diagnostic>,
     pub directors: BTreeMap<ServiceKey, String>,
+    /// The real servers of the edited lvs.conf, for the pane and the gutter.
+    pub servers: Vec<ServerLine>,
+    /// The LB Layer4 live pane's focus, selection, marks, filter and sort.
+    pub pane: Pane,
     /// Counts edits; a validation answers for one generation.
     generation: u64,
     checked_generation: Option<u64>,
@@ -246,6 +260,8 @@ impl App {
             editors: ConfigFile::ALL.map(|_| Editor::new("")),
             diagnostics: Vec::new(),
             directors: BTreeMap::new(),
+            servers: Vec::new(),
+            pane: Pane::default(),
             generation: 0,
             checked_generation: None,
             requested_generation: None,
@@ -472,6 +488,7 @@ impl App {
             Action::LooksChanged(result) => self.looks_changed(*result),
             Action::PeerCompared(result) => self.peer_compared(result),
             Action::PeerSynced { peer, result } => self.peer_synced(peer, result),
+            Action::Operated { hold, outcomes } => self.operated(outcomes, hold),
         }
     }
 
@@ -561,6 +578,16 @@ impl App {
         if let Some(overlay) = self.overlay.take() {
             return self.overlay_key(overlay, event, now);
         }
+        if self.pane_focused() {
+            match self.keymap.pane_command(Key::from_event(event)) {
+                Some(command) => return self.run(command, now),
+                None => {
+                    let help = self.keymap.pane_hint(Command::Help).unwrap_or_default().0;
+                    self.warn(&format!("{help} for the live pane's keys"));
+                    return Vec::new();
+                }
+            }
+        }
         let editing = self.mode == Mode::Edit && self.tab.file().is_some();
         if let Some(command) = self.keymap.command(Key::from_event(event), editing) {
             return self.run(command, now);
@@ -583,8 +610,25 @@ impl App {
         Vec::new()
     }
 
+    /// Whether the LB Layer4 live pane has the keys.
+    pub fn pane_focused(&self) -> bool {
+        self.pane.focused && self.tab == Tab::Lvs
+    }
+
     fn overlay_key(&mut self, mut overlay: Overlay, event: KeyEvent, now: Instant) -> Vec<Effect> {
-        match overlay.key(event, &self.keymap) {
+        let outcome = overlay.key(event, &self.keymap);
+        // The pane follows the filter as it is typed; a cancel clears it.
+        if let Overlay::Prompt {
+            prompt: Prompt::Filter,
+            input,
+        } = &overlay
+        {
+            self.pane.filter = match outcome {
+                Outcome::Close => String::new(),
+                _ => input.clone(),
+            };
+        }
+        match outcome {
             Outcome::Stay => self.overlay = Some(overlay),
             Outcome::Close => {}
             Outcome::Run(command) => return self.run(command, now),

@@ -143,6 +143,9 @@ fn split_lines(text: &str) -> Vec<String> {
 pub struct Decorations<'a> {
     /// This file's diagnostics, sorted by line.
     pub diagnostics: &'a [&'a Diagnostic],
+    /// Lines an operator's override holds (from 1), with its mark: the
+    /// gutter gets a column for them when there are any.
+    pub holds: &'a [(u32, char)],
     /// Typing goes into this editor: the terminal's cursor sits at the text cursor.
     pub editing: bool,
 }
@@ -162,8 +165,10 @@ pub fn render(
     let lines = editor.lines();
     let (cursor_line, cursor_col) = editor.cursor();
     let number_width = lines.len().to_string().len();
-    // Number, mark, space; dropped on a screen too narrow for it.
-    let gutter = number_width + 2;
+    // Number, mark, override mark when any, space; dropped on a screen too
+    // narrow for it.
+    let hold_width = usize::from(!decorations.holds.is_empty());
+    let gutter = number_width + 2 + hold_width;
     let gutter = if (area.width as usize) > gutter + 4 {
         gutter
     } else {
@@ -243,6 +248,17 @@ pub fn render(
                 styles.line_number,
             ));
             spans.push(Span::styled(mark, mark_style));
+            if hold_width > 0 {
+                let hold = decorations
+                    .holds
+                    .iter()
+                    .find(|(line, _)| *line as usize == row + 1)
+                    .map(|(_, mark)| *mark);
+                spans.push(match hold {
+                    Some(mark) => Span::styled(mark.to_string(), styles.key),
+                    None => Span::raw(" "),
+                });
+            }
             spans.push(Span::raw(" "));
         }
         // A space after the end of the line, so the cursor there is visible.

@@ -24,7 +24,9 @@ use crate::kernel::{
     SyncDaemon,
 };
 use crate::observe;
-use crate::plan::ipvs::ServiceKey;
+use crate::operate::{self, Change, Target};
+use crate::plan::ipvs::{DestKey, ServiceKey};
+use crate::plan::overrides::{Hold, Overrides};
 use crate::store::{self, ConfigFiles, Saved, Store, StoreError, VersionMeta, archive};
 use crate::tui::pair::{self, Role};
 
@@ -259,6 +261,8 @@ pub struct Live {
     /// keepalived and its VRRP instances as the daemon publishes them;
     /// `Ok(None)` when no daemon wrote any.
     pub vrrp: Result<Option<VrrpStatus>, String>,
+    /// The operators' drains, disables and weights (`STATE_DIR/overrides.toml`).
+    pub overrides: Result<Overrides, String>,
 }
 
 /// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
@@ -449,7 +453,18 @@ pub enum Request {
         peer: String,
         expect_version: u64,
     },
+    /// Drain, disable, enable or reweight real servers, one after the other,
+    /// as `lbconsole server …` does.
+    Operate {
+        targets: Vec<Target>,
+        /// `None`: enable.
+        hold: Option<Hold>,
+        note: Option<String>,
+    },
 }
+
+/// What became of one server's change: what it did, or the whole error.
+pub type Operated = (Target, Result<(), String>);
 
 /// Owns the kernel backends and the paths; answers one request at a time.
 pub struct Engine<N, I, F> {
@@ -546,7 +561,44 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 result: self.sync_peer(&peer, expect_version).await,
                 peer,
             },
+            Request::Operate {
+                targets,
+                hold,
+                note,
+            } => {
+                let changes = targets
+                    .into_iter()
+                    .map(|target| Change {
+                        target,
+                        hold,
+                        note: note.clone(),
+                    })
+                    .collect();
+                Action::Operated {
+                    hold,
+                    outcomes: self.operate(changes).await,
+                }
+            }
         }
+    }
+
+    /// Carries out each change on its own: one refused leaves the others done.
+    async fn operate(&mut self, changes: Vec<Change>) -> Vec<Operated> {
+        let paths = self.paths.clone();
+        let store = blocking(move || Store::open(&paths.config_dir, &paths.state_dir)).await;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let result = match (&store, self.kernel.ipvs.as_mut()) {
+                (Err(error), _) => Err(error.to_string()),
+                (_, Err(error)) => Err(error.to_string()),
+                (Ok(store), Ok(ipvs)) => operate::change(store, ipvs, &change)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            };
+            outcomes.push((change.target, result));
+        }
+        outcomes
     }
 
     /// Writes one setting to `lbconsole.toml`, once the keymap and theme it
@@ -653,6 +705,13 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Err(error) => (Err(error.to_string()), Vec::new()),
         };
         let state_dir = self.paths.state_dir.clone();
+        let (vrrp, overrides) = blocking(move || {
+            (
+                read_vrrp_status(&state_dir),
+                store::overrides::read(&state_dir).map_err(|e| e.to_string()),
+            )
+        })
+        .await;
         Live {
             links,
             routes,
@@ -660,7 +719,8 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             sync_daemons: live.sync_daemons.map_err(|e| e.to_string()),
             flows,
             health: live.health.map_err(|e| e.to_string()),
-            vrrp: blocking(move || read_vrrp_status(&state_dir)).await,
+            vrrp,
+            overrides,
         }
     }
 
@@ -764,7 +824,50 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
     }
 }
 
-/// Director names by IPVS service, for the LB Layer4 pane.
-pub fn director_names(checked: &config::Checked) -> BTreeMap<ServiceKey, String> {
-    crate::plan::ipvs::service_names(&checked.config.lvs)
+/// The directors and real servers of the edited lvs.conf, for the LB Layer4
+/// pane (which names what IPVS shows) and the editor's gutter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directors {
+    /// Director names by IPVS service.
+    pub names: BTreeMap<ServiceKey, String>,
+    pub servers: Vec<ServerLine>,
+}
+
+/// A real server of the edited lvs.conf: how IPVS keys it, and its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    pub director: String,
+    pub server: String,
+    pub service: ServiceKey,
+    pub dest: DestKey,
+    /// The line of `server NAME`, from 1.
+    pub line: u32,
+}
+
+/// Director and server names by IPVS service and destination.
+pub fn director_names(checked: &config::Checked) -> Directors {
+    use crate::plan::ipvs::{dest_key, director_marks, forward, service_key};
+    let lvs = &checked.config.lvs;
+    let marks = director_marks(lvs);
+    let mut servers = Vec::new();
+    for director in &lvs.directors {
+        let service = service_key(director, &marks);
+        let port = match service {
+            ServiceKey::Vip { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        };
+        for server in &director.servers {
+            servers.push(ServerLine {
+                director: director.name.to_string(),
+                server: server.name.to_string(),
+                service,
+                dest: dest_key(forward(director), server, port),
+                line: server.name.loc.line,
+            });
+        }
+    }
+    Directors {
+        names: crate::plan::ipvs::service_names(lvs),
+        servers,
+    }
 }

@@ -75,6 +75,21 @@ pub enum Command {
     PageUp,
     PageDown,
     DeleteChar,
+    // The LB Layer4 live pane (its own section, `pane`).
+    /// Give the keys to the live pane, or take them back.
+    FocusPane,
+    /// Clear the pane's filter, or leave the pane when there is none.
+    LeavePane,
+    /// Mark or unmark the selected server.
+    ToggleMark,
+    Drain,
+    Disable,
+    Enable,
+    SetWeight,
+    /// Filter the pane's servers (`!text` inverts).
+    Filter,
+    /// Sort the pane by the next key (connections, rate, name, health).
+    NextSort,
 }
 
 /// What a key does in a dialog that asks or shows: the plan, a diff, a question,
@@ -153,6 +168,8 @@ pub enum Section {
     Normal,
     /// Typing into a file: unbound keys are text.
     Edit,
+    /// The LB Layer4 live pane has the keys.
+    Pane,
 }
 
 impl Section {
@@ -161,13 +178,14 @@ impl Section {
         if editing { Self::Edit } else { Self::Normal }
     }
 
-    pub const ALL: [Self; 3] = [Self::Global, Self::Normal, Self::Edit];
+    pub const ALL: [Self; 4] = [Self::Global, Self::Normal, Self::Edit, Self::Pane];
 
     pub fn title(self) -> &'static str {
         match self {
             Self::Global => "Everywhere",
             Self::Normal => "Not typing",
             Self::Edit => "Typing",
+            Self::Pane => "In the LB Layer4 live pane",
         }
     }
 }
@@ -185,6 +203,8 @@ pub struct Keymap {
     pub global: Vec<Binding>,
     pub normal: Vec<Binding>,
     pub edit: Vec<Binding>,
+    /// While the LB Layer4 live pane has the keys.
+    pub pane: Vec<Binding>,
     /// In a dialog that asks or shows (yazi's `[confirm]` and `[help]`).
     pub dialog: Vec<Binding<DialogCommand>>,
     /// In a one-line prompt and the palette (yazi's `[input]`).
@@ -200,6 +220,8 @@ struct KeymapFile {
     normal: Vec<Binding>,
     #[serde(default)]
     edit: Vec<Binding>,
+    #[serde(default)]
+    pane: Vec<Binding>,
     #[serde(default)]
     dialog: Vec<Binding<DialogCommand>>,
     #[serde(default)]
@@ -218,6 +240,8 @@ struct UserKeymapFile {
     normal: Vec<UserBinding>,
     #[serde(default)]
     edit: Vec<UserBinding>,
+    #[serde(default)]
+    pane: Vec<UserBinding>,
     #[serde(default)]
     dialog: Vec<UserBinding<DialogCommand>>,
     #[serde(default)]
@@ -241,6 +265,7 @@ impl Keymap {
             global: file.global,
             normal: file.normal,
             edit: file.edit,
+            pane: file.pane,
             dialog: file.dialog,
             prompt: file.prompt,
         })
@@ -269,6 +294,7 @@ impl Keymap {
             (Section::Global, user.global),
             (Section::Normal, user.normal),
             (Section::Edit, user.edit),
+            (Section::Pane, user.pane),
         ] {
             for binding in bindings {
                 set(keymap.section_mut(section), binding);
@@ -288,6 +314,7 @@ impl Keymap {
             Section::Global => &self.global,
             Section::Normal => &self.normal,
             Section::Edit => &self.edit,
+            Section::Pane => &self.pane,
         }
     }
 
@@ -296,6 +323,7 @@ impl Keymap {
             Section::Global => &mut self.global,
             Section::Normal => &mut self.normal,
             Section::Edit => &mut self.edit,
+            Section::Pane => &mut self.pane,
         }
     }
 
@@ -305,6 +333,21 @@ impl Keymap {
         [Section::Global, Section::typing(editing)]
             .into_iter()
             .find_map(|section| find(self.section(section), key))
+    }
+
+    /// The command `key` runs while the live pane has the keys; global
+    /// bindings come first.
+    pub fn pane_command(&self, key: Key) -> Option<Command> {
+        [Section::Global, Section::Pane]
+            .into_iter()
+            .find_map(|section| find(self.section(section), key))
+    }
+
+    /// The first key that runs `command` in the live pane, and its desc.
+    pub fn pane_hint(&self, command: Command) -> Option<(String, &str)> {
+        [Section::Pane, Section::Global]
+            .into_iter()
+            .find_map(|section| hint(self.section(section), command))
     }
 
     /// The keys that run `command` outside typing, for hints: `"a"`, `"f5"`.
@@ -634,6 +677,7 @@ mod tests {
                 "Everywhere",
                 "Not typing",
                 "Typing",
+                "In the LB Layer4 live pane",
                 "In dialogs",
                 "In prompts and the palette"
             ]
@@ -642,11 +686,12 @@ mod tests {
         let bindings = keymap.global.len()
             + keymap.normal.len()
             + keymap.edit.len()
+            + keymap.pane.len()
             + keymap.dialog.len()
             + keymap.prompt.len();
         assert_eq!(rows, bindings);
         assert!(
-            help[3]
+            help[4]
                 .1
                 .contains(&("k, up, ctrl-y".to_owned(), "scroll up"))
         );

@@ -140,8 +140,14 @@ fn draw_editor(frame: &mut Frame, area: Rect, app: &App, file: ConfigFile) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let diagnostics = file_diagnostics(app, file);
+    let holds = if file == ConfigFile::Lvs {
+        held_lines(app)
+    } else {
+        Vec::new()
+    };
     let decorations = Decorations {
         diagnostics: &diagnostics,
+        holds: &holds,
         editing: app.mode == Mode::Edit && app.overlay.is_none(),
     };
     editor::render(
@@ -151,6 +157,27 @@ fn draw_editor(frame: &mut Frame, area: Rect, app: &App, file: ConfigFile) {
         &decorations,
         &app.theme.styles,
     );
+}
+
+/// The lines of lvs.conf's servers that an override holds, with its mark
+/// (`D`, `X`, `W`): the file says one thing, the kernel runs another.
+fn held_lines(app: &App) -> Vec<(u32, char)> {
+    let Some(Ok(overrides)) = app.live.as_ref().map(|live| &live.overrides) else {
+        return Vec::new();
+    };
+    overrides
+        .servers
+        .iter()
+        .filter_map(|held| {
+            let line = app
+                .servers
+                .iter()
+                .find(|s| s.director == held.director && s.server == held.server)?
+                .line;
+            let mark = tabs::lvs::hold_mark(held.hold).chars().next()?;
+            Some((line, mark))
+        })
+        .collect()
 }
 
 fn draw_problems(frame: &mut Frame, area: Rect, app: &App, file: ConfigFile) {
@@ -210,20 +237,44 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
     }
     let styles = &app.theme.styles;
     let title = match app.tab {
-        Tab::Network => "Kernel: links",
-        Tab::Flows => "Kernel: flow hits",
-        _ => "Kernel: IPVS",
+        Tab::Network => "Kernel: links".to_owned(),
+        Tab::Flows => "Kernel: flow hits".to_owned(),
+        _ => lvs_title(app),
     };
-    let outer = block(title, Borders::TOP | Borders::LEFT, app);
+    let outer = block(&title, Borders::TOP | Borders::LEFT, app);
+    let outer = if app.pane_focused() {
+        outer.border_style(styles.key)
+    } else {
+        outer
+    };
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let width = usize::from(inner.width);
+    let mut scroll = 0;
     let mut text = match &app.live {
         None => Text::styled("reading the kernel...", styles.comment),
         Some(live) => match app.tab {
             Tab::Network => tabs::network::links_text(live, styles, width),
             Tab::Flows => tabs::flows::flows_text(live.flows.as_deref(), styles),
-            _ => tabs::lvs::services_text(live, app, styles, width),
+            _ => {
+                let groups = app.pane_groups();
+                let selected = app.pane_selected(&groups);
+                let selection = tabs::lvs::Selection {
+                    selected: selected.as_ref(),
+                    marked: &app.pane.marked,
+                    focused: app.pane_focused(),
+                };
+                let (text, line) =
+                    tabs::lvs::services_text(live, app, &groups, &selection, styles, width);
+                // The selected row in view, with a row below it when it can.
+                let height = usize::from(inner.height);
+                if let Some(line) = line
+                    && line + 2 > height
+                {
+                    scroll = (line + 2 - height).min(text.lines.len().saturating_sub(1));
+                }
+                text
+            }
         },
     };
     // A sandbox on a kernel that cannot run the example says, on the first
@@ -241,12 +292,28 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
         lines.append(&mut text.lines);
         text = Text::from(lines);
     }
-    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
+    let scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        inner,
+    );
+}
+
+/// The LB Layer4 pane's title: its sort and its filter.
+fn lvs_title(app: &App) -> String {
+    let filter = match app.pane.filter.trim() {
+        "" => String::new(),
+        text => format!(" /{text}"),
+    };
+    format!("Kernel: IPVS by {}{filter}", app.pane.sort.label())
 }
 
 fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
     let styles = &app.theme.styles;
     let mode = match (app.mode, app.tab.file()) {
+        _ if app.pane_focused() => " PANE ",
         (Mode::Edit, Some(_)) => " EDIT ",
         _ => " VIEW ",
     };
@@ -310,6 +377,7 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
             Busy::Exporting => "exporting...",
             Busy::ComparingPeer => "comparing with the peer...",
             Busy::SyncingPeer => "syncing to the peer...",
+            Busy::Operating => "changing servers...",
         };
         spans.push(Span::styled(format!(" | {doing}"), styles.warning));
     }
@@ -358,10 +426,29 @@ fn draw_hint(frame: &mut Frame, area: Rect, app: &App) {
                     Command::Quit,
                 ]
             };
+            let pane = app.pane_focused();
+            let commands: &[Command] = if pane {
+                &[
+                    Command::Help,
+                    Command::FocusPane,
+                    Command::ToggleMark,
+                    Command::Drain,
+                    Command::Enable,
+                    Command::Filter,
+                    Command::NextSort,
+                ]
+            } else {
+                commands
+            };
             let mut spans = Vec::new();
             let mut room = area.width as usize;
             for &command in commands {
-                let Some((key, desc)) = app.keymap.hint(command, editing) else {
+                let hint = if pane {
+                    app.keymap.pane_hint(command)
+                } else {
+                    app.keymap.hint(command, editing)
+                };
+                let Some((key, desc)) = hint else {
                     continue;
                 };
                 // A desc's words before its parenthesis: `Apply to the kernel`.

@@ -1,18 +1,16 @@
 //! The engine's answers: each arm of `update` that an [`Effect`] asked for
 //! comes back here, clears what is busy, and says how it went.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{App, Busy, Effect, Overlay};
 use crate::config::{ConfigFile, Diagnostic};
-use crate::plan::ipvs::ServiceKey;
 use crate::store::Saved;
 use crate::tui::Looks;
 use crate::tui::engine::{
-    Applied, Diff, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison, PeerSync,
-    PlanPreview, Refusal, Request,
+    Applied, Diff, Directors, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison,
+    PeerSync, PlanPreview, Refusal, Request,
 };
 use crate::tui::keymap::Command;
 
@@ -22,7 +20,7 @@ impl App {
         &mut self,
         generation: u64,
         diagnostics: Vec<Diagnostic>,
-        directors: BTreeMap<ServiceKey, String>,
+        directors: Directors,
     ) -> Vec<Effect> {
         if self
             .checked_generation
@@ -30,7 +28,7 @@ impl App {
         {
             self.checked_generation = Some(generation);
             self.diagnostics = diagnostics;
-            self.directors = directors;
+            (self.directors, self.servers) = (directors.names, directors.servers);
         }
         Vec::new()
     }

@@ -31,6 +31,11 @@ impl App {
     pub(super) fn run(&mut self, command: Command, now: Instant) -> Vec<Effect> {
         let page = ui::editor_size(self.size, self.diagnostics.len()).1.max(1);
         let setup = self.tab == Tab::Setup;
+        if self.pane_focused()
+            && let Some(effects) = self.pane_command(command, page)
+        {
+            return effects;
+        }
         match command {
             Command::TabNetwork => return self.switch(Tab::Network),
             Command::TabFlows => return self.switch(Tab::Flows),
@@ -142,6 +147,15 @@ impl App {
                     editor.page(page, command == Command::PageDown);
                 }
             }
+            Command::FocusPane
+            | Command::Filter
+            | Command::NextSort
+            | Command::Drain
+            | Command::Disable
+            | Command::Enable
+            | Command::SetWeight => self.pane_action(command),
+            // Outside the pane: nothing to mark, nothing to leave.
+            Command::ToggleMark | Command::LeavePane => {}
         }
         self.follow_cursor();
         Vec::new()
@@ -178,6 +192,9 @@ impl App {
     pub(super) fn submit(&mut self, prompt: Prompt, input: String) -> Vec<Effect> {
         match prompt {
             Prompt::Search => return self.search_for(input),
+            Prompt::Filter => self.pane.filter = input,
+            Prompt::Weight => self.weight_typed(input),
+            Prompt::Note(hold) => return self.note_typed(hold, &input),
             Prompt::Export | Prompt::Import if input.trim().is_empty() => {
                 self.warn("no file named");
                 self.prompt(prompt, input);

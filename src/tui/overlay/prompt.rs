@@ -4,6 +4,7 @@ use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::{Line, Span, Text};
 
 use super::{Outcome, View, prompt_footer, typed};
+use crate::plan::overrides::Hold;
 use crate::store::settings::CONFIRM_TIMEOUTS;
 use crate::tui::keymap::{Keymap, PromptCommand};
 use crate::tui::theme::Styles;
@@ -19,6 +20,12 @@ pub enum Prompt {
     Import,
     /// Seconds an Apply waits for Confirm.
     ConfirmTimeout,
+    /// Text the LB Layer4 pane keeps the servers of (`!text`: those without).
+    Filter,
+    /// A temporary weight for the pane's servers.
+    Weight,
+    /// The note of a drain, disable, enable (`None`) or weight; may be empty.
+    Note(Option<Hold>),
 }
 
 /// The keys its footer shows.
@@ -55,14 +62,31 @@ pub fn view<'a>(prompt: Prompt, input: &str, keymap: &'a Keymap, styles: &Styles
                 CONFIRM_TIMEOUTS.start(),
                 CONFIRM_TIMEOUTS.end()
             ),
+            Prompt::Filter => {
+                "Filter: director, server, address, state (!text: without)".to_owned()
+            }
+            Prompt::Weight => "Weight of the servers (while they are up)".to_owned(),
+            Prompt::Note(hold) => format!(
+                "{}: a note saying why (may be empty)",
+                match hold {
+                    Some(Hold::Drain { .. }) => "Drain".to_owned(),
+                    Some(Hold::Disable) => "Disable".to_owned(),
+                    Some(Hold::Weight { weight }) => format!("Weight {weight}"),
+                    None => "Enable".to_owned(),
+                }
+            ),
         },
         body: Text::from(Line::from(vec![
-            key(if prompt == Prompt::Search { "/" } else { ">" }),
+            key(if matches!(prompt, Prompt::Search | Prompt::Filter) {
+                "/"
+            } else {
+                ">"
+            }),
             Span::raw(input.to_owned()),
         ])),
         footer: prompt_footer(keymap, KEYS, styles),
         scroll: 0,
         size: (64, 4),
-        low: prompt == Prompt::Search,
+        low: matches!(prompt, Prompt::Search | Prompt::Filter),
     }
 }
