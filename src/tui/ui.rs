@@ -212,6 +212,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
     let title = match app.tab {
         Tab::Network => "Kernel: links",
         Tab::Flows => "Kernel: flow hits",
+        _ if app.rates_shown => "Kernel: IPVS rates",
         _ => "Kernel: IPVS",
     };
     let outer = block(title, Borders::TOP | Borders::LEFT, app);
@@ -223,6 +224,9 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
         Some(live) => match app.tab {
             Tab::Network => tabs::network::links_text(live, styles, width),
             Tab::Flows => tabs::flows::flows_text(live.flows.as_deref(), styles),
+            _ if app.rates_shown => {
+                tabs::rates::rates_text(live, app, (width, usize::from(inner.height)))
+            }
             _ => tabs::lvs::services_text(live, app, styles, width),
         },
     };
