@@ -13,7 +13,8 @@ use lbconsole::ha::status::{InstanceStatus, Keepalived, VrrpState, VrrpStatus};
 use lbconsole::health::publish::{self, ServerReport};
 use lbconsole::health::state::Health;
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
-use lbconsole::kernel::{IpvsBackend, Kernel, KernelError, SyncDaemon, SyncRole};
+use lbconsole::kernel::{IpvsBackend, Kernel, KernelError, Stats, SyncDaemon, SyncRole};
+use lbconsole::plan::ipvs::{DestKey, ServiceKey};
 use lbconsole::store::lock::Lock;
 use lbconsole::store::{self as lbstore, ConfigFiles, Store};
 use lbconsole::tui::app::{Action, App, Choice, Effect, Mode, Overlay, Settings, Tab};
@@ -510,6 +511,14 @@ fn no_size_panics_lvs() {
 }
 
 #[test]
+fn no_size_panics_lvs_rates() {
+    let mut console = busy_console("size-rates", Tab::Lvs);
+    console.app.rates_shown = true;
+    // Every fourth size: the pane's own sizes are swept in its unit tests.
+    sweep(&mut console, 4);
+}
+
+#[test]
 fn no_size_panics_setup() {
     sweep(&mut busy_console("size-setup", Tab::Setup), 1);
 }
@@ -976,6 +985,74 @@ fn lb_layer4_shows_the_health_the_daemon_publishes() {
         screen.contains("daemon          running: 5 servers checked, 2 down"),
         "{screen}"
     );
+}
+
+/// A minute of polls while IPVS counts web's traffic rising, web1 taking
+/// half of its connections.
+fn a_minute_of_traffic(console: &mut Console) {
+    let web = ServiceKey::Vip {
+        protocol: 6,
+        address: "192.168.0.10".parse().unwrap(),
+        port: 80,
+    };
+    let web1 = DestKey {
+        address: "10.0.2.11".parse().unwrap(),
+        port: 8080,
+    };
+    for second in 0..60 {
+        let ipvs = console.engine.kernel.ipvs.as_mut().unwrap();
+        let connections = second / 3;
+        ipvs.stats.insert(
+            web,
+            Stats {
+                connections_per_second: connections,
+                bytes_in_per_second: connections * 900,
+                bytes_out_per_second: connections * 15_000,
+                ..Stats::default()
+            },
+        );
+        ipvs.dest_stats.insert(
+            (web, web1),
+            Stats {
+                connections_per_second: connections / 2,
+                ..Stats::default()
+            },
+        );
+        console.act(Action::RefreshLive);
+    }
+}
+
+#[test]
+fn lb_layer4_rates_draw_what_ipvs_counted() {
+    let mut console = applied_console("rates");
+    a_minute_of_traffic(&mut console);
+    console.run(Command::TabLvs);
+    console.key(KeyCode::Char('v'));
+    assert!(console.app.rates_shown);
+    // The cursor is above every director: the first one's servers show.
+    for (width, height) in [(80, 24), (120, 40)] {
+        insta::assert_snapshot!(
+            format!("lb_layer4_rates_{width}x{height}"),
+            console.screen(width, height)
+        );
+    }
+    // In app's section of lvs.conf: app's servers instead of web's.
+    console.run(Command::BufferBottom);
+    let screen = console.screen(80, 24);
+    assert!(screen.contains("10.0.4.11:443"), "{screen}");
+    assert!(!screen.contains("10.0.2.11:8080"), "{screen}");
+    console.run(Command::BufferTop);
+    console.app.theme = Theme::load(None, "default", true).unwrap();
+    insta::assert_snapshot!("lb_layer4_rates_mono_80x24", console.screen(80, 24));
+    // Again: the services.
+    console.key(KeyCode::Char('v'));
+    let screen = console.screen(80, 24);
+    assert!(screen.contains("wlc 19 conn/s"), "{screen}");
+    // From another tab the key brings the rates up on LB Layer4.
+    console.run(Command::TabNetwork);
+    console.key(KeyCode::Char('v'));
+    assert_eq!(console.app.tab, Tab::Lvs);
+    assert!(console.app.rates_shown);
 }
 
 #[test]

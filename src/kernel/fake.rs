@@ -9,7 +9,7 @@
 //! address another host has fails duplicate address detection. It can be told
 //! to fail at the n-th operation. The real kernel is tested in the lab, not here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::config::model::types::{Family, IpNet};
@@ -341,6 +341,11 @@ pub struct FakeIpvs {
     pub sync_changes: usize,
     /// Whether templates of quiescent servers expire.
     pub expire_quiescent_templates: bool,
+    /// The counters and rates a test gives a service, as traffic would; a
+    /// service not named has those of a table no packet crossed.
+    pub stats: BTreeMap<ServiceKey, Stats>,
+    /// The same for a real server of a service.
+    pub dest_stats: BTreeMap<(ServiceKey, DestKey), Stats>,
 }
 
 impl FakeIpvs {
@@ -433,7 +438,7 @@ fn netmask_fits(key: &ServiceKey, settings: &ServiceSettings) -> bool {
 impl IpvsBackend for FakeIpvs {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
         self.observed += 1;
-        // What `status` shows, with the counters of a table no packet has crossed.
+        // What `status` shows, with the counters a test gave.
         let services = self
             .state
             .services
@@ -443,7 +448,7 @@ impl IpvsBackend for FakeIpvs {
                 scheduler: service.settings.scheduler.clone(),
                 flags: service.settings.flags,
                 timeout: service.settings.timeout,
-                stats: Stats::default(),
+                stats: self.stats.get(key).copied().unwrap_or_default(),
                 destinations: service
                     .destinations
                     .iter()
@@ -455,7 +460,11 @@ impl IpvsBackend for FakeIpvs {
                         active_connections: 0,
                         inactive_connections: 0,
                         persistent_connections: 0,
-                        stats: Stats::default(),
+                        stats: self
+                            .dest_stats
+                            .get(&(*key, *dest))
+                            .copied()
+                            .unwrap_or_default(),
                     })
                     .collect(),
             })

@@ -19,6 +19,7 @@ use super::engine::{
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
 pub use super::overlay::{Overlay, Prompt, Question};
+use super::rates::Rates;
 
 mod answers;
 mod commands;
@@ -232,6 +233,10 @@ pub struct App {
     unsaved: Vec<ConfigFile>,
     unapplied: Vec<ConfigFile>,
     pub live: Option<Live>,
+    /// The last minutes of the live polls' IPVS rates, for the sparklines.
+    pub rates: Rates,
+    /// The LB Layer4 pane shows the sparklines instead of the services.
+    pub rates_shown: bool,
     observing: bool,
     pub facts: Option<Facts>,
     /// The last comparison of this box's saved files with the peer's; `None`
@@ -275,6 +280,8 @@ impl App {
             unsaved: Vec::new(),
             unapplied: Vec::new(),
             live: None,
+            rates: Rates::default(),
+            rates_shown: false,
             observing: false,
             facts: None,
             peer_sync: None,

@@ -55,6 +55,7 @@ pub enum Command {
     NextKeymap,
     SetConfirmTimeout,
     SyncPeer,
+    ToggleRates,
     Undo,
     Redo,
     NextProblem,

@@ -12,6 +12,7 @@ pub mod highlight;
 pub mod keymap;
 pub mod overlay;
 pub mod pair;
+pub mod rates;
 pub mod tabs;
 pub mod theme;
 pub mod toml_file;

@@ -239,6 +239,7 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
     let title = match app.tab {
         Tab::Network => "Kernel: links".to_owned(),
         Tab::Flows => "Kernel: flow hits".to_owned(),
+        _ if app.rates_shown => "Kernel: IPVS rates".to_owned(),
         _ => lvs_title(app),
     };
     let outer = block(&title, Borders::TOP | Borders::LEFT, app);
@@ -256,6 +257,9 @@ fn draw_live(frame: &mut Frame, area: Rect, app: &App) {
         Some(live) => match app.tab {
             Tab::Network => tabs::network::links_text(live, styles, width),
             Tab::Flows => tabs::flows::flows_text(live.flows.as_deref(), styles),
+            _ if app.rates_shown => {
+                tabs::rates::rates_text(live, app, (width, usize::from(inner.height)))
+            }
             _ => {
                 let groups = app.pane_groups();
                 let selected = app.pane_selected(&groups);

@@ -35,6 +35,7 @@ impl App {
 
     pub(super) fn observed(&mut self, live: Live) -> Vec<Effect> {
         self.observing = false;
+        self.rates.record(live.services.as_deref().ok());
         self.live = Some(live);
         Vec::new()
     }

@@ -94,6 +94,10 @@ impl App {
             }
             Command::RestoreVersion => self.ask_restore(),
             Command::SyncPeer => return self.compare_with_peer(),
+            Command::ToggleRates => {
+                self.rates_shown = !self.rates_shown || self.tab != Tab::Lvs;
+                return self.switch(Tab::Lvs);
+            }
             Command::Quit => return self.quit(),
             Command::Apply => return self.apply(),
             Command::Save => self.save(),

@@ -4,6 +4,7 @@
 pub mod flows;
 pub mod lvs;
 pub mod network;
+pub mod rates;
 pub mod setup;
 pub mod vrrp;
 
