@@ -1046,7 +1046,8 @@ fn lb_layer4_rates_draw_what_ipvs_counted() {
     insta::assert_snapshot!("lb_layer4_rates_mono_80x24", console.screen(80, 24));
     // Again: the services.
     console.key(KeyCode::Char('v'));
-    let screen = console.screen(80, 24);
+    let screen = console.screen(120, 40);
+    assert!(screen.contains("Kernel: IPVS by name"), "{screen}");
     assert!(screen.contains("wlc 19 conn/s"), "{screen}");
     // From another tab the key brings the rates up on LB Layer4.
     console.run(Command::TabNetwork);

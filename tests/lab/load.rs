@@ -174,9 +174,11 @@ fn serve(address: &str, name: &str, stop: &AtomicBool) {
             continue;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        if answer(&mut stream, name) == Answered::KeptAlive {
+        if answer(&mut stream, name, Wait::OneSecond) == Answered::KeptAlive {
             let name = name.to_owned();
-            thread::spawn(move || while answer(&mut stream, &name) == Answered::KeptAlive {});
+            thread::spawn(move || {
+                while answer(&mut stream, &name, Wait::UntilClosed) == Answered::KeptAlive {}
+            });
         }
     }
 }
@@ -187,16 +189,26 @@ enum Answered {
     KeptAlive,
 }
 
+/// How long a request may take to come.
+#[derive(PartialEq)]
+enum Wait {
+    /// A new connection's: then it is answered anyway (a check's bare connect).
+    OneSecond,
+    /// A kept-alive connection's next request: as long as the client likes.
+    UntilClosed,
+}
+
 /// Reads one request from `stream` and answers it with `name`.
-fn answer(stream: &mut TcpStream, name: &str) -> Answered {
+fn answer(stream: &mut TcpStream, name: &str, wait: Wait) -> Answered {
     let mut request = Vec::new();
     let mut buffer = [0; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buffer) {
             Ok(0) => return Answered::Closed,
             Ok(read) => request.extend_from_slice(&buffer[..read]),
-            // A kept-alive connection waits for the client's next request.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !request.is_empty() => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && (wait == Wait::UntilClosed || !request.is_empty()) => {}
             Err(_) => break,
         }
     }
