@@ -245,17 +245,26 @@ pub struct Log {
 /// there is no log. A log that cannot be read (not a regular file, a
 /// symbolic link, an I/O error) is an error.
 pub fn read(state_dir: &Path, newest: usize) -> Result<Log, StoreError> {
-    let mut events = Vec::new();
-    let mut damaged = Vec::new();
-    for path in [rotated_path(state_dir), path(state_dir)] {
-        if let Some(bytes) = read_capped(&path, Links::Refuse)? {
-            parse(&path, &bytes, 0, &mut events, &mut damaged);
-        }
+    let mut log = read_rotated(state_dir)?;
+    read_file(&path(state_dir), &mut log)?;
+    let skip = log.events.len().saturating_sub(newest);
+    log.events = log.events.split_off(skip);
+    log.events.reverse();
+    Ok(log)
+}
+
+/// The events of the rotated log, the older part, oldest first.
+pub fn read_rotated(state_dir: &Path) -> Result<Log, StoreError> {
+    let mut log = Log::default();
+    read_file(&rotated_path(state_dir), &mut log)?;
+    Ok(log)
+}
+
+fn read_file(path: &Path, log: &mut Log) -> Result<(), StoreError> {
+    if let Some(bytes) = read_capped(path, Links::Refuse)? {
+        parse(path, &bytes, 0, &mut log.events, &mut log.damaged);
     }
-    let skip = events.len().saturating_sub(newest);
-    let mut events: Vec<Event> = events.split_off(skip);
-    events.reverse();
-    Ok(Log { events, damaged })
+    Ok(())
 }
 
 /// The events of the complete lines of `bytes` (a torn last line is left
