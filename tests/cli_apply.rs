@@ -158,7 +158,11 @@ fn the_examples_apply_flows_rules_and_services_and_then_have_no_changes() {
     assert_eq!(out, "no changes\n");
     let log = events::read(&state.0, 10).expect("the event log");
     let texts: Vec<&str> = log.events.iter().map(|e| e.text.as_str()).collect();
-    assert_eq!(log.events.len(), 1, "an apply that changes nothing is no event: {texts:?}");
+    assert_eq!(
+        log.events.len(),
+        1,
+        "an apply that changes nothing is no event: {texts:?}"
+    );
     assert_eq!(log.events[0].kind, EventKind::Apply);
     assert!(log.events[0].by.is_some());
     assert!(

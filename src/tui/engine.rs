@@ -16,6 +16,7 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::events;
 use crate::ha::peer;
 use crate::ha::status::{self, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
@@ -259,7 +260,12 @@ pub struct Live {
     /// keepalived and its VRRP instances as the daemon publishes them;
     /// `Ok(None)` when no daemon wrote any.
     pub vrrp: Result<Option<VrrpStatus>, String>,
+    /// The newest events of the log, for the events pane.
+    pub events: Result<events::Log, String>,
 }
+
+/// How many of the newest events the events pane gets: more than a screen.
+const EVENTS_SHOWN: usize = 200;
 
 /// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
 fn read_vrrp_status(state_dir: &Path) -> Result<Option<VrrpStatus>, String> {
@@ -653,6 +659,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             Err(error) => (Err(error.to_string()), Vec::new()),
         };
         let state_dir = self.paths.state_dir.clone();
+        let events_dir = self.paths.state_dir.clone();
         Live {
             links,
             routes,
@@ -661,6 +668,10 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             flows,
             health: live.health.map_err(|e| e.to_string()),
             vrrp: blocking(move || read_vrrp_status(&state_dir)).await,
+            events: blocking(move || {
+                events::read(&events_dir, EVENTS_SHOWN).map_err(|e| e.to_string())
+            })
+            .await,
         }
     }
 

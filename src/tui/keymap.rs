@@ -75,6 +75,7 @@ pub enum Command {
     PageUp,
     PageDown,
     DeleteChar,
+    ToggleEvents,
 }
 
 /// What a key does in a dialog that asks or shows: the plan, a diff, a question,
@@ -471,6 +472,13 @@ mod tests {
                 Some(Command::SyncPeer),
                 "{name}"
             );
+            for editing in [false, true] {
+                assert_eq!(
+                    keymap.command(key("f8"), editing),
+                    Some(Command::ToggleEvents),
+                    "{name}: the events pane from anywhere"
+                );
+            }
         }
     }
 

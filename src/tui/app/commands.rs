@@ -29,7 +29,9 @@ impl App {
     }
 
     pub(super) fn run(&mut self, command: Command, now: Instant) -> Vec<Effect> {
-        let page = ui::editor_size(self.size, self.diagnostics.len()).1.max(1);
+        let page = ui::editor_size(self.size, self.diagnostics.len(), self.events_shown)
+            .1
+            .max(1);
         let setup = self.tab == Tab::Setup;
         match command {
             Command::TabNetwork => return self.switch(Tab::Network),
@@ -142,6 +144,7 @@ impl App {
                     editor.page(page, command == Command::PageDown);
                 }
             }
+            Command::ToggleEvents => self.events_shown = !self.events_shown,
         }
         self.follow_cursor();
         Vec::new()
