@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::apply::{ApplyError, Progress};
 use crate::config::{self, Diagnostic, Severity};
 use crate::confirm::{self, ApplyRequest, ConfirmError};
+use crate::events::{self, Event};
 use crate::ha;
 use crate::ha::peer::{self, PeerError};
 use crate::ha::status::{Keepalived, VrrpState, VrrpStatus};
@@ -1037,6 +1038,108 @@ fn state(link: &LinkStatus) -> &str {
         &link.oper_state
     } else {
         "down"
+    }
+}
+
+/// How often `events --follow` looks for new events.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// An event as `events --json` prints it: its fields and its time in words.
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+impl<'a> JsonEvent<'a> {
+    fn of(event: &'a Event) -> Self {
+        Self {
+            time: rfc3339(event.at),
+            event,
+        }
+    }
+}
+
+/// `lbconsole events [--json] [-n N]`: the newest N events, newest first;
+/// damaged lines of the log are named on stderr and skipped.
+pub fn events(
+    state_dir: &Path,
+    format: Format,
+    newest: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let log = events::read(state_dir, newest)?;
+    write_damaged(&log.damaged, err);
+    let _ = match format {
+        Format::Json => {
+            let shown: Vec<JsonEvent<'_>> = log.events.iter().map(JsonEvent::of).collect();
+            serde_json::to_writer_pretty(&mut *out, &shown)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+        }
+        Format::Text if log.events.is_empty() => writeln!(out, "no events yet"),
+        Format::Text => log
+            .events
+            .iter()
+            .try_for_each(|event| write_event(event, out)),
+    };
+    Ok(())
+}
+
+/// `lbconsole events --follow [--json] [-n N]`: the newest N events, oldest
+/// first, then every new one as it is recorded, until interrupted (or stdout
+/// closes). With `--json`, one object a line.
+pub async fn follow_events(
+    state_dir: &Path,
+    format: Format,
+    newest: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let mut follower = events::Follower::new(state_dir);
+    let mut log = follower.poll()?;
+    if log.events.len() < newest {
+        let mut older = events::read_rotated(state_dir)?;
+        older.events.append(&mut log.events);
+        older.damaged.append(&mut log.damaged);
+        log = older;
+    }
+    let skip = log.events.len().saturating_sub(newest);
+    log.events.drain(..skip);
+    loop {
+        write_damaged(&log.damaged, err);
+        let written = log.events.iter().try_for_each(|event| match format {
+            Format::Json => serde_json::to_writer(&mut *out, &JsonEvent::of(event))
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out)),
+            Format::Text => write_event(event, out),
+        });
+        if written.and_then(|()| out.flush()).is_err() {
+            // Whoever read it is gone (`| head`).
+            return Ok(());
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        log = follower.poll()?;
+    }
+}
+
+/// One event on one line: time, kind, who (`-` for the daemon), text.
+fn write_event(event: &Event, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} {:<8} {:<10} {}",
+        rfc3339(event.at),
+        event.kind.name(),
+        Printable(event.by.as_deref().unwrap_or("-")),
+        Printable(&event.text)
+    )
+}
+
+fn write_damaged(damaged: &[String], err: &mut dyn Write) {
+    for line in damaged {
+        let _ = writeln!(err, "lbconsole: skipped {}", Printable(line));
     }
 }
 

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::apply::{self, ApplyError, Plan, Progress, Target, TearDown};
+use crate::events::{self, Event, EventKind};
 use crate::health::publish::{HealthSource, ServerReport};
 use crate::kernel::{FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend};
 use crate::plan::overrides::Overrides;
@@ -25,7 +26,7 @@ use crate::store::archive::ArchiveFiles;
 use crate::store::overrides;
 use crate::store::pending::now_ms;
 use crate::store::versions::{RollbackRecord, RunningRecord, current_user, now, rfc3339};
-use crate::store::{ConfigFiles, Locked, PendingApply, Store, StoreError};
+use crate::store::{ConfigFiles, Locked, PendingApply, Store, StoreError, plural};
 
 /// How often the guard looks whether its apply was confirmed.
 const POLL: Duration = Duration::from_millis(200);
@@ -195,6 +196,13 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     if pending.is_some() && !keep_pending {
         PendingApply::remove(&locked, store.state_dir())?;
     }
+    record_apply(
+        store,
+        &plan,
+        saved.version,
+        pending.as_ref().filter(|_| keep_pending),
+        &result,
+    );
     result?;
     drop_overrides(store, &locked, &overrides, &plan)?;
     let mut state = store.state()?;
@@ -211,6 +219,43 @@ pub async fn apply<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
     })
 }
 
+/// Records in the event log what an apply that reached the kernel did: its
+/// changes, or its failure and whether it was undone.
+fn record_apply(
+    store: &Store,
+    plan: &Plan,
+    version: u64,
+    pending: Option<&PendingApply>,
+    result: &Result<(), ApplyError>,
+) {
+    let what = match version {
+        0 => "the edited files (not saved)".to_owned(),
+        n => format!("version {n}"),
+    };
+    let text = match result {
+        Ok(()) if plan.is_empty() => return,
+        Ok(()) => format!(
+            "applied {what}: {}{}",
+            plural(plan.len(), "change"),
+            pending
+                .map(|p| format!("; to be confirmed within {} s", p.timeout_seconds))
+                .unwrap_or_default()
+        ),
+        Err(error @ ApplyError::UndoFailed { .. }) => {
+            format!("applying {what} failed and undoing it failed too: {error}")
+        }
+        // The kernel changed; what runs could not be written down.
+        Err(error @ ApplyError::Store(_)) => {
+            format!("applied {what}, but recording it failed: {error}")
+        }
+        Err(error) => format!("applying {what} failed and was undone: {error}"),
+    };
+    events::record(
+        store.state_dir(),
+        &Event::new(EventKind::Apply, text).by(current_user()),
+    );
+}
+
 /// Removes the overrides of servers the configuration `plan` applied no longer
 /// has, saying so in the log.
 fn drop_overrides(
@@ -222,8 +267,12 @@ fn drop_overrides(
     if plan.dropped_overrides.is_empty() {
         return Ok(());
     }
-    for note in plan.dropped_notes() {
+    for (note, dropped) in plan.dropped_notes().zip(&plan.dropped_overrides) {
         tracing::warn!("{note}");
+        events::record(
+            store.state_dir(),
+            &Event::new(EventKind::Override, note).server(&dropped.director, &dropped.server),
+        );
     }
     let kept = Overrides {
         version: overrides.version,
@@ -357,6 +406,17 @@ pub fn confirm(store: &Store) -> Result<PendingApply, ConfirmError> {
     }
     PendingApply::remove(&locked, store.state_dir())?;
     tracing::info!(applied_at = %pending.applied_at, "apply confirmed");
+    events::record(
+        store.state_dir(),
+        &Event::new(
+            EventKind::Confirm,
+            format!(
+                "confirmed the apply by {} at {}",
+                pending.user, pending.applied_at
+            ),
+        )
+        .by(current_user()),
+    );
     Ok(pending)
 }
 
@@ -538,6 +598,16 @@ async fn roll_back<N: NetworkBackend, I: IpvsBackend, W: FirewallBackend>(
         Ok(_) => "restored the previous configuration".to_owned(),
         Err(error) => format!("rollback failed: {error}"),
     };
+    events::record(
+        store.state_dir(),
+        &Event::new(
+            EventKind::Rollback,
+            format!(
+                "the apply by {} at {} was not confirmed: {outcome}",
+                pending.user, pending.applied_at
+            ),
+        ),
+    );
     state.last_rollback = Some(RollbackRecord {
         time: now(),
         applied_by: pending.user.clone(),

@@ -22,6 +22,7 @@ use crate::config::Severity;
 use crate::config::model::LvsConfig;
 use crate::config::parse::{parse_lvs, parse_network};
 use crate::confirm::{self, ApplyRequest};
+use crate::events;
 use crate::ha;
 use crate::ha::supervisor::{self, Supervisor};
 use crate::health;
@@ -116,6 +117,9 @@ where
                 // An override set since the last tick must not be undone.
                 overrides.follow(store, &mut health).await;
                 health.handle(report).await;
+                for change in health.take_changes() {
+                    events::record(store.state_dir(), &change);
+                }
                 publish(publisher.as_ref(), &health);
             }
         }

@@ -4,7 +4,7 @@
 //! the config and state directories (versions, history, running, pending);
 //! `apply` is the transaction; `confirm` guards an apply until it is confirmed;
 //! `observe` reads what runs, for `status` and the console;
-//! `daemon` is the boot apply and the loop; `cli` is what the subcommands print,
+//! `daemon` is the boot apply and the loop; `events` the log of what they did; `cli` is what the subcommands print,
 //! through `text`, which escapes what a terminal would obey.
 //!
 //! `unsafe` lives only in the `sys` modules, one per area (`sys` for the
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod daemon;
+pub mod events;
 pub mod ha;
 pub mod health;
 pub mod kernel;

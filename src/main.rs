@@ -175,6 +175,22 @@ enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Show the event log, newest first: health changes with their reasons,
+    /// applies, confirms, rollbacks, overrides and VRRP states. With --json,
+    /// an array of objects; with --follow, the last N oldest first and then
+    /// each new event as it comes (one JSON object a line with --json), until
+    /// interrupted.
+    Events {
+        /// Keep printing new events.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How many of the newest events to show.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
+        lines: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,6 +454,18 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         Command::Guard { id } => {
             log_to_stderr();
             confirm::stand_guard(&store, &id).await.map_err(Into::into)
+        }
+        Command::Events {
+            follow,
+            json,
+            lines,
+        } => {
+            let format = format(json);
+            if follow {
+                cli::follow_events(&args.state_dir, format, lines, &mut out, &mut err).await
+            } else {
+                cli::events(&args.state_dir, format, lines, &mut out, &mut err)
+            }
         }
     };
     match result {

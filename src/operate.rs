@@ -12,6 +12,7 @@ use crate::config::diagnostic::did_you_mean;
 use crate::config::model::LvsConfig;
 use crate::config::model::lvs::Director;
 use crate::config::parse::parse_lvs;
+use crate::events::{self, Event, EventKind};
 use crate::health::publish::HealthSource;
 use crate::health::state::{self, with_reported_health};
 use crate::kernel::{IpvsBackend, IpvsObservation, KernelError};
@@ -138,23 +139,36 @@ pub async fn change<I: IpvsBackend>(
         at: unix_now(),
         note: change.note.clone(),
     });
-    match &now {
-        Some(o) => new.set(o.clone()),
-        None if previous.is_none() => {
+    let text = match (&now, &previous) {
+        (Some(o), _) => {
+            new.set(o.clone());
+            o.to_string()
+        }
+        (None, None) => {
             return Ok(Changed {
                 previous,
                 now,
                 ops: Vec::new(),
             });
         }
-        None => {
+        (None, Some(was)) => {
             new.remove(director, server);
+            format!(
+                "server {server} of {director} enabled: back to its configured weight and to health control (was {})",
+                was.hold.name()
+            )
         }
-    }
+    };
     let services = BTreeSet::from([service]);
     let ops = commit(store, &locked, ipvs, &config, &old, &new, &services)
         .await
         .map_err(|failure| failure.about(&change.target))?;
+    events::record(
+        store.state_dir(),
+        &Event::new(EventKind::Override, text)
+            .by(current_user())
+            .server(director, server),
+    );
     Ok(Changed { previous, now, ops })
 }
 
@@ -213,6 +227,16 @@ pub async fn finish_drains<I: IpvsBackend>(
                 server: first.server.clone(),
             })
         })?;
+    for o in &finished {
+        let text = format!(
+            "server {} of {} drained (drain by {}): no active connection left or its deadline passed; disabled",
+            o.server, o.director, o.by
+        );
+        events::record(
+            store.state_dir(),
+            &Event::new(EventKind::Override, text).server(&o.director, &o.server),
+        );
+    }
     Ok(finished)
 }
 

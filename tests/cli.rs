@@ -163,3 +163,63 @@ fn a_confirm_timeout_outside_10_to_3600_seconds_is_refused_before_anything_runs(
         assert!(stderr.contains("10..=3600"), "{seconds}: {stderr}");
     }
 }
+
+#[test]
+fn events_json_lists_the_state_dirs_events_newest_first_and_names_a_damaged_line() {
+    use lbconsole::events::{self, Event, EventKind};
+    let root = std::env::temp_dir().join(format!("lbconsole-cli-events-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let state = root.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let state_arg = state.to_str().expect("UTF-8 path");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--state-dir", state_arg];
+        all.extend_from_slice(args);
+        lbconsole(&all)
+    };
+    let empty = run(&["events"]);
+    assert!(empty.status.success());
+    assert_eq!(stdout(&empty), "no events yet\n");
+    events::record(
+        &state,
+        &Event::new(EventKind::Apply, "applied version 2: 3 changes")
+            .by("alice")
+            .at(1_763_731_200),
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(events::path(&state))
+        .and_then(|mut log| std::io::Write::write_all(&mut log, b"not an event\n"))
+        .expect("damage the log");
+    events::record(
+        &state,
+        &Event::new(
+            EventKind::Health,
+            "server web1 of web is down: connection refused\x1b[2J",
+        )
+        .server("web", "web1")
+        .at(1_763_731_260),
+    );
+    let output = run(&["events", "--json"]);
+    assert!(output.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["kind"], "health");
+    assert_eq!(listed[0]["time"], "2025-11-21T13:21:00Z");
+    assert_eq!(listed[0]["server"], "web1");
+    assert_eq!(
+        listed[0]["text"],
+        "server web1 of web is down: connection refused\x1b[2J"
+    );
+    assert_eq!(listed[1]["kind"], "apply");
+    assert_eq!(listed[1]["by"], "alice");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skipped events.jsonl line 2"), "{stderr}");
+    let text = stdout(&run(&["events", "-n", "1"]));
+    assert_eq!(
+        text,
+        "2025-11-21T13:21:00Z health   -          server web1 of web is down: connection refused\\u001b[2J\n"
+    );
+    std::fs::remove_dir_all(&root).expect("clean up");
+}

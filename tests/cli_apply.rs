@@ -6,6 +6,7 @@ use std::path::Path;
 use lbconsole::apply::{ApplyError, TearDown};
 use lbconsole::cli::{self, CommandError};
 use lbconsole::confirm::{ApplyRequest, ConfirmError};
+use lbconsole::events::{self, EventKind};
 use lbconsole::kernel::fake::{FakeFirewall, FakeIpvs, FakeKernel};
 use lbconsole::kernel::{Cause, Kernel, KernelError};
 
@@ -155,6 +156,19 @@ fn the_examples_apply_flows_rules_and_services_and_then_have_no_changes() {
     let (result, out) = run(Path::new("examples"), &state.0, &mut kernel);
     result.expect("applies");
     assert_eq!(out, "no changes\n");
+    let log = events::read(&state.0, 10).expect("the event log");
+    let texts: Vec<&str> = log.events.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(
+        log.events.len(),
+        1,
+        "an apply that changes nothing is no event: {texts:?}"
+    );
+    assert_eq!(log.events[0].kind, EventKind::Apply);
+    assert!(log.events[0].by.is_some());
+    assert!(
+        texts[0].starts_with("applied version 1: ") && texts[0].ends_with(" changes"),
+        "{texts:?}"
+    );
 }
 
 #[test]
@@ -181,6 +195,15 @@ fn a_ruleset_nft_refuses_undoes_the_services_and_the_network() {
     assert_eq!(before, after);
     assert_eq!(kernel.firewall.table, None);
     assert!(!state.0.join("running/flows.conf").exists());
+    let log = events::read(&state.0, 10).expect("the event log");
+    assert_eq!(log.events.len(), 1);
+    assert!(
+        log.events[0]
+            .text
+            .starts_with("applying version 1 failed and was undone: install nftables table"),
+        "{}",
+        log.events[0].text
+    );
 }
 
 #[test]

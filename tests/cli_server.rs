@@ -192,6 +192,28 @@ fn a_drained_server_stays_at_weight_zero_across_applies_until_enabled() {
     assert_eq!(weights(&mut kernel), [(1, 3), (2, 4)]);
     let said = server(&dirs, &mut kernel, "web/web1", None).expect("nothing to do");
     assert_eq!(said, "web/web1 has no override: nothing to do\n");
+    // Each change is an event, with who made it.
+    let log = lbconsole::events::read(&dirs.state(), 10).expect("the event log");
+    let overrides: Vec<&str> = log
+        .events
+        .iter()
+        .filter(|e| e.kind == lbconsole::events::EventKind::Override)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(overrides.len(), 2, "{overrides:?}");
+    assert!(
+        overrides[0].starts_with("server web1 of web enabled"),
+        "{overrides:?}"
+    );
+    assert!(
+        overrides[1].starts_with("server web1 of web drained by "),
+        "{overrides:?}"
+    );
+    assert!(
+        log.events.iter().all(|e| e.by.is_some()),
+        "{:?}",
+        log.events
+    );
 }
 
 #[test]

@@ -2172,7 +2172,6 @@ fn a_filter_on_two_thousand_directors_shows_exactly_one_servers_rows() {
         ..examples()
     };
     let mut console = applied("pane-2000", files);
-    let started = Instant::now();
     console.work_in_the_pane();
     console.key(KeyCode::Char('/'));
     console.type_text("d1234-b\n");
@@ -2190,9 +2189,53 @@ fn a_filter_on_two_thousand_directors_shows_exactly_one_servers_rows() {
     assert!(screen.contains("d1234 tcp 192.168.4.234:80"), "{screen}");
     assert!(screen.contains("> d1234-b 10.2.4.234:8080"), "{screen}");
     assert!(!screen.contains("d1234-a"), "{screen}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+}
+
+#[test]
+fn the_events_pane_shows_the_log_newest_first_in_monochrome_at_80x24() {
+    use lbconsole::events::{self, Event, EventKind};
+    let mut console = Console::new("events", examples());
+    let state = console.engine.paths.state_dir.clone();
+    let at = 1_763_731_200;
+    for event in [
+        Event::new(
+            EventKind::Apply,
+            "applied version 3: 4 changes; to be confirmed within 60 s",
+        )
+        .by("alice")
+        .at(at),
+        Event::new(
+            EventKind::Confirm,
+            "confirmed the apply by alice at 2025-11-21T13:20:00Z",
+        )
+        .by("alice")
+        .at(at + 20),
+        Event::new(
+            EventKind::Health,
+            "server web1 (10.0.2.11:8080) of director web is down: connection refused\x1b[2J",
+        )
+        .server("web", "web1")
+        .at(at + 65),
+        Event::new(
+            EventKind::Override,
+            "server web2 of web drained by bob: weight 0",
+        )
+        .by("bob")
+        .server("web", "web2")
+        .at(at + 90),
+        Event::new(
+            EventKind::Vrrp,
+            "vrrp instance VI_eth1_51 on eth1: BACKUP -> MASTER (priority 150)",
+        )
+        .at(at + 120),
+    ] {
+        events::record(&state, &event);
+    }
+    console.app.theme = Theme::load(None, "default", true).unwrap();
+    console.key(KeyCode::F(8));
+    assert!(console.app.events_shown, "f8 shows the pane");
+    console.act(Action::RefreshLive);
+    insta::assert_snapshot!("events_pane_mono_80x24", console.screen(80, 24));
+    console.key(KeyCode::F(8));
+    assert!(!console.app.events_shown, "f8 again hides it");
 }

@@ -19,6 +19,7 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use crate::config::model::network::NetworkConfig;
+use crate::events::{self, Event, EventKind};
 use crate::health::publish::ServerReport;
 use crate::health::state::Health;
 use crate::store::atomic;
@@ -351,6 +352,20 @@ impl Supervisor {
                 notice.priority
             );
             instance.since = now();
+            events::record(
+                &self.state_dir,
+                &Event::new(
+                    EventKind::Vrrp,
+                    format!(
+                        "vrrp instance {} on {}: {} -> {} (priority {})",
+                        instance.name,
+                        instance.interface,
+                        instance.state.name(),
+                        state.name(),
+                        notice.priority
+                    ),
+                ),
+            );
         } else {
             tracing::info!(
                 "vrrp {}: {}, prio {} -> {}",

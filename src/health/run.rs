@@ -4,7 +4,7 @@
 //! the operations of the servers it concerns, not a read of the whole table: at
 //! thousands of servers, reading IPVS back on every change is most of the work.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -15,6 +15,7 @@ use super::checks::{self, CheckError};
 use super::publish::ServerReport;
 use super::state::{self, Check, Health, Member, ServerHealth};
 use crate::config::model::LvsConfig;
+use crate::events::{Event, EventKind};
 use crate::kernel::IpvsBackend;
 use crate::plan::ipvs::{IpvsOp, IpvsState, Service, ServiceKey, desired};
 use crate::plan::overrides::Overrides;
@@ -28,6 +29,9 @@ const QUEUE: usize = 4096;
 /// changed by hand. An apply needs no such pass: it leaves down servers out,
 /// and the reload that follows it reads the table.
 const RESYNC_TICKS: u32 = 10;
+
+/// Changes of state kept for the event log until taken.
+const MAX_CHANGES: usize = 1000;
 
 /// A server's change of state, found by its check task. The task counts its
 /// own results against rise and fall, so that only changes wake the checker:
@@ -63,6 +67,9 @@ pub struct HealthChecker<I> {
     tasks: Vec<JoinHandle<()>>,
     sender: mpsc::Sender<Report>,
     receiver: mpsc::Receiver<Report>,
+    /// Changes of state for the event log, until the daemon takes them; the
+    /// newest [`MAX_CHANGES`] when nobody does.
+    changes: VecDeque<Event>,
 }
 
 impl<I: IpvsBackend> HealthChecker<I> {
@@ -84,7 +91,13 @@ impl<I: IpvsBackend> HealthChecker<I> {
             tasks: Vec::new(),
             sender,
             receiver,
+            changes: VecDeque::new(),
         }
+    }
+
+    /// The changes of state since the last call, oldest first, for the event log.
+    pub fn take_changes(&mut self) -> Vec<Event> {
+        self.changes.drain(..).collect()
     }
 
     pub fn has_ipvs(&self) -> bool {
@@ -220,7 +233,29 @@ impl<I: IpvsBackend> HealthChecker<I> {
             return None;
         }
         let member = &self.members[report.index];
+        let before = self.health[report.index].health();
         self.health[report.index] = ServerHealth::known(report.health);
+        if before != report.health {
+            let reason = report
+                .reason
+                .as_ref()
+                .filter(|_| report.health == Health::Down)
+                .map(|reason| format!(": {reason}"))
+                .unwrap_or_default();
+            if self.changes.len() >= MAX_CHANGES {
+                self.changes.pop_front();
+            }
+            self.changes.push_back(
+                Event::new(
+                    EventKind::Health,
+                    format!(
+                        "server {} ({}) of director {} is {}{reason}",
+                        member.server, member.dest, member.director, report.health
+                    ),
+                )
+                .server(&member.director, &member.server),
+            );
+        }
         match (report.health, &report.reason) {
             (Health::Down, Some(reason)) => tracing::warn!(
                 director = member.director,
@@ -525,6 +560,17 @@ mod tests {
         let (mut checker, up, down) = one_dead(&live).await;
         assert_eq!(table(&checker), sorted(vec![(80, 0), (up, 4)]));
         let observed = checker.ipvs().expect("ipvs").observed;
+        let changes = checker.take_changes();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].server.as_deref(), Some("down"));
+        assert!(
+            changes[0].text.starts_with(&format!(
+                "server down (127.0.0.1:{down}) of director web is down: "
+            )),
+            "the change says why: {}",
+            changes[0].text
+        );
+        assert!(checker.take_changes().is_empty(), "taken once");
 
         let revived = TcpListener::bind(("127.0.0.1", down))
             .await

@@ -254,6 +254,8 @@ pub struct App {
     /// The terminal's size, for the editor's view and page moves.
     pub size: (u16, u16),
     search: String,
+    /// The events pane is shown under the tab's panes.
+    pub events_shown: bool,
 }
 
 impl App {
@@ -294,6 +296,7 @@ impl App {
             settings,
             size: (80, 24),
             search: String::new(),
+            events_shown: false,
         };
         app.load_buffers(loaded);
         app
@@ -575,7 +578,8 @@ impl App {
     /// The editor's window: the screen less the tab bar, status line, problem
     /// list and live pane (see `ui::layout`).
     fn follow_cursor(&mut self) {
-        let (width, height) = super::ui::editor_size(self.size, self.diagnostics.len());
+        let (width, height) =
+            super::ui::editor_size(self.size, self.diagnostics.len(), self.events_shown);
         if let Some(editor) = self.current_editor() {
             editor.follow_cursor(height, width);
         }

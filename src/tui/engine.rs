@@ -16,6 +16,7 @@ use crate::apply::{self, Progress};
 use crate::cli::unified_diff;
 use crate::config::{self, ConfigFile};
 use crate::confirm::{self, ApplyRequest};
+use crate::events;
 use crate::ha::peer;
 use crate::ha::status::{self, VrrpStatus};
 use crate::health::publish::{HealthSource, ServerReport};
@@ -263,7 +264,12 @@ pub struct Live {
     pub vrrp: Result<Option<VrrpStatus>, String>,
     /// The operators' drains, disables and weights (`STATE_DIR/overrides.toml`).
     pub overrides: Result<Overrides, String>,
+    /// The newest events of the log, for the events pane.
+    pub events: Result<events::Log, String>,
 }
+
+/// How many of the newest events the events pane gets: more than a screen.
+const EVENTS_SHOWN: usize = 200;
 
 /// The VRRP status the daemon wrote in `state_dir`; `None` when there is none.
 fn read_vrrp_status(state_dir: &Path) -> Result<Option<VrrpStatus>, String> {
@@ -712,6 +718,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             )
         })
         .await;
+        let events_dir = self.paths.state_dir.clone();
         Live {
             links,
             routes,
@@ -721,6 +728,10 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             health: live.health.map_err(|e| e.to_string()),
             vrrp,
             overrides,
+            events: blocking(move || {
+                events::read(&events_dir, EVENTS_SHOWN).map_err(|e| e.to_string())
+            })
+            .await,
         }
     }
 

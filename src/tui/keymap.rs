@@ -91,6 +91,7 @@ pub enum Command {
     Filter,
     /// Sort the pane by the next key (connections, rate, name, health).
     NextSort,
+    ToggleEvents,
 }
 
 /// What a key does in a dialog that asks or shows: the plan, a diff, a question,
@@ -515,6 +516,13 @@ mod tests {
                 Some(Command::SyncPeer),
                 "{name}"
             );
+            for editing in [false, true] {
+                assert_eq!(
+                    keymap.command(key("f8"), editing),
+                    Some(Command::ToggleEvents),
+                    "{name}: the events pane from anywhere"
+                );
+            }
         }
     }
 

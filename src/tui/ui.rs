@@ -25,11 +25,13 @@ struct Areas {
     editor: Rect,
     live: Rect,
     problems: Rect,
+    /// Empty unless the events pane is shown.
+    events: Rect,
     state: Rect,
     hint: Rect,
 }
 
-fn layout(area: Rect, problems: usize) -> Areas {
+fn layout(area: Rect, problems: usize, events_shown: bool) -> Areas {
     let [tabs, middle, state, hint] = Layout::vertical([
         Constraint::Length(u16::from(area.height >= 3)),
         Constraint::Fill(1),
@@ -37,6 +39,13 @@ fn layout(area: Rect, problems: usize) -> Areas {
         Constraint::Length(u16::from(area.height >= 10)),
     ])
     .areas(area);
+    let events_height = if events_shown {
+        tabs::events::height(middle.height)
+    } else {
+        0
+    };
+    let [middle, events] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(events_height)]).areas(middle);
     // A title row, and a row per problem up to a few.
     let problems_height = if area.height >= PROBLEMS_MIN_HEIGHT {
         problems.min(PROBLEM_ROWS as usize) as u16 + 1
@@ -57,6 +66,7 @@ fn layout(area: Rect, problems: usize) -> Areas {
         editor,
         live,
         problems,
+        events,
         state,
         hint,
     }
@@ -64,8 +74,8 @@ fn layout(area: Rect, problems: usize) -> Areas {
 
 /// The editor's text window (width, height) on a screen of `size`, for moving
 /// the view along with the cursor.
-pub fn editor_size(size: (u16, u16), problems: usize) -> (usize, usize) {
-    let editor = layout(Rect::new(0, 0, size.0, size.1), problems).editor;
+pub fn editor_size(size: (u16, u16), problems: usize, events_shown: bool) -> (usize, usize) {
+    let editor = layout(Rect::new(0, 0, size.0, size.1), problems, events_shown).editor;
     // Less the title row.
     (
         editor.width as usize,
@@ -75,7 +85,7 @@ pub fn editor_size(size: (u16, u16), problems: usize) -> (usize, usize) {
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let areas = layout(area, app.diagnostics.len());
+    let areas = layout(area, app.diagnostics.len(), app.events_shown);
     draw_tabs(frame, areas.tabs, app);
     match app.tab.file() {
         Some(file) => {
@@ -88,6 +98,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             tabs::setup::draw(frame, setup, app);
         }
     }
+    tabs::events::draw(frame, areas.events, app);
     draw_state(frame, areas.state, app);
     draw_hint(frame, areas.hint, app);
     if let Some(overlay) = &app.overlay {

@@ -145,6 +145,25 @@ fn a_killed_backend_leaves_ipvs_comes_back_and_the_sorry_server_is_the_last_reso
         ["web1 down", "web2 up", "web3 up"],
         "status shows what the daemon publishes"
     );
+    let down = format!("{}: ", web1("down"));
+    let run = farm.lab.lbconsole(&["events", "--json"]);
+    assert!(run.success(), "{run}");
+    let listed: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let listed = listed.as_array().expect("an array");
+    let newest_health = listed
+        .iter()
+        .find(|event| event["kind"] == "health")
+        .unwrap_or_else(|| panic!("no health event: {listed:?}"));
+    let text = newest_health["text"].as_str().expect("a text");
+    assert!(
+        text.starts_with(&down) && text.len() > down.len(),
+        "the event log says web1 went down and why: {text}"
+    );
+    assert_eq!(newest_health["server"], "web1");
+    assert!(
+        listed.iter().any(|event| event["kind"] == "apply"),
+        "the boot apply is an event too: {listed:?}"
+    );
 
     let earlier = lines(&web1("up"));
     farm.start(1);

@@ -29,7 +29,9 @@ impl App {
     }
 
     pub(super) fn run(&mut self, command: Command, now: Instant) -> Vec<Effect> {
-        let page = ui::editor_size(self.size, self.diagnostics.len()).1.max(1);
+        let page = ui::editor_size(self.size, self.diagnostics.len(), self.events_shown)
+            .1
+            .max(1);
         let setup = self.tab == Tab::Setup;
         if self.pane_focused()
             && let Some(effects) = self.pane_command(command, page)
@@ -160,6 +162,7 @@ impl App {
             | Command::SetWeight => self.pane_action(command),
             // Outside the pane: nothing to mark, nothing to leave.
             Command::ToggleMark | Command::LeavePane => {}
+            Command::ToggleEvents => self.events_shown = !self.events_shown,
         }
         self.follow_cursor();
         Vec::new()

@@ -1,6 +1,7 @@
-//! One module per tab's live pane; the editor, problems and state line are
-//! shared and drawn by `ui`.
+//! One module per tab's live pane, and the events pane under any tab; the
+//! editor, problems and state line are shared and drawn by `ui`.
 
+pub mod events;
 pub mod flows;
 pub mod lvs;
 pub mod network;
