@@ -371,3 +371,62 @@ fn an_overrides_file_that_cannot_be_read_is_an_error_not_none() {
     assert!(error.to_string().contains("a symbolic link"), "{error}");
     assert_eq!(weights(&mut kernel), [(1, 3), (2, 2)]);
 }
+
+/// A rollback restores the configuration, not the overrides: a server an
+/// operator disabled stays out when an unconfirmed apply is rolled back.
+#[test]
+fn a_rollback_restores_the_configuration_and_keeps_the_overrides() {
+    use lbconsole::health::publish::HealthSource;
+    use lbconsole::store::archive::ArchiveFiles;
+    use lbconsole::store::{ConfigFiles, PendingApply};
+
+    let dirs = Dirs::new("rollback");
+    let mut kernel = kernel();
+    apply(&dirs, &mut kernel, false);
+    let before = ConfigFiles::read_running(&dirs.state())
+        .expect("running")
+        .expect("applied");
+    server(&dirs, &mut kernel, "web/web2", Some(Hold::Disable)).expect("disables");
+    std::fs::write(
+        dirs.config().join("lvs.conf"),
+        LVS.replace("weight 3", "weight 5"),
+    )
+    .expect("lvs.conf");
+    apply(&dirs, &mut kernel, false);
+    assert_eq!(weights(&mut kernel), [(1, 5)]);
+    // The apply was unconfirmed and its guard is gone: the deadline passed.
+    let store = dirs.store();
+    let pending = PendingApply {
+        id: "test".into(),
+        user: "alice".into(),
+        applied_at: "2026-11-30T10:00:00Z".into(),
+        timeout_seconds: 60,
+        deadline_ms: 0,
+        version: None,
+        rollback_error: None,
+        previous: Some(ArchiveFiles::from_files(&before)),
+        applied: ArchiveFiles::from_files(
+            &ConfigFiles::read_running(&dirs.state())
+                .expect("running")
+                .expect("applied"),
+        ),
+    };
+    pending
+        .create(&store.lock().expect("lock"), &dirs.state())
+        .expect("pending");
+    let waiting = block_on(lbconsole::confirm::roll_back_abandoned(
+        &store,
+        &mut kernel,
+        &HealthSource::Known(Vec::new()),
+    ))
+    .expect("rolls back");
+    assert!(waiting.is_none(), "rolled back");
+    assert_eq!(
+        weights(&mut kernel),
+        [(1, 3)],
+        "lvs.conf as before, web2 still out"
+    );
+    let kept = overrides::read(&dirs.state()).expect("read");
+    assert_eq!(kept.servers.len(), 1);
+    assert_eq!(kept.servers[0].hold, Hold::Disable);
+}
