@@ -169,6 +169,31 @@ fn a_drained_server_stays_at_weight_zero_across_applies_until_enabled() {
     assert_eq!(listed[0]["override"]["state"], "drain");
     assert_eq!(listed[0]["override"]["note"], "kernel upgrade");
     assert_eq!(listed[1]["override"], serde_json::Value::Null);
+    let mut text = Vec::new();
+    let ipvs = kernel.ipvs.as_mut().map_err(|e| &*e);
+    block_on(cli::server::list(
+        &dirs.store(),
+        ipvs,
+        Format::Text,
+        &mut text,
+    ))
+    .expect("lists");
+    let text = String::from_utf8(text).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "SERVER    ADDRESS                WEIGHT   IPVS  ACTIVE  HEALTH OVERRIDE"
+    );
+    assert!(
+        lines[1].starts_with(
+            "web/web1  10.0.1.1:80                 3      0       0  -      drain by "
+        ) && lines[1].ends_with(" (kernel upgrade)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[2],
+        "web/web2  10.0.1.2:80                 2      2       0  -      -"
+    );
 
     // An apply that changes another server keeps the drain, and says so.
     std::fs::write(
