@@ -534,6 +534,22 @@ fn server_override_against_ipvsadm() {
     );
     assert_eq!(lab.sh("ipvsadm -Sn"), table, "ipvsadm left another table");
 
+    // Starting a process, what either command pays before its work.
+    let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect("LBCONSOLE_BENCH_BINARY");
+    println!(
+        "bench: file systems of lbconsole and ipvsadm: {}",
+        lab.sh(&format!(
+            "stat -f -c %T {binary} $(command -v ipvsadm) | paste -sd ' '"
+        ))
+        .trim()
+    );
+    let (our_start, _) = rounds("lbconsole --version", || {
+        assert!(Run::of(Command::new(&binary).arg("--version")).success());
+    });
+    let (their_start, _) = rounds("ipvsadm --version", || {
+        assert!(ipvsadm(&["--version"]).success());
+    });
+
     let rows = 2 * DIRECTORS;
     let (list_median, _) = rounds("lbconsole server list --json", || {
         let run = lbconsole(&lab, &["server", "list", "--json"]);
