@@ -319,18 +319,17 @@ async fn commit<I: IpvsBackend>(
     let health = HealthSource::Daemon.reports(store.state_dir());
     let wanted = with_reported_health(&desired(config), config, &health, new);
     let observed = ipvs
-        .observe()
+        .observe_services(services)
         .await
         .map_err(|e| Failure::Kernel(Box::new(e.into())))?;
-    let only = |table: &IpvsState| IpvsState {
-        services: table
+    let wanted = IpvsState {
+        services: wanted
             .services
-            .iter()
+            .into_iter()
             .filter(|(key, _)| services.contains(key))
-            .map(|(key, service)| (*key, service.clone()))
             .collect(),
     };
-    let ops = state::dest_ops(&only(&observed.state), &only(&wanted));
+    let ops = state::dest_ops(&observed, &wanted);
     if new
         .servers
         .iter()

@@ -20,6 +20,7 @@ pub mod nlwire;
 #[cfg(test)]
 mod samples;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -350,6 +351,20 @@ pub trait IpvsBackend {
     /// Every virtual service with its destinations, for planning; plus the
     /// counters and rates `status` shows.
     fn observe(&mut self) -> impl Future<Output = Result<IpvsObservation, KernelError>>;
+
+    /// The services of `keys` that exist, with their destinations, as
+    /// `observe` has them: a change to one server need not read the whole
+    /// table. By default, the whole table read and the rest left out.
+    fn observe_services(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> impl Future<Output = Result<IpvsState, KernelError>> {
+        async move {
+            let mut state = self.observe().await?.state;
+            state.services.retain(|key, _| keys.contains(key));
+            Ok(state)
+        }
+    }
 
     /// Carries out `ops` in order and returns one result per operation. Each
     /// operation is all or nothing: if one of its messages is refused, the

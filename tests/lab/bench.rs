@@ -41,11 +41,19 @@ fn table(changed_weight: u16) -> (String, String) {
     (lvs, ipvsadm)
 }
 
+/// The release build of lbconsole that `tests/lab/run bench::` built.
+fn bench_binary() -> String {
+    std::env::var("LBCONSOLE_BENCH_BINARY").expect(
+        "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
+    )
+}
+
 /// Runs the release build of lbconsole that `tests/lab/run bench::` built.
 fn lbconsole(lab: &Lab, args: &[&str]) -> Run {
-    let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect(
-        "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
-    );
+    lbconsole_at(bench_binary(), lab, args)
+}
+
+fn lbconsole_at(binary: impl AsRef<std::ffi::OsStr>, lab: &Lab, args: &[&str]) -> Run {
     Run::of(
         Command::new(binary)
             .args(args)
@@ -419,5 +427,173 @@ fn checker_cpu_against_keepalived() {
         servers,
         "{}",
         fell(their_count, "keepalived.log")
+    );
+}
+
+const DIRECTORS: usize = 1_000;
+const ROUNDS: usize = 20;
+
+/// The median and the 90th percentile (nearest rank) of `samples`.
+fn median_p90(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let rank = |p: usize| samples[(samples.len() * p).div_ceil(100).max(1) - 1];
+    (rank(50), rank(90))
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Times `run` `ROUNDS` times and prints its median and p90.
+fn rounds(what: &str, mut run: impl FnMut()) -> (Duration, Duration) {
+    let mut samples: Vec<Duration> = (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed()
+        })
+        .collect();
+    let (median, p90) = median_p90(&mut samples);
+    println!(
+        "bench: {what}: median {:.1} ms, p90 {:.1} ms ({ROUNDS} rounds)",
+        millis(median),
+        millis(p90)
+    );
+    (median, p90)
+}
+
+fn ipvsadm(args: &[&str]) -> Run {
+    Run::of(Command::new("ipvsadm").args(args))
+}
+
+/// Taking one server out and back as an operator would: `lbconsole server
+/// weight D/S 0` then `lbconsole server enable D/S` (the whole commands: start,
+/// lock, the running config, IPVS, the override file, the event), against
+/// `ipvsadm -e … -w 0` then `-w 1`, which records and checks nothing; on a
+/// table of 1,000 directors of 2 servers applied by lbconsole.
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run bench:: --nocapture)"]
+fn server_override_against_ipvsadm() {
+    let lab = Lab::new("bench-override");
+    let mut lvs = String::new();
+    for d in 0..DIRECTORS {
+        let _ = writeln!(
+            lvs,
+            "director d{d} 10.{}.{}.1:80 TCP\n    balance roundrobin",
+            100 + d / 250,
+            d % 250
+        );
+        for r in 0..2 {
+            let _ = writeln!(
+                lvs,
+                "    server r{r} 10.{}.{}.{}:8080 weight 1",
+                200 + d / 250,
+                d % 250,
+                10 + r
+            );
+        }
+    }
+    lab.write_config("", "", &lvs);
+    let run = lbconsole(&lab, &["apply"]);
+    assert!(run.success(), "{run}");
+    let table = lab.sh("ipvsadm -Sn");
+    assert_eq!(table.lines().count(), DIRECTORS * 3);
+
+    // d500 is 10.102.0.1:80; its r1 10.202.0.11:8080.
+    let (vip, rip) = ("10.102.0.1:80", "10.202.0.11:8080");
+    let out_and_back = |first: &[&str], second: &[&str], run: &dyn Fn(&[&str]) -> Run| {
+        for args in [first, second] {
+            let done = run(args);
+            assert!(done.success(), "{done}");
+        }
+    };
+    let weight_0 = ["server", "weight", "d500/r1", "0"];
+    let enable = ["server", "enable", "d500/r1"];
+    let ours = |args: &[&str]| lbconsole(&lab, args);
+    let (our_median, our_p90) = rounds(
+        "lbconsole server weight d500/r1 0, then server enable d500/r1",
+        || out_and_back(&weight_0, &enable, &ours),
+    );
+    let held = lbconsole(&lab, &weight_0);
+    assert_eq!(
+        held.stdout.lines().next(),
+        Some(
+            "set real server 10.202.0.11:8080 of tcp 10.102.0.1:80: masq weight 1 -> masq weight 0"
+        ),
+        "{held}"
+    );
+    assert!(lbconsole(&lab, &enable).success());
+    assert_eq!(lab.sh("ipvsadm -Sn"), table, "lbconsole left another table");
+
+    // The lab starts lbconsole from the host's files over 9p, whose pages
+    // this guest reads again at each start (14 MB, against ipvsadm's 78 KB):
+    // the same binary copied to the VM's own file system starts as an
+    // installed one does.
+    let binary = bench_binary();
+    let copy = lab.state_dir().join("lbconsole");
+    std::fs::copy(&binary, &copy).expect("a copy of lbconsole");
+    println!(
+        "bench: file systems of lbconsole, its copy and ipvsadm: {}",
+        lab.sh(&format!(
+            "stat -f -c %T {binary} {} $(command -v ipvsadm) | paste -sd ' '",
+            copy.display()
+        ))
+        .trim()
+    );
+    let installed = |args: &[&str]| lbconsole_at(&copy, &lab, args);
+    let (copy_median, copy_p90) =
+        rounds("the same, lbconsole copied to the VM's file system", || {
+            out_and_back(&weight_0, &enable, &installed)
+        });
+    assert_eq!(lab.sh("ipvsadm -Sn"), table, "lbconsole left another table");
+
+    let theirs = |args: &[&str]| ipvsadm(args);
+    let (their_median, their_p90) = rounds(
+        &format!("ipvsadm -e -t {vip} -r {rip} -m -w 0, then -w 1"),
+        || {
+            out_and_back(
+                &["-e", "-t", vip, "-r", rip, "-m", "-w", "0"],
+                &["-e", "-t", vip, "-r", rip, "-m", "-w", "1"],
+                &theirs,
+            )
+        },
+    );
+    assert_eq!(lab.sh("ipvsadm -Sn"), table, "ipvsadm left another table");
+
+    // Starting a process, what each command pays before its work.
+    rounds("lbconsole --version", || {
+        assert!(Run::of(Command::new(&binary).arg("--version")).success());
+    });
+    rounds("lbconsole --version, the copy", || {
+        assert!(Run::of(Command::new(&copy).arg("--version")).success());
+    });
+    rounds("ipvsadm --version", || {
+        assert!(ipvsadm(&["--version"]).success());
+    });
+
+    let rows = 2 * DIRECTORS;
+    let (list_median, _) = rounds("lbconsole server list --json", || {
+        let run = lbconsole(&lab, &["server", "list", "--json"]);
+        assert!(run.success(), "{run}");
+        assert_eq!(run.stdout.matches("\"director\"").count(), rows);
+    });
+    let (ln_median, _) = rounds("ipvsadm -Ln", || {
+        let run = ipvsadm(&["-Ln"]);
+        assert!(run.success(), "{run}");
+        assert_eq!(run.stdout.matches("  -> ").count(), rows + 1);
+    });
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("bench: {DIRECTORS} directors x 2 servers");
+    println!(
+        "bench: out and back, lbconsole / ipvsadm: median {:.2}, p90 {:.2}; lbconsole's copy / ipvsadm: median {:.2}, p90 {:.2}",
+        ratio(our_median, their_median),
+        ratio(our_p90, their_p90),
+        ratio(copy_median, their_median),
+        ratio(copy_p90, their_p90)
+    );
+    println!(
+        "bench: server list --json / ipvsadm -Ln: median {:.2}",
+        ratio(list_median, ln_median)
     );
 }

@@ -1,9 +1,9 @@
 //! The IPVS backend on the real kernel, driven directly: what it adds is what
-//! `ipvsadm -Ln` shows and what it observes, refusals are clean and change
-//! nothing, a batch reports each operation on its own, and it is fast on a big
-//! table.
+//! `ipvsadm -Ln` shows and what it observes (all of it, or some services),
+//! refusals are clean and change nothing, a batch reports each operation on its
+//! own, and it is fast on a big table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -220,6 +220,13 @@ fn fwmark_persistent_and_one_packet_services_round_trip() {
             ],
         )
         .await;
+        // Two of the three, and one that is not there.
+        let some = BTreeSet::from([mark, dns, vip(TCP, "198.51.100.99", 80)]);
+        let part = ipvs
+            .observe_services(&some)
+            .await
+            .expect("observe two services");
+        assert_eq!(part, state(&[(mark, &marked), (dns, &one_packet)]));
         observe(ipvs).await
     });
     assert_eq!(

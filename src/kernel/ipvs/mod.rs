@@ -52,7 +52,7 @@ pub(super) mod family;
 pub(super) mod fixtures;
 pub mod sync;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 
 use rtnetlink::sys::protocols::NETLINK_GENERIC;
@@ -65,7 +65,7 @@ use self::encode::Message;
 use self::sync::{SyncDaemon, SyncRole};
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{Cause, DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
-use crate::plan::ipvs::{DestSettings, IpvsOp, Service, ServiceKey};
+use crate::plan::ipvs::{DestSettings, IpvsOp, IpvsState, Service, ServiceKey};
 
 /// Room for one answer in the receive buffer, by the kernel's count (an skb's
 /// true size): measured on Debian's 6.1, an acknowledgement and a refusal take
@@ -276,6 +276,76 @@ impl IpvsNetlink {
             op: op(),
             cause: describe_failure(&failure),
         })
+    }
+
+    /// One dump of the services, then one dump of the destinations of each
+    /// service `wanted` keeps (the kernel has no dump of all destinations);
+    /// the others are left out.
+    async fn observe_where(
+        &mut self,
+        wanted: impl Fn(&ServiceKey) -> bool,
+    ) -> Result<IpvsObservation, KernelError> {
+        let what = "the IPVS table";
+        let mut entries = Vec::new();
+        self.dump(
+            |out, family, seq| encode::dump_request(out, family, seq, None),
+            |payload| {
+                entries.extend(decode::parse_service(payload)?);
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|failure| observe_error(what, &failure))?;
+        let mut observation = IpvsObservation::default();
+        for entry in entries.into_iter().filter(|entry| wanted(&entry.key)) {
+            let mut destinations = Vec::new();
+            let family = entry.key.family();
+            let key = entry.key;
+            self.dump(
+                |out, family, seq| encode::dump_request(out, family, seq, Some(&key)),
+                |payload| {
+                    destinations.extend(decode::parse_dest(payload, family)?);
+                    Ok(())
+                },
+            )
+            .await
+            .map_err(|failure| observe_error(what, &failure))?;
+            destinations.sort_by_key(|d: &DestStatus| (d.address, d.port));
+            let ServiceEntry {
+                key,
+                settings,
+                flags,
+                stats,
+            } = entry;
+            observation.state.services.insert(
+                key,
+                Service {
+                    settings: settings.clone(),
+                    destinations: destinations
+                        .iter()
+                        .map(|d| {
+                            (
+                                d.key(),
+                                DestSettings {
+                                    forward: d.forward,
+                                    weight: d.weight,
+                                },
+                            )
+                        })
+                        .collect::<BTreeMap<_, _>>(),
+                },
+            );
+            observation.services.push(ServiceStatus {
+                key,
+                scheduler: settings.scheduler,
+                flags,
+                timeout: settings.timeout,
+                stats,
+                destinations,
+            });
+        }
+        observation.services.sort_by_key(|s| s.key);
+        Ok(observation)
     }
 
     fn take_seqs(&mut self, count: usize) -> u32 {
@@ -530,70 +600,17 @@ impl IpvsNetlink {
 }
 
 impl IpvsBackend for IpvsNetlink {
-    /// One dump of the services, then one dump of each service's
-    /// destinations (the kernel has no dump of all destinations).
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
-        let what = "the IPVS table";
-        let mut entries = Vec::new();
-        self.dump(
-            |out, family, seq| encode::dump_request(out, family, seq, None),
-            |payload| {
-                entries.extend(decode::parse_service(payload)?);
-                Ok(())
-            },
-        )
-        .await
-        .map_err(|failure| observe_error(what, &failure))?;
-        let mut observation = IpvsObservation::default();
-        for entry in entries {
-            let mut destinations = Vec::new();
-            let family = entry.key.family();
-            let key = entry.key;
-            self.dump(
-                |out, family, seq| encode::dump_request(out, family, seq, Some(&key)),
-                |payload| {
-                    destinations.extend(decode::parse_dest(payload, family)?);
-                    Ok(())
-                },
-            )
-            .await
-            .map_err(|failure| observe_error(what, &failure))?;
-            destinations.sort_by_key(|d: &DestStatus| (d.address, d.port));
-            let ServiceEntry {
-                key,
-                settings,
-                flags,
-                stats,
-            } = entry;
-            observation.state.services.insert(
-                key,
-                Service {
-                    settings: settings.clone(),
-                    destinations: destinations
-                        .iter()
-                        .map(|d| {
-                            (
-                                d.key(),
-                                DestSettings {
-                                    forward: d.forward,
-                                    weight: d.weight,
-                                },
-                            )
-                        })
-                        .collect::<BTreeMap<_, _>>(),
-                },
-            );
-            observation.services.push(ServiceStatus {
-                key,
-                scheduler: settings.scheduler,
-                flags,
-                timeout: settings.timeout,
-                stats,
-                destinations,
-            });
-        }
-        observation.services.sort_by_key(|s| s.key);
-        Ok(observation)
+        self.observe_where(|_| true).await
+    }
+
+    /// The one dump of the services, then only the destinations of `keys`:
+    /// one dump each instead of one per service in the table.
+    async fn observe_services(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> Result<IpvsState, KernelError> {
+        Ok(self.observe_where(|key| keys.contains(key)).await?.state)
     }
 
     async fn execute(&mut self, ops: &[IpvsOp]) -> Vec<Result<(), KernelError>> {
