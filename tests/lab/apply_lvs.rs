@@ -134,7 +134,9 @@ impl Farm {
         );
     }
 
-    fn configure(&self, lvs: &str) -> String {
+    /// Writes `lvs` as lvs.conf (network.conf as it is) and applies it: the
+    /// plan `apply` printed.
+    pub(crate) fn configure(&self, lvs: &str) -> String {
         let network = std::fs::read_to_string(self.lab.config_dir().join("network.conf"))
             .expect("network.conf");
         self.lab.write_config(&network, "", lvs);

@@ -10,6 +10,7 @@ mod apply_lvs;
 mod apply_network;
 mod bench;
 mod confirm;
+mod console_drain;
 mod daemon;
 mod dual_stack;
 mod flows;

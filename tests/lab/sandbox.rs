@@ -17,13 +17,14 @@ use crate::support::{Lab, wait_until};
 const START: Duration = Duration::from_secs(600);
 const SETTLE: Duration = Duration::from_secs(180);
 
-struct Tmux {
+/// The console in a terminal of its own; other lab tests drive it too.
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
     /// A tmux server of its own (`-L`), one 120x45 window running `command`.
-    fn start(name: &str, command: &str) -> Tmux {
+    pub(crate) fn start(name: &str, command: &str) -> Tmux {
         let tmux = Tmux {
             socket: format!("lbconsole-lab-{name}-{}", std::process::id()),
         };
@@ -53,7 +54,7 @@ impl Tmux {
         command
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let status = self
             .command()
             .args(["send-keys", "-t", "lab"])
@@ -63,7 +64,17 @@ impl Tmux {
         assert!(status.success());
     }
 
-    fn screen(&self) -> String {
+    /// Types `text` as it is (`send-keys -l`): no key names in it.
+    pub(crate) fn text(&self, text: &str) {
+        let status = self
+            .command()
+            .args(["send-keys", "-t", "lab", "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub(crate) fn screen(&self) -> String {
         let output = self
             .command()
             .args(["capture-pane", "-p", "-t", "lab"])
@@ -86,7 +97,12 @@ impl Tmux {
 
     /// Waits until the screen satisfies `test`; fails with the screen (and
     /// `context`) after `timeout`.
-    fn wait(&self, timeout: Duration, what: &str, test: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(
+        &self,
+        timeout: Duration,
+        what: &str,
+        test: impl Fn(&str) -> bool,
+    ) -> String {
         let mut screen = String::new();
         let held = wait_until(timeout, || {
             screen = self.screen();
@@ -108,7 +124,7 @@ impl Drop for Tmux {
 }
 
 /// The live pane's text of each screen line (right of the split).
-fn pane(screen: &str) -> Vec<&str> {
+pub(crate) fn pane(screen: &str) -> Vec<&str> {
     screen
         .lines()
         .filter_map(|line| line.split_once('│').map(|(_, pane)| pane.trim_end()))
