@@ -205,14 +205,16 @@ fn the_sandbox_is_alive_servers_answer_one_is_down_and_flows_count() {
     tmux.keys(&["F3"]);
     let screen = tmux.wait(SETTLE, "web2 down and the others up", |s| {
         let pane = pane(s).join("\n");
-        pane.contains("down 10.0.2.12:8080 w0 (out)")
+        pane.contains("down web2 10.0.2.12:8080 w0 (out)")
             && pane.matches("  down ").count() == 1
             && pane.matches("  up ").count() == 9
-            && pane.contains("up [2001:db8:100::2:11]:8080")
-            && pane.contains("up [2001:db8:100::2:99]:8080")
+            && pane.contains("up web1 [2001:db8:100::2:11]:8080")
+            && pane.contains("up sorry1 [2001:db8:100::2:99]:8080")
     });
     assert!(
-        pane(&screen).join("\n").contains("sorry 10.0.2.99:8080"),
+        pane(&screen)
+            .join("\n")
+            .contains("sorry sorry1 10.0.2.99:8080"),
         "{screen}"
     );
 
