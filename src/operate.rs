@@ -199,11 +199,7 @@ pub async fn finish_drains<I: IpvsBackend>(
             continue;
         };
         let active = observed
-            .services
-            .iter()
-            .filter(|s| s.key == member.service)
-            .flat_map(|s| &s.destinations)
-            .find(|d| d.key() == member.dest)
+            .dest(&member.service, &member.dest)
             .map_or(0, |d| d.active_connections);
         if active == 0 || deadline.is_some_and(|deadline| now >= deadline) {
             let disabled = Override {
@@ -330,11 +326,7 @@ async fn commit<I: IpvsBackend>(
             .collect(),
     };
     let ops = state::dest_ops(&observed, &wanted);
-    if new
-        .servers
-        .iter()
-        .any(|o| matches!(o.hold, Hold::Drain { .. }))
-    {
+    if draining(new) {
         ipvs.expire_quiescent_templates()
             .await
             .map_err(|e: KernelError| Failure::Kernel(Box::new(e.into())))?;

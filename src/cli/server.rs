@@ -10,7 +10,7 @@ use super::{CommandError, Format};
 use crate::config::parse::parse_lvs;
 use crate::health::publish::HealthSource;
 use crate::health::state::{Health, roster};
-use crate::kernel::{DestStatus, IpvsBackend};
+use crate::kernel::IpvsBackend;
 use crate::operate::{self, Change};
 use crate::plan::overrides::{Hold, Override};
 use crate::store::{ConfigFiles, Store, overrides};
@@ -93,12 +93,7 @@ pub async fn list<I: IpvsBackend>(
         .members
         .into_iter()
         .map(|member| {
-            let dest: Option<&DestStatus> = observed
-                .services
-                .iter()
-                .filter(|s| s.key == member.service)
-                .flat_map(|s| &s.destinations)
-                .find(|d| d.key() == member.dest);
+            let dest = observed.dest(&member.service, &member.dest);
             let health = reports
                 .iter()
                 .find(|r| {

@@ -400,6 +400,18 @@ pub struct IpvsObservation {
     pub services: Vec<ServiceStatus>,
 }
 
+impl IpvsObservation {
+    /// Real server `dest` of service `service`, with its counters; `None` when
+    /// IPVS does not hold it.
+    pub fn dest(&self, service: &ServiceKey, dest: &DestKey) -> Option<&DestStatus> {
+        self.services
+            .iter()
+            .filter(|s| s.key == *service)
+            .flat_map(|s| &s.destinations)
+            .find(|d| d.key() == *dest)
+    }
+}
+
 /// A virtual service as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceStatus {
