@@ -20,12 +20,14 @@ use crate::support::{Background, Lab, Netns, wait_until};
 const BACKEND: &str = r#"
 import http.server, socket, sys, threading
 name, address = sys.argv[1], sys.argv[2]
+# Bound before the HTTP server, so a backend that answers HTTP (what the
+# farm waits for) already has its UDP port too.
+udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp_socket.bind((address, 53))
 def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((address, 53))
     while True:
-        _, peer = s.recvfrom(512)
-        s.sendto(name.encode(), peer)
+        _, peer = udp_socket.recvfrom(512)
+        udp_socket.sendto(name.encode(), peer)
 threading.Thread(target=udp, daemon=True).start()
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
