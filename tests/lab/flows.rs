@@ -13,24 +13,32 @@ use crate::support::{Background, Lab, Netns, Run, assert_same_kernel, wait_until
 const SERVER: &str = r#"
 import socket, sys, threading
 name, address = sys.argv[1], sys.argv[2]
-def tcp(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((address, port))
-    s.listen(64)
+def tcp(s):
     while True:
         c, _ = s.accept()
         c.sendall(name.encode())
         c.close()
-def udp(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((address, port))
+def udp(s):
     while True:
         _, peer = s.recvfrom(512)
         s.sendto(name.encode(), peer)
+# Every port is bound before any answers, so one port that answers (what the
+# tests wait for) means all of them are open.
+serving = []
 for spec in sys.argv[3:]:
     proto, port = spec.split("/")
-    threading.Thread(target=tcp if proto == "tcp" else udp, args=(int(port),), daemon=True).start()
+    if proto == "tcp":
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((address, int(port)))
+        s.listen(64)
+        serving.append((tcp, s))
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((address, int(port)))
+        serving.append((udp, s))
+for serve, s in serving:
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
 threading.Event().wait()
 "#;
 
