@@ -21,14 +21,19 @@ use crate::support::{Lab, Netns, wait_until};
 const SERVER: &str = r#"
 import socket, sys, threading
 name, address = sys.argv[1], sys.argv[2]
-def tcp(port):
-    s = socket.create_server((address, port), family=socket.AF_INET6, dualstack_ipv6=address == "::")
+def tcp(s):
     while True:
         c, _ = s.accept()
         c.sendall(name.encode())
         c.close()
-for port in sys.argv[3:]:
-    threading.Thread(target=tcp, args=(int(port),), daemon=True).start()
+# Every port listens before any answers, so one that answers (what the tests
+# wait for) means all of them do.
+listening = [
+    socket.create_server((address, int(port)), family=socket.AF_INET6, dualstack_ipv6=address == "::")
+    for port in sys.argv[3:]
+]
+for s in listening:
+    threading.Thread(target=tcp, args=(s,), daemon=True).start()
 threading.Event().wait()
 "#;
 
