@@ -5,7 +5,6 @@
 //! thousands of servers, reading IPVS back on every change is most of the work.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -155,20 +154,25 @@ impl<I: IpvsBackend> HealthChecker<I> {
         }
         self.generation += 1;
         self.probes.clear();
+        // One clock read for all: the checks of one step of the grid start at
+        // the very same instant, hence at one wake.
+        let now = Instant::now();
         for (probe, SharedCheck { check, members }) in shared.into_iter().enumerate() {
-            let first = members[0];
-            let member = &roster.members[first];
-            let offset = check.offset(&member.service, &member.dest);
+            // The first member names the probe and gives its state (they all
+            // start in one).
+            let lead = members[0];
+            let member = &roster.members[lead];
+            let first = now + check.offset(&member.service, &member.dest);
             self.tasks.push(spawn_check(
                 Report {
                     generation: self.generation,
                     probe,
-                    health: health[first].health(),
+                    health: health[lead].health(),
                     reason: None,
                 },
-                health[first],
+                health[lead],
                 check,
-                offset,
+                first,
                 self.sender.clone(),
             ));
             self.probes.push(members);
@@ -416,20 +420,21 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// The task that checks one server every interval, starting at `offset` into
-/// it, from state `health`; `report` names the server in what it sends.
+/// The task that checks one server every interval from `first`, from state
+/// `health`; `report` names the server in what it sends.
 fn spawn_check(
     report: Report,
     mut health: ServerHealth,
     check: Check,
-    offset: Duration,
+    first: Instant,
     sender: mpsc::Sender<Report>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // Times are reckoned from the start rather than read from the clock at
-        // each check: where the clock is no cheap vDSO read (some hypervisors'
-        // clock sources, emulation) reading it costs more than a TCP check.
-        let mut start = Instant::now() + offset;
+        // Times are reckoned from the first start rather than read from the
+        // clock at each check: where the clock is no cheap vDSO read (some
+        // hypervisors' clock sources, emulation) reading it costs more than a
+        // TCP check.
+        let mut start = first;
         loop {
             tokio::time::sleep_until(start).await;
             let deadline = start + check.timeout;
@@ -485,6 +490,7 @@ mod tests {
     use crate::health::state::tests::lvs;
     use crate::kernel::fake::FakeIpvs;
     use crate::plan::ipvs::ServiceKey;
+    use std::time::Duration;
     use tokio::net::TcpListener;
 
     fn config(up: u16, down: u16) -> LvsConfig {
