@@ -602,12 +602,12 @@ mod tests {
                 });
             }
         });
-        run(&http(port, 200), overdue).await.expect("up, though overdue");
+        run(&http(port, 200), overdue)
+            .await
+            .expect("up, though overdue");
 
         let (port, _server) = serve(Vec::new()).await;
-        let error = run(&http(port, 200), overdue)
-            .await
-            .expect_err("silent");
+        let error = run(&http(port, 200), overdue).await.expect_err("silent");
         assert!(matches!(error, CheckError::Timeout(_)), "{error}");
     }
 
