@@ -5,7 +5,6 @@
 //! thousands of servers, reading IPVS back on every change is most of the work.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -13,7 +12,7 @@ use tokio::time::Instant;
 
 use super::checks::{self, CheckError};
 use super::publish::ServerReport;
-use super::state::{self, Check, Health, Member, ServerHealth};
+use super::state::{self, Check, Health, Member, ServerHealth, SharedCheck};
 use crate::config::model::LvsConfig;
 use crate::events::{Event, EventKind};
 use crate::kernel::IpvsBackend;
@@ -41,7 +40,8 @@ const MAX_CHANGES: usize = 1000;
 pub struct Report {
     /// Reports of a previous configuration are ignored.
     generation: u64,
-    index: usize,
+    /// The probe, in `probes`, whose members changed.
+    probe: usize,
     health: Health,
     /// What the check that took the server down said.
     reason: Option<String>,
@@ -52,6 +52,9 @@ pub struct HealthChecker<I> {
     desired: IpvsState,
     members: Vec<Member>,
     health: Vec<ServerHealth>,
+    /// The members each probe decides, by index: one probe per server checked
+    /// alike, whichever directors share it.
+    probes: Vec<Vec<usize>>,
     /// The members of each service, by index.
     by_service: HashMap<ServiceKey, Vec<usize>>,
     /// What IPVS holds of those services: read at each load and resync, kept
@@ -82,6 +85,7 @@ impl<I: IpvsBackend> HealthChecker<I> {
             desired: IpvsState::default(),
             members: Vec::new(),
             health: Vec::new(),
+            probes: Vec::new(),
             by_service: HashMap::new(),
             known: None,
             deviating: BTreeSet::new(),
@@ -143,27 +147,35 @@ impl<I: IpvsBackend> HealthChecker<I> {
         for warning in &roster.warnings {
             tracing::warn!("health: {warning}");
         }
-        let health = state::carry_over(&self.members, &self.health, &roster.members);
+        let shared = state::shared_checks(&roster.members);
+        let health = state::carry_over(&self.members, &self.health, &roster.members, &shared);
         for task in self.tasks.drain(..) {
             task.abort();
         }
         self.generation += 1;
-        for (index, member) in roster.members.iter().enumerate() {
-            if let Some(check) = &member.check {
-                let offset = check.offset(&member.service, &member.dest);
-                self.tasks.push(spawn_check(
-                    Report {
-                        generation: self.generation,
-                        index,
-                        health: health[index].health(),
-                        reason: None,
-                    },
-                    health[index],
-                    check.clone(),
-                    offset,
-                    self.sender.clone(),
-                ));
-            }
+        self.probes.clear();
+        // One clock read for all: the checks of one step of the grid start at
+        // the very same instant, hence at one wake.
+        let now = Instant::now();
+        for (probe, SharedCheck { check, members }) in shared.into_iter().enumerate() {
+            // The first member names the probe and gives its state (they all
+            // start in one).
+            let lead = members[0];
+            let member = &roster.members[lead];
+            let first = now + check.offset(&member.service, &member.dest);
+            self.tasks.push(spawn_check(
+                Report {
+                    generation: self.generation,
+                    probe,
+                    health: health[lead].health(),
+                    reason: None,
+                },
+                health[lead],
+                check,
+                first,
+                self.sender.clone(),
+            ));
+            self.probes.push(members);
         }
         self.by_service.clear();
         for (index, member) in roster.members.iter().enumerate() {
@@ -176,10 +188,11 @@ impl<I: IpvsBackend> HealthChecker<I> {
         self.health = health;
         self.desired = desired(config);
         let down = self.servers().filter(|(_, h)| *h == Health::Down).count();
+        let checked: usize = self.probes.iter().map(Vec::len).sum();
         tracing::info!(
-            "health: checking {} of {} server(s), {down} down",
-            self.tasks.len(),
-            self.members.len()
+            "health: checking {checked} of {} server(s), {down} down; {} probe(s)",
+            self.members.len(),
+            self.tasks.len()
         );
         self.reconcile().await;
     }
@@ -209,9 +222,9 @@ impl<I: IpvsBackend> HealthChecker<I> {
     /// the services whose servers changed state, in one batch.
     pub async fn handle(&mut self, report: Report) {
         let mut changed = BTreeSet::new();
-        changed.extend(self.record(report));
+        self.record(report, &mut changed);
         while let Ok(report) = self.receiver.try_recv() {
-            changed.extend(self.record(report));
+            self.record(report, &mut changed);
         }
         if !changed.is_empty() {
             self.change(&changed).await;
@@ -227,15 +240,20 @@ impl<I: IpvsBackend> HealthChecker<I> {
         }
     }
 
-    /// Takes in one change of state; the service of the server that changed.
-    fn record(&mut self, report: Report) -> Option<ServiceKey> {
+    /// Takes in one probe's change of state for each member it decides; adds
+    /// their services to `changed`.
+    fn record(&mut self, report: Report, changed: &mut BTreeSet<ServiceKey>) {
         if report.generation != self.generation {
-            return None;
+            return;
         }
-        let member = &self.members[report.index];
-        let before = self.health[report.index].health();
-        self.health[report.index] = ServerHealth::known(report.health);
-        if before != report.health {
+        for &index in &self.probes[report.probe] {
+            let member = &self.members[index];
+            let before = self.health[index].health();
+            self.health[index] = ServerHealth::known(report.health);
+            changed.insert(member.service);
+            if before == report.health {
+                continue;
+            }
             let reason = report
                 .reason
                 .as_ref()
@@ -245,36 +263,26 @@ impl<I: IpvsBackend> HealthChecker<I> {
             if self.changes.len() >= MAX_CHANGES {
                 self.changes.pop_front();
             }
+            let text = format!(
+                "server {} ({}) of director {} is {}{reason}",
+                member.server, member.dest, member.director, report.health
+            );
+            match report.health {
+                Health::Down => tracing::warn!(
+                    director = member.director,
+                    server = member.server,
+                    "health: {text}"
+                ),
+                Health::Up => tracing::info!(
+                    director = member.director,
+                    server = member.server,
+                    "health: {text}"
+                ),
+            }
             self.changes.push_back(
-                Event::new(
-                    EventKind::Health,
-                    format!(
-                        "server {} ({}) of director {} is {}{reason}",
-                        member.server, member.dest, member.director, report.health
-                    ),
-                )
-                .server(&member.director, &member.server),
+                Event::new(EventKind::Health, text).server(&member.director, &member.server),
             );
         }
-        match (report.health, &report.reason) {
-            (Health::Down, Some(reason)) => tracing::warn!(
-                director = member.director,
-                server = member.server,
-                "health: server {} ({}) of director {} is down: {reason}",
-                member.server,
-                member.dest,
-                member.director
-            ),
-            (health, _) => tracing::info!(
-                director = member.director,
-                server = member.server,
-                "health: server {} ({}) of director {} is {health}",
-                member.server,
-                member.dest,
-                member.director
-            ),
-        }
-        Some(member.service)
     }
 
     /// The table of one service that the configuration and its servers' health
@@ -412,20 +420,21 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// The task that checks one server every interval, starting at `offset` into
-/// it, from state `health`; `report` names the server in what it sends.
+/// The task that checks one server every interval from `first`, from state
+/// `health`; `report` names the server in what it sends.
 fn spawn_check(
     report: Report,
     mut health: ServerHealth,
     check: Check,
-    offset: Duration,
+    first: Instant,
     sender: mpsc::Sender<Report>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // Times are reckoned from the start rather than read from the clock at
-        // each check: where the clock is no cheap vDSO read (some hypervisors'
-        // clock sources, emulation) reading it costs more than a TCP check.
-        let mut start = Instant::now() + offset;
+        // Times are reckoned from the first start rather than read from the
+        // clock at each check: where the clock is no cheap vDSO read (some
+        // hypervisors' clock sources, emulation) reading it costs more than a
+        // TCP check.
+        let mut start = first;
         loop {
             tokio::time::sleep_until(start).await;
             let deadline = start + check.timeout;
@@ -434,9 +443,10 @@ fn spawn_check(
             let result = Box::pin(checks::run(&check, deadline)).await;
             start += check.interval;
             if matches!(result, Err(CheckError::Timeout(_))) {
-                // A timeout longer than the interval delays the next check
-                // rather than bunching them.
-                start = start.max(deadline);
+                // A timeout (and its recheck) longer than the interval delays
+                // the next check rather than bunching them. Only a silent
+                // server costs this clock read.
+                start = start.max(Instant::now());
             }
             let Some(changed) = count(&mut health, &check, &result) else {
                 continue;
@@ -480,6 +490,7 @@ mod tests {
     use crate::health::state::tests::lvs;
     use crate::kernel::fake::FakeIpvs;
     use crate::plan::ipvs::ServiceKey;
+    use std::time::Duration;
     use tokio::net::TcpListener;
 
     fn config(up: u16, down: u16) -> LvsConfig {
@@ -585,6 +596,43 @@ mod tests {
             observed,
             "changes go by what the checker knows, without reading the table"
         );
+    }
+
+    #[tokio::test]
+    async fn one_probe_of_a_server_two_directors_share_takes_it_out_of_both() {
+        let down = closed_port().await;
+        let config = lvs(&format!(
+            "director web 10.0.0.1:80\n\
+             check interval 1 timeout 1\n\
+             option tcpcheck\n\
+             server a 127.0.0.1:{down} check\n\
+             director api 10.0.0.2:80\n\
+             check interval 1 timeout 1\n\
+             option tcpcheck\n\
+             server b 127.0.0.1:{down} check\n"
+        ));
+        let ipvs = FakeIpvs {
+            state: desired(&config),
+            ..FakeIpvs::default()
+        };
+        let mut checker = HealthChecker::new(Some(ipvs));
+        checker.load(&config).await;
+        assert_eq!(checker.tasks.len(), 1, "one probe for both");
+        run_until(&mut checker, |c| {
+            c.ipvs()
+                .expect("ipvs")
+                .state
+                .services
+                .values()
+                .all(|service| service.destinations.is_empty())
+        })
+        .await;
+        let servers: Vec<_> = checker
+            .take_changes()
+            .into_iter()
+            .map(|change| change.server)
+            .collect();
+        assert_eq!(servers, [Some("a".to_owned()), Some("b".to_owned())]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server's up/down state machine, and the IPVS table that the servers' health
 //! asks for. No I/O here: `run.rs` feeds results in and sends the operations out.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -124,16 +125,24 @@ pub struct Check {
     pub fall: u32,
 }
 
+/// Checks start on a grid of this step within their interval: those of one
+/// step start together, at one wake of the checker, rather than each at its own
+/// millisecond. A wake is a system call and, where the clock has no vDSO, a
+/// clock read as well; at thousands of servers they were much of the cost.
+pub const START_STEP: Duration = Duration::from_millis(50);
+
 impl Check {
     /// When, within each interval, this check runs: a stable spread of the
-    /// servers over the interval, so that they are not all checked at once.
+    /// servers over the steps of the interval, so that they are not all checked
+    /// at once.
     pub fn offset(&self, service: &ServiceKey, dest: &DestKey) -> Duration {
         let text = format!("{service} {dest} {:?}", self.probe);
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-        let millis = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(hash % millis.max(1))
+        let steps = self.interval.as_millis() / START_STEP.as_millis();
+        let step = u32::try_from(u128::from(hash) % steps.max(1)).unwrap_or(0);
+        START_STEP * step
     }
 }
 
@@ -244,25 +253,66 @@ pub fn roster(config: &LvsConfig) -> Roster {
     roster
 }
 
+/// One probe run for every member that asks for it: a server that several
+/// directors check the same way (address, port, kind and parameters: the whole
+/// [`Check`]) is probed once and the result counts for each of them, where
+/// keepalived probes it once per director (keepalived issue #2358).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCheck {
+    pub check: Check,
+    /// The members the probe decides, by index, in roster order.
+    pub members: Vec<usize>,
+}
+
+/// The probes that check `members`, in the order of each one's first member.
+pub fn shared_checks(members: &[Member]) -> Vec<SharedCheck> {
+    let mut by_check: HashMap<&Check, usize> = HashMap::new();
+    let mut shared: Vec<SharedCheck> = Vec::new();
+    for (index, member) in members.iter().enumerate() {
+        let Some(check) = &member.check else {
+            continue;
+        };
+        match by_check.entry(check) {
+            Entry::Occupied(entry) => shared[*entry.get()].members.push(index),
+            Entry::Vacant(entry) => {
+                entry.insert(shared.len());
+                shared.push(SharedCheck {
+                    check: check.clone(),
+                    members: vec![index],
+                });
+            }
+        }
+    }
+    shared
+}
+
 /// The states to start a new roster with: a member whose service, address, port
-/// and check are unchanged keeps its state; any other starts afresh.
+/// and check are unchanged keeps its state; any other starts afresh. The members
+/// of one of `shared` start in one state, since one count of results decides
+/// them all: a kept state before a fresh start, the first member's before the
+/// others'.
 pub fn carry_over(
     old: &[Member],
     old_health: &[ServerHealth],
     new: &[Member],
+    shared: &[SharedCheck],
 ) -> Vec<ServerHealth> {
     let kept: HashMap<_, _> = old
         .iter()
         .zip(old_health)
         .map(|(member, health)| ((member.id(), member.check.clone()), *health))
         .collect();
-    new.iter()
-        .map(|member| {
-            kept.get(&(member.id(), member.check.clone()))
-                .copied()
-                .unwrap_or_default()
-        })
-        .collect()
+    let mut health: Vec<Option<ServerHealth>> = new
+        .iter()
+        .map(|member| kept.get(&(member.id(), member.check.clone())).copied())
+        .collect();
+    for probe in shared {
+        let state = probe.members.iter().find_map(|&index| health[index]);
+        for &index in &probe.members {
+            health[index] = state;
+        }
+    }
+    health.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// The IPVS table that `desired` (what the configuration asks for) becomes with
@@ -576,6 +626,12 @@ pub(crate) mod tests {
             })
             .collect();
         assert!(offsets.iter().all(|o| *o < Duration::from_secs(2)));
+        assert!(
+            offsets
+                .iter()
+                .all(|o| (o.as_millis() % START_STEP.as_millis()) == 0),
+            "on the grid, to start together: {offsets:?}"
+        );
         assert_ne!(offsets[0], offsets[1]);
         let again = &roster.members[0];
         assert_eq!(
@@ -831,7 +887,7 @@ pub(crate) mod tests {
             .replace("10.0.1.2:8080 weight 2", "10.0.1.2:8081 weight 2")
             .replace("weight 3", "weight 7"));
         let new = roster(&changed).members;
-        let health = carry_over(&old, &old_health, &new);
+        let health = carry_over(&old, &old_health, &new, &shared_checks(&new));
         assert_eq!(
             health[0].health(),
             Health::Down,
@@ -840,11 +896,75 @@ pub(crate) mod tests {
         assert_eq!(health[1].health(), Health::Up, "a new port is a new server");
 
         let new_check = lvs(&WEB.replace("rise 2", "rise 1"));
-        let health = carry_over(&old, &old_health, &roster(&new_check).members);
+        let new = roster(&new_check).members;
+        let health = carry_over(&old, &old_health, &new, &shared_checks(&new));
         assert_eq!(
             health[0].health(),
             Health::Up,
             "a changed check starts afresh"
         );
+    }
+
+    /// Two directors over the same two servers, checked alike but for `b`'s
+    /// port in the second director; a third director checks `a` otherwise.
+    const SHARED: &str = "director web 10.0.0.1:80\n\
+        check interval 2\n\
+        option tcpcheck\n\
+        server a 10.0.1.1:8080 check\n\
+        server b 10.0.1.2:8080 check\n\
+        director web-tls 10.0.0.1:443\n\
+        check interval 2\n\
+        option tcpcheck\n\
+        server a2 10.0.1.1:8080 check\n\
+        server b2 10.0.1.2:8443 check\n\
+        server sorry 10.0.1.9:8080 sorry\n\
+        director web-slow 10.0.0.2:80\n\
+        check interval 2 timeout 2\n\
+        option tcpcheck\n\
+        server a3 10.0.1.1:8080 check\n";
+
+    #[test]
+    fn a_server_checked_alike_by_several_directors_is_probed_once() {
+        let members = roster(&lvs(SHARED)).members;
+        let shared = shared_checks(&members);
+        let groups: Vec<Vec<&str>> = shared
+            .iter()
+            .map(|probe| {
+                probe
+                    .members
+                    .iter()
+                    .map(|&index| members[index].server.as_str())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [vec!["a", "a2"], vec!["b"], vec!["b2"], vec!["a3"]],
+            "same address, port, kind and parameters share; another port or timeout does not; the sorry server is not checked"
+        );
+        assert_eq!(Some(&shared[0].check), members[0].check.as_ref());
+    }
+
+    #[test]
+    fn the_members_of_one_probe_start_in_one_state_a_kept_one_first() {
+        let one = "director web 10.0.0.1:80\n\
+            check interval 2\n\
+            option tcpcheck\n\
+            server a 10.0.1.1:8080 check\n";
+        let old = roster(&lvs(one)).members;
+        // `a` was down; a new director now checks the same server alike and
+        // comes first: it starts down too rather than take `a` back up.
+        let two = format!(
+            "director first 10.0.0.3:80\n\
+             check interval 2\n\
+             option tcpcheck\n\
+             server n 10.0.1.1:8080 check\n{one}"
+        );
+        let new = roster(&lvs(&two)).members;
+        let health = carry_over(&old, &[down()], &new, &shared_checks(&new));
+        assert_eq!(health, [down(), down()]);
+        // Nothing kept: all start afresh, up.
+        let health = carry_over(&[], &[], &new, &shared_checks(&new));
+        assert_eq!(health, [ServerHealth::new(), ServerHealth::new()]);
     }
 }
