@@ -8,6 +8,7 @@ use std::path::Path;
 use lbconsole::config;
 use lbconsole::config::model::types::Family;
 use lbconsole::plan::flows::{self, FirewallOp, MarkRule, TableState};
+use lbconsole::plan::nft_text;
 use lbconsole::store::ConfigFiles;
 
 fn examples() -> config::model::Config {
@@ -306,4 +307,68 @@ fn ipv6_rules_match_their_own_family_and_rules_without_one_match_both() {
     // `not proto icmp` is every other packet, IPv6 ones included.
     assert!(!line("flow rest rule 1").contains("nfproto"), "{rules}");
     insta::assert_snapshot!(rules);
+}
+
+#[test]
+fn the_examples_print_as_nft_text_one_command_a_line() {
+    let config = examples();
+    let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+    let text = nft_text::print(&ruleset.batch).expect("printable");
+    assert_eq!(text.lines().count(), ruleset.batch.objects.len());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "add table inet lbconsole");
+    assert_eq!(lines[1], "delete table inet lbconsole");
+    assert!(
+        text.contains(
+            "add chain inet lbconsole incoming { type filter hook prerouting priority -150; policy accept; }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "add rule inet lbconsole incoming meta iifname == \"lo\" accept comment \"loopback\""
+        ),
+        "{text}"
+    );
+}
+
+proptest::proptest! {
+    /// Whatever valid names a flows.conf uses (and interface names), every
+    /// value lands in the text as one token or one quoted string: the
+    /// printer never has to escape anything.
+    #[test]
+    fn valid_names_print_without_escaping(
+        name in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}",
+        iface in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}",
+    ) {
+        let text = format!("flow {name} permit\n    match iface {iface} proto tcp dstport 80\n");
+        let (flows_config, diagnostics) = config::parse::parse_flows(text.as_bytes());
+        proptest::prop_assume!(diagnostics.is_empty());
+        let config = config::model::Config { flows: flows_config, ..examples() };
+        let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+        let printed = nft_text::print(&ruleset.batch).expect("printable");
+        let rule = format!(
+            "add rule inet lbconsole in-{name} meta iifname == \"{iface}\" meta l4proto == tcp tcp dport == 80 counter accept comment \"flow {name} rule 1\""
+        );
+        proptest::prop_assert!(printed.lines().any(|line| line == rule), "{}", printed);
+        // Quotes only around interface names and comments.
+        for line in printed.lines() {
+            proptest::prop_assert!(line.matches('"').count() % 2 == 0);
+        }
+    }
+}
+
+#[test]
+fn what_text_cannot_carry_safely_is_refused_not_escaped() {
+    let config = with_flows("flow web permit\n    match iface eth0 proto tcp dstport 80\n");
+    let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+    let json = serde_json::to_string(&ruleset.batch).expect("JSON");
+    for hostile in [
+        json.replace("\"eth0\"", "\"eth0\\\" accept; flush ruleset; #\""),
+        json.replace("flow web rule 1", "flow web\\\" drop comment \\\"x"),
+        json.replace("\"lo\"", "\"lo accept\""),
+    ] {
+        let batch = serde_json::from_str(&hostile).expect("still a batch");
+        assert!(nft_text::print(&batch).is_err(), "{hostile}");
+    }
 }

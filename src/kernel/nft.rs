@@ -48,6 +48,9 @@ impl Default for NftBackend {
 struct Record {
     /// `/proc/sys/kernel/random/boot_id`: a record of an earlier boot is void.
     boot: String,
+    /// The network namespace's cookie: a namespace that reuses a gone one's
+    /// inode number has another.
+    namespace: u64,
     /// The ruleset generation right after our transaction.
     generation: u32,
     objects: ObjectHashes,
@@ -69,23 +72,33 @@ impl NftBackend {
 
     /// The record, if it still describes the kernel's table: same boot, and
     /// no change committed since.
-    fn trusted_record(&self, generation: u32) -> Option<Record> {
+    fn trusted_record(&self, now: Generation) -> Option<Record> {
         let text = std::fs::read(self.record_path().ok()?).ok()?;
         let record: Record = serde_json::from_slice(&text).ok()?;
-        (record.generation == generation && record.boot == boot_id()?).then_some(record)
+        (record.generation == now.generation
+            && record.namespace == now.namespace
+            && record.boot == boot_id()?)
+        .then_some(record)
     }
 
     /// Records `objects` as the table's content when `after` is the very next
     /// generation from `before` (our transaction and no other); otherwise
     /// makes sure no record is left to be trusted.
-    fn record(&self, before: Option<u32>, after: Option<u32>, objects: Option<&ObjectHashes>) {
+    fn record(
+        &self,
+        before: Option<Generation>,
+        after: Option<Generation>,
+        objects: Option<&ObjectHashes>,
+    ) {
         let written = match (before, after, objects, boot_id()) {
             (Some(before), Some(after), Some(objects), Some(boot))
-                if after == before.wrapping_add(1) =>
+                if after.namespace == before.namespace
+                    && after.generation == before.generation.wrapping_add(1) =>
             {
                 self.write_record(&Record {
                     boot,
-                    generation: after,
+                    namespace: after.namespace,
+                    generation: after.generation,
                     objects: objects.clone(),
                 })
             }
@@ -123,10 +136,10 @@ impl NftBackend {
 impl FirewallBackend for NftBackend {
     async fn observe(&mut self) -> Result<Option<TableState>, KernelError> {
         let generation = ruleset_generation();
-        if let Some(generation) = generation.as_ref().ok()
-            && let Some(record) = self.trusted_record(*generation)
+        if let Ok(now) = generation
+            && let Some(record) = self.trusted_record(now)
         {
-            return Ok(Some(TableState::known(record.objects, *generation)));
+            return Ok(Some(TableState::known(record.objects, now.generation)));
         }
         if let Err(error) = generation {
             tracing::debug!(%error, "cannot read the nftables ruleset generation");
@@ -172,7 +185,7 @@ impl FirewallBackend for NftBackend {
         };
         let before = ruleset_generation().ok();
         if let FirewallOp::Update(update) = op
-            && before != Some(update.generation)
+            && before.map(|now| now.generation) != Some(update.generation)
         {
             return Err(failed(Cause::Other(
                 "the nftables ruleset changed after the apply was planned; apply again".to_owned(),
@@ -222,12 +235,22 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFTA_GEN_ID: usize = 1;
 
+/// Which ruleset, at which point of its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation {
+    /// The network namespace's cookie.
+    namespace: u64,
+    /// nf_tables' generation id, moved on by one at every commit.
+    generation: u32,
+}
+
 /// The nf_tables ruleset generation of this network namespace
 /// (`NFT_MSG_GETGEN`), which every committed transaction moves on by one.
-fn ruleset_generation() -> io::Result<u32> {
+fn ruleset_generation() -> io::Result<Generation> {
     use rtnetlink::sys::{Socket, protocols::NETLINK_NETFILTER};
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
+    let namespace = crate::sys::netns_cookie(&socket)?;
     let mut request = Vec::with_capacity(NLMSG_HDRLEN + 4);
     let length = (NLMSG_HDRLEN + 4) as u32;
     request.extend_from_slice(&length.to_ne_bytes());
@@ -249,7 +272,10 @@ fn ruleset_generation() -> io::Result<u32> {
                 let attributes = nlwire::genl_table::<{ NFTA_GEN_ID + 1 }>(payload)
                     .map_err(|error| io::Error::other(error.0))?;
                 if let Some(id) = attributes[NFTA_GEN_ID].and_then(|id| id.get(..4)) {
-                    return Ok(u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
+                    return Ok(Generation {
+                        namespace,
+                        generation: u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
+                    });
                 }
             }
             Body::Refused(refusal) => {
