@@ -215,7 +215,7 @@ fn main() {
         ms(ours)
     );
     println!(
-        "  lbconsole re-apply check, nothing changed (nft -j list chains + render): median {:.1} ms",
+        "  lbconsole re-apply check, nothing changed (ruleset generation + record + render + compare): median {:.1} ms",
         ms(unchanged)
     );
     println!(
