@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lbconsole::apply::plan_firewall;
 use lbconsole::config;
+use lbconsole::config::model::flows::RuleAction;
 use lbconsole::kernel::FirewallBackend;
 use lbconsole::kernel::nft::NftBackend;
 use lbconsole::plan::flows::{self, FirewallOp};
@@ -80,6 +82,51 @@ fn main() {
         });
     });
 
+    // One flow in the middle turns its first rule from `match` to `ignore`
+    // and back, on every run: each apply changes one flow among 10,000.
+    let mut edited = flows_config.clone();
+    let middle = edited.flows.len() / 2;
+    let rule = &mut edited.flows[middle].rules[0];
+    rule.action = match rule.action {
+        RuleAction::Match => RuleAction::Ignore,
+        RuleAction::Ignore => RuleAction::Match,
+    };
+    let versions = [flows_config.clone(), edited];
+    let mut turn = 0;
+    let mut next_version = || {
+        turn += 1;
+        &versions[turn % 2]
+    };
+    let one_flow = median_of(APPLY_RUNS, || {
+        let version = next_version();
+        runtime.block_on(async {
+            let observed = nft.observe().await.expect("observe");
+            let desired = flows::render(version, lvs);
+            let op = flows::diff(observed.as_ref(), desired.as_ref()).expect("a change");
+            assert!(matches!(op, FirewallOp::Update(_)), "not an update: {op}");
+            nft.execute(&op).await.expect("nft takes the update");
+        });
+    });
+    // The same through `apply`'s planning, which also snapshots the table
+    // (`nft list table`) for its undo.
+    let one_flow_planned = median_of(APPLY_RUNS, || {
+        let version = next_version();
+        runtime.block_on(async {
+            let step = plan_firewall(&mut nft, version, lvs)
+                .await
+                .expect("a plan")
+                .expect("a change");
+            assert!(matches!(step.op, FirewallOp::Update(_)), "{}", step.op);
+            nft.execute(&step.op).await.expect("nft takes the update");
+        });
+    });
+    let snapshot = median_of(APPLY_RUNS, || {
+        runtime
+            .block_on(nft.snapshot())
+            .expect("nft list table")
+            .expect("a table");
+    });
+
     let text = String::from_utf8(
         Command::new("nft")
             .args(["list", "table", "inet", flows::TABLE])
@@ -100,6 +147,47 @@ fn main() {
     .expect("write the nft script");
     let json = dir.join("flows-bench.json");
     fs::write(&json, serde_json::to_string(&ruleset.batch).expect("JSON")).expect("write JSON");
+    // Candidate carrier: our own printer to nft's text syntax. Loaded by
+    // `nft -f`, the table must list exactly as the JSON batch's does.
+    let printed_ruleset = |ruleset: &flows::Ruleset| {
+        lbconsole::plan::nft_text::print(&ruleset.batch).expect("printable")
+    };
+    let printed = dir.join("flows-bench-printed.nft");
+    fs::write(&printed, printed_ruleset(&ruleset)).expect("write the printed script");
+    let status = Command::new("nft")
+        .arg("-f")
+        .arg(&printed)
+        .status()
+        .expect("nft -f");
+    assert!(status.success(), "nft -f refused the printed ruleset");
+    let listed = Command::new("nft")
+        .args(["list", "table", "inet", flows::TABLE])
+        .output()
+        .expect("nft list")
+        .stdout;
+    assert!(
+        listed == text.as_bytes(),
+        "the printed ruleset lists differently from the JSON one"
+    );
+    let print_times = median_of(RENDER_RUNS, || {
+        black_box(printed_ruleset(black_box(&ruleset)));
+    });
+    let text_carrier = median_of(APPLY_RUNS, || {
+        let ruleset = flows::render(flows_config, lvs).expect("a ruleset");
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft -f -");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(printed_ruleset(&ruleset).as_bytes())
+            .expect("write to nft");
+        assert!(child.wait().expect("nft").success(), "nft -f - refused");
+    });
     let nft_json = median_of(APPLY_RUNS, || {
         let status = Command::new("nft")
             .args(["-j", "-f"])
@@ -127,8 +215,22 @@ fn main() {
         ms(ours)
     );
     println!(
-        "  lbconsole re-apply check, nothing changed (nft -j list chains + render): median {:.1} ms",
+        "  lbconsole re-apply check, nothing changed (ruleset generation + record + render + compare): median {:.1} ms",
         ms(unchanged)
+    );
+    println!(
+        "  lbconsole change of one flow (observe + render + diff + update): median {:.1} ms = {:.3} x the full apply",
+        ms(one_flow),
+        one_flow.as_secs_f64() / ours.as_secs_f64()
+    );
+    println!(
+        "  the same through apply's plan_firewall (with its nft list table snapshot): median {:.1} ms = {:.3} x the full apply",
+        ms(one_flow_planned),
+        one_flow_planned.as_secs_f64() / ours.as_secs_f64()
+    );
+    println!(
+        "  nft list table (text, the undo snapshot): median {:.1} ms",
+        ms(snapshot)
     );
     println!(
         "  nft -j -f, the same batch from a file (nft's JSON parser alone): median {:.1} ms",
@@ -141,6 +243,15 @@ fn main() {
     println!(
         "  ratio: lbconsole / nft -f = {:.2}",
         ours.as_secs_f64() / theirs.as_secs_f64()
+    );
+    println!(
+        "  print to nft text (pure): median {:.1} ms",
+        ms(print_times)
+    );
+    println!(
+        "  candidate: render + print + nft -f - (text carrier): median {:.1} ms, ratio to nft -f = {:.2}",
+        ms(text_carrier),
+        text_carrier.as_secs_f64() / theirs.as_secs_f64()
     );
 }
 

@@ -165,3 +165,26 @@ pub fn make_fifo(path: &std::path::Path, mode: libc::mode_t) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The cookie of the network namespace `socket` lives in (`SO_NETNS_COOKIE`,
+/// Linux 5.14): unlike the namespace's inode number, never reused while the
+/// machine runs.
+pub fn netns_cookie(socket: &impl AsRawFd) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut length = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `length` bytes into `cookie`, which is
+    // that long, and the descriptor is borrowed for the call.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut length,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}

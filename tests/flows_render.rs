@@ -8,6 +8,7 @@ use std::path::Path;
 use lbconsole::config;
 use lbconsole::config::model::types::Family;
 use lbconsole::plan::flows::{self, FirewallOp, MarkRule, TableState};
+use lbconsole::plan::nft_text;
 use lbconsole::store::ConfigFiles;
 
 fn examples() -> config::model::Config {
@@ -84,13 +85,10 @@ fn any_change_to_a_flow_changes_the_fingerprint() {
 }
 
 #[test]
-fn planning_compares_the_fingerprint_and_the_chains() {
+fn planning_trusts_the_objects_only_while_the_generation_is_ours() {
     let config = examples();
     let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
-    let installed = TableState {
-        fingerprint: Some(ruleset.fingerprint.clone()),
-        chains: ruleset.rule_counts.keys().cloned().collect(),
-    };
+    let installed = TableState::known(ruleset.objects.clone(), 7);
     assert_eq!(flows::diff(Some(&installed), Some(&ruleset)), None);
     assert_eq!(flows::diff(None, None), None);
     assert_eq!(
@@ -101,20 +99,122 @@ fn planning_compares_the_fingerprint_and_the_chains() {
         flows::diff(None, Some(&ruleset)),
         Some(FirewallOp::Install(ruleset.clone()))
     );
-    let mut edited_by_hand = installed.clone();
-    edited_by_hand.chains.remove("in-ssh");
-    assert_eq!(
-        flows::diff(Some(&edited_by_hand), Some(&ruleset)),
-        Some(FirewallOp::Install(ruleset.clone()))
-    );
-    let older = TableState {
-        fingerprint: Some("0000000000000000".to_owned()),
+    // The generation moved (a hand edit, another program): the chain list
+    // still looks right, but only a full replace is sure to undo the edit.
+    let edited_by_hand = TableState {
+        objects: None,
+        generation: Some(8),
         ..installed
     };
     assert_eq!(
-        flows::diff(Some(&older), Some(&ruleset)),
+        flows::diff(Some(&edited_by_hand), Some(&ruleset)),
         Some(FirewallOp::Install(ruleset))
     );
+}
+
+/// The update from the `before` flows to the `after` ones, as its changes and
+/// its batch's commands (`flush chain in-web`, `add rule in-web`).
+fn update(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let (before, after) = (with_flows(before), with_flows(after));
+    let old = flows::render(&before.flows, &before.lvs).expect("a ruleset");
+    let new = flows::render(&after.flows, &after.lvs).expect("a ruleset");
+    let state = TableState::known(old.objects, 3);
+    let Some(FirewallOp::Update(update)) = flows::diff(Some(&state), Some(&new)) else {
+        panic!("not an update");
+    };
+    assert_eq!(update.generation, 3);
+    let commands = update
+        .batch
+        .objects
+        .iter()
+        .map(|object| {
+            let json = serde_json::to_value(object).expect("JSON");
+            let (command, body) = json.as_object().expect("a command").iter().next().unwrap();
+            let (kind, object) = body.as_object().unwrap().iter().next().unwrap();
+            let name = object.get("chain").or(object.get("name")).unwrap();
+            format!("{command} {kind} {}", name.as_str().unwrap())
+        })
+        .collect();
+    (update.changes, commands)
+}
+
+const TWO_FLOWS: &str = "flow web permit\n    match proto tcp dstport 80\nflow ssh permit\n    match proto tcp dstport 22\n";
+
+#[test]
+fn changing_one_flow_refills_only_its_chain() {
+    let (changes, commands) = update(
+        TWO_FLOWS,
+        "flow web permit\n    match proto tcp dstport 8080\nflow ssh permit\n    match proto tcp dstport 22\n",
+    );
+    let fingerprint_chains = changes
+        .iter()
+        .filter(|change| change.contains(" chain ruleset-"))
+        .count();
+    assert_eq!(fingerprint_chains, 2, "one added, one removed: {changes:?}");
+    let ours = |text: &String| !text.contains("ruleset-");
+    assert_eq!(
+        changes.iter().filter(|c| ours(c)).collect::<Vec<_>>(),
+        ["replace chain in-web"]
+    );
+    assert_eq!(
+        commands.iter().filter(|c| ours(c)).collect::<Vec<_>>(),
+        ["flush chain in-web", "add rule in-web"]
+    );
+}
+
+#[test]
+fn adding_and_removing_flows_changes_their_chains_and_the_jumps() {
+    let (changes, commands) = update(
+        TWO_FLOWS,
+        "flow web permit\n    match proto tcp dstport 80\nflow dns permit\n    match proto udp dstport 53\n",
+    );
+    let named: Vec<&str> = changes
+        .iter()
+        .map(String::as_str)
+        .filter(|change| !change.contains("ruleset-"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "replace chain incoming",
+            "add chain in-dns",
+            "remove chain in-ssh"
+        ]
+    );
+    // The jump to the removed chain goes (incoming is flushed) before the
+    // chain is deleted; the new chain exists before incoming jumps to it.
+    let at = |wanted: &str| commands.iter().position(|c| c == wanted).unwrap();
+    assert!(at("add chain in-dns") < at("flush chain incoming"));
+    assert!(at("flush chain incoming") < at("add rule in-dns"));
+    assert!(at("add rule incoming") < at("delete chain in-ssh"));
+    assert!(at("flush chain in-ssh") < at("delete chain in-ssh"));
+    assert!(
+        !commands.iter().any(|c| c.ends_with(" in-web")),
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn a_changed_set_is_flushed_and_given_its_elements_again() {
+    let (before, mut after) = (examples(), examples());
+    let old = flows::render(&before.flows, &before.lvs).expect("a ruleset");
+    after.lvs.directors.truncate(1);
+    let new = flows::render(&after.flows, &after.lvs).expect("a ruleset");
+    let state = TableState::known(old.objects, 1);
+    let Some(FirewallOp::Update(update)) = flows::diff(Some(&state), Some(&new)) else {
+        panic!("not an update");
+    };
+    let sets: Vec<&String> = update
+        .changes
+        .iter()
+        .filter(|change| change.contains(" set "))
+        .collect();
+    assert!(!sets.is_empty(), "{:?}", update.changes);
+    assert!(
+        sets.iter()
+            .all(|change| change.starts_with("replace set nat-"))
+    );
+    assert!(!update.changes.iter().any(|c| c.contains("chain in-")));
 }
 
 /// Two rules of `nft -j list table inet lbconsole` as nft 1.0.6 prints them.
@@ -207,4 +307,68 @@ fn ipv6_rules_match_their_own_family_and_rules_without_one_match_both() {
     // `not proto icmp` is every other packet, IPv6 ones included.
     assert!(!line("flow rest rule 1").contains("nfproto"), "{rules}");
     insta::assert_snapshot!(rules);
+}
+
+#[test]
+fn the_examples_print_as_nft_text_one_command_a_line() {
+    let config = examples();
+    let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+    let text = nft_text::print(&ruleset.batch).expect("printable");
+    assert_eq!(text.lines().count(), ruleset.batch.objects.len());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "add table inet lbconsole");
+    assert_eq!(lines[1], "delete table inet lbconsole");
+    assert!(
+        text.contains(
+            "add chain inet lbconsole incoming { type filter hook prerouting priority -150; policy accept; }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "add rule inet lbconsole incoming meta iifname == \"lo\" accept comment \"loopback\""
+        ),
+        "{text}"
+    );
+}
+
+proptest::proptest! {
+    /// Whatever valid names a flows.conf uses (and interface names), every
+    /// value lands in the text as one token or one quoted string: the
+    /// printer never has to escape anything.
+    #[test]
+    fn valid_names_print_without_escaping(
+        name in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}",
+        iface in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}",
+    ) {
+        let text = format!("flow {name} permit\n    match iface {iface} proto tcp dstport 80\n");
+        let (flows_config, diagnostics) = config::parse::parse_flows(text.as_bytes());
+        proptest::prop_assume!(diagnostics.is_empty());
+        let config = config::model::Config { flows: flows_config, ..examples() };
+        let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+        let printed = nft_text::print(&ruleset.batch).expect("printable");
+        let rule = format!(
+            "add rule inet lbconsole in-{name} meta iifname == \"{iface}\" meta l4proto == tcp tcp dport == 80 counter accept comment \"flow {name} rule 1\""
+        );
+        proptest::prop_assert!(printed.lines().any(|line| line == rule), "{}", printed);
+        // Quotes only around interface names and comments.
+        for line in printed.lines() {
+            proptest::prop_assert!(line.matches('"').count() % 2 == 0);
+        }
+    }
+}
+
+#[test]
+fn what_text_cannot_carry_safely_is_refused_not_escaped() {
+    let config = with_flows("flow web permit\n    match iface eth0 proto tcp dstport 80\n");
+    let ruleset = flows::render(&config.flows, &config.lvs).expect("a ruleset");
+    let json = serde_json::to_string(&ruleset.batch).expect("JSON");
+    for hostile in [
+        json.replace("\"eth0\"", "\"eth0\\\" accept; flush ruleset; #\""),
+        json.replace("flow web rule 1", "flow web\\\" drop comment \\\"x"),
+        json.replace("\"lo\"", "\"lo accept\""),
+    ] {
+        let batch = serde_json::from_str(&hostile).expect("still a batch");
+        assert!(nft_text::print(&batch).is_err(), "{hostile}");
+    }
 }

@@ -551,12 +551,22 @@ impl FirewallBackend for FakeFirewall {
                 cause: Cause::Other("injected failure".to_owned()),
             });
         }
+        // Each transaction moves the generation on, as nf_tables does.
+        let generation = self
+            .table
+            .as_ref()
+            .and_then(|state| state.generation)
+            .unwrap_or(0)
+            + 1;
         self.table = match op {
-            FirewallOp::Install(ruleset) => {
+            FirewallOp::Install(ruleset)
+            | FirewallOp::Update(crate::plan::flows::Update { ruleset, .. }) => {
                 self.counters = crate::plan::flows::counters(&ruleset.batch);
                 Some(TableState {
                     fingerprint: Some(ruleset.fingerprint.clone()),
                     chains: ruleset.rule_counts.keys().cloned().collect(),
+                    objects: Some(ruleset.objects.clone()),
+                    generation: Some(generation),
                 })
             }
             FirewallOp::Restore(listing) => {
@@ -565,9 +575,13 @@ impl FirewallBackend for FakeFirewall {
                         op: op.to_string(),
                         cause: Cause::Other(error.to_string()),
                     })?;
+                // Like the real backend, a restored table is not known object
+                // by object.
                 Some(TableState {
                     fingerprint,
                     chains,
+                    objects: None,
+                    generation: Some(generation),
                 })
             }
             FirewallOp::Remove => {

@@ -21,8 +21,17 @@
 //!   so `alltherest deny` never cuts a permitted connection's replies.
 //! - IPv4 and IPv6 are judged alike; a rule that names addresses or an ICMP
 //!   protocol matches only its family.
-//! - an empty chain whose name carries the ruleset's fingerprint, so re-applying
-//!   the same flows is recognised without reading nft's listing back.
+//! - an empty chain whose name carries the ruleset's fingerprint, so
+//!   `nft list` shows which ruleset is loaded.
+//!
+//! Changing the flows changes only what differs: every named object (chain,
+//! set, map) has a hash of its declaration and of its content (rules,
+//! elements); against the hashes of the last apply the planner flushes and
+//! refills, adds or deletes just the objects that differ, in one batch, so the
+//! counters of the others carry on. Those hashes are only trusted while the
+//! kernel's ruleset generation is the one our last apply left (see
+//! `kernel::nft`): any other change, a hand edit included, means a full
+//! replace.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +40,8 @@ use std::net::IpAddr;
 
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
 use nftables::schema::{
-    Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetType, SetTypeValue, Table,
+    Chain, Element, FlushObject, Map, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetType,
+    SetTypeValue, Table,
 };
 use nftables::stmt::{Counter, JumpTarget, Mangle, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
@@ -114,6 +124,24 @@ pub struct Ruleset {
     pub fingerprint: String,
     /// How many rules each chain has.
     pub rule_counts: BTreeMap<String, usize>,
+    /// Each named object's hashes, which the next apply compares with.
+    pub objects: ObjectHashes,
+}
+
+/// A named object of our table as `chain NAME`, `set NAME` or `map NAME`;
+/// anything else the batch adds is under [`OTHER_OBJECTS`].
+pub type ObjectHashes = BTreeMap<String, ObjectHash>;
+
+/// Objects the diff does not know how to change one by one: when they differ,
+/// the table is replaced whole.
+pub const OTHER_OBJECTS: &str = "other";
+
+/// Hashes of one named object: of its declaration (a chain's hook, a set's
+/// type) and of what it holds (a chain's rules in order, a set's elements).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectHash {
+    pub declaration: u64,
+    pub content: u64,
 }
 
 /// What the kernel's `table inet lbconsole` holds, as far as planning cares:
@@ -123,25 +151,53 @@ pub struct Ruleset {
 pub struct TableState {
     pub fingerprint: Option<String>,
     pub chains: BTreeSet<String>,
+    /// Each object's hashes, only when it is certain the table holds exactly
+    /// what our last apply put there (the kernel's ruleset generation has not
+    /// moved since); `None` otherwise, and then only a full replace is safe.
+    pub objects: Option<ObjectHashes>,
+    /// The kernel's ruleset generation the observation was made at.
+    pub generation: Option<u32>,
 }
 
 impl TableState {
     /// Reads our table's chains out of an `nft -j list chains` (or `list
     /// table`) listing; `None` when our table has none, so is not there.
     pub fn from_listing(listing: &Nftables<'_>) -> Option<Self> {
-        let mut state = Self::default();
-        for object in listing.objects.iter() {
-            if let NfObject::ListObject(NfListObject::Chain(chain)) = object
-                && chain.table == TABLE
-                && chain.family == NfFamily::INet
+        let chains = listing.objects.iter().filter_map(|object| match object {
+            NfObject::ListObject(NfListObject::Chain(chain))
+                if chain.table == TABLE && chain.family == NfFamily::INet =>
             {
-                if let Some(fingerprint) = chain.name.strip_prefix(FINGERPRINT_PREFIX) {
-                    state.fingerprint = Some(fingerprint.to_owned());
-                }
-                state.chains.insert(chain.name.to_string());
+                Some(chain.name.to_string())
             }
-        }
+            _ => None,
+        });
+        let state = Self::from_chains(chains);
         (!state.chains.is_empty()).then_some(state)
+    }
+
+    /// A table known to hold exactly `objects` (the record of our last apply,
+    /// at an unchanged ruleset `generation`).
+    pub fn known(objects: ObjectHashes, generation: u32) -> Self {
+        let chains = objects
+            .keys()
+            .filter_map(|key| key.strip_prefix(CHAIN_KEY))
+            .map(str::to_owned);
+        Self {
+            objects: Some(objects.clone()),
+            generation: Some(generation),
+            ..Self::from_chains(chains)
+        }
+    }
+
+    fn from_chains(chains: impl Iterator<Item = String>) -> Self {
+        let mut state = Self::default();
+        for chain in chains {
+            if let Some(fingerprint) = chain.strip_prefix(FINGERPRINT_PREFIX) {
+                state.fingerprint = Some(fingerprint.to_owned());
+            }
+            state.chains.insert(chain);
+        }
+        state
     }
 }
 
@@ -150,6 +206,8 @@ impl TableState {
 pub enum FirewallOp {
     /// Replaces the whole table (creating it if needed) in one transaction.
     Install(Ruleset),
+    /// Changes only the objects that differ, in one transaction.
+    Update(Update),
     /// Puts back a table as `nft list table` printed it (counters included).
     Restore(String),
     Remove,
@@ -166,26 +224,246 @@ impl fmt::Display for FirewallOp {
                     "install nftables table inet {TABLE} ({chains} chains, {rules} rules)"
                 )
             }
+            Self::Update(update) => write!(f, "update nftables table inet {TABLE} ({update})"),
             Self::Restore(_) => write!(f, "restore nftables table inet {TABLE}"),
             Self::Remove => write!(f, "remove nftables table inet {TABLE}"),
         }
     }
 }
 
+/// A change to some of the table's objects, leaving the others (and their
+/// counters) as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The whole table afterwards: what the kernel's record will say.
+    pub ruleset: Ruleset,
+    /// The commands: new objects, then the changed ones flushed and refilled,
+    /// then the removed ones flushed and deleted, so that no jump or set
+    /// reference ever points at something missing.
+    pub batch: Nftables<'static>,
+    /// The ruleset generation the plan was made at: should the kernel's have
+    /// moved by the time the batch goes, the plan is stale.
+    pub generation: u32,
+    /// `replace chain in-web`, `add set x`, `remove chain out-y`, in that order.
+    pub changes: Vec<String>,
+}
+
+impl fmt::Display for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 5;
+        let shown = self.changes.iter().take(SHOWN).cloned().collect::<Vec<_>>();
+        write!(f, "{}", shown.join(", "))?;
+        if self.changes.len() > SHOWN {
+            write!(f, " and {} more", self.changes.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether the kernel's table must change to become `desired`; `None` when the
-/// flows would produce no table at all and none is there.
+/// flows would produce no table at all and none is there, or when the table is
+/// known to be `desired` already.
 pub fn diff(observed: Option<&TableState>, desired: Option<&Ruleset>) -> Option<FirewallOp> {
     match (observed, desired) {
         (None, None) => None,
         (Some(_), None) => Some(FirewallOp::Remove),
-        (Some(state), Some(ruleset))
-            if state.fingerprint.as_deref() == Some(ruleset.fingerprint.as_str())
-                && ruleset.rule_counts.keys().eq(state.chains.iter()) =>
-        {
-            None
-        }
-        (_, Some(ruleset)) => Some(FirewallOp::Install(ruleset.clone())),
+        (Some(state), Some(ruleset)) => match (&state.objects, state.generation) {
+            (Some(known), _) if *known == ruleset.objects => None,
+            (Some(known), Some(generation)) => Some(
+                update(known, ruleset, generation)
+                    .map_or_else(|| FirewallOp::Install(ruleset.clone()), FirewallOp::Update),
+            ),
+            // Not known for certain (a hand edit, another program's change, no
+            // record): only a full replace is sure to end as `desired`.
+            _ => Some(FirewallOp::Install(ruleset.clone())),
+        },
+        (None, Some(ruleset)) => Some(FirewallOp::Install(ruleset.clone())),
     }
+}
+
+const CHAIN_KEY: &str = "chain ";
+const SET_KEY: &str = "set ";
+const MAP_KEY: &str = "map ";
+
+/// What an update does to one object of the desired table.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    Same,
+    Added,
+    Refilled,
+}
+
+/// An update's commands in the order they must run.
+#[derive(Default)]
+struct Commands {
+    declared: Vec<NfObject<'static>>,
+    flushed: Vec<NfObject<'static>>,
+    filled: Vec<NfObject<'static>>,
+    changes: Vec<String>,
+}
+
+impl Commands {
+    /// A set's or map's part: a new one is added with its elements; a changed
+    /// one is flushed and given its elements again.
+    fn set(
+        &mut self,
+        key: &str,
+        change: Change,
+        object: &NfListObject<'static>,
+        flush: FlushObject<'static>,
+        elements: Option<&Cow<'static, [Expression<'static>]>>,
+    ) {
+        match change {
+            Change::Same => {}
+            Change::Added => {
+                self.declared.push(add(object.clone()));
+                self.changes.push(format!("add {key}"));
+            }
+            Change::Refilled => {
+                let name = key.split_once(' ').map_or(key, |(_, name)| name);
+                self.flushed.push(NfObject::CmdObject(NfCmd::Flush(flush)));
+                if let Some(elements) = elements.filter(|elements| !elements.is_empty()) {
+                    self.filled.push(add(NfListObject::Element(Element {
+                        family: NfFamily::INet,
+                        table: TABLE.into(),
+                        name: name.to_owned().into(),
+                        elem: elements.clone(),
+                    })));
+                }
+                self.changes.push(format!("replace {key}"));
+            }
+        }
+    }
+}
+
+/// The commands that turn the table `known` describes into `desired`, object
+/// by object; `None` when only a full replace can do it (a base chain's hook or
+/// a set's type changed, or an object the diff does not know).
+fn update(known: &ObjectHashes, desired: &Ruleset, generation: u32) -> Option<Update> {
+    let change = |key: &str| -> Option<Change> {
+        match (known.get(key), desired.objects.get(key)) {
+            (Some(old), Some(new)) if old == new => Some(Change::Same),
+            (Some(old), Some(new)) if old.declaration == new.declaration => Some(Change::Refilled),
+            (None, Some(_)) => Some(Change::Added),
+            _ => None,
+        }
+    };
+    if known.get(OTHER_OBJECTS) != desired.objects.get(OTHER_OBJECTS) {
+        return None;
+    }
+    let mut commands = Commands::default();
+    for object in desired.batch.objects.iter() {
+        let NfObject::CmdObject(NfCmd::Add(object)) = object else {
+            continue;
+        };
+        match object {
+            NfListObject::Table(_) => {}
+            NfListObject::Chain(chain) => {
+                let key = object_key(CHAIN_KEY, &chain.name);
+                match change(&key)? {
+                    Change::Same => {}
+                    Change::Added => {
+                        commands.declared.push(add(object.clone()));
+                        commands.changes.push(format!("add {key}"));
+                    }
+                    Change::Refilled => {
+                        commands.flushed.push(NfObject::CmdObject(NfCmd::Flush(
+                            FlushObject::Chain(name_only_chain(&chain.name)),
+                        )));
+                        commands.changes.push(format!("replace {key}"));
+                    }
+                }
+            }
+            NfListObject::Rule(rule) => {
+                if change(&object_key(CHAIN_KEY, &rule.chain))? != Change::Same {
+                    commands.filled.push(add(object.clone()));
+                }
+            }
+            NfListObject::Set(set) => {
+                let key = object_key(SET_KEY, &set.name);
+                let flush = FlushObject::Set(Box::new(Set {
+                    elem: None,
+                    ..(**set).clone()
+                }));
+                commands.set(&key, change(&key)?, object, flush, set.elem.as_ref());
+            }
+            NfListObject::Map(map) => {
+                let key = object_key(MAP_KEY, &map.name);
+                let flush = FlushObject::Map(Box::new(Map {
+                    elem: None,
+                    ..(**map).clone()
+                }));
+                commands.set(&key, change(&key)?, object, flush, map.elem.as_ref());
+            }
+            _ => return None,
+        }
+    }
+    // Flushed first, so that a removed chain's jumps and set references are
+    // gone before anything is deleted.
+    let mut emptied = Vec::new();
+    let mut deleted = Vec::new();
+    for key in known
+        .keys()
+        .filter(|key| !desired.objects.contains_key(*key))
+    {
+        let removed = if let Some(name) = key.strip_prefix(CHAIN_KEY) {
+            emptied.push(NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(
+                name_only_chain(name),
+            ))));
+            NfListObject::Chain(name_only_chain(name))
+        } else if let Some(name) = key.strip_prefix(SET_KEY) {
+            NfListObject::Set(Box::new(Set {
+                family: NfFamily::INet,
+                table: TABLE.into(),
+                name: name.to_owned().into(),
+                ..Set::default()
+            }))
+        } else if let Some(name) = key.strip_prefix(MAP_KEY) {
+            NfListObject::Map(Box::new(Map {
+                family: NfFamily::INet,
+                table: TABLE.into(),
+                name: name.to_owned().into(),
+                ..Map::default()
+            }))
+        } else {
+            return None;
+        };
+        deleted.push(NfObject::CmdObject(NfCmd::Delete(removed)));
+        commands.changes.push(format!("remove {key}"));
+    }
+    let batch = [
+        commands.declared,
+        commands.flushed,
+        commands.filled,
+        emptied,
+        deleted,
+    ]
+    .concat();
+    Some(Update {
+        ruleset: desired.clone(),
+        batch: Nftables {
+            objects: batch.into(),
+        },
+        generation,
+        changes: commands.changes,
+    })
+}
+
+fn object_key(kind: &str, name: &str) -> String {
+    format!("{kind}{name}")
+}
+
+fn name_only_chain(name: &str) -> Chain<'static> {
+    Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.to_owned().into(),
+        ..Chain::default()
+    }
+}
+
+fn add(object: NfListObject<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(object))
 }
 
 /// The comment on a flow's jump (`flow NAME`) and on each of its rules
@@ -669,19 +947,93 @@ impl Builder {
     /// Prefixes the batch with a replace of the whole table and appends the
     /// fingerprint chain.
     fn finish(mut self) -> Ruleset {
-        let body = serde_json::to_vec(&self.objects).unwrap_or_default();
-        let fingerprint = format!("{:016x}", fnv1a64(&body));
+        let fingerprint = format!("{:016x}", body_hash(&self.objects));
         self.chain(&format!("{FINGERPRINT_PREFIX}{fingerprint}"));
-        let mut objects = replace_table();
-        objects.extend(self.objects);
+        let objects = object_hashes(&self.objects);
+        let mut batch = replace_table();
+        batch.extend(self.objects);
         Ruleset {
             batch: Nftables {
-                objects: objects.into(),
+                objects: batch.into(),
             },
             fingerprint,
             rule_counts: self.rule_counts,
+            objects,
         }
     }
+}
+
+/// The hash of the batch's body as JSON, streamed object by object: the same
+/// as hashing `serde_json::to_vec(objects)` without holding it whole.
+fn body_hash(objects: &[NfObject<'static>]) -> u64 {
+    let mut hash = fnv1a64(FNV_OFFSET, b"[");
+    let mut bytes = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        if index > 0 {
+            hash = fnv1a64(hash, b",");
+        }
+        bytes.clear();
+        serde_json::to_writer(&mut bytes, object).unwrap_or_default();
+        hash = fnv1a64(hash, &bytes);
+    }
+    fnv1a64(hash, b"]")
+}
+
+/// Each named object's declaration and content hashes. A chain's content is
+/// its rules in order; a set's or map's, its elements.
+fn object_hashes(objects: &[NfObject<'static>]) -> ObjectHashes {
+    let mut hashes = ObjectHashes::new();
+    let mut bytes = Vec::new();
+    for object in objects {
+        let NfObject::CmdObject(NfCmd::Add(object)) = object else {
+            continue;
+        };
+        match object {
+            NfListObject::Table(_) => {}
+            NfListObject::Chain(chain) => {
+                let declaration = json_hash(&mut bytes, chain);
+                hashes
+                    .entry(object_key(CHAIN_KEY, &chain.name))
+                    .or_default()
+                    .declaration = declaration;
+            }
+            NfListObject::Rule(rule) => {
+                let rule_hash = json_hash(&mut bytes, rule);
+                let entry = hashes
+                    .entry(object_key(CHAIN_KEY, &rule.chain))
+                    .or_default();
+                entry.content = fnv1a64(entry.content, &rule_hash.to_le_bytes());
+            }
+            NfListObject::Set(set) => {
+                let declared = Set {
+                    elem: None,
+                    ..(**set).clone()
+                };
+                let hash = ObjectHash {
+                    declaration: json_hash(&mut bytes, &declared),
+                    content: json_hash(&mut bytes, &set.elem),
+                };
+                hashes.insert(object_key(SET_KEY, &set.name), hash);
+            }
+            NfListObject::Map(map) => {
+                let declared = Map {
+                    elem: None,
+                    ..(**map).clone()
+                };
+                let hash = ObjectHash {
+                    declaration: json_hash(&mut bytes, &declared),
+                    content: json_hash(&mut bytes, &map.elem),
+                };
+                hashes.insert(object_key(MAP_KEY, &map.name), hash);
+            }
+            other => {
+                let other_hash = json_hash(&mut bytes, other);
+                let entry = hashes.entry(OTHER_OBJECTS.to_owned()).or_default();
+                entry.content = fnv1a64(entry.content, &other_hash.to_le_bytes());
+            }
+        }
+    }
+    hashes
 }
 
 /// `add table` then `delete table`: the table is gone afterwards whether or not
@@ -715,8 +1067,18 @@ fn set(
     }))
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+/// The FNV-1a hash of `value` as JSON, written into the reused `bytes`.
+fn json_hash(bytes: &mut Vec<u8>, value: &impl serde::Serialize) -> u64 {
+    bytes.clear();
+    serde_json::to_writer(&mut *bytes, value).unwrap_or_default();
+    fnv1a64(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash` (start with [`FNV_OFFSET`]).
+fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }

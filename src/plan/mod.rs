@@ -4,6 +4,7 @@
 pub mod flows;
 pub mod ipvs;
 pub mod network;
+pub mod nft_text;
 pub mod overrides;
 
 pub use network::{NetOp, NetworkState, Step};

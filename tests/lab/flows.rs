@@ -349,7 +349,7 @@ fn a_ruleset_the_kernel_refuses_leaves_the_old_flows_addresses_and_services() {
     );
     assert!(!run.success(), "{run}");
     assert!(
-        run.stderr.contains("install nftables table inet lbconsole")
+        run.stderr.contains("update nftables table inet lbconsole")
             && run.stderr.contains("were undone"),
         "{run}"
     );
@@ -514,4 +514,96 @@ service network eth2
     apply(&lab);
     assert_eq!(fetch(), None);
     assert!(!lab.ip(&["rule", "show"]).contains("0x200c8"));
+}
+
+const SSH_AND_DNS: &str = "\
+flow ssh permit
+    match proto tcp dst 192.168.0.1 dstport 22
+flow dns permit
+    match proto udp dst 192.168.0.1 dstport 53
+flow alltherest deny
+    match
+";
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn changing_one_flow_keeps_the_counters_of_the_others() {
+    let edge = edge("flows-by-difference");
+    let (lab, outside) = (&edge.lab, &edge.outside);
+    edge.flows(SSH_AND_DNS);
+    for _ in 0..3 {
+        assert_eq!(
+            from(outside, "tcp", "192.168.0.1", 22).as_deref(),
+            Some("appliance")
+        );
+    }
+    let ssh_rule = packets(lab, "ssh", Some(1));
+    let ssh_flow = packets(lab, "ssh", None);
+    assert!(ssh_rule >= 3, "ssh counted {ssh_rule} packets");
+
+    let changed = edge.flows(&SSH_AND_DNS.replace("dstport 53", "dstport 5353"));
+    assert!(
+        changed.starts_with("update nftables table inet lbconsole (")
+            && changed.contains("replace chain in-dns")
+            && !changed.contains("in-ssh")
+            && !changed.contains("incoming"),
+        "{changed}"
+    );
+    // The untouched flow's counters carry on from where they were.
+    assert_eq!(packets(lab, "ssh", Some(1)), ssh_rule);
+    assert!(packets(lab, "ssh", None) >= ssh_flow);
+    // The changed flow does what it now says.
+    assert_eq!(
+        from(outside, "udp", "192.168.0.1", 5353).as_deref(),
+        Some("appliance")
+    );
+    assert_eq!(from(outside, "udp", "192.168.0.1", 53), None);
+    assert_eq!(
+        from(outside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
+    assert!(packets(lab, "ssh", Some(1)) > ssh_rule);
+
+    // A flow added and one removed: their chains and the jumps change, the
+    // other flows' rules keep counting.
+    let ssh_rule = packets(lab, "ssh", Some(1));
+    let changed = edge.flows(&SSH_AND_DNS.replace("flow dns permit", "flow mdns permit"));
+    assert!(
+        changed.contains("add chain in-mdns") && changed.contains("remove chain in-dns"),
+        "{changed}"
+    );
+    assert_eq!(packets(lab, "ssh", Some(1)), ssh_rule);
+    assert_eq!(
+        from(outside, "udp", "192.168.0.1", 53).as_deref(),
+        Some("appliance")
+    );
+    assert_eq!(
+        edge.flows(&SSH_AND_DNS.replace("flow dns permit", "flow mdns permit")),
+        "no changes\n"
+    );
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn a_rule_edited_by_hand_is_noticed_and_replaced_at_the_next_apply() {
+    let edge = edge("flows-hand-edit");
+    let (lab, outside) = (&edge.lab, &edge.outside);
+    edge.flows(SSH_AND_DNS);
+    assert_eq!(edge.flows(SSH_AND_DNS), "no changes\n");
+    // Same chains, same names: only the rule inside differs.
+    lab.sh("nft insert rule inet lbconsole in-ssh tcp dport 22 drop");
+    assert_eq!(from(outside, "tcp", "192.168.0.1", 22), None);
+
+    let applied = edge.flows(SSH_AND_DNS);
+    assert!(
+        applied.starts_with("install nftables table inet lbconsole"),
+        "{applied}"
+    );
+    assert_eq!(
+        from(outside, "tcp", "192.168.0.1", 22).as_deref(),
+        Some("appliance")
+    );
+    let listing = lab.sh("nft list chain inet lbconsole in-ssh");
+    assert!(!listing.contains("drop"), "{listing}");
+    assert_eq!(edge.flows(SSH_AND_DNS), "no changes\n");
 }
