@@ -46,6 +46,11 @@ impl<K: std::hash::Hash + Eq> FirstSeen<K> {
         Self(HashMap::new())
     }
 
+    /// For `capacity` keys without growing: a director's servers, thousands of flows.
+    fn with_capacity(capacity: usize) -> Self {
+        Self(HashMap::with_capacity(capacity))
+    }
+
     /// The line of an earlier sighting of `key`, recording this one if it is the first.
     fn earlier(&mut self, key: K, loc: Loc) -> Option<u32> {
         match self.0.entry(key) {
@@ -592,14 +597,15 @@ fn table_name(id: u32) -> String {
 }
 
 fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
-    let mut names = FirstSeen::new();
+    let mut names = FirstSeen::with_capacity(config.flows.flows.len());
     let tables: HashSet<TableId> = config.network.route_tables().collect();
-    let directors: HashSet<&str> = config
-        .lvs
-        .directors
-        .iter()
-        .map(|d| d.name.as_str())
-        .collect();
+    // By name, the first of each: ten thousand flows may each name one of
+    // thousands of directors.
+    let mut directors: HashMap<&str, &Director> =
+        HashMap::with_capacity(config.lvs.directors.len());
+    for director in &config.lvs.directors {
+        directors.entry(director.name.as_str()).or_insert(director);
+    }
     // The first flow, per direction, that takes every packet before any later flow.
     let mut catch_all: [Option<&Flow>; 2] = [None, None];
     for flow in &config.flows.flows {
@@ -621,7 +627,7 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
                 ),
                 Some("directors take incoming traffic: use `flow`".to_owned()),
             ),
-            Policy::Director(director) if !directors.contains(director.as_str()) => {
+            Policy::Director(director) if !directors.contains_key(director.as_str()) => {
                 let hint = did_you_mean(
                     director.as_str(),
                     config.lvs.directors.iter().map(|d| d.name.as_str()),
@@ -634,9 +640,8 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
                 );
             }
             Policy::Director(director)
-                if config
-                    .lvs
-                    .director(director.as_str())
+                if directors
+                    .get(director.as_str())
                     .is_some_and(|d| d.service.is_some()) =>
             {
                 sink.error_hint(
@@ -700,7 +705,7 @@ fn check_flows(config: &Config, clean: bool, sink: &mut Sink) {
             }
         }
         if let Policy::Director(name) = &flow.policy.value
-            && let Some(director) = config.lvs.director(name.as_str())
+            && let Some(director) = directors.get(name.as_str())
         {
             check_directed_family(flow, director, sink);
         }
@@ -795,27 +800,22 @@ fn check_rules(network: &NetworkConfig, flow: &Flow, sink: &mut Sink) {
 /// A packet is IPv4 or IPv6, so a rule naming both can match nothing.
 fn check_rule_family(rule: &Rule, sink: &mut Sink) {
     let c = &rule.conditions;
-    let named = [("src", &c.src), ("dst", &c.dst)]
+    let addresses = [("src", &c.src), ("dst", &c.dst)]
         .into_iter()
         .filter_map(|(key, net)| {
-            net.as_ref().map(|n| {
-                (
-                    format!("{key} {}", n.value.shortest()),
-                    n.value.family(),
-                    n.loc,
-                )
-            })
-        })
-        .chain(c.proto.as_ref().filter(|p| !p.negated).and_then(|p| {
-            p.value
-                .family()
-                .map(|family| (format!("proto {}", p.value.keyword()), family, p.loc))
-        }));
-    let mut first: Option<(String, Family)> = None;
-    for (what, family, loc) in named {
-        match &first {
+            net.as_ref()
+                .map(|n| (Named::Address(key, n.value), n.value.family(), n.loc))
+        });
+    let protocol = c.proto.as_ref().filter(|p| !p.negated).and_then(|p| {
+        p.value
+            .family()
+            .map(|family| (Named::Protocol(p.value), family, p.loc))
+    });
+    let mut first: Option<(Named, Family)> = None;
+    for (what, family, loc) in addresses.chain(protocol) {
+        match first {
             None => first = Some((what, family)),
-            Some((earlier, earlier_family)) if *earlier_family != family => {
+            Some((earlier, earlier_family)) if earlier_family != family => {
                 sink.error(
                     loc,
                     format!(
@@ -829,8 +829,24 @@ fn check_rule_family(rule: &Rule, sink: &mut Sink) {
     }
 }
 
+/// A condition that names a family, as the rule wrote it; only spelled out in an error.
+#[derive(Clone, Copy)]
+enum Named {
+    Address(&'static str, IpNet),
+    Protocol(Protocol),
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Address(key, net) => write!(f, "{key} {}", net.shortest()),
+            Self::Protocol(protocol) => write!(f, "proto {}", protocol.keyword()),
+        }
+    }
+}
+
 fn check_lvs(config: &Config, clean: bool, sink: &mut Sink) {
-    let mut names = FirstSeen::new();
+    let mut names = FirstSeen::with_capacity(config.lvs.directors.len());
     let mut services: HashMap<_, &Director> = HashMap::new();
     let directed: HashSet<&DirectorName> = config
         .flows
@@ -971,8 +987,8 @@ fn check_servers(
     }
     let vip_port = director.service.as_ref().and_then(|s| s.port);
     let family = director.family();
-    let mut names = FirstSeen::new();
-    let mut endpoints = FirstSeen::new();
+    let mut names = FirstSeen::with_capacity(director.servers.len());
+    let mut endpoints = FirstSeen::with_capacity(director.servers.len());
     for server in &director.servers {
         if let Some(line) = names.earlier(server.name.as_str(), server.name.loc) {
             sink.error(

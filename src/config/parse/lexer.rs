@@ -27,7 +27,31 @@ pub struct Line<'l, 'a> {
 }
 
 /// The raw lines of a file with their 0-based index.
-type NumberedLines<'a> = std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>;
+type NumberedLines<'a> = std::iter::Enumerate<RawLines<'a>>;
+
+/// A file's bytes split at each `\n`, as `split` would, with the search inlined
+/// rather than a call per byte.
+struct RawLines<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for RawLines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.rest = Some(&rest[end + 1..]);
+                Some(&rest[..end])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
 
 /// Hands out a file one line of tokens at a time, into one reused buffer: the
 /// tokens of a large file would take several times its size if held all at once.
@@ -40,9 +64,8 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(source: &'a [u8], file: ConfigFile) -> Self {
-        let is_newline: fn(&u8) -> bool = |&b| b == b'\n';
         Self {
-            lines: source.split(is_newline).enumerate(),
+            lines: RawLines { rest: Some(source) }.enumerate(),
             tokens: Vec::new(),
             sink: Sink::new(file),
         }
@@ -108,10 +131,16 @@ fn readable_code(raw: &[u8]) -> Result<&str, (u32, String)> {
         )
     })?;
     let code = text.split_once('#').map_or(text, |(code, _)| code);
-    match code
-        .char_indices()
-        .find(|&(_, c)| c.is_control() && c != '\t')
-    {
+    // Plain ASCII, nearly every line, is checked a byte at a time without decoding.
+    let control = if code.is_ascii() {
+        code.bytes()
+            .position(|b| b.is_ascii_control() && b != b'\t')
+            .map(|offset| (offset, char::from(code.as_bytes()[offset])))
+    } else {
+        code.char_indices()
+            .find(|&(_, c)| c.is_control() && c != '\t')
+    };
+    match control {
         Some((offset, c)) => Err((
             column_after(&code[..offset]),
             format!("unexpected control character U+{:04X}", u32::from(c)),
@@ -126,10 +155,27 @@ fn column_after(prefix: &str) -> u32 {
 
 /// Replaces `tokens` with those of one line.
 fn tokenize<'a>(code: &'a str, line: u32, tokens: &mut Vec<Token<'a>>) {
+    if code.is_ascii() {
+        // A byte is a character: no decoding, and the column is the offset.
+        let chars = code.bytes().map(char::from).enumerate();
+        split_words(code, line, chars, tokens);
+    } else {
+        split_words(code, line, code.char_indices(), tokens);
+    }
+}
+
+/// Replaces `tokens` with the words of `code`, whose characters `chars` gives
+/// with their byte offsets.
+fn split_words<'a>(
+    code: &'a str,
+    line: u32,
+    chars: impl Iterator<Item = (usize, char)>,
+    tokens: &mut Vec<Token<'a>>,
+) {
     tokens.clear();
     let mut start: Option<(usize, u32)> = None;
     let mut col = 0u32;
-    for (offset, c) in code.char_indices() {
+    for (offset, c) in chars {
         col += 1;
         if c.is_whitespace() {
             if let Some((begin, begin_col)) = start.take() {
@@ -184,9 +230,9 @@ impl<'l, 'a> Cursor<'l, 'a> {
 
     /// The next token, or an error saying what `after` needs.
     pub fn value(&mut self, after: &str, what: &str) -> Result<Token<'a>, Problem> {
-        let loc = self.end_loc();
+        // At the end nothing was read, so `end_loc` still points past the last token.
         self.next_token()
-            .ok_or_else(|| Problem::new(loc, format!("`{after}` needs {what}")))
+            .ok_or_else(|| Problem::new(self.end_loc(), format!("`{after}` needs {what}")))
     }
 
     pub fn eat(&mut self, word: &str) -> bool {

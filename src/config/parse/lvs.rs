@@ -111,7 +111,7 @@ fn service(director: &mut Director, cursor: &mut Cursor<'_, '_>) -> Result<(), P
 
 fn statement(
     director: &mut Director,
-    seen: &mut Seen,
+    seen: &mut Seen<'_>,
     keyword: Token<'_>,
     cursor: &mut Cursor<'_, '_>,
 ) -> Result<(), Problem> {
@@ -167,7 +167,7 @@ fn scheduler(cursor: &mut Cursor<'_, '_>) -> Result<Spanned<Scheduler>, Problem>
 /// several `check` lines add up.
 fn check(
     director: &mut Director,
-    seen: &mut Seen,
+    seen: &mut Seen<'_>,
     keyword: Token<'_>,
     cursor: &mut Cursor<'_, '_>,
 ) -> Result<(), Problem> {
@@ -204,14 +204,14 @@ fn check(
             "inhibit" => params.inhibit = true,
             _ => return Err(unknown(param, "check parameter", CHECK_PARAMS)),
         }
-        seen.once_named(&setting, param.loc)?;
+        seen.once_named(setting, param.loc)?;
     }
     Ok(())
 }
 
 fn option(
     director: &mut Director,
-    seen: &mut Seen,
+    seen: &mut Seen<'_>,
     cursor: &mut Cursor<'_, '_>,
 ) -> Result<(), Problem> {
     let kind = cursor.value(

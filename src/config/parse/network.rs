@@ -131,7 +131,7 @@ impl Section {
 /// The `service vrrp` section as it is read.
 struct VrrpSection {
     service: VrrpService,
-    seen: Seen,
+    seen: Seen<'static>,
     /// A second `service vrrp` (reported): read, checked, then dropped.
     scratch: bool,
 }
@@ -226,7 +226,7 @@ struct InterfaceSection {
     vlan_seen: Option<Loc>,
     /// The `vlan` line was wrong (and reported); the section cannot become a VLAN.
     vlan_failed: bool,
-    seen: Seen,
+    seen: Seen<'static>,
     /// Stands in for a section whose header could not be read; never becomes an interface.
     scratch: bool,
 }
@@ -359,7 +359,7 @@ impl InterfaceSection {
             }
         }
         self.seen
-            .once_named(&format!("bonding {}", option.text), option.loc)?;
+            .once_named(format!("bonding {}", option.text), option.loc)?;
         self.bond_seen.get_or_insert(option.loc);
         Ok(())
     }
