@@ -294,7 +294,7 @@ pub async fn execute<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
 pub struct Plan {
     pub network: Vec<Step>,
     pub ipvs: Vec<IpvsOp>,
-    pub firewall: Option<FirewallStep>,
+    pub firewall: Option<FirewallOp>,
     /// The plan takes away addresses, services or the flows' table, and
     /// leaves lbconsole running none of them.
     pub tears_down: bool,
@@ -315,13 +315,6 @@ fn runs_nothing(config: &config::model::Config) -> bool {
             .interfaces
             .iter()
             .all(|interface| interface.addresses.is_empty())
-}
-
-/// The change to our nft table and what puts the table back as it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirewallStep {
-    pub op: FirewallOp,
-    pub undo: FirewallOp,
 }
 
 impl Plan {
@@ -366,7 +359,7 @@ impl Plan {
             || self
                 .firewall
                 .as_ref()
-                .is_some_and(|step| matches!(step.op, FirewallOp::Remove))
+                .is_some_and(|op| matches!(op, FirewallOp::Remove))
     }
 }
 
@@ -382,8 +375,8 @@ impl fmt::Display for Plan {
                 None => writeln!(f, "{op}")?,
             }
         }
-        if let Some(step) = &self.firewall {
-            writeln!(f, "{}", step.op)?;
+        if let Some(op) = &self.firewall {
+            writeln!(f, "{op}")?;
         }
         Ok(())
     }
@@ -405,23 +398,17 @@ pub async fn plan_network<B: NetworkBackend>(
     Ok(network::diff(&observed.state, &desired))
 }
 
-/// The change that would bring our nft table to the flows, with its undo;
-/// `None` when the table already is what the flows ask for.
+/// The change that would bring our nft table to the flows; `None` when the
+/// table already is what the flows ask for. It needs no undo: nft sends it as
+/// one transaction, and nothing of the apply runs after it.
 pub async fn plan_firewall<B: FirewallBackend>(
     backend: &mut B,
     flows: &FlowsConfig,
     lvs: &LvsConfig,
-) -> Result<Option<FirewallStep>, ApplyError> {
+) -> Result<Option<FirewallOp>, ApplyError> {
     let observed = backend.observe().await?;
     let desired = flows::render(flows, lvs);
-    let Some(op) = flows::diff(observed.as_ref(), desired.as_ref()) else {
-        return Ok(None);
-    };
-    let undo = match backend.snapshot().await? {
-        Some(listing) => FirewallOp::Restore(listing),
-        None => FirewallOp::Remove,
-    };
-    Ok(Some(FirewallStep { op, undo }))
+    Ok(flows::diff(observed.as_ref(), desired.as_ref()))
 }
 
 /// The operations that would bring the IPVS table to `config` with the
@@ -523,10 +510,10 @@ async fn execute_parts<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
         undo_failures.extend(undo_network(network, &plan.network).await);
         return Err(verdict(error, undone + plan.network.len(), undo_failures));
     }
-    let (Some(step), Some(firewall)) = (&plan.firewall, firewall) else {
+    let (Some(op), Some(firewall)) = (&plan.firewall, firewall) else {
         return Ok(());
     };
-    let Err(error) = firewall.execute(&step.op).await else {
+    let Err(error) = firewall.execute(op).await else {
         return Ok(());
     };
     // nft's batch is one transaction: the old table is still in place.

@@ -536,12 +536,6 @@ impl FirewallBackend for FakeFirewall {
         Ok(self.counters.clone())
     }
 
-    async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
-        Ok(self.table.as_ref().map(|state| {
-            serde_json::to_string(&(&state.fingerprint, &state.chains)).unwrap_or_default()
-        }))
-    }
-
     async fn execute(&mut self, op: &FirewallOp) -> Result<(), KernelError> {
         let index = self.executed;
         self.executed += 1;
@@ -566,21 +560,6 @@ impl FirewallBackend for FakeFirewall {
                     fingerprint: Some(ruleset.fingerprint.clone()),
                     chains: ruleset.rule_counts.keys().cloned().collect(),
                     objects: Some(ruleset.objects.clone()),
-                    generation: Some(generation),
-                })
-            }
-            FirewallOp::Restore(listing) => {
-                let (fingerprint, chains) =
-                    serde_json::from_str(listing).map_err(|error| KernelError::Operation {
-                        op: op.to_string(),
-                        cause: Cause::Other(error.to_string()),
-                    })?;
-                // Like the real backend, a restored table is not known object
-                // by object.
-                Some(TableState {
-                    fingerprint,
-                    chains,
-                    objects: None,
                     generation: Some(generation),
                 })
             }

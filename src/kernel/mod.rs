@@ -338,10 +338,6 @@ pub trait FirewallBackend {
     /// rule, so planning does not).
     fn counters(&mut self) -> impl Future<Output = Result<Vec<FlowCounter>, KernelError>>;
 
-    /// The table as `nft list table` prints it (counters included), to put it
-    /// back exactly on undo; `None` when there is none.
-    fn snapshot(&mut self) -> impl Future<Output = Result<Option<String>, KernelError>>;
-
     /// Carries out `op` as one transaction: the table is replaced whole or not at all.
     fn execute(&mut self, op: &FirewallOp) -> impl Future<Output = Result<(), KernelError>>;
 }

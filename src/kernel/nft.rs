@@ -23,6 +23,7 @@ use nftables::schema::Nftables;
 
 use super::{Cause, FirewallBackend, KernelError};
 use crate::kernel::nlwire::{self, Body, NLM_F_REQUEST, NLMSG_HDRLEN};
+use crate::store::atomic;
 use crate::plan::flows::{self, FirewallOp, FlowCounter, ObjectHashes, TABLE, TableState};
 
 const NFT: &str = "nft";
@@ -112,12 +113,12 @@ impl NftBackend {
         }
     }
 
+    /// Written as the store writes: a new file renamed over the old, never
+    /// through whatever someone put at the record's name.
     fn write_record(&self, record: &Record) -> io::Result<()> {
-        std::fs::create_dir_all(&self.record_dir)?;
-        let path = self.record_path()?;
-        let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, serde_json::to_vec(record)?)?;
-        std::fs::rename(temporary, path)
+        atomic::create_dir_all(&self.record_dir)?;
+        let bytes = serde_json::to_vec(record)?;
+        atomic::write_file(&self.record_path()?, &bytes, atomic::Scratch::Unrecorded)
     }
 
     /// `nft -j ARGS` parsed; `None` when our table does not exist.
@@ -158,26 +159,6 @@ impl FirewallBackend for NftBackend {
             .unwrap_or_default())
     }
 
-    async fn snapshot(&mut self) -> Result<Option<String>, KernelError> {
-        let output = Command::new(NFT)
-            .args(LIST_TABLE)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|error| unavailable(&error))?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status.success() {
-            Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
-        } else if stderr.contains("No such file or directory") {
-            Ok(None)
-        } else {
-            Err(KernelError::Observe {
-                what: "the nftables table inet lbconsole",
-                cause: Cause::Nft(first_lines(&stderr)),
-            })
-        }
-    }
-
     async fn execute(&mut self, op: &FirewallOp) -> Result<(), KernelError> {
         let failed = |cause| KernelError::Operation {
             op: op.to_string(),
@@ -203,12 +184,6 @@ impl FirewallBackend for NftBackend {
                     .await
                     .map_err(describe),
                 Some(&update.ruleset.objects),
-            ),
-            // A restored table is what nft printed, not what we rendered: no
-            // hashes describe it, so the next apply replaces it whole.
-            FirewallOp::Restore(listing) => (
-                run_script(&format!("{}{listing}", replace_table_script())).await,
-                None,
             ),
             FirewallOp::Remove => (run_script(&replace_table_script()).await, None),
         };
@@ -325,10 +300,6 @@ async fn run_script(script: &str) -> Result<(), Cause> {
 
 fn no_table(error: &NftablesError) -> bool {
     matches!(error, NftablesError::NftFailed { stderr, .. } if stderr.contains("No such file or directory"))
-}
-
-fn unavailable(error: &io::Error) -> KernelError {
-    KernelError::Unavailable(unavailable_text(error))
 }
 
 fn unavailable_text(error: &io::Error) -> String {

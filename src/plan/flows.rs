@@ -208,8 +208,6 @@ pub enum FirewallOp {
     Install(Ruleset),
     /// Changes only the objects that differ, in one transaction.
     Update(Update),
-    /// Puts back a table as `nft list table` printed it (counters included).
-    Restore(String),
     Remove,
 }
 
@@ -225,7 +223,6 @@ impl fmt::Display for FirewallOp {
                 )
             }
             Self::Update(update) => write!(f, "update nftables table inet {TABLE} ({update})"),
-            Self::Restore(_) => write!(f, "restore nftables table inet {TABLE}"),
             Self::Remove => write!(f, "remove nftables table inet {TABLE}"),
         }
     }
