@@ -1,4 +1,5 @@
 use crate::cursor::DataCursor;
+use crate::screen_map::RowChange;
 use crate::util::Pos;
 use std::collections::VecDeque;
 
@@ -75,6 +76,25 @@ impl EditKind {
         }
     }
 
+    /// The rows that [`Self::apply`] with the same positions replaces.
+    pub(crate) fn changed_rows(&self, before: &Pos, after: &Pos) -> RowChange {
+        let (first, removed, inserted) = match self {
+            EditKind::InsertChar(_) | EditKind::DeleteChar(_) | EditKind::InsertStr(_) => {
+                (before.row, 1, 1)
+            }
+            EditKind::DeleteStr(_) => (after.row, 1, 1),
+            EditKind::InsertNewline => (before.row, 1, 2),
+            EditKind::DeleteNewline => (before.row - 1, 2, 1),
+            EditKind::InsertChunk(c) => (before.row, 1, c.len()),
+            EditKind::DeleteChunk(c) => (after.row, c.len(), 1),
+        };
+        RowChange {
+            first,
+            removed,
+            inserted,
+        }
+    }
+
     fn invert(&self) -> Self {
         use EditKind::*;
         match self.clone() {
@@ -106,12 +126,20 @@ impl Edit {
         }
     }
 
-    pub fn redo(&self, lines: &mut Vec<String>) {
+    pub fn redo(&self, lines: &mut Vec<String>) -> RowChange {
         self.kind.apply(lines, &self.before, &self.after);
+        self.changed_rows()
     }
 
-    pub fn undo(&self, lines: &mut Vec<String>) {
-        self.kind.invert().apply(lines, &self.after, &self.before); // Undo is redo of inverted edit
+    pub fn undo(&self, lines: &mut Vec<String>) -> RowChange {
+        let inverted = self.kind.invert();
+        inverted.apply(lines, &self.after, &self.before); // Undo is redo of inverted edit
+        inverted.changed_rows(&self.after, &self.before)
+    }
+
+    /// The rows this edit replaced when it was made or redone.
+    pub(crate) fn changed_rows(&self) -> RowChange {
+        self.kind.changed_rows(&self.before, &self.after)
     }
 
     pub fn cursor_before(&self) -> DataCursor {
@@ -157,21 +185,21 @@ impl History {
         self.edits.push_back(edit);
     }
 
-    pub fn redo(&mut self, lines: &mut Vec<String>) -> Option<DataCursor> {
+    pub fn redo(&mut self, lines: &mut Vec<String>) -> Option<(DataCursor, RowChange)> {
         if self.index == self.edits.len() {
             return None;
         }
         let edit = &self.edits[self.index];
-        edit.redo(lines);
+        let change = edit.redo(lines);
         self.index += 1;
-        Some(edit.cursor_after())
+        Some((edit.cursor_after(), change))
     }
 
-    pub fn undo(&mut self, lines: &mut Vec<String>) -> Option<DataCursor> {
+    pub fn undo(&mut self, lines: &mut Vec<String>) -> Option<(DataCursor, RowChange)> {
         self.index = self.index.checked_sub(1)?;
         let edit = &self.edits[self.index];
-        edit.undo(lines);
-        Some(edit.cursor_before())
+        let change = edit.undo(lines);
+        Some((edit.cursor_before(), change))
     }
 
     pub fn max_items(&self) -> usize {

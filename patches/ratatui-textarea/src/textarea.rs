@@ -125,6 +125,8 @@ pub struct TextArea<'a> {
     select_style: Style,
     pub(crate) screen_lines: RefCell<Vec<ScreenLine>>,
     pub(crate) data_pointers: RefCell<Vec<DataLine>>,
+    /// The wrap width the screen map was built for.
+    pub(crate) screen_map_wrap_width: Cell<Option<usize>>,
     pub(crate) area: Cell<Rect>,
 }
 
@@ -237,6 +239,7 @@ impl<'a> TextArea<'a> {
             select_style: Style::default().bg(Color::LightBlue),
             screen_lines: RefCell::new(Vec::new()),
             data_pointers: RefCell::new(Vec::new()),
+            screen_map_wrap_width: Cell::new(None),
             area: Cell::new(Rect::default()),
         };
         textarea.screen_map_load();
@@ -754,8 +757,9 @@ impl<'a> TextArea<'a> {
         let DataCursor(row, col) = self.cursor;
         let after = Pos::new(row, col, after_offset);
         let edit = Edit::new(kind, before, after);
+        let change = edit.changed_rows();
         self.history.push(edit);
-        self.refresh_screen_map();
+        self.screen_map_update(change);
     }
 
     /// Insert a single character at current cursor position.
@@ -1596,12 +1600,12 @@ impl<'a> TextArea<'a> {
     /// assert_eq!(textarea.lines(), ["abc def"]);
     /// ```
     pub fn undo(&mut self) -> bool {
-        if let Some(cursor) = self.history.undo(&mut self.lines) {
+        if let Some((cursor, change)) = self.history.undo(&mut self.lines) {
             self.cancel_selection();
             let row = cursor.0.min(self.lines.len().saturating_sub(1));
             let col = cursor.1.min(self.lines[row].chars().count());
             self.cursor = (row, col).into();
-            self.refresh_screen_map();
+            self.screen_map_update(change);
             true
         } else {
             false
@@ -1622,12 +1626,12 @@ impl<'a> TextArea<'a> {
     /// assert_eq!(textarea.lines(), [" def"]);
     /// ```
     pub fn redo(&mut self) -> bool {
-        if let Some(cursor) = self.history.redo(&mut self.lines) {
+        if let Some((cursor, change)) = self.history.redo(&mut self.lines) {
             self.cancel_selection();
             let row = cursor.0.min(self.lines.len().saturating_sub(1));
             let col = cursor.1.min(self.lines[row].chars().count());
             self.cursor = (row, col).into();
-            self.refresh_screen_map();
+            self.screen_map_update(change);
             true
         } else {
             false

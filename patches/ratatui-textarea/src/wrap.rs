@@ -20,7 +20,7 @@ pub enum WrapMode {
     WordOrGlyph,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WrappedLine {
     pub row: usize,
     pub start_byte: usize,
@@ -47,34 +47,34 @@ pub(crate) fn effective_wrap_width(total_width: u16, line_number_len: Option<u8>
     }
 }
 
-pub(crate) fn wrapped_rows(
-    lines: &[String],
+/// Appends the screen rows of logical line `row` to `rows`. Without a wrap width the line is one row.
+pub(crate) fn push_wrapped_rows(
+    rows: &mut Vec<WrappedLine>,
+    row: usize,
+    line: &str,
     mode: WrapMode,
-    width: usize,
+    width: Option<usize>,
     tab_len: u8,
     mask: Option<char>,
-) -> Vec<WrappedLine> {
-    let mut rows = Vec::new();
-
-    for (row, line) in lines.iter().enumerate() {
-        let ranges = line_ranges(line, mode, width, tab_len, mask);
-        let mut start_col = 0usize;
-        for (i, (start_byte, end_byte)) in ranges.iter().copied().enumerate() {
-            let end_col = start_col + line[start_byte..end_byte].chars().count();
-            rows.push(WrappedLine {
-                row,
-                start_byte,
-                end_byte,
-                start_col,
-                end_col,
-                first_in_row: i == 0,
-                last_in_row: i + 1 == ranges.len(),
-            });
-            start_col = end_col;
-        }
+) {
+    let ranges = match width {
+        Some(width) => line_ranges(line, mode, width, tab_len, mask),
+        None => vec![(0, line.len())],
+    };
+    let mut start_col = 0usize;
+    for (i, (start_byte, end_byte)) in ranges.iter().copied().enumerate() {
+        let end_col = start_col + line[start_byte..end_byte].chars().count();
+        rows.push(WrappedLine {
+            row,
+            start_byte,
+            end_byte,
+            start_col,
+            end_col,
+            first_in_row: i == 0,
+            last_in_row: i + 1 == ranges.len(),
+        });
+        start_col = end_col;
     }
-
-    rows
 }
 
 pub(crate) fn line_ranges(
