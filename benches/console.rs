@@ -2,8 +2,13 @@
 //! each frame writes to the terminal (ratatui sends only the cells that changed;
 //! over a 9600-baud serial line every byte is about a millisecond).
 //!
-//! `cargo bench --bench console`. The frame goes through ratatui's crossterm
-//! backend into a writer that counts bytes, at 80×24 and 120×40.
+//! `cargo bench --bench console [CASE] [SIZE]`, e.g. `-- typing 80x24` to run one
+//! row. The frame goes through ratatui's crossterm backend into a writer that
+//! counts bytes, at 80×24 and 120×40. Each row is `CONSOLE_BENCH_ROUNDS` (4)
+//! rounds of 500 keystrokes from a fresh console, so that typing never makes one
+//! line thousands of characters long. Under `valgrind --tool=callgrind
+//! --collect-atstart=no --toggle-collect=*keystroke*` the instructions counted
+//! are those of the keystrokes alone.
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -25,6 +30,7 @@ use ratatui::{Terminal, TerminalOptions, Viewport};
 
 const LINES: usize = 50_000;
 const KEYSTROKES: usize = 500;
+const DEFAULT_ROUNDS: usize = 4;
 
 /// Counts what the terminal would be sent.
 #[derive(Default, Clone)]
@@ -74,8 +80,26 @@ fn percentile<T: Copy + Ord>(values: &[T], p: usize) -> T {
     sorted[(sorted.len() - 1) * p / 100]
 }
 
-/// Runs `keys` one at a time, each followed by a frame.
-fn measure(width: u16, height: u16, lvs: &str, keys: &dyn Fn(usize) -> Action) -> Figures {
+/// What is measured: one key through `App::update`, then the frame after it.
+#[inline(never)]
+fn keystroke<W: Write>(
+    app: &mut App,
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    key: Action,
+    now: Instant,
+) {
+    black_box(app.update(key, now));
+    terminal.draw(|frame| ui::draw(frame, app)).expect("draws");
+}
+
+/// Runs `keys` one at a time, each followed by a frame, from a fresh console.
+fn measure(
+    width: u16,
+    height: u16,
+    lvs: &str,
+    keys: &dyn Fn(usize) -> Action,
+    figures: &mut Figures,
+) {
     let loaded = Loaded {
         saved: ConfigFiles {
             lvs: lvs.as_bytes().to_vec(),
@@ -106,22 +130,26 @@ fn measure(width: u16, height: u16, lvs: &str, keys: &dyn Fn(usize) -> Action) -
     };
     let mut terminal = Terminal::with_options(backend, options).expect("no terminal needed");
     terminal.draw(|frame| ui::draw(frame, &app)).expect("draws");
-    let mut figures = Figures {
-        times: Vec::new(),
-        bytes: Vec::new(),
-    };
     for index in 0..KEYSTROKES {
+        let key = keys(index);
         let before = writer.bytes.get();
         let start = Instant::now();
-        black_box(app.update(keys(index), now));
-        terminal.draw(|frame| ui::draw(frame, &app)).expect("draws");
+        keystroke(&mut app, &mut terminal, key, now);
         figures.times.push(start.elapsed());
         figures.bytes.push(writer.bytes.get() - before);
     }
-    figures
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; the other arguments choose rows.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let rounds = std::env::var("CONSOLE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
     let lvs = big_lvs();
     assert_eq!(lvs.lines().count(), LINES);
     let start = Instant::now();
@@ -143,17 +171,33 @@ fn main() {
     let right = |_| key(KeyCode::Right);
     let down = |_| key(KeyCode::Down);
     let paging = |_| key(KeyCode::PageDown);
-    let cases: [(&str, &dyn Fn(usize) -> Action); 4] = [
+    let enter = |_| key(KeyCode::Enter);
+    let cases: [(&str, &dyn Fn(usize) -> Action); 5] = [
         ("typing a character", &typing),
+        ("new line (Enter)", &enter),
         ("cursor right", &right),
         ("cursor down, scrolling a line", &down),
         ("page down", &paging),
     ];
     for (what, keys) in cases {
         for (width, height) in [(80, 24), (120, 40)] {
-            let figures = measure(width, height, &lvs, keys);
+            let size = format!("{width}x{height}");
+            if !filters
+                .iter()
+                .all(|filter| what.contains(filter.as_str()) || size == *filter)
+            {
+                continue;
+            }
+            let mut figures = Figures {
+                times: Vec::new(),
+                bytes: Vec::new(),
+            };
+            for _ in 0..rounds {
+                measure(width, height, &lvs, keys, &mut figures);
+            }
             println!(
-                "| {what} | {width}×{height} | {KEYSTROKES} | {:.2?} | {:.2?} | {:.2?} | {} | {} |",
+                "| {what} | {width}×{height} | {} | {:.2?} | {:.2?} | {:.2?} | {} | {} |",
+                figures.times.len(),
                 percentile(&figures.times, 50),
                 percentile(&figures.times, 99),
                 percentile(&figures.times, 100),

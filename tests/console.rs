@@ -587,6 +587,29 @@ fn typing_edits_the_file_and_esc_stops() {
 }
 
 #[test]
+fn a_change_that_keeps_the_length_is_still_unsaved() {
+    let mut console = Console::new("same-length", examples());
+    console.key(KeyCode::Char('i'));
+    assert!(
+        console
+            .app
+            .editor(ConfigFile::Network)
+            .contents()
+            .starts_with("# network.conf")
+    );
+    console.key(KeyCode::Delete);
+    console.type_text("X");
+    assert_eq!(console.app.unsaved(), [ConfigFile::Network]);
+    console.key(KeyCode::Backspace);
+    assert_eq!(console.app.unsaved(), [ConfigFile::Network]);
+    console.type_text("#");
+    assert!(
+        console.app.unsaved().is_empty(),
+        "the text is the saved one again"
+    );
+}
+
+#[test]
 fn validation_waits_for_typing_to_pause_and_sees_other_files() {
     let mut console = Console::new("debounce", examples());
     assert!(!console.app.checking());

@@ -392,8 +392,15 @@ impl App {
     /// Whether the buffer of `file` is `bytes`, without building the buffer:
     /// this runs after every keystroke, on files of any size.
     fn buffer_is(&self, file: ConfigFile, bytes: &[u8]) -> bool {
+        let lines = self.editor(file).lines();
+        // Typing changes the length: that answer costs a sum over the lines, not a
+        // comparison of every byte up to the edit. `+ 1`: a kept final newline.
+        let joined_len = lines.iter().map(String::len).sum::<usize>() + lines.len() - 1;
+        if bytes.len() != joined_len && bytes.len() != joined_len + 1 {
+            return false;
+        }
         let mut rest = bytes;
-        for (index, line) in self.editor(file).lines().iter().enumerate() {
+        for (index, line) in lines.iter().enumerate() {
             if index > 0 {
                 let Some(after) = rest.strip_prefix(b"\n") else {
                     return false;
