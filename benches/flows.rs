@@ -97,34 +97,17 @@ fn main() {
         turn += 1;
         &versions[turn % 2]
     };
+    // Through `apply`'s planning: observe, render, diff, one transaction.
     let one_flow = median_of(APPLY_RUNS, || {
         let version = next_version();
         runtime.block_on(async {
-            let observed = nft.observe().await.expect("observe");
-            let desired = flows::render(version, lvs);
-            let op = flows::diff(observed.as_ref(), desired.as_ref()).expect("a change");
-            assert!(matches!(op, FirewallOp::Update(_)), "not an update: {op}");
-            nft.execute(&op).await.expect("nft takes the update");
-        });
-    });
-    // The same through `apply`'s planning, which also snapshots the table
-    // (`nft list table`) for its undo.
-    let one_flow_planned = median_of(APPLY_RUNS, || {
-        let version = next_version();
-        runtime.block_on(async {
-            let step = plan_firewall(&mut nft, version, lvs)
+            let op = plan_firewall(&mut nft, version, lvs)
                 .await
                 .expect("a plan")
                 .expect("a change");
-            assert!(matches!(step.op, FirewallOp::Update(_)), "{}", step.op);
-            nft.execute(&step.op).await.expect("nft takes the update");
+            assert!(matches!(op, FirewallOp::Update(_)), "not an update: {op}");
+            nft.execute(&op).await.expect("nft takes the update");
         });
-    });
-    let snapshot = median_of(APPLY_RUNS, || {
-        runtime
-            .block_on(nft.snapshot())
-            .expect("nft list table")
-            .expect("a table");
     });
 
     let text = String::from_utf8(
@@ -222,15 +205,6 @@ fn main() {
         "  lbconsole change of one flow (observe + render + diff + update): median {:.1} ms = {:.3} x the full apply",
         ms(one_flow),
         one_flow.as_secs_f64() / ours.as_secs_f64()
-    );
-    println!(
-        "  the same through apply's plan_firewall (with its nft list table snapshot): median {:.1} ms = {:.3} x the full apply",
-        ms(one_flow_planned),
-        one_flow_planned.as_secs_f64() / ours.as_secs_f64()
-    );
-    println!(
-        "  nft list table (text, the undo snapshot): median {:.1} ms",
-        ms(snapshot)
     );
     println!(
         "  nft -j -f, the same batch from a file (nft's JSON parser alone): median {:.1} ms",

@@ -23,8 +23,8 @@ use nftables::schema::Nftables;
 
 use super::{Cause, FirewallBackend, KernelError};
 use crate::kernel::nlwire::{self, Body, NLM_F_REQUEST, NLMSG_HDRLEN};
-use crate::store::atomic;
 use crate::plan::flows::{self, FirewallOp, FlowCounter, ObjectHashes, TABLE, TableState};
+use crate::store::atomic;
 
 const NFT: &str = "nft";
 const LIST_TABLE: [&str; 4] = ["list", "table", "inet", TABLE];
