@@ -45,12 +45,13 @@ pub enum Step<'a> {
     Lookup(Vec<&'a Flow>),
 }
 
-/// The flows in the order their chains are rendered, as steps of each base chain.
+/// The flows as steps of their base chains, in file order of each step's
+/// first flow (so chains, rules and counters are listed in file order).
 pub fn steps<'a>(flows: impl IntoIterator<Item = &'a Flow>, matching: Matching) -> Vec<Step<'a>> {
     let mut steps = Vec::new();
     let mut incoming = Run::default();
     let mut outgoing = Run::default();
-    for flow in flows {
+    for (position, flow) in flows.into_iter().enumerate() {
         let run = match flow.direction {
             Direction::In => &mut incoming,
             Direction::Out => &mut outgoing,
@@ -60,20 +61,21 @@ pub fn steps<'a>(flows: impl IntoIterator<Item = &'a Flow>, matching: Matching) 
             Matching::Walk => None,
         };
         match keys {
-            Some(keys) if !run.overlaps(&keys) => run.push(flow, keys),
+            Some(keys) if !run.overlaps(&keys) => run.push(position, flow, keys),
             Some(keys) => {
                 run.flush(&mut steps);
-                run.push(flow, keys);
+                run.push(position, flow, keys);
             }
             None => {
                 run.flush(&mut steps);
-                steps.push(Step::Walk(flow));
+                steps.push((position, Step::Walk(flow)));
             }
         }
     }
     incoming.flush(&mut steps);
     outgoing.flush(&mut steps);
-    steps
+    steps.sort_by_key(|(position, _)| *position);
+    steps.into_iter().map(|(_, step)| step).collect()
 }
 
 /// The rule of a lookup step for one family: `None` when no flow of the step
@@ -193,6 +195,8 @@ fn lookup_keys(flow: &Flow) -> Option<Vec<Key>> {
 /// Looked-up flows waiting for the end of their run.
 #[derive(Default)]
 struct Run<'a> {
+    /// Where the run's first flow is in the file.
+    start: usize,
     flows: Vec<&'a Flow>,
     keys: Vec<Key>,
 }
@@ -203,18 +207,21 @@ impl<'a> Run<'a> {
             .any(|key| self.keys.iter().any(|earlier| key.overlaps(earlier)))
     }
 
-    fn push(&mut self, flow: &'a Flow, keys: Vec<Key>) {
+    fn push(&mut self, position: usize, flow: &'a Flow, keys: Vec<Key>) {
+        if self.flows.is_empty() {
+            self.start = position;
+        }
         self.flows.push(flow);
         self.keys.extend(keys);
     }
 
     /// Ends the run: a map for two flows or more, a plain jump for one.
-    fn flush(&mut self, steps: &mut Vec<Step<'a>>) {
+    fn flush(&mut self, steps: &mut Vec<(usize, Step<'a>)>) {
         self.keys.clear();
         match std::mem::take(&mut self.flows).as_slice() {
             [] => {}
-            [flow] => steps.push(Step::Walk(flow)),
-            flows => steps.push(Step::Lookup(flows.to_vec())),
+            [flow] => steps.push((self.start, Step::Walk(flow))),
+            flows => steps.push((self.start, Step::Lookup(flows.to_vec()))),
         }
     }
 }
@@ -267,7 +274,7 @@ mod tests {
                  flow walked permit\n    ignore src 10.0.0.9\n    match proto tcp dst 10.0.0.1 dstport 81\n\
                  flow d permit\n    match proto tcp dst 10.0.0.3 dstport 80\n"
             ),
-            ["a+b+c", "walked", "d", "o"]
+            ["a+b+c", "o", "walked", "d"]
         );
     }
 
