@@ -145,7 +145,7 @@ fn the_examples_apply_flows_rules_and_services_and_then_have_no_changes() {
         "{out}"
     );
     assert!(
-        out.contains("install nftables table inet lbconsole (12 chains, 37 rules)\n"),
+        out.contains("install nftables table inet lbconsole (12 chains, 38 rules)\n"),
         "{out}"
     );
     let running = std::fs::read(state.0.join("running/flows.conf")).expect("running flows");
@@ -184,7 +184,7 @@ fn a_ruleset_nft_refuses_undoes_the_services_and_the_network() {
     let error = result.expect_err("nft refuses");
     assert!(
         error.to_string().starts_with(
-            "install nftables table inet lbconsole (12 chains, 37 rules): injected failure; the "
+            "install nftables table inet lbconsole (12 chains, 38 rules): injected failure; the "
         ),
         "{error}"
     );

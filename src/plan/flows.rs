@@ -10,7 +10,8 @@
 //!   neighbour discovery and packets of known connections pass (the latter get their connection's mark
 //!   back, so a whole connection follows its first packet's `table N`); so do
 //!   IPVS NAT replies from real servers, which conntrack cannot place. Every
-//!   other packet jumps to each flow's chain in file order.
+//!   other packet jumps to each flow's chain in file order, or finds it in a
+//!   verdict map when the flow is simple (`plan::flow_match`).
 //! - `outgoing` (a `route` chain on output, so a changed mark re-routes the
 //!   packet): IPVS's own forwarded packets, health checks and neighbour
 //!   discovery pass; every other
@@ -49,6 +50,7 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Policy, RuleAction};
 use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
 use crate::config::model::types::{Family, IpNet, PortRange, Protocol, TableId};
+use crate::plan::flow_match::{self, Matching, Step};
 use crate::plan::ipvs::director_marks;
 
 /// Our table; nothing else in the kernel's ruleset is ever touched.
@@ -531,8 +533,15 @@ fn parse_comment(comment: &str) -> Option<(Direction, &str, Option<usize>)> {
 }
 
 /// Renders the flows: `None` when no flow or outflow takes part (all `skip`),
-/// so an unused feature leaves no table behind.
+/// so an unused feature leaves no table behind. Simple flows are looked up
+/// (see [`flow_match`]).
 pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
+    render_with(flows, lvs, Matching::Lookup)
+}
+
+/// Renders the flows with the base chains reaching them as `matching` says:
+/// [`Matching::Walk`] is the plain rendering lookups are checked against.
+pub fn render_with(flows: &FlowsConfig, lvs: &LvsConfig, matching: Matching) -> Option<Ruleset> {
     let active: Vec<&Flow> = flows.active().collect();
     if active.is_empty() {
         return None;
@@ -659,38 +668,74 @@ pub fn render(flows: &FlowsConfig, lvs: &LvsConfig) -> Option<Ruleset> {
     );
     builder.rule(DENY, vec![Statement::Drop(None)], "new traffic");
 
-    for flow in active {
-        let (base, chain) = match flow.direction {
-            Direction::In => (INCOMING, format!("in-{}", flow.name.as_str())),
-            Direction::Out => (OUTGOING, format!("out-{}", flow.name.as_str())),
-        };
-        builder.chain(&chain);
-        builder.rule(
-            base,
-            vec![
-                Statement::Counter(Counter::Anonymous(None)),
-                Statement::Jump(JumpTarget {
-                    target: chain.clone().into(),
-                }),
-            ],
-            &rule_comment(flow.direction, flow.name.as_str(), None),
-        );
-        let verdict = verdict(flow, &marks);
-        for (index, rule) in flow.rules.iter().enumerate() {
-            let mut statements = conditions(&rule.conditions, flow.direction);
-            statements.push(Statement::Counter(Counter::Anonymous(None)));
-            match rule.action {
-                RuleAction::Ignore => statements.push(Statement::Return(None)),
-                RuleAction::Match => statements.extend(verdict.iter().cloned()),
+    for step in flow_match::steps(active, matching) {
+        match step {
+            Step::Walk(flow) => {
+                let chain = flow_match::flow_chain(flow);
+                builder.chain(&chain);
+                builder.rule(
+                    base_chain(flow.direction),
+                    vec![
+                        Statement::Counter(Counter::Anonymous(None)),
+                        Statement::Jump(JumpTarget {
+                            target: chain.clone().into(),
+                        }),
+                    ],
+                    &rule_comment(flow.direction, flow.name.as_str(), None),
+                );
+                flow_rules(&mut builder, flow, &chain, &marks);
             }
-            builder.rule(
-                &chain,
-                statements,
-                &rule_comment(flow.direction, flow.name.as_str(), Some(index + 1)),
-            );
+            Step::Lookup(flows) => {
+                for flow in &flows {
+                    let chain = flow_match::flow_chain(flow);
+                    builder.chain(&chain);
+                    // What the map sent here: the flow's counter, which the
+                    // jump carries when flows are walked.
+                    builder.rule(
+                        &chain,
+                        vec![Statement::Counter(Counter::Anonymous(None))],
+                        &rule_comment(flow.direction, flow.name.as_str(), None),
+                    );
+                    flow_rules(&mut builder, flow, &chain, &marks);
+                }
+                for family in [Family::Ipv4, Family::Ipv6] {
+                    if let Some(lookup) = flow_match::dispatch(&flows, family) {
+                        builder.rule(
+                            base_chain(flows[0].direction),
+                            vec![lookup],
+                            &flow_match::dispatch_comment(&flows, family),
+                        );
+                    }
+                }
+            }
         }
     }
     Some(builder.finish())
+}
+
+fn base_chain(direction: Direction) -> &'static str {
+    match direction {
+        Direction::In => INCOMING,
+        Direction::Out => OUTGOING,
+    }
+}
+
+/// A flow's rules in its chain: `ignore` returns, `match` applies the policy.
+fn flow_rules(builder: &mut Builder, flow: &Flow, chain: &str, marks: &BTreeMap<String, u32>) {
+    let verdict = verdict(flow, marks);
+    for (index, rule) in flow.rules.iter().enumerate() {
+        let mut statements = conditions(&rule.conditions, flow.direction);
+        statements.push(Statement::Counter(Counter::Anonymous(None)));
+        match rule.action {
+            RuleAction::Ignore => statements.push(Statement::Return(None)),
+            RuleAction::Match => statements.extend(verdict.iter().cloned()),
+        }
+        builder.rule(
+            chain,
+            statements,
+            &rule_comment(flow.direction, flow.name.as_str(), Some(index + 1)),
+        );
+    }
 }
 
 /// The statements a `match` ends with.
@@ -842,7 +887,7 @@ fn neighbour_discovery() -> Vec<Statement<'static>> {
 }
 
 /// nft's name of the network-layer payload: `ip` or `ip6`.
-fn address_protocol(family: Family) -> &'static str {
+pub(super) fn address_protocol(family: Family) -> &'static str {
     match family {
         Family::Ipv4 => "ip",
         Family::Ipv6 => "ip6",
@@ -858,7 +903,7 @@ fn nfproto(family: Family) -> &'static str {
 }
 
 /// `meta l4proto`'s value: `/etc/protocols` calls ICMPv6 `ipv6-icmp`.
-fn l4proto(protocol: Protocol) -> &'static str {
+pub(super) fn l4proto(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Icmpv6 => "ipv6-icmp",
         other => other.keyword(),
@@ -1080,7 +1125,7 @@ fn fnv1a64(hash: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-fn meta(key: MetaKey) -> Expression<'static> {
+pub(super) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
 
@@ -1100,7 +1145,7 @@ fn established_or_related() -> Expression<'static> {
     Expression::List(vec![string("established"), string("related")])
 }
 
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+pub(super) fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
             protocol: protocol.into(),
@@ -1109,7 +1154,7 @@ fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     )))
 }
 
-fn string(value: &str) -> Expression<'static> {
+pub(super) fn string(value: &str) -> Expression<'static> {
     Expression::String(value.to_owned().into())
 }
 
@@ -1117,7 +1162,7 @@ fn address(addr: IpAddr) -> Expression<'static> {
     string(&addr.to_string())
 }
 
-fn network(net: IpNet) -> Expression<'static> {
+pub(super) fn network(net: IpNet) -> Expression<'static> {
     if net.is_host() {
         address(net.addr)
     } else {
@@ -1128,7 +1173,7 @@ fn network(net: IpNet) -> Expression<'static> {
     }
 }
 
-fn ports(range: PortRange) -> Expression<'static> {
+pub(super) fn ports(range: PortRange) -> Expression<'static> {
     let (first, last) = (range.first().get(), range.last().get());
     if first == last {
         Expression::Number(first.into())

@@ -629,3 +629,143 @@ fn server_override_against_ipvsadm() {
         ratio(list_median, ln_median)
     );
 }
+
+const FLOWS: usize = 10_000;
+/// The port flow N (from 1) permits on the appliance.
+const FIRST_FLOW_PORT: u16 = 20_000;
+const MATCH_ROUNDS: usize = 3;
+const MATCH_ROUND: Duration = Duration::from_secs(3);
+
+/// 10,000 flows, each permitting one TCP port of the appliance, then a deny.
+fn many_flows() -> String {
+    let mut flows = String::new();
+    for n in 1..=FLOWS {
+        let port = FIRST_FLOW_PORT as usize + n;
+        let _ = writeln!(
+            flows,
+            "flow f{n} permit\n    match proto tcp dst 192.168.0.1 dstport {port}"
+        );
+    }
+    flows.push_str("flow alltherest deny\n    match\n");
+    flows
+}
+
+/// New TCP connections to `port` from `client` for `MATCH_ROUND`, one after
+/// another: connect (1 s at most), wait for the server's close, close.
+/// Returns (connections per second, failures).
+fn connection_rate(client: &crate::support::Netns, port: u16) -> (f64, usize) {
+    use std::io::Read;
+    client
+        .thread(move || {
+            let at = std::net::SocketAddr::from(([192, 168, 0, 1], port));
+            let (mut done, mut failed) = (0usize, 0usize);
+            let start = Instant::now();
+            while start.elapsed() < MATCH_ROUND {
+                match std::net::TcpStream::connect_timeout(&at, Duration::from_secs(1)) {
+                    Ok(mut stream) => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                        match stream.read(&mut [0u8; 1]) {
+                            Ok(0) => done += 1,
+                            _ => failed += 1,
+                        }
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+            (done as f64 / start.elapsed().as_secs_f64(), failed)
+        })
+        .join()
+        .expect("the client thread")
+}
+
+/// The medians over `MATCH_ROUNDS` alternating rounds to the ports of flow 1
+/// and of the last flow: (first, last, failures).
+fn first_against_last(client: &crate::support::Netns, what: &str) -> (f64, f64, usize) {
+    let (mut first, mut last, mut failures) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..MATCH_ROUNDS {
+        for (rates, n) in [(&mut first, 1), (&mut last, FLOWS)] {
+            let (rate, failed) = connection_rate(client, FIRST_FLOW_PORT + n as u16);
+            rates.push(rate);
+            failures += failed;
+        }
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (first, last) = (median(&mut first), median(&mut last));
+    println!(
+        "bench: {what}: flow 1 {first:.0} conn/s, flow {FLOWS} {last:.0} conn/s, last/first {:.2}, failures {failures}",
+        last / first
+    );
+    (first, last, failures)
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run bench:: --nocapture)"]
+fn flow_matching() {
+    let lab = Lab::new("bench-flows");
+    let client = lab.netns("client");
+    lab.veth("eth1", "c1", &client);
+    client.ip(&["addr", "add", "192.168.0.50/24", "dev", "c1"]);
+    // Tens of thousands of short connections: ephemeral ports and the
+    // conntrack entries of closed connections must not run out.
+    client.sh("sysctl -qw net.ipv4.ip_local_port_range='1024 65000' net.ipv4.tcp_tw_reuse=1");
+    let network = "service network eth1\n    ip address 192.168.0.1/24\n";
+    let flows = many_flows();
+    lab.write_config(network, &flows, "");
+    let ((), _) = timed("lbconsole apply, 10,000 flows", || {
+        let run = lbconsole(&lab, &["apply"]);
+        assert!(run.success(), "{run}");
+    });
+    // conntrack is loaded now that our table uses it.
+    lab.sysctl("net/netfilter/nf_conntrack_tcp_timeout_time_wait", "1");
+    for n in [1, FLOWS] {
+        let listener =
+            std::net::TcpListener::bind(("0.0.0.0", FIRST_FLOW_PORT + n as u16)).expect("listen");
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                drop(stream);
+            }
+        });
+    }
+    let incoming = lab.sh("nft list chain inet lbconsole incoming");
+    assert_eq!(
+        incoming.matches(" vmap {").count(),
+        1,
+        "one map for 10,000 flows"
+    );
+
+    let (first, last, failures) = first_against_last(&client, "looked up");
+    assert!(first > 0.0 && last > 0.0);
+
+    // The same flows walked one by one, as before the lookup (loaded with
+    // `nft -j -f`, since lbconsole renders lookups).
+    let config = {
+        let files = lbconsole::store::ConfigFiles::read(lab.config_dir()).expect("config");
+        lbconsole::config::check(files.sources()).config
+    };
+    let walked = lbconsole::plan::flows::render_with(
+        &config.flows,
+        &config.lvs,
+        lbconsole::plan::flow_match::Matching::Walk,
+    )
+    .expect("a ruleset");
+    let file = lab.state_dir().join("walked.json");
+    std::fs::write(&file, serde_json::to_vec(&walked.batch).expect("JSON")).expect("write");
+    let ((), _) = timed("nft -j -f, 10,000 flows walked", || {
+        let run = Run::of(Command::new("nft").arg("-j").arg("-f").arg(&file));
+        assert!(run.success(), "{run}");
+    });
+    let incoming = lab.sh("nft list chain inet lbconsole incoming");
+    assert_eq!(incoming.matches(" vmap {").count(), 0);
+    let (walked_first, walked_last, walked_failures) = first_against_last(&client, "walked");
+    assert!(walked_first > 0.0 && walked_last > 0.0);
+
+    println!(
+        "bench: flow {FLOWS} looked up / walked: {:.2}; flow 1 looked up / walked: {:.2}; failures {}",
+        last / walked_last,
+        first / walked_first,
+        failures + walked_failures
+    );
+}

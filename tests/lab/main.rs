@@ -13,6 +13,7 @@ mod confirm;
 mod console_drain;
 mod daemon;
 mod dual_stack;
+mod flow_match;
 mod flows;
 mod flows6;
 mod ha;
