@@ -10,11 +10,11 @@
 
 use std::fmt::Write;
 
-use nftables::expr::{BinaryOperation, Expression, NamedExpression, Payload, SetItem};
+use nftables::expr::{BinaryOperation, Expression, NamedExpression, Payload, SetItem, Verdict};
 use nftables::schema::{
     Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetTypeValue,
 };
-use nftables::stmt::{Counter, Mangle, Match, Operator, Statement};
+use nftables::stmt::{Counter, Mangle, Match, Operator, Statement, VerdictMap};
 
 /// Something the printer does not know how to write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,9 +225,14 @@ fn statement_text(out: &mut String, statement: &Statement<'_>) -> Printed {
             out.push_str(" set ");
             expression(out, value)?;
         }
+        Statement::VerdictMap(VerdictMap { key, data }) => {
+            expression(out, key)?;
+            out.push_str(" vmap ");
+            expression(out, data)?;
+        }
         _ => {
             return Err(unprintable(
-                "a statement other than a verdict, counter, match or mangle",
+                "a statement other than a verdict, counter, match, mangle or verdict map",
             ));
         }
     }
@@ -263,7 +268,14 @@ fn expression(out: &mut String, expression_: &Expression<'_>) -> Printed {
                 out.push_str("{ ");
                 list(out, items, ", ", |out, item| match item {
                     SetItem::Element(element) => expression(out, element),
-                    _ => Err(unprintable("a mapping in an anonymous set")),
+                    SetItem::Mapping(key, value) => {
+                        expression(out, key)?;
+                        out.push_str(" : ");
+                        expression(out, value)
+                    }
+                    SetItem::MappingStatement(..) => {
+                        Err(unprintable("a statement as a map's value"))
+                    }
                 })?;
                 out.push_str(" }");
             }
@@ -286,7 +298,14 @@ fn expression(out: &mut String, expression_: &Expression<'_>) -> Printed {
                 ));
             }
         },
-        _ => return Err(unprintable("a boolean or a verdict as a value")),
+        Expression::Verdict(Verdict::Jump(target)) => {
+            write!(out, "jump {}", target.target).map_err(fmt_error)?;
+        }
+        _ => {
+            return Err(unprintable(
+                "a boolean, or a verdict other than jump, as a value",
+            ));
+        }
     }
     Ok(())
 }
