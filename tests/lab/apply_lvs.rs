@@ -544,7 +544,7 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
         .expect("a runtime");
     let ops = runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("IPVS");
-        apply::plan_ipvs(&mut ipvs, &to, &[], &Overrides::default())
+        apply::plan_ipvs(&mut ipvs, &to, None, &[], &Overrides::default())
             .await
             .expect("a plan")
     });
