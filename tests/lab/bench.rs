@@ -166,7 +166,7 @@ fn ipvs_apply_against_ipvsadm() {
 
 /// The weight of d0/r0 after `round` rounds of [`one_weight_rounds`].
 fn weight_after(round: usize) -> u16 {
-    if round % 2 == 0 { 9 } else { 1 }
+    if round.is_multiple_of(2) { 9 } else { 1 }
 }
 
 /// `lbconsole apply` by `lbconsole` after one weight changed, `ROUNDS` times
