@@ -569,7 +569,7 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
 
 /// Four directors of every kind of key and setting (IPv4, IPv6 with
 /// persistence, an fwmark), whose outline the kernel must give back as planned.
-const PARTIAL: &str = "director a 192.0.2.1:80 TCP\n    server a1 10.0.1.1 weight 1\n    server a2 10.0.1.2 weight 2\n\ndirector b 192.0.2.2:80 TCP\n    balance roundrobin\n    server b1 10.0.2.1 weight 1\n    server b2 10.0.2.2 weight 2\n\ndirector c [2001:db8::1]:443 TCP\n    option persistence timeout 300\n    server c1 [2001:db8:1::1]\n\ndirector d\n    balance source\n    server d1 10.0.4.1\n";
+const PARTIAL: &str = "director a 192.0.2.1:80 TCP\n    server a1 10.0.1.1 weight 1\n    server a2 10.0.1.2 weight 2\n\ndirector b 192.0.2.2:80 TCP\n    balance roundrobin\n    server b1 10.0.2.1 weight 1\n    server b2 10.0.2.2 weight 2\n\ndirector c [2001:db8::1]:443 TCP\n    option persistence timeout 300\n    server c1 [2001:db8:1::1]:443\n\ndirector d\n    balance source\n    server d1 10.0.4.1\n";
 
 /// `ipvsadm -Sn`'s `table` with the real server line of `server` (`-r
 /// ADDRESS:PORT`) at weight `to`.
