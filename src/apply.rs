@@ -213,7 +213,17 @@ pub async fn plan<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
     let (overrides, dropped) = target.overrides.split_by(&config.lvs);
     match kernel.ipvs.as_mut() {
         Ok(backend) => {
-            plan.ipvs = plan_ipvs(backend, &config.lvs, target.health, &overrides).await?
+            let applied = target
+                .hand_back
+                .and_then(|files| last_lvs(files, target.files));
+            plan.ipvs = plan_ipvs(
+                backend,
+                &config.lvs,
+                applied.as_ref(),
+                target.health,
+                &overrides,
+            )
+            .await?
         }
         Err(_) if config.lvs.directors.is_empty() => {}
         Err(error) => {
@@ -411,17 +421,52 @@ pub async fn plan_firewall<B: FirewallBackend>(
     Ok(flows::diff(observed.as_ref(), desired.as_ref()))
 }
 
+/// The `lvs.conf` of `applied`, the configuration the last apply brought the
+/// kernel to, when `next` changes it; `None` when it does not (a re-apply reads
+/// the whole table) or when it no longer parses.
+fn last_lvs(applied: &ConfigFiles, next: &ConfigFiles) -> Option<LvsConfig> {
+    if applied.lvs == next.lvs {
+        return None;
+    }
+    let (lvs, diagnostics) = config::parse::parse_lvs(&applied.lvs);
+    let clean = diagnostics.iter().all(|d| d.severity != Severity::Error);
+    clean.then_some(lvs)
+}
+
 /// The operations that would bring the IPVS table to `config` with the
 /// operators' `overrides`, leaving the servers `health` reports down as the
 /// health checker left them.
+///
+/// With `applied`, the configuration the last apply brought the kernel to,
+/// only the services the change touches are read whole, after a check that
+/// the kernel's services (keys and settings, one dump) are still those the
+/// last apply left. The plan of a touched service is exact whatever happened
+/// to it since; a hand change to the destinations of another one waits for
+/// the next whole read. The whole table is read when there is no `applied`,
+/// when the change touches nothing of `lvs.conf`, or when the check finds other
+/// services.
 pub async fn plan_ipvs<B: IpvsBackend>(
     backend: &mut B,
     config: &LvsConfig,
+    applied: Option<&LvsConfig>,
     health: &[ServerReport],
     overrides: &Overrides,
 ) -> Result<Vec<IpvsOp>, ApplyError> {
-    let observed = backend.observe().await?;
     let wanted = with_reported_health(&ipvs::desired(config), config, health, overrides);
+    if let Some(applied) = applied {
+        let before = with_reported_health(&ipvs::desired(applied), applied, health, overrides);
+        let touched = ipvs::touched(&before, &wanted);
+        if !touched.is_empty() {
+            let outline = backend.observe_outline(&touched).await?;
+            if outline.agrees_with(&before) {
+                return Ok(ipvs::diff(&outline.detail, &ipvs::only(&wanted, &touched)));
+            }
+            tracing::info!(
+                "the IPVS services are not those the last apply left; reading the whole table"
+            );
+        }
+    }
+    let observed = backend.observe().await?;
     Ok(ipvs::diff(&observed.state, &wanted))
 }
 

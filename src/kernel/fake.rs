@@ -19,7 +19,8 @@ use crate::kernel::{
 };
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
 use crate::plan::ipvs::{
-    DestKey, DestSettings, Forward, IpvsOp, IpvsState, Netmask, ServiceKey, ServiceSettings,
+    DestKey, DestSettings, Forward, IpvsOp, IpvsOutline, IpvsState, Netmask, ServiceKey,
+    ServiceSettings,
 };
 use crate::plan::network::{Link, LinkType, NetOp, NetworkState, NewLink};
 
@@ -333,8 +334,10 @@ pub struct FakeIpvs {
     /// Refuse the operation with this index (0-based, over the table's life).
     pub fail_at: Option<usize>,
     pub executed: usize,
-    /// How many times the table was read.
+    /// How many times the table was read whole.
     pub observed: usize,
+    /// The services read whole by each outline (`observe_outline`).
+    pub outlined: Vec<BTreeSet<ServiceKey>>,
     /// The connection-sync daemons running, in the order they started.
     pub sync: Vec<SyncDaemon>,
     /// How many sync daemons were started or stopped.
@@ -472,6 +475,22 @@ impl IpvsBackend for FakeIpvs {
         Ok(IpvsObservation {
             state: self.state.clone(),
             services,
+        })
+    }
+
+    async fn observe_outline(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> Result<IpvsOutline, KernelError> {
+        self.outlined.push(keys.clone());
+        Ok(IpvsOutline {
+            settings: self
+                .state
+                .services
+                .iter()
+                .map(|(key, service)| (*key, service.settings.clone()))
+                .collect(),
+            detail: crate::plan::ipvs::only(&self.state, keys),
         })
     }
 

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::config::model::types::IpNet;
 use crate::plan::flows::{FirewallOp, FlowCounter, TableState};
-use crate::plan::ipvs::{DestKey, Forward, IpvsOp, IpvsState, ServiceKey};
+use crate::plan::ipvs::{DestKey, Forward, IpvsOp, IpvsOutline, IpvsState, ServiceKey};
 use crate::plan::{NetOp, NetworkState};
 
 pub use ipvs::sync::{SyncDaemon, SyncRole, ensure_sync_daemons};
@@ -359,6 +359,27 @@ pub trait IpvsBackend {
             let mut state = self.observe().await?.state;
             state.services.retain(|key, _| keys.contains(key));
             Ok(state)
+        }
+    }
+
+    /// Every service's settings, and the services of `keys` that exist with
+    /// their destinations: what a plan needs to check the table's services
+    /// against the last apply and change a few of them. By default, the whole
+    /// table read.
+    fn observe_outline(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> impl Future<Output = Result<IpvsOutline, KernelError>> {
+        async move {
+            let state = self.observe().await?.state;
+            Ok(IpvsOutline {
+                settings: state
+                    .services
+                    .iter()
+                    .map(|(key, service)| (*key, service.settings.clone()))
+                    .collect(),
+                detail: crate::plan::ipvs::only(&state, keys),
+            })
         }
     }
 

@@ -4,7 +4,7 @@
 //! lbconsole owns the whole IPVS table: a service the file does not describe is
 //! deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -617,6 +617,56 @@ pub fn diff(observed: &IpvsState, desired: &IpvsState) -> Vec<IpvsOp> {
     deletions
 }
 
+/// The IPVS table in outline: every service's settings (one cheap dump of the
+/// services), and the destinations of a chosen few.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpvsOutline {
+    pub settings: BTreeMap<ServiceKey, ServiceSettings>,
+    /// The chosen services that exist, whole.
+    pub detail: IpvsState,
+}
+
+impl IpvsOutline {
+    /// Whether the kernel's services are those of `applied` (the table the last
+    /// apply left), key for key and setting for setting. Destinations are not
+    /// compared: the kernel has no cheap way to count them.
+    pub fn agrees_with(&self, applied: &IpvsState) -> bool {
+        self.settings.len() == applied.services.len()
+            && self.settings.iter().zip(&applied.services).all(
+                |((have_key, have), (want_key, want))| {
+                    have_key == want_key && *have == want.settings
+                },
+            )
+    }
+}
+
+/// The services a change from `applied` to `wanted` touches: added, removed,
+/// or with other settings or destinations.
+pub fn touched(applied: &IpvsState, wanted: &IpvsState) -> BTreeSet<ServiceKey> {
+    let removed = applied
+        .services
+        .keys()
+        .filter(|key| !wanted.services.contains_key(key));
+    let changed = wanted
+        .services
+        .iter()
+        .filter(|(key, service)| applied.services.get(key) != Some(service))
+        .map(|(key, _)| key);
+    removed.chain(changed).copied().collect()
+}
+
+/// The services of `state` that `keys` names.
+pub fn only(state: &IpvsState, keys: &BTreeSet<ServiceKey>) -> IpvsState {
+    IpvsState {
+        services: state
+            .services
+            .iter()
+            .filter(|(key, _)| keys.contains(key))
+            .map(|(key, service)| (*key, service.clone()))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1005,5 +1055,176 @@ mod tests {
             .block_on(apply::execute_ipvs(&mut kernel, &ops))
             .expect("applies");
         assert_eq!(kernel.state, to);
+    }
+
+    const THREE: &str = "director a 192.0.2.1:80 TCP\n server a1 10.0.1.1 weight 1\n server a2 10.0.1.2 weight 2\n\ndirector b 192.0.2.2:80 TCP\n server b1 10.0.2.1 weight 1\n server b2 10.0.2.2 weight 2\n\ndirector c\n balance source\n server c1 10.0.3.1\n";
+
+    /// Plans `next` on `kernel` the way `apply` does after `applied` ran.
+    fn plan_after(kernel: &mut FakeIpvs, applied: &LvsConfig, next: &LvsConfig) -> Vec<IpvsOp> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(apply::plan_ipvs(
+                kernel,
+                next,
+                Some(applied),
+                &[],
+                &Default::default(),
+            ))
+            .expect("a plan")
+    }
+
+    #[test]
+    fn one_weight_changed_reads_only_its_own_service() {
+        let applied = lvs(THREE);
+        let next = lvs(&THREE.replace("a2 10.0.1.2 weight 2", "a2 10.0.1.2 weight 7"));
+        let mut kernel = FakeIpvs {
+            state: desired(&applied),
+            ..FakeIpvs::default()
+        };
+        let ops = plan_after(&mut kernel, &applied, &next);
+        assert_eq!(ops, diff(&desired(&applied), &desired(&next)));
+        assert_eq!(ops.len(), 1, "{ops:#?}");
+        assert_eq!(kernel.observed, 0, "the whole table was read");
+        assert_eq!(
+            kernel.outlined,
+            [BTreeSet::from([vip(TCP, "192.0.2.1", 80)])]
+        );
+    }
+
+    #[test]
+    fn a_touched_service_is_planned_from_what_the_kernel_has_and_the_others_wait() {
+        let applied = lvs(THREE);
+        let next = lvs(&THREE.replace("a2 10.0.1.2 weight 2", "a2 10.0.1.2 weight 7"));
+        let mut kernel = FakeIpvs {
+            state: desired(&applied),
+            ..FakeIpvs::default()
+        };
+        // By hand, since the last apply: a1 of the touched service and b1 of
+        // another get other weights.
+        let set_weight = |kernel: &mut FakeIpvs, service: ServiceKey, server: &str| {
+            let settings = kernel
+                .state
+                .services
+                .get_mut(&service)
+                .expect("the service");
+            let dest = settings
+                .destinations
+                .get_mut(&dest(server, 80))
+                .expect("the server");
+            dest.weight = 4;
+        };
+        set_weight(&mut kernel, vip(TCP, "192.0.2.1", 80), "10.0.1.1");
+        set_weight(&mut kernel, vip(TCP, "192.0.2.2", 80), "10.0.2.1");
+        let ops = plan_after(&mut kernel, &applied, &next);
+        let hand = kernel.state.clone();
+        let all = diff(&hand, &desired(&next));
+        assert_eq!(all.len(), 3, "{all:#?}");
+        let mut of_a = all.clone();
+        of_a.retain(|op| op.to_string().contains("192.0.2.1"));
+        assert_eq!(ops, of_a, "the touched service, both of its differences");
+        carry_out(&mut kernel, &ops);
+        // The next apply of the same file reads the whole table: b1 comes back.
+        let again = plan_reading_all(&mut kernel, &next);
+        assert_eq!(kernel.observed, 1);
+        assert_eq!(again.len(), 1, "{again:#?}");
+        assert!(again[0].to_string().contains("10.0.2.1"), "{}", again[0]);
+    }
+
+    fn carry_out(kernel: &mut FakeIpvs, ops: &[IpvsOp]) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(apply::execute_ipvs(kernel, ops))
+            .expect("applies");
+    }
+
+    /// The plan of a re-apply: nothing known of the last apply.
+    fn plan_reading_all(kernel: &mut FakeIpvs, next: &LvsConfig) -> Vec<IpvsOp> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(apply::plan_ipvs(
+                kernel,
+                next,
+                None,
+                &[],
+                &Default::default(),
+            ))
+            .expect("a plan")
+    }
+
+    #[test]
+    fn services_other_than_the_last_apply_left_mean_the_whole_table_is_read() {
+        let applied = lvs(THREE);
+        let next = lvs(&THREE.replace("a2 10.0.1.2 weight 2", "a2 10.0.1.2 weight 7"));
+        let hand_changes: [fn(&mut IpvsState); 3] = [
+            |state| {
+                state.services.remove(&vip(TCP, "192.0.2.2", 80));
+            },
+            |state| {
+                let b = state
+                    .services
+                    .get_mut(&vip(TCP, "192.0.2.2", 80))
+                    .expect("b");
+                b.settings.scheduler = "rr".to_owned();
+            },
+            |state| {
+                let mut stray = state.services[&vip(TCP, "192.0.2.2", 80)].clone();
+                stray.destinations.clear();
+                state.services.insert(vip(UDP, "192.0.2.9", 53), stray);
+            },
+        ];
+        for (index, hand_change) in hand_changes.iter().enumerate() {
+            let mut kernel = FakeIpvs {
+                state: desired(&applied),
+                ..FakeIpvs::default()
+            };
+            hand_change(&mut kernel.state);
+            let ops = plan_after(&mut kernel, &applied, &next);
+            assert_eq!(kernel.observed, 1, "hand change {index}: not read whole");
+            assert_eq!(
+                ops,
+                diff(&kernel.state, &desired(&next)),
+                "hand change {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_the_table_the_last_apply_left_the_partial_plan_is_the_whole_plan() {
+        let example = std::fs::read_to_string("examples/lvs.conf").expect("examples/lvs.conf");
+        let changes = [
+            example.replace("weight 3 check", "weight 5 check"),
+            example.replace(
+                "balance leastconn\n    mode nat",
+                "balance roundrobin\n    mode nat",
+            ),
+            example.replace("timeout 300", "timeout 60"),
+            example.replace("    server dns2 10.0.3.12 check\n", ""),
+            example.replace("director app ", "director gone "),
+            format!("{example}\ndirector extra 192.0.2.50:8443 TCP\n    server x1 10.0.9.1\n"),
+            example.replace("director maildirect\n", "director maildirect2\n"),
+            String::new(),
+        ];
+        let applied = examples();
+        for (index, change) in changes.iter().enumerate() {
+            let next = lvs(change);
+            let mut kernel = FakeIpvs {
+                state: desired(&applied),
+                ..FakeIpvs::default()
+            };
+            let ops = plan_after(&mut kernel, &applied, &next);
+            assert_eq!(
+                ops,
+                diff(&desired(&applied), &desired(&next)),
+                "change {index}"
+            );
+            carry_out(&mut kernel, &ops);
+            assert_eq!(kernel.state, desired(&next), "change {index}");
+        }
     }
 }

@@ -546,7 +546,7 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
         .expect("a runtime");
     let ops = runtime.block_on(async {
         let mut ipvs = IpvsNetlink::connect().await.expect("IPVS");
-        apply::plan_ipvs(&mut ipvs, &to, &[], &Overrides::default())
+        apply::plan_ipvs(&mut ipvs, &to, None, &[], &Overrides::default())
             .await
             .expect("a plan")
     });
@@ -567,4 +567,73 @@ fn a_refusal_at_any_operation_leaves_the_ipvs_table_as_it_was() {
             ops[refuse]
         );
     }
+}
+
+/// Four directors of every kind of key and setting (IPv4, IPv6 with
+/// persistence, an fwmark), whose outline the kernel must give back as planned.
+const PARTIAL: &str = "director a 192.0.2.1:80 TCP\n    server a1 10.0.1.1 weight 1\n    server a2 10.0.1.2 weight 2\n\ndirector b 192.0.2.2:80 TCP\n    balance roundrobin\n    server b1 10.0.2.1 weight 1\n    server b2 10.0.2.2 weight 2\n\ndirector c [2001:db8::1]:443 TCP\n    option persistence timeout 300\n    server c1 [2001:db8:1::1]:443\n\ndirector d\n    balance source\n    server d1 10.0.4.1\n";
+
+/// `ipvsadm -Sn`'s `table` with the real server line of `server` (`-r
+/// ADDRESS:PORT`) at weight `to`.
+fn with_weight(table: &str, server: &str, to: u32) -> String {
+    table
+        .lines()
+        .map(|line| match line.split_once(&format!("-r {server} ")) {
+            Some((head, tail)) => {
+                let (mode, _) = tail.split_once(" -w ").expect("a weight");
+                format!("{head}-r {server} {mode} -w {to}\n")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn a_hand_change_to_another_service_waits_for_the_next_whole_read() {
+    let lab = Lab::new("lvs-partial");
+    lab.write_config("", "", PARTIAL);
+    assert!(lab.lbconsole(&["apply"]).success());
+    let applied = lab.sh("ipvsadm -Sn");
+    // By hand: a1 of the director the next change touches, b1 of another.
+    lab.sh("ipvsadm -e -t 192.0.2.1:80 -r 10.0.1.1:80 -m -w 4");
+    lab.sh("ipvsadm -e -t 192.0.2.2:80 -r 10.0.2.1:80 -m -w 4");
+
+    let a2_at_7 = PARTIAL.replace("a2 10.0.1.2 weight 2", "a2 10.0.1.2 weight 7");
+    lab.write_config("", "", &a2_at_7);
+    let run = lab.lbconsole(&["apply"]);
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "set real server 10.0.1.1:80 of tcp 192.0.2.1:80: masq weight 4 -> masq weight 1\n\
+         set real server 10.0.1.2:80 of tcp 192.0.2.1:80: masq weight 2 -> masq weight 7\n\
+         applied 2 changes\n",
+        "the touched service is planned from what the kernel has"
+    );
+    let wanted = with_weight(&applied, "10.0.1.2:80", 7);
+    assert_eq!(
+        lab.sh("ipvsadm -Sn"),
+        with_weight(&wanted, "10.0.2.1:80", 4),
+        "only the touched service was read: b1 keeps its hand-set weight"
+    );
+
+    // The same file again: a re-apply reads the whole table.
+    let run = lab.lbconsole(&["apply"]);
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "set real server 10.0.2.1:80 of tcp 192.0.2.2:80: masq weight 4 -> masq weight 1\n\
+         applied 1 change\n"
+    );
+    assert_eq!(lab.sh("ipvsadm -Sn"), wanted);
+
+    // A hand change to a service's settings fails the check of the services:
+    // the next change reads the whole table, so b2's hand-set weight goes too.
+    lab.sh("ipvsadm -E -t 192.0.2.2:80 -s sh");
+    lab.sh("ipvsadm -e -t 192.0.2.2:80 -r 10.0.2.2:80 -m -w 5");
+    lab.write_config("", "", PARTIAL);
+    let run = lab.lbconsole(&["apply"]);
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(lab.sh("ipvsadm -Sn"), applied, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().last(), Some("applied 3 changes"));
 }

@@ -65,7 +65,9 @@ use self::encode::Message;
 use self::sync::{SyncDaemon, SyncRole};
 use super::nlwire::{Body, DecodeError, EncodeError, Refusal, frames};
 use super::{Cause, DestStatus, IpvsBackend, IpvsObservation, KernelError, ServiceStatus};
-use crate::plan::ipvs::{DestSettings, IpvsOp, IpvsState, Service, ServiceKey};
+use crate::plan::ipvs::{
+    DestSettings, IpvsOp, IpvsOutline, IpvsState, Service, ServiceKey, ServiceSettings,
+};
 
 /// Room for one answer in the receive buffer, by the kernel's count (an skb's
 /// true size): measured on Debian's 6.1, an acknowledgement and a refusal take
@@ -280,11 +282,11 @@ impl IpvsNetlink {
 
     /// One dump of the services, then one dump of the destinations of each
     /// service `wanted` keeps (the kernel has no dump of all destinations);
-    /// the others are left out.
+    /// the others are left out, but for their settings.
     async fn observe_where(
         &mut self,
         wanted: impl Fn(&ServiceKey) -> bool,
-    ) -> Result<IpvsObservation, KernelError> {
+    ) -> Result<(IpvsObservation, BTreeMap<ServiceKey, ServiceSettings>), KernelError> {
         let what = "the IPVS table";
         let mut entries = Vec::new();
         self.dump(
@@ -296,6 +298,10 @@ impl IpvsNetlink {
         )
         .await
         .map_err(|failure| observe_error(what, &failure))?;
+        let settings = entries
+            .iter()
+            .map(|entry| (entry.key, entry.settings.clone()))
+            .collect();
         let mut observation = IpvsObservation::default();
         for entry in entries.into_iter().filter(|entry| wanted(&entry.key)) {
             let mut destinations = Vec::new();
@@ -345,7 +351,7 @@ impl IpvsNetlink {
             });
         }
         observation.services.sort_by_key(|s| s.key);
-        Ok(observation)
+        Ok((observation, settings))
     }
 
     fn take_seqs(&mut self, count: usize) -> u32 {
@@ -601,7 +607,7 @@ impl IpvsNetlink {
 
 impl IpvsBackend for IpvsNetlink {
     async fn observe(&mut self) -> Result<IpvsObservation, KernelError> {
-        self.observe_where(|_| true).await
+        Ok(self.observe_where(|_| true).await?.0)
     }
 
     /// The one dump of the services, then only the destinations of `keys`:
@@ -610,7 +616,19 @@ impl IpvsBackend for IpvsNetlink {
         &mut self,
         keys: &BTreeSet<ServiceKey>,
     ) -> Result<IpvsState, KernelError> {
-        Ok(self.observe_where(|key| keys.contains(key)).await?.state)
+        Ok(self.observe_where(|key| keys.contains(key)).await?.0.state)
+    }
+
+    /// As `observe_services`, with the settings the dump of the services gave.
+    async fn observe_outline(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> Result<IpvsOutline, KernelError> {
+        let (observation, settings) = self.observe_where(|key| keys.contains(key)).await?;
+        Ok(IpvsOutline {
+            settings,
+            detail: observation.state,
+        })
     }
 
     async fn execute(&mut self, ops: &[IpvsOp]) -> Vec<Result<(), KernelError>> {
