@@ -44,15 +44,24 @@ pub enum CheckError {
 }
 
 /// Runs one check to its end or until `deadline` (its planned start plus its
-/// timeout), whichever comes first. A check that runs out of time is sent once
-/// more, with a deadline of its timeout from when it is sent, and only that
-/// second silence is the server's: a busy checker may send the first late, and
-/// the time it waited to be sent is not the server's silence. The first needs
-/// no clock read (a system call where the clock has no vDSO); the recheck reads
-/// the clock once, and runs only when the first got no answer.
+/// timeout), whichever comes first. A timeout that fires late (by more than a
+/// quarter of the timeout) tells that the checker was too busy to keep time,
+/// so it may have sent the probe late too, and the time it waited is not the
+/// server's silence: the check is then sent once more, with a deadline of its
+/// timeout from that sending, and only that second silence counts. A timeout
+/// that fires on time counts at once, so a silent server is still out within
+/// `fall` checks. The first probe needs no clock read (a system call where the
+/// clock has no vDSO); a timeout reads it once.
 pub async fn run(check: &Check, deadline: Instant) -> Result<(), CheckError> {
     match within(check, deadline).await {
-        Err(CheckError::Timeout(_)) => within(check, Instant::now() + check.timeout).await,
+        Err(CheckError::Timeout(timeout)) => {
+            let now = Instant::now();
+            if now.saturating_duration_since(deadline) > timeout / 4 {
+                within(check, now + timeout).await
+            } else {
+                Err(CheckError::Timeout(timeout))
+            }
+        }
         result => result,
     }
 }
@@ -609,6 +618,37 @@ mod tests {
         let (port, _server) = serve(Vec::new()).await;
         let error = run(&http(port, 200), overdue).await.expect_err("silent");
         assert!(matches!(error, CheckError::Timeout(_)), "{error}");
+    }
+
+    /// A silent server is asked once when the checker keeps time, and once
+    /// more when its timeout fired late: the server sees one or two requests.
+    #[tokio::test]
+    async fn only_a_late_timeout_sends_the_check_again() {
+        async fn requests_seen(overdue: bool) -> usize {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+            let port = listener.local_addr().expect("address").port();
+            let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = seen.clone();
+            let server = tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    held.push(stream);
+                }
+            });
+            let silent = http(port, 200);
+            let deadline = if overdue {
+                Instant::now() - silent.timeout
+            } else {
+                Instant::now() + silent.timeout
+            };
+            let error = run(&silent, deadline).await.expect_err("silent");
+            assert!(matches!(error, CheckError::Timeout(_)), "{error}");
+            server.abort();
+            seen.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        assert_eq!(requests_seen(false).await, 1);
+        assert_eq!(requests_seen(true).await, 2);
     }
 
     fn v6(probe: Probe) -> Check {
