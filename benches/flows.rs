@@ -1,5 +1,6 @@
 //! Renders and applies 10,000 flows, and compares with `nft -f` loading the
-//! same ruleset as text, in the same run.
+//! same ruleset as text, and with the JSON carrier lbconsole used before, in
+//! the same run.
 //!
 //! `cargo bench --bench flows`, as root: the bench moves itself into a fresh
 //! network namespace (`unshare(CLONE_NEWNET)`) so the host's own ruleset is
@@ -21,7 +22,7 @@ use lbconsole::kernel::nft::NftBackend;
 use lbconsole::plan::flows::{self, FirewallOp};
 
 const RENDER_RUNS: usize = 10;
-const APPLY_RUNS: usize = 5;
+const APPLY_RUNS: usize = 9;
 
 fn main() {
     let generated = generate::generate(&generate::Shape::LARGE);
@@ -66,14 +67,9 @@ fn main() {
     let chains = ruleset.rule_counts.len();
     let rules: usize = ruleset.rule_counts.values().sum();
 
-    let ours = median_of(APPLY_RUNS, || {
-        runtime.block_on(async {
-            let ruleset = flows::render(flows_config, lvs).expect("a ruleset");
-            nft.execute(&FirewallOp::Install(ruleset))
-                .await
-                .expect("nft takes the ruleset");
-        });
-    });
+    runtime
+        .block_on(nft.execute(&FirewallOp::Install(ruleset.clone())))
+        .expect("nft takes the ruleset");
     let unchanged = median_of(APPLY_RUNS, || {
         runtime.block_on(async {
             let observed = nft.observe().await.expect("observe").expect("a table");
@@ -130,19 +126,14 @@ fn main() {
     .expect("write the nft script");
     let json = dir.join("flows-bench.json");
     fs::write(&json, serde_json::to_string(&ruleset.batch).expect("JSON")).expect("write JSON");
-    // Candidate carrier: our own printer to nft's text syntax. Loaded by
-    // `nft -f`, the table must list exactly as the JSON batch's does.
-    let printed_ruleset = |ruleset: &flows::Ruleset| {
-        lbconsole::plan::nft_text::print(&ruleset.batch).expect("printable")
-    };
-    let printed = dir.join("flows-bench-printed.nft");
-    fs::write(&printed, printed_ruleset(&ruleset)).expect("write the printed script");
+    // The JSON carrier, as lbconsole sent batches before: loaded that way,
+    // the table must list exactly as after the text lbconsole sends now.
     let status = Command::new("nft")
-        .arg("-f")
-        .arg(&printed)
+        .args(["-j", "-f"])
+        .arg(&json)
         .status()
-        .expect("nft -f");
-    assert!(status.success(), "nft -f refused the printed ruleset");
+        .expect("nft -j -f");
+    assert!(status.success(), "nft -j -f refused the batch");
     let listed = Command::new("nft")
         .args(["list", "table", "inet", flows::TABLE])
         .output()
@@ -150,83 +141,108 @@ fn main() {
         .stdout;
     assert!(
         listed == text.as_bytes(),
-        "the printed ruleset lists differently from the JSON one"
+        "the JSON batch lists differently from the printed one"
     );
+    let empty = dir.join("flows-bench-empty.nft");
+    fs::write(&empty, "").expect("write an empty script");
     let print_times = median_of(RENDER_RUNS, || {
-        black_box(printed_ruleset(black_box(&ruleset)));
+        black_box(lbconsole::plan::nft_text::print(black_box(&ruleset.batch)).expect("printable"));
     });
-    let text_carrier = median_of(APPLY_RUNS, || {
-        let ruleset = flows::render(flows_config, lvs).expect("a ruleset");
-        let mut child = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("nft -f -");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(printed_ruleset(&ruleset).as_bytes())
-            .expect("write to nft");
-        assert!(child.wait().expect("nft").success(), "nft -f - refused");
-    });
-    let nft_json = median_of(APPLY_RUNS, || {
-        let status = Command::new("nft")
-            .args(["-j", "-f"])
-            .arg(&json)
-            .status()
-            .expect("nft -j -f");
-        assert!(status.success(), "nft -j -f refused the batch");
-    });
-    let theirs = median_of(APPLY_RUNS, || {
-        let status = Command::new("nft")
-            .arg("-f")
-            .arg(&script)
-            .status()
-            .expect("nft -f");
-        assert!(status.success(), "nft -f refused its own listing");
-    });
+
+    // nft's times vary by a fifth from one load to the next on this
+    // machine, so each round loads all four ways back to back and the ratios
+    // are taken within a round.
+    let mut rounds = Vec::new();
+    for round in 0..=APPLY_RUNS {
+        let ours = timed(|| {
+            runtime.block_on(async {
+                let ruleset = flows::render(flows_config, lvs).expect("a ruleset");
+                nft.execute(&FirewallOp::Install(ruleset))
+                    .await
+                    .expect("nft takes the ruleset");
+            });
+        });
+        let json_carrier = timed(|| {
+            let ruleset = flows::render(flows_config, lvs).expect("a ruleset");
+            runtime
+                .block_on(nftables::helper::apply_ruleset_async(&ruleset.batch))
+                .expect("nft -j -f takes the batch");
+        });
+        let nft_json = timed(|| run_nft(&["-j", "-f"], &json));
+        let theirs = timed(|| run_nft(&["-f"], &script));
+        let start_up = timed(|| run_nft(&["-f"], &empty));
+        // The first round warms the caches up.
+        if round > 0 {
+            rounds.push([ours, json_carrier, nft_json, theirs, start_up]);
+        }
+    }
+    let column = |index: usize| median(rounds.iter().map(|round| round[index].as_secs_f64()));
+    let ratio = |index: usize| {
+        median(
+            rounds
+                .iter()
+                .map(|round| round[index].as_secs_f64() / round[3].as_secs_f64()),
+        )
+    };
+    let ours = column(0);
 
     println!(
         "  table inet {}: {chains} chains, {rules} rules, {} lines as text",
         flows::TABLE,
         text.lines().count()
     );
+    println!("  print to nft text (pure): median {:.1} ms", ms(print_times));
     println!(
-        "  lbconsole render + apply (nft -j -f, one transaction): median {:.1} ms",
-        ms(ours)
+        "  {} rounds; median time, and median of the ratios to nft -f within a round:",
+        rounds.len()
     );
+    for (index, what) in [
+        "lbconsole: render + print + nft -f - (one transaction)",
+        "JSON carrier (before): render + nft -j -f - (one transaction)",
+        "nft -j -f, the same batch from a file (nft's JSON parser alone)",
+        "nft -f, the same ruleset as text (nft's listing)",
+        "nft -f of an empty file (start-up, all libnftables in process could save)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "    {what}: {:.1} ms = {:.3} x nft -f",
+            column(index) * 1e3,
+            ratio(index)
+        );
+    }
     println!(
-        "  lbconsole re-apply check, nothing changed (ruleset generation + record + render + compare): median {:.1} ms",
-        ms(unchanged)
+        "  lbconsole re-apply check, nothing changed (ruleset generation + record + render + compare): median {:.1} ms = {:.3} x the full apply",
+        ms(unchanged),
+        unchanged.as_secs_f64() / ours
     );
     println!(
         "  lbconsole change of one flow (observe + render + diff + update): median {:.1} ms = {:.3} x the full apply",
         ms(one_flow),
-        one_flow.as_secs_f64() / ours.as_secs_f64()
+        one_flow.as_secs_f64() / ours
     );
-    println!(
-        "  nft -j -f, the same batch from a file (nft's JSON parser alone): median {:.1} ms",
-        ms(nft_json)
-    );
-    println!(
-        "  nft -f, the same ruleset as text: median {:.1} ms",
-        ms(theirs)
-    );
-    println!(
-        "  ratio: lbconsole / nft -f = {:.2}",
-        ours.as_secs_f64() / theirs.as_secs_f64()
-    );
-    println!(
-        "  print to nft text (pure): median {:.1} ms",
-        ms(print_times)
-    );
-    println!(
-        "  candidate: render + print + nft -f - (text carrier): median {:.1} ms, ratio to nft -f = {:.2}",
-        ms(text_carrier),
-        text_carrier.as_secs_f64() / theirs.as_secs_f64()
-    );
+}
+
+fn run_nft(args: &[&str], file: &Path) {
+    let status = Command::new("nft")
+        .args(args)
+        .arg(file)
+        .status()
+        .expect("nft");
+    assert!(status.success(), "nft {args:?} {} refused", file.display());
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

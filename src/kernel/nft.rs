@@ -1,6 +1,7 @@
-//! Our nftables table through the `nft` command: JSON batches with `nft -j -f`
-//! (each one kernel transaction), listings with `nft -j list table`. The
-//! ruleset itself is built by `plan::flows`; this module only sends and reads.
+//! Our nftables table through the `nft` command: batches printed as nft text
+//! (`plan::nft_text`) to `nft -f -`, each one kernel transaction; listings
+//! with `nft -j list table`. The ruleset itself is built by `plan::flows`;
+//! this module only sends and reads.
 //!
 //! What our last apply put in the table is recorded (each object's hashes)
 //! with the kernel's ruleset generation right after it: nf_tables moves that
@@ -24,6 +25,7 @@ use nftables::schema::Nftables;
 use super::{Cause, FirewallBackend, KernelError};
 use crate::kernel::nlwire::{self, Body, NLM_F_REQUEST, NLMSG_HDRLEN};
 use crate::plan::flows::{self, FirewallOp, FlowCounter, ObjectHashes, TABLE, TableState};
+use crate::plan::nft_text;
 use crate::store::atomic;
 
 const NFT: &str = "nft";
@@ -173,18 +175,8 @@ impl FirewallBackend for NftBackend {
             )));
         }
         let (result, objects) = match op {
-            FirewallOp::Install(ruleset) => (
-                helper::apply_ruleset_async(&ruleset.batch)
-                    .await
-                    .map_err(describe),
-                Some(&ruleset.objects),
-            ),
-            FirewallOp::Update(update) => (
-                helper::apply_ruleset_async(&update.batch)
-                    .await
-                    .map_err(describe),
-                Some(&update.ruleset.objects),
-            ),
+            FirewallOp::Install(ruleset) => (send(&ruleset.batch).await, Some(&ruleset.objects)),
+            FirewallOp::Update(update) => (send(&update.batch).await, Some(&update.ruleset.objects)),
             FirewallOp::Remove => (run_script(&replace_table_script()).await, None),
         };
         let after = ruleset_generation().ok();
@@ -195,6 +187,18 @@ impl FirewallBackend for NftBackend {
             Err(_) => self.record(None, None, None),
         }
         result.map_err(failed)
+    }
+}
+
+/// One batch, one transaction: as nft text, which nft parses faster than the
+/// same batch as JSON; as JSON should the printer not know a command.
+async fn send(batch: &Nftables<'_>) -> Result<(), Cause> {
+    match nft_text::print(batch) {
+        Ok(script) => run_script(&script).await,
+        Err(unprintable) => {
+            tracing::debug!(%unprintable, "sending the batch as JSON");
+            helper::apply_ruleset_async(batch).await.map_err(describe)
+        }
     }
 }
 

@@ -51,6 +51,7 @@ use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Poli
 use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
 use crate::config::model::types::{Family, IpNet, PortRange, Protocol, TableId};
 use crate::plan::flow_match::{self, Matching, Step};
+use crate::plan::nft_text;
 use crate::plan::ipvs::director_marks;
 
 /// Our table; nothing else in the kernel's ruleset is ever touched.
@@ -118,7 +119,7 @@ pub fn mark_rules(flows: &FlowsConfig) -> BTreeSet<MarkRule> {
         .collect()
 }
 
-/// The whole table as one batch, ready for `nft -j -f`.
+/// The whole table as one batch, as typed commands (sent as nft text, `plan::nft_text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     pub batch: Nftables<'static>,
@@ -989,9 +990,18 @@ impl Builder {
     /// Prefixes the batch with a replace of the whole table and appends the
     /// fingerprint chain.
     fn finish(mut self) -> Ruleset {
-        let fingerprint = format!("{:016x}", body_hash(&self.objects));
+        let mut hasher = CommandHasher::default();
+        let mut command_hashes: Vec<u64> =
+            self.objects.iter().map(|object| hasher.hash(object)).collect();
+        let body = command_hashes
+            .iter()
+            .fold(FNV_OFFSET, |hash, command| fnv1a64(hash, &command.to_le_bytes()));
+        let fingerprint = format!("{body:016x}");
         self.chain(&format!("{FINGERPRINT_PREFIX}{fingerprint}"));
-        let objects = object_hashes(&self.objects);
+        if let Some(chain) = self.objects.last() {
+            command_hashes.push(hasher.hash(chain));
+        }
+        let objects = object_hashes(&self.objects, &command_hashes, &mut hasher);
         let mut batch = replace_table();
         batch.extend(self.objects);
         Ruleset {
@@ -1005,46 +1015,57 @@ impl Builder {
     }
 }
 
-/// The hash of the batch's body as JSON, streamed object by object: the same
-/// as hashing `serde_json::to_vec(objects)` without holding it whole.
-fn body_hash(objects: &[NfObject<'static>]) -> u64 {
-    let mut hash = fnv1a64(FNV_OFFSET, b"[");
-    let mut bytes = Vec::new();
-    for (index, object) in objects.iter().enumerate() {
-        if index > 0 {
-            hash = fnv1a64(hash, b",");
-        }
-        bytes.clear();
-        serde_json::to_writer(&mut bytes, object).unwrap_or_default();
-        hash = fnv1a64(hash, &bytes);
-    }
-    fnv1a64(hash, b"]")
+/// Hashes a command as the nft text it is sent as (its JSON, should the
+/// printer not know it), reusing its buffers from one command to the next.
+#[derive(Default)]
+struct CommandHasher {
+    text: String,
+    json: Vec<u8>,
 }
 
-/// Each named object's declaration and content hashes. A chain's content is
-/// its rules in order; a set's or map's, its elements.
-fn object_hashes(objects: &[NfObject<'static>]) -> ObjectHashes {
+impl CommandHasher {
+    fn hash(&mut self, object: &NfObject<'_>) -> u64 {
+        self.text.clear();
+        if nft_text::print_command(&mut self.text, object).is_ok() {
+            return fnv1a64(FNV_OFFSET, self.text.as_bytes());
+        }
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, object).unwrap_or_default();
+        fnv1a64(FNV_OFFSET, &self.json)
+    }
+
+    /// A set's or map's declaration: the command without its elements.
+    fn declaration(&mut self, declared: NfListObject<'_>) -> u64 {
+        self.hash(&NfObject::CmdObject(NfCmd::Add(declared)))
+    }
+}
+
+/// Each named object's declaration and content hashes, from the hash of
+/// each command (`command_hashes`, in the order of `objects`). A chain's
+/// content is its rules in order; a set's or map's, its elements.
+fn object_hashes(
+    objects: &[NfObject<'static>],
+    command_hashes: &[u64],
+    hasher: &mut CommandHasher,
+) -> ObjectHashes {
     let mut hashes = ObjectHashes::new();
-    let mut bytes = Vec::new();
-    for object in objects {
+    for (object, &command_hash) in objects.iter().zip(command_hashes) {
         let NfObject::CmdObject(NfCmd::Add(object)) = object else {
             continue;
         };
         match object {
             NfListObject::Table(_) => {}
             NfListObject::Chain(chain) => {
-                let declaration = json_hash(&mut bytes, chain);
                 hashes
                     .entry(object_key(CHAIN_KEY, &chain.name))
                     .or_default()
-                    .declaration = declaration;
+                    .declaration = command_hash;
             }
             NfListObject::Rule(rule) => {
-                let rule_hash = json_hash(&mut bytes, rule);
                 let entry = hashes
                     .entry(object_key(CHAIN_KEY, &rule.chain))
                     .or_default();
-                entry.content = fnv1a64(entry.content, &rule_hash.to_le_bytes());
+                entry.content = fnv1a64(entry.content, &command_hash.to_le_bytes());
             }
             NfListObject::Set(set) => {
                 let declared = Set {
@@ -1052,8 +1073,8 @@ fn object_hashes(objects: &[NfObject<'static>]) -> ObjectHashes {
                     ..(**set).clone()
                 };
                 let hash = ObjectHash {
-                    declaration: json_hash(&mut bytes, &declared),
-                    content: json_hash(&mut bytes, &set.elem),
+                    declaration: hasher.declaration(NfListObject::Set(Box::new(declared))),
+                    content: command_hash,
                 };
                 hashes.insert(object_key(SET_KEY, &set.name), hash);
             }
@@ -1063,15 +1084,14 @@ fn object_hashes(objects: &[NfObject<'static>]) -> ObjectHashes {
                     ..(**map).clone()
                 };
                 let hash = ObjectHash {
-                    declaration: json_hash(&mut bytes, &declared),
-                    content: json_hash(&mut bytes, &map.elem),
+                    declaration: hasher.declaration(NfListObject::Map(Box::new(declared))),
+                    content: command_hash,
                 };
                 hashes.insert(object_key(MAP_KEY, &map.name), hash);
             }
-            other => {
-                let other_hash = json_hash(&mut bytes, other);
+            _ => {
                 let entry = hashes.entry(OTHER_OBJECTS.to_owned()).or_default();
-                entry.content = fnv1a64(entry.content, &other_hash.to_le_bytes());
+                entry.content = fnv1a64(entry.content, &command_hash.to_le_bytes());
             }
         }
     }
@@ -1107,13 +1127,6 @@ fn set(
         elem: (!elements.is_empty()).then(|| elements.into()),
         ..Set::default()
     }))
-}
-
-/// The FNV-1a hash of `value` as JSON, written into the reused `bytes`.
-fn json_hash(bytes: &mut Vec<u8>, value: &impl serde::Serialize) -> u64 {
-    bytes.clear();
-    serde_json::to_writer(&mut *bytes, value).unwrap_or_default();
-    fnv1a64(FNV_OFFSET, bytes)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

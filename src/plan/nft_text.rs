@@ -1,6 +1,8 @@
 //! PURE: a batch of the `nftables` crate's typed commands as nft's own text
-//! syntax, for `nft -f`, whose parser is about 1.5 times as fast as its JSON
-//! one on our tables.
+//! syntax, which is how our batches reach the kernel (`nft -f -`): nft's text
+//! parser takes our tables in about two thirds of the time of its JSON one
+//! (BENCHMARKS.md). The same text, object by object, is what the planner
+//! hashes to tell which objects changed.
 //!
 //! Only what `plan::flows` builds is printed; anything else is
 //! [`Unprintable`], and the caller sends the JSON instead. Names (flows,
@@ -27,13 +29,18 @@ type Printed = Result<(), Unprintable>;
 pub fn print(batch: &Nftables<'_>) -> Result<String, Unprintable> {
     let mut out = String::with_capacity(batch.objects.len() * 96);
     for object in batch.objects.iter() {
-        let NfObject::CmdObject(command) = object else {
-            return Err(unprintable("a listing object"));
-        };
-        command_line(&mut out, command)?;
+        print_command(&mut out, object)?;
         out.push('\n');
     }
     Ok(out)
+}
+
+/// One command of a batch, appended to `out` without its newline.
+pub fn print_command(out: &mut String, object: &NfObject<'_>) -> Result<(), Unprintable> {
+    let NfObject::CmdObject(command) = object else {
+        return Err(unprintable("a listing object"));
+    };
+    command_line(out, command)
 }
 
 fn command_line(out: &mut String, command: &NfCmd<'_>) -> Printed {

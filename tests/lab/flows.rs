@@ -293,16 +293,22 @@ fn removing_the_flows_opens_the_ports_again_and_leaves_other_tables_alone() {
     assert_eq!(tables.trim(), "table inet other", "{tables}");
 }
 
-/// `nft` as lbconsole runs it, except that every JSON batch gets one more
-/// command the kernel refuses (a rule in a chain that does not exist): the real
-/// kernel then has to throw the whole transaction away.
+/// `nft` as lbconsole runs it, except that every batch it is given on stdin
+/// (nft text, or JSON) gets one more command the kernel refuses (a rule in a
+/// chain that does not exist): the real kernel then has to throw the whole
+/// transaction away.
 const REFUSING_NFT: &str = r#"#!/usr/bin/env python3
 import json, os, subprocess, sys
 args = sys.argv[1:]
-if "-j" in args and "-f" in args:
-    batch = json.load(sys.stdin)
-    batch["nftables"].append({"add": {"rule": {"family": "inet", "table": "lbconsole", "chain": "no-such-chain", "expr": [{"accept": None}]}}})
-    sys.exit(subprocess.run(["/usr/sbin/nft"] + args, input=json.dumps(batch).encode()).returncode)
+if args[-2:] == ["-f", "-"]:
+    batch = sys.stdin.read()
+    if "-j" in args:
+        parsed = json.loads(batch)
+        parsed["nftables"].append({"add": {"rule": {"family": "inet", "table": "lbconsole", "chain": "no-such-chain", "expr": [{"accept": None}]}}})
+        batch = json.dumps(parsed)
+    else:
+        batch += "add rule inet lbconsole no-such-chain accept\n"
+    sys.exit(subprocess.run(["/usr/sbin/nft"] + args, input=batch.encode()).returncode)
 os.execv("/usr/sbin/nft", ["nft"] + args)
 "#;
 
