@@ -191,7 +191,10 @@ fn main() {
         flows::TABLE,
         text.lines().count()
     );
-    println!("  print to nft text (pure): median {:.1} ms", ms(print_times));
+    println!(
+        "  print to nft text (pure): median {:.1} ms",
+        ms(print_times)
+    );
     println!(
         "  {} rounds; median time, and median of the ratios to nft -f within a round:",
         rounds.len()

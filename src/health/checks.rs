@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::Instant;
 
 use super::state::{Check, Probe};
 use super::sys::{self, SocketAddress, bind, receive_datagram, register, send_datagram, socket};
@@ -43,32 +42,12 @@ pub enum CheckError {
     SourceFamily { address: IpAddr, server: IpAddr },
 }
 
-/// Runs one check to its end or until `deadline` (its planned start plus its
-/// timeout), whichever comes first. A timeout that fires late (by more than a
-/// quarter of the timeout) tells that the checker was too busy to keep time,
-/// so it may have sent the probe late too, and the time it waited is not the
-/// server's silence: the check is then sent once more, with a deadline of its
-/// timeout from that sending, and only that second silence counts. A timeout
-/// that fires on time counts at once, so a silent server is still out within
-/// `fall` checks. The first probe needs no clock read (a system call where the
-/// clock has no vDSO); a timeout reads it once.
-pub async fn run(check: &Check, deadline: Instant) -> Result<(), CheckError> {
-    match within(check, deadline).await {
-        Err(CheckError::Timeout(timeout)) => {
-            let now = Instant::now();
-            if now.saturating_duration_since(deadline) > timeout / 4 {
-                within(check, now + timeout).await
-            } else {
-                Err(CheckError::Timeout(timeout))
-            }
-        }
-        result => result,
-    }
-}
-
-/// One probe, cut off at `deadline`.
-async fn within(check: &Check, deadline: Instant) -> Result<(), CheckError> {
-    match tokio::time::timeout_at(deadline, probe(check)).await {
+/// Runs one check to its end or until its timeout, counted from now, when
+/// the probe is sent. A checker too busy to start a check on time sends it
+/// late, and the server still gets its whole timeout: the checker's own
+/// lateness is never counted as the server's silence.
+pub async fn run(check: &Check) -> Result<(), CheckError> {
+    match tokio::time::timeout(check.timeout, probe(check)).await {
         Ok(result) => result,
         Err(_) => Err(CheckError::Timeout(check.timeout)),
     }
@@ -382,10 +361,6 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    async fn run_in_time(check: &Check) -> Result<(), CheckError> {
-        run(check, Instant::now() + check.timeout).await
-    }
-
     fn check(probe: Probe) -> Check {
         Check {
             address: Ipv4Addr::LOCALHOST.into(),
@@ -524,7 +499,7 @@ mod tests {
                 source: Some(Ipv4Addr::LOCALHOST.into()),
                 ..check(probe)
             };
-            let error = run_in_time(&check).await.expect_err("mixed families");
+            let error = run(&check).await.expect_err("mixed families");
             assert_eq!(
                 error.to_string(),
                 "the check source 127.0.0.1 is not an IPv6 address like the server ::1"
@@ -536,18 +511,16 @@ mod tests {
     async fn tcp_check_passes_on_a_listener_and_fails_on_a_closed_port() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let port = listener.local_addr().expect("address").port();
-        run_in_time(&check(Probe::Tcp { port })).await.expect("up");
+        run(&check(Probe::Tcp { port })).await.expect("up");
         drop(listener);
-        let error = run_in_time(&check(Probe::Tcp { port }))
-            .await
-            .expect_err("down");
+        let error = run(&check(Probe::Tcp { port })).await.expect_err("down");
         assert!(matches!(error, CheckError::Io(_)), "{error}");
     }
 
     #[tokio::test]
     async fn http_check_sends_the_uri_and_vhost_and_expects_the_status() {
         let (port, server) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
-        run_in_time(&http(port, 200)).await.expect("up");
+        run(&http(port, 200)).await.expect("up");
         let request = server.await.expect("the request");
         assert!(
             request.starts_with("GET /health?x=1 HTTP/1.1\r\n"),
@@ -563,7 +536,7 @@ mod tests {
     #[tokio::test]
     async fn http_check_fails_on_another_status_garbage_silence_or_a_huge_header() {
         let (port, _server) = serve(b"HTTP/1.1 503 Unavailable\r\n\r\n".to_vec()).await;
-        let error = run_in_time(&http(port, 200)).await.expect_err("503");
+        let error = run(&http(port, 200)).await.expect_err("503");
         assert!(
             matches!(
                 error,
@@ -576,79 +549,16 @@ mod tests {
         );
 
         let (port, _server) = serve(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()).await;
-        let error = run_in_time(&http(port, 200)).await.expect_err("garbage");
+        let error = run(&http(port, 200)).await.expect_err("garbage");
         assert!(matches!(error, CheckError::Malformed(_)), "{error}");
 
         let (port, _server) = serve(Vec::new()).await;
-        let error = run_in_time(&http(port, 200)).await.expect_err("silent");
+        let error = run(&http(port, 200)).await.expect_err("silent");
         assert!(matches!(error, CheckError::Timeout(_)), "{error}");
 
         let (port, _server) = serve(vec![b'H'; 1 << 20]).await;
-        let error = run_in_time(&http(port, 200)).await.expect_err("huge");
+        let error = run(&http(port, 200)).await.expect_err("huge");
         assert!(matches!(error, CheckError::Malformed(_)), "{error}");
-    }
-
-    /// A check whose planned deadline passed before it was sent, as when a busy
-    /// checker runs it late, is judged by a deadline from its own sending: up
-    /// when the server answers, a timeout only when it stays silent.
-    #[tokio::test]
-    async fn a_check_sent_after_its_planned_deadline_is_judged_from_its_sending() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
-        let port = listener.local_addr().expect("address").port();
-        let tcp = check(Probe::Tcp { port });
-        let overdue = Instant::now() - tcp.timeout;
-        run(&tcp, overdue).await.expect("up, though overdue");
-
-        // A server that answers every connection, the overdue one included.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
-        let port = listener.local_addr().expect("address").port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buffer = [0; 1024];
-                    let _ = stream.read(&mut buffer).await;
-                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
-                });
-            }
-        });
-        run(&http(port, 200), overdue)
-            .await
-            .expect("up, though overdue");
-
-        let (port, _server) = serve(Vec::new()).await;
-        let error = run(&http(port, 200), overdue).await.expect_err("silent");
-        assert!(matches!(error, CheckError::Timeout(_)), "{error}");
-    }
-
-    /// A silent server is asked once when the checker keeps time, and once
-    /// more when its timeout fired late: the server sees one or two requests.
-    #[tokio::test]
-    async fn only_a_late_timeout_sends_the_check_again() {
-        async fn requests_seen(overdue: bool) -> usize {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
-            let port = listener.local_addr().expect("address").port();
-            let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let counter = seen.clone();
-            let server = tokio::spawn(async move {
-                let mut held = Vec::new();
-                while let Ok((stream, _)) = listener.accept().await {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    held.push(stream);
-                }
-            });
-            let silent = http(port, 200);
-            let deadline = if overdue {
-                Instant::now() - silent.timeout
-            } else {
-                Instant::now() + silent.timeout
-            };
-            let error = run(&silent, deadline).await.expect_err("silent");
-            assert!(matches!(error, CheckError::Timeout(_)), "{error}");
-            server.abort();
-            seen.load(std::sync::atomic::Ordering::SeqCst)
-        }
-        assert_eq!(requests_seen(false).await, 1);
-        assert_eq!(requests_seen(true).await, 2);
     }
 
     fn v6(probe: Probe) -> Check {
@@ -666,11 +576,9 @@ mod tests {
             source: Some(Ipv6Addr::LOCALHOST.into()),
             ..v6(Probe::Tcp { port })
         };
-        run_in_time(&sourced).await.expect("up, from ::1");
+        run(&sourced).await.expect("up, from ::1");
         drop(listener);
-        let error = run_in_time(&v6(Probe::Tcp { port }))
-            .await
-            .expect_err("down");
+        let error = run(&v6(Probe::Tcp { port })).await.expect_err("down");
         assert!(matches!(error, CheckError::Io(_)), "{error}");
     }
 
@@ -687,7 +595,7 @@ mod tests {
             vhost: None,
             status: 200,
         });
-        run_in_time(&check).await.expect("up");
+        run(&check).await.expect("up");
         let request = server.await.expect("the request");
         assert!(
             request.contains(&format!("\r\nHost: [::1]:{port}\r\n")),
@@ -697,14 +605,14 @@ mod tests {
 
     #[tokio::test]
     async fn icmpv6_check_answers_on_loopback() {
-        run_in_time(&v6(Probe::Icmp))
+        run(&v6(Probe::Icmp))
             .await
             .expect("loopback answers ICMPv6 pings");
     }
 
     #[tokio::test]
     async fn icmp_check_answers_on_loopback() {
-        run_in_time(&check(Probe::Icmp))
+        run(&check(Probe::Icmp))
             .await
             .expect("loopback answers pings");
     }

@@ -430,22 +430,19 @@ fn spawn_check(
     sender: mpsc::Sender<Report>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // Times are reckoned from the first start rather than read from the
-        // clock at each check: where the clock is no cheap vDSO read (some
-        // hypervisors' clock sources, emulation) reading it costs more than a
-        // TCP check.
+        // Starts are reckoned from the first one, so that the checks of one
+        // step of the grid stay at one wake; each check's timeout runs from
+        // its own sending (`checks::run`).
         let mut start = first;
         loop {
             tokio::time::sleep_until(start).await;
-            let deadline = start + check.timeout;
             // Boxed: the probe's state lives only while it runs, so that thousands
             // of waiting tasks stay small.
-            let result = Box::pin(checks::run(&check, deadline)).await;
+            let result = Box::pin(checks::run(&check)).await;
             start += check.interval;
             if matches!(result, Err(CheckError::Timeout(_))) {
-                // A timeout (and its recheck) longer than the interval delays
-                // the next check rather than bunching them. Only a silent
-                // server costs this clock read.
+                // A timeout longer than the interval delays the next check
+                // rather than bunching them.
                 start = start.max(Instant::now());
             }
             let Some(changed) = count(&mut health, &check, &result) else {
@@ -487,10 +484,13 @@ fn count(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::state::Probe;
     use crate::health::state::tests::lvs;
     use crate::kernel::fake::FakeIpvs;
     use crate::plan::ipvs::ServiceKey;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn config(up: u16, down: u16) -> LvsConfig {
@@ -563,6 +563,61 @@ mod tests {
         checker.load(&config).await;
         run_until(&mut checker, |c| table(c).len() == 2).await;
         (checker, up, down)
+    }
+
+    /// A checker too busy to start a check until well after its timeout
+    /// would have passed still gives the server its whole timeout: a server
+    /// that answers within it is up.
+    #[tokio::test]
+    async fn a_check_started_late_gives_the_server_its_whole_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        let answer_after = Duration::from_millis(300);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0; 1024];
+                    let _ = stream.read(&mut request).await;
+                    tokio::time::sleep(answer_after).await;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                });
+            }
+        });
+        let check = Check {
+            address: Ipv4Addr::LOCALHOST.into(),
+            probe: Probe::Http {
+                port,
+                uri: "/".into(),
+                vhost: None,
+                status: 200,
+            },
+            source: None,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 1,
+        };
+        let overdue = Instant::now() - 2 * check.timeout;
+        let (sender, mut receiver) = mpsc::channel(1);
+        let report = Report {
+            generation: 0,
+            probe: 0,
+            health: Health::Down,
+            reason: None,
+        };
+        let task = spawn_check(
+            report,
+            ServerHealth::known(Health::Down),
+            check,
+            overdue,
+            sender,
+        );
+        let report = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+            .await
+            .expect("a report within 5 s")
+            .expect("a report");
+        task.abort();
+        assert_eq!(report.health, Health::Up, "{:?}", report.reason);
     }
 
     #[tokio::test]

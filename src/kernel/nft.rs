@@ -176,7 +176,9 @@ impl FirewallBackend for NftBackend {
         }
         let (result, objects) = match op {
             FirewallOp::Install(ruleset) => (send(&ruleset.batch).await, Some(&ruleset.objects)),
-            FirewallOp::Update(update) => (send(&update.batch).await, Some(&update.ruleset.objects)),
+            FirewallOp::Update(update) => {
+                (send(&update.batch).await, Some(&update.ruleset.objects))
+            }
             FirewallOp::Remove => (run_script(&replace_table_script()).await, None),
         };
         let after = ruleset_generation().ok();

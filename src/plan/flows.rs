@@ -51,8 +51,8 @@ use crate::config::model::flows::{Conditions, Direction, Flow, FlowsConfig, Poli
 use crate::config::model::lvs::{ForwardMode, LvsConfig, ServiceProtocol};
 use crate::config::model::types::{Family, IpNet, PortRange, Protocol, TableId};
 use crate::plan::flow_match::{self, Matching, Step};
-use crate::plan::nft_text;
 use crate::plan::ipvs::director_marks;
+use crate::plan::nft_text;
 
 /// Our table; nothing else in the kernel's ruleset is ever touched.
 pub const TABLE: &str = "lbconsole";
@@ -991,11 +991,14 @@ impl Builder {
     /// fingerprint chain.
     fn finish(mut self) -> Ruleset {
         let mut hasher = CommandHasher::default();
-        let mut command_hashes: Vec<u64> =
-            self.objects.iter().map(|object| hasher.hash(object)).collect();
-        let body = command_hashes
+        let mut command_hashes: Vec<u64> = self
+            .objects
             .iter()
-            .fold(FNV_OFFSET, |hash, command| fnv1a64(hash, &command.to_le_bytes()));
+            .map(|object| hasher.hash(object))
+            .collect();
+        let body = command_hashes.iter().fold(FNV_OFFSET, |hash, command| {
+            fnv1a64(hash, &command.to_le_bytes())
+        });
         let fingerprint = format!("{body:016x}");
         self.chain(&format!("{FINGERPRINT_PREFIX}{fingerprint}"));
         if let Some(chain) = self.objects.last() {

@@ -132,6 +132,7 @@ fn ipvs_apply_against_ipvsadm() {
         ),
         "lbconsole left another table"
     );
+    profile_one_weight(&lab, &copy);
     // Where the time goes: starting, and checking the 51,000-line lvs.conf.
     rounds("lbconsole --version, the copy", || {
         assert!(Run::of(Command::new(&copy).arg("--version")).success());
@@ -162,6 +163,42 @@ fn ipvs_apply_against_ipvsadm() {
         ratio(copy_p90, dump_median),
         unchanged.as_secs_f64()
     );
+}
+
+/// Where one more one-weight apply spends its time: `perf record` of the
+/// copy, and the functions with the most samples in them and under them.
+fn profile_one_weight(lab: &Lab, copy: &std::path::Path) {
+    if !Run::of(Command::new("perf").arg("--version")).success() {
+        println!("bench: no profile: perf is not installed (Debian package linux-perf)");
+        return;
+    }
+    let (from, to) = (weight_after(ROUNDS), weight_after(ROUNDS + 1));
+    lab.write_config("", "", &table(to).0);
+    let data = lab.state_dir().join("one-weight.perf");
+    let run = Run::of(
+        Command::new("perf")
+            .args(["record", "-q", "-F", "2000", "-g", "-o"])
+            .arg(&data)
+            .arg("--")
+            .arg(copy)
+            .arg("apply")
+            .arg("--config-dir")
+            .arg(lab.config_dir())
+            .arg("--state-dir")
+            .arg(lab.state_dir()),
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("masq weight {from} -> masq weight {to}")),
+        "{run}"
+    );
+    let report = lab.sh(&format!(
+        "perf report -q -i {} --children --sort sym -g none --percent-limit 4 --stdio 2>/dev/null | head -40",
+        data.display()
+    ));
+    println!("bench: profile of one one-weight apply (with children, self):\n{report}");
+    lab.write_config("", "", &table(from).0);
+    assert!(lbconsole_at(copy, lab, &["apply"]).success());
 }
 
 /// The weight of d0/r0 after `round` rounds of [`one_weight_rounds`].
@@ -454,6 +491,7 @@ fn checker_cpu_against_keepalived() {
     wait_for_every_server(&lab, "lbconsole", &log);
     let pid = daemon.id();
     let ours = measure("lbconsole daemon", || vec![pid]);
+    profile_daemon(&lab, pid);
     let our_count = real_server_count(&lab);
     stop(daemon);
     lab.sh("ipvsadm -C");
@@ -513,6 +551,34 @@ fn checker_cpu_against_keepalived() {
         our_downs.is_empty() && our_count == servers,
         "lbconsole marked healthy servers down; {our_count} of {servers} in IPVS at the end:\n{}",
         our_downs[..our_downs.len().min(5)].join("\n")
+    );
+}
+
+/// Where the daemon's CPU goes: `perf record` of it for 10 s, and the
+/// functions with the most samples; nothing when perf is not installed.
+fn profile_daemon(lab: &Lab, pid: u32) {
+    if !Run::of(Command::new("perf").arg("--version")).success() {
+        println!("bench: no profile: perf is not installed (Debian package linux-perf)");
+        return;
+    }
+    let data = lab.state_dir().join("daemon.perf");
+    let recorded = Run::of(
+        Command::new("perf")
+            .args(["record", "-q", "-F", "999", "-o"])
+            .arg(&data)
+            .args(["-p", &pid.to_string(), "--", "sleep", "10"]),
+    );
+    assert!(recorded.success(), "{recorded}");
+    let report = |sort: &str| {
+        lab.sh(&format!(
+            "perf report -q -i {} --no-children --sort {sort} --percent-limit 1 --stdio 2>/dev/null | head -30",
+            data.display()
+        ))
+    };
+    println!(
+        "bench: profile of the daemon over 10 s, by binary:\n{}\nby function:\n{}",
+        report("dso"),
+        report("dso,sym")
     );
 }
 
