@@ -491,7 +491,7 @@ fn checker_cpu_against_keepalived() {
     wait_for_every_server(&lab, "lbconsole", &log);
     let pid = daemon.id();
     let ours = measure("lbconsole daemon", || vec![pid]);
-    profile_daemon(&lab, pid);
+    profile("the lbconsole daemon", &lab, &[pid]);
     let our_count = real_server_count(&lab);
     stop(daemon);
     lab.sh("ipvsadm -C");
@@ -514,6 +514,7 @@ fn checker_cpu_against_keepalived() {
     wait_for_every_server(&lab, "keepalived", &log);
     let parent = keepalived.id();
     let theirs = measure("keepalived", || children_of(parent));
+    profile("keepalived", &lab, &children_of(parent));
     let their_count = real_server_count(&lab);
     stop(keepalived);
 
@@ -554,31 +555,38 @@ fn checker_cpu_against_keepalived() {
     );
 }
 
-/// Where the daemon's CPU goes: `perf record` of it for 10 s, and the
-/// functions with the most samples; nothing when perf is not installed.
-fn profile_daemon(lab: &Lab, pid: u32) {
+/// Where a checker's CPU goes: `perf record -g` of `pids` for 10 s; the
+/// system calls and functions with the most samples in and under them, and
+/// under themselves alone. Nothing when perf is not installed.
+fn profile(who: &str, lab: &Lab, pids: &[u32]) {
     if !Run::of(Command::new("perf").arg("--version")).success() {
         println!("bench: no profile: perf is not installed (Debian package linux-perf)");
         return;
     }
-    let data = lab.state_dir().join("daemon.perf");
+    let data = lab.state_dir().join("checker.perf");
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
     let recorded = Run::of(
         Command::new("perf")
-            .args(["record", "-q", "-F", "999", "-o"])
+            .args(["record", "-q", "-g", "-F", "999", "-o"])
             .arg(&data)
-            .args(["-p", &pid.to_string(), "--", "sleep", "10"]),
+            .args(["-p", &pids.join(","), "--", "sleep", "10"]),
     );
     assert!(recorded.success(), "{recorded}");
-    let report = |sort: &str| {
+    let report = |options: &str, limit: usize| {
         lab.sh(&format!(
-            "perf report -q -i {} --no-children --sort {sort} --percent-limit 1 --stdio 2>/dev/null | head -30",
+            "perf report -q -i {} {options} -g none --percent-limit 1 --stdio 2>/dev/null | grep -v '^$' | head -{limit}",
             data.display()
         ))
     };
     println!(
-        "bench: profile of the daemon over 10 s, by binary:\n{}\nby function:\n{}",
-        report("dso"),
-        report("dso,sym")
+        "bench: profile of {who} over 10 s, by binary:\n{}\nsystem calls, with what runs under them:\n{}\nby function, self:\n{}",
+        report("--no-children --sort dso", 5),
+        report("--children --sort sym", 60)
+            .lines()
+            .filter(|line| line.contains("sys_"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        report("--no-children --sort dso,sym", 25)
     );
 }
 
