@@ -179,7 +179,12 @@ impl FirewallBackend for NftBackend {
             FirewallOp::Update(update) => {
                 (send(&update.batch).await, Some(&update.ruleset.objects))
             }
-            FirewallOp::Remove => (run_script(&replace_table_script()).await, None),
+            FirewallOp::Remove => {
+                let batch = Nftables {
+                    objects: flows::replace_table().into(),
+                };
+                (send(&batch).await, None)
+            }
         };
         let after = ruleset_generation().ok();
         match result {
@@ -268,12 +273,6 @@ fn ruleset_generation() -> io::Result<Generation> {
     Err(io::Error::other(
         "the kernel's answer has no ruleset generation",
     ))
-}
-
-/// The text form of [`flows::replace_table`]: afterwards the table is gone,
-/// whether or not it was there.
-fn replace_table_script() -> String {
-    format!("add table inet {TABLE}\ndelete table inet {TABLE}\n")
 }
 
 /// Runs an `nft -f -` script: one transaction, all or nothing.

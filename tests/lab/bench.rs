@@ -165,11 +165,20 @@ fn ipvs_apply_against_ipvsadm() {
     );
 }
 
+/// Whether `perf` runs here; says so when it does not, so a profile that is
+/// missing from the output is explained.
+fn perf_available() -> bool {
+    let available = Run::of(Command::new("perf").arg("--version")).success();
+    if !available {
+        println!("bench: no profile: perf is not installed (Debian package linux-perf)");
+    }
+    available
+}
+
 /// Where one more one-weight apply spends its time: `perf record` of the
 /// copy, and the functions with the most samples in them and under them.
 fn profile_one_weight(lab: &Lab, copy: &std::path::Path) {
-    if !Run::of(Command::new("perf").arg("--version")).success() {
-        println!("bench: no profile: perf is not installed (Debian package linux-perf)");
+    if !perf_available() {
         return;
     }
     let (from, to) = (weight_after(ROUNDS), weight_after(ROUNDS + 1));
@@ -559,8 +568,7 @@ fn checker_cpu_against_keepalived() {
 /// system calls and functions with the most samples in and under them, and
 /// under themselves alone. Nothing when perf is not installed.
 fn profile(who: &str, lab: &Lab, pids: &[u32]) {
-    if !Run::of(Command::new("perf").arg("--version")).success() {
-        println!("bench: no profile: perf is not installed (Debian package linux-perf)");
+    if !perf_available() {
         return;
     }
     let data = lab.state_dir().join("checker.perf");
