@@ -17,6 +17,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod confirm;
+pub mod convert;
 pub mod daemon;
 pub mod events;
 pub mod ha;

@@ -148,7 +148,7 @@ fn vrrp_service(out: &mut String, service: &VrrpService) {
     }
 }
 
-fn flow(out: &mut String, flow: &Flow) {
+pub fn flow(out: &mut String, flow: &Flow) {
     let policy = match &flow.policy.value {
         Policy::Permit => "permit".to_owned(),
         Policy::Deny => "deny".to_owned(),
@@ -203,7 +203,7 @@ fn condition<T: std::fmt::Display>(out: &mut String, key: &str, condition: Optio
     }
 }
 
-fn director(out: &mut String, director: &Director) {
+pub fn director(out: &mut String, director: &Director) {
     let _ = write!(out, "director {}", director.name.value);
     if let Some(service) = &director.service {
         let _ = write!(out, " {}", endpoint(service.address, service.port));
