@@ -1,5 +1,6 @@
 //! What the subcommands print. `main.rs` parses arguments and calls these.
 
+pub mod convert;
 pub mod server;
 
 use std::io::Write;

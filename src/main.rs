@@ -56,6 +56,25 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert another load balancer's configuration (keepalived.conf, an
+    /// `ipvsadm -S` dump, ldirectord.cf) into lvs.conf, and flows.conf when
+    /// the source needs flows; report every construct without an exact
+    /// equivalent with its FILE:LINE, then check the result. Exit 0 when the
+    /// result is valid, 1 when check finds errors, 2 when FILE cannot be read
+    /// or DIR written. Reads no configuration of this box and changes nothing.
+    Convert {
+        #[arg(long, value_enum)]
+        from: lbconsole::convert::Source,
+        file: PathBuf,
+        /// Write lvs.conf, flows.conf and report.txt into the new directory
+        /// DIR (never an existing one) instead of printing them; then
+        /// `lbconsole import DIR` saves them.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// keepalived's --config-id: `@ID` lines apply to this instance.
+        #[arg(long, value_name = "ID")]
+        instance: Option<String>,
+    },
     /// Validate the configuration: exit 0 when valid (warnings allowed),
     /// 1 on any error, 2 when the directory cannot be read.
     Check {
@@ -134,6 +153,8 @@ enum Command {
     Export { file: PathBuf },
     /// Save the configuration of an archive made by `export`, validated first;
     /// `-` reads it from stdin (`lbconsole export - | ssh peer lbconsole import -`).
+    /// FILE may be a directory (what `convert --out` wrote): the files it holds
+    /// replace the saved ones, and the saved version of a file it lacks stays.
     Import {
         file: PathBuf,
         /// Refuse unless the saved configuration is version N.
@@ -357,6 +378,29 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
         }
     };
     let result = match command {
+        Command::Convert {
+            from,
+            file,
+            out: out_dir,
+            instance,
+        } => {
+            let options = lbconsole::convert::Options { instance };
+            return match cli::convert::convert(
+                from,
+                &file,
+                out_dir.as_deref(),
+                &options,
+                &mut out,
+                &mut err,
+            ) {
+                Ok(cli::convert::Converted::Clean) => ExitCode::SUCCESS,
+                Ok(cli::convert::Converted::CheckFails) => ExitCode::FAILURE,
+                Err(error) => {
+                    print_error(&error);
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Check { format } => {
             return match cli::check(&args.config_dir, format, &mut out) {
                 Ok(status) => ExitCode::from(status),

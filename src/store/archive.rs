@@ -231,6 +231,36 @@ pub fn export(store: &Store, place: Place<'_>) -> Result<u64, StoreError> {
     Ok(saved.version)
 }
 
+/// Makes the files the directory `dir` holds the saved ones, as a new version:
+/// what `lbconsole convert --out DIR` wrote. A file the directory lacks keeps
+/// its saved text (a converted configuration has no `network.conf`). The
+/// saved version the files are merged with is the one the new version
+/// follows, so no save in between is lost.
+fn import_dir(
+    store: &Store,
+    dir: &Path,
+    expect_version: Option<u64>,
+) -> Result<VersionMeta, StoreError> {
+    let saved = store.saved_or_first()?;
+    store.check_expected(&saved, expect_version)?;
+    let mut files = saved.files;
+    let mut taken = Vec::new();
+    for file in ConfigFile::ALL {
+        if let Some(bytes) = super::read_capped(&dir.join(file.file_name()), Links::Follow)? {
+            *files.slot(file) = bytes;
+            taken.push(file.file_name());
+        }
+    }
+    if taken.is_empty() {
+        return Err(StoreError::Empty {
+            dir: dir.to_owned(),
+        });
+    }
+    refuse_invalid(&files, "imported")?;
+    let hint = format!("import of {} from {}", taken.join(", "), dir.display());
+    store.save_as(&files, Some(saved.version), Origin::Import, Some(&hint))
+}
+
 /// Makes the configuration of the archive `path` the saved one, as a new
 /// version, if the saved version is still `expect_version` (no check without
 /// one). A configuration with errors is refused before anything is written.
@@ -239,6 +269,11 @@ pub fn import(
     place: Place<'_>,
     expect_version: Option<u64>,
 ) -> Result<VersionMeta, StoreError> {
+    if let Place::File(dir) = place
+        && dir.is_dir()
+    {
+        return import_dir(store, dir, expect_version);
+    }
     let archive = Archive::read(place)?;
     let files = archive.files.into_files();
     refuse_invalid(&files, "imported")?;
