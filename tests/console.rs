@@ -2262,3 +2262,54 @@ fn the_events_pane_shows_the_log_newest_first_in_monochrome_at_80x24() {
     console.key(KeyCode::F(8));
     assert!(!console.app.events_shown, "f8 again hides it");
 }
+
+#[test]
+fn importing_a_converted_directory_replaces_lvs_conf_and_keeps_network_conf() {
+    let files = ConfigFiles {
+        flows: Vec::new(),
+        ..examples()
+    };
+    let mut console = Console::new("import-converted", files.clone());
+    let state = console.engine.paths.state_dir.clone();
+    let dump = state.join("ipvsadm.txt");
+    std::fs::write(
+        &dump,
+        "-A -t 192.0.2.10:80 -s wlc\n-a -t 192.0.2.10:80 -r 10.0.9.1:80 -m -w 1\n",
+    )
+    .unwrap();
+    let converted = state.join("converted");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let done = lbconsole::cli::convert::convert(
+        lbconsole::convert::Source::Ipvsadm,
+        &dump,
+        Some(&converted),
+        &lbconsole::convert::Options::default(),
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(
+        done,
+        Ok(lbconsole::cli::convert::Converted::Clean),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    let lvs = std::fs::read(converted.join("lvs.conf")).unwrap();
+
+    console.shift('I');
+    console.ctrl('u');
+    console.type_text(&converted.display().to_string());
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.saved_version, 2, "{}", console.notice());
+    let saved = console.store().saved().unwrap().files;
+    assert_eq!(saved.lvs, lvs);
+    assert_eq!(saved.network, files.network, "network.conf stays");
+    assert_eq!(saved.flows, files.flows);
+    assert!(
+        console.notice().starts_with(&format!(
+            "saved version 2: import of lvs.conf from {}",
+            converted.display()
+        )),
+        "{}",
+        console.notice()
+    );
+}

@@ -1,0 +1,121 @@
+//! `lbconsole convert` as a user runs it: the real binary, its output, its exit
+//! status, and what it refuses to touch.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lbconsole(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lbconsole"))
+        .args(args)
+        .env_remove("LBCONSOLE_CONFIG_DIR")
+        .env_remove("LBCONSOLE_STATE_DIR")
+        .output()
+        .expect("lbconsole runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "lbconsole-cli-convert-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+const DUMP: &str = "-A -t 192.0.2.10:80 -s wlc\n-a -t 192.0.2.10:80 -r 10.0.9.1:80 -m -w 1\n";
+
+#[test]
+fn without_out_the_files_are_printed_and_the_report_goes_to_stderr() {
+    let dir = scratch("print");
+    let dump = dir.join("ipvsadm.txt");
+    std::fs::write(&dump, DUMP).unwrap();
+    let output = lbconsole(&["convert", "--from", "ipvsadm", &dump.display().to_string()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let shown = dump.display();
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "==> lvs.conf <==\n\
+             # lvs.conf converted by `lbconsole convert --from ipvsadm` from {shown}\n\
+             \n\
+             # {shown}:1: -A -t 192.0.2.10:80 -s wlc\n\
+             director tcp-192.0.2.10-80 192.0.2.10:80 TCP\n    \
+             balance leastconn\n    \
+             mode nat\n    \
+             server 10.0.9.1-80 10.0.9.1:80 weight 1\n"
+        )
+    );
+    assert!(
+        text(&output.stderr).ends_with("converted 1 director and 0 flows; check: valid\n"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn out_writes_a_new_directory_and_never_an_existing_one() {
+    let dir = scratch("out");
+    let dump = dir.join("ipvsadm.txt");
+    std::fs::write(&dump, DUMP).unwrap();
+    let out = dir.join("converted");
+    let args = [
+        "convert",
+        "--from",
+        "ipvsadm",
+        &dump.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ];
+    let output = lbconsole(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["lvs.conf", "report.txt"]);
+    let lvs = std::fs::read(out.join("lvs.conf")).unwrap();
+
+    // Again: the directory exists, and nothing in it changes.
+    let again = lbconsole(&args);
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(
+        text(&again.stderr),
+        format!(
+            "lbconsole: {} already exists; convert writes a new directory, so that nothing is overwritten\n",
+            out.display()
+        )
+    );
+    assert_eq!(std::fs::read(out.join("lvs.conf")).unwrap(), lvs);
+}
+
+#[test]
+fn an_unreadable_source_exits_2_with_one_sentence() {
+    let output = lbconsole(&[
+        "convert",
+        "--from",
+        "keepalived",
+        "/nonexistent/keepalived.conf",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        text(&output.stderr),
+        "lbconsole: cannot read /nonexistent/keepalived.conf: No such file or directory (os error 2)\n"
+    );
+    // A directory, or a device, is not a configuration file.
+    let device = lbconsole(&["convert", "--from", "ldirectord", "/dev/zero"]);
+    assert_eq!(device.status.code(), Some(2));
+    assert!(
+        text(&device.stderr).contains("/dev/zero is a character device, not a regular file"),
+        "{}",
+        text(&device.stderr)
+    );
+    assert!(Path::new("/dev/zero").exists());
+}
