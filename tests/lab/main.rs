@@ -11,6 +11,7 @@ mod apply_network;
 mod bench;
 mod confirm;
 mod console_drain;
+mod convert;
 mod daemon;
 mod dual_stack;
 mod flow_match;
