@@ -5,26 +5,22 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Files;
+use crate::store::{self, Links, StoreError};
 
-/// Reads regular files only: a device or a FIFO named by an `include` is
-/// refused rather than read (it could block forever or never end).
+/// Reads as the store reads an administrator's files (`store::read_capped`):
+/// regular files only, checked on the open file, and size-capped, so that a
+/// device or a FIFO named by an `include` is refused rather than read for ever.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DiskFiles;
 
 impl Files for DiskFiles {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let metadata = std::fs::metadata(path)?;
-        if !metadata.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is {}, not a regular file",
-                    path.display(),
-                    crate::store::atomic::special_kind(metadata.file_type())
-                ),
-            ));
+        match store::read_capped(path, Links::Follow) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            Err(StoreError::File { source, .. }) => Err(source),
+            Err(error) => Err(io::Error::other(error.to_string())),
         }
-        std::fs::read(path)
     }
 
     fn glob(&self, pattern: &Path) -> io::Result<Vec<PathBuf>> {

@@ -8,7 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Conversion, Converted, Names, NoteKind, Place, server_name, service_name};
+use super::{
+    Conversion, Converted, Names, NoteKind, Place, ignored_weights, ipvs_scheduler, server_name,
+    service_name,
+};
 use crate::config::model::flows::{Direction, Flow, Policy};
 use crate::config::model::lvs::{
     Director, ForwardMode, Persistence, Scheduler, Server, ServiceProtocol, VirtualService,
@@ -25,11 +28,6 @@ const DEFAULT_FORWARD: ForwardMode = ForwardMode::Gateway;
 const MAX_IPVSADM_TIMEOUT_S: u32 = 86_400 * 31;
 /// The longest persistence `lvs.conf` takes.
 const MAX_LVS_TIMEOUT_S: u32 = 86_400;
-
-/// The schedulers of the kernel's IPVS, as `-s` names them.
-const IPVS_SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
 
 /// The port names `ipvsadm -S` prints (from /etc/services) that the converter
 /// knows without reading that file.
@@ -902,54 +900,6 @@ pub(super) fn most_common<T: Copy + PartialEq>(values: impl IntoIterator<Item = 
         .map(|(value, _)| value)
 }
 
-/// The lbconsole scheduler of an IPVS scheduler name (`-s`), if lbconsole
-/// programs that scheduler.
-pub(super) fn ipvs_scheduler(name: &str) -> Option<Scheduler> {
-    if !IPVS_SCHEDULERS.contains(&name) {
-        return None;
-    }
-    Scheduler::NAMES
-        .iter()
-        .find(|(known, _)| *known == name)
-        .map(|(_, scheduler)| *scheduler)
-}
-
-/// `rr` and `lc` become lbconsole's roundrobin and leastconn, which IPVS runs
-/// as `wrr` and `wlc`: with equal weights they pick as `rr` and `lc` do, but
-/// the table says `wrr`/`wlc`, and with unequal weights they follow them.
-/// `written` is the source's own words for the scheduler.
-pub(super) fn ignored_weights(
-    scheduler: &str,
-    written: &str,
-    director: &Director,
-) -> Option<String> {
-    let (lbconsole, kernel) = match scheduler {
-        "rr" => ("roundrobin", "wrr"),
-        "lc" => ("leastconn", "wlc"),
-        _ => return None,
-    };
-    let mut weights: Vec<u16> = director
-        .servers
-        .iter()
-        .filter(|s| !s.sorry)
-        .map(Server::weight)
-        .filter(|w| *w > 0)
-        .collect();
-    weights.sort_unstable();
-    weights.dedup();
-    let listed: Vec<String> = weights.iter().map(u16::to_string).collect();
-    Some(if weights.len() > 1 {
-        format!(
-            "{written} ignores the weights ({}); lbconsole's {lbconsole} is {kernel}, which follows them",
-            listed.join(", ")
-        )
-    } else {
-        format!(
-            "{written}: lbconsole's {lbconsole} is {kernel}, which with these equal weights picks as {scheduler} does; `ipvsadm -Ln` shows {kernel}"
-        )
-    })
-}
-
 /// A director without VIP takes the traffic the source marked with `mark`
 /// through a flow of its own, which the administrator fills in: the rules that
 /// set the mark are out of the converter's sight.
@@ -1156,11 +1106,7 @@ mod tests {
     }
 
     fn report(text: &str) -> Vec<String> {
-        convert("ipvsadm.txt", text)
-            .sorted_report()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        convert("ipvsadm.txt", text).report_lines()
     }
 
     #[test]

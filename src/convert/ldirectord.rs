@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::ipvsadm::{
-    Real, fwmark_flow, ignored_weights, ipvs_scheduler, is_link_local, place_servers,
-    well_known_port,
+use super::ipvsadm::{Real, fwmark_flow, is_link_local, place_servers, well_known_port};
+use super::{
+    Conversion, Converted, Names, NoteKind, Place, ignored_weights, ipvs_scheduler, service_name,
+    sorry_server,
 };
-use super::{Conversion, Converted, Names, NoteKind, Place, server_name, service_name};
 use crate::config::model::lvs::{
-    CheckMethod, Director, ForwardMode, HttpCheck, Persistence, Scheduler, Server, ServiceProtocol,
+    CheckMethod, Director, ForwardMode, HttpCheck, Persistence, Scheduler, ServiceProtocol,
     VirtualService,
 };
 use crate::config::model::types::{Family, Port, Spanned, mask_to_prefix};
@@ -546,15 +546,9 @@ impl Reader {
         for server in &director.servers {
             names.server(server.name.as_str());
         }
-        director.servers.push(Server {
-            name: Spanned::unplaced(names.server(&server_name(address, port.map(Port::get)))),
-            address,
-            port,
-            weight: None,
-            check: false,
-            sorry: true,
-            loc: Default::default(),
-        });
+        director
+            .servers
+            .push(sorry_server(&mut names, address, port));
         if director.mode.is_none() {
             director.mode = Some(forward.unwrap_or(ForwardMode::Gateway));
         }
@@ -1419,11 +1413,7 @@ mod tests {
     }
 
     fn report(text: &str) -> Vec<String> {
-        convert("ldirectord.cf", text)
-            .sorted_report()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        convert("ldirectord.cf", text).report_lines()
     }
 
     #[test]

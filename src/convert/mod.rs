@@ -20,9 +20,9 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::model::flows::{Flow, FlowsConfig};
-use crate::config::model::lvs::{Director, LvsConfig, ServiceProtocol};
-use crate::config::model::types::{DirectorName, FlowName, ServerName};
+use crate::config::model::flows::Flow;
+use crate::config::model::lvs::{Director, LvsConfig, Scheduler, Server, ServiceProtocol};
+use crate::config::model::types::{DirectorName, FlowName, Loc, Port, ServerName, Spanned};
 use crate::config::print;
 
 /// The load balancers whose configuration lbconsole converts.
@@ -154,7 +154,7 @@ impl Conversion {
             lvs: lvs.as_bytes(),
         });
         Outcome {
-            report: self.sorted_report().iter().map(Note::to_string).collect(),
+            report: self.report_lines(),
             check: checked
                 .diagnostics
                 .iter()
@@ -256,12 +256,6 @@ impl Conversion {
         }
     }
 
-    pub fn flows_config(&self) -> FlowsConfig {
-        FlowsConfig {
-            flows: self.flows.iter().map(|f| f.value.clone()).collect(),
-        }
-    }
-
     /// `lvs.conf`: each director under a comment that names its source.
     pub fn lvs_text(&self, header: &str) -> String {
         sections(header, &self.directors, print::director)
@@ -272,11 +266,11 @@ impl Conversion {
         (!self.flows.is_empty()).then(|| sections(header, &self.flows, print::flow))
     }
 
-    /// The report, in the order of the sources: file, then line.
-    pub fn sorted_report(&self) -> Vec<Note> {
-        let mut report = self.report.clone();
+    /// The report, in the order of the sources (file, then line), a line each.
+    pub fn report_lines(&self) -> Vec<String> {
+        let mut report: Vec<&Note> = self.report.iter().collect();
         report.sort();
-        report
+        report.into_iter().map(Note::to_string).collect()
     }
 }
 
@@ -292,6 +286,55 @@ fn sections<T>(header: &str, items: &[Converted<T>], print: fn(&mut String, &T))
         print(&mut out, &item.value);
     }
     out
+}
+
+/// The schedulers of the kernel's IPVS, as `-s` names them.
+const IPVS_SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+];
+
+/// The lbconsole scheduler of an IPVS scheduler name (ipvsadm's `-s`,
+/// keepalived's `lb_algo`, ldirectord's `scheduler`), if lbconsole programs it.
+pub fn ipvs_scheduler(name: &str) -> Option<Scheduler> {
+    if !IPVS_SCHEDULERS.contains(&name) {
+        return None;
+    }
+    Scheduler::NAMES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, scheduler)| *scheduler)
+}
+
+/// `rr` and `lc` become lbconsole's roundrobin and leastconn, which IPVS runs
+/// as `wrr` and `wlc`: with equal weights they pick as `rr` and `lc` do, but
+/// the table says `wrr`/`wlc`, and with unequal weights they follow them.
+/// `written` is the source's own words for the scheduler.
+pub fn ignored_weights(scheduler: &str, written: &str, director: &Director) -> Option<String> {
+    let (lbconsole, kernel) = match scheduler {
+        "rr" => ("roundrobin", "wrr"),
+        "lc" => ("leastconn", "wlc"),
+        _ => return None,
+    };
+    let mut weights: Vec<u16> = director
+        .servers
+        .iter()
+        .filter(|s| !s.sorry)
+        .map(Server::weight)
+        .filter(|w| *w > 0)
+        .collect();
+    weights.sort_unstable();
+    weights.dedup();
+    let listed: Vec<String> = weights.iter().map(u16::to_string).collect();
+    Some(if weights.len() > 1 {
+        format!(
+            "{written} ignores the weights ({}); lbconsole's {lbconsole} is {kernel}, which follows them",
+            listed.join(", ")
+        )
+    } else {
+        format!(
+            "{written}: lbconsole's {lbconsole} is {kernel}, which with these equal weights picks as {scheduler} does; `ipvsadm -Ln` shows {kernel}"
+        )
+    })
 }
 
 /// Hands out valid names, unique among those it gave: a wanted name's other
@@ -346,6 +389,20 @@ impl Names {
         let rules = FlowName::RULES;
         FlowName::new(&self.unique(wanted, rules.allows_dot, rules.max_len))
             .expect("a name made of the flow charset")
+    }
+}
+
+/// A sorry server at `address` (and `port`), named after them among `names`:
+/// at weight 0 until every other server of its director is down.
+pub fn sorry_server(names: &mut Names, address: IpAddr, port: Option<Port>) -> Server {
+    Server {
+        name: Spanned::unplaced(names.server(&server_name(address, port.map(Port::get)))),
+        address,
+        port,
+        weight: None,
+        check: false,
+        sorry: true,
+        loc: Loc::default(),
     }
 }
 

@@ -667,12 +667,7 @@ mod tests {
             &mut conversion,
         )
         .expect("the main file");
-        let notes = conversion
-            .sorted_report()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        (nodes, notes)
+        (nodes, conversion.report_lines())
     }
 
     /// The tree as one line per statement, indented by depth.

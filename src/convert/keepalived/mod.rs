@@ -20,9 +20,9 @@ use crate::config::model::lvs::{
 };
 use crate::config::model::types::{DirectorName, Family, Loc, Port, PortRange, Protocol, Spanned};
 
-use super::ipvsadm::ignored_weights;
 use super::{
-    Conversion, Converted, Files, Names, NoteKind, Options, Place, server_name, service_name,
+    Conversion, Converted, Files, Names, NoteKind, Options, Place, ignored_weights, ipvs_scheduler,
+    server_name, service_name, sorry_server,
 };
 
 use checks::{Checked, Inherited, bad_value, missing_value};
@@ -114,11 +114,6 @@ const OTHER_BLOCKS: &[(&str, &str)] = &[
     ),
     ("instance", "lbconsole runs one instance per appliance"),
     ("use_symlink_paths", "a setting of keepalived's own"),
-];
-
-/// keepalived's schedulers (IPVS's names) and lbconsole's.
-const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
 /// What a `virtual_server` line names.
@@ -560,15 +555,7 @@ impl Converter<'_> {
                 ),
             );
         }
-        let server = Server {
-            name: Spanned::unplaced(names.server(&server_name(address, port.map(Port::get)))),
-            address,
-            port,
-            weight: None,
-            check: false,
-            sorry: true,
-            loc: Loc::default(),
-        };
+        let server = sorry_server(names, address, port);
         if self.fits(director, &server, &node.place) {
             director.servers.push(server);
         }
@@ -799,12 +786,8 @@ impl Settings {
                     }
                 }
                 "lb_algo" | "lvs_sched" => match child.arg(0) {
-                    Some(name) if SCHEDULERS.contains(&name) => {
-                        if let Some((_, scheduler)) =
-                            Scheduler::NAMES.iter().find(|(n, _)| *n == name)
-                        {
-                            settings.scheduler = *scheduler;
-                        }
+                    Some(name) if let Some(scheduler) = ipvs_scheduler(name) => {
+                        settings.scheduler = scheduler;
                         settings.weightless = matches!(name, "rr" | "lc")
                             .then(|| (name.to_owned(), child.place.clone()));
                     }
