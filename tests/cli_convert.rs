@@ -1,40 +1,24 @@
 //! `lbconsole convert` as a user runs it: the real binary, its output, its exit
 //! status, and what it refuses to touch.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn lbconsole(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lbconsole"))
-        .args(args)
-        .env_remove("LBCONSOLE_CONFIG_DIR")
-        .env_remove("LBCONSOLE_STATE_DIR")
-        .output()
-        .expect("lbconsole runs")
-}
+use std::path::Path;
+
+use common::Dirs;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "lbconsole-cli-convert-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
 }
 
 const DUMP: &str = "-A -t 192.0.2.10:80 -s wlc\n-a -t 192.0.2.10:80 -r 10.0.9.1:80 -m -w 1\n";
 
 #[test]
 fn without_out_the_files_are_printed_and_the_report_goes_to_stderr() {
-    let dir = scratch("print");
-    let dump = dir.join("ipvsadm.txt");
+    let dirs = Dirs::new("convert-print");
+    let dump = dirs.root.join("ipvsadm.txt");
     std::fs::write(&dump, DUMP).unwrap();
-    let output = lbconsole(&["convert", "--from", "ipvsadm", &dump.display().to_string()]);
+    let output = dirs.run(&["convert", "--from", "ipvsadm", &dump.display().to_string()]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let shown = dump.display();
     assert_eq!(
@@ -59,10 +43,10 @@ fn without_out_the_files_are_printed_and_the_report_goes_to_stderr() {
 
 #[test]
 fn out_writes_a_new_directory_and_never_an_existing_one() {
-    let dir = scratch("out");
-    let dump = dir.join("ipvsadm.txt");
+    let dirs = Dirs::new("convert-out");
+    let dump = dirs.root.join("ipvsadm.txt");
     std::fs::write(&dump, DUMP).unwrap();
-    let out = dir.join("converted");
+    let out = dirs.root.join("converted");
     let args = [
         "convert",
         "--from",
@@ -71,7 +55,7 @@ fn out_writes_a_new_directory_and_never_an_existing_one() {
         "--out",
         &out.display().to_string(),
     ];
-    let output = lbconsole(&args);
+    let output = dirs.run(&args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(output.stdout.is_empty());
     let mut names: Vec<String> = std::fs::read_dir(&out)
@@ -83,7 +67,7 @@ fn out_writes_a_new_directory_and_never_an_existing_one() {
     let lvs = std::fs::read(out.join("lvs.conf")).unwrap();
 
     // Again: the directory exists, and nothing in it changes.
-    let again = lbconsole(&args);
+    let again = dirs.run(&args);
     assert_eq!(again.status.code(), Some(2));
     assert_eq!(
         text(&again.stderr),
@@ -97,7 +81,8 @@ fn out_writes_a_new_directory_and_never_an_existing_one() {
 
 #[test]
 fn an_unreadable_source_exits_2_with_one_sentence() {
-    let output = lbconsole(&[
+    let dirs = Dirs::new("convert-unreadable");
+    let output = dirs.run(&[
         "convert",
         "--from",
         "keepalived",
@@ -110,7 +95,7 @@ fn an_unreadable_source_exits_2_with_one_sentence() {
         "lbconsole: cannot read /nonexistent/keepalived.conf: No such file or directory (os error 2)\n"
     );
     // A directory, or a device, is not a configuration file.
-    let device = lbconsole(&["convert", "--from", "ldirectord", "/dev/zero"]);
+    let device = dirs.run(&["convert", "--from", "ldirectord", "/dev/zero"]);
     assert_eq!(device.status.code(), Some(2));
     assert!(
         text(&device.stderr).contains("/dev/zero is a character device, not a regular file"),
