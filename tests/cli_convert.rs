@@ -104,3 +104,100 @@ fn an_unreadable_source_exits_2_with_one_sentence() {
     );
     assert!(Path::new("/dev/zero").exists());
 }
+
+const KEEPALIVED_PAIR: &str = "\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    nopreempt
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+virtual_server 192.0.2.100 80 {
+    lb_algo wlc
+    lb_kind NAT
+    protocol TCP
+    real_server 10.0.9.1 80 {
+        weight 1
+    }
+}
+";
+
+const BOX_NETWORK: &str = "\
+# this appliance's own address
+service network eth0
+    ip address 192.0.2.2/24
+";
+
+#[test]
+fn vrrp_instances_are_imported_into_the_saved_network_conf_and_never_over_its_own_lines() {
+    let dirs = Dirs::new("convert-vrrp");
+    dirs.write("network.conf", BOX_NETWORK);
+    dirs.write("lvs.conf", "");
+    dirs.write("flows.conf", "");
+    let source = dirs.root.join("keepalived.conf");
+    std::fs::write(&source, KEEPALIVED_PAIR).unwrap();
+    let out = dirs.root.join("converted");
+    let convert = dirs.run(&[
+        "convert",
+        "--from",
+        "keepalived",
+        &source.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(convert.status.code(), Some(0), "{}", text(&convert.stderr));
+    assert!(
+        text(&convert.stderr).contains("with vrrp.conf's lines added to its interfaces"),
+        "{}",
+        text(&convert.stderr)
+    );
+    assert!(!out.join("network.conf").exists());
+
+    let imported = dirs.run(&["import", &out.display().to_string()]);
+    assert_eq!(
+        imported.status.code(),
+        Some(0),
+        "{}",
+        text(&imported.stderr)
+    );
+    let network = std::fs::read_to_string(dirs.config().join("network.conf")).unwrap();
+    assert_eq!(
+        network,
+        "# this appliance's own address\n\
+         service network eth0\n    \
+         ip address 192.0.2.2/24\n    \
+         vrrp id 51\n    \
+         vrrp prio 150\n    \
+         vrrp address 192.0.2.100/24\n\
+         \n\
+         service vrrp\n    \
+         preempt off\n"
+    );
+    assert!(
+        std::fs::read_to_string(dirs.config().join("lvs.conf"))
+            .unwrap()
+            .contains("director tcp-192.0.2.100-80 192.0.2.100:80 TCP")
+    );
+    dirs.ok(&["check"]);
+
+    // Imported twice, the lines would be there twice: refused, nothing saved.
+    let version = dirs.store().saved().unwrap().version;
+    let again = dirs.run(&["import", &out.display().to_string()]);
+    assert_ne!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stderr).contains(&format!(
+            "{}: line 7: network.conf already has `vrrp` lines for `eth0` (line 4); change them there",
+            out.join("vrrp.conf").display()
+        )),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(dirs.store().saved().unwrap().version, version);
+    assert_eq!(
+        std::fs::read_to_string(dirs.config().join("network.conf")).unwrap(),
+        network
+    );
+}

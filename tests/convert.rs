@@ -3,8 +3,10 @@
 //! - `tests/convert/{keepalived,ipvsadm,ldirectord}/CASE/`: the source file
 //!   (`keepalived.conf`, `ipvsadm.txt` or `ldirectord.cf`, and what it
 //!   includes), and what the conversion must give: `lvs.conf`, `flows.conf` when
-//!   the source needs flows, and `report.txt` (the report, then `check:` and
-//!   each diagnostic of `lbconsole check`). `UPDATE_FIXTURES=1 cargo test --test
+//!   the source needs flows, `vrrp.conf` when it runs VRRP, and `report.txt`
+//!   (the report, then `check:` and each diagnostic of `lbconsole check`).
+//!   Where the case has an appliance's `network.conf`, `network.merged` is it
+//!   with `vrrp.conf` merged in, as `lbconsole import` merges it. `UPDATE_FIXTURES=1 cargo test --test
 //!   convert` writes them instead: review the diff.
 //! - `tests/convert/corpus/{keepalived,ipvsadm,ldirectord}/`: files as people
 //!   publish them (`SOURCES.md` says where each comes from, and its licence).
@@ -44,6 +46,7 @@ fn run(source: Source, path: &Path, relative_to: &Path) -> Outcome {
     }
     outcome.lvs = outcome.lvs.replace(&prefix, "");
     outcome.flows = outcome.flows.map(|flows| flows.replace(&prefix, ""));
+    outcome.vrrp = outcome.vrrp.map(|vrrp| vrrp.replace(&prefix, ""));
     outcome
 }
 
@@ -71,6 +74,8 @@ fn every_fixture_converts_to_its_expected_files_and_report() {
             let expected = [
                 ("lvs.conf", Some(outcome.lvs.clone())),
                 ("flows.conf", outcome.flows.clone()),
+                ("vrrp.conf", outcome.vrrp.clone()),
+                ("network.merged", merged_network(&dir, &outcome)),
                 ("report.txt", Some(report_text(&outcome))),
             ];
             for (name, got) in expected {
@@ -100,6 +105,27 @@ fn every_fixture_converts_to_its_expected_files_and_report() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The fixture's `network.conf` (an appliance's own) with the conversion's
+/// `vrrp.conf` merged in, as `lbconsole import` merges it; it must pass
+/// `check` with the converted lvs.conf and flows.conf.
+fn merged_network(dir: &Path, outcome: &Outcome) -> Option<String> {
+    let network = std::fs::read_to_string(dir.join("network.conf")).ok()?;
+    let merged = lbconsole::config::merge::merge_vrrp(&network, outcome.vrrp.as_deref()?)
+        .unwrap_or_else(|error| panic!("{}: {error:?}", dir.display()));
+    let checked = lbconsole::config::check(lbconsole::config::Sources {
+        network: merged.as_bytes(),
+        flows: outcome.flows.as_deref().unwrap_or("").as_bytes(),
+        lvs: outcome.lvs.as_bytes(),
+    });
+    assert!(
+        !checked.has_errors(),
+        "{}: the merged network.conf fails check: {:?}\n{merged}",
+        dir.display(),
+        checked.diagnostics
+    );
+    Some(merged)
+}
+
 #[test]
 fn every_published_configuration_converts_into_files_that_check_accepts() {
     let corpus = root().join("corpus");
@@ -125,6 +151,9 @@ fn every_published_configuration_converts_into_files_that_check_accepts() {
             let mut shown = format!("==> lvs.conf <==\n{}", outcome.lvs);
             if let Some(flows) = &outcome.flows {
                 shown.push_str(&format!("==> flows.conf <==\n{flows}"));
+            }
+            if let Some(vrrp) = &outcome.vrrp {
+                shown.push_str(&format!("==> vrrp.conf <==\n{vrrp}"));
             }
             shown.push_str(&format!("==> report <==\n{}", report_text(&outcome)));
             insta::assert_snapshot!(name.display().to_string().replace('/', "__"), shown);

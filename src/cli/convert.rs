@@ -37,6 +37,9 @@ pub fn convert(
     if let Some(flows) = &outcome.flows {
         files.push(("flows.conf", flows.as_bytes()));
     }
+    if let Some(vrrp) = &outcome.vrrp {
+        files.push(("vrrp.conf", vrrp.as_bytes()));
+    }
     match out_dir {
         Some(dir) => {
             files.push(("report.txt", report.as_bytes()));
@@ -64,9 +67,14 @@ pub fn convert(
     let _ = writeln!(err, "{}", summary(&conversion, &outcome));
     if let Some(dir) = out_dir {
         let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+        let network = if outcome.vrrp.is_some() {
+            "the saved network.conf stays, with vrrp.conf's lines added to its interfaces"
+        } else {
+            "the saved network.conf stays"
+        };
         let _ = writeln!(
             err,
-            "wrote {} in {}; `lbconsole import {}` saves them as a new version (the saved network.conf stays)",
+            "wrote {} in {}; `lbconsole import {}` saves them as a new version ({network})",
             names.join(", "),
             dir.display(),
             dir.display()

@@ -3,6 +3,7 @@
 
 pub mod diagnostic;
 pub mod keywords;
+pub mod merge;
 pub mod model;
 pub mod parse;
 pub mod print;

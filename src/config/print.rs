@@ -8,7 +8,9 @@ use std::fmt::Write;
 use super::model::Config;
 use super::model::flows::{Condition, Flow, FlowsConfig, Policy, Rule};
 use super::model::lvs::{CheckMethod, Director, LvsConfig, Server};
-use super::model::network::{Interface, LinkKind, NetworkConfig, RouteDestination, VrrpService};
+use super::model::network::{
+    Interface, InterfaceVrrp, LinkKind, NetworkConfig, RouteDestination, VrrpService,
+};
 use super::model::types::{Family, endpoint, prefix_to_mask};
 
 const INDENT: &str = "    ";
@@ -54,7 +56,7 @@ fn sections<T>(items: &[T], print: fn(&mut String, &T)) -> String {
 
 // `write!` to a String cannot fail; the results below are discarded on purpose.
 
-fn interface(out: &mut String, interface: &Interface) {
+pub fn interface(out: &mut String, interface: &Interface) {
     let _ = writeln!(out, "service network {}", interface.name.value);
     match &interface.kind {
         LinkKind::Ethernet => {}
@@ -116,19 +118,24 @@ fn interface(out: &mut String, interface: &Interface) {
         out.push('\n');
     }
     if let Some(vrrp) = &interface.vrrp {
-        if let Some(id) = &vrrp.id {
-            let _ = writeln!(out, "{INDENT}vrrp id {}", id.value);
-        }
-        if let Some(prio) = &vrrp.prio {
-            let _ = writeln!(out, "{INDENT}vrrp prio {}", prio.value);
-        }
-        for address in &vrrp.addresses {
-            let _ = writeln!(out, "{INDENT}vrrp address {}", address.value);
-        }
+        vrrp_lines(out, vrrp, INDENT);
     }
 }
 
-fn vrrp_service(out: &mut String, service: &VrrpService) {
+/// An interface's `vrrp` lines, each after `indent`.
+pub fn vrrp_lines(out: &mut String, vrrp: &InterfaceVrrp, indent: &str) {
+    if let Some(id) = &vrrp.id {
+        let _ = writeln!(out, "{indent}vrrp id {}", id.value);
+    }
+    if let Some(prio) = &vrrp.prio {
+        let _ = writeln!(out, "{indent}vrrp prio {}", prio.value);
+    }
+    for address in &vrrp.addresses {
+        let _ = writeln!(out, "{indent}vrrp address {}", address.value);
+    }
+}
+
+pub fn vrrp_service(out: &mut String, service: &VrrpService) {
     let on_off = |on: bool| if on { "on" } else { "off" };
     out.push_str("service vrrp\n");
     if let Some(interface) = &service.sync_iface {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::model::flows::Flow;
 use crate::config::model::lvs::{Director, LvsConfig, Scheduler, Server, ServiceProtocol};
+use crate::config::model::network::{Interface, VrrpService};
 use crate::config::model::types::{DirectorName, FlowName, Loc, Port, ServerName, Spanned};
 use crate::config::print;
 
@@ -129,6 +130,8 @@ pub struct Outcome {
     pub lvs: String,
     /// `None` when the source needs no flows.
     pub flows: Option<String>,
+    /// `None` when the source runs no VRRP.
+    pub vrrp: Option<String>,
     /// The report, in the order of the sources.
     pub report: Vec<String>,
     /// `lbconsole check` of the files, one line per diagnostic.
@@ -148,6 +151,7 @@ impl Conversion {
         };
         let lvs = self.lvs_text(&header("lvs.conf"));
         let flows = self.flows_text(&header("flows.conf"));
+        let vrrp = self.vrrp_text(&header("vrrp.conf"));
         let checked = crate::config::check(crate::config::Sources {
             network: b"",
             flows: flows.as_deref().unwrap_or("").as_bytes(),
@@ -163,6 +167,7 @@ impl Conversion {
             has_errors: checked.has_errors(),
             lvs,
             flows,
+            vrrp,
         }
     }
 }
@@ -237,6 +242,9 @@ pub struct Converted<T> {
 pub struct Conversion {
     pub directors: Vec<Converted<Director>>,
     pub flows: Vec<Converted<Flow>>,
+    /// keepalived's `vrrp_instance`s: interfaces with only their `vrrp` lines.
+    pub vrrp: Vec<Converted<Interface>>,
+    pub vrrp_service: Option<Converted<VrrpService>>,
     pub report: Vec<Note>,
 }
 
@@ -264,6 +272,23 @@ impl Conversion {
     /// `flows.conf`, or `None` when the source needs no flows.
     pub fn flows_text(&self, header: &str) -> Option<String> {
         (!self.flows.is_empty()).then(|| sections(header, &self.flows, print::flow))
+    }
+
+    /// `vrrp.conf`, the `vrrp` lines `lbconsole import` merges into
+    /// network.conf, or `None` when the source runs no VRRP.
+    pub fn vrrp_text(&self, header: &str) -> Option<String> {
+        if self.vrrp.is_empty() && self.vrrp_service.is_none() {
+            return None;
+        }
+        let header = format!(
+            "{header}\n# `lbconsole import` adds each interface's `vrrp` lines to its section of\n# the saved network.conf, and `service vrrp` at its end; the interfaces and\n# their `ip address` are the appliance's own, as network.conf has them."
+        );
+        let mut out = sections(&header, &self.vrrp, print::interface);
+        if let Some(service) = &self.vrrp_service {
+            out.push('\n');
+            print::vrrp_service(&mut out, &service.value);
+        }
+        Some(out)
     }
 
     /// The report, in the order of the sources (file, then line), a line each.

@@ -231,19 +231,84 @@ pub fn export(store: &Store, place: Place<'_>) -> Result<u64, StoreError> {
     Ok(saved.version)
 }
 
-/// Makes the files the directory `dir` holds the saved ones, as a new version:
-/// what `lbconsole convert --out DIR` wrote. A file the directory lacks keeps
-/// its saved text (a converted configuration has no `network.conf`). The
-/// saved version the files are merged with is the one the new version
-/// follows, so no save in between is lost.
-fn import_dir(
+/// The `vrrp` lines `lbconsole convert` writes from keepalived's
+/// `vrrp_instance`s, which an import adds to network.conf.
+const VRRP_FILE: &str = "vrrp.conf";
+
+/// `network` with the lines of `vrrp` (read from `path`) merged in.
+fn merge_vrrp(network: &[u8], vrrp: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
+    let malformed = |message: String| StoreError::Malformed {
+        path: path.to_owned(),
+        message,
+    };
+    let text = |bytes: &[u8], name: &str| {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| malformed(format!("{name} is not UTF-8 text")))
+    };
+    let merged =
+        crate::config::merge::merge_vrrp(&text(network, "network.conf")?, &text(vrrp, "it")?)
+            .map_err(|error| malformed(format!("line {}: {}", error.line, error.message)))?;
+    Ok(merged.into_bytes())
+}
+
+/// What an import would save, read and checked but not saved yet: what the
+/// console shows before it asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub files: ConfigFiles,
+    /// The saved version the files replace. A directory's files were merged
+    /// with it, so the import must follow it.
+    pub replaces: u64,
+    /// Its files.
+    pub before: ConfigFiles,
+    hint: String,
+}
+
+/// Reads what `place` holds (an archive, or a directory that `lbconsole
+/// convert --out` wrote) as the configuration an import would save, if the
+/// saved version is still `expect_version` (no check without one); one with
+/// errors is refused.
+pub fn prepare_import(
     store: &Store,
-    dir: &Path,
+    place: Place<'_>,
     expect_version: Option<u64>,
-) -> Result<VersionMeta, StoreError> {
-    let saved = store.saved_or_first()?;
-    store.check_expected(&saved, expect_version)?;
-    let mut files = saved.files;
+) -> Result<Prepared, StoreError> {
+    let saved_expected = || -> Result<Saved, StoreError> {
+        let saved = store.saved_or_first()?;
+        store.check_expected(&saved, expect_version)?;
+        Ok(saved)
+    };
+    if let Place::File(dir) = place
+        && dir.is_dir()
+    {
+        return prepare_dir(saved_expected()?, dir);
+    }
+    // The archive is read first: what is wrong with it is the error to show.
+    let archive = Archive::read(place)?;
+    let files = archive.files.into_files();
+    refuse_invalid(&files, "imported")?;
+    let saved = saved_expected()?;
+    let source = match place {
+        Place::File(path) => path.display().to_string(),
+        Place::Standard => "stdin".to_owned(),
+    };
+    Ok(Prepared {
+        files,
+        replaces: saved.version,
+        before: saved.files,
+        hint: format!(
+            "import of {source} (version {} of {})",
+            archive.version, archive.exported
+        ),
+    })
+}
+
+/// The files the directory `dir` holds, over the `saved` ones: a file the
+/// directory lacks keeps its saved text (a converted configuration has no
+/// `network.conf`), and the `vrrp` lines of its `vrrp.conf` are added to
+/// network.conf.
+fn prepare_dir(saved: Saved, dir: &Path) -> Result<Prepared, StoreError> {
+    let mut files = saved.files.clone();
     let mut taken = Vec::new();
     for file in ConfigFile::ALL {
         if let Some(bytes) = super::read_capped(&dir.join(file.file_name()), Links::Follow)? {
@@ -251,39 +316,46 @@ fn import_dir(
             taken.push(file.file_name());
         }
     }
+    let vrrp_path = dir.join(VRRP_FILE);
+    if let Some(vrrp) = super::read_capped(&vrrp_path, Links::Follow)? {
+        files.network = merge_vrrp(&files.network, &vrrp, &vrrp_path)?;
+        taken.push(VRRP_FILE);
+    }
     if taken.is_empty() {
         return Err(StoreError::Empty {
             dir: dir.to_owned(),
         });
     }
     refuse_invalid(&files, "imported")?;
-    let hint = format!("import of {} from {}", taken.join(", "), dir.display());
-    store.save_as(&files, Some(saved.version), Origin::Import, Some(&hint))
+    Ok(Prepared {
+        files,
+        replaces: saved.version,
+        before: saved.files,
+        hint: format!("import of {} from {}", taken.join(", "), dir.display()),
+    })
 }
 
-/// Makes the configuration of the archive `path` the saved one, as a new
-/// version, if the saved version is still `expect_version` (no check without
-/// one). A configuration with errors is refused before anything is written.
+/// Makes the configuration `place` holds the saved one, as a new version, if
+/// the saved version is still `expect_version` (no check without one). A
+/// configuration with errors is refused before anything is written. A
+/// directory's files are merged with the saved version, which the new one
+/// follows, so no save in between is lost.
 pub fn import(
     store: &Store,
     place: Place<'_>,
     expect_version: Option<u64>,
 ) -> Result<VersionMeta, StoreError> {
-    if let Place::File(dir) = place
-        && dir.is_dir()
-    {
-        return import_dir(store, dir, expect_version);
-    }
-    let archive = Archive::read(place)?;
-    let files = archive.files.into_files();
-    refuse_invalid(&files, "imported")?;
-    let source = match place {
-        Place::File(path) => path.display().to_string(),
-        Place::Standard => "stdin".to_owned(),
-    };
-    let hint = format!(
-        "import of {source} (version {} of {})",
-        archive.version, archive.exported
-    );
-    store.save_as(&files, expect_version, Origin::Import, Some(&hint))
+    let prepared = prepare_import(store, place, expect_version)?;
+    save_prepared(store, &prepared)
+}
+
+/// Saves what [`prepare_import`] read, if the saved version is still the one
+/// it replaces.
+pub fn save_prepared(store: &Store, prepared: &Prepared) -> Result<VersionMeta, StoreError> {
+    store.save_as(
+        &prepared.files,
+        Some(prepared.replaces),
+        Origin::Import,
+        Some(&prepared.hint),
+    )
 }

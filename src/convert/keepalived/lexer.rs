@@ -172,9 +172,14 @@ impl Reader<'_> {
             return;
         }
         if text.starts_with('~') {
+            self.conversion.note(
+                place,
+                NoteKind::Unknown,
+                format!("`{text}`: keepalived repeats lines with ~SEQ and ~LST only; left out"),
+            );
             return;
         }
-        if !self.macros.is_empty() && text.contains('$') {
+        if text.contains('$') {
             if depth >= MAX_EXPANSIONS {
                 self.conversion.note(
                     place,
@@ -183,7 +188,18 @@ impl Reader<'_> {
                 );
                 return;
             }
-            if let Some((line, more)) = self.expand(&text) {
+            let expanded = match self.expand(&text) {
+                Ok(expanded) => expanded,
+                Err(why) => {
+                    self.conversion.note(
+                        place,
+                        NoteKind::Error,
+                        format!("{why}; the line is left out"),
+                    );
+                    return;
+                }
+            };
+            if let Some((line, more)) = expanded {
                 if line.len() > MAX_LINE_LEN {
                     self.conversion.note(
                         place,
@@ -195,11 +211,12 @@ impl Reader<'_> {
                     return;
                 }
                 // The result is read again, as keepalived does: it may use
-                // or define macros, or be an `@` line.
+                // or define macros, or be an `@` line. Its comments went
+                // before: a `#` now is a value (`${_HASH}`).
                 for line in std::iter::once(line).chain(more) {
-                    let (line, _) = decomment(&line);
+                    let line = line.trim();
                     if !line.is_empty() {
-                        self.logical_line(place, &line, false, depth + 1);
+                        self.logical_line(place, line, false, depth + 1);
                     }
                 }
                 return;
@@ -248,16 +265,19 @@ impl Reader<'_> {
 
     /// Replaces `$NAME` and `${NAME}` by the macros' values, up to the first
     /// multi-line macro: its first line takes its place, its other lines
-    /// come after the line. `None` when the line names no macro.
-    fn expand(&self, text: &str) -> Option<(String, Vec<String>)> {
+    /// come after the line. `None` when the line names no macro; an error
+    /// when it names one of keepalived's that only keepalived can know.
+    fn expand(&self, text: &str) -> Result<Option<(String, Vec<String>)>, String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         let mut found = false;
         while let Some(at) = rest.find('$') {
             out.push_str(&rest[..at]);
             let after = &rest[at + 1..];
-            let Some((lines, len)) =
-                macro_use(after).and_then(|(name, len)| Some((self.macros.get(name)?, len)))
+            let Some((lines, len)) = macro_use(after)
+                .map(|(name, len)| Ok::<_, String>((self.value_of(name)?, len)))
+                .transpose()?
+                .and_then(|(lines, len)| Some((lines?, len)))
             else {
                 out.push('$');
                 rest = after;
@@ -270,17 +290,71 @@ impl Reader<'_> {
             {
                 out.push_str(first);
                 out.push_str(rest);
-                return Some((out, more.to_vec()));
+                return Ok(Some((out, more.to_vec())));
             }
             out.push_str(lines.first().map_or("", String::as_str));
         }
         out.push_str(rest);
-        found.then_some((out, Vec::new()))
+        Ok(found.then_some((out, Vec::new())))
+    }
+
+    /// The lines of the macro `name`: the configuration's own, or one of
+    /// those keepalived defines (`_PWD`, `_INSTANCE`, `_HASH`, `_BANG`).
+    /// `None` when there is none of that name.
+    fn value_of(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        if let Some(lines) = self.macros.get(name) {
+            return Ok(Some(lines.clone()));
+        }
+        let value = match name {
+            // keepalived reads each file from its own directory.
+            "_PWD" => self
+                .open
+                .last()
+                .and_then(|file| file.parent())
+                .map_or(String::new(), |dir| dir.display().to_string()),
+            "_INSTANCE" => self.instance.map(str::to_owned).ok_or(
+                "`${_INSTANCE}` is keepalived's --config-id (by default the host name), and no `--instance` was given",
+            )?,
+            "_HASH" => "#".to_owned(),
+            "_BANG" => "!".to_owned(),
+            "_RANDOM" => {
+                return Err(
+                    "`${_RANDOM}` is a new number each time keepalived starts; write the value meant".to_owned(),
+                );
+            }
+            "_ENV" => {
+                return Err(
+                    "`${_ENV …}` is keepalived's environment when it starts, unknown here; write the value meant".to_owned(),
+                );
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(vec![value]))
     }
 
     /// `~SEQ(VAR, END)`, `~SEQ(VAR, START, END)` or `~SEQ(VAR, START, STEP,
     /// END)` then a line: the line once for each value of `$VAR`.
+    /// `~LST(VAR, V1, V2…)` or `~LST({A, B}, {A1, B1}, {A2, B2}…)`: the line
+    /// once for each value, or set of values (a missing one is empty).
     fn sequence(&mut self, place: &Place, text: &str, depth: usize) {
+        if text.starts_with("~LST") {
+            let Some((names, sets, line)) = list_values(text) else {
+                self.conversion.note(
+                    place,
+                    NoteKind::Error,
+                    format!("`{text}`: not a list this converter reads (~LST(VAR, V1, V2…) or ~LST({{A, B}}, {{A1, B1}}…) then a line); left out"),
+                );
+                return;
+            };
+            for set in sets {
+                for (index, name) in names.iter().enumerate() {
+                    let value = set.get(index).cloned().unwrap_or_default();
+                    self.macros.insert(name.clone(), vec![value]);
+                }
+                self.logical_line(place, line, false, depth + 1);
+            }
+            return;
+        }
         let Some((values, line)) = sequence_values(text) else {
             self.conversion.note(
                 place,
@@ -436,10 +510,12 @@ fn definition(text: &str) -> Option<(String, String)> {
 }
 
 /// After a `$`: the macro name it uses and how many characters that takes.
+/// Braces may hold parameters after the name (`${_RANDOM 1 9}`).
 fn macro_use(after: &str) -> Option<(&str, usize)> {
     if let Some(braced) = after.strip_prefix('{') {
         let end = braced.find('}')?;
-        return Some((&braced[..end], end + 2));
+        let name = braced[..end].split([' ', '\t']).next().unwrap_or("");
+        return Some((name, end + 2));
     }
     let len = after
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -483,6 +559,58 @@ fn sequence_values(text: &str) -> Option<(Sequence, &str)> {
         return None;
     }
     Some(((name.to_string(), values), line.trim_start()))
+}
+
+/// The values of `~LST`, a set per repetition of its line.
+type ValueSets = Vec<Vec<String>>;
+
+/// The names, the sets of values and the line of `~LST(…) LINE`. Values
+/// are single words; a set with more values than names is refused, as
+/// keepalived refuses it.
+fn list_values(text: &str) -> Option<(Vec<String>, ValueSets, &str)> {
+    let rest = text.strip_prefix("~LST")?.trim_start().strip_prefix('(')?;
+    let (inside, line) = rest.split_once(')')?;
+    let mut items = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    for (at, c) in inside.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inside[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return None;
+        }
+    }
+    items.push(&inside[start..]);
+    let words = |item: &str| -> Vec<String> {
+        let item = item.trim();
+        let item = item
+            .strip_prefix('{')
+            .and_then(|inner| inner.strip_suffix('}'))
+            .unwrap_or(item);
+        item.split(',').map(|word| word.trim().to_owned()).collect()
+    };
+    let (names, sets) = items.split_first()?;
+    let names = words(names);
+    let sets: Vec<Vec<String>> = sets.iter().map(|set| words(set)).collect();
+    let valid = |name: &String| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !names.iter().all(valid)
+        || sets.is_empty()
+        || sets.len() > MAX_SEQUENCE
+        || sets.iter().any(|set| set.len() > names.len())
+    {
+        return None;
+    }
+    Some((names, sets, line.trim_start()))
 }
 
 /// `include PATTERN` and its variants (`includer`, `includew`, …).
@@ -756,6 +884,40 @@ mod tests {
     fn sequences_repeat_a_line() {
         let (nodes, _) = parse(&[("k.conf", "~SEQ(i, 1, 2, 5) rs 10.0.0.$i\n")], None);
         assert_eq!(shape(&nodes), ["rs|10.0.0.1", "rs|10.0.0.3", "rs|10.0.0.5"]);
+    }
+
+    #[test]
+    fn lists_repeat_a_line_for_each_value_or_set() {
+        let (nodes, notes) = parse(
+            &[(
+                "k.conf",
+                "~LST(ip, 11, 12) rs 10.0.0.$ip
+",
+            )],
+            None,
+        );
+        assert_eq!(shape(&nodes), ["rs|10.0.0.11", "rs|10.0.0.12"]);
+        assert!(notes.is_empty(), "{notes:?}");
+        let text = "~LST({ip, w}, {11, 3}, {12}) rs 10.0.0.$ip w$w\n";
+        let (nodes, _) = parse(&[("k.conf", text)], None);
+        assert_eq!(shape(&nodes), ["rs|10.0.0.11|w3", "rs|10.0.0.12|w"]);
+        let (nodes, notes) = parse(&[("k.conf", "~LST({a}, {1, 2}) x $a\n")], None);
+        assert!(nodes.is_empty() && notes.len() == 1, "{nodes:?} {notes:?}");
+    }
+
+    #[test]
+    fn keepalived_s_own_macros_are_known_or_reported() {
+        let files = [(
+            "/etc/k/main.conf",
+            "a ${_PWD} $_HASH ${_BANG}\nb ${_INSTANCE}\nc ${_RANDOM 1 9}\n",
+        )];
+        let (nodes, notes) = parse(&files, Some("lb1"));
+        assert_eq!(shape(&nodes), ["a|/etc/k|#|!", "b|lb1"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("_RANDOM"), "{notes:?}");
+        let (nodes, notes) = parse(&files, None);
+        assert_eq!(shape(&nodes), ["a|/etc/k|#|!"]);
+        assert!(notes[0].contains("no `--instance`"), "{notes:?}");
     }
 
     #[test]

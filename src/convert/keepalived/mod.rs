@@ -5,6 +5,7 @@
 mod checks;
 mod group;
 mod lexer;
+mod vrrp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -40,6 +41,7 @@ pub fn convert(path: &Path, files: &dyn Files, options: &Options) -> io::Result<
         directors: Names::default(),
         flows: Names::default(),
         services: HashMap::new(),
+        vrrp: vrrp::Vrrp::default(),
     };
     converter.run(&nodes);
     Ok(conversion)
@@ -53,14 +55,11 @@ struct Converter<'a> {
     flows: Names,
     /// Each virtual service converted, and where: a second is left out.
     services: HashMap<(IpAddr, Option<Port>, ServiceProtocol), Place>,
+    vrrp: vrrp::Vrrp,
 }
 
 /// Top-level blocks that are not lvs.conf's, and why.
 const OTHER_BLOCKS: &[(&str, &str)] = &[
-    (
-        "global_defs",
-        "keepalived's own settings (router_id, mail, scripts); lbconsole has none of them",
-    ),
     (
         "vrrp_sync_group",
         "lbconsole puts all VRRP instances of a box in one sync group (network.conf)",
@@ -135,7 +134,8 @@ impl Converter<'_> {
             match node.keyword() {
                 "virtual_server" => self.virtual_server(node),
                 "virtual_server_group" => {}
-                "vrrp_instance" => self.vrrp_instance(node),
+                "vrrp_instance" => self.vrrp.instance(node, self.out),
+                "global_defs" => self.global_defs(node),
                 keyword => match OTHER_BLOCKS.iter().find(|(name, _)| *name == keyword) {
                     Some((_, reason)) => {
                         self.out.note(
@@ -196,42 +196,32 @@ impl Converter<'_> {
         );
     }
 
-    fn vrrp_instance(&mut self, node: &Node) {
-        let value = |keyword: &str| {
-            node.children()
-                .iter()
-                .find(|child| child.keyword() == keyword)
-                .map(|child| child.args().join(" "))
-        };
-        let mut details = Vec::new();
-        for keyword in ["interface", "virtual_router_id", "priority"] {
-            if let Some(value) = value(keyword) {
-                details.push(format!("{keyword} {value}"));
-            }
-        }
-        let addresses: Vec<&str> = node
-            .children()
-            .iter()
-            .filter(|child| child.keyword() == "virtual_ipaddress")
-            .flat_map(Node::children)
-            .map(Node::keyword)
-            .collect();
-        if !addresses.is_empty() {
-            details.push(format!("virtual_ipaddress {}", addresses.join(" ")));
-        }
-        let details = if details.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", details.join(", "))
-        };
+    /// keepalived's own settings, but for the connection sync's interface.
+    fn global_defs(&mut self, node: &Node) {
         self.out.note(
             &node.place,
             NoteKind::Dropped,
             format!(
-                "{}{details}: VRRP: write `vrrp` lines in network.conf (README, HA pair)",
+                "{}: keepalived's own settings (router_id, mail, scripts); lbconsole has none of them",
                 node.text()
             ),
         );
+        for sync in node
+            .children()
+            .iter()
+            .filter(|c| c.keyword() == "lvs_sync_daemon")
+        {
+            let mut service = crate::config::model::network::VrrpService::default();
+            vrrp::sync_interface(sync, &mut service, self.out);
+            if let Some(interface) = service.sync_iface.clone() {
+                let converted = self.out.vrrp_service.get_or_insert_with(|| Converted {
+                    from: sync.place.clone(),
+                    what: sync.text(),
+                    value: service,
+                });
+                converted.value.sync_iface = Some(interface);
+            }
+        }
     }
 
     fn target(&mut self, node: &Node) -> Option<Target> {
@@ -266,7 +256,26 @@ impl Converter<'_> {
             self.no_block(node);
             return;
         }
-        let Some(settings) = Settings::read(node, self.out) else {
+        // A fwmark has no protocol; a group has one when it has addresses.
+        let needs_protocol = match &target {
+            Target::Service(..) => true,
+            Target::Fwmark(_) => false,
+            Target::Group(group) => match self.groups.get(group) {
+                Some(entries) => !entries.addresses.is_empty(),
+                None => {
+                    self.out.note(
+                        &node.place,
+                        NoteKind::Error,
+                        format!(
+                            "`{}`: no virtual_server_group {group}; left out",
+                            node.text()
+                        ),
+                    );
+                    return;
+                }
+            },
+        };
+        let Some(settings) = Settings::read(node, needs_protocol, self.out) else {
             return;
         };
         let protocol = settings.protocol;
@@ -305,17 +314,7 @@ impl Converter<'_> {
                 (name, None)
             }
             Target::Group(group) => {
-                let Some(entries) = self.groups.get(group).cloned() else {
-                    self.out.note(
-                        &node.place,
-                        NoteKind::Error,
-                        format!(
-                            "`{}`: no virtual_server_group {group}; left out",
-                            node.text()
-                        ),
-                    );
-                    return;
-                };
+                let entries = self.groups[group].clone();
                 if !self.used_groups.contains(group) {
                     self.used_groups.push(group.clone());
                 }
@@ -735,8 +734,9 @@ struct Settings {
 }
 
 impl Settings {
-    /// `None` when the virtual server cannot be converted (reported).
-    fn read(node: &Node, out: &mut Conversion) -> Option<Self> {
+    /// `None` when the virtual server cannot be converted (reported). A
+    /// service that `needs_protocol` and has none is UDP, as in keepalived.
+    fn read(node: &Node, needs_protocol: bool, out: &mut Conversion) -> Option<Self> {
         let mut settings = Self {
             protocol: ServiceProtocol::Tcp,
             scheduler: Scheduler::LeastConn,
@@ -867,9 +867,8 @@ impl Settings {
             }
         }
         // keepalived's own default, which it logs at start ("no protocol set -
-        // defaulting to UDP"): the kernel takes protocol 0 as UDP. A fwmark has
-        // no protocol.
-        if !protocol_written && usable && node.arg(0) != Some("fwmark") {
+        // defaulting to UDP"): the kernel takes protocol 0 as UDP.
+        if !protocol_written && usable && needs_protocol {
             settings.protocol = ServiceProtocol::Udp;
             out.note(
                 &node.place,
