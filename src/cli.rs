@@ -15,11 +15,12 @@ use crate::events::{self, Event};
 use crate::ha;
 use crate::ha::peer::{self, PeerError};
 use crate::ha::status::{Keepalived, VrrpState, VrrpStatus};
-use crate::health::publish::{HealthSource, ServerReport};
+use crate::health::publish::{HealthSource, ReadError, ServerReport};
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
     SyncDaemon,
 };
+use crate::metrics::checker::{self, CheckerReport};
 use crate::observe::observe;
 use crate::plan::flows::{FlowCounter, MarkRule};
 use crate::plan::ipvs;
@@ -126,6 +127,16 @@ pub enum CommandError {
     Peer(#[from] PeerError),
     #[error(transparent)]
     Operate(Box<crate::operate::OperateError>),
+    #[error(transparent)]
+    Daemon(#[from] ReadError),
+    #[error("no daemon is running: nothing is checked, there are no results")]
+    NoDaemon,
+    #[error("the daemon checks no server {director}/{server}: {known}")]
+    NoServer {
+        director: String,
+        server: String,
+        known: String,
+    },
 }
 
 impl From<crate::operate::OperateError> for CommandError {
@@ -555,6 +566,8 @@ struct HealthReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     servers: Vec<ServerReport>,
+    /// Whether the checker is alive; `None` without a daemon.
+    checker: Option<CheckerReport>,
 }
 
 #[derive(Serialize)]
@@ -673,11 +686,16 @@ pub async fn status<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend>(
                 daemon: servers.is_some(),
                 error: None,
                 servers: servers.unwrap_or_default(),
+                checker: checker::read(store.state_dir(), None)
+                    .inspect_err(|error| tracing::warn!("{error}"))
+                    .ok()
+                    .flatten(),
             },
             Err(error) => HealthReport {
                 daemon: false,
                 error: Some(error.to_string()),
                 servers: Vec::new(),
+                checker: None,
             },
         },
         overrides: overrides
@@ -948,6 +966,9 @@ fn write_health(health: &HealthReport, out: &mut dyn Write) -> std::io::Result<(
     if !health.daemon {
         return writeln!(out, "  no daemon running: servers are not checked");
     }
+    if let Some(checker) = &health.checker {
+        write_checker(checker, out)?;
+    }
     if health.servers.is_empty() {
         writeln!(out, "  no servers")?;
     }
@@ -964,6 +985,99 @@ fn write_health(health: &HealthReport, out: &mut dyn Write) -> std::io::Result<(
             server.server,
             std::net::SocketAddr::new(server.address, server.port).to_string()
         )?;
+    }
+    Ok(())
+}
+
+fn write_checker(checker: &CheckerReport, out: &mut dyn Write) -> std::io::Result<()> {
+    #[allow(clippy::cast_precision_loss)]
+    let quiet = checker.quiet_ms as f64 / 1000.0;
+    if checker.stalled {
+        writeln!(
+            out,
+            "  checker stalled: no check completed for {quiet:.1} s while checks are due"
+        )
+    } else {
+        writeln!(
+            out,
+            "  checker alive: {} check(s) done, the last {quiet:.1} s ago",
+            checker.checks
+        )
+    }
+}
+
+/// `lbconsole status --server DIRECTOR/SERVER`: the server's last check
+/// results as the daemon recorded them, oldest first.
+pub fn server_checks(
+    store: &Store,
+    target: &crate::operate::Target,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let (director, server) = (target.director.as_str(), target.server.as_str());
+    let Some(report) = checker::read(store.state_dir(), Some((director, server)))? else {
+        return Err(CommandError::NoDaemon);
+    };
+    let Some(history) = report.history.as_ref().filter(|_| report.known) else {
+        let known = crate::health::publish::read(store.state_dir())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| format!("{}/{}", s.director, s.server))
+            .collect::<Vec<_>>();
+        return Err(CommandError::NoServer {
+            director: director.to_owned(),
+            server: server.to_owned(),
+            known: if known.is_empty() {
+                "it checks none".to_owned()
+            } else {
+                format!("it has {}", known.join(", "))
+            },
+        });
+    };
+    let _ = match format {
+        Format::Json => serde_json::to_writer_pretty(
+            &mut *out,
+            &ServerChecks {
+                director,
+                server,
+                report: &report,
+            },
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out)),
+        Format::Text => write_server_checks(director, server, &report, history, out),
+    };
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ServerChecks<'a> {
+    director: &'a str,
+    server: &'a str,
+    #[serde(flatten)]
+    report: &'a CheckerReport,
+}
+
+/// One line per result; the reason is escaped: a server's answer may be in it.
+fn write_server_checks(
+    director: &str,
+    server: &str,
+    report: &CheckerReport,
+    history: &[crate::health::record::CheckResult],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(out, "Checks of {director}/{server}, oldest first")?;
+    write_checker(report, out)?;
+    if history.is_empty() {
+        writeln!(out, "  no results: the server is not checked, or not yet")?;
+    }
+    for result in history {
+        let at = rfc3339(i64::try_from(result.at_ms / 1000).unwrap_or(i64::MAX));
+        let outcome = if result.passed { "passed" } else { "failed" };
+        let reason = crate::text::printable(result.reason.as_deref().unwrap_or_default());
+        writeln!(out, "  {at}  {outcome}  {}  {reason}", result.latency())?;
     }
     Ok(())
 }

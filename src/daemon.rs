@@ -27,16 +27,20 @@ use crate::ha;
 use crate::ha::supervisor::{self, Supervisor};
 use crate::health;
 use crate::health::publish::{self, HealthSource, Publisher};
+use crate::health::record::Pulse;
 use crate::health::run::HealthChecker;
 use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, KernelError, NetworkBackend, SyncDaemon,
     ensure_sync_daemons,
 };
+use crate::metrics::gather::Gatherer;
+use crate::metrics::serve::{self, MetricsServer};
+use crate::notify::Notifier;
 use crate::operate;
 use crate::plan::overrides::Overrides;
 use crate::store::lock::Lock;
 use crate::store::overrides;
-use crate::store::{ConfigFiles, PendingApply, Store, StoreError, atomic};
+use crate::store::{ConfigFiles, PendingApply, Settings, Store, StoreError, atomic};
 
 /// The daemon's lock in the state dir.
 pub const DAEMON_LOCK: &str = "daemon.lock";
@@ -81,9 +85,26 @@ where
             );
         })
         .ok();
+    let (_metrics, mut gatherer) = match start_metrics(store, &health) {
+        Some((server, feed)) => (Some(server), Some(Gatherer::new(feed, store))),
+        None => (None, None),
+    };
+    set_records(gatherer.as_ref(), &health);
+    let mut watchdog = Watchdog::new(
+        Notifier::from_env()
+            .inspect_err(|error| tracing::error!("systemd: NOTIFY_SOCKET: {error}"))
+            .ok()
+            .flatten(),
+    );
+    watchdog.notify("READY=1");
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
+            () = wanted(gatherer.as_mut()) => {
+                if let Some(gatherer) = gatherer.as_mut() {
+                    gatherer.refresh(store, &mut connect, &health).await;
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
@@ -91,6 +112,7 @@ where
                 apply_saved(store, &mut connect, "reload", reports).await;
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
+                    set_records(gatherer.as_ref(), &health);
                 }
                 pair.follow(store, &mut connect).await;
                 // An unchanged lvs.conf is not reloaded, but the apply may have
@@ -101,6 +123,7 @@ where
                 roll_back_abandoned(store, &mut connect, &health).await;
                 if follow_running(store, &mut connect, &mut health, &mut checked).await {
                     publish(publisher.as_ref(), &health);
+                    set_records(gatherer.as_ref(), &health);
                 }
                 overrides.follow(store, &mut health).await;
                 overrides.finish_drains(store, &mut connect, &mut health).await;
@@ -111,6 +134,11 @@ where
                     .then(|| supervisor::every_director_up(&health.report()));
                 pair.vrrp.tick(healthy).await;
                 health.tick().await;
+                #[cfg(feature = "fake-kernel")]
+                if store.state_dir().join(FREEZE_CHECKER).exists() {
+                    health.freeze();
+                }
+                watchdog.tick(&health.heartbeat().pulse());
             }
             notice = pair.vrrp.next_notice() => pair.vrrp.handle(notice),
             report = health.next_report() => {
@@ -128,6 +156,120 @@ where
     pair.stop(&mut connect).await;
     drop(publisher);
     Ok(())
+}
+
+/// Serves the metrics on `metrics.sock`, and on TCP where `lbconsole.toml`
+/// says; `None`, logged, when it cannot: the daemon runs on without them.
+fn start_metrics<I: IpvsBackend>(
+    store: &Store,
+    health: &HealthChecker<I>,
+) -> Option<(MetricsServer, serve::Feed)> {
+    let socket = serve::socket_path(store.state_dir());
+    let listen = Settings::load(store.config_dir())
+        .inspect_err(|error| {
+            tracing::error!("metrics: {error}; served on {} only", socket.display())
+        })
+        .ok()
+        .and_then(|settings| settings.metrics_listen);
+    let start = |tcp| MetricsServer::start(store.state_dir(), tcp, health.heartbeat());
+    let started = match listen.map(|address| (address, start(Some(address)))) {
+        Some((address, Ok(started))) => {
+            tracing::info!(
+                "metrics: serving GET /metrics on {} and http://{address}",
+                socket.display()
+            );
+            return Some(started);
+        }
+        // The socket alone rather than nothing.
+        Some((_, Err(error))) => {
+            tracing::error!("metrics: {error}; served on {} only", socket.display());
+            start(None)
+        }
+        None => start(None),
+    };
+    started
+        .inspect(|_| tracing::info!("metrics: serving GET /metrics on {}", socket.display()))
+        .inspect_err(|error| tracing::error!("metrics: {error}; no metrics are served"))
+        .ok()
+}
+
+/// Tells `checker.sock` the servers the checker now checks.
+fn set_records<N, I, W>(gatherer: Option<&Gatherer<N, I, W>>, health: &HealthChecker<I>)
+where
+    N: NetworkBackend,
+    I: IpvsBackend,
+    W: FirewallBackend,
+{
+    if let Some(gatherer) = gatherer {
+        gatherer.set_records(health.records());
+    }
+}
+
+/// Until a scrape wants fresh metrics; never without a metrics server.
+async fn wanted<N, I, W>(gatherer: Option<&mut Gatherer<N, I, W>>)
+where
+    N: NetworkBackend,
+    I: IpvsBackend,
+    W: FirewallBackend,
+{
+    match gatherer {
+        Some(gatherer) => gatherer.wanted().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A file whose presence makes a test build's daemon stop its checks, as a
+/// frozen checker would: the watchdog's test.
+#[cfg(feature = "fake-kernel")]
+pub const FREEZE_CHECKER: &str = "test-freeze-checker";
+
+/// Pets systemd's watchdog while the checks progress, never for a stalled
+/// checker: then systemd restarts the daemon when `WatchdogSec=` runs out. A
+/// stall is logged when it begins and when it ends, not at every tick.
+struct Watchdog {
+    notifier: Option<Notifier>,
+    stalled: bool,
+}
+
+impl Watchdog {
+    fn new(notifier: Option<Notifier>) -> Watchdog {
+        Watchdog {
+            notifier,
+            stalled: false,
+        }
+    }
+
+    fn notify(&self, state: &str) {
+        if let Some(notifier) = &self.notifier
+            && let Err(error) = notifier.send(state)
+        {
+            tracing::warn!("systemd: cannot send {state}: {error}");
+        }
+    }
+
+    fn tick(&mut self, pulse: &Pulse) {
+        let watched = self.notifier.as_ref().is_some_and(|n| n.watchdog.is_some());
+        if pulse.stalled && !self.stalled {
+            let systemd = if watched {
+                "; systemd's watchdog is left to fire"
+            } else {
+                ""
+            };
+            tracing::error!(
+                "health: checker stalled, no check completed for {} s while checks are due{systemd}",
+                pulse.quiet.as_secs()
+            );
+        } else if !pulse.stalled && self.stalled {
+            tracing::info!(
+                "health: checker going again, {} check(s) done",
+                pulse.completed
+            );
+        }
+        self.stalled = pulse.stalled;
+        if watched && !pulse.stalled {
+            self.notify("WATCHDOG=1");
+        }
+    }
 }
 
 /// Takes `STATE_DIR/daemon.lock` for the daemon's whole life, before it

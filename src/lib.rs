@@ -23,6 +23,8 @@ pub mod events;
 pub mod ha;
 pub mod health;
 pub mod kernel;
+pub mod metrics;
+pub mod notify;
 pub mod observe;
 pub mod operate;
 pub mod plan;

@@ -117,6 +117,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Show the last check results of one real server instead, as in
+        /// web/web1.
+        #[arg(long, value_name = "DIRECTOR/SERVER")]
+        server: Option<Target>,
     },
     /// Record the configuration directory as the next saved version.
     Save {
@@ -441,7 +445,11 @@ async fn run(mut args: Args, sandbox: Option<sandbox::Sandbox>) -> ExitCode {
             Err(error) => Err(error.into()),
         },
         Command::Confirm => cli::confirm(&store, &mut out),
-        Command::Status { json } => match connect().await {
+        Command::Status {
+            json,
+            server: Some(target),
+        } => cli::server_checks(&store, &target, format(json), &mut out),
+        Command::Status { json, server: None } => match connect().await {
             Ok(mut kernel) => cli::status(&mut kernel, &store, format(json), &mut out).await,
             Err(error) => Err(error.into()),
         },

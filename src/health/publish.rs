@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::fs::Permissions;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -90,7 +90,7 @@ impl Publisher {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let listener = bind(state_dir)?;
+        let listener = bind(state_dir, SOCKET)?;
         let (stop, stopped) = oneshot::channel();
         let spawned = thread::Builder::new()
             .name("health-publisher".into())
@@ -148,20 +148,22 @@ fn encode(servers: &[ServerReport]) -> io::Result<Arc<[u8]>> {
         .map_err(|error| io::Error::other(format!("cannot encode the servers' health: {error}")))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The value behind `mutex`: a panic while it was held left data, not broken
+/// invariants, for every mutex the daemon's threads share.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Listens on the socket with [`SOCKET_MODE`] whatever the umask: bound under
-/// a name of its own, given its mode, then renamed over `health.sock`
-/// (replacing one a killed daemon left behind). Nobody finds `health.sock`
-/// with another mode, and the umask, which is the whole process's, is left
-/// alone.
-fn bind(state_dir: &Path) -> io::Result<std::os::unix::net::UnixListener> {
-    let path = socket_path(state_dir);
-    let fresh = state_dir.join(format!(".{SOCKET}.{}", std::process::id()));
+/// Listens on socket `name` of the state directory with [`SOCKET_MODE`]
+/// whatever the umask: bound under a name of its own, given its mode, then
+/// renamed over `name` (replacing one a killed daemon left behind). Nobody
+/// finds the socket with another mode, and the umask, which is the whole
+/// process's, is left alone.
+pub fn bind(state_dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    let path = state_dir.join(name);
+    let fresh = state_dir.join(format!(".{name}.{}", std::process::id()));
     match std::fs::remove_file(&fresh) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
         _ => {}
@@ -270,7 +272,7 @@ pub enum ReadError {
     TooLarge { path: PathBuf },
     #[error("{} sent no complete answer within {} s", path.display(), READ_DEADLINE.as_secs())]
     Deadline { path: PathBuf },
-    #[error("{} sent what is not the servers' health: {source}", path.display())]
+    #[error("{} sent what lbconsole does not read: {source}", path.display())]
     Malformed {
         path: PathBuf,
         source: serde_json::Error,
@@ -281,6 +283,19 @@ pub enum ReadError {
 /// [`MAX_DOCUMENT`] bytes within [`READ_DEADLINE`] in all.
 pub fn read(state_dir: &Path) -> Result<Option<Vec<ServerReport>>, ReadError> {
     let path = socket_path(state_dir);
+    let Some(document) = ask(&path, b"")? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&document)
+        .map(Some)
+        .map_err(|source| ReadError::Malformed { path, source })
+}
+
+/// Sends `request` to the daemon's socket `path` and reads its whole answer;
+/// `None` when no daemon is listening. Takes at most [`MAX_DOCUMENT`] bytes
+/// within [`READ_DEADLINE`] in all.
+pub fn ask(path: &Path, request: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+    let path = path.to_owned();
     let deadline = Instant::now() + READ_DEADLINE;
     let io_error = |source| ReadError::Io {
         path: path.clone(),
@@ -298,6 +313,12 @@ pub fn read(state_dir: &Path) -> Result<Option<Vec<ServerReport>>, ReadError> {
         }
         Err(error) => return Err(io_error(error)),
     };
+    if !request.is_empty() {
+        stream
+            .set_write_timeout(Some(READ_DEADLINE))
+            .map_err(io_error)?;
+        stream.write_all(request).map_err(io_error)?;
+    }
     let mut document = Vec::new();
     let mut chunk = vec![0; 64 << 10];
     loop {
@@ -324,9 +345,7 @@ pub fn read(state_dir: &Path) -> Result<Option<Vec<ServerReport>>, ReadError> {
             Err(error) => return Err(io_error(error)),
         }
     }
-    serde_json::from_slice(&document)
-        .map(Some)
-        .map_err(|source| ReadError::Malformed { path, source })
+    Ok(Some(document))
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! thousands of servers, reading IPVS back on every change is most of the work.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -12,10 +14,12 @@ use tokio::time::Instant;
 
 use super::checks::{self, CheckError};
 use super::publish::ServerReport;
+use super::record::{Heartbeat, Latencies, ProbeRecord, unix_ms};
 use super::state::{self, Check, Health, Member, ServerHealth, SharedCheck};
 use crate::config::model::LvsConfig;
 use crate::events::{Event, EventKind};
 use crate::kernel::IpvsBackend;
+use crate::metrics::checker::Records;
 use crate::plan::ipvs::{IpvsOp, IpvsState, Service, ServiceKey, desired};
 use crate::plan::overrides::Overrides;
 
@@ -73,6 +77,32 @@ pub struct HealthChecker<I> {
     /// Changes of state for the event log, until the daemon takes them; the
     /// newest [`MAX_CHANGES`] when nobody does.
     changes: VecDeque<Event>,
+    /// Each probe's check and results, by probe: a reload that keeps a check
+    /// keeps its results.
+    records: Vec<(Check, Arc<ProbeRecord>)>,
+    /// The probe of each member, by index; `None` when it is not checked.
+    probe_of: Vec<Option<usize>>,
+    heartbeat: Arc<Heartbeat>,
+    /// Changes of state per (director, server) since the daemon started.
+    transitions: HashMap<(String, String), Transitions>,
+}
+
+/// How often a server changed state, and when it last did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transitions {
+    pub count: u64,
+    /// Milliseconds since the Unix epoch; 0 when it never changed.
+    pub last_ms: u64,
+}
+
+/// One server as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct ServerMetrics<'a> {
+    pub member: &'a Member,
+    pub health: Health,
+    /// `None` for a server that is not checked.
+    pub latencies: Option<Latencies>,
+    pub transitions: Transitions,
 }
 
 impl<I: IpvsBackend> HealthChecker<I> {
@@ -96,7 +126,52 @@ impl<I: IpvsBackend> HealthChecker<I> {
             sender,
             receiver,
             changes: VecDeque::new(),
+            records: Vec::new(),
+            probe_of: Vec::new(),
+            heartbeat: Arc::default(),
+            transitions: HashMap::new(),
         }
+    }
+
+    /// The checker's heartbeat, which its readers share.
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        Arc::clone(&self.heartbeat)
+    }
+
+    /// Every server with its state, check latencies and changes of state.
+    pub fn server_metrics(&self) -> impl Iterator<Item = ServerMetrics<'_>> {
+        self.servers()
+            .zip(&self.probe_of)
+            .map(|((member, health), probe)| ServerMetrics {
+                member,
+                health,
+                latencies: probe.map(|probe| self.records[probe].1.latencies()),
+                transitions: self
+                    .transitions
+                    .get(&(member.director.clone(), member.server.clone()))
+                    .copied()
+                    .unwrap_or_default(),
+            })
+    }
+
+    /// Stops every check, as a frozen checker would (the watchdog's test).
+    #[cfg(feature = "fake-kernel")]
+    pub fn freeze(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Each server's record of results, for `checker.sock`.
+    pub fn records(&self) -> Records {
+        self.members
+            .iter()
+            .zip(&self.probe_of)
+            .map(|(member, probe)| {
+                let record = probe.map(|probe| Arc::clone(&self.records[probe].1));
+                ((member.director.clone(), member.server.clone()), record)
+            })
+            .collect()
     }
 
     /// The changes of state since the last call, oldest first, for the event log.
@@ -154,6 +229,8 @@ impl<I: IpvsBackend> HealthChecker<I> {
         }
         self.generation += 1;
         self.probes.clear();
+        let mut kept: HashMap<Check, Arc<ProbeRecord>> = self.records.drain(..).collect();
+        let mut probe_of = vec![None; roster.members.len()];
         // One clock read for all: the checks of one step of the grid start at
         // the very same instant, hence at one wake.
         let now = Instant::now();
@@ -163,6 +240,8 @@ impl<I: IpvsBackend> HealthChecker<I> {
             let lead = members[0];
             let member = &roster.members[lead];
             let first = now + check.offset(&member.service, &member.dest);
+            let record = kept.remove(&check).unwrap_or_default();
+            self.records.push((check.clone(), Arc::clone(&record)));
             self.tasks.push(spawn_check(
                 Report {
                     generation: self.generation,
@@ -173,10 +252,24 @@ impl<I: IpvsBackend> HealthChecker<I> {
                 health[lead],
                 check,
                 first,
-                self.sender.clone(),
+                Recorders {
+                    sender: self.sender.clone(),
+                    record,
+                    heartbeat: Arc::clone(&self.heartbeat),
+                },
             ));
+            for &index in &members {
+                probe_of[index] = Some(probe);
+            }
             self.probes.push(members);
         }
+        self.probe_of = probe_of;
+        self.heartbeat.expect(
+            self.records
+                .iter()
+                .map(|(check, _)| check.interval.max(check.timeout))
+                .min(),
+        );
         self.by_service.clear();
         for (index, member) in roster.members.iter().enumerate() {
             self.by_service
@@ -260,6 +353,12 @@ impl<I: IpvsBackend> HealthChecker<I> {
                 .filter(|_| report.health == Health::Down)
                 .map(|reason| format!(": {reason}"))
                 .unwrap_or_default();
+            let transitions = self
+                .transitions
+                .entry((member.director.clone(), member.server.clone()))
+                .or_default();
+            transitions.count += 1;
+            transitions.last_ms = unix_ms(SystemTime::now());
             if self.changes.len() >= MAX_CHANGES {
                 self.changes.pop_front();
             }
@@ -420,6 +519,14 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// Where a check task puts what it finds: changes of state to the checker,
+/// every result to its record, every completion to the heartbeat.
+struct Recorders {
+    sender: mpsc::Sender<Report>,
+    record: Arc<ProbeRecord>,
+    heartbeat: Arc<Heartbeat>,
+}
+
 /// The task that checks one server every interval from `first`, from state
 /// `health`; `report` names the server in what it sends.
 fn spawn_check(
@@ -427,7 +534,7 @@ fn spawn_check(
     mut health: ServerHealth,
     check: Check,
     first: Instant,
-    sender: mpsc::Sender<Report>,
+    recorders: Recorders,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         // Starts are reckoned from the first one, so that the checks of one
@@ -438,7 +545,13 @@ fn spawn_check(
             tokio::time::sleep_until(start).await;
             // Boxed: the probe's state lives only while it runs, so that thousands
             // of waiting tasks stay small.
+            let began = Instant::now();
             let result = Box::pin(checks::run(&check)).await;
+            if !matches!(result, Err(CheckError::Local(_))) {
+                let failure = result.as_ref().err().map(ToString::to_string);
+                recorders.record.note(began.elapsed(), failure);
+                recorders.heartbeat.beat();
+            }
             start += check.interval;
             if matches!(result, Err(CheckError::Timeout(_))) {
                 // A timeout longer than the interval delays the next check
@@ -453,7 +566,7 @@ fn spawn_check(
                 reason: result.err().map(|error| error.to_string()),
                 ..report
             };
-            if sender.send(report).await.is_err() {
+            if recorders.sender.send(report).await.is_err() {
                 break;
             }
         }
@@ -605,12 +718,18 @@ mod tests {
             health: Health::Down,
             reason: None,
         };
+        let record = Arc::new(ProbeRecord::default());
+        let heartbeat = Arc::new(Heartbeat::default());
         let task = spawn_check(
             report,
             ServerHealth::known(Health::Down),
             check,
             overdue,
-            sender,
+            Recorders {
+                sender,
+                record: Arc::clone(&record),
+                heartbeat: Arc::clone(&heartbeat),
+            },
         );
         let report = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
             .await
@@ -618,6 +737,10 @@ mod tests {
             .expect("a report");
         task.abort();
         assert_eq!(report.health, Health::Up, "{:?}", report.reason);
+        let recent = record.recent();
+        assert_eq!(recent.len(), 1, "the check is recorded: {recent:?}");
+        assert!(recent[0].passed);
+        assert_eq!(heartbeat.pulse().completed, 1, "and beats the heartbeat");
     }
 
     #[tokio::test]

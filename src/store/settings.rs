@@ -8,6 +8,7 @@
 //! keymap = "default"     # likewise, from keymaps/
 //! ssh = "ssh -i /root/.ssh/lb_sync"          # the ssh `lbconsole sync` runs (default `ssh`)
 //! peer_command = "lbconsole --config-dir /etc/lb"  # what the peer runs (default `lbconsole`)
+//! metrics_listen = "127.0.0.1:9712"  # the daemon's metrics on TCP too (default: its socket only)
 //! ```
 //!
 //! `ssh` and `peer_command` are command lines split on whitespace (no quoting).
@@ -46,6 +47,8 @@ pub struct Settings {
     pub ssh: Option<String>,
     /// The lbconsole command line the peer runs; `lbconsole` when unset.
     pub peer_command: Option<String>,
+    /// Where the daemon serves its metrics over TCP, besides `metrics.sock`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             keymap: None,
             ssh: None,
             peer_command: None,
+            metrics_listen: None,
         }
     }
 }
@@ -240,6 +244,7 @@ mod tests {
             keymap: None,
             ssh: Some("ssh -i /k".to_owned()),
             peer_command: None,
+            metrics_listen: Some("127.0.0.1:9712".parse().expect("an address")),
         };
         settings.write(&dir).expect("written");
         assert_eq!(Settings::load(&dir).expect("read back"), settings);
