@@ -1284,6 +1284,19 @@ fn export_then_import_round_trips() {
     };
     assert_eq!(input, archive.display().to_string(), "offered again");
     console.key(KeyCode::Enter);
+    // First what it would change: the edit made after the export goes.
+    let Some(Overlay::Import { preview, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(preview.replaces, 2);
+    assert_eq!(preview.diff.title, format!("Import {}?", archive.display()));
+    assert!(
+        preview.diff.text.contains("\n-# after the export\n"),
+        "{}",
+        preview.diff.text
+    );
+    assert_eq!(console.store().latest().unwrap(), 2, "nothing yet");
+    console.key(KeyCode::Char('y'));
     assert_eq!(console.app.saved_version, 3);
     assert_eq!(console.app.buffers(), examples());
     assert_eq!(console.store().saved().unwrap().files, examples());
@@ -2299,6 +2312,19 @@ fn importing_a_converted_directory_replaces_lvs_conf_and_keeps_network_conf() {
     console.ctrl('u');
     console.type_text(&converted.display().to_string());
     console.key(KeyCode::Enter);
+    let Some(Overlay::Import { preview, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert!(
+        preview
+            .diff
+            .text
+            .contains("+director tcp-192.0.2.10-80 192.0.2.10:80 TCP\n")
+            && !preview.diff.text.contains("network.conf"),
+        "only lvs.conf changes:\n{}",
+        preview.diff.text
+    );
+    console.key(KeyCode::Char('y'));
     assert_eq!(console.app.saved_version, 2, "{}", console.notice());
     let saved = console.store().saved().unwrap().files;
     assert_eq!(saved.lvs, lvs);
@@ -2311,5 +2337,104 @@ fn importing_a_converted_directory_replaces_lvs_conf_and_keeps_network_conf() {
         )),
         "{}",
         console.notice()
+    );
+}
+
+#[test]
+fn an_import_shows_what_it_changes_and_what_it_throws_away_before_anything_is_saved() {
+    let mut console = Console::new("import-preview", examples());
+    let archive = console.engine.paths.state_dir.join("exported.toml");
+    console.export_to(&archive);
+    console.save_an_edit("saved after the export");
+    console.run(Command::Edit);
+    console.type_text("# not saved\n");
+    console.key(KeyCode::Esc);
+    console.shift('I');
+    console.key(KeyCode::Enter);
+    let Some(Overlay::Import { discarded, .. }) = console.app.overlay.clone() else {
+        panic!("{:?}", console.app.overlay);
+    };
+    assert_eq!(discarded, "lvs.conf");
+    let screen = console.screen(100, 30);
+    assert!(
+        screen.contains("Your unsaved edits of lvs.conf are thrown away.")
+            && screen.contains("-# saved after the export"),
+        "{screen}"
+    );
+    console.key(KeyCode::Char('n'));
+    assert_eq!(console.app.overlay, None);
+    assert_eq!(console.store().latest().unwrap(), 2, "no is no");
+    assert!(
+        String::from_utf8_lossy(&console.app.buffers().lvs).contains("# not saved"),
+        "the edit stays"
+    );
+}
+
+#[test]
+fn the_lb_pane_asks_for_the_selected_servers_checks_and_shows_them_under_it() {
+    use lbconsole::health::record::CheckResult;
+    use lbconsole::metrics::checker::CheckerReport;
+    use lbconsole::operate::Target;
+
+    let mut console = applied_console("pane-checks");
+    let effects = console.app.update(Action::RefreshLive, console.now);
+    let asked = |effects: &[Effect]| {
+        effects.iter().find_map(|effect| match effect {
+            Effect::Engine(Request::Observe { checks_of }) => Some(checks_of.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        asked(&effects),
+        Some(None),
+        "no server is asked for out of the pane"
+    );
+    console.carry_out(effects);
+
+    console.work_in_the_pane();
+    console.shift('G');
+    let effects = console.app.update(Action::RefreshLive, console.now);
+    let web2 = Target {
+        director: "web".to_owned(),
+        server: "web2".to_owned(),
+    };
+    assert_eq!(asked(&effects), Some(Some(web2.clone())));
+    console.carry_out(effects);
+
+    // The daemon's answer, as checker.sock would give it.
+    let live = console.app.live.as_mut().unwrap();
+    live.checks.of = Some(web2);
+    live.checks.report = Ok(Some(CheckerReport {
+        checks: 40,
+        quiet_ms: 200,
+        stalled: false,
+        history: Some(vec![CheckResult {
+            at_ms: 1_764_637_205_000,
+            passed: false,
+            latency_us: 1_000_000,
+            reason: Some("connect to 10.0.2.12:8080: timed out".to_owned()),
+        }]),
+        known: true,
+    }));
+    let screen = console.pane_screen(120, 40);
+    // Under web2, the reason wrapped at the pane's edge.
+    assert!(
+        screen.contains("» > web2 10.0.2.12:8080 w2 0/0 0c/s         \"\n\"19 ")
+            && screen.contains("│      01:00:05 failed   1000.0 ms connect to\"\n\"20 ")
+            && screen.contains("│10.0.2.12:8080: timed out "),
+        "{screen}"
+    );
+    console.app.live.as_mut().unwrap().checks.report = Ok(Some(CheckerReport {
+        checks: 40,
+        quiet_ms: 9_000,
+        stalled: true,
+        history: None,
+        known: false,
+    }));
+    let screen = console.pane_screen(120, 40);
+    assert!(
+        screen.contains("│checker stalled: no check completed for 9 s \"\n\" 3 ")
+            && screen.contains("│while checks are due"),
+        "{screen}"
     );
 }

@@ -13,8 +13,8 @@ use ratatui_textarea::Input;
 use super::Looks;
 use super::editor::Editor;
 use super::engine::{
-    self, Applied, Diff, Directors, Facts, Failure, History, Live, Loaded, NewVersion, Operated,
-    PeerComparison, PeerSync, PlanPreview, Refusal, Request, ServerLine,
+    self, Applied, Diff, Directors, Facts, Failure, History, ImportPreview, Live, Loaded,
+    NewVersion, Operated, PeerComparison, PeerSync, PlanPreview, Refusal, Request, ServerLine,
 };
 use super::keymap::{Command, Key, Keymap};
 use super::overlay::Outcome;
@@ -93,6 +93,8 @@ pub enum Busy {
     Saving,
     Reloading,
     Restoring,
+    /// Reading what an import would save, to show it.
+    ReadingImport,
     Importing,
     Exporting,
     ComparingPeer,
@@ -171,6 +173,8 @@ pub enum Action {
     Confirmed(Result<String, String>),
     History(Result<History, String>),
     Diffed(Result<Diff, String>),
+    /// What an import would change, or why it cannot be done.
+    ImportPreviewed(Result<ImportPreview, Refusal>),
     /// A restore or an import made a new saved version.
     Replaced(Box<Result<NewVersion, Refusal>>),
     /// The version exported and the file it went to.
@@ -500,6 +504,7 @@ impl App {
                 Vec::new()
             }
             Action::Diffed(result) => self.diffed(result),
+            Action::ImportPreviewed(result) => self.import_previewed(result),
             Action::Replaced(result) => self.replaced(*result),
             Action::Exported(result) => self.exported(result),
             Action::LooksChanged(result) => self.looks_changed(*result),
@@ -548,7 +553,8 @@ impl App {
             return Vec::new();
         }
         self.observing = true;
-        vec![Effect::Engine(Request::Observe)]
+        let checks_of = self.pane_checks_of();
+        vec![Effect::Engine(Request::Observe { checks_of })]
     }
 
     fn edited(&mut self, now: Instant) {

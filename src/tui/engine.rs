@@ -24,6 +24,7 @@ use crate::kernel::{
     FirewallBackend, IpvsBackend, Kernel, LinkStatus, NetworkBackend, RouteStatus, ServiceStatus,
     SyncDaemon,
 };
+use crate::metrics::checker::{self, CheckerReport};
 use crate::observe;
 use crate::operate::{self, Change, Target};
 use crate::plan::ipvs::{DestKey, ServiceKey};
@@ -153,6 +154,34 @@ pub struct Diff {
     pub text: String,
 }
 
+/// What an import would change, shown before it is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportPreview {
+    pub path: PathBuf,
+    /// The saved version the import replaces, which it must still be.
+    pub replaces: u64,
+    pub diff: Diff,
+}
+
+fn preview_import(
+    paths: &Paths,
+    path: PathBuf,
+    expect_version: u64,
+) -> Result<ImportPreview, StoreError> {
+    let store = Store::open(&paths.config_dir, &paths.state_dir)?;
+    let place = archive::Place::File(&path);
+    let prepared = archive::prepare_import(&store, place, Some(expect_version))?;
+    let from = format!("version {}", prepared.replaces);
+    Ok(ImportPreview {
+        diff: Diff {
+            title: format!("Import {}?", path.display()),
+            text: unified_diff(&prepared.before, &prepared.files, &from, "imported"),
+        },
+        replaces: prepared.replaces,
+        path,
+    })
+}
+
 /// A version that replaced the saved configuration (restore, import), and
 /// the files as they are now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +295,16 @@ pub struct Live {
     pub overrides: Result<Overrides, String>,
     /// The newest events of the log, for the events pane.
     pub events: Result<events::Log, String>,
+    /// Whether the checker is alive, and the last checks of the server asked for.
+    pub checks: Checks,
+}
+
+/// The checker as `checker.sock` answers, for the server `of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checks {
+    pub of: Option<Target>,
+    /// `Ok(None)` when no daemon runs.
+    pub report: Result<Option<CheckerReport>, String>,
 }
 
 /// How many of the newest events the events pane gets: more than a screen.
@@ -418,7 +457,11 @@ pub struct Applied {
 
 #[derive(Debug, Clone)]
 pub enum Request {
-    Observe,
+    /// What runs, and the last checks of `checks_of` (the server selected in
+    /// the LB Layer4 pane).
+    Observe {
+        checks_of: Option<Target>,
+    },
     Facts,
     Plan(ConfigFiles),
     Apply {
@@ -444,6 +487,13 @@ pub enum Request {
         expect_version: u64,
     },
     Export(PathBuf),
+    /// What importing `path` would change, before asking, if the saved
+    /// version is still `expect_version`.
+    PreviewImport {
+        path: PathBuf,
+        expect_version: u64,
+    },
+    /// Save what `path` holds, if the saved version is still `expect_version`.
     Import {
         path: PathBuf,
         expect_version: u64,
@@ -507,7 +557,9 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
     pub async fn answer(&mut self, request: Request) -> Action {
         let paths = self.paths.clone();
         match request {
-            Request::Observe => Action::Observed(Box::new(self.observe().await)),
+            Request::Observe { checks_of } => {
+                Action::Observed(Box::new(self.observe(checks_of).await))
+            }
             Request::Facts => Action::Facts(Box::new(self.facts())),
             Request::Plan(files) => Action::Planned(self.plan(&files).await),
             Request::Apply { files, tear_down } => {
@@ -544,6 +596,15 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
             )),
             Request::Export(path) => Action::Exported(
                 blocking(move || export(&paths, &path).map_err(|e| e.to_string())).await,
+            ),
+            Request::PreviewImport {
+                path,
+                expect_version,
+            } => Action::ImportPreviewed(
+                blocking(move || {
+                    preview_import(&paths, path, expect_version).map_err(Refusal::from)
+                })
+                .await,
             ),
             Request::Import {
                 path,
@@ -691,7 +752,7 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
     }
 
     /// What runs, read as `lbconsole status` reads it, for the live panes.
-    pub async fn observe(&mut self) -> Live {
+    pub async fn observe(&mut self, checks_of: Option<Target>) -> Live {
         let live = observe::observe(&mut self.kernel, &self.paths.state_dir).await;
         let flows = live.flows.ok().map(|counters| {
             counters
@@ -719,6 +780,15 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
         })
         .await;
         let events_dir = self.paths.state_dir.clone();
+        let checks_dir = self.paths.state_dir.clone();
+        let asked = checks_of.clone();
+        let report = blocking(move || {
+            let server = asked
+                .as_ref()
+                .map(|t| (t.director.as_str(), t.server.as_str()));
+            checker::read(&checks_dir, server).map_err(|e| e.to_string())
+        })
+        .await;
         Live {
             links,
             routes,
@@ -732,6 +802,10 @@ impl<N: NetworkBackend, I: IpvsBackend, F: FirewallBackend> Engine<N, I, F> {
                 events::read(&events_dir, EVENTS_SHOWN).map_err(|e| e.to_string())
             })
             .await,
+            checks: Checks {
+                of: checks_of,
+                report,
+            },
         }
     }
 

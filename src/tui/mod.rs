@@ -222,6 +222,6 @@ async fn ui_loop(
             || app.confirm_left != shown
             || effects
                 .iter()
-                .any(|effect| !matches!(effect, Effect::Engine(engine::Request::Observe)));
+                .any(|effect| !matches!(effect, Effect::Engine(engine::Request::Observe { .. })));
     }
 }

@@ -388,6 +388,7 @@ fn draw_state(frame: &mut Frame, area: Rect, app: &App) {
             Busy::Saving => "saving...",
             Busy::Reloading => "reloading...",
             Busy::Restoring => "restoring...",
+            Busy::ReadingImport => "reading the import...",
             Busy::Importing => "importing...",
             Busy::Exporting => "exporting...",
             Busy::ComparingPeer => "comparing with the peer...",

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{App, Busy, Effect, Overlay};
+use super::{App, Busy, Effect, Overlay, names};
 use crate::config::{ConfigFile, Diagnostic};
 use crate::store::Saved;
 use crate::tui::Looks;
 use crate::tui::engine::{
-    Applied, Diff, Directors, Failure, FailureCause, Live, Loaded, NewVersion, PeerComparison,
-    PeerSync, PlanPreview, Refusal, Request,
+    Applied, Diff, Directors, Failure, FailureCause, ImportPreview, Live, Loaded, NewVersion,
+    PeerComparison, PeerSync, PlanPreview, Refusal, Request,
 };
 use crate::tui::keymap::Command;
 
@@ -149,6 +149,29 @@ impl App {
         match result {
             Ok(diff) => self.overlay = Some(Overlay::Diff { diff, scroll: 0 }),
             Err(error) => self.show_error("No diff", error),
+        }
+        Vec::new()
+    }
+
+    /// What an import would change: shown, to be answered yes or no.
+    pub(super) fn import_previewed(
+        &mut self,
+        result: Result<ImportPreview, Refusal>,
+    ) -> Vec<Effect> {
+        self.busy = None;
+        match result {
+            Ok(preview) => {
+                self.overlay = Some(Overlay::Import {
+                    preview,
+                    discarded: if self.unsaved.is_empty() {
+                        String::new()
+                    } else {
+                        names(&self.unsaved)
+                    },
+                    scroll: 0,
+                });
+            }
+            Err(refusal) => self.refused("Import refused", refusal),
         }
         Vec::new()
     }

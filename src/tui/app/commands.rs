@@ -10,7 +10,7 @@ use super::{App, Busy, Effect, Mode, Notice, Overlay, Prompt, Question, Tab, nam
 use crate::apply::TearDown;
 use crate::config::{ConfigFile, Severity};
 use crate::store::{self, VersionMeta};
-use crate::tui::engine::{DiffBase, Request, SettingChange};
+use crate::tui::engine::{DiffBase, ImportPreview, Request, SettingChange};
 use crate::tui::keymap::Command;
 use crate::tui::ui;
 
@@ -212,17 +212,13 @@ impl App {
                 self.busy = Some(Busy::Exporting);
                 return vec![Effect::Engine(Request::Export(PathBuf::from(input)))];
             }
-            Prompt::Import if self.unsaved.is_empty() => return self.import(input),
             Prompt::Import => {
                 self.archive_path = Some(input.clone());
-                self.overlay = Some(Overlay::Ask {
-                    text: format!(
-                        "Import {input}? It becomes the saved configuration as a new version, \
-                         and your unsaved edits of {} are thrown away.",
-                        names(&self.unsaved)
-                    ),
-                    question: Question::Import(input),
-                });
+                self.busy = Some(Busy::ReadingImport);
+                return vec![Effect::Engine(Request::PreviewImport {
+                    path: PathBuf::from(input),
+                    expect_version: self.saved_version,
+                })];
             }
             Prompt::ConfirmTimeout => {
                 let seconds = input
@@ -247,12 +243,13 @@ impl App {
         Vec::new()
     }
 
-    pub(super) fn import(&mut self, path: String) -> Vec<Effect> {
-        self.archive_path = Some(path.clone());
+    /// Imports what the preview showed, if the saved version is still the
+    /// one it replaces.
+    fn import(&mut self, preview: ImportPreview) -> Vec<Effect> {
         self.busy = Some(Busy::Importing);
         vec![Effect::Engine(Request::Import {
-            path: PathBuf::from(path),
-            expect_version: self.saved_version,
+            path: preview.path,
+            expect_version: preview.replaces,
         })]
     }
 
@@ -501,8 +498,8 @@ impl App {
                         expect_version: self.saved_version,
                     })]
                 }
-                Question::Import(path) => self.import(path),
             },
+            Overlay::Import { preview, .. } => self.import(preview),
             Overlay::PeerSync { comparison, .. } => {
                 self.busy = Some(Busy::SyncingPeer);
                 vec![Effect::Engine(Request::SyncPeer {

@@ -63,6 +63,20 @@ impl App {
         Some(at.unwrap_or(0))
     }
 
+    /// The server whose last checks the pane shows: the selected one, while
+    /// the pane has the keys.
+    pub fn pane_checks_of(&self) -> Option<Target> {
+        if self.tab != Tab::Lvs || !self.pane.focused {
+            return None;
+        }
+        let rows = self.pane_rows();
+        let row = &rows[self.selected_at(&rows)?];
+        Some(Target {
+            director: row.director.clone(),
+            server: row.server.clone()?,
+        })
+    }
+
     /// The key of the row selected, as drawn.
     pub fn pane_selected(&self, groups: &[Group]) -> Option<RowKey> {
         let rows: Vec<Row> = groups.iter().flat_map(|g| g.rows.clone()).collect();

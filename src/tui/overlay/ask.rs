@@ -13,8 +13,6 @@ pub enum Question {
     Reload,
     /// Restore this version of the store.
     Restore(u64),
-    /// Import this archive.
-    Import(String),
 }
 
 /// The keys its footer shows.
@@ -34,7 +32,6 @@ pub fn view<'a>(question: &Question, text: &str, keymap: &'a Keymap, styles: &St
             Question::Quit => "Quit?".to_owned(),
             Question::Reload => "Reload?".to_owned(),
             Question::Restore(version) => format!("Restore version {version}?"),
-            Question::Import(_) => "Import?".to_owned(),
         },
         body: Text::raw(text.to_owned()),
         footer: dialog_footer(keymap, KEYS, styles),

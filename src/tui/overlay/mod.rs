@@ -10,6 +10,7 @@
 pub mod ask;
 pub mod diff;
 pub mod help;
+pub mod import;
 pub mod message;
 pub mod palette;
 pub mod peer;
@@ -28,7 +29,7 @@ pub use ask::Question;
 pub use prompt::Prompt;
 
 use super::app::App;
-use super::engine::{Diff, PeerComparison, PlanPreview};
+use super::engine::{Diff, ImportPreview, PeerComparison, PlanPreview};
 use super::keymap::{Command, DialogCommand, Key, Keymap, PromptCommand};
 use super::theme::Styles;
 use super::ui::block;
@@ -57,6 +58,13 @@ pub enum Overlay {
     SaveDiff {
         diff: String,
         errors: usize,
+        scroll: u16,
+    },
+    /// What an import would change, waiting for yes.
+    Import {
+        preview: ImportPreview,
+        /// The files whose unsaved edits the import throws away, named.
+        discarded: String,
         scroll: u16,
     },
     /// The diff of a configuration sync to the peer, waiting for yes.
@@ -127,6 +135,7 @@ impl Overlay {
             Self::Prompt { input, .. } => prompt::key(input, keymap.prompt_command(key), event),
             Self::Plan { scroll, .. } => plan::key(scroll, dialog()),
             Self::SaveDiff { scroll, .. } => save::key(scroll, dialog()),
+            Self::Import { scroll, .. } => import::key(scroll, dialog()),
             Self::PeerSync { scroll, .. } => peer::key(scroll, dialog()),
             Self::Ask { .. } => ask::key(dialog()),
             Self::Stale { .. } => stale::key(dialog()),
@@ -146,6 +155,11 @@ impl Overlay {
                 errors,
                 scroll,
             } => save::view(diff, *errors, *scroll, keymap, styles),
+            Self::Import {
+                preview,
+                discarded,
+                scroll,
+            } => import::view(preview, discarded, *scroll, keymap, styles),
             Self::PeerSync {
                 comparison,
                 unsent,

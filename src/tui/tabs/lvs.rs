@@ -16,8 +16,11 @@ use super::head_and_tail;
 use crate::health::publish::ServerReport;
 use crate::health::state::Health;
 use crate::kernel::ServiceStatus;
+use crate::metrics::checker::CheckerReport;
 use crate::plan::ipvs::ServiceKey;
 use crate::plan::overrides::{Hold, Override};
+use crate::store::versions::rfc3339;
+use crate::text::printable;
 use crate::tui::address::host_port;
 use crate::tui::app::App;
 use crate::tui::engine::{Live, ServerLine};
@@ -372,6 +375,10 @@ pub fn services_text<'a>(
         )),
         Err(error) => lines.push(Line::styled(error.clone(), styles.error)),
     }
+    let checker = live.checks.report.as_ref().ok().and_then(Option::as_ref);
+    if let Some(report) = checker.filter(|report| report.stalled) {
+        lines.push(Line::styled(stalled(report), styles.error));
+    }
     if let Err(error) = &live.overrides {
         lines.push(Line::styled(error.clone(), styles.error));
     }
@@ -406,6 +413,12 @@ pub fn services_text<'a>(
                 selection.marked.contains(&key),
             );
             lines.extend(row_lines(row, marks, styles, width));
+            let checked = live.checks.of.as_ref().is_some_and(|of| {
+                of.director == row.director && Some(&of.server) == row.server.as_ref()
+            });
+            if let (true, true, Some(report)) = (selected && selection.focused, checked, checker) {
+                lines.extend(check_lines(report, styles));
+            }
             if selected && selection.focused {
                 for line in &mut lines[first..] {
                     line.style = line.style.patch(styles.selection);
@@ -414,6 +427,43 @@ pub fn services_text<'a>(
         }
     }
     (Text::from(lines), selected_line)
+}
+
+/// The results under the selected server: the newest few, oldest first.
+const CHECKS_SHOWN: usize = 5;
+
+fn stalled(report: &CheckerReport) -> String {
+    format!(
+        "checker stalled: no check completed for {} s while checks are due",
+        report.quiet_ms / 1000
+    )
+}
+
+/// The selected server's last checks: time (UTC), outcome, latency, why.
+pub fn check_lines<'a>(report: &CheckerReport, styles: &Styles) -> Vec<Line<'a>> {
+    let history = report.history.as_deref().unwrap_or_default();
+    if history.is_empty() {
+        return vec![Line::styled("      no checks yet", styles.comment)];
+    }
+    let newest = &history[history.len().saturating_sub(CHECKS_SHOWN)..];
+    newest
+        .iter()
+        .map(|result| {
+            let at = rfc3339(i64::try_from(result.at_ms / 1000).unwrap_or(i64::MAX));
+            let time = at.get(11..19).unwrap_or(&at).to_owned();
+            let (outcome, style) = if result.passed {
+                ("passed", styles.ok)
+            } else {
+                ("failed", styles.error)
+            };
+            let reason = printable(result.reason.as_deref().unwrap_or_default());
+            Line::from(vec![
+                Span::styled(format!("      {time} "), styles.comment),
+                Span::styled(outcome, style),
+                Span::raw(format!(" {} {reason}", result.latency())),
+            ])
+        })
+        .collect()
 }
 
 /// Where a server's counters start when they go under its address.
@@ -631,5 +681,61 @@ mod tests {
             })
             .collect();
         assert_eq!(labels, ["health", "connections", "rate", "name"]);
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+    use crate::health::record::CheckResult;
+
+    fn text(lines: &[Line<'_>]) -> Vec<String> {
+        lines.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_selected_server_shows_its_newest_checks_failed_ones_with_why() {
+        let result = |second: u64, failure: Option<&str>| CheckResult {
+            at_ms: 1_764_637_200_000 + second * 1000,
+            passed: failure.is_none(),
+            latency_us: 400 + second,
+            reason: failure.map(str::to_owned),
+        };
+        let mut report = CheckerReport {
+            checks: 7,
+            quiet_ms: 300,
+            stalled: false,
+            history: Some((0..6).map(|second| result(second, None)).collect()),
+            known: true,
+        };
+        report
+            .history
+            .as_mut()
+            .expect("a history")
+            .push(result(6, Some("connect to 10.0.1.2:80: refused\x1b[2J")));
+        let styles = crate::tui::theme::Theme::preset("default")
+            .expect("a preset")
+            .styles;
+        assert_eq!(
+            text(&check_lines(&report, &styles)),
+            [
+                "      01:00:02 passed      0.4 ms ",
+                "      01:00:03 passed      0.4 ms ",
+                "      01:00:04 passed      0.4 ms ",
+                "      01:00:05 passed      0.4 ms ",
+                "      01:00:06 failed      0.4 ms connect to 10.0.1.2:80: refused\\u001b[2J",
+            ]
+        );
+        report.history = Some(Vec::new());
+        assert_eq!(
+            text(&check_lines(&report, &styles)),
+            ["      no checks yet"]
+        );
+        report.quiet_ms = 12_500;
+        report.stalled = true;
+        assert_eq!(
+            stalled(&report),
+            "checker stalled: no check completed for 12 s while checks are due"
+        );
     }
 }
