@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Lab, Run, resident_kib, wait_until};
 
+mod scrapes;
+
 const SERVICES: usize = 1_000;
 const SERVERS: usize = 50;
 
@@ -64,6 +66,12 @@ fn lbconsole_at(binary: impl AsRef<std::ffi::OsStr>, lab: &Lab, args: &[&str]) -
             .arg("--state-dir")
             .arg(lab.state_dir()),
     )
+}
+
+/// Starts the release `lbconsole daemon` on the lab's directories; its log is
+/// the path returned.
+fn start_release_daemon(lab: &Lab) -> (Child, std::path::PathBuf) {
+    crate::daemon::spawn_daemon(std::ffi::OsStr::new(&bench_binary()), lab, &[])
 }
 
 fn timed<T>(what: &str, work: impl FnOnce() -> T) -> (T, Duration) {
@@ -261,10 +269,10 @@ const CHECK_TIMEOUT: u64 = 3;
 const CPU_WINDOW: Duration = Duration::from_secs(60);
 const SERVERS_ADDRESS: &str = "10.99.0.1";
 
-/// Serves, on a thread of its own, `TCP_SERVERS` ports that accept and close
-/// and then `HTTP_SERVERS` ports that answer any request with `200 OK`. It runs
-/// in the test's namespace, which the new thread inherits.
-fn serve_backends() {
+/// Serves, on a thread of its own, `tcp` ports from `FIRST_PORT` that accept
+/// and close and then `http` ports that answer any request with `200 OK`. It
+/// runs in the test's namespace, which the new thread inherits.
+fn serve_backends(tcp: u16, http: u16) {
     // The listeners, and the daemon and keepalived, which inherit the limit.
     let limit = libc::rlimit {
         rlim_cur: 65_536,
@@ -276,12 +284,12 @@ fn serve_backends() {
         0,
         "raising the limit of open files"
     );
-    let listeners: Vec<(std::net::TcpListener, bool)> = (0..TCP_SERVERS + HTTP_SERVERS)
+    let listeners: Vec<(std::net::TcpListener, bool)> = (0..tcp + http)
         .map(|n| {
             let listener = std::net::TcpListener::bind((SERVERS_ADDRESS, FIRST_PORT + n))
                 .expect("a backend's port");
             listener.set_nonblocking(true).expect("non-blocking");
-            (listener, n >= TCP_SERVERS)
+            (listener, n >= tcp)
         })
         .collect();
     std::thread::spawn(move || {
@@ -472,31 +480,18 @@ fn wait_for_every_server(lab: &Lab, who: &str, log: &std::path::Path) {
 #[test]
 #[ignore = "lab: runs in the VM kernel (tests/lab/run bench:: --nocapture)"]
 fn checker_cpu_against_keepalived() {
-    let binary = std::env::var("LBCONSOLE_BENCH_BINARY").expect(
-        "LBCONSOLE_BENCH_BINARY: run the benchmark with `tests/lab/run bench:: --nocapture`",
-    );
     let interval = std::env::var("BENCH_CHECK_INTERVAL")
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(DEFAULT_INTERVAL);
     let lab = Lab::new("bench-health");
     lab.ip(&["addr", "add", &format!("{SERVERS_ADDRESS}/32"), "dev", "lo"]);
-    serve_backends();
+    serve_backends(TCP_SERVERS, HTTP_SERVERS);
     let (lvs, keepalived) = checked_servers(interval);
     lab.write_config("", "", &lvs);
     let servers = usize::from(TCP_SERVERS + HTTP_SERVERS);
 
-    let log = lab.state_dir().join("daemon.log");
-    let daemon = Command::new(&binary)
-        .args(["daemon", "--config-dir"])
-        .arg(lab.config_dir())
-        .arg("--state-dir")
-        .arg(lab.state_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("the daemon's log"))
-        .spawn()
-        .expect("the daemon");
+    let (daemon, log) = start_release_daemon(&lab);
     wait_for_every_server(&lab, "lbconsole", &log);
     let pid = daemon.id();
     let ours = measure("lbconsole daemon", || vec![pid]);

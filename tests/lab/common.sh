@@ -48,6 +48,24 @@ lab_install() {
     fi
 }
 
+# Prints the directory of `prometheus` and `promtool` from Debian's prometheus
+# package, unpacked under target/ rather than installed: installing it would
+# start a Prometheus server (and, recommended, a node exporter) on this machine.
+lab_prometheus() {
+    local dir=$PWD/target/lab-prometheus download
+    if [[ ! -x $dir/usr/bin/promtool || ! -x $dir/usr/bin/prometheus ]]; then
+        say "unpacking Debian's prometheus package"
+        download=$(mktemp -d)
+        (cd "$download" && apt-get download -q prometheus >&2) ||
+            { as_root apt-get update -q >&2 && (cd "$download" && apt-get download -q prometheus >&2); } ||
+            { rm -rf "$download"; say "cannot download Debian's prometheus package"; return 1; }
+        rm -rf "$dir"
+        dpkg-deb -x "$download"/prometheus_*.deb "$dir"
+        rm -rf "$download"
+    fi
+    printf '%s\n' "$dir/usr/bin"
+}
+
 # Prints the newest kernel of Debian's linux-image-amd64 (a metapackage: its
 # dependency is the real image package), not the host's running kernel.
 lab_kernel() {

@@ -53,8 +53,25 @@ impl Drop for Daemon {
 }
 
 pub(crate) fn start_daemon(lab: &Lab) -> Daemon {
+    start_daemon_with(lab, &[])
+}
+
+/// The daemon with these variables in its environment.
+pub(crate) fn start_daemon_with(lab: &Lab, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
+    let (child, log) = spawn_daemon(crate::support::lbconsole_binary().as_os_str(), lab, env);
+    Daemon { child, log }
+}
+
+/// Starts `binary daemon` on the lab's directories with `env` added to its
+/// environment; its log is the path returned.
+pub(crate) fn spawn_daemon(
+    binary: &std::ffi::OsStr,
+    lab: &Lab,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, PathBuf) {
     let log = lab.state_dir().join("daemon.log");
-    let child = Command::new(crate::support::lbconsole_binary())
+    let child = Command::new(binary)
+        .envs(env.iter().copied())
         .arg("daemon")
         .arg("--config-dir")
         .arg(lab.config_dir())
@@ -65,7 +82,7 @@ pub(crate) fn start_daemon(lab: &Lab) -> Daemon {
         .stderr(std::fs::File::create(&log).expect("the daemon's log"))
         .spawn()
         .expect("start the daemon");
-    Daemon { child, log }
+    (child, log)
 }
 
 /// SIGTERM, then the daemon's exit status and log.

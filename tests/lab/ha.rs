@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use lbconsole::ha::status::VrrpStatus;
 use serde_json::Value;
 
+use crate::metrics::value;
 use crate::support::{HttpServer, Lab, Netns, Run, http_get, lbconsole_binary, wait_until};
 
 /// The front VIP's service.
@@ -168,6 +169,33 @@ impl Appliance {
                 .arg(&self.state_dir),
         );
         serde_json::from_str(&run.stdout).unwrap_or(Value::Null)
+    }
+
+    /// `GET /metrics` of this appliance's daemon, over its `metrics.sock`.
+    fn metrics(&self) -> String {
+        Run::of(
+            Command::new("curl")
+                .args(["-s", "--max-time", "5", "--unix-socket"])
+                .arg(self.state_dir.join("metrics.sock"))
+                .arg("http://lb/metrics"),
+        )
+        .stdout
+    }
+
+    /// Whether this appliance's metrics give each VRRP instance `state`, a
+    /// priority `priority` allows, and the configured priority `configured`.
+    fn vrrp_metrics_say(&self, state: &str, priority: fn(f64) -> bool, configured: f64) -> bool {
+        let metrics = self.metrics();
+        ["eth0", "eth0-6", "eth1"].iter().all(|instance| {
+            let of = |name: &str| value(&metrics, name, &[("instance", instance)]);
+            value(
+                &metrics,
+                "lbconsole_vrrp_state",
+                &[("instance", instance), ("state", state)],
+            ) == Some(1.0)
+                && of("lbconsole_vrrp_priority").is_some_and(priority)
+                && of("lbconsole_vrrp_configured_priority") == Some(configured)
+        })
     }
 
     /// The VIPs (front, back) this appliance holds now, by `ip -j addr`.
@@ -853,6 +881,18 @@ fn losing_its_servers_or_its_daemon_hands_the_addresses_to_the_peer() {
             "lb1's priority stays above lb2's: {instance}"
         );
     }
+    // The same as Prometheus reads it: each instance's state, the priority
+    // lowered on lb1 and the one network.conf gives.
+    let said = wait_until(Duration::from_secs(5), || {
+        pair.lb1.vrrp_metrics_say("BACKUP", |p| p < 100.0, 150.0)
+            && pair.lb2.vrrp_metrics_say("MASTER", |p| p == 100.0, 100.0)
+    });
+    assert!(
+        said,
+        "the VRRP metrics disagree with status:\nlb1:\n{}\nlb2:\n{}",
+        vrrp_lines(&pair.lb1.metrics()),
+        vrrp_lines(&pair.lb2.metrics())
+    );
     let answers = pair.fetch(2);
     assert!(
         answers.len() == 2 && answers.iter().all(|a| is_web(a)),
@@ -894,4 +934,114 @@ fn losing_its_servers_or_its_daemon_hands_the_addresses_to_the_peer() {
     // lb2 had web4 (and web1, web2) all along.
     let lb2 = pair.lb2.status();
     assert_eq!(lb2["vrrp"]["healthy"], true, "{}", lb2["vrrp"]);
+}
+
+fn vrrp_lines(metrics: &str) -> String {
+    let lines: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("lbconsole_vrrp"))
+        .collect();
+    lines.join("\n")
+}
+
+/// lbN's keepalived.conf as it ran before lbconsole: one sync group of the
+/// front VIP (an IPv4 and an IPv6 instance of one router id) and the back
+/// one, the connection sync on eth1, and the web director.
+fn keepalived_conf(n: u8) -> String {
+    let (state, priority, peer) = if n == 1 {
+        ("MASTER", 150, 3)
+    } else {
+        ("BACKUP", 100, 2)
+    };
+    let instance = |name: &str, interface: &str, id: u8, vip: &str, unicast: &str| {
+        format!(
+            "vrrp_instance {name} {{\n  state {state}\n  interface {interface}\n  \
+             virtual_router_id {id}\n  priority {priority}\n  advert_int 1\n{unicast}  \
+             virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
+        )
+    };
+    let unicast = format!("  unicast_peer {{\n    10.0.0.{peer}\n  }}\n");
+    format!(
+        "global_defs {{\n  router_id lb{n}\n  lvs_sync_daemon eth1 VI_FRONT\n}}\n\
+         vrrp_sync_group VG {{\n  group {{\n    VI_FRONT\n    VI_FRONT6\n    VI_BACK\n  }}\n}}\n\
+         {}{}{}\
+         virtual_server 10.0.0.100 80 {{\n  lb_algo wrr\n  lb_kind NAT\n  protocol TCP\n  \
+         delay_loop 1\n\
+           real_server 10.1.0.11 80 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n\
+           real_server 10.1.0.12 80 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n\
+         }}\n",
+        instance("VI_FRONT", "eth0", 51, FRONT_VIP, &unicast),
+        instance("VI_FRONT6", "eth0", 51, FRONT_VIP6, ""),
+        instance("VI_BACK", "eth1", 52, BACK_VIP, &unicast),
+    )
+}
+
+#[test]
+#[ignore = "lab: runs in the VM kernel (tests/lab/run)"]
+fn a_pair_converted_from_keepalived_holds_and_moves_its_addresses_as_keepalived_did() {
+    let mut pair = Pair::topology("ha-convert");
+    for (n, lb) in [(1, &pair.lb1), (2, &pair.lb2)] {
+        // The appliance's own addresses, as its administrator writes them
+        // before moving: no VRRP, no director.
+        let network = format!(
+            "service network eth0\n    ip address 10.0.0.{0}/24\n    \
+             ip address 2001:db8::{0}/64\n\
+             service network eth1\n    ip address 10.1.0.{0}/24\n\
+             service network eth2\n    ip address 10.{1}.0.1/24\n",
+            n + 1,
+            n + 1
+        );
+        fs::write(lb.config_dir.join("network.conf"), network).expect("network.conf");
+        fs::write(lb.config_dir.join("lvs.conf"), "").expect("lvs.conf");
+        let source = lb.config_dir.with_file_name("keepalived.conf");
+        fs::write(&source, keepalived_conf(n)).expect("keepalived.conf");
+        let converted = lb.config_dir.with_file_name("converted");
+        let dirs = |command: &mut std::process::Command| {
+            command
+                .arg("--config-dir")
+                .arg(&lb.config_dir)
+                .arg("--state-dir")
+                .arg(&lb.state_dir);
+        };
+        let mut convert = std::process::Command::new(lbconsole_binary());
+        convert
+            .args(["convert", "--from", "keepalived"])
+            .arg(&source)
+            .arg("--out")
+            .arg(&converted);
+        dirs(&mut convert);
+        let run = Run::of(&mut convert);
+        assert!(run.success(), "convert lb{n}: {}", run.stderr);
+        let mut import = std::process::Command::new(lbconsole_binary());
+        import.arg("import").arg(&converted);
+        dirs(&mut import);
+        let run = Run::of(&mut import);
+        assert!(run.success(), "import lb{n}: {}", run.stderr);
+    }
+    let network = fs::read_to_string(pair.lb1.config_dir.join("network.conf")).unwrap();
+    assert!(
+        network.contains("    vrrp id 51\n    vrrp prio 150\n    vrrp address 10.0.0.100/24\n    vrrp address 2001:db8::100/64\n")
+            && network.contains("service vrrp\n    sync-iface eth1\n    peer 10.0.0.3\n    advert 1000\n"),
+        "lb1's network.conf after the import:\n{network}"
+    );
+
+    // As keepalived ran them: lb1 master of every instance, lb2 backup, and
+    // the web farm answering through the VIP.
+    pair.start();
+    let answers = pair.fetch(4);
+    assert!(
+        answers.iter().all(|a| is_web(a)),
+        "through lb1: {answers:?}\n{}",
+        pair.logs()
+    );
+
+    // lb1's links go: lb2 takes every address, as the sync group did.
+    let since = pair.lb1_links(false);
+    pair.wait_for_lb2(since, Duration::from_secs(10));
+    let answers = pair.fetch(4);
+    assert!(
+        answers.iter().all(|a| is_web(a)),
+        "through lb2: {answers:?}\n{}",
+        pair.logs()
+    );
 }

@@ -10,7 +10,7 @@ use crate::daemon::{Daemon, start_daemon, stop_daemon};
 use crate::support::{resident_kib, wait_until};
 
 /// Two real servers checked over HTTP every second, and web3 as the sorry server.
-const LVS: &str = "director web 198.51.100.10:80 TCP\n\
+pub(crate) const LVS: &str = "director web 198.51.100.10:80 TCP\n\
     balance roundrobin\n\
     check interval 1 timeout 1 rise 2 fall 2\n\
     option httpcheck uri / statuscode 200\n\
@@ -18,7 +18,7 @@ const LVS: &str = "director web 198.51.100.10:80 TCP\n\
     server web2 10.0.2.2:80 check\n\
     server web3 10.0.3.2:80 sorry\n";
 
-const URL: &str = "http://198.51.100.10/";
+pub(crate) const URL: &str = "http://198.51.100.10/";
 
 /// The real servers of the only service, `address:port weight` each.
 fn real_servers(farm: &Farm) -> Vec<String> {

@@ -26,6 +26,7 @@ mod ipvs_sync;
 mod isolation;
 mod keepalived;
 mod load;
+mod metrics;
 mod network;
 mod network6;
 mod safety;

@@ -468,7 +468,9 @@ impl Drop for HttpServer {
 }
 
 /// Answers each request of one connection with `name` until the client closes
-/// it, is silent for 30 s, or the server stops.
+/// it, is silent for 5 minutes, or the server stops. The silence is long: a
+/// test may keep a connection open across a failover and a failback, which
+/// take tens of seconds in a slow VM, and the server must not be what closes it.
 fn answer(stream: TcpStream, name: &str, stopped: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     // Short reads, so that a stopped server closes its connections soon.
@@ -477,7 +479,7 @@ fn answer(stream: TcpStream, name: &str, stopped: &AtomicBool) {
     let mut chunk = [0; 4096];
     let mut silent_since = Instant::now();
     let mut writer = &stream;
-    while !stopped.load(Ordering::Relaxed) && silent_since.elapsed() < Duration::from_secs(30) {
+    while !stopped.load(Ordering::Relaxed) && silent_since.elapsed() < Duration::from_secs(300) {
         match (&stream).read(&mut chunk) {
             Ok(0) => return,
             Ok(n) => {
@@ -542,6 +544,10 @@ impl Background {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
         Background(child)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
     }
 }
 
