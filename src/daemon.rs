@@ -229,6 +229,9 @@ pub const FREEZE_CHECKER: &str = "test-freeze-checker";
 struct Watchdog {
     notifier: Option<Notifier>,
     stalled: bool,
+    /// The last notification did not go out (a manager not reading): the
+    /// failure is logged once, not at every tick.
+    unsent: bool,
 }
 
 impl Watchdog {
@@ -236,14 +239,25 @@ impl Watchdog {
         Watchdog {
             notifier,
             stalled: false,
+            unsent: false,
         }
     }
 
-    fn notify(&self, state: &str) {
-        if let Some(notifier) = &self.notifier
-            && let Err(error) = notifier.send(state)
-        {
-            tracing::warn!("systemd: cannot send {state}: {error}");
+    fn notify(&mut self, state: &str) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        match notifier.send(state) {
+            Err(error) if !self.unsent => {
+                tracing::warn!("systemd: cannot send {state}: {error}; said once until one goes");
+                self.unsent = true;
+            }
+            Err(_) => {}
+            Ok(()) if self.unsent => {
+                tracing::info!("systemd: notifications go through again");
+                self.unsent = false;
+            }
+            Ok(()) => {}
         }
     }
 
